@@ -1,0 +1,35 @@
+"""The REST API's routes: ``/api/v1/…``."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from config.api.root import ApiRootView
+from gateways.views import GatewayViewSet
+from tenants.views import (
+    AuditEventViewSet,
+    MemberViewSet,
+    MeView,
+    PlanViewSet,
+    TenantViewSet,
+    TokenViewSet,
+)
+
+platform = SimpleRouter(trailing_slash=True)
+platform.register("plans", PlanViewSet, basename="plan")
+platform.register("tenants", TenantViewSet, basename="tenant")
+
+per_tenant = SimpleRouter(trailing_slash=True)
+per_tenant.register("members", MemberViewSet, basename="member")
+per_tenant.register("tokens", TokenViewSet, basename="token")
+per_tenant.register("audit-events", AuditEventViewSet, basename="audit-event")
+per_tenant.register("gateways", GatewayViewSet, basename="gateway")
+
+urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("me/", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("tenants/<slug:tenant>/", include(per_tenant.urls)),
+    path("", include(platform.urls)),
+]

@@ -1,0 +1,94 @@
+"""Console pages. Thin: tenant scoping and writes go through the same code as the API."""
+
+from datetime import datetime, time
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from config.errors import GantryError
+from tenants import services
+from tenants.audit import Actor
+from tenants.models import ApiToken
+from tenants.roles import Role, at_least
+from tenants.scoping import resolve, visible_tenants
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="what the token is for, e.g. ci-deploy")
+    expires_on = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="leave empty for a token that does not expire",
+    )
+
+
+@login_required
+def home(request):
+    tenants = list(visible_tenants(request.user))
+    if len(tenants) == 1:
+        return redirect("frontend:tenant", tenant=tenants[0].slug)
+    return render(request, "frontend/home.html", {"tenants": tenants})
+
+
+@login_required
+def tenant_overview(request, tenant):
+    access = resolve(request.user, tenant)
+    context = {
+        "access": access,
+        "tenant": access.tenant,
+        "gateways": access.tenant.gateways.all(),
+        "members": access.tenant.memberships.select_related("user"),
+    }
+    return render(request, "frontend/tenant.html", context)
+
+
+def _visible_tokens(request, access):
+    tokens = ApiToken.objects.filter(tenant=access.tenant).select_related("user")
+    if not at_least(access.role, Role.ADMIN):
+        tokens = tokens.filter(user=request.user)
+    return tokens
+
+
+@login_required
+def tokens(request, tenant):
+    access = resolve(request.user, tenant)
+    form = TokenForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        expires_on = form.cleaned_data["expires_on"]
+        expires_at = (
+            timezone.make_aware(datetime.combine(expires_on, time.max)) if expires_on else None
+        )
+        try:
+            token, plaintext = services.create_token(
+                Actor.from_request(request),
+                access.tenant,
+                form.cleaned_data["name"],
+                expires_at=expires_at,
+            )
+            created = {"token": token, "plaintext": plaintext}
+            form = TokenForm()
+        except GantryError as error:
+            form.add_error(None, error.message)
+    context = {
+        "access": access,
+        "tenant": access.tenant,
+        "tokens": _visible_tokens(request, access),
+        "form": form,
+        "created": created,
+    }
+    return render(request, "frontend/tokens.html", context)
+
+
+@login_required
+@require_POST
+def revoke_token(request, tenant, prefix):
+    access = resolve(request.user, tenant)
+    token = get_object_or_404(_visible_tokens(request, access), prefix=prefix)
+    services.revoke_token(Actor.from_request(request), token)
+    messages.success(request, f"Token {token.prefix} revoked.")
+    return redirect("frontend:tokens", tenant=access.tenant.slug)

@@ -1,0 +1,110 @@
+"""Validation of gateway specs: one place, used by the API, the console and the commands.
+
+Errors name the JSON path of the offending value (``spec.listeners[1].port``).
+"""
+
+import re
+
+from rest_framework import serializers
+
+from config.api.errors import flatten
+from config.errors import FieldError, ValidationFailed
+from gateways.sizes import SIZES
+from tenants.serializers import StrictSerializer, dns_label_field
+
+HOSTNAME = re.compile(
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+)
+RUNTIMES = ["local", "kubernetes"]
+PROTOCOLS = ["HTTP", "HTTPS"]
+
+
+class ObjectRefSerializer(StrictSerializer):
+    name = dns_label_field()
+
+
+class ListenerTLSSerializer(StrictSerializer):
+    mode = serializers.ChoiceField(choices=["Terminate"], default="Terminate")
+    certificateRefs = ObjectRefSerializer(many=True, allow_empty=False, max_length=64)
+
+
+class ListenerSerializer(StrictSerializer):
+    name = dns_label_field()
+    protocol = serializers.ChoiceField(choices=PROTOCOLS)
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+    hostname = serializers.RegexField(
+        HOSTNAME,
+        max_length=253,
+        required=False,
+        error_messages={"invalid": "must be a lowercase DNS name, optionally starting with '*.'"},
+    )
+    tls = ListenerTLSSerializer(required=False)
+
+    def validate(self, data):
+        if data["protocol"] == "HTTPS" and "tls" not in data:
+            raise serializers.ValidationError({"tls": ["required for protocol HTTPS"]})
+        if data["protocol"] == "HTTP" and "tls" in data:
+            raise serializers.ValidationError({"tls": ["not allowed for protocol HTTP"]})
+        return data
+
+
+def _default_listeners():
+    return [{"name": "http", "protocol": "HTTP", "port": 80}]
+
+
+class GatewaySpecSerializer(StrictSerializer):
+    size = serializers.ChoiceField(choices=list(SIZES), default="small")
+    replicas = serializers.IntegerField(min_value=1, max_value=1000, default=1)
+    runtime = serializers.ChoiceField(choices=RUNTIMES, default="local")
+    listeners = ListenerSerializer(
+        many=True, max_length=64, allow_empty=False, default=_default_listeners
+    )
+
+    def validate_listeners(self, listeners):
+        errors: list = [{} for _ in listeners]
+        seen_names: dict[str, int] = {}
+        by_port: dict[int, list[int]] = {}
+        for index, listener in enumerate(listeners):
+            if listener["name"] in seen_names:
+                errors[index]["name"] = [f"duplicates listeners[{seen_names[listener['name']]}]"]
+            seen_names.setdefault(listener["name"], index)
+            by_port.setdefault(listener["port"], []).append(index)
+        for indexes in by_port.values():
+            first = listeners[indexes[0]]
+            hostnames = set()
+            for index in indexes:
+                listener = listeners[index]
+                if listener["protocol"] != first["protocol"]:
+                    errors[index]["protocol"] = [
+                        f"port {listener['port']} is already used by listeners[{indexes[0]}] "
+                        f"with protocol {first['protocol']}"
+                    ]
+                host = listener.get("hostname", "")
+                if host in hostnames:
+                    errors[index]["hostname"] = [
+                        f"another listener on port {listener['port']} has the same hostname"
+                    ]
+                hostnames.add(host)
+        if any(errors):
+            raise serializers.ValidationError(errors)
+        return listeners
+
+
+def validate_gateway_spec(raw) -> dict:
+    """The spec with defaults filled in, or ValidationFailed naming each bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed.one("spec", "must be an object")
+    serializer = GatewaySpecSerializer(data=raw)
+    if not serializer.is_valid():
+        fields = flatten(serializer.errors, "spec")
+        raise ValidationFailed([FieldError(f["path"], f["message"], f["code"]) for f in fields])
+    return _plain(serializer.validated_data)
+
+
+def _plain(value):
+    """OrderedDicts and ReturnLists to plain JSON values (stored in a JSON column)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

@@ -1,0 +1,162 @@
+"""Every tenant endpoint × every role: outsiders get 404, too-low roles 403, the rest succeed.
+
+Also: no credentials → 401; a revoked or expired token → 401; another tenant's token → 404.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from gateways import services as gateway_services
+from tenants import services
+from tenants.audit import Actor
+from tenants.models import ApiToken, AuditEvent
+from tenants.roles import Role, at_least
+from tests.conftest import ROLES, make_user
+
+GATEWAY_SPEC = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # {t} tenant, {gw} gateway, {member}, {spare_token}, {own_token}, {event}
+    role: str  # the least role that may do it
+    ok: int
+    body: dict = field(default_factory=dict)
+    below: int = 403  # what a lower role gets
+
+    def __str__(self):
+        return f"{self.method} {self.path}"
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/tenants/{t}/", Role.VIEWER, 200),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/", Role.ADMIN, 200, {"displayName": "Acme Corp"}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/", Role.OWNER, 409),  # 409: it still has a gateway
+    Endpoint("GET", "/api/v1/tenants/{t}/members/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/members/{member}/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/members/", Role.ADMIN, 201,
+             {"user": "newcomer", "role": "viewer"}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 200,
+             {"role": "editor"}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 200, {"role": "editor"}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 201, {"name": "ci"}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/tokens/{own_token}/", Role.VIEWER, 204),
+    # Other members' tokens are invisible below admin, hence 404 rather than 403.
+    Endpoint("GET", "/api/v1/tenants/{t}/tokens/{spare_token}/", Role.ADMIN, 200, below=404),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/tokens/{spare_token}/", Role.ADMIN, 204, below=404),
+    Endpoint("GET", "/api/v1/tenants/{t}/audit-events/", Role.ADMIN, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/audit-events/{event}/", Role.ADMIN, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/", Role.EDITOR, 201,
+             {"name": "second", "spec": GATEWAY_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 200,
+             {"spec": {**GATEWAY_SPEC, "replicas": 2}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 200,
+             {"spec": {"replicas": 3}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 204),
+]  # fmt: skip
+
+
+@pytest.fixture
+def world(org):
+    """The org plus the objects the endpoints address."""
+    actor = Actor.system("tests")
+    gateway_services.create_gateway(actor, org.tenant, "edge", GATEWAY_SPEC)
+    make_user("newcomer")
+    spare = make_user("spare")
+    services.add_member(actor, Role.OWNER, org.tenant, "spare", Role.VIEWER)
+    spare_token, _ = services.create_token(actor, org.tenant, "spare's", user=spare)
+    return org, spare_token
+
+
+def fill(endpoint: Endpoint, org, spare_token, own_prefix: str) -> str:
+    event = AuditEvent.objects.filter(tenant=org.tenant).first()
+    return endpoint.path.format(
+        t=org.tenant.slug, gw="edge", member="spare", spare_token=spare_token.prefix,
+        own_token=own_prefix, event=event.pk,
+    )  # fmt: skip
+
+
+def call(client: APIClient, endpoint: Endpoint, path: str):
+    return getattr(client, endpoint.method.lower())(path, endpoint.body or None, format="json")
+
+
+def own_prefix(org, role) -> str:
+    return ApiToken.objects.get(tenant=org.tenant, user=org.users[role]).prefix
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_what_its_role_allows(world, endpoint, role):
+    org, spare_token = world
+    path = fill(endpoint, org, spare_token, own_prefix(org, role))
+    response = call(org.client(role), endpoint, path)
+    expected = endpoint.ok if at_least(role, endpoint.role) else endpoint.below
+    assert response.status_code == expected, response.content
+    if expected >= 400:
+        assert response.json()["error"]["status"] == expected
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_an_outsider_gets_404_never_a_hint(world, outsider, endpoint):
+    org, spare_token = world
+    client = APIClient()
+    client.force_authenticate(outsider)
+    path = fill(endpoint, org, spare_token, own_prefix(org, Role.VIEWER))
+    response = call(client, endpoint, path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_another_tenants_owner_token_gets_404(world, other_org, endpoint):
+    org, spare_token = world
+    path = fill(endpoint, org, spare_token, own_prefix(org, Role.VIEWER))
+    assert call(other_org.client(Role.OWNER), endpoint, path).status_code == 404
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_no_credentials_get_401(world, endpoint):
+    org, spare_token = world
+    path = fill(endpoint, org, spare_token, own_prefix(org, Role.VIEWER))
+    response = call(APIClient(), endpoint, path)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_revoked_and_expired_tokens_get_401(world, endpoint):
+    org, spare_token = world
+    path = fill(endpoint, org, spare_token, own_prefix(org, Role.VIEWER))
+    owner_token = ApiToken.objects.get(tenant=org.tenant, user=org.users[Role.OWNER])
+    ApiToken.objects.filter(pk=owner_token.pk).update(revoked_at=timezone.now())
+    revoked = call(org.client(Role.OWNER), endpoint, path)
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["error"]["message"]
+    ApiToken.objects.filter(pk=owner_token.pk).update(
+        revoked_at=None, expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    expired = call(org.client(Role.OWNER), endpoint, path)
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["error"]["message"]
+
+
+def test_a_too_low_role_changes_nothing(world):
+    org, _ = world
+    before = AuditEvent.objects.count()
+    response = org.client(Role.VIEWER).patch(
+        "/api/v1/tenants/acme/gateways/edge/", {"spec": {"replicas": 5}}, format="json"
+    )
+    assert response.status_code == 403
+    assert "viewer" in response.json()["error"]["message"]
+    gateway = org.client(Role.VIEWER).get("/api/v1/tenants/acme/gateways/edge/").json()
+    assert gateway["spec"]["replicas"] == 1
+    assert AuditEvent.objects.count() == before

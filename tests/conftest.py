@@ -1,0 +1,111 @@
+"""Fixtures shared by every suite: a tenant with one user per role, an outsider, tokens.
+
+The suite runs against real PostgreSQL and Redis (``make test`` provides them); every run has
+its own database and its own Redis key prefix, and removes only what it wrote.
+"""
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from tenants import services
+from tenants.audit import Actor
+from tenants.models import Plan, Tenant
+from tenants.roles import Role
+
+ROLES = [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]
+
+
+def pytest_configure(config):
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine and not os.environ.get("GANTRY_ALLOW_SQLITE_TESTS"):
+        raise pytest.UsageError(
+            "the suite runs against PostgreSQL: use `make test` (it provides PostgreSQL and "
+            "Redis), or set DATABASE_URL and REDIS_URL yourself"
+        )
+    # Real hashing costs ~0.3 s a user; tests create many users and prove nothing about PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_this_runs_redis_keys():
+    yield
+    if settings.REDIS_URL and os.environ.get("GANTRY_TEST_RUN_ID"):
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(match=f"*gantry-test-{os.environ['GANTRY_TEST_RUN_ID']}*"):
+            client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters must not leak between tests: bump the cache prefix per test."""
+    from django.core.cache import cache
+
+    cache.key_prefix = f"{settings.CACHE_KEY_PREFIX}:{os.urandom(4).hex()}"
+    yield
+
+
+@dataclass
+class Org:
+    """A tenant with one user (and one API token) per role, plus an outsider."""
+
+    tenant: Tenant
+    users: dict
+    tokens: dict
+
+    def client(self, role: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[role]}")
+        return client
+
+
+def make_user(username: str, **extra):
+    return get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
+
+
+def make_org(slug: str, plan: str = "standard") -> Org:
+    actor = Actor.system("tests")
+    owner = make_user(f"{slug}-owner")
+    tenant = services.create_tenant(actor, slug, owner.username, plan=plan)
+    users = {Role.OWNER: owner}
+    for role in ROLES[1:]:
+        users[role] = make_user(f"{slug}-{role}")
+        services.add_member(actor, Role.OWNER, tenant, users[role].username, role)
+    tokens = {
+        role: services.create_token(actor, tenant, f"{role} token", user=user)[1]
+        for role, user in users.items()
+    }
+    return Org(tenant=tenant, users=users, tokens=tokens)
+
+
+@pytest.fixture
+def org(db) -> Org:
+    return make_org("acme")
+
+
+@pytest.fixture
+def other_org(db) -> Org:
+    return make_org("globex")
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("mallory")
+
+
+@pytest.fixture
+def staff_client(db) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(make_user("operator", is_staff=True))
+    return client
+
+
+@pytest.fixture
+def plan(db) -> Plan:
+    return Plan.objects.get(name="standard")
