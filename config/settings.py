@@ -205,6 +205,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_BROKER_DIR / "control"),
         "polling_interval": 0.05,
     }
+    for _folder in ("queue", "control"):  # producers and consumers both need them to exist
+        (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "global_keyprefix": env_str("GANTRY_BROKER_KEY_PREFIX", ""),

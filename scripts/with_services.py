@@ -307,6 +307,8 @@ def main(argv: list[str]) -> int:
             try:
                 for service in services:
                     service.provide(stack, env, check)
+                # Celery in tests uses the real Redis broker, under this run's key prefix.
+                env.setdefault("CELERY_BROKER_URL", env.get("REDIS_URL", ""))
                 if check:
                     return 0
                 returncode = run_command(command, env)

@@ -66,7 +66,9 @@ class Org:
 
 
 def make_user(username: str, **extra):
-    return get_user_model().objects.create_user(username=username, password="pw-" + username, **extra)
+    return get_user_model().objects.create_user(
+        username=username, password="pw-" + username, **extra
+    )
 
 
 def make_org(slug: str, plan: str = "standard") -> Org:

@@ -33,6 +33,8 @@ def flatten(detail, path: str = "") -> list[dict]:
         for key, value in detail.items():
             if key in ("non_field_errors", "__all__"):
                 out += flatten(value, path)
+            elif isinstance(key, int):  # ListSerializer reports items by index
+                out += flatten(value, f"{path}[{key}]")
             else:
                 out += flatten(value, f"{path}.{key}" if path else str(key))
         return out
