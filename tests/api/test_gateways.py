@@ -256,3 +256,15 @@ def test_another_tenants_gateway_is_404(org, other_org):
     client = other_org.client(Role.OWNER)
     assert client.get("/api/v1/tenants/globex/gateways/edge/").status_code == 404
     assert client.get("/api/v1/tenants/globex/gateways/").json()["count"] == 0
+
+
+def test_merge_patch_content_type_is_accepted(editor):
+    create(editor)
+    response = editor.generic(
+        "PATCH",
+        URL + "edge/",
+        '{"spec": {"replicas": 2}}',
+        content_type="application/merge-patch+json",
+    )
+    assert response.status_code == 200
+    assert response.json()["spec"]["replicas"] == 2
