@@ -87,6 +87,35 @@ class TenantAdmin(AuditedAdmin):
     def tenant_of(self, obj):
         return obj if obj.pk else None
 
+    def save_formset(self, request, form, formset, change):
+        """Membership edits made inline are audited one by one, like the API's."""
+        actor = Actor.from_request(request)
+        before = {m.pk: m.role for m in formset.queryset} if formset.model is Membership else {}
+        instances = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            audit.record(
+                actor,
+                "delete",
+                "member",
+                membership.user.username,
+                tenant=membership.tenant,
+                before={"role": before.get(membership.pk)},
+            )
+            membership.delete()
+        for membership in instances:
+            action = "update" if membership.pk else "create"
+            membership.save()
+            audit.record(
+                actor,
+                action,
+                "member",
+                membership.user.username,
+                tenant=membership.tenant,
+                before={"role": before.get(membership.pk)} if action == "update" else None,
+                after={"role": membership.role},
+            )
+        formset.save_m2m()
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
