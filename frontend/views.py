@@ -1,5 +1,6 @@
 """Console pages. Thin: tenant scoping and writes go through the same code as the API."""
 
+import secrets
 from datetime import datetime, time
 
 from django import forms
@@ -53,9 +54,39 @@ def _visible_tokens(request, access):
     return tokens
 
 
+# Each rendered "create a token" form carries a one-time nonce, kept in the session. A POST
+# whose nonce was already used is a browser reload (or back + resubmit) of the page that showed
+# a new token: it must not silently create a second token and show another secret.
+_FORM_NONCES = "console_token_form_nonces"
+_MAX_FORM_NONCES = 20  # forms open at once in one session (several tabs)
+
+
+def _issue_form_nonce(request) -> str:
+    nonce = secrets.token_urlsafe(16)
+    kept = request.session.get(_FORM_NONCES, [])[-(_MAX_FORM_NONCES - 1) :]
+    request.session[_FORM_NONCES] = [*kept, nonce]
+    return nonce
+
+
+def _consume_form_nonce(request, nonce: str) -> bool:
+    nonces = request.session.get(_FORM_NONCES, [])
+    if not nonce or nonce not in nonces:
+        return False
+    nonces.remove(nonce)
+    request.session[_FORM_NONCES] = nonces
+    return True
+
+
 @login_required
 def tokens(request, tenant):
     access = resolve(request.user, tenant)
+    if request.method == "POST" and not _consume_form_nonce(request, request.POST.get("nonce", "")):
+        messages.info(
+            request,
+            "That form was already submitted, so no new token was created "
+            "(a token's secret is shown only once).",
+        )
+        return redirect("frontend:tokens", tenant=access.tenant.slug)
     form = TokenForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
@@ -79,6 +110,7 @@ def tokens(request, tenant):
         "tenant": access.tenant,
         "tokens": _visible_tokens(request, access),
         "form": form,
+        "form_nonce": _issue_form_nonce(request),
         "created": created,
     }
     return render(request, "frontend/tokens.html", context)

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from tenants import services
 from tenants.audit import Actor
+from tenants.default_plans import DEFAULT_PLANS
 from tenants.models import Plan, Tenant
 from tenants.roles import Role
 
@@ -40,6 +41,27 @@ def _remove_this_runs_redis_keys():
         client = redis.Redis.from_url(settings.REDIS_URL)
         for key in client.scan_iter(match=f"*gantry-test-{os.environ['GANTRY_TEST_RUN_ID']}*"):
             client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _default_plans(request):
+    """The plans a data migration creates, back before every database test.
+
+    A transactional test ends with a flush of every table, which removes them for whatever test
+    runs next in the same process (serialized rollback would restore them, but collides with
+    the content types other flushes re-create).
+    """
+    names = set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker and (marker.kwargs.get("transaction") or marker.args[:1] == (True,))
+    if "transactional_db" in names or "live_server" in names or transactional:
+        request.getfixturevalue("transactional_db")
+    elif "db" in names or marker:
+        request.getfixturevalue("db")
+    else:
+        return
+    for fields in DEFAULT_PLANS:
+        Plan.objects.get_or_create(name=fields["name"], defaults=fields)
 
 
 @pytest.fixture(autouse=True)

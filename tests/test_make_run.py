@@ -1,0 +1,253 @@
+"""`make run` end to end: scripts/run.sh with the embedded defaults, as a fresh clone runs it.
+
+No DATABASE_URL, REDIS_URL or CELERY_BROKER_URL: SQLite and the filesystem broker under a
+private GANTRY_DATA_DIR, a free port. The web answers, the printed admin password works, a token
+made with manage.py works against the API, the Celery worker consumes a task from the embedded
+broker, and Ctrl-C (SIGINT to the foreground process group) stops every process it started.
+"""
+
+import contextlib
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+# The services `make test` provides are exactly what `make run` must do without.
+NOT_INHERITED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "GANTRY_ENV",
+    "GANTRY_ADMIN_PASSWORD",
+    "GANTRY_SECRET_KEY",
+    "GANTRY_ENCRYPTION_KEYS",
+)
+READY_TIMEOUT = 60
+TASK_TIMEOUT = 20
+STOP_TIMEOUT = 20
+ENQUEUE = """
+import django, os
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+from tenants.tasks import prune_audit_events
+print(prune_audit_events.delay().id)
+"""
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+pytestmark = pytest.mark.slow
+
+
+class Output:
+    """Collects a process's output in a background thread, so waiting never blocks on a pipe."""
+
+    def __init__(self, stream):
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for raw in iter(stream.readline, b""):
+            with self._changed:
+                self._lines.append(ANSI.sub("", raw.decode(errors="replace")))
+                self._changed.notify_all()
+
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (match := re.search(pattern, "".join(self._lines), re.MULTILINE)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no {pattern!r} in the output within {timeout}s:\n{self.tail()}"
+                    )
+                self._changed.wait(left)
+        return match
+
+    def tail(self, lines: int = 60) -> str:
+        return "".join(self._lines[-lines:])
+
+    def join(self, timeout: float) -> None:
+        """Waits for the end of the output (every writer gone)."""
+        self._thread.join(timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read()
+
+
+def http_get_or_none(url: str) -> int | None:
+    try:
+        return http_get(url)[0]
+    except OSError:  # not listening yet
+        return None
+
+
+def our_processes(data_dir: Path, port: int) -> list[tuple[int, str]]:
+    """Live processes (pid, command line) that run.sh started: they carry our data dir or port.
+
+    Honcho starts each Procfile process in its own session, so the process group alone would
+    miss them; the environment (GANTRY_DATA_DIR) finds the Celery ones, whose command lines
+    name neither.
+    """
+    marks = (str(data_dir).encode(), f"127.0.0.1:{port}".encode())
+    env_mark = f"GANTRY_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if not cmdline:  # a zombie (or a kernel thread): nothing left running
+            continue
+        if any(mark in cmdline for mark in marks) or env_mark in environ.split(b"\0"):
+            found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+    return found
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def log_in_to_console(base: str, username: str, password: str) -> str:
+    """Signs in through the console's login form; returns the URL it ends up on."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(f"{base}/login/", timeout=5) as response:
+        page = response.read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"username": username, "password": password, "csrfmiddlewaretoken": csrf, "next": ""}
+    ).encode()
+    request = urllib.request.Request(f"{base}/login/", data=form, headers={"Referer": base})
+    with opener.open(request, timeout=5) as response:
+        return response.url
+
+
+def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
+    env.update(GANTRY_DATA_DIR=str(tmp_path), GANTRY_PORT=str(port), PYTHONUNBUFFERED="1")
+    base = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(REPO / "scripts" / "run.sh")],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, like a job in a terminal
+    )
+    output = Output(proc.stdout)
+    try:
+        # 1. The web answers.
+        while http_get_or_none(f"{base}/api/v1/") != 200:
+            assert proc.poll() is None, f"run.sh exited with {proc.returncode}:\n{output.tail()}"
+            assert time.monotonic() - started < READY_TIMEOUT, (
+                f"{base}/api/v1/ not up within {READY_TIMEOUT}s:\n{output.tail()}"
+            )
+            time.sleep(0.2)
+
+        # 2. The admin password is printed once, and it works in the console.
+        password = output.wait_for(r"Created user admin with password: (\S+)$", 1).group(1)
+        assert "created tenant demo owned by admin" in output.text()
+        assert log_in_to_console(base, "admin", password) == f"{base}/t/demo/"
+
+        # 3. A token from manage.py (same data dir, same generated secrets) works on the API.
+        secrets_file = tmp_path / "dev.env"
+        generated = read_env_file(secrets_file)
+        assert set(generated) == {"GANTRY_SECRET_KEY", "GANTRY_ENCRYPTION_KEYS"}
+        assert secrets_file.stat().st_mode & 0o077 == 0, "dev.env must be private"
+        manage_env = {**env, **generated}
+        made = subprocess.run(
+            [PYTHON, "manage.py", "create_api_token", "--tenant", "demo", "--user", "admin"],
+            cwd=REPO,
+            env=manage_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert made.returncode == 0, made.stderr
+        assert re.fullmatch(r"gty_[a-z0-9]{8}_\S+\n", made.stdout), repr(made.stdout)
+        token = made.stdout.strip()
+        status, body = http_get(f"{base}/api/v1/tenants/demo/", token)
+        assert status == 200, body
+        assert json.loads(body)["slug"] == "demo"
+
+        # 4. The worker consumes from the embedded (filesystem) broker.
+        enqueued = subprocess.run(
+            [PYTHON, "-c", ENQUEUE],
+            cwd=REPO,
+            env=manage_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert enqueued.returncode == 0, enqueued.stderr
+        task_id = enqueued.stdout.strip().splitlines()[-1]
+        output.wait_for(
+            rf"Task tenants\.prune_audit_events\[{re.escape(task_id)}\] succeeded", TASK_TIMEOUT
+        )
+        assert re.search(r"worker\.1 .*pruned 0 audit events older than 400 days", output.text())
+
+        # 5. Ctrl-C: SIGINT to the foreground process group stops everything, promptly. (First,
+        # the check for leftovers must see the live processes, or its "none left" means nothing.)
+        running = " | ".join(cmdline for _, cmdline in our_processes(tmp_path, port))
+        for what in ("gunicorn config.wsgi", "celery -A config worker", "celery -A config beat"):
+            assert what in running, f"{what!r} not found among: {running}"
+        os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"run.sh still running {STOP_TIMEOUT}s after SIGINT:\n{output.tail()}")
+        while (left := our_processes(tmp_path, port)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, f"still running after Ctrl-C: {left}\n{output.tail()}"
+        assert "SIGINT received" in output.text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        for pid, _ in our_processes(tmp_path, port):  # only what this run started
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        output.join(timeout=5)
+        if not output._thread.is_alive():
+            proc.stdout.close()
+    assert time.monotonic() - started < 60, "make run's smoke test should stay under a minute"
