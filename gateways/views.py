@@ -67,15 +67,16 @@ class GatewayViewSet(TenantScopedViewSet, mixins.ListModelMixin):
     @extend_schema(request=GatewayReplaceDoc, responses=GatewaySerializer, parameters=[IF_MATCH])
     def update(self, request, *args, **kwargs):
         gateway = self.get_object()
-        body = GatewayReplaceSerializer(data=request.data)
+        partial = kwargs.get("partial", False)
+        body = GatewayReplaceSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
         name = body.validated_data.get("name")
         if name is not None and name != gateway.name:
             raise ValidationFailed.one("name", "cannot be changed; it must match the URL")
-        write = (
-            services.patch_gateway_spec if kwargs.get("partial") else services.replace_gateway_spec
-        )
-        gateway = write(self.actor, gateway, body.validated_data["spec"], expected_version(request))
+        write = services.patch_gateway_spec if partial else services.replace_gateway_spec
+        # A PATCH without a spec is an empty merge patch: it changes nothing (PUT requires one).
+        spec = body.validated_data.get("spec", {})
+        gateway = write(self.actor, gateway, spec, expected_version(request))
         return with_etag(Response(GatewaySerializer(gateway).data), gateway)
 
     @extend_schema(request=GatewayReplaceDoc, responses=GatewaySerializer, parameters=[IF_MATCH])

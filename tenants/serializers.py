@@ -111,8 +111,8 @@ class TokenSerializer(StrictSerializer):
     user = serializers.CharField(source="user.username", read_only=True)
     expiresAt = serializers.DateTimeField(source="expires_at", required=False, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
-    lastUsedAt = serializers.DateTimeField(source="last_used_at", read_only=True)
-    revokedAt = serializers.DateTimeField(source="revoked_at", read_only=True)
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", read_only=True, allow_null=True)
+    revokedAt = serializers.DateTimeField(source="revoked_at", read_only=True, allow_null=True)
     active = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -134,7 +134,7 @@ class AuditEventSerializer(serializers.Serializer):
     before = serializers.JSONField(read_only=True)
     after = serializers.JSONField(read_only=True)
     requestId = serializers.CharField(source="request_id", read_only=True)
-    clientAddress = serializers.IPAddressField(source="client_ip", read_only=True)
+    clientAddress = serializers.IPAddressField(source="client_ip", read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent

@@ -1,9 +1,10 @@
 """REST API views for tenants, plans, members, tokens and the audit log. Thin: services write."""
 
 from django.db.models import Prefetch
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
@@ -16,7 +17,7 @@ from tenants import services
 from tenants.api_base import TenantScopedViewSet
 from tenants.audit import Actor
 from tenants.filters import AuditEventFilter, MemberFilter, TenantFilter, TokenFilter
-from tenants.models import ApiToken, AuditEvent, Membership, Plan
+from tenants.models import ApiToken, AuditEvent, Membership, Plan, Tenant
 from tenants.roles import Role, at_least
 from tenants.scoping import resolve, visible_tenants
 from tenants.serializers import (
@@ -79,6 +80,11 @@ class PlanViewSet(viewsets.ModelViewSet):
         services.delete_plan(Actor.from_request(self.request), instance)
 
 
+@extend_schema_view(
+    create=extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer}),
+    update=extend_schema(request=TenantUpdateSerializer, responses=TenantSerializer),
+    partial_update=extend_schema(request=TenantUpdateSerializer, responses=TenantSerializer),
+)
 class TenantViewSet(viewsets.ModelViewSet):
     """Tenants you are a member of (operators: all). Operators create them."""
 
@@ -91,7 +97,7 @@ class TenantViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return visible_tenants(self.request.user).none()
+            return Tenant.objects.none()
         return visible_tenants(
             self.request.user, getattr(self.request, "auth", None)
         ).prefetch_related(
@@ -160,6 +166,10 @@ class TenantViewSet(viewsets.ModelViewSet):
         return Response(TenantSerializer(tenant, context=self.get_serializer_context()).data)
 
 
+@extend_schema_view(
+    update=extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer),
+    partial_update=extend_schema(request=MemberUpdateSerializer, responses=MemberSerializer),
+)
 class MemberViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     """A tenant's members and their roles. Admins manage them."""
 
@@ -192,15 +202,14 @@ class MemberViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
 
     def update(self, request, *args, **kwargs):
         membership = self.get_object()
-        serializer = MemberUpdateSerializer(data=request.data)
+        serializer = MemberUpdateSerializer(data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        membership = services.change_member_role(
-            self.actor, self.role, membership, serializer.validated_data["role"]
-        )
+        role = serializer.validated_data.get("role", membership.role)  # PATCH may omit it
+        membership = services.change_member_role(self.actor, self.role, membership, role)
         return Response(MemberSerializer(membership).data)
 
     def partial_update(self, request, *args, **kwargs):
-        return self.update(request, *args, **kwargs)
+        return self.update(request, *args, partial=True, **kwargs)
 
     def destroy(self, request, *args, **kwargs):
         services.remove_member(self.actor, self.role, self.get_object())
@@ -254,4 +263,7 @@ class AuditEventViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         return AuditEvent.objects.filter(tenant=self.tenant)
 
     def get_object(self):
-        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+        pk = self.kwargs["pk"]
+        if not (pk.isascii() and pk.isdigit()):
+            raise Http404  # event ids are integers: anything else names no event (not a 500)
+        return get_object_or_404(self.get_queryset(), pk=pk)
