@@ -133,3 +133,11 @@ def staff_client(db) -> APIClient:
 @pytest.fixture
 def plan(db) -> Plan:
     return Plan.objects.get(name="standard")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite golden outputs (testdata/*.out.yaml) and delete outputs without inputs",
+    )

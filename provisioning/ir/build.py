@@ -1,0 +1,231 @@
+"""Desired state (plain dicts, as stored) → IR. Pure: no database, no Envoy.
+
+Tenant mistakes never raise here: a rule whose backends are all missing answers 500, as the
+Gateway API says; the route's status conditions say why (computed where routes are written).
+"""
+
+from dataclasses import dataclass, field
+
+from provisioning.ir import hostnames
+from provisioning.ir.durations import to_ms
+from provisioning.ir.types import (
+    Cluster,
+    DirectResponse,
+    Endpoint,
+    GatewayIR,
+    HeaderMatch,
+    HeaderOps,
+    Listener,
+    Mirror,
+    PathMatch,
+    Redirect,
+    Rewrite,
+    Route,
+    TLSCertificate,
+    VirtualHost,
+    WeightedBackend,
+)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything one gateway's configuration depends on, as stored."""
+
+    tenant: str
+    gateway: str
+    spec: dict
+    routes: list[dict] = field(default_factory=list)  # {"name", "spec"}, oldest first
+    backends: dict[str, dict] = field(default_factory=dict)  # name → spec
+    certificates: dict[str, dict] = field(default_factory=dict)  # name → chain, key, dnsNames
+
+
+def cluster_name(tenant: str, backend: str) -> str:
+    return f"{tenant}/backend/{backend}"
+
+
+def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
+    clusters = []
+    for name in sorted(state.backends):
+        spec = state.backends[name]
+        endpoints = spec.get("endpoints", [])
+        kind = "dns" if any("fqdn" in e for e in endpoints) else "static"
+        tls = spec.get("tls")
+        ca = None
+        if tls:
+            refs = tls.get("caCertificateRefs", [])
+            pems = [state.certificates[r["name"]]["certificatePem"] for r in refs
+                    if r["name"] in state.certificates]  # fmt: skip
+            ca = "".join(pems) or None
+        clusters.append(
+            Cluster(
+                name=cluster_name(state.tenant, name),
+                kind=kind,
+                endpoints=tuple(
+                    Endpoint(e["ip"]["address"], e["ip"]["port"])
+                    if "ip" in e
+                    else Endpoint(e["fqdn"]["hostname"], e["fqdn"]["port"])
+                    for e in endpoints
+                ),  # fmt: skip
+                protocol=spec.get("appProtocol", "HTTP/1.1"),
+                tls=bool(tls),
+                tls_sni=(tls or {}).get("sni"),
+                tls_ca=ca,
+            )
+        )
+    return tuple(clusters)
+
+
+def _header_ops(config: dict | None) -> HeaderOps:
+    if not config:
+        return HeaderOps()
+    return HeaderOps(
+        set=tuple((h["name"].lower(), h["value"]) for h in config.get("set", [])),
+        add=tuple((h["name"].lower(), h["value"]) for h in config.get("add", [])),
+        remove=tuple(name.lower() for name in config.get("remove", [])),
+    )
+
+
+def _path_modifier(config: dict | None) -> tuple[str | None, str | None]:
+    if not config:
+        return None, None
+    kind = config["type"]
+    value = config["replaceFullPath"] if kind == "ReplaceFullPath" else config["replacePrefixMatch"]
+    return kind, value
+
+
+def _rule_actions(state: DesiredState, rule: dict) -> dict:
+    """The IR fields a rule's filters and backendRefs contribute to each of its matches."""
+    actions: dict = {"request_headers": HeaderOps(), "response_headers": HeaderOps()}
+    mirrors = []
+    for flt in rule.get("filters", []):
+        kind = flt["type"]
+        if kind == "RequestHeaderModifier":
+            actions["request_headers"] = _header_ops(flt.get("requestHeaderModifier"))
+        elif kind == "ResponseHeaderModifier":
+            actions["response_headers"] = _header_ops(flt.get("responseHeaderModifier"))
+        elif kind == "RequestRedirect":
+            cfg = flt.get("requestRedirect", {})
+            path_kind, path_value = _path_modifier(cfg.get("path"))
+            actions["redirect"] = Redirect(
+                scheme=cfg.get("scheme"), hostname=cfg.get("hostname"), port=cfg.get("port"),
+                status_code=cfg.get("statusCode", 302), path_kind=path_kind, path_value=path_value,
+            )  # fmt: skip
+        elif kind == "URLRewrite":
+            cfg = flt.get("urlRewrite", {})
+            path_kind, path_value = _path_modifier(cfg.get("path"))
+            actions["rewrite"] = Rewrite(cfg.get("hostname"), path_kind, path_value)
+        elif kind == "RequestMirror":
+            cfg = flt.get("requestMirror", {})
+            ref = cfg.get("backendRef", {}).get("name")
+            if ref in state.backends:
+                mirrors.append(Mirror(cluster_name(state.tenant, ref), cfg.get("percent", 100)))
+    actions["mirrors"] = tuple(mirrors)
+    timeouts = rule.get("timeouts", {})
+    if "request" in timeouts:
+        actions["timeout_ms"] = to_ms(timeouts["request"])
+    if "backendRequest" in timeouts:
+        actions["backend_timeout_ms"] = to_ms(timeouts["backendRequest"])
+    if "redirect" not in actions:
+        backends = tuple(
+            WeightedBackend(cluster_name(state.tenant, ref["name"]), ref.get("weight", 1))
+            for ref in rule.get("backendRefs", [])
+            if ref["name"] in state.backends and ref.get("weight", 1) > 0
+        )
+        if backends:
+            actions["backends"] = backends
+        else:  # no (valid) backend: Gateway API says the rule answers 500
+            actions["direct_response"] = DirectResponse(500)
+    return actions
+
+
+def _match(raw: dict) -> dict:
+    path = raw.get("path", {"type": "PathPrefix", "value": "/"})
+    return {
+        "path": PathMatch(path.get("type", "PathPrefix"), path.get("value", "/")),
+        "headers": tuple(
+            HeaderMatch(h["name"].lower(), h.get("type", "Exact"), h["value"])
+            for h in raw.get("headers", [])
+        ),
+        "query_params": tuple(
+            HeaderMatch(q["name"], q.get("type", "Exact"), q["value"])
+            for q in raw.get("queryParams", [])
+        ),
+        "method": raw.get("method"),
+    }
+
+
+def build_routes(state: DesiredState, route: dict, index: int) -> list[Route]:
+    base = f"{state.tenant}/{state.gateway}/route/{route['name']}"
+    result = []
+    for r, rule in enumerate(route["spec"].get("rules", [{}])):
+        actions = _rule_actions(state, rule)
+        for m, raw in enumerate(rule.get("matches") or [{}]):
+            result.append(
+                Route(name=f"{base}/rule/{r}/match/{m}", order=(index, route["name"], r, m),
+                      **_match(raw), **actions)
+            )  # fmt: skip
+    return result
+
+
+def precedence(route: Route) -> tuple:
+    """Gateway API order: Exact, then (ours) regular expressions, then longest prefix; then
+    method, most header matches, most query matches; then oldest route, name, rule order."""
+    rank = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}[route.path.kind]
+    value = route.path.value.rstrip("/") if route.path.kind == "PathPrefix" else route.path.value
+    return (rank, -len(value), route.method is None, -len(route.headers),
+            -len(route.query_params), route.order)  # fmt: skip
+
+
+def _attached(route: dict, listener: dict) -> bool:
+    refs = route["spec"].get("parentRefs")
+    if not refs:
+        return True
+    return any(ref.get("sectionName") in (None, listener["name"]) for ref in refs)
+
+
+def build_listener(state: DesiredState, spec: dict) -> Listener:
+    by_domain: dict[str, list[Route]] = {}
+    for index, route in enumerate(state.routes):
+        if not _attached(route, spec):
+            continue
+        domains = hostnames.intersect(spec.get("hostname"), route["spec"].get("hostnames", []))
+        if not domains:
+            continue
+        routes = build_routes(state, route, index)
+        for domain in domains:
+            by_domain.setdefault(domain, []).extend(routes)
+    vhosts = tuple(
+        VirtualHost(
+            name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}/host/{domain}",
+            domains=(domain,),
+            routes=tuple(sorted(routes, key=precedence)),
+        )
+        for domain, routes in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0]))
+    )
+    certificates = tuple(
+        TLSCertificate(
+            name=f"{state.tenant}/certificate/{ref['name']}",
+            certificate_chain=state.certificates[ref["name"]]["certificatePem"],
+            private_key=state.certificates[ref["name"]]["privateKeyPem"],
+            dns_names=tuple(state.certificates[ref["name"]].get("dnsNames", [])),
+        )
+        for ref in (spec.get("tls") or {}).get("certificateRefs", [])
+        if ref["name"] in state.certificates
+    )
+    return Listener(
+        name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}",
+        port=spec["port"],
+        protocol=spec["protocol"],
+        hostname=spec.get("hostname"),
+        certificates=certificates,
+        virtual_hosts=vhosts,
+    )
+
+
+def gateway_ir(state: DesiredState) -> GatewayIR:
+    listeners = tuple(build_listener(state, spec) for spec in state.spec.get("listeners", []))
+    return GatewayIR(
+        name=f"{state.tenant}/{state.gateway}",
+        listeners=listeners,
+        clusters=build_clusters(state),
+    )

@@ -1,0 +1,45 @@
+"""IR → Envoy xDS resources (as protobuf JSON dicts with ``@type``). Pure functions."""
+
+from dataclasses import dataclass
+
+from provisioning.ir.types import GatewayIR, Listener
+from provisioning.translate.clusters import envoy_cluster
+from provisioning.translate.listeners import envoy_listener
+from provisioning.translate.routes import route_configuration
+
+
+@dataclass(frozen=True)
+class Resources:
+    listeners: tuple[dict, ...]
+    routes: tuple[dict, ...]
+    clusters: tuple[dict, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "listeners": list(self.listeners),
+            "routes": list(self.routes),
+            "clusters": list(self.clusters),
+        }
+
+
+def translate(
+    ir: GatewayIR,
+    *,
+    address: str = "0.0.0.0",  # noqa: S104 (a gateway listens on every interface by default)
+    port_map: dict[int, int] | None = None,
+) -> Resources:
+    """``port_map`` maps a listener's port to the port Envoy binds (local runtime ranges)."""
+    by_port: dict[int, list[Listener]] = {}
+    for listener in ir.listeners:
+        by_port.setdefault(listener.port, []).append(listener)
+    listeners, routes = [], []
+    for port in sorted(by_port):
+        name = f"{ir.name}/port/{port}"
+        group = by_port[port]
+        listener = envoy_listener(name, port, (port_map or {}).get(port, port), address, group)
+        if listener["filter_chains"]:
+            listeners.append(listener)
+            routes.append(route_configuration(name, group))
+    used = {c.name for c in ir.clusters}
+    clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
+    return Resources(tuple(listeners), tuple(routes), clusters)

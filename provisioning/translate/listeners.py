@@ -1,0 +1,72 @@
+"""IR listeners → Envoy Listeners: one per port, HTTPS terminated with SNI per certificate."""
+
+from provisioning.ir.types import Listener
+from provisioning.translate.types import DOWNSTREAM_TLS, HCM, LISTENER, ROUTER, TLS_INSPECTOR
+
+
+def http_connection_manager(stat_prefix: str, route_config_name: str) -> dict:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": HCM,
+            "stat_prefix": stat_prefix,
+            "codec_type": "AUTO",  # HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN)
+            "strip_any_host_port": True,
+            "use_remote_address": True,
+            "rds": {
+                "route_config_name": route_config_name,
+                "config_source": {"ads": {}, "resource_api_version": "V3"},
+            },
+            "http_filters": [
+                {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}
+            ],
+        },
+    }
+
+
+def _tls_chain(listener: Listener, hcm: dict) -> dict:
+    context = {
+        "@type": DOWNSTREAM_TLS,
+        "common_tls_context": {
+            "alpn_protocols": ["h2", "http/1.1"],
+            "tls_certificates": [
+                {
+                    "certificate_chain": {"inline_string": cert.certificate_chain},
+                    "private_key": {"inline_string": cert.private_key},
+                }
+                for cert in listener.certificates
+            ],
+        },
+    }
+    chain: dict = {
+        "name": listener.name,
+        "filters": [hcm],
+        "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": context},
+    }
+    if listener.hostname:
+        chain["filter_chain_match"] = {"server_names": [listener.hostname]}
+    return chain
+
+
+def envoy_listener(
+    name: str, port: int, bind_port: int, address: str, listeners: list[Listener]
+) -> dict:
+    """The Envoy listener for every gateway listener on ``port``; ``name`` names its routes."""
+    hcm = http_connection_manager(name.replace("/", "."), name)
+    envoy: dict = {
+        "@type": LISTENER,
+        "name": name,
+        "address": {"socket_address": {"address": address, "port_value": bind_port}},
+    }
+    if listeners[0].protocol == "HTTPS":
+        envoy["listener_filters"] = [
+            {
+                "name": "envoy.filters.listener.tls_inspector",
+                "typed_config": {"@type": TLS_INSPECTOR},
+            }
+        ]
+        envoy["filter_chains"] = [_tls_chain(listener, hcm) for listener in listeners
+                                  if listener.certificates]  # fmt: skip
+    else:
+        envoy["filter_chains"] = [{"filters": [hcm]}]
+    return envoy

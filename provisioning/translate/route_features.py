@@ -1,0 +1,133 @@
+"""One small function per HTTPRoute feature, each patching the Envoy route it is given.
+
+Registered in ``ROUTE_FEATURES``: adding a feature means adding a function there.
+"""
+
+import re
+
+from provisioning.ir.types import HeaderOps, Route
+from provisioning.translate.types import duration
+
+_REDIRECT_CODES = {
+    301: "MOVED_PERMANENTLY",
+    302: "FOUND",
+    303: "SEE_OTHER",
+    307: "TEMPORARY_REDIRECT",
+    308: "PERMANENT_REDIRECT",
+}
+
+
+def _header_values(ops: HeaderOps) -> list[dict]:
+    return [
+        {"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+        for k, v in ops.set
+    ] + [
+        {"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}
+        for k, v in ops.add
+    ]
+
+
+def header_modifiers(route: Route, envoy: dict) -> None:
+    for ops, prefix in ((route.request_headers, "request"), (route.response_headers, "response")):
+        if ops.set or ops.add:
+            envoy[f"{prefix}_headers_to_add"] = _header_values(ops)
+        if ops.remove:
+            envoy[f"{prefix}_headers_to_remove"] = list(ops.remove)
+
+
+def _prefix_rewrite(match_prefix: str, replacement: str) -> dict:
+    """Gateway API ReplacePrefixMatch; replacing with "/" must not leave a double slash."""
+    prefix = match_prefix.rstrip("/")
+    if replacement.rstrip("/") == "":
+        pattern = "^" + re.escape(prefix) + "/*"
+        return {"regex_rewrite": {"pattern": {"regex": pattern}, "substitution": "/"}}
+    return {"prefix_rewrite": replacement.rstrip("/") if prefix else replacement}
+
+
+def redirect(route: Route, envoy: dict) -> None:
+    if route.redirect is None:
+        return
+    spec = route.redirect
+    action: dict = {"response_code": _REDIRECT_CODES[spec.status_code]}
+    if spec.scheme:
+        action["scheme_redirect"] = spec.scheme
+    if spec.hostname:
+        action["host_redirect"] = spec.hostname
+    if spec.port:
+        action["port_redirect"] = spec.port
+    if spec.path_kind == "ReplaceFullPath":
+        action["path_redirect"] = spec.path_value
+    elif spec.path_kind == "ReplacePrefixMatch":
+        rewrite = _prefix_rewrite(route.path.value, spec.path_value)
+        if "prefix_rewrite" in rewrite:
+            action["prefix_rewrite"] = rewrite["prefix_rewrite"]
+        else:
+            action["regex_rewrite"] = rewrite["regex_rewrite"]
+    envoy.pop("route", None)
+    envoy["redirect"] = action
+
+
+def direct_response(route: Route, envoy: dict) -> None:
+    if route.direct_response is None:
+        return
+    envoy.pop("route", None)
+    envoy["direct_response"] = {"status": route.direct_response.status}
+
+
+def backends(route: Route, envoy: dict) -> None:
+    if not route.backends:
+        return
+    action = envoy.setdefault("route", {})
+    if len(route.backends) == 1:
+        action["cluster"] = route.backends[0].cluster
+    else:
+        action["weighted_clusters"] = {
+            "clusters": [{"name": b.cluster, "weight": b.weight} for b in route.backends]
+        }
+
+
+def rewrite(route: Route, envoy: dict) -> None:
+    if route.rewrite is None or "route" not in envoy:
+        return
+    action = envoy["route"]
+    if route.rewrite.hostname:
+        action["host_rewrite_literal"] = route.rewrite.hostname
+    if route.rewrite.path_kind == "ReplaceFullPath":
+        action["regex_rewrite"] = {
+            "pattern": {"regex": "^/.*$"},
+            "substitution": route.rewrite.path_value,
+        }
+    elif route.rewrite.path_kind == "ReplacePrefixMatch":
+        action.update(_prefix_rewrite(route.path.value, route.rewrite.path_value))
+
+
+def mirrors(route: Route, envoy: dict) -> None:
+    if not route.mirrors or "route" not in envoy:
+        return
+    envoy["route"]["request_mirror_policies"] = [
+        {
+            "cluster": m.cluster,
+            "runtime_fraction": {
+                "default_value": {"numerator": m.percent, "denominator": "HUNDRED"}
+            },
+        }
+        for m in route.mirrors
+    ]
+
+
+def timeouts(route: Route, envoy: dict) -> None:
+    if "route" not in envoy:
+        return
+    if route.timeout_ms is not None:
+        envoy["route"]["timeout"] = duration(route.timeout_ms)
+    if route.backend_timeout_ms is not None:
+        envoy["route"].setdefault("timeout", duration(route.backend_timeout_ms))
+        envoy["route"]["retry_policy"] = {
+            "num_retries": 0,
+            "per_try_timeout": duration(route.backend_timeout_ms),
+        }
+
+
+# Order matters: the action first (backends, then redirect or direct response replace it),
+# then what patches the action.
+ROUTE_FEATURES = (backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers)

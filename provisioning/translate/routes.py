@@ -1,0 +1,65 @@
+"""IR routes and virtual hosts → Envoy RouteConfiguration."""
+
+from provisioning.ir import hostnames
+from provisioning.ir.types import HeaderMatch, Listener, Route
+from provisioning.translate.route_features import ROUTE_FEATURES
+from provisioning.translate.types import ROUTE_CONFIGURATION
+
+
+def _string_match(match: HeaderMatch) -> dict:
+    if match.kind == "RegularExpression":
+        return {"safe_regex": {"regex": match.value}}
+    return {"exact": match.value}
+
+
+def route_match(route: Route) -> dict:
+    path = route.path
+    if path.kind == "Exact":
+        match = {"path": path.value}
+    elif path.kind == "RegularExpression":
+        match = {"safe_regex": {"regex": path.value}}
+    elif path.value.rstrip("/") == "":
+        match = {"prefix": "/"}
+    else:  # Gateway API prefixes match whole path segments: /foo matches /foo/x, not /foobar
+        match = {"path_separated_prefix": path.value.rstrip("/")}
+    headers = [{"name": h.name, "string_match": _string_match(h)} for h in route.headers]
+    if route.method:
+        headers.append({"name": ":method", "string_match": {"exact": route.method}})
+    if headers:
+        match["headers"] = headers
+    if route.query_params:
+        match["query_parameters"] = [
+            {"name": q.name, "string_match": _string_match(q)} for q in route.query_params
+        ]
+    return match
+
+
+def envoy_route(route: Route) -> dict:
+    envoy = {"name": route.name, "match": route_match(route)}
+    for feature in ROUTE_FEATURES:
+        feature(route, envoy)
+    return envoy
+
+
+def route_configuration(name: str, listeners: list[Listener]) -> dict:
+    """One RouteConfiguration for all listeners sharing a port.
+
+    A domain claimed by several listeners on the port belongs to the most specific listener
+    (Gateway API: a request is handled by the listener whose hostname matches it best).
+    """
+    owners: dict[str, tuple] = {}
+    vhosts: dict[str, dict] = {}
+    for listener in listeners:
+        for vhost in listener.virtual_hosts:
+            domain = vhost.domains[0]
+            rank = hostnames.specificity(listener.hostname)
+            if domain in owners and owners[domain] <= rank:
+                continue
+            owners[domain] = rank
+            vhosts[domain] = {
+                "name": vhost.name,
+                "domains": list(vhost.domains),
+                "routes": [envoy_route(r) for r in vhost.routes],
+            }
+    ordered = sorted(vhosts.values(), key=lambda v: hostnames.specificity(v["domains"][0]))
+    return {"@type": ROUTE_CONFIGURATION, "name": name, "virtual_hosts": ordered}

@@ -1,0 +1,73 @@
+"""Golden files: ``testdata/<case>.in.yaml`` (a gateway's desired state) → ``<case>.out.yaml``
+(the Envoy resources). ``pytest --update-golden`` rewrites them; review their diffs like code.
+
+Every output is also loaded by real Envoy (``--mode validate``). Certificates in the inputs name
+only their DNS names: the golden text shows placeholders, and Envoy validates the same resources
+with real certificates made for the run.
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provisioning.envoy import validate
+from provisioning.ir.build import DesiredState, gateway_ir
+from provisioning.translate import Resources, translate
+from tests.provisioning.certs import self_signed
+
+TESTDATA = Path(__file__).parent / "testdata"
+CASES = sorted(p.name.removesuffix(".in.yaml") for p in TESTDATA.glob("*.in.yaml"))
+
+
+def load_state(case: str, real_certificates: bool) -> DesiredState:
+    raw = yaml.safe_load((TESTDATA / f"{case}.in.yaml").read_text())
+    certificates = {}
+    for name, cert in (raw.get("certificates") or {}).items():
+        names = cert["dnsNames"]
+        chain, key = (
+            self_signed(names)
+            if real_certificates
+            else (f"<certificate {names[0]}>", "<private key>")
+        )
+        certificates[name] = {"certificatePem": chain, "privateKeyPem": key, "dnsNames": names}
+    return DesiredState(
+        tenant=raw.get("tenant", "acme"),
+        gateway=raw.get("gateway", "edge"),
+        spec=raw["gateway_spec"],
+        routes=raw.get("routes") or [],
+        backends=raw.get("backends") or {},
+        certificates=certificates,
+    )
+
+
+def render(resources: Resources) -> str:
+    return yaml.safe_dump(resources.as_dict(), sort_keys=False, width=100)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case, request):
+    output = render(translate(gateway_ir(load_state(case, real_certificates=False))))
+    golden = TESTDATA / f"{case}.out.yaml"
+    if request.config.getoption("--update-golden"):
+        golden.write_text(output)
+    assert golden.exists(), f"no golden output for {case}: run pytest --update-golden"
+    assert output == golden.read_text()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_output_is_accepted_by_envoy(case):
+    resources = translate(gateway_ir(load_state(case, real_certificates=True)))
+    result = validate(resources)
+    assert result.ok, result.message
+
+
+def test_no_orphan_golden_outputs(request):
+    orphans = [
+        p for p in TESTDATA.glob("*.out.yaml") if p.name.removesuffix(".out.yaml") not in CASES
+    ]
+    if request.config.getoption("--update-golden"):
+        for path in orphans:
+            path.unlink()
+        orphans = []
+    assert not orphans, f"golden outputs without inputs: {orphans} (pytest --update-golden)"
