@@ -1,11 +1,10 @@
 from django.contrib import admin
 
-from gateways.models import Gateway
+from gateways.models import Backend, Certificate, Gateway, Route
 
 
-@admin.register(Gateway)
-class GatewayAdmin(admin.ModelAdmin):
-    """Read-only for operators: gateways are changed by tenants, through services."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Read-only for operators: tenant resources are changed by tenants, through services."""
 
     list_display = ["name", "tenant", "generation", "resource_version", "updated_at"]
     list_filter = ["tenant"]
@@ -16,3 +15,25 @@ class GatewayAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Gateway)
+class GatewayAdmin(ReadOnlyAdmin):
+    pass
+
+
+@admin.register(Certificate)
+class CertificateAdmin(ReadOnlyAdmin):
+    exclude = ["private_key"]  # never shown, not even to operators
+
+
+@admin.register(Backend)
+class BackendAdmin(ReadOnlyAdmin):
+    pass
+
+
+@admin.register(Route)
+class RouteAdmin(ReadOnlyAdmin):
+    list_display = ["name", "gateway", "generation", "resource_version", "updated_at"]
+    list_filter = ["gateway__tenant"]
+    search_fields = ["name", "gateway__name", "gateway__tenant__slug"]

@@ -1,10 +1,11 @@
-"""List filters for gateways."""
+"""List filters for gateways, certificates, backends and routes."""
 
 import django_filters
 
-from gateways.models import Gateway
+from gateways.models import Backend, Certificate, Gateway, Route
 from gateways.sizes import SIZES
 from gateways.validation import RUNTIMES
+from gateways.validation.backends import APP_PROTOCOLS
 
 
 class GatewayFilter(django_filters.FilterSet):
@@ -18,3 +19,30 @@ class GatewayFilter(django_filters.FilterSet):
     class Meta:
         model = Gateway
         fields = ["name", "size", "runtime", "phase"]
+
+
+class CertificateFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Certificate
+        fields = ["name"]
+
+
+class BackendFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    appProtocol = django_filters.ChoiceFilter(
+        field_name="spec__appProtocol", choices=[(p, p) for p in APP_PROTOCOLS]
+    )
+
+    class Meta:
+        model = Backend
+        fields = ["name", "appProtocol"]
+
+
+class RouteFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Route
+        fields = ["name"]

@@ -135,7 +135,7 @@ def _check_plan_fits(tenant: Tenant, plan: Plan) -> None:
 @transaction.atomic
 def update_tenant(actor: Actor, tenant: Tenant, changes: dict, expected: int | None = None):
     """``changes`` may hold display_name (admins), plan and suspended (operators only)."""
-    tenant = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
+    tenant = Tenant.objects.select_for_update(of=("self",)).select_related("plan").get(pk=tenant.pk)
     check_version(tenant.resource_version, expected, f"tenant {tenant.slug}")
     operator_only = {"plan", "suspended"} & set(changes)
     if operator_only and not actor.is_staff:
@@ -166,7 +166,7 @@ def update_tenant(actor: Actor, tenant: Tenant, changes: dict, expected: int | N
 
 @transaction.atomic
 def delete_tenant(actor: Actor, tenant: Tenant) -> None:
-    tenant = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
+    tenant = Tenant.objects.select_for_update(of=("self",)).select_related("plan").get(pk=tenant.pk)
     gateways = tenant.gateways.count()
     if gateways:
         raise Conflict(f"tenant {tenant.slug!r} still has {gateways} gateway(s); delete them first")
@@ -290,7 +290,11 @@ def create_token(
 
 @transaction.atomic
 def revoke_token(actor: Actor, token: ApiToken) -> ApiToken:
-    token = ApiToken.objects.select_for_update().select_related("tenant", "user").get(pk=token.pk)
+    token = (
+        ApiToken.objects.select_for_update(of=("self",))
+        .select_related("tenant", "user")
+        .get(pk=token.pk)
+    )
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from config.api.root import ApiRootView
+from gateways.resource_views import BackendViewSet, CertificateViewSet, RouteViewSet
 from gateways.views import GatewayViewSet
 from tenants.views import (
     AuditEventViewSet,
@@ -24,6 +25,11 @@ per_tenant.register("members", MemberViewSet, basename="member")
 per_tenant.register("tokens", TokenViewSet, basename="token")
 per_tenant.register("audit-events", AuditEventViewSet, basename="audit-event")
 per_tenant.register("gateways", GatewayViewSet, basename="gateway")
+per_tenant.register("certificates", CertificateViewSet, basename="certificate")
+per_tenant.register("backends", BackendViewSet, basename="backend")
+
+per_gateway = SimpleRouter(trailing_slash=True)
+per_gateway.register("routes", RouteViewSet, basename="route")
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -31,5 +37,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("tenants/<slug:tenant>/", include(per_tenant.urls)),
+    path("tenants/<slug:tenant>/gateways/<slug:gateway>/", include(per_gateway.urls)),
     path("", include(platform.urls)),
 ]

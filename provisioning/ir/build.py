@@ -210,7 +210,9 @@ def build_listener(state: DesiredState, spec: dict) -> Listener:
             dns_names=tuple(state.certificates[ref["name"]].get("dnsNames", [])),
         )
         for ref in (spec.get("tls") or {}).get("certificateRefs", [])
-        if ref["name"] in state.certificates
+        # A chain without a key (a CA bundle) cannot serve TLS: leave it out, never send
+        # Envoy a certificate it would reject.
+        if state.certificates.get(ref["name"], {}).get("privateKeyPem")
     )
     return Listener(
         name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}",

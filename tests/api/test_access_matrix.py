@@ -15,15 +15,21 @@ from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent
 from tenants.roles import Role, at_least
+from tests.api import pki
 from tests.conftest import ROLES, make_user
 
 GATEWAY_SPEC = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}
+CERT_PEM, KEY_PEM = pki.certificate(["app.example.com"])
+CERTIFICATE_SPEC = {"certificatePem": CERT_PEM, "privateKeyPem": KEY_PEM}
+BACKEND_SPEC = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 8080}}]}
+ROUTE_SPEC = {"rules": [{"backendRefs": [{"name": "api"}]}]}
 
 
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # {t} tenant, {gw} gateway, {member}, {spare_token}, {own_token}, {event}
+    path: str  # {t} tenant, {gw} gateway, {member}, {spare_token}, {own_token}, {event},
+    # {cert} certificate, {backend}, {route} (a route of gateway {gw})
     role: str  # the least role that may do it
     ok: int
     body: dict = field(default_factory=dict)
@@ -62,6 +68,33 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 200,
              {"spec": {"replicas": 3}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/certificates/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/certificates/{cert}/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/certificates/", Role.EDITOR, 201,
+             {"name": "second", "spec": CERTIFICATE_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 200,
+             {"spec": {"certificatePem": CERT_PEM}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 200,
+             {"spec": {"privateKeyPem": None}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/backends/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/backends/{backend}/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/backends/", Role.EDITOR, 201,
+             {"name": "second", "spec": BACKEND_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 200,
+             {"spec": {**BACKEND_SPEC, "appProtocol": "h2c"}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 200,
+             {"spec": {"appProtocol": "gRPC"}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.EDITOR, 201,
+             {"name": "second", "spec": ROUTE_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 200,
+             {"spec": {"hostnames": ["app.example.com"]}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 200,
+             {"spec": {"hostnames": ["api.example.com"]}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 204),
 ]  # fmt: skip
 
 
@@ -69,7 +102,10 @@ ENDPOINTS = [
 def world(org):
     """The org plus the objects the endpoints address."""
     actor = Actor.system("tests")
-    gateway_services.create_gateway(actor, org.tenant, "edge", GATEWAY_SPEC)
+    gateway = gateway_services.create_gateway(actor, org.tenant, "edge", GATEWAY_SPEC)
+    gateway_services.create_certificate(actor, org.tenant, "example-cert", CERTIFICATE_SPEC)
+    gateway_services.create_backend(actor, org.tenant, "api", BACKEND_SPEC)
+    gateway_services.create_route(actor, gateway, "web", ROUTE_SPEC)
     make_user("newcomer")
     spare = make_user("spare")
     services.add_member(actor, Role.OWNER, org.tenant, "spare", Role.VIEWER)
@@ -81,7 +117,7 @@ def fill(endpoint: Endpoint, org, spare_token, own_prefix: str) -> str:
     event = AuditEvent.objects.filter(tenant=org.tenant).first()
     return endpoint.path.format(
         t=org.tenant.slug, gw="edge", member="spare", spare_token=spare_token.prefix,
-        own_token=own_prefix, event=event.pk,
+        own_token=own_prefix, event=event.pk, cert="example-cert", backend="api", route="web",
     )  # fmt: skip
 
 

@@ -3,18 +3,12 @@
 Errors name the JSON path of the offending value (``spec.listeners[1].port``).
 """
 
-import re
-
 from rest_framework import serializers
 
-from config.api.errors import flatten
-from config.errors import FieldError, ValidationFailed
 from gateways.sizes import SIZES
+from gateways.validation.common import HOSTNAME, run_spec_serializer
 from tenants.serializers import StrictSerializer, dns_label_field
 
-HOSTNAME = re.compile(
-    r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
-)
 RUNTIMES = ["local", "kubernetes"]
 PROTOCOLS = ["HTTP", "HTTPS"]
 
@@ -92,19 +86,4 @@ class GatewaySpecSerializer(StrictSerializer):
 
 def validate_gateway_spec(raw) -> dict:
     """The spec with defaults filled in, or ValidationFailed naming each bad field."""
-    if not isinstance(raw, dict):
-        raise ValidationFailed.one("spec", "must be an object")
-    serializer = GatewaySpecSerializer(data=raw)
-    if not serializer.is_valid():
-        fields = flatten(serializer.errors, "spec")
-        raise ValidationFailed([FieldError(f["path"], f["message"], f["code"]) for f in fields])
-    return _plain(serializer.validated_data)
-
-
-def _plain(value):
-    """OrderedDicts and ReturnLists to plain JSON values (stored in a JSON column)."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+    return run_spec_serializer(GatewaySpecSerializer, raw)

@@ -1,4 +1,6 @@
-"""Every write to gateways: create, replace or patch the spec, delete. Quotas checked here."""
+"""Every write to gateways: create, replace or patch the spec, delete. Quotas checked here.
+
+Deleting a gateway deletes its routes with it."""
 
 from django.db import IntegrityError, transaction
 
@@ -6,6 +8,7 @@ from config.api.versioning import check_version, merge_patch
 from config.errors import Conflict
 from gateways.conditions import set_condition
 from gateways.models import Gateway
+from gateways.services.dependents import refresh_routes_of
 from gateways.validation import validate_gateway_spec
 from tenants import audit, quotas
 from tenants.audit import Actor
@@ -45,7 +48,7 @@ def _check_plan(tenant: Tenant, spec: dict) -> None:
 @transaction.atomic
 def create_gateway(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Gateway:
     spec = validate_gateway_spec(raw_spec)
-    tenant = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
+    tenant = Tenant.objects.select_for_update(of=("self",)).select_related("plan").get(pk=tenant.pk)
     if Gateway.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"a gateway named {name!r} already exists in {tenant.slug!r}")
     quotas.check_gateway_count(tenant, Gateway.objects.filter(tenant=tenant).count())
@@ -62,12 +65,17 @@ def create_gateway(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Gateway
 
 
 def _write_spec(actor: Actor, gateway: Gateway, spec: dict, expected: int | None) -> Gateway:
-    locked = Gateway.objects.select_for_update().select_related("tenant__plan").get(pk=gateway.pk)
+    locked = (
+        Gateway.objects.select_for_update(of=("self",))
+        .select_related("tenant__plan")
+        .get(pk=gateway.pk)
+    )
     check_version(locked.resource_version, expected, f"gateway {locked.name}")
     if spec == locked.spec:
         return locked
     _check_plan(locked.tenant, spec)
     before = snapshot(locked)
+    listeners_changed = spec.get("listeners") != locked.spec.get("listeners")
     locked.spec = spec
     locked.generation += 1
     locked.resource_version += 1
@@ -82,6 +90,8 @@ def _write_spec(actor: Actor, gateway: Gateway, spec: dict, expected: int | None
         before=before,
         after=snapshot(locked),
     )
+    if listeners_changed:
+        refresh_routes_of(locked)  # which listeners a route attaches to may change
     return locked
 
 
@@ -102,7 +112,9 @@ def patch_gateway_spec(actor: Actor, gateway: Gateway, patch, expected: int | No
 
 @transaction.atomic
 def delete_gateway(actor: Actor, gateway: Gateway, expected: int | None = None) -> None:
-    locked = Gateway.objects.select_for_update().select_related("tenant").get(pk=gateway.pk)
+    locked = (
+        Gateway.objects.select_for_update(of=("self",)).select_related("tenant").get(pk=gateway.pk)
+    )
     check_version(locked.resource_version, expected, f"gateway {locked.name}")
     audit.record(
         actor, "delete", "gateway", locked.name, tenant=locked.tenant, before=snapshot(locked)

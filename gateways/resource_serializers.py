@@ -1,0 +1,92 @@
+"""API representation of certificates, backends and routes: name, spec, read-only status.
+
+Request bodies are the gateway's (``GatewayCreateSerializer``/``GatewayReplaceSerializer``: a
+name and a spec validated whole by the service); the ``*Doc`` serializers document them.
+"""
+
+from rest_framework import serializers
+
+from gateways.serializers import ConditionSerializer
+from gateways.validation import (
+    BackendSpecSerializer,
+    CertificateSpecSerializer,
+    RouteSpecSerializer,
+)
+from tenants.serializers import StrictSerializer, dns_label_field
+
+
+class _ResourceSerializer(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    generation = serializers.IntegerField(read_only=True)
+    resourceVersion = serializers.CharField(source="resource_version", read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+
+class _StatusSerializer(serializers.Serializer):
+    observedGeneration = serializers.IntegerField()
+    conditions = ConditionSerializer(many=True)
+
+
+def _docs(name: str, spec_serializer) -> tuple[type, type]:
+    """Documentation of the create and the PUT/PATCH bodies of one resource."""
+    create = type(
+        f"{name}CreateDoc",
+        (StrictSerializer,),
+        {"name": dns_label_field(), "spec": spec_serializer()},
+    )
+    replace = type(
+        f"{name}ReplaceDoc",
+        (StrictSerializer,),
+        {"spec": spec_serializer(), "resourceVersion": serializers.CharField(required=False)},
+    )
+    return create, replace
+
+
+class CertificateSpecOutSerializer(serializers.Serializer):
+    certificatePem = serializers.CharField(help_text="the PEM chain, leaf first")
+
+
+class CertificateStatusSerializer(_StatusSerializer):
+    dnsNames = serializers.ListField(
+        child=serializers.CharField(), help_text="DNS names of the leaf (subjectAltName)"
+    )
+    subject = serializers.CharField(help_text="RFC 4514")
+    issuer = serializers.CharField(help_text="RFC 4514")
+    notBefore = serializers.DateTimeField()
+    notAfter = serializers.DateTimeField()
+    fingerprintSha256 = serializers.CharField(help_text="SHA-256 of the leaf's DER, hex")
+    hasPrivateKey = serializers.BooleanField(
+        help_text="a key is stored (it is never returned); without one, CA use only"
+    )
+
+
+class CertificateSerializer(_ResourceSerializer):
+    spec = CertificateSpecOutSerializer(read_only=True)
+    status = CertificateStatusSerializer(read_only=True)
+
+
+class BackendStatusSerializer(_StatusSerializer):
+    pass
+
+
+class BackendSerializer(_ResourceSerializer):
+    spec = BackendSpecSerializer(read_only=True)
+    status = BackendStatusSerializer(read_only=True)
+
+
+class RouteStatusSerializer(_StatusSerializer):
+    attachedListeners = serializers.ListField(
+        child=serializers.CharField(), help_text="listeners of the gateway the route attaches to"
+    )
+
+
+class RouteSerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    spec = RouteSpecSerializer(read_only=True)
+    status = RouteStatusSerializer(read_only=True)
+
+
+CertificateCreateDoc, CertificateReplaceDoc = _docs("Certificate", CertificateSpecSerializer)
+BackendCreateDoc, BackendReplaceDoc = _docs("Backend", BackendSpecSerializer)
+RouteCreateDoc, RouteReplaceDoc = _docs("Route", RouteSpecSerializer)

@@ -1,0 +1,101 @@
+"""A route's status, computed from its spec and what exists around it (Gateway API semantics).
+
+- ``Accepted``: the route attaches to at least one listener of its gateway — the listeners its
+  ``parentRefs`` name, or every listener when it names none — whose hostname intersects the
+  route's ``hostnames``. Otherwise False, reason ``NoMatchingParent`` (a named listener is gone)
+  or ``NoMatchingListenerHostname``.
+- ``ResolvedRefs``: every backend the route sends or mirrors requests to exists. Otherwise
+  False, reason ``BackendNotFound``; requests for a missing backend are answered with 500.
+
+Pure apart from the clock (``lastTransitionTime``): the services call it on every write that
+can change the answer.
+"""
+
+from collections.abc import Collection
+
+from gateways.conditions import set_condition
+from gateways.validation.routes import referenced_backends
+
+MAX_LISTED = 5
+
+
+def route_status(
+    spec: dict,
+    existing_backend_names: Collection[str],
+    listeners: list[dict],
+    generation: int,
+    previous_status: dict | None = None,
+) -> dict:
+    conditions = (previous_status or {}).get("conditions", [])
+    attached, accepted = _accepted(spec, listeners)
+    conditions = set_condition(conditions, "Accepted", *accepted, generation)
+    resolved = _resolved_refs(spec, set(existing_backend_names))
+    conditions = set_condition(conditions, "ResolvedRefs", *resolved, generation)
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "attachedListeners": attached,
+    }
+
+
+def hostnames_intersect(listener_hostname: str | None, route_hostnames: list[str]) -> bool:
+    """Whether a listener and a route share a hostname (no hostname on either side: any)."""
+    if not listener_hostname or not route_hostnames:
+        return True
+    return any(_intersect(listener_hostname, hostname) for hostname in route_hostnames)
+
+
+def _intersect(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return (a.startswith("*.") and _within(b, a)) or (b.startswith("*.") and _within(a, b))
+
+
+def _within(hostname: str, wildcard: str) -> bool:
+    """``*.example.com`` covers ``a.example.com``, ``a.b.example.com`` and ``*.a.example.com``."""
+    suffix = wildcard[1:]  # ".example.com"
+    if hostname.startswith("*."):
+        return hostname[1:].endswith(suffix)
+    return hostname.endswith(suffix) and len(hostname) > len(suffix)
+
+
+def _accepted(spec: dict, listeners: list[dict]) -> tuple[list[str], tuple[str, str, str]]:
+    by_name = {listener["name"]: listener for listener in listeners}
+    refs = [ref["sectionName"] for ref in spec.get("parentRefs", [])]
+    missing = [name for name in refs if name not in by_name]
+    candidates = [by_name[name] for name in refs if name in by_name] if refs else listeners
+    hostnames = spec.get("hostnames", [])
+    attached = [
+        listener["name"]
+        for listener in candidates
+        if hostnames_intersect(listener.get("hostname"), hostnames)
+    ]
+    gone = f"; the gateway has no listener {_names(missing)}" if missing else ""
+    if attached:
+        return attached, ("True", "Accepted", f"attached to listener {_names(attached)}{gone}")
+    if missing and not candidates:
+        return [], ("False", "NoMatchingParent", f"the gateway has no listener {_names(missing)}")
+    return [], (
+        "False",
+        "NoMatchingListenerHostname",
+        f"no listener's hostname intersects the route's hostnames ({', '.join(hostnames)})",
+    )
+
+
+def _resolved_refs(spec: dict, existing: set[str]) -> tuple[str, str, str]:
+    missing = [(path, name) for path, name in referenced_backends(spec) if name not in existing]
+    if not missing:
+        return "True", "ResolvedRefs", "every referenced backend exists"
+    listed = "; ".join(
+        f"{path}: backend {name!r} does not exist" for path, name in missing[:MAX_LISTED]
+    )
+    more = f"; and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+    return (
+        "False",
+        "BackendNotFound",
+        f"{listed}{more}. Requests for a missing backend are answered with 500.",
+    )
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)

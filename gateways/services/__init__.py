@@ -1,0 +1,52 @@
+"""Every write to the tenant-facing resources, one function per use case, used by the API, the
+console and the management commands alike. Each validates, checks the plan's quotas, locks the
+rows it changes, checks the caller's resourceVersion, writes and audits, in one transaction.
+"""
+
+from gateways.services.backends import (
+    create_backend,
+    delete_backend,
+    patch_backend_spec,
+    replace_backend_spec,
+)
+from gateways.services.certificates import (
+    create_certificate,
+    delete_certificate,
+    patch_certificate,
+    replace_certificate,
+)
+from gateways.services.gateways import (
+    accepted_status,
+    create_gateway,
+    delete_gateway,
+    patch_gateway_spec,
+    replace_gateway_spec,
+    snapshot,
+)
+from gateways.services.routes import (
+    create_route,
+    delete_route,
+    patch_route_spec,
+    replace_route_spec,
+)
+
+__all__ = [
+    "accepted_status",
+    "create_backend",
+    "create_certificate",
+    "create_gateway",
+    "create_route",
+    "delete_backend",
+    "delete_certificate",
+    "delete_gateway",
+    "delete_route",
+    "patch_backend_spec",
+    "patch_certificate",
+    "patch_gateway_spec",
+    "patch_route_spec",
+    "replace_backend_spec",
+    "replace_certificate",
+    "replace_gateway_spec",
+    "replace_route_spec",
+    "snapshot",
+]

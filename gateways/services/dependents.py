@@ -1,0 +1,75 @@
+"""Statuses that depend on other objects, recomputed when those objects come or go.
+
+A route's ``ResolvedRefs`` depends on which backends exist and its ``Accepted`` on its gateway's
+listeners; a backend's ``ResolvedRefs`` on which certificates exist. The service that creates
+or deletes a backend or certificate, or changes a gateway's listeners, calls these inside its
+transaction. Rows are locked in id order (the order every writer uses), and only rows whose
+status actually changes are written (their resourceVersion moves; generation does not).
+"""
+
+from gateways.models import Backend, Gateway, Route
+from gateways.route_status import route_status
+from gateways.validation.routes import referenced_backends
+from tenants.models import Tenant
+
+
+def backend_names(tenant: Tenant) -> set[str]:
+    return set(Backend.objects.filter(tenant=tenant).values_list("name", flat=True))
+
+
+def refresh_routes_using(tenant: Tenant, backend: str) -> None:
+    """Routes of the tenant that send or mirror requests to ``backend``."""
+    candidates = Route.objects.filter(gateway__tenant=tenant).values_list("pk", "spec")
+    ids = [
+        pk
+        for pk, spec in candidates
+        if any(name == backend for _, name in referenced_backends(spec))
+    ]
+    _refresh_routes(ids, tenant)
+
+
+def refresh_routes_of(gateway: Gateway) -> None:
+    """Every route of ``gateway`` (its listeners changed)."""
+    _refresh_routes(list(gateway.routes.values_list("pk", flat=True)), gateway.tenant)
+
+
+def _refresh_routes(ids: list[int], tenant: Tenant) -> None:
+    from gateways.services.common import store_status
+
+    if not ids:
+        return
+    names = backend_names(tenant)
+    routes = (
+        Route.objects.select_for_update(of=("self",))
+        .select_related("gateway")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
+    for route in routes:
+        listeners = route.gateway.spec.get("listeners", [])
+        status = route_status(route.spec, names, listeners, route.generation, route.status)
+        store_status(route, status)
+
+
+def refresh_backends_using(tenant: Tenant, certificate: str) -> None:
+    """Backends of the tenant whose TLS settings name ``certificate`` as a CA."""
+    from gateways.services.backends import backend_status, certificate_names
+    from gateways.services.common import store_status
+
+    ids = [
+        pk
+        for pk, spec in Backend.objects.filter(tenant=tenant).values_list("pk", "spec")
+        if any(ref["name"] == certificate for ref in _ca_refs(spec))
+    ]
+    if not ids:
+        return
+    names = certificate_names(tenant)
+    backends = Backend.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    for backend in backends:
+        store_status(
+            backend, backend_status(backend.spec, names, backend.generation, backend.status)
+        )
+
+
+def _ca_refs(spec: dict) -> list[dict]:
+    return (spec.get("tls") or {}).get("caCertificateRefs", [])

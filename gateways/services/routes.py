@@ -1,0 +1,118 @@
+"""Every write to routes. The gateway row is locked first (the route quota is per gateway, and
+``parentRefs`` are checked against its listeners), then the route: the order every writer of
+routes uses."""
+
+from django.db import transaction
+
+from config.api.versioning import merge_patch
+from config.errors import Conflict
+from gateways.models import Gateway, Route
+from gateways.route_status import route_status
+from gateways.services import common
+from gateways.services.dependents import backend_names
+from gateways.validation import validate_route_spec
+from tenants import audit, quotas
+from tenants.audit import Actor
+
+
+def audit_name(route: Route) -> str:
+    """Routes are named per gateway: the audit log calls them ``<gateway>/<route>``."""
+    return f"{route.gateway.name}/{route.name}"
+
+
+def snapshot(route: Route) -> dict:
+    return {
+        "gateway": route.gateway.name,
+        "name": route.name,
+        "spec": route.spec,
+        "generation": route.generation,
+    }
+
+
+def _listeners(gateway: Gateway) -> list[dict]:
+    return gateway.spec.get("listeners", [])
+
+
+def _validate(raw_spec, gateway: Gateway) -> dict:
+    return validate_route_spec(raw_spec, [listener["name"] for listener in _listeners(gateway)])
+
+
+def _status(spec: dict, gateway: Gateway, generation: int, previous: dict) -> dict:
+    names = backend_names(gateway.tenant)
+    return route_status(spec, names, _listeners(gateway), generation, previous)
+
+
+@transaction.atomic
+def create_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+    gateway = common.lock(Gateway, gateway.pk, "tenant__plan")
+    spec = _validate(raw_spec, gateway)
+    duplicate = f"gateway {gateway.name!r} already has a route named {name!r}"
+    if Route.objects.filter(gateway=gateway, name=name).exists():
+        raise Conflict(duplicate)
+    quotas.check_route_count(gateway.tenant, Route.objects.filter(gateway=gateway).count())
+    route = common.create_unique(
+        Route,
+        duplicate,
+        gateway=gateway,
+        name=name,
+        spec=spec,
+        status=_status(spec, gateway, 1, {}),
+    )
+    audit.record(
+        actor, "create", "route", audit_name(route), tenant=gateway.tenant, after=snapshot(route)
+    )
+    return route
+
+
+def _lock(route: Route, expected: int | None) -> Route:
+    gateway = common.lock(Gateway, route.gateway_id, "tenant")
+    locked = common.lock_checked(Route, route.pk, expected, "route")
+    locked.gateway = gateway
+    return locked
+
+
+def _write(actor: Actor, locked: Route, spec: dict) -> Route:
+    if spec == locked.spec:
+        return locked
+    before = snapshot(locked)
+    status = _status(spec, locked.gateway, locked.generation + 1, locked.status)
+    common.store_spec(locked, spec, status)
+    audit.record(
+        actor,
+        "update",
+        "route",
+        audit_name(locked),
+        tenant=locked.gateway.tenant,
+        before=before,
+        after=snapshot(locked),
+    )
+    return locked
+
+
+@transaction.atomic
+def replace_route_spec(actor: Actor, route: Route, raw_spec, expected: int | None = None):
+    """PUT: the new spec replaces the old one whole (omitted fields take their defaults)."""
+    locked = _lock(route, expected)
+    return _write(actor, locked, _validate(raw_spec, locked.gateway))
+
+
+@transaction.atomic
+def patch_route_spec(actor: Actor, route: Route, patch, expected: int | None = None):
+    """PATCH: an RFC 7386 merge patch into the stored spec (lists replace), validated whole."""
+    locked = _lock(route, expected)
+    merged = merge_patch(locked.spec, patch if patch is not None else {})
+    return _write(actor, locked, _validate(merged, locked.gateway))
+
+
+@transaction.atomic
+def delete_route(actor: Actor, route: Route, expected: int | None = None) -> None:
+    locked = _lock(route, expected)
+    audit.record(
+        actor,
+        "delete",
+        "route",
+        audit_name(locked),
+        tenant=locked.gateway.tenant,
+        before=snapshot(locked),
+    )
+    locked.delete()

@@ -1,0 +1,27 @@
+"""Validation of every spec: one place, used by the API, the console and the commands.
+
+Errors name the JSON path of the offending value (``spec.listeners[1].port``). One module per
+resource; the names other modules import are re-exported here.
+"""
+
+from gateways.validation.backends import BackendSpecSerializer, validate_backend_spec
+from gateways.validation.certificates import (
+    CertificateSpecSerializer,
+    CheckedCertificate,
+    validate_certificate,
+)
+from gateways.validation.gateways import RUNTIMES, GatewaySpecSerializer, validate_gateway_spec
+from gateways.validation.routes import RouteSpecSerializer, validate_route_spec
+
+__all__ = [
+    "RUNTIMES",
+    "BackendSpecSerializer",
+    "CertificateSpecSerializer",
+    "CheckedCertificate",
+    "GatewaySpecSerializer",
+    "RouteSpecSerializer",
+    "validate_backend_spec",
+    "validate_certificate",
+    "validate_gateway_spec",
+    "validate_route_spec",
+]

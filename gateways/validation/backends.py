@@ -1,0 +1,122 @@
+"""Validation of backend specs (Envoy Gateway's ``Backend``, simplified).
+
+A backend's endpoints are all IP addresses (an Envoy STATIC cluster) or all DNS names (a
+STRICT_DNS cluster): Envoy has no cluster type that mixes them.
+"""
+
+import ipaddress
+
+from rest_framework import serializers
+
+from gateways.validation.common import (
+    PRECISE_HOSTNAME,
+    PRECISE_HOSTNAME_MESSAGE,
+    is_ip_address,
+    port_field,
+    precise_hostname_field,
+    run_spec_serializer,
+)
+from gateways.validation.gateways import ObjectRefSerializer
+from tenants.serializers import StrictSerializer
+
+APP_PROTOCOLS = ["HTTP/1.1", "h2c", "gRPC"]
+MAX_ENDPOINTS = 64
+
+
+class IPEndpointSerializer(StrictSerializer):
+    address = serializers.CharField(max_length=45, help_text="an IPv4 or IPv6 address")
+    port = port_field()
+
+    def validate_address(self, value: str) -> str:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise serializers.ValidationError("must be an IPv4 or IPv6 address") from None
+        if getattr(address, "scope_id", None):
+            raise serializers.ValidationError("must not carry a zone (such as %eth0)")
+        if address.is_unspecified or address.is_multicast:
+            raise serializers.ValidationError(
+                "must be a unicast address (not unspecified or multicast)"
+            )
+        return str(address)  # canonical form: 2001:DB8:0::1 → 2001:db8::1
+
+
+class FQDNEndpointSerializer(StrictSerializer):
+    hostname = serializers.CharField(max_length=253, trim_whitespace=False)
+    port = port_field()
+
+    def validate_hostname(self, value: str) -> str:
+        if not PRECISE_HOSTNAME.fullmatch(value):
+            raise serializers.ValidationError(PRECISE_HOSTNAME_MESSAGE)
+        if is_ip_address(value):
+            raise serializers.ValidationError("is an IP address: use an ip endpoint instead")
+        return value
+
+
+class EndpointSerializer(StrictSerializer):
+    ip = IPEndpointSerializer(required=False)
+    fqdn = FQDNEndpointSerializer(required=False)
+
+    def validate(self, data):
+        if ("ip" in data) == ("fqdn" in data):
+            raise serializers.ValidationError("must have exactly one of ip or fqdn")
+        return data
+
+
+class BackendTLSSerializer(StrictSerializer):
+    sni = precise_hostname_field(
+        required=False, help_text="server name (SNI) sent to the backend; default: none"
+    )
+    caCertificateRefs = ObjectRefSerializer(
+        many=True,
+        required=False,
+        max_length=8,
+        help_text="certificates whose chains verify the backend's certificate; "
+        "without any, it is not verified",
+    )
+
+
+class BackendSpecSerializer(StrictSerializer):
+    endpoints = EndpointSerializer(many=True, allow_empty=False, max_length=MAX_ENDPOINTS)
+    appProtocol = serializers.ChoiceField(choices=APP_PROTOCOLS, default="HTTP/1.1")
+    tls = BackendTLSSerializer(required=False)
+
+    def validate_endpoints(self, endpoints):
+        errors: list = [{} for _ in endpoints]
+        kind = "ip" if "ip" in endpoints[0] else "fqdn"
+        seen: dict[tuple, int] = {}
+        for index, endpoint in enumerate(endpoints):
+            this = "ip" if "ip" in endpoint else "fqdn"
+            if this != kind:
+                errors[index] = [
+                    f"cannot mix ip and fqdn endpoints in one backend (endpoints[0] is {kind})"
+                ]
+                continue
+            value = endpoint[this]
+            key = (value.get("address") or value.get("hostname"), value["port"])
+            if key in seen:
+                errors[index] = {this: [f"duplicates endpoints[{seen[key]}]"]}
+            seen.setdefault(key, index)
+        if any(errors):
+            raise serializers.ValidationError(errors)
+        return endpoints
+
+    def validate_tls(self, tls):
+        names = [ref["name"] for ref in tls.get("caCertificateRefs", [])]
+        errors = {}
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                errors[index] = {"name": [f"duplicates caCertificateRefs[{names.index(name)}]"]}
+        if errors:
+            raise serializers.ValidationError({"caCertificateRefs": errors})
+        return tls
+
+
+def validate_backend_spec(raw) -> dict:
+    """The spec with defaults filled in, or ValidationFailed naming each bad field."""
+    return run_spec_serializer(BackendSpecSerializer, raw)
+
+
+def endpoint_kind(spec: dict) -> str:
+    """``ip`` (an Envoy STATIC cluster) or ``fqdn`` (STRICT_DNS)."""
+    return "ip" if "ip" in spec["endpoints"][0] else "fqdn"

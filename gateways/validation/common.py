@@ -1,0 +1,103 @@
+"""Helpers shared by every spec validator: running a serializer, and common field rules."""
+
+import ipaddress
+import re
+
+from rest_framework import serializers
+
+from config.api.errors import flatten
+from config.errors import FieldError, ValidationFailed
+
+# Gateway API ``Hostname``: a lowercase DNS name, optionally with a leading ``*.`` label.
+HOSTNAME = re.compile(
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+)
+HOSTNAME_MESSAGE = "must be a lowercase DNS name, optionally starting with '*.'"
+# Gateway API ``PreciseHostname``: the same without the wildcard.
+PRECISE_HOSTNAME = re.compile(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+)
+PRECISE_HOSTNAME_MESSAGE = "must be a lowercase DNS name (letters, digits, '-' and '.')"
+# RFC 7230 token characters: what Gateway API's ``HTTPHeaderName`` allows.
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+HEADER_NAME_MESSAGE = "must be an HTTP header name (RFC 7230 token characters, no ':')"
+# Control characters (tab excepted) are invalid in header values, PostgreSQL refuses NUL, and
+# unpaired surrogates cannot be encoded as UTF-8.
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+
+def is_ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def pattern_field(pattern: re.Pattern, message: str, **kwargs) -> serializers.CharField:
+    """A string that must match ``pattern`` whole (``$`` alone would allow a trailing newline)."""
+
+    def check(value: str) -> None:
+        if not pattern.fullmatch(value):
+            raise serializers.ValidationError(message, code="invalid")
+
+    return serializers.CharField(trim_whitespace=False, validators=[check], **kwargs)
+
+
+def hostname_field(**kwargs) -> serializers.CharField:
+    return pattern_field(HOSTNAME, HOSTNAME_MESSAGE, max_length=253, **kwargs)
+
+
+def precise_hostname_field(**kwargs) -> serializers.CharField:
+    return pattern_field(PRECISE_HOSTNAME, PRECISE_HOSTNAME_MESSAGE, max_length=253, **kwargs)
+
+
+def header_name_field(**kwargs) -> serializers.CharField:
+    return pattern_field(HEADER_NAME, HEADER_NAME_MESSAGE, max_length=256, **kwargs)
+
+
+def control_problem(value: str) -> str | None:
+    if _UNSAFE.search(value):
+        return "must not contain control characters (such as NUL, CR or LF) or lone surrogates"
+    return None
+
+
+def no_control_characters(value: str) -> None:
+    problem = control_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem, code="invalid")
+
+
+def text_field(**kwargs) -> serializers.CharField:
+    """Free text kept exactly as sent (no trimming), without control characters."""
+    return serializers.CharField(
+        trim_whitespace=False, validators=[no_control_characters], **kwargs
+    )
+
+
+def port_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=65535, **kwargs)
+
+
+def run_spec_serializer(serializer_class, raw, context: dict | None = None) -> dict:
+    """The validated spec as plain JSON values, or ValidationFailed naming each bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed.one("spec", "must be an object")
+    serializer = serializer_class(data=raw, context=context or {})
+    if not serializer.is_valid():
+        raise failed(serializer.errors)
+    return plain(serializer.validated_data)
+
+
+def failed(detail, prefix: str = "spec") -> ValidationFailed:
+    fields = flatten(detail, prefix)
+    return ValidationFailed([FieldError(f["path"], f["message"], f["code"]) for f in fields])
+
+
+def plain(value):
+    """OrderedDicts and ReturnLists to plain JSON values (stored in a JSON column)."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value

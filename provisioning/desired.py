@@ -1,0 +1,61 @@
+"""Loading one gateway's desired state from the database, as the compiler takes it.
+
+Only what the gateway uses is loaded: the backends its routes send or mirror to, and the
+certificates its listeners serve or its backends trust. Nothing here decides anything; the
+compiler does.
+"""
+
+from gateways.models import Backend, Certificate, Gateway
+from provisioning.ir.build import DesiredState
+
+
+def _backend_names(routes: list[dict]) -> set[str]:
+    names = set()
+    for route in routes:
+        for rule in route["spec"].get("rules", []):
+            names.update(ref["name"] for ref in rule.get("backendRefs", []))
+            for flt in rule.get("filters", []):
+                if flt.get("type") == "RequestMirror":
+                    names.add(flt["requestMirror"]["backendRef"]["name"])
+    return names
+
+
+def _certificate_names(gateway_spec: dict, backends: dict[str, dict]) -> set[str]:
+    names = set()
+    for listener in gateway_spec.get("listeners", []):
+        names.update(ref["name"] for ref in (listener.get("tls") or {}).get("certificateRefs", []))
+    for spec in backends.values():
+        names.update(ref["name"] for ref in (spec.get("tls") or {}).get("caCertificateRefs", []))
+    return names
+
+
+def load_desired_state(gateway_id: int) -> DesiredState:
+    gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
+    routes = [
+        {"name": route.name, "spec": route.spec}
+        for route in gateway.routes.order_by("created_at", "name")
+    ]
+    backends = {
+        backend.name: backend.spec
+        for backend in Backend.objects.filter(
+            tenant=gateway.tenant, name__in=_backend_names(routes)
+        )
+    }
+    certificates = {
+        cert.name: {
+            "certificatePem": cert.spec["certificatePem"],
+            "privateKeyPem": cert.private_key or "",
+            "dnsNames": cert.status.get("dnsNames", []),
+        }
+        for cert in Certificate.objects.filter(
+            tenant=gateway.tenant, name__in=_certificate_names(gateway.spec, backends)
+        )
+    }
+    return DesiredState(
+        tenant=gateway.tenant.slug,
+        gateway=gateway.name,
+        spec=gateway.spec,
+        routes=routes,
+        backends=backends,
+        certificates=certificates,
+    )

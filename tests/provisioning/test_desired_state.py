@@ -1,0 +1,113 @@
+"""What the API stores compiles to config Envoy accepts and that serves real traffic."""
+
+import pytest
+import requests
+
+from provisioning.compile import compile_gateway
+from provisioning.desired import load_desired_state
+from provisioning.envoy import validate
+from tenants.roles import Role
+from tests.provisioning.certs import self_signed
+from tests.provisioning.harness import Upstream, running_envoy
+
+BASE = "/api/v1/tenants/acme/"
+
+
+def test_loads_only_what_the_gateway_uses_and_envoy_accepts_it(org):
+    editor = org.client(Role.EDITOR)
+    chain, key = self_signed(["shop.example.com"])
+    ca_chain, _ = self_signed(["ca.internal"])
+    assert (
+        editor.post(
+            BASE + "certificates/",
+            {"name": "shop", "spec": {"certificatePem": chain, "privateKeyPem": key}},
+            format="json",
+        ).status_code
+        == 201
+    )
+    assert (
+        editor.post(
+            BASE + "certificates/",
+            {"name": "ca", "spec": {"certificatePem": ca_chain}},
+            format="json",
+        ).status_code
+        == 201
+    )
+    assert (
+        editor.post(
+            BASE + "gateways/",
+            {
+                "name": "edge",
+                "spec": {
+                    "listeners": [
+                        {"name": "http", "protocol": "HTTP", "port": 80},
+                        {
+                            "name": "https",
+                            "protocol": "HTTPS",
+                            "port": 443,
+                            "hostname": "shop.example.com",
+                            "tls": {"certificateRefs": [{"name": "shop"}]},
+                        },
+                    ]
+                },
+            },
+            format="json",
+        ).status_code
+        == 201
+    )
+    for name, spec in {
+        "app": {"endpoints": [{"ip": {"address": "10.1.1.1", "port": 80}}]},
+        "secure": {
+            "endpoints": [{"fqdn": {"hostname": "pay.internal", "port": 443}}],
+            "tls": {"sni": "pay.internal", "caCertificateRefs": [{"name": "ca"}]},
+        },
+        "unused": {"endpoints": [{"ip": {"address": "10.9.9.9", "port": 80}}]},
+    }.items():
+        assert (
+            editor.post(BASE + "backends/", {"name": name, "spec": spec}, format="json").status_code
+            == 201
+        )
+    route = {
+        "name": "web",
+        "spec": {
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/pay"}}],
+                    "backendRefs": [{"name": "secure"}],
+                },
+                {"backendRefs": [{"name": "app"}, {"name": "ghost"}]},
+            ]
+        },
+    }
+    assert editor.post(BASE + "gateways/edge/routes/", route, format="json").status_code == 201
+    # fmt: skip
+
+    from gateways.models import Gateway
+
+    state = load_desired_state(Gateway.objects.get(name="edge").pk)
+    assert sorted(state.backends) == ["app", "secure"]
+    assert sorted(state.certificates) == ["ca", "shop"]
+    assert state.certificates["shop"]["privateKeyPem"].startswith("-----BEGIN PRIVATE KEY")
+    result = validate(compile_gateway(state))
+    assert result.ok, result.message
+
+
+@pytest.mark.slow
+def test_a_route_written_through_the_api_serves_traffic(org):
+    upstream = Upstream("app")
+    editor = org.client(Role.EDITOR)
+    editor.post(BASE + "gateways/", {"name": "edge"}, format="json")
+    editor.post(BASE + "backends/", {"name": "app", "spec": upstream.backend()}, format="json")
+    editor.post(BASE + "gateways/edge/routes/", {"name": "web", "spec": {
+        "hostnames": ["shop.test"], "rules": [{"backendRefs": [{"name": "app"}]}]}},
+        format="json")  # fmt: skip
+    from gateways.models import Gateway
+
+    try:
+        with running_envoy(load_desired_state(Gateway.objects.get(name="edge").pk)) as ports:
+            url = f"http://127.0.0.1:{ports[80]}/hello"
+            answer = requests.get(url, headers={"Host": "shop.test"}, timeout=5)
+            assert answer.json() == {**answer.json(), "backend": "app", "path": "/hello"}
+            assert requests.get(url, headers={"Host": "other.test"}, timeout=5).status_code == 404
+    finally:
+        upstream.close()
