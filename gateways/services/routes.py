@@ -6,7 +6,9 @@ from django.db import transaction
 
 from config.api.versioning import merge_patch
 from config.errors import Conflict
+from gateways.conditions import set_condition
 from gateways.models import Gateway, Route
+from gateways.route_conflicts import conflict_condition, find_conflicts
 from gateways.route_status import route_status
 from gateways.services import common
 from gateways.services.dependents import backend_names
@@ -61,7 +63,31 @@ def create_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
     audit.record(
         actor, "create", "route", audit_name(route), tenant=gateway.tenant, after=snapshot(route)
     )
+    refresh_conflicts(gateway)
+    route.refresh_from_db(fields=["status", "resource_version"])
     return route
+
+
+def refresh_conflicts(gateway: Gateway) -> None:
+    """Recomputes every route's ``Conflicted`` condition; writes only those that changed.
+
+    Callers hold the gateway's lock, which every route writer takes first.
+    """
+    routes = list(Route.objects.filter(gateway=gateway).order_by("created_at", "name"))
+    conflicts = find_conflicts([(route.name, route.spec) for route in routes])
+    for route in routes:
+        status, reason, message = conflict_condition(conflicts.get(route.name, []))
+        current = {c["type"]: c for c in route.status.get("conditions", [])}.get("Conflicted")
+        if current and (current["status"], current["message"]) == (status, message):
+            continue
+        conditions = set_condition(
+            route.status.get("conditions", []), "Conflicted", status, reason, message,
+            route.generation,
+        )  # fmt: skip
+        Route.objects.filter(pk=route.pk).update(
+            status={**route.status, "conditions": conditions},
+            resource_version=route.resource_version + 1,
+        )
 
 
 def _lock(route: Route, expected: int | None) -> Route:
@@ -86,6 +112,8 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
         before=before,
         after=snapshot(locked),
     )
+    refresh_conflicts(locked.gateway)
+    locked.refresh_from_db(fields=["status", "resource_version"])
     return locked
 
 
@@ -116,3 +144,4 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
         before=snapshot(locked),
     )
     locked.delete()
+    refresh_conflicts(locked.gateway)

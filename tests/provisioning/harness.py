@@ -66,6 +66,7 @@ class Upstream:
             def log_message(self, *args):
                 pass
 
+        Handler.disable_nagle_algorithm = True  # else each keep-alive answer waits ~40 ms
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
