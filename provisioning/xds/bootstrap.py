@@ -1,0 +1,94 @@
+"""The bootstrap of one gateway replica: who it is, where its xDS server is, how it proves it.
+
+Everything else (listeners, routes, clusters) comes over ADS, so the bootstrap only changes when
+the replica's identity, token or xDS server address does.
+"""
+
+import ipaddress
+
+from provisioning.translate.types import HTTP_PROTOCOL_OPTIONS
+
+XDS_CLUSTER = "xds"
+API_TYPES = ("DELTA_GRPC", "GRPC")  # incremental (preferred) or state of the world
+
+# How fast a replica finds its xDS server again after the server restarts: retry the stream
+# from 100 ms, backing off to at most 1 s (Envoy's default is 500 ms up to 30 s).
+RETRY_BASE = "0.1s"
+RETRY_MAX = "1s"
+CONNECT_TIMEOUT = "1s"
+# HTTP/2 pings on the ADS connection: a dead server (or a silently dropped connection) is
+# noticed within interval + timeout, not when the kernel gives up on TCP.
+KEEPALIVE = {"interval": "15s", "timeout": "5s"}
+
+
+def node_id(gateway_key: str, replica: str | int) -> str:
+    return f"{gateway_key}/{replica}"
+
+
+def _xds_cluster(address: str, port: int) -> dict:
+    try:
+        ipaddress.ip_address(address)
+        discovery = "STATIC"
+    except ValueError:  # a host name (a Kubernetes Service): resolve it, follow changes
+        discovery = "STRICT_DNS"
+    endpoint = {"address": {"socket_address": {"address": address, "port_value": port}}}
+    return {
+        "name": XDS_CLUSTER,
+        "type": discovery,
+        "connect_timeout": CONNECT_TIMEOUT,
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": endpoint}]}],
+        },
+        # gRPC needs HTTP/2 to the server.
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_PROTOCOL_OPTIONS,
+                "explicit_http_config": {
+                    "http2_protocol_options": {"connection_keepalive": KEEPALIVE}
+                },
+            }
+        },
+    }
+
+
+def envoy_bootstrap(
+    *,
+    gateway_key: str,
+    replica: str | int,
+    token: str,
+    xds_address: str,
+    xds_port: int,
+    admin_port: int,
+    api_type: str = "DELTA_GRPC",
+) -> dict:
+    """The bootstrap (protobuf JSON, as a dict) for replica ``replica`` of a gateway."""
+    if api_type not in API_TYPES:
+        raise ValueError(f"api_type must be one of {API_TYPES}, not {api_type!r}")
+    ads_source = {"ads": {}, "resource_api_version": "V3"}
+    grpc_service = {
+        "envoy_grpc": {
+            "cluster_name": XDS_CLUSTER,
+            "retry_policy": {
+                "retry_back_off": {"base_interval": RETRY_BASE, "max_interval": RETRY_MAX}
+            },
+        },
+        "initial_metadata": [{"key": "authorization", "value": f"Bearer {token}"}],
+    }
+    return {
+        "node": {"id": node_id(gateway_key, replica), "cluster": gateway_key},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": api_type,
+                "transport_api_version": "V3",
+                "grpc_services": [grpc_service],
+                "set_node_on_first_message_only": True,
+            },
+            "cds_config": ads_source,
+            "lds_config": ads_source,
+        },
+        "static_resources": {"clusters": [_xds_cluster(xds_address, xds_port)]},
+        "admin": {
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
+        },
+    }

@@ -1,0 +1,153 @@
+"""Incremental ADS (``DeltaAggregatedResources``) for one Envoy stream, without I/O.
+
+Only resources whose content version differs from what the Envoy holds are sent. On a new
+snapshot, additions and changes go out in ADS order (clusters, listeners, routes) and clusters
+that disappeared are removed last, so a route never points at a cluster that is already gone
+("make before break"). A reconnecting Envoy names what it holds (``initial_resource_versions``);
+since versions are content hashes, an Envoy that is up to date is sent nothing.
+"""
+
+import itertools
+from dataclasses import dataclass, field
+
+from envoy.service.discovery.v3.discovery_pb2 import (
+    DeltaDiscoveryRequest,
+    DeltaDiscoveryResponse,
+    Resource,
+)
+
+from provisioning.translate.types import CLUSTER
+from provisioning.xds.acks import Ack, rejection
+from provisioning.xds.resources import TYPE_ORDER, WILDCARD_TYPES
+from provisioning.xds.snapshots import Snapshot
+
+
+@dataclass
+class _TypeState:
+    wildcard: bool = False
+    names: set[str] = field(default_factory=set)  # explicitly subscribed
+    sent: dict[str, str] = field(default_factory=dict)  # name → version the Envoy was given
+    latest_nonce: str | None = None
+    outstanding: dict[str, str] = field(default_factory=dict)  # nonce → snapshot version
+    status: Ack | None = None  # the last ACK/NACK reported
+
+
+class DeltaSession:
+    """Feed it requests and snapshots; it returns the responses to send and the ACKs seen."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+        self._types: dict[str, _TypeState] = {}
+        self._nonces = itertools.count(1)
+
+    def on_request(
+        self, request: DeltaDiscoveryRequest
+    ) -> tuple[list[DeltaDiscoveryResponse], list[Ack]]:
+        type_url = request.type_url
+        first = type_url not in self._types
+        state = self._types.setdefault(type_url, _TypeState())
+        acks = []
+        version = state.outstanding.pop(request.response_nonce, None)
+        if version is not None:
+            acks.append(self._record(state, Ack(type_url, version, rejection(request))))
+        if first:
+            state.sent.update(request.initial_resource_versions)
+            legacy_wildcard = type_url in WILDCARD_TYPES and not request.resource_names_subscribe
+            state.wildcard = legacy_wildcard
+        changed = _apply_subscription(state, request)
+        if not (first or changed):
+            return [], acks
+        upserts, removals = self._diff(type_url)
+        if upserts or removals:
+            return [self._response(type_url, upserts, removals)], acks
+        if first and request.initial_resource_versions:
+            acks += self._unchanged(type_url)  # reconnected, and already up to date
+        return [], acks
+
+    def on_snapshot(self, snapshot: Snapshot) -> tuple[list[DeltaDiscoveryResponse], list[Ack]]:
+        self.snapshot = snapshot
+        responses, acks, cluster_removals = [], [], []
+        for type_url in TYPE_ORDER:
+            if type_url not in self._types:
+                continue
+            upserts, removals = self._diff(type_url)
+            if type_url == CLUSTER:
+                cluster_removals, removals = removals, []
+            if upserts or removals:
+                responses.append(self._response(type_url, upserts, removals))
+            elif not (type_url == CLUSTER and cluster_removals):
+                acks += self._unchanged(type_url)
+        if cluster_removals:
+            responses.append(self._response(CLUSTER, [], cluster_removals))
+        return responses, acks
+
+    def _diff(self, type_url: str) -> tuple[list, list[str]]:
+        """What to send (changed or new resources) and which names to remove."""
+        state = self._types[type_url]
+        if self.snapshot is None or type_url not in self.snapshot.resources:
+            return [], []
+        available = self.snapshot.resources[type_url]
+        wanted = available if state.wildcard else {
+            name: available[name] for name in state.names if name in available
+        }  # fmt: skip
+        upserts = [r for name, r in sorted(wanted.items()) if state.sent.get(name) != r.version]
+        removals = sorted(name for name in state.sent if name not in wanted)
+        return upserts, removals
+
+    def _response(self, type_url: str, upserts: list, removals: list[str]):
+        state = self._types[type_url]
+        nonce = str(next(self._nonces))
+        for resource in upserts:
+            state.sent[resource.name] = resource.version
+        for name in removals:
+            state.sent.pop(name, None)
+        state.latest_nonce = nonce
+        state.outstanding[nonce] = self.snapshot.version
+        return DeltaDiscoveryResponse(
+            system_version_info=self.snapshot.version,
+            type_url=type_url,
+            nonce=nonce,
+            resources=[Resource(name=r.name, version=r.version, resource=r.body) for r in upserts],
+            removed_resources=removals,
+        )
+
+    def _unchanged(self, type_url: str) -> list[Ack]:
+        """A new snapshot that changes nothing of this type: the Envoy's standing answer (ACK,
+        or NACK of the same content) now holds for the new version too."""
+        state = self._types[type_url]
+        version = self.snapshot.version if self.snapshot else None
+        if version is None:
+            return []
+        if state.latest_nonce in state.outstanding:
+            # The answer still to come covers this version as well.
+            state.outstanding[state.latest_nonce] = version
+            return []
+        if state.status is not None and state.status.version == version:
+            return []
+        error = state.status.error if state.status else None
+        return [self._record(state, Ack(type_url, version, error))]
+
+    @staticmethod
+    def _record(state: _TypeState, ack: Ack) -> Ack:
+        state.status = ack
+        return ack
+
+
+def _apply_subscription(state: _TypeState, request: DeltaDiscoveryRequest) -> bool:
+    """Applies (un)subscriptions; True if the Envoy now wants something it did not."""
+    wanted_more = False
+    for name in request.resource_names_subscribe:
+        if name == "*":
+            wanted_more |= not state.wildcard
+            state.wildcard = True
+        elif name not in state.names:
+            state.names.add(name)
+            wanted_more = True
+    for name in request.resource_names_unsubscribe:
+        if name == "*":
+            state.wildcard = False
+        else:
+            state.names.discard(name)
+            if not state.wildcard:
+                state.sent.pop(name, None)
+    return wanted_more

@@ -1,0 +1,114 @@
+"""Compiled resources (protobuf-JSON dicts with ``@type``) → protobuf ``Any`` for xDS responses.
+
+Conversion happens once per snapshot, not once per connected Envoy, and a dict that does not
+parse (a translator bug) fails where the snapshot is stored, not in the middle of a stream.
+Versions are content hashes, so the same config compiled by two processes (two xDS servers side
+by side, or one restarted) has the same versions, and a reconnecting Envoy that already holds a
+resource is not sent it again.
+"""
+
+import hashlib
+import importlib
+import json
+from dataclasses import dataclass
+
+from google.protobuf import any_pb2, descriptor_pool, json_format, message, message_factory
+
+from provisioning.translate import Resources
+from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+
+# The generated modules of every type compiled resources name in "@type" (top level and nested
+# typed_config): importing them registers those types in the default descriptor pool, where
+# ParseDict and message_class look them up. A translator using a new extension adds it here.
+MESSAGE_MODULES = (
+    "envoy.config.cluster.v3.cluster_pb2",
+    "envoy.config.listener.v3.listener_pb2",
+    "envoy.config.route.v3.route_pb2",
+    "envoy.extensions.filters.http.router.v3.router_pb2",
+    "envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2",
+    "envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
+    "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
+    "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
+)
+for _module in MESSAGE_MODULES:
+    importlib.import_module(_module)
+
+TYPE_URL_PREFIX = "type.googleapis.com/"
+
+# Envoy's ADS ordering: clusters before the listeners that use them, route configurations
+# after the listeners that ask for them (there is no EDS: endpoints are inline in clusters).
+TYPE_ORDER = (CLUSTER, LISTENER, ROUTE_CONFIGURATION)
+# Types where a request naming nothing means "everything" (xDS "legacy wildcard"); route
+# configurations are always asked for by name, by the listeners that use them.
+WILDCARD_TYPES = (CLUSTER, LISTENER)
+
+
+class ResourceError(ValueError):
+    """A compiled resource that cannot become a protobuf message (unknown type, bad field)."""
+
+
+@dataclass(frozen=True)
+class EncodedResource:
+    """One xDS resource, ready to send: its name, content version and ``Any``."""
+
+    name: str
+    version: str
+    body: any_pb2.Any
+
+
+def message_class(type_url: str) -> type[message.Message]:
+    """The generated message class for a type URL, from the default descriptor pool."""
+    full_name = type_url.removeprefix(TYPE_URL_PREFIX)
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    except KeyError as error:
+        raise ResourceError(f"unknown resource type {type_url!r}") from error
+    return message_factory.GetMessageClass(descriptor)
+
+
+def to_message(resource: dict) -> message.Message:
+    """A protobuf message from a dict with ``@type``; unknown fields are errors, not dropped."""
+    if "@type" not in resource:
+        raise ResourceError(f"resource {resource.get('name')!r} has no @type")
+    body = {key: value for key, value in resource.items() if key != "@type"}
+    parsed = message_class(resource["@type"])()
+    try:
+        json_format.ParseDict(body, parsed)
+    except json_format.ParseError as error:
+        raise ResourceError(f"{resource['@type']} {resource.get('name')!r}: {error}") from error
+    return parsed
+
+
+def to_any(resource: dict) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(to_message(resource))
+    return packed
+
+
+def content_hash(value) -> str:
+    """A short stable hash of JSON-able data (key order does not matter)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def all_resources(resources: Resources) -> list[dict]:
+    return [*resources.clusters, *resources.listeners, *resources.routes]
+
+
+def content_version(resources: Resources) -> str:
+    """The version of a whole config: changes exactly when some resource changes."""
+    return content_hash(sorted(content_hash(r) for r in all_resources(resources)))
+
+
+def encode(resources: Resources) -> dict[str, dict[str, EncodedResource]]:
+    """Type URL → resource name → encoded resource, every type of TYPE_ORDER present."""
+    encoded: dict[str, dict[str, EncodedResource]] = {type_url: {} for type_url in TYPE_ORDER}
+    for resource in all_resources(resources):
+        type_url = resource.get("@type", "")
+        if type_url not in encoded:
+            raise ResourceError(f"{type_url!r} is not a type the xDS server serves")
+        name = resource["name"]
+        if name in encoded[type_url]:
+            raise ResourceError(f"two {type_url} resources named {name!r}")
+        encoded[type_url][name] = EncodedResource(name, content_hash(resource), to_any(resource))
+    return encoded

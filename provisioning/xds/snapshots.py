@@ -1,0 +1,88 @@
+"""Where the xDS server gets each gateway's config: a snapshot per gateway key, and a way to wait
+for the next one.
+
+The server only needs ``watch``; the in-memory store here serves tests and embedding, and the
+database-backed source (config revisions, woken by a change notification) implements the same
+``SnapshotSource`` protocol.
+"""
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from provisioning.translate import Resources
+from provisioning.xds.resources import EncodedResource, encode
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One gateway's whole config at one version, encoded for sending."""
+
+    version: str
+    resources: Mapping[str, Mapping[str, EncodedResource]]  # type URL → name → resource
+
+    @classmethod
+    def build(cls, version: str, resources: Resources) -> "Snapshot":
+        return cls(version, encode(resources))
+
+
+class SnapshotSource(Protocol):
+    async def watch(self, gateway_key: str, known_version: str | None) -> Snapshot:
+        """The gateway's current snapshot as soon as its version differs from
+        ``known_version`` (at once if it already does; ``None`` knows no version)."""
+        ...
+
+
+class InMemorySnapshotStore:
+    """Snapshots kept in this process.
+
+    ``set`` may be called from any thread (a test, a Celery-less embedding); waiters live on
+    their own event loops and are woken through ``call_soon_threadsafe``, which an
+    ``asyncio.Condition`` (bound to one loop, not thread-safe) could not do.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, Snapshot] = {}
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
+
+    def set(self, gateway_key: str, version: str, resources: Resources) -> Snapshot:
+        """Encodes (raising ResourceError for a bad resource) and wakes every watcher."""
+        snapshot = Snapshot.build(version, resources)
+        with self._lock:
+            self._snapshots[gateway_key] = snapshot
+            waiters = self._waiters.pop(gateway_key, set())
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_wake, future)
+        return snapshot
+
+    def get(self, gateway_key: str) -> Snapshot | None:
+        with self._lock:
+            return self._snapshots.get(gateway_key)
+
+    async def watch(self, gateway_key: str, known_version: str | None) -> Snapshot:
+        loop = asyncio.get_running_loop()
+        while True:
+            future = loop.create_future()
+            waiter = (loop, future)
+            with self._lock:
+                current = self._snapshots.get(gateway_key)
+                if current is not None and current.version != known_version:
+                    return current
+                self._waiters.setdefault(gateway_key, set()).add(waiter)
+            try:
+                await future
+            finally:
+                with self._lock:
+                    waiting = self._waiters.get(gateway_key)
+                    if waiting is not None:
+                        waiting.discard(waiter)
+                        if not waiting:
+                            del self._waiters[gateway_key]
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,186 @@
+"""The ADS protocol state of one stream, request by request (the Envoy side played by hand)."""
+
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
+from google.rpc.status_pb2 import Status
+
+from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.xds.acks import Ack
+from provisioning.xds.delta import DeltaSession
+from provisioning.xds.snapshots import Snapshot
+from tests.xds.conftest import compiled
+
+ROUTES = ROUTE_CONFIGURATION
+ROUTE_NAME = "acme/edge/port/80"
+
+
+def endpoint(port):
+    return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": port}}]}
+
+
+def snapshot(version, backend="a", backends=("a", "b")) -> Snapshot:
+    resources = compiled("acme", "edge", backend, {b: endpoint(9000) for b in backends}, 8080)
+    return Snapshot.build(version, resources)
+
+
+def names(response) -> list[str]:
+    return [r.name for r in response.resources]
+
+
+def nack(message):
+    return Status(code=3, message=message)
+
+
+# Incremental (Delta) ---------------------------------------------------------------------------
+
+
+def delta_connected(first: Snapshot) -> tuple[DeltaSession, list]:
+    """A Delta session that asked for, got and ACKed clusters, listeners and routes."""
+    session = DeltaSession()
+    assert session.on_snapshot(first) == ([], [])
+    acks = []
+    for type_url, subscribe in ((CLUSTER, []), (LISTENER, []), (ROUTES, [ROUTE_NAME])):
+        request = DeltaDiscoveryRequest(type_url=type_url, resource_names_subscribe=subscribe)
+        (response,), _ = session.on_request(request)
+        ack = DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce)
+        acks += session.on_request(ack)[1]
+    return session, acks
+
+
+def test_delta_answers_each_subscription_and_reports_acks():
+    session, acks = delta_connected(snapshot("v1"))
+    assert acks == [Ack(CLUSTER, "v1"), Ack(LISTENER, "v1"), Ack(ROUTES, "v1")]
+
+
+def test_delta_sends_only_what_changed_and_vouches_for_the_rest():
+    session, _ = delta_connected(snapshot("v1"))
+    responses, acks = session.on_snapshot(snapshot("v2", backend="b"))
+    assert [(r.type_url, names(r), r.system_version_info) for r in responses] == [
+        (ROUTES, [ROUTE_NAME], "v2")
+    ]
+    # Clusters and listeners did not change: what the Envoy ACKed is version v2's content.
+    assert acks == [Ack(CLUSTER, "v2"), Ack(LISTENER, "v2")]
+
+
+def test_delta_adds_clusters_first_and_removes_them_last():
+    session, _ = delta_connected(snapshot("v1", backend="a", backends=("a", "b")))
+    responses, _ = session.on_snapshot(snapshot("v2", backend="c", backends=("b", "c")))
+    assert [(r.type_url, names(r), list(r.removed_resources)) for r in responses] == [
+        (CLUSTER, ["acme/backend/c"], []),
+        (ROUTES, [ROUTE_NAME], []),
+        (CLUSTER, [], ["acme/backend/a"]),
+    ]
+
+
+def test_delta_nack_is_reported_with_envoys_message_and_not_resent():
+    session, _ = delta_connected(snapshot("v1"))
+    (response,), _ = session.on_snapshot(snapshot("v2", backend="b"))
+    rejected = DeltaDiscoveryRequest(
+        type_url=ROUTES, response_nonce=response.nonce, error_detail=nack("invalid regex")
+    )
+    assert session.on_request(rejected) == ([], [Ack(ROUTES, "v2", "invalid regex")])
+    # The same rejected content in a newer version is rejected too; nothing is resent.
+    responses, acks = session.on_snapshot(snapshot("v3", backend="b"))
+    assert responses == []
+    assert Ack(ROUTES, "v3", "invalid regex") in acks
+    # New content is sent.
+    (fixed,), _ = session.on_snapshot(snapshot("v4", backend="a"))
+    assert fixed.type_url == ROUTES and fixed.system_version_info == "v4"
+
+
+def test_delta_answer_still_to_come_covers_a_newer_unchanged_version():
+    session, _ = delta_connected(snapshot("v1"))
+    (response,), _ = session.on_snapshot(snapshot("v2", backend="b"))
+    responses, acks = session.on_snapshot(snapshot("v3", backend="b"))
+    assert responses == [] and Ack(ROUTES, "v3") not in acks
+    ack = DeltaDiscoveryRequest(type_url=ROUTES, response_nonce=response.nonce)
+    assert session.on_request(ack) == ([], [Ack(ROUTES, "v3")])
+
+
+def test_delta_reconnecting_envoy_that_is_up_to_date_is_sent_nothing():
+    current = snapshot("v1")
+    session = DeltaSession()
+    session.on_snapshot(current)
+    held = {name: r.version for name, r in current.resources[CLUSTER].items()}
+    request = DeltaDiscoveryRequest(type_url=CLUSTER, initial_resource_versions=held)
+    assert session.on_request(request) == ([], [Ack(CLUSTER, "v1")])
+
+
+def test_delta_reconnecting_envoy_gets_only_the_difference_and_removals():
+    current = snapshot("v2", backends=("a", "b"))
+    session = DeltaSession()
+    session.on_snapshot(current)
+    held = {"acme/backend/a": current.resources[CLUSTER]["acme/backend/a"].version,
+            "acme/backend/old": "x"}  # fmt: skip
+    request = DeltaDiscoveryRequest(type_url=CLUSTER, initial_resource_versions=held)
+    (response,), _ = session.on_request(request)
+    assert names(response) == ["acme/backend/b"]
+    assert list(response.removed_resources) == ["acme/backend/old"]
+
+
+def test_delta_routes_are_sent_only_once_subscribed():
+    session = DeltaSession()
+    session.on_snapshot(snapshot("v1"))
+    assert session.on_request(DeltaDiscoveryRequest(type_url=ROUTES)) == ([], [])
+    request = DeltaDiscoveryRequest(type_url=ROUTES, resource_names_subscribe=["elsewhere"])
+    assert session.on_request(request)[0] == []
+    request = DeltaDiscoveryRequest(type_url=ROUTES, resource_names_subscribe=[ROUTE_NAME])
+    (response,), _ = session.on_request(request)
+    assert names(response) == [ROUTE_NAME]
+
+
+# State of the world ----------------------------------------------------------------------------
+
+
+def sotw_connected(first: Snapshot):
+    """A SotW session that asked for, got and ACKed clusters, listeners and routes."""
+    from provisioning.xds.sotw import SotwSession
+
+    session = SotwSession()
+    session.on_snapshot(first)
+    nonces = {}
+    for type_url, wanted in ((CLUSTER, []), (LISTENER, []), (ROUTES, [ROUTE_NAME])):
+        request = DiscoveryRequest(type_url=type_url, resource_names=wanted)
+        (response,), _ = session.on_request(request)
+        assert response.version_info == first.version
+        nonces[type_url] = response.nonce
+        ack = DiscoveryRequest(
+            type_url=type_url,
+            resource_names=wanted,
+            version_info=first.version,
+            response_nonce=response.nonce,
+        )
+        assert session.on_request(ack) == ([], [Ack(type_url, first.version)])
+    return session, nonces
+
+
+def test_sotw_pushes_every_requested_type_in_ads_order():
+    session, _ = sotw_connected(snapshot("v1"))
+    responses, _ = session.on_snapshot(snapshot("v2", backend="b"))
+    assert [(r.type_url, r.version_info, len(r.resources)) for r in responses] == [
+        (CLUSTER, "v2", 2), (LISTENER, "v2", 1), (ROUTES, "v2", 1)
+    ]  # fmt: skip
+
+
+def test_sotw_nack_is_reported_and_not_answered_with_the_same_config():
+    session, _ = sotw_connected(snapshot("v1"))
+    responses, _ = session.on_snapshot(snapshot("v2", backend="b"))
+    routes = responses[-1]
+    rejected = DiscoveryRequest(type_url=ROUTES, resource_names=[ROUTE_NAME], version_info="v1",
+                                response_nonce=routes.nonce, error_detail=nack("bad"))  # fmt: skip
+    assert session.on_request(rejected) == ([], [Ack(ROUTES, "v2", "bad")])
+
+
+def test_sotw_ignores_a_request_answering_an_older_response():
+    session, nonces = sotw_connected(snapshot("v1"))
+    session.on_snapshot(snapshot("v2", backend="b"))
+    stale = DiscoveryRequest(type_url=ROUTES, resource_names=[ROUTE_NAME, "other"],
+                             version_info="v1", response_nonce=nonces[ROUTES])  # fmt: skip
+    assert session.on_request(stale) == ([], [])
+
+
+def test_sotw_answers_when_the_requested_route_names_change():
+    session, nonces = sotw_connected(snapshot("v1"))
+    request = DiscoveryRequest(type_url=ROUTES, resource_names=[], version_info="v1",
+                               response_nonce=nonces[ROUTES])  # fmt: skip
+    (response,), _ = session.on_request(request)
+    assert response.resources == [] and response.version_info == "v1"
