@@ -46,6 +46,7 @@ from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent, Plan
 from tests.conftest import Org, make_org, make_user
+from tests.provisioning.certs import self_signed
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +114,9 @@ def known_values(org: Org) -> dict[str, list]:
     return {
         "tenant": ["acme"],
         "gateway": ["edge"],
+        "certificate": ["example-cert"],
+        "backend": ["api"],
+        "route": ["web"],
         "username": sorted(m.user.username for m in tenant.memberships.select_related("user")),
         "prefix": sorted(ApiToken.objects.filter(tenant=tenant).values_list("prefix", flat=True)),
         "id": sorted(AuditEvent.objects.filter(tenant=tenant).values_list("pk", flat=True)),
@@ -143,7 +147,18 @@ def acme(db) -> Org:
     """Tenant ``acme`` (one user per role, gateway ``edge``) and ``globex``, beside it."""
     org = make_org("acme")
     make_org("globex")
-    gateway_services.create_gateway(Actor.system("tests"), org.tenant, "edge", GATEWAY_SPEC)
+    actor = Actor.system("tests")
+    gateway = gateway_services.create_gateway(actor, org.tenant, "edge", GATEWAY_SPEC)
+    chain, key = self_signed(["shop.example.com"])
+    gateway_services.create_certificate(
+        actor, org.tenant, "example-cert", {"certificatePem": chain, "privateKeyPem": key}
+    )
+    gateway_services.create_backend(
+        actor, org.tenant, "api", {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 80}}]}
+    )
+    gateway_services.create_route(
+        actor, gateway, "web", {"rules": [{"backendRefs": [{"name": "api"}]}]}
+    )
     make_user("newcomer")  # not a member yet: adding them can succeed
     return org
 
