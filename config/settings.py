@@ -214,6 +214,9 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "global_keyprefix": env_str("GANTRY_BROKER_KEY_PREFIX", ""),
     }
+# The queue producers send to and workers consume (tests give a worker its own).
+GANTRY_CELERY_QUEUE = env_str("GANTRY_CELERY_QUEUE", "celery")
+CELERY_TASK_DEFAULT_QUEUE = GANTRY_CELERY_QUEUE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -226,6 +229,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
+    "reconcile-all": {"task": "provisioning.reconcile_all", "schedule": timedelta(seconds=60)},
 }
 
 LOGGING = {

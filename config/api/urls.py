@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from config.api.root import ApiRootView
 from gateways.resource_views import BackendViewSet, CertificateViewSet, RouteViewSet
 from gateways.views import GatewayViewSet
+from provisioning.views import OperationViewSet, RevisionViewSet
 from tenants.views import (
     AuditEventViewSet,
     MemberViewSet,
@@ -30,6 +31,8 @@ per_tenant.register("backends", BackendViewSet, basename="backend")
 
 per_gateway = SimpleRouter(trailing_slash=True)
 per_gateway.register("routes", RouteViewSet, basename="route")
+per_gateway.register("revisions", RevisionViewSet, basename="revision")
+per_gateway.register("operations", OperationViewSet, basename="operation")
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),

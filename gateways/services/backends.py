@@ -8,6 +8,7 @@ from gateways.models import Backend, Certificate
 from gateways.services import common
 from gateways.services.dependents import refresh_routes_using
 from gateways.validation import validate_backend_spec
+from provisioning.tasks import enqueue_reconcile_tenant
 from tenants import audit
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -57,6 +58,7 @@ def create_backend(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Backend
     )
     audit.record(actor, "create", "backend", name, tenant=tenant, after=snapshot(backend))
     refresh_routes_using(tenant, name)
+    enqueue_reconcile_tenant(tenant.pk)
     return backend
 
 
@@ -77,6 +79,7 @@ def _write(actor: Actor, locked: Backend, spec: dict) -> Backend:
         before=before,
         after=snapshot(locked),
     )
+    enqueue_reconcile_tenant(locked.tenant_id)
     return locked
 
 
@@ -104,3 +107,4 @@ def delete_backend(actor: Actor, backend, expected: int | None = None) -> None:
     )
     locked.delete()
     refresh_routes_using(locked.tenant, locked.name)
+    enqueue_reconcile_tenant(locked.tenant_id)

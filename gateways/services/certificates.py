@@ -10,6 +10,7 @@ from gateways.models import Certificate
 from gateways.services import common
 from gateways.services.dependents import refresh_backends_using
 from gateways.validation import CheckedCertificate, validate_certificate
+from provisioning.tasks import enqueue_reconcile_tenant
 from tenants import audit
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -51,6 +52,7 @@ def create_certificate(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Cer
     )
     audit.record(actor, "create", "certificate", name, tenant=tenant, after=snapshot(certificate))
     refresh_backends_using(tenant, name)
+    enqueue_reconcile_tenant(tenant.pk)
     return certificate
 
 
@@ -69,6 +71,7 @@ def _write(actor: Actor, locked: Certificate, checked: CheckedCertificate) -> Ce
         before=before,
         after=snapshot(locked),
     )
+    enqueue_reconcile_tenant(locked.tenant_id)
     return locked
 
 
@@ -104,3 +107,4 @@ def delete_certificate(actor: Actor, certificate, expected: int | None = None) -
     )
     locked.delete()
     refresh_backends_using(locked.tenant, locked.name)
+    enqueue_reconcile_tenant(locked.tenant_id)

@@ -10,6 +10,7 @@ from gateways.conditions import set_condition
 from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
 from gateways.validation import validate_gateway_spec
+from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -61,6 +62,7 @@ def create_gateway(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Gateway
     except IntegrityError:
         raise Conflict(f"a gateway named {name!r} already exists in {tenant.slug!r}") from None
     audit.record(actor, "create", "gateway", name, tenant=tenant, after=snapshot(gateway))
+    enqueue_reconcile(gateway.pk)
     return gateway
 
 
@@ -92,6 +94,7 @@ def _write_spec(actor: Actor, gateway: Gateway, spec: dict, expected: int | None
     )
     if listeners_changed:
         refresh_routes_of(locked)  # which listeners a route attaches to may change
+    enqueue_reconcile(locked.pk)
     return locked
 
 

@@ -13,6 +13,7 @@ from gateways.route_status import route_status
 from gateways.services import common
 from gateways.services.dependents import backend_names
 from gateways.validation import validate_route_spec
+from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
 from tenants.audit import Actor
 
@@ -64,6 +65,7 @@ def create_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
         actor, "create", "route", audit_name(route), tenant=gateway.tenant, after=snapshot(route)
     )
     refresh_conflicts(gateway)
+    enqueue_reconcile(gateway.pk)
     route.refresh_from_db(fields=["status", "resource_version"])
     return route
 
@@ -113,6 +115,7 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
         after=snapshot(locked),
     )
     refresh_conflicts(locked.gateway)
+    enqueue_reconcile(locked.gateway_id)
     locked.refresh_from_db(fields=["status", "resource_version"])
     return locked
 
@@ -145,3 +148,4 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
     )
     locked.delete()
     refresh_conflicts(locked.gateway)
+    enqueue_reconcile(locked.gateway_id)

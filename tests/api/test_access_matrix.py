@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from gateways import services as gateway_services
+from provisioning.models import ConfigRevision
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent
@@ -95,6 +96,12 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 200,
              {"spec": {"hostnames": ["api.example.com"]}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/diff/?against=1",
+             Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/rollback/", Role.EDITOR, 202),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/operations/", Role.VIEWER, 200),
 ]  # fmt: skip
 
 
@@ -106,6 +113,10 @@ def world(org):
     gateway_services.create_certificate(actor, org.tenant, "example-cert", CERTIFICATE_SPEC)
     gateway_services.create_backend(actor, org.tenant, "api", BACKEND_SPEC)
     gateway_services.create_route(actor, gateway, "web", ROUTE_SPEC)
+    ConfigRevision.objects.create(  # stored directly: reconciling is not what this file tests
+        gateway=gateway, number=1, content_hash="0" * 64, state="valid", current=True,
+        resources='{"clusters":[],"listeners":[],"routes":[]}', created_by="tests",
+    )  # fmt: skip
     make_user("newcomer")
     spare = make_user("spare")
     services.add_member(actor, Role.OWNER, org.tenant, "spare", Role.VIEWER)

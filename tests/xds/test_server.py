@@ -30,9 +30,14 @@ async def first_answer(port, token, node_id, delta=True, timeout=5):
         request.node.id = node_id
         try:
             await call.write(request)
-            return None, await asyncio.wait_for(call.read(), timeout)
+            response = await asyncio.wait_for(call.read(), timeout)
+            if response is aio.EOF:  # the server ended the stream before we read: its status
+                return await call.code(), None
+            return None, response
         except aio.AioRpcError as error:
             return error.code(), None
+        except asyncio.InvalidStateError:  # writing after the server already ended the call
+            return await call.code(), None
         finally:
             call.cancel()
 

@@ -1,0 +1,80 @@
+"""What the platform did with each gateway's desired state: numbered config revisions and the
+operations timeline. Derived data: everything here can be rebuilt by reconciling."""
+
+from django.db import models
+
+from config.crypto import EncryptedTextField
+from gateways.models import Gateway
+
+
+class ConfigRevision(models.Model):
+    """One compile of a gateway whose output differed from the revision before it.
+
+    ``resources`` is the compiled Envoy config as canonical JSON, encrypted at rest because
+    listeners carry their TLS private keys inline; it is exactly what Envoy validated, so a
+    rollback serves it as it was. ``desired_state`` is the input, with certificates reduced to
+    fingerprints (no key is ever stored there). At most one revision per gateway is
+    ``current`` (what the xDS server serves): the newest valid one, unless rolled back.
+    """
+
+    class State(models.TextChoices):
+        VALID = "valid"
+        REJECTED = "rejected"
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    resources = EncryptedTextField()
+    desired_state = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices)
+    message = models.TextField(blank=True, default="")
+    current = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["gateway", "-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "number"], name="revision_number_per_gateway"
+            ),
+            models.UniqueConstraint(
+                fields=["gateway"],
+                condition=models.Q(current=True),
+                name="one_current_revision_per_gateway",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway}#{self.number}"
+
+
+class GatewayOperation(models.Model):
+    """One entry of a gateway's operations timeline: what the platform did, when, how it went."""
+
+    class Kind(models.TextChoices):
+        RECONCILE = "reconcile"
+        ROLLBACK = "rollback"
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    message = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    revision = models.ForeignKey(
+        ConfigRevision, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by = models.CharField(max_length=150, default="")
+
+    class Meta:
+        ordering = ["gateway", "-started_at", "-id"]
+        indexes = [models.Index(fields=["gateway", "-started_at"], name="operation_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.kind} {self.state}"

@@ -1,0 +1,139 @@
+"""Reconciling one gateway: desired state → compiled resources → Envoy's verdict → revision.
+
+One reconcile at a time per gateway: the gateway row is locked (``SELECT … FOR UPDATE``) for
+the whole compute-and-store, so a second reconcile waits, then finds the revision the first
+stored and creates nothing. Unchanged output is not a new revision and is not re-validated.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from config.errors import NotFound
+from gateways.conditions import set_condition
+from gateways.models import Gateway
+from gateways.services import common
+from provisioning import envoy, revisions
+from provisioning.compile import compile_gateway
+from provisioning.desired import load_desired_state
+from provisioning.models import ConfigRevision, GatewayOperation
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system:reconcile"
+# A reconcile still "running" after this long was interrupted (its worker died).
+INTERRUPTED_AFTER = timedelta(minutes=10)
+PENDING_MESSAGE = "waiting for Envoy replicas to be programmed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # created | unchanged | rejected | gone
+    revision: ConfigRevision | None = None
+    message: str = ""
+
+
+def _start(gateway_id: int, actor: str) -> GatewayOperation | None:
+    """The timeline entry, committed at once so tenants see the reconcile running."""
+    if not Gateway.objects.filter(pk=gateway_id).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return GatewayOperation.objects.create(
+                gateway_id=gateway_id, kind=GatewayOperation.Kind.RECONCILE, created_by=actor
+            )
+    except IntegrityError:  # the gateway was deleted meanwhile
+        return None
+
+
+def _finish(operation: GatewayOperation, outcome: Outcome, keep: bool = True) -> None:
+    if not keep:
+        operation.delete()
+        return
+    failed = outcome.result == "rejected"
+    operation.state = GatewayOperation.State.FAILED if failed else GatewayOperation.State.SUCCEEDED
+    operation.message = outcome.message
+    operation.revision = outcome.revision
+    operation.finished_at = timezone.now()
+    operation.save(update_fields=["state", "message", "revision", "finished_at"])
+
+
+def _set_programmed(gateway: Gateway, status: str, reason: str, message: str) -> None:
+    conditions = set_condition(
+        gateway.status.get("conditions", []), "Programmed", status, reason, message,
+        gateway.generation,
+    )  # fmt: skip
+    common.store_status(gateway, {**gateway.status, "conditions": conditions})
+
+
+def _store(gateway: Gateway, resources, digest: str, state, actor: str) -> ConfigRevision:
+    validation = envoy.validate(resources)
+    number = (gateway.revisions.aggregate(Max("number"))["number__max"] or 0) + 1
+    revision = ConfigRevision.objects.create(
+        gateway=gateway,
+        number=number,
+        content_hash=digest,
+        resources=revisions.canonical_json(resources.as_dict()),
+        desired_state=revisions.desired_snapshot(state),
+        state=ConfigRevision.State.VALID if validation.ok else ConfigRevision.State.REJECTED,
+        message="" if validation.ok else validation.message,
+        created_by=actor,
+    )
+    if validation.ok:
+        revisions.make_current(revision)
+        _set_programmed(gateway, "False", "Pending", PENDING_MESSAGE)
+    else:
+        _set_programmed(gateway, "False", "Invalid", f"Envoy rejected revision {number}: "
+                        f"{validation.message}")  # fmt: skip
+    return revision
+
+
+@transaction.atomic
+def _reconcile_locked(gateway_id: int, actor: str) -> Outcome:
+    try:
+        gateway = common.lock(Gateway, gateway_id, "tenant")
+    except NotFound:
+        return Outcome("gone", message="the gateway was deleted")
+    GatewayOperation.objects.filter(
+        gateway=gateway,
+        state=GatewayOperation.State.RUNNING,
+        started_at__lt=timezone.now() - INTERRUPTED_AFTER,
+    ).update(state=GatewayOperation.State.FAILED, message="interrupted", finished_at=timezone.now())
+    state = load_desired_state(gateway_id)
+    resources = compile_gateway(state)
+    digest = revisions.content_hash(resources)
+    latest = gateway.revisions.order_by("-number").first()
+    if latest is not None and latest.content_hash == digest:
+        return Outcome("unchanged", latest, f"no change (latest revision {latest.number})")
+    revision = _store(gateway, resources, digest, state, actor)
+    if revision.state == ConfigRevision.State.VALID:
+        return Outcome("created", revision, f"revision {revision.number} is valid")
+    return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")
+
+
+def reconcile(gateway_id: int, actor: str = SYSTEM_ACTOR, record_unchanged: bool = True) -> Outcome:
+    """Brings the gateway's revisions up to date with its desired state. Idempotent.
+
+    ``record_unchanged=False`` (the periodic heal) leaves no timeline entry when nothing changed.
+    """
+    operation = _start(gateway_id, actor)
+    if operation is None:
+        return Outcome("gone", message="the gateway was deleted")
+    try:
+        outcome = _reconcile_locked(gateway_id, actor)
+    except Exception as error:
+        GatewayOperation.objects.filter(pk=operation.pk).update(
+            state=GatewayOperation.State.FAILED,
+            message=f"{type(error).__name__}: {error}"[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    if outcome.result == "gone":
+        return outcome  # the operation went with the gateway (cascade)
+    _finish(operation, outcome, keep=record_unchanged or outcome.result != "unchanged")
+    log.info("reconciled gateway %s: %s", gateway_id, outcome.message)
+    return outcome

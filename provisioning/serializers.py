@@ -1,0 +1,43 @@
+"""API shapes of config revisions and the operations timeline (read-only)."""
+
+from rest_framework import serializers
+
+from provisioning import revisions
+
+
+class RevisionSerializer(serializers.Serializer):
+    number = serializers.IntegerField(read_only=True)
+    state = serializers.CharField(read_only=True)
+    hash = serializers.CharField(source="content_hash", read_only=True)
+    current = serializers.BooleanField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    createdBy = serializers.CharField(source="created_by", read_only=True)
+
+
+class RevisionDetailSerializer(RevisionSerializer):
+    """One revision with its compiled resources as YAML (private keys redacted) and the desired
+    state it was compiled from (certificates by fingerprint)."""
+
+    resources = serializers.SerializerMethodField()
+    desiredState = serializers.JSONField(source="desired_state", read_only=True)
+
+    def get_resources(self, revision) -> str:
+        return revisions.as_yaml(revision)
+
+
+class RevisionDiffSerializer(serializers.Serializer):
+    fromRevision = serializers.IntegerField()
+    toRevision = serializers.IntegerField()
+    diff = serializers.CharField(help_text="unified diff of the two revisions' YAML")
+
+
+class OperationSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    kind = serializers.CharField(read_only=True)
+    state = serializers.CharField(read_only=True)
+    message = serializers.CharField(read_only=True)
+    revision = serializers.IntegerField(source="revision.number", default=None, read_only=True)
+    createdBy = serializers.CharField(source="created_by", read_only=True)
+    startedAt = serializers.DateTimeField(source="started_at", read_only=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", read_only=True)

@@ -1,0 +1,63 @@
+"""Celery reconcilers. They take ids, store no results, and are idempotent: running one twice,
+or two at once, leaves the same revisions as running it once."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError, transaction
+
+from gateways.models import Gateway
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="provisioning.reconcile_gateway",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    soft_time_limit=240,
+    autoretry_for=(OperationalError,),  # the database went away: transient, try again
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def reconcile_gateway(gateway_id: int, record_unchanged: bool = True) -> str:
+    """Compiles, validates and stores a new revision if the output changed. A deleted gateway
+    is a no-op."""
+    from provisioning.reconcile import reconcile
+
+    return reconcile(gateway_id, record_unchanged=record_unchanged).result
+
+
+@shared_task(name="provisioning.reconcile_all", ignore_result=True, time_limit=120)
+def reconcile_all() -> int:
+    """The periodic heal: one reconcile per gateway, so a lost message or drift converges."""
+    count = 0
+    for gateway_id in Gateway.objects.values_list("pk", flat=True).iterator():
+        send_reconcile(gateway_id, record_unchanged=False)
+        count += 1
+    log.info("enqueued %d gateway reconciles", count)
+    return count
+
+
+def send_reconcile(gateway_id: int, record_unchanged: bool = True) -> None:
+    reconcile_gateway.apply_async(
+        (gateway_id,),
+        {"record_unchanged": record_unchanged},
+        queue=settings.GANTRY_CELERY_QUEUE,
+    )
+
+
+def enqueue_reconcile(*gateway_ids: int) -> None:
+    """After the current transaction commits (never for a write that rolled back): one
+    reconcile per gateway."""
+    for gateway_id in dict.fromkeys(gateway_ids):
+        transaction.on_commit(lambda gateway_id=gateway_id: send_reconcile(gateway_id))
+
+
+def enqueue_reconcile_tenant(tenant_id: int) -> None:
+    """Backends and certificates: every gateway of the tenant (simple, and always enough)."""
+    enqueue_reconcile(*Gateway.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))

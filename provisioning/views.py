@@ -1,0 +1,100 @@
+"""REST API of a gateway's config revisions and operations timeline. Every member reads them;
+editors roll back."""
+
+from functools import cached_property
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from config.errors import ValidationFailed
+from gateways.models import Gateway
+from provisioning import revisions
+from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.serializers import (
+    OperationSerializer,
+    RevisionDetailSerializer,
+    RevisionDiffSerializer,
+    RevisionSerializer,
+)
+from tenants.api_base import TenantScopedViewSet
+
+AGAINST = OpenApiParameter(
+    "against", int, OpenApiParameter.QUERY, required=False,
+    description="the revision to compare with (default: the one before)",
+)  # fmt: skip
+
+
+class GatewayChildViewSet(TenantScopedViewSet):
+    model: type
+
+    @cached_property
+    def gateway(self) -> Gateway:
+        return get_object_or_404(Gateway, tenant=self.tenant, name=self.kwargs["gateway"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.model.objects.none()
+        return self.model.objects.filter(gateway=self.gateway)
+
+
+class RevisionViewSet(GatewayChildViewSet, mixins.ListModelMixin):
+    """Config revisions of a gateway, newest first: compiled Envoy config and Envoy's verdict."""
+
+    model = ConfigRevision
+    serializer_class = RevisionSerializer
+    lookup_field = "number"
+    lookup_url_kwarg = "number"
+    lookup_value_regex = r"[0-9]+"
+    ordering_aliases = {"number": "number", "createdAt": "created_at"}
+
+    def get_queryset(self):
+        return super().get_queryset().order_by("-number")
+
+    def resource_label(self) -> str:
+        return "revisions"
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), number=self.kwargs["number"])
+
+    @extend_schema(responses=RevisionDetailSerializer)
+    def retrieve(self, request, *args, **kwargs):
+        return Response(RevisionDetailSerializer(self.get_object()).data)
+
+    @extend_schema(parameters=[AGAINST], responses=RevisionDiffSerializer)
+    @action(detail=True, methods=["get"])
+    def diff(self, request, *args, **kwargs):
+        """Unified diff of the compiled YAML from ``against`` to this revision."""
+        revision = self.get_object()
+        against = request.query_params.get("against")
+        if against is None:
+            against = revision.number - 1
+        elif not against.isdigit():
+            raise ValidationFailed.one("against", "must be a revision number")
+        old = get_object_or_404(self.get_queryset(), number=int(against))
+        body = {"fromRevision": old.number, "toRevision": revision.number,
+                "diff": revisions.unified_diff(old, revision)}  # fmt: skip
+        return Response(body)
+
+    @extend_schema(request=None, responses={202: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, *args, **kwargs):
+        """Serve this (valid) revision again. The next change of the desired state supersedes it."""
+        operation = revisions.rollback(self.actor, self.gateway, self.get_object().number)
+        return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class OperationViewSet(GatewayChildViewSet, mixins.ListModelMixin):
+    """The gateway's operations timeline, newest first: what the platform did and how it went."""
+
+    model = GatewayOperation
+    serializer_class = OperationSerializer
+    ordering_aliases = {"startedAt": "started_at"}
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("revision").order_by("-started_at", "-id")
+
+    def resource_label(self) -> str:
+        return "operations"

@@ -1,0 +1,155 @@
+"""Reconciling a gateway stores a numbered revision only when the compiled output changes,
+keeps the last good one when Envoy rejects a config, and never duplicates under concurrency."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from gateways import services
+from gateways.models import Gateway, Route
+from provisioning import reconcile as reconcile_module
+from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.reconcile import reconcile
+from provisioning.translate import Resources
+from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
+
+
+def programmed(gateway: Gateway) -> dict:
+    gateway.refresh_from_db()
+    return {c["type"]: c for c in gateway.status["conditions"]}["Programmed"]
+
+
+def test_a_new_revision_only_when_the_output_changes(org):
+    gateway = gateway_with_route(org.tenant)
+    first = reconcile(gateway.pk)
+    assert (first.result, first.revision.number, first.revision.state) == ("created", 1, "valid")
+    assert first.revision.current
+
+    again = reconcile(gateway.pk)
+    assert again.result == "unchanged"
+    assert ConfigRevision.objects.filter(gateway=gateway).count() == 1
+    latest_op = GatewayOperation.objects.filter(gateway=gateway).first()
+    assert (latest_op.state, latest_op.message) == ("succeeded", "no change (latest revision 1)")
+
+    services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_spec("/v2"))
+    second = reconcile(gateway.pk)
+    assert (second.result, second.revision.number) == ("created", 2)
+    current = ConfigRevision.objects.get(gateway=gateway, current=True)
+    assert current.number == 2
+    assert (
+        current.desired_state["routes"][0]["spec"]["rules"][0]["matches"][0]["path"]["value"]
+        == "/v2"
+    )
+    assert GatewayOperation.objects.filter(gateway=gateway, kind="reconcile").count() == 3
+
+
+def test_the_periodic_heal_leaves_no_timeline_entry_when_nothing_changed(org):
+    gateway = gateway_with_route(org.tenant)
+    reconcile(gateway.pk)
+    assert reconcile(gateway.pk, record_unchanged=False).result == "unchanged"
+    assert GatewayOperation.objects.filter(gateway=gateway).count() == 1
+
+
+def test_a_deleted_gateway_is_a_no_op(org):
+    assert reconcile(987654).result == "gone"
+
+
+def _with_bad_regex(compile_gateway):
+    def compile_bad(state, **kwargs):
+        resources = compile_gateway(state, **kwargs)
+        routes = [dict(r) for r in resources.routes]
+        host = routes[0]["virtual_hosts"][0]
+        host["routes"][0]["match"] = {"safe_regex": {"regex": "(["}}
+        return Resources(resources.listeners, tuple(routes), resources.clusters)
+
+    return compile_bad
+
+
+def test_a_rejected_revision_does_not_replace_the_last_good_one(org, monkeypatch):
+    gateway = gateway_with_route(org.tenant)
+    good = reconcile(gateway.pk).revision
+    monkeypatch.setattr(
+        reconcile_module, "compile_gateway", _with_bad_regex(reconcile_module.compile_gateway)
+    )
+    services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_spec("/v2"))
+
+    outcome = reconcile(gateway.pk)
+
+    assert outcome.result == "rejected"
+    rejected = outcome.revision
+    assert (rejected.number, rejected.state, rejected.current) == (2, "rejected", False)
+    assert rejected.message  # Envoy's own words
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).pk == good.pk
+    condition = programmed(gateway)
+    assert (condition["status"], condition["reason"]) == ("False", "Invalid")
+    assert rejected.message[-200:] in condition["message"]
+    assert GatewayOperation.objects.filter(gateway=gateway).first().state == "failed"
+    # Unchanged bad output is not validated or stored again.
+    assert reconcile(gateway.pk).result == "unchanged"
+    assert ConfigRevision.objects.filter(gateway=gateway).count() == 2
+
+    monkeypatch.undo()
+    fixed = reconcile(gateway.pk)
+    assert (fixed.result, fixed.revision.number, fixed.revision.current) == ("created", 3, True)
+    assert programmed(gateway)["reason"] == "Pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_reconciles_at_once_store_one_revision(org):
+    gateway = gateway_with_route(org.tenant)
+    results, errors = [], []
+    start = threading.Barrier(2)
+
+    def run():
+        try:
+            start.wait()
+            results.append(reconcile(gateway.pk).result)
+        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert sorted(results) == ["created", "unchanged"]
+    assert list(
+        ConfigRevision.objects.filter(gateway=gateway).values_list("number", flat=True)
+    ) == [1]
+    assert ConfigRevision.objects.filter(gateway=gateway, current=True).count() == 1
+
+
+def test_the_periodic_fan_out_enqueues_one_reconcile_per_gateway(org, monkeypatch):
+    from django.conf import settings
+
+    from provisioning import tasks
+
+    first = gateway_with_route(org.tenant)
+    second = services.create_gateway(ACTOR, org.tenant, "second", {})
+    sent = []
+    monkeypatch.setattr(tasks, "send_reconcile", lambda pk, **kw: sent.append((pk, kw)))
+    assert tasks.reconcile_all() == 2
+    assert sorted(sent) == sorted([(first.pk, {"record_unchanged": False}),
+                                   (second.pk, {"record_unchanged": False})])  # fmt: skip
+    schedule = settings.CELERY_BEAT_SCHEDULE["reconcile-all"]
+    assert schedule["task"] == tasks.reconcile_all.name == "provisioning.reconcile_all"
+    assert tasks.reconcile_gateway.name == "provisioning.reconcile_gateway"
+    assert tasks.reconcile_gateway.acks_late
+
+
+def test_writes_enqueue_a_reconcile_of_the_affected_gateways_on_commit(
+    org, monkeypatch, django_capture_on_commit_callbacks
+):
+    from provisioning import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks, "send_reconcile", lambda pk, **kw: sent.append(pk))
+    with django_capture_on_commit_callbacks(execute=True):
+        gateway = gateway_with_route(org.tenant)
+        other = services.create_gateway(ACTOR, org.tenant, "other", {})
+    # gateway create, backend create (every gateway of the tenant), route create, other create
+    assert sent == [gateway.pk, gateway.pk, gateway.pk, other.pk]

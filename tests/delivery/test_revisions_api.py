@@ -1,0 +1,110 @@
+"""The revisions and operations API: list, show (YAML, keys redacted), diff, roll back."""
+
+from django.db import connection
+
+from gateways import services
+from gateways.models import Route
+from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.reconcile import reconcile
+from tenants.models import AuditEvent
+from tenants.roles import Role
+from tests.api import pki
+from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
+
+BASE = "/api/v1/tenants/acme/gateways/edge/"
+
+
+def two_revisions(org):
+    gateway = gateway_with_route(org.tenant)
+    reconcile(gateway.pk)
+    services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_spec("/v2"))
+    reconcile(gateway.pk)
+    return gateway
+
+
+def test_it_lists_shows_and_diffs_revisions(org):
+    two_revisions(org)
+    viewer = org.client(Role.VIEWER)
+    listing = viewer.get(BASE + "revisions/").json()["results"]
+    assert [(r["number"], r["state"], r["current"]) for r in listing] == [
+        (2, "valid", True), (1, "valid", False),
+    ]  # fmt: skip
+    assert listing[0]["createdBy"] == "system:reconcile"
+    assert len(listing[0]["hash"]) == 64
+
+    shown = viewer.get(BASE + "revisions/1/").json()
+    assert "prefix: /api" in shown["resources"]
+    assert shown["desiredState"]["gateway"] == "edge"
+
+    diff = viewer.get(BASE + "revisions/2/diff/?against=1").json()
+    removed = [
+        line for line in diff["diff"].splitlines() if line.startswith("-") and "/api" in line
+    ]
+    added = [line for line in diff["diff"].splitlines() if line.startswith("+") and "/v2" in line]
+    assert removed and added
+    assert viewer.get(BASE + "revisions/2/diff/").json()["fromRevision"] == 1
+    assert viewer.get(BASE + "revisions/9/").status_code == 404
+
+
+def test_an_editor_rolls_back_to_a_valid_revision(org):
+    gateway = two_revisions(org)
+    response = org.client(Role.EDITOR).post(BASE + "revisions/1/rollback/")
+    assert response.status_code == 202
+    assert response.json()["kind"] == "rollback" and response.json()["revision"] == 1
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 1
+    assert AuditEvent.objects.filter(action="rollback", object_name="edge").exists()
+    # The rollback sticks while the desired state is unchanged…
+    assert reconcile(gateway.pk).result == "unchanged"
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 1
+    timeline = org.client(Role.VIEWER).get(BASE + "operations/").json()["results"]
+    assert [op["kind"] for op in timeline[:2]] == ["reconcile", "rollback"]
+    assert {op["kind"] for op in timeline} == {"reconcile", "rollback"}
+    # …and the next change supersedes it.
+    services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_spec("/v3"))
+    assert reconcile(gateway.pk).revision.number == 3
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 3
+
+
+def test_a_rejected_revision_cannot_be_rolled_back_to(org):
+    gateway = gateway_with_route(org.tenant)
+    ConfigRevision.objects.create(
+        gateway=gateway, number=1, content_hash="0" * 64, state="rejected", resources="{}",
+        created_by="tests", message="bad regex",
+    )  # fmt: skip
+    response = org.client(Role.EDITOR).post(BASE + "revisions/1/rollback/")
+    assert response.status_code == 409
+    assert not GatewayOperation.objects.filter(kind="rollback").exists()
+
+
+def test_a_viewer_cannot_roll_back(org):
+    two_revisions(org)
+    assert org.client(Role.VIEWER).post(BASE + "revisions/1/rollback/").status_code == 403
+
+
+def test_a_private_key_is_never_in_a_revision_or_its_row(org):
+    chain, key = pki.certificate(["app.example.com"])
+    services.create_certificate(
+        ACTOR, org.tenant, "app", {"certificatePem": chain, "privateKeyPem": key}
+    )
+    gateway = services.create_gateway(
+        ACTOR, org.tenant, "edge",
+        {"listeners": [{"name": "https", "protocol": "HTTPS", "port": 443,
+                        "tls": {"certificateRefs": [{"name": "app"}]}}]},
+    )  # fmt: skip
+    outcome = reconcile(gateway.pk)
+    assert outcome.revision.state == "valid", outcome.revision.message
+    key_body = "".join(line for line in key.splitlines() if "-----" not in line)[:40]
+    assert key_body in outcome.revision.resources  # the xDS server gets it, decrypted
+    viewer = org.client(Role.VIEWER)
+    for path in ("revisions/", "revisions/1/", "revisions/1/diff/?against=1", "operations/"):
+        body = viewer.get(BASE + path).content.decode()
+        assert key_body not in body, path
+        assert "PRIVATE KEY" not in body, path
+    assert "redacted sha256:" in viewer.get(BASE + "revisions/1/").json()["resources"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT resources, desired_state::text FROM provisioning_configrevision WHERE id = %s",
+            [outcome.revision.pk],
+        )
+        row = " ".join(cursor.fetchone())
+    assert key_body not in row and "PRIVATE KEY" not in row
