@@ -126,16 +126,32 @@ def _rule_actions(state: DesiredState, rule: dict) -> dict:
     if "backendRequest" in timeouts:
         actions["backend_timeout_ms"] = to_ms(timeouts["backendRequest"])
     if "redirect" not in actions:
-        backends = tuple(
-            WeightedBackend(cluster_name(state.tenant, ref["name"]), ref.get("weight", 1))
-            for ref in rule.get("backendRefs", [])
-            if ref["name"] in state.backends and ref.get("weight", 1) > 0
-        )
-        if backends:
-            actions["backends"] = backends
-        else:  # no (valid) backend: Gateway API says the rule answers 500
-            actions["direct_response"] = DirectResponse(500)
+        actions.update(_backend_actions(state, rule.get("backendRefs", [])))
     return actions
+
+
+def invalid_backend_cluster(state: DesiredState) -> str:
+    return f"{state.tenant}/{state.gateway}/invalid-backend"
+
+
+def _backend_actions(state: DesiredState, refs: list[dict]) -> dict:
+    """Weighted backends; the share of missing backends goes to a cluster that answers 500.
+
+    Gateway API: requests that would go to an invalid backend get 500, in proportion to its
+    weight; with no valid backend at all, every request does.
+    """
+    weighted = [ref for ref in refs if ref.get("weight", 1) > 0]
+    valid = tuple(
+        WeightedBackend(cluster_name(state.tenant, ref["name"]), ref.get("weight", 1))
+        for ref in weighted
+        if ref["name"] in state.backends
+    )
+    if not valid:
+        return {"direct_response": DirectResponse(500)}
+    missing = sum(ref.get("weight", 1) for ref in weighted if ref["name"] not in state.backends)
+    if missing:
+        valid += (WeightedBackend(invalid_backend_cluster(state), missing),)
+    return {"backends": valid}
 
 
 def _match(raw: dict) -> dict:
@@ -226,8 +242,15 @@ def build_listener(state: DesiredState, spec: dict) -> Listener:
 
 def gateway_ir(state: DesiredState) -> GatewayIR:
     listeners = tuple(build_listener(state, spec) for spec in state.spec.get("listeners", []))
-    return GatewayIR(
-        name=f"{state.tenant}/{state.gateway}",
-        listeners=listeners,
-        clusters=build_clusters(state),
-    )
+    clusters = build_clusters(state)
+    invalid = invalid_backend_cluster(state)
+    if any(
+        backend.cluster == invalid
+        for listener in listeners
+        for vhost in listener.virtual_hosts
+        for route in vhost.routes
+        for backend in route.backends
+    ):
+        # No endpoints: Envoy answers "no healthy upstream", which the listener maps to 500.
+        clusters += (Cluster(name=invalid, kind="static", endpoints=(), invalid_backend=True),)
+    return GatewayIR(name=f"{state.tenant}/{state.gateway}", listeners=listeners, clusters=clusters)

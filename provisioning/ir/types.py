@@ -125,6 +125,7 @@ class Cluster:
     tls_sni: str | None = None
     tls_ca: str | None = None  # PEM bundle
     tls: bool = False
+    invalid_backend: bool = False  # stands for missing backends: its requests answer 500
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,12 @@ def translate(
     for listener in ir.listeners:
         by_port.setdefault(listener.port, []).append(listener)
     listeners, routes = [], []
+    invalid_backends = any(c.invalid_backend for c in ir.clusters)
     for port in sorted(by_port):
         name = f"{ir.name}/port/{port}"
         group = by_port[port]
-        listener = envoy_listener(name, port, (port_map or {}).get(port, port), address, group)
+        bind_port = (port_map or {}).get(port, port)
+        listener = envoy_listener(name, port, bind_port, address, group, invalid_backends)
         if listener["filter_chains"]:
             listeners.append(listener)
             routes.append(route_configuration(name, group))

@@ -1,11 +1,14 @@
 """IR listeners → Envoy Listeners: one per port, HTTPS terminated with SNI per certificate."""
 
 from provisioning.ir.types import Listener
+from provisioning.translate.route_features import INVALID_BACKEND_HEADER
 from provisioning.translate.types import DOWNSTREAM_TLS, HCM, LISTENER, ROUTER, TLS_INSPECTOR
 
 
-def http_connection_manager(stat_prefix: str, route_config_name: str) -> dict:
-    return {
+def http_connection_manager(
+    stat_prefix: str, route_config_name: str, invalid_backends: bool = False
+) -> dict:
+    hcm = {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
             "@type": HCM,
@@ -22,6 +25,17 @@ def http_connection_manager(stat_prefix: str, route_config_name: str) -> dict:
             ],
         },
     }
+    if invalid_backends:
+        hcm["typed_config"]["local_reply_config"] = {
+            "mappers": [
+                {
+                    "filter": {"header_filter": {"header": {
+                        "name": INVALID_BACKEND_HEADER, "present_match": True}}},
+                    "status_code": 500,
+                }
+            ]
+        }  # fmt: skip
+    return hcm
 
 
 def _tls_chain(listener: Listener, hcm: dict) -> dict:
@@ -49,10 +63,15 @@ def _tls_chain(listener: Listener, hcm: dict) -> dict:
 
 
 def envoy_listener(
-    name: str, port: int, bind_port: int, address: str, listeners: list[Listener]
+    name: str,
+    port: int,
+    bind_port: int,
+    address: str,
+    listeners: list[Listener],
+    invalid_backends: bool = False,
 ) -> dict:
     """The Envoy listener for every gateway listener on ``port``; ``name`` names its routes."""
-    hcm = http_connection_manager(name.replace("/", "."), name)
+    hcm = http_connection_manager(name.replace("/", "."), name, invalid_backends)
     envoy: dict = {
         "@type": LISTENER,
         "name": name,

@@ -8,6 +8,12 @@ import re
 from provisioning.ir.types import HeaderOps, Route
 from provisioning.translate.types import duration
 
+# The share of a rule's weight that belongs to missing backends is routed to a cluster without
+# endpoints; the header marks those requests so the listener's local-reply mapper turns
+# Envoy's 503 into the 500 Gateway API asks for.
+INVALID_BACKEND_SUFFIX = "/invalid-backend"
+INVALID_BACKEND_HEADER = "x-gantry-invalid-backend"
+
 _REDIRECT_CODES = {
     301: "MOVED_PERMANENTLY",
     302: "FOUND",
@@ -81,9 +87,17 @@ def backends(route: Route, envoy: dict) -> None:
     if len(route.backends) == 1:
         action["cluster"] = route.backends[0].cluster
     else:
-        action["weighted_clusters"] = {
-            "clusters": [{"name": b.cluster, "weight": b.weight} for b in route.backends]
-        }
+        action["weighted_clusters"] = {"clusters": [_weighted(b) for b in route.backends]}
+
+
+def _weighted(backend) -> dict:
+    entry = {"name": backend.cluster, "weight": backend.weight}
+    if backend.cluster.endswith(INVALID_BACKEND_SUFFIX):
+        entry["request_headers_to_add"] = [
+            {"header": {"key": INVALID_BACKEND_HEADER, "value": "1"},
+             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+        ]  # fmt: skip
+    return entry
 
 
 def rewrite(route: Route, envoy: dict) -> None:

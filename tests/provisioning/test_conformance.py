@@ -87,7 +87,8 @@ ROUTES = [
                        path={"type": "ReplaceFullPath", "replaceFullPath": "/replaced"})),
     route("mirror", ["mirror.test"], rule([prefix("/")], "a", filters=[{
         "type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow"}}}])),
-    route("invalid", ["invalid.test"], rule([prefix("/gone")], "nowhere"), rule([prefix("/none")])),
+    route("invalid", ["invalid.test"], rule([prefix("/gone")], "nowhere"), rule([prefix("/none")]),
+          rule([prefix("/partial")], {"name": "a", "weight": 1}, {"name": "nowhere", "weight": 1})),
     route("timeout", ["timeout.test"], rule([prefix("/")], "a", timeouts={"request": "300ms"})),
 ]  # fmt: skip
 
@@ -244,6 +245,15 @@ def test_http_route_request_mirror(gateway):
 def test_http_route_invalid_backend_ref_answers_500(gateway):
     assert gateway("invalid.test", "/gone").status_code == 500
     assert gateway("invalid.test", "/none").status_code == 500
+
+
+def test_http_route_invalid_backend_share_answers_500(gateway):
+    """Half the weight names a missing backend: about half the requests answer 500."""
+    statuses = collections.Counter(gateway("invalid.test", "/partial").status_code
+                                   for _ in range(200))  # fmt: skip
+    assert set(statuses) == {200, 500}, statuses
+    assert 0.35 <= statuses[500] / 200 <= 0.65, statuses
+    assert gateway("prefix.test", "/", headers={"x-gantry-invalid-backend": "1"}).ok
 
 
 def test_http_route_request_timeout_answers_504(gateway):
