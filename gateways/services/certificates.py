@@ -6,6 +6,7 @@ from django.db import transaction
 from config.api.versioning import merge_patch
 from config.errors import ValidationFailed
 from gateways.conditions import set_condition
+from gateways.listener_status import refresh_tenant_listener_status
 from gateways.models import Certificate
 from gateways.services import common
 from gateways.services.dependents import refresh_backends_using
@@ -52,6 +53,7 @@ def create_certificate(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Cer
     )
     audit.record(actor, "create", "certificate", name, tenant=tenant, after=snapshot(certificate))
     refresh_backends_using(tenant, name)
+    refresh_tenant_listener_status(tenant.pk)
     enqueue_reconcile_tenant(tenant.pk)
     return certificate
 
@@ -71,6 +73,7 @@ def _write(actor: Actor, locked: Certificate, checked: CheckedCertificate) -> Ce
         before=before,
         after=snapshot(locked),
     )
+    refresh_tenant_listener_status(locked.tenant_id)
     enqueue_reconcile_tenant(locked.tenant_id)
     return locked
 
@@ -107,4 +110,5 @@ def delete_certificate(actor: Actor, certificate, expected: int | None = None) -
     )
     locked.delete()
     refresh_backends_using(locked.tenant, locked.name)
+    refresh_tenant_listener_status(locked.tenant_id)
     enqueue_reconcile_tenant(locked.tenant_id)

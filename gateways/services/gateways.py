@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from config.api.versioning import check_version, merge_patch
 from config.errors import Conflict
 from gateways.conditions import set_condition
+from gateways.listener_status import refresh_listener_status
 from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
 from gateways.validation import validate_gateway_spec
@@ -62,6 +63,7 @@ def create_gateway(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Gateway
     except IntegrityError:
         raise Conflict(f"a gateway named {name!r} already exists in {tenant.slug!r}") from None
     audit.record(actor, "create", "gateway", name, tenant=tenant, after=snapshot(gateway))
+    refresh_listener_status(gateway)
     enqueue_reconcile(gateway.pk)
     return gateway
 
@@ -94,6 +96,7 @@ def _write_spec(actor: Actor, gateway: Gateway, spec: dict, expected: int | None
     )
     if listeners_changed:
         refresh_routes_of(locked)  # which listeners a route attaches to may change
+    refresh_listener_status(locked)
     enqueue_reconcile(locked.pk)
     return locked
 
