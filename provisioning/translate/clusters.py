@@ -3,6 +3,9 @@
 from provisioning.ir.types import Cluster
 from provisioning.translate.types import CLUSTER, HTTP_PROTOCOL_OPTIONS, UPSTREAM_TLS
 
+# Debian's and Ubuntu's bundle of public CAs; the official Envoy image has it at the same path.
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
 
 def envoy_cluster(cluster: Cluster) -> dict:
     envoy = {
@@ -39,12 +42,27 @@ def envoy_cluster(cluster: Cluster) -> dict:
             }
         }
     if cluster.tls:
-        context: dict = {"@type": UPSTREAM_TLS}
-        if cluster.tls_sni:
-            context["sni"] = cluster.tls_sni
-        if cluster.tls_ca:
-            context["common_tls_context"] = {
-                "validation_context": {"trusted_ca": {"inline_string": cluster.tls_ca}}
-            }
-        envoy["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": context}
+        envoy["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": upstream_tls(cluster),
+        }
     return envoy
+
+
+def upstream_tls(cluster: Cluster) -> dict:
+    """Upstream TLS that verifies the backend: its chain against the tenant's CA certificates
+    (else the system bundle), and its name against the SNI (else the backend's hostname)."""
+    context: dict = {"@type": UPSTREAM_TLS}
+    if cluster.tls_sni:
+        context["sni"] = cluster.tls_sni
+    trusted = (
+        {"inline_string": cluster.tls_ca} if cluster.tls_ca else {"filename": SYSTEM_CA_BUNDLE}
+    )
+    validation: dict = {"trusted_ca": trusted}
+    name = cluster.tls_sni or (cluster.endpoints[0].address if cluster.kind == "dns" else None)
+    if name:
+        validation["match_typed_subject_alt_names"] = [
+            {"san_type": "DNS", "matcher": {"exact": name}}
+        ]
+    context["common_tls_context"] = {"validation_context": validation}
+    return context
