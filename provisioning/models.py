@@ -78,3 +78,43 @@ class GatewayOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.kind} {self.state}"
+
+
+class XdsCredential(models.Model):
+    """The token a gateway's Envoy replicas present to the xDS server (``authorization: Bearer``).
+
+    Only its SHA-256 is stored; the plaintext is returned once by
+    ``provisioning.xds.credentials.issue_xds_token`` (issuing again rotates it).
+    """
+
+    gateway = models.OneToOneField(Gateway, on_delete=models.CASCADE, related_name="xds_credential")
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.prefix}"
+
+
+class ReplicaStatus(models.Model):
+    """What one Envoy replica last said about one resource type: the version it holds (ACK) or
+    the version it rejected and why (NACK)."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="replicas")
+    node_id = models.CharField(max_length=255)
+    type_url = models.CharField(max_length=255)
+    acked_version = models.CharField(max_length=64, blank=True, default="")
+    rejected_version = models.CharField(max_length=64, blank=True, default="")
+    nack_message = models.TextField(blank=True, default="")
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["gateway", "node_id", "type_url"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "node_id", "type_url"], name="replica_status_per_type"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} {self.type_url}"

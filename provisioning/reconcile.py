@@ -21,6 +21,7 @@ from provisioning import envoy, revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
 from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.xds.notify import notify_changed
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def _store(gateway: Gateway, resources, digest: str, state, actor: str) -> Confi
     if validation.ok:
         revisions.make_current(revision)
         _set_programmed(gateway, "False", "Pending", PENDING_MESSAGE)
+        notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
     else:
         _set_programmed(gateway, "False", "Invalid", f"Envoy rejected revision {number}: "
                         f"{validation.message}")  # fmt: skip

@@ -20,6 +20,7 @@ from gateways.services import common
 from provisioning.ir.build import DesiredState
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.translate import Resources
+from provisioning.xds.notify import notify_changed
 from tenants import audit
 from tenants.audit import Actor
 
@@ -113,6 +114,7 @@ def rollback(actor: Actor, gateway: Gateway, number: int) -> GatewayOperation:
         raise Conflict(f"revision {number} was rejected by Envoy; only a valid revision is served")
     previous = current_revision(gateway)
     make_current(revision)
+    notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
     now = timezone.now()
     operation = GatewayOperation.objects.create(
         gateway=gateway,

@@ -1,0 +1,58 @@
+"""``manage.py xds_server``: the ADS server for every gateway, reading config revisions."""
+
+import asyncio
+import logging
+import os
+import signal
+
+from django.core.management.base import BaseCommand
+
+from provisioning.xds.db import DatabaseThreads
+from provisioning.xds.db_source import DatabaseSnapshotSource
+from provisioning.xds.replicas import AckRecorder, Authenticator
+from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
+
+log = logging.getLogger(__name__)
+GRACE_SECONDS = 1.0
+
+
+async def serve(address: str, port: int, ready=None) -> None:
+    """Serves until SIGTERM or SIGINT, then closes the streams (Envoys keep their config)."""
+    database = DatabaseThreads()
+    source = DatabaseSnapshotSource(database=database)
+    service = AggregatedDiscoveryService(source, Authenticator(database), AckRecorder(database))
+    server = XdsServer(service, address, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await source.start()
+        bound = await server.start()
+        log.info(
+            "xds: ready on %s:%s (poll every %s s, change notifications %s)",
+            address, bound, source.poll_interval, "from Redis" if source.redis_url else "off",
+        )  # fmt: skip
+        if ready is not None:
+            ready(bound)
+        await stop.wait()
+        log.info("xds: stopping")
+    finally:
+        await server.stop(GRACE_SECONDS)
+        await source.close()
+        await loop.run_in_executor(None, database.close)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+class Command(BaseCommand):
+    help = "Serve Envoy replicas their gateway's current config revision over ADS (gRPC)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--port", type=int, default=int(os.environ.get("GANTRY_XDS_PORT") or 18000)
+        )
+        parser.add_argument("--address", default="127.0.0.1")
+
+    def handle(self, *args, port: int, address: str, **options):
+        asyncio.run(serve(address, port))

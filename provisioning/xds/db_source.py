@@ -1,0 +1,174 @@
+"""The xDS server's ``SnapshotSource`` in production: each gateway's current config revision.
+
+A gateway's snapshot is its current ``ConfigRevision`` (decrypted, decoded, encoded for xDS)
+at version = the revision's content hash, so a rollback to an older revision is a new version
+for the replicas and a restarted server sends the same version an Envoy already holds.
+
+Watchers wake on a change notification (Redis pub/sub, ``provisioning.xds.notify``) and poll
+every ``poll_interval`` seconds anyway, so a lost message, a Redis outage or the embedded
+default (no Redis) still converge. Database errors are logged and retried at the next poll:
+the server keeps its streams (and the Envoys their config) through an outage.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+
+from django.conf import settings
+
+from provisioning.models import ConfigRevision
+from provisioning.translate import Resources
+from provisioning.xds import notify
+from provisioning.xds.db import DatabaseThreads
+from provisioning.xds.snapshots import Snapshot
+
+log = logging.getLogger(__name__)
+
+POLL_WITHOUT_NOTIFIER = 1.0
+POLL_WITH_NOTIFIER = 5.0
+REDIS_RETRY = 1.0
+
+
+def default_poll_interval(redis_url: str | None) -> float:
+    """``GANTRY_XDS_POLL_INTERVAL`` seconds, else 1 s (polling only) or 5 s (with Redis)."""
+    value = os.environ.get("GANTRY_XDS_POLL_INTERVAL")
+    if value:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0
+        if seconds <= 0:
+            raise ValueError(f"GANTRY_XDS_POLL_INTERVAL must be a positive number, not {value!r}")
+        return seconds
+    return POLL_WITH_NOTIFIER if redis_url else POLL_WITHOUT_NOTIFIER
+
+
+def _current(gateway_key: str) -> tuple[str, int] | None:
+    """(content hash, revision id) of the gateway's current revision."""
+    tenant, _, name = gateway_key.partition("/")
+    return (
+        ConfigRevision.objects.filter(
+            gateway__tenant__slug=tenant, gateway__name=name, current=True
+        )
+        .values_list("content_hash", "pk")
+        .first()
+    )
+
+
+def _resources(revision_id: int) -> Resources | None:
+    revision = ConfigRevision.objects.filter(pk=revision_id).only("resources").first()
+    if revision is None:
+        return None
+    data = json.loads(revision.resources)
+    return Resources(
+        listeners=tuple(data["listeners"]),
+        routes=tuple(data["routes"]),
+        clusters=tuple(data["clusters"]),
+    )
+
+
+class DatabaseSnapshotSource:
+    """Reads current revisions; use it on one event loop, and ``await close()`` when done."""
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float | None = None,
+        redis_url: str | None = "settings",
+        database: DatabaseThreads | None = None,
+    ):
+        self.redis_url = settings.REDIS_URL if redis_url == "settings" else redis_url
+        self.poll_interval = poll_interval or default_poll_interval(self.redis_url)
+        self.database = database or DatabaseThreads()
+        self._own_database = database is None
+        self._snapshots: dict[str, Snapshot] = {}  # gateway key → last snapshot built
+        self._events: dict[str, asyncio.Event] = {}
+        self._subscriber: asyncio.Task | None = None
+        self.subscribed: asyncio.Event | None = None  # made on the loop, set once subscribed
+
+    async def watch(self, gateway_key: str, known_version: str | None) -> Snapshot:
+        self._start_subscriber()
+        while True:
+            # Taken before reading, so a notification that lands during the read is not lost.
+            event = self._events.setdefault(gateway_key, asyncio.Event())
+            snapshot = await self._load(gateway_key)
+            if snapshot is not None and snapshot.version != known_version:
+                return snapshot
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self.poll_interval)
+
+    def wake(self, gateway_key: str) -> None:
+        """Every watcher of the gateway re-reads it now (on the source's loop)."""
+        event = self._events.pop(gateway_key, None)
+        if event is not None:
+            event.set()
+
+    async def _load(self, gateway_key: str) -> Snapshot | None:
+        try:
+            current = await self.database.run(_current, gateway_key)
+            if current is None:
+                return None
+            content_hash, revision_id = current
+            cached = self._snapshots.get(gateway_key)
+            if cached is not None and cached.version == content_hash:
+                return cached
+            resources = await self.database.run(_resources, revision_id)
+        except Exception as error:
+            log.warning("xds: cannot read the config of %s (retrying): %s", gateway_key, error)
+            return None
+        if resources is None:  # replaced meanwhile; the next read finds the new one
+            return None
+        snapshot = Snapshot.build(content_hash, resources)
+        self._snapshots[gateway_key] = snapshot
+        return snapshot
+
+    def _start_subscriber(self) -> None:
+        if self.redis_url and self._subscriber is None:
+            self.subscribed = asyncio.Event()
+            self._subscriber = asyncio.get_running_loop().create_task(self._subscribe())
+
+    async def start(self) -> None:
+        """Subscribes now rather than at the first watch (optional)."""
+        self._start_subscriber()
+
+    async def _subscribe(self) -> None:
+        import redis.asyncio as redis
+
+        prefix = notify.channel_prefix()
+        while True:
+            client = redis.Redis.from_url(self.redis_url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.psubscribe(prefix + "*")
+                    self.subscribed.set()
+                    log.info("xds: subscribed to %s*", prefix)
+                    # A change may have been missed while not subscribed.
+                    for gateway_key in list(self._events):
+                        self.wake(gateway_key)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "pmessage":
+                            continue
+                        name = message["channel"]
+                        if isinstance(name, bytes):
+                            name = name.decode()
+                        self.wake(name[len(prefix) :])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.subscribed.clear()
+                log.warning("xds: Redis subscription lost (polling meanwhile): %s", error)
+                await asyncio.sleep(REDIS_RETRY)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def close(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._subscriber
+            self._subscriber = None
+        if self._own_database:
+            await asyncio.get_running_loop().run_in_executor(None, self.database.close)
