@@ -4,6 +4,10 @@ Every response for a type carries all of that type's resources the Envoy asked f
 clusters and listeners; the route configurations its listeners named) at the snapshot's version.
 A type is answered again only when the snapshot or the requested names change, so a NACK does
 not make the server resend the same rejected config in a loop.
+
+Clusters a new snapshot drops are kept in its cluster response and removed by a second one
+once the Envoy has ACKed the new routes (or listeners): otherwise, for a moment, the old routes
+would point at clusters already gone, and requests would get 503 ``no_cluster``.
 """
 
 import itertools
@@ -11,8 +15,9 @@ from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 
+from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
 from provisioning.xds.acks import Ack, rejection
-from provisioning.xds.resources import TYPE_ORDER, WILDCARD_TYPES
+from provisioning.xds.resources import TYPE_ORDER, WILDCARD_TYPES, EncodedResource
 from provisioning.xds.snapshots import Snapshot
 
 
@@ -31,6 +36,8 @@ class SotwSession:
         self.snapshot: Snapshot | None = None
         self._types: dict[str, _TypeState] = {}
         self._nonces = itertools.count(1)
+        self._held: dict[str, EncodedResource] = {}  # the clusters the Envoy has now
+        self._removal_due: str | None = None  # version whose ACKed routes allow the removal
 
     def on_request(self, request: DiscoveryRequest) -> tuple[list[DiscoveryResponse], list[Ack]]:
         state = self._types.setdefault(request.type_url, _TypeState())
@@ -45,7 +52,9 @@ class SotwSession:
                 return [], acks
         state.names = frozenset(request.resource_names)
         response = self._respond(request.type_url)
-        return ([response] if response else []), acks
+        responses = [response] if response else []
+        removal = self._remove_dropped_clusters(request.type_url, acks)
+        return responses + ([removal] if removal else []), acks
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[list[DiscoveryResponse], list[Ack]]:
         """Responses for every type the Envoy asked for, clusters first (ADS ordering); the
@@ -54,17 +63,28 @@ class SotwSession:
         responses = [self._respond(type_url) for type_url in TYPE_ORDER if type_url in self._types]
         return [response for response in responses if response], []
 
-    def _respond(self, type_url: str) -> DiscoveryResponse | None:
+    def _remove_dropped_clusters(self, type_url: str, acks: list[Ack]) -> DiscoveryResponse | None:
+        """The second cluster response, once the routes that no longer use them are ACKed."""
+        gate = ROUTE_CONFIGURATION if ROUTE_CONFIGURATION in self._types else LISTENER
+        accepted = any(ack.error is None and ack.version == self._removal_due for ack in acks)
+        if self._removal_due is None or type_url != gate or not accepted:
+            return None
+        self._removal_due = None
+        return self._respond(CLUSTER, keep_dropped=False)
+
+    def _respond(self, type_url: str, keep_dropped: bool = True) -> DiscoveryResponse | None:
         state = self._types[type_url]
         if self.snapshot is None or type_url not in self.snapshot.resources:
             return None
-        if state.sent == (self.snapshot.version, state.names):
+        if keep_dropped and state.sent == (self.snapshot.version, state.names):
             return None
         available = self.snapshot.resources[type_url]
         if type_url in WILDCARD_TYPES and state.names <= {"", "*"}:
             chosen = list(available.values())
         else:
             chosen = [available[name] for name in sorted(state.names) if name in available]
+        if type_url == CLUSTER:
+            chosen = self._with_held_clusters(chosen, keep_dropped)
         nonce = str(next(self._nonces))
         state.sent = (self.snapshot.version, state.names)
         state.latest_nonce = nonce
@@ -75,3 +95,13 @@ class SotwSession:
             nonce=nonce,
             resources=[resource.body for resource in chosen],
         )
+
+    def _with_held_clusters(
+        self, chosen: list[EncodedResource], keep_dropped: bool
+    ) -> list[EncodedResource]:
+        names = {resource.name for resource in chosen}
+        dropped = [r for name, r in self._held.items() if name not in names] if keep_dropped else []
+        self._removal_due = self.snapshot.version if dropped else None
+        result = chosen + dropped
+        self._held = {resource.name: resource for resource in result}
+        return result

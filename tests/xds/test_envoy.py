@@ -172,3 +172,23 @@ def test_envoy_outlives_the_server_and_reconnects_fast_when_it_is_back(xds, upst
     print(f"\n{api_type}: server restarted → Envoy reconnected in {reconnected * 1000:.0f} ms, "
           f"served the newer config after {converged * 1000:.0f} ms")  # fmt: skip
     assert reconnected < 2
+
+
+@pytest.mark.parametrize("api_type", API_TYPES)
+def test_a_change_that_drops_a_cluster_never_answers_503(xds, upstreams, api_type):
+    """Each revision holds only the cluster its route uses (as reconcile compiles them): the
+    old cluster must outlive the old routes, or requests in between get 503 no_cluster."""
+    port = free_port()
+
+    def only(name):
+        return compiled("acme", "edge", name, {name: upstreams[name].backend()}, port)
+
+    xds.store.set(EDGE, "v0", only("a"))
+    bootstrap = xds.bootstrap(EDGE, 0, EDGE_TOKEN, free_port(), api_type)
+    with running_envoy(bootstrap) as envoy:
+        assert envoy.dynamic_listener_names() == {"acme/edge/port/80"}
+        session = requests.Session()
+        for change in range(1, 11):
+            want = "b" if change % 2 else "a"
+            xds.store.set(EDGE, f"v{change}", only(want))
+            seconds_until_served_by(session, port, want, time.perf_counter())  # 200s only

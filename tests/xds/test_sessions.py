@@ -184,3 +184,27 @@ def test_sotw_answers_when_the_requested_route_names_change():
                                response_nonce=nonces[ROUTES])  # fmt: skip
     (response,), _ = session.on_request(request)
     assert response.resources == [] and response.version_info == "v1"
+
+
+def test_sotw_removes_dropped_clusters_only_after_the_new_routes_are_acked():
+    session, _ = sotw_connected(snapshot("v1", backend="a", backends=("a", "b")))
+    responses, _ = session.on_snapshot(snapshot("v2", backend="b", backends=("b",)))
+    clusters, listeners, routes = responses
+    assert len(clusters.resources) == 2  # "a" is kept while the old routes may still use it
+    ack = DiscoveryRequest(type_url=ROUTES, resource_names=[ROUTE_NAME], version_info="v2",
+                           response_nonce=routes.nonce)  # fmt: skip
+    (removal,), acks = session.on_request(ack)
+    assert acks == [Ack(ROUTES, "v2")]
+    assert (removal.type_url, removal.version_info, len(removal.resources)) == (CLUSTER, "v2", 1)
+    cluster_ack = DiscoveryRequest(type_url=CLUSTER, version_info="v2",
+                                   response_nonce=removal.nonce)  # fmt: skip
+    assert session.on_request(cluster_ack) == ([], [Ack(CLUSTER, "v2")])
+
+
+def test_sotw_keeps_nothing_extra_when_no_cluster_is_dropped():
+    session, _ = sotw_connected(snapshot("v1"))
+    responses, _ = session.on_snapshot(snapshot("v2", backend="b"))
+    routes = responses[-1]
+    ack = DiscoveryRequest(type_url=ROUTES, resource_names=[ROUTE_NAME], version_info="v2",
+                           response_nonce=routes.nonce)  # fmt: skip
+    assert session.on_request(ack) == ([], [Ack(ROUTES, "v2")])
