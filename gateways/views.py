@@ -1,15 +1,32 @@
-"""REST API views for gateways. Thin: validation and writes live in services."""
+"""REST API views for gateways, certificates, backends and routes. Thin: validation and writes
+live in services. Every resource behaves the same way: name in the URL, ``spec`` and a read-only
+``status``, PUT replaces, PATCH merges, ``If-Match`` or ``resourceVersion``, ETag."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from config.api.versioning import expected_version
 from config.errors import ValidationFailed
 from gateways import services
-from gateways.filters import GatewayFilter
-from gateways.models import Gateway
+from gateways.filters import BackendFilter, CertificateFilter, GatewayFilter, RouteFilter
+from gateways.models import Backend, Certificate, Gateway, Route
+from gateways.resource_serializers import (
+    BackendCreateDoc,
+    BackendReplaceDoc,
+    BackendSerializer,
+    CertificateCreateDoc,
+    CertificateReplaceDoc,
+    CertificateSerializer,
+    RouteCreateDoc,
+    RouteReplaceDoc,
+    RouteSerializer,
+)
 from gateways.serializers import (
     GatewayCreateDoc,
     GatewayCreateSerializer,
@@ -28,62 +45,163 @@ IF_MATCH = OpenApiParameter(
 )
 
 
-def with_etag(response: Response, gateway: Gateway) -> Response:
-    response["ETag"] = f'"{gateway.resource_version}"'
+def with_etag(response: Response, obj) -> Response:
+    response["ETag"] = f'"{obj.resource_version}"'
     return response
 
 
-class GatewayViewSet(TenantScopedViewSet, mixins.ListModelMixin):
-    """Gateway instances of a tenant. Editors manage them."""
+@dataclass(frozen=True)
+class Writes:
+    """The service functions behind a resource's writes."""
 
-    serializer_class = GatewaySerializer
+    create: Callable  # (actor, parent, name, spec)
+    replace: Callable  # (actor, obj, spec, expected)
+    patch: Callable  # (actor, obj, patch, expected)
+    delete: Callable  # (actor, obj, expected)
+
+
+def documented(serializer, create_doc, replace_doc):
+    """The OpenAPI description of one resource's operations."""
+    write = {"request": replace_doc, "responses": serializer, "parameters": [IF_MATCH]}
+    return extend_schema_view(
+        retrieve=extend_schema(responses=serializer),
+        create=extend_schema(request=create_doc, responses={201: serializer}),
+        update=extend_schema(**write),
+        partial_update=extend_schema(**write),
+        destroy=extend_schema(parameters=[IF_MATCH]),
+    )
+
+
+class SpecResourceViewSet(TenantScopedViewSet, mixins.ListModelMixin):
+    """A spec/status resource inside a tenant. Editors manage it; every member reads it."""
+
+    model: type
+    writes: Writes
     lookup_field = "name"
-    lookup_url_kwarg = "gateway"
-    filterset_class = GatewayFilter
     ordering_aliases = {"name": "name", "createdAt": "created_at", "updatedAt": "updated_at"}
+
+    def scope(self) -> dict:
+        """Filters selecting the objects this URL can see."""
+        return {"tenant": self.tenant}
+
+    def parent(self):
+        """What a new object is created in."""
+        return self.tenant
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return Gateway.objects.none()
-        return Gateway.objects.filter(tenant=self.tenant)
+            return self.model.objects.none()
+        return self.model.objects.filter(**self.scope())
 
     def get_object(self):
-        return get_object_or_404(self.get_queryset(), name=self.kwargs["gateway"])
+        return get_object_or_404(self.get_queryset(), name=self.kwargs[self.lookup_url_kwarg])
+
+    def respond(self, obj, code: int = status.HTTP_200_OK) -> Response:
+        return with_etag(Response(self.serializer_class(obj).data, status=code), obj)
 
     def retrieve(self, request, *args, **kwargs):
-        gateway = self.get_object()
-        return with_etag(Response(GatewaySerializer(gateway).data), gateway)
+        return self.respond(self.get_object())
 
-    @extend_schema(request=GatewayCreateDoc, responses={201: GatewaySerializer})
     def create(self, request, *args, **kwargs):
         body = GatewayCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        gateway = services.create_gateway(
-            self.actor, self.tenant, body.validated_data["name"], body.validated_data["spec"]
-        )
-        response = Response(GatewaySerializer(gateway).data, status=status.HTTP_201_CREATED)
-        return with_etag(response, gateway)
+        data = body.validated_data
+        obj = self.writes.create(self.actor, self.parent(), data["name"], data["spec"])
+        return self.respond(obj, status.HTTP_201_CREATED)
 
-    @extend_schema(request=GatewayReplaceDoc, responses=GatewaySerializer, parameters=[IF_MATCH])
     def update(self, request, *args, **kwargs):
-        gateway = self.get_object()
+        obj = self.get_object()
         partial = kwargs.get("partial", False)
         body = GatewayReplaceSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
         name = body.validated_data.get("name")
-        if name is not None and name != gateway.name:
+        if name is not None and name != obj.name:
             raise ValidationFailed.one("name", "cannot be changed; it must match the URL")
-        write = services.patch_gateway_spec if partial else services.replace_gateway_spec
+        write = self.writes.patch if partial else self.writes.replace
         # A PATCH without a spec is an empty merge patch: it changes nothing (PUT requires one).
         spec = body.validated_data.get("spec", {})
-        gateway = write(self.actor, gateway, spec, expected_version(request))
-        return with_etag(Response(GatewaySerializer(gateway).data), gateway)
+        return self.respond(write(self.actor, obj, spec, expected_version(request)))
 
-    @extend_schema(request=GatewayReplaceDoc, responses=GatewaySerializer, parameters=[IF_MATCH])
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
 
-    @extend_schema(parameters=[IF_MATCH])
     def destroy(self, request, *args, **kwargs):
-        services.delete_gateway(self.actor, self.get_object(), expected_version(request))
+        self.writes.delete(self.actor, self.get_object(), expected_version(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@documented(GatewaySerializer, GatewayCreateDoc, GatewayReplaceDoc)
+class GatewayViewSet(SpecResourceViewSet):
+    """Gateway instances of a tenant. Editors manage them."""
+
+    model = Gateway
+    serializer_class = GatewaySerializer
+    lookup_url_kwarg = "gateway"
+    filterset_class = GatewayFilter
+    writes = Writes(
+        services.create_gateway,
+        services.replace_gateway_spec,
+        services.patch_gateway_spec,
+        services.delete_gateway,
+    )
+
+
+@documented(CertificateSerializer, CertificateCreateDoc, CertificateReplaceDoc)
+class CertificateViewSet(SpecResourceViewSet):
+    """TLS certificates of a tenant: PEM chain and private key. The key is never returned."""
+
+    model = Certificate
+    serializer_class = CertificateSerializer
+    lookup_url_kwarg = "certificate"
+    filterset_class = CertificateFilter
+    writes = Writes(
+        services.create_certificate,
+        services.replace_certificate,
+        services.patch_certificate,
+        services.delete_certificate,
+    )
+
+
+@documented(BackendSerializer, BackendCreateDoc, BackendReplaceDoc)
+class BackendViewSet(SpecResourceViewSet):
+    """Backends of a tenant: where routes send requests (IP or DNS endpoints)."""
+
+    model = Backend
+    serializer_class = BackendSerializer
+    lookup_url_kwarg = "backend"
+    filterset_class = BackendFilter
+    writes = Writes(
+        services.create_backend,
+        services.replace_backend_spec,
+        services.patch_backend_spec,
+        services.delete_backend,
+    )
+
+
+@documented(RouteSerializer, RouteCreateDoc, RouteReplaceDoc)
+class RouteViewSet(SpecResourceViewSet):
+    """HTTP routes of a gateway (Gateway API HTTPRoute specs). A missing gateway is 404."""
+
+    model = Route
+    serializer_class = RouteSerializer
+    lookup_url_kwarg = "route"
+    filterset_class = RouteFilter
+    writes = Writes(
+        services.create_route,
+        services.replace_route_spec,
+        services.patch_route_spec,
+        services.delete_route,
+    )
+
+    @cached_property
+    def gateway(self) -> Gateway:
+        return get_object_or_404(Gateway, tenant=self.tenant, name=self.kwargs["gateway"])
+
+    def scope(self) -> dict:
+        return {"gateway": self.gateway}
+
+    def parent(self):
+        return self.gateway
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("gateway")

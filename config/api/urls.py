@@ -5,8 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from config.api.root import ApiRootView
-from gateways.resource_views import BackendViewSet, CertificateViewSet, RouteViewSet
-from gateways.views import GatewayViewSet
+from gateways.views import BackendViewSet, CertificateViewSet, GatewayViewSet, RouteViewSet
 from provisioning.views import OperationViewSet, RevisionViewSet
 from tenants.views import (
     AuditEventViewSet,

@@ -23,6 +23,7 @@ from gateways.validation.common import (
     text_field,
 )
 from gateways.validation.route_filters import FilterSerializer, path_problem, rule_filter_errors
+from provisioning.ir.durations import to_ms
 from tenants.serializers import StrictSerializer, dns_label_field
 
 PATH_TYPES = ["Exact", "PathPrefix", "RegularExpression"]
@@ -32,8 +33,6 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE"
 MAX_REGEX_PROGRAM_SIZE = 100
 MAX_MATCHES_PER_ROUTE = 128
 DURATION = re.compile(r"(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}")
-_DURATION_PART = re.compile(r"([0-9]{1,5})(ms|h|m|s)")
-_MILLISECONDS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 
 
 def regex_problem(pattern: str) -> str | None:
@@ -55,11 +54,6 @@ def regex_problem(pattern: str) -> str | None:
             f"at most {MAX_REGEX_PROGRAM_SIZE} is allowed"
         )
     return None
-
-
-def duration_ms(value: str) -> int:
-    """A Gateway API duration (``1h30m``, ``500ms``) in milliseconds."""
-    return sum(int(n) * _MILLISECONDS[unit] for n, unit in _DURATION_PART.findall(value))
 
 
 def _default_path() -> dict:
@@ -161,12 +155,7 @@ class TimeoutsSerializer(StrictSerializer):
 
     def validate(self, data):
         request, backend = data.get("request"), data.get("backendRequest")
-        if (
-            request
-            and backend
-            and duration_ms(request)
-            and duration_ms(backend) > duration_ms(request)
-        ):
+        if request and backend and to_ms(request) and to_ms(backend) > to_ms(request):
             raise serializers.ValidationError(
                 {"backendRequest": [f"must not be longer than request ({request})"]}
             )
