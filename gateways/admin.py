@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from gateways.models import Backend, Certificate, Gateway, Route
+from gateways.models import Backend, Certificate, Consumer, Gateway, Policy, Route
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,3 +37,13 @@ class RouteAdmin(ReadOnlyAdmin):
     list_display = ["name", "gateway", "generation", "resource_version", "updated_at"]
     list_filter = ["gateway__tenant"]
     search_fields = ["name", "gateway__name", "gateway__tenant__slug"]
+
+
+@admin.register(Consumer)
+class ConsumerAdmin(ReadOnlyAdmin):
+    pass  # credentials are not registered: their secrets are never shown, not even here
+
+
+@admin.register(Policy)
+class PolicyAdmin(RouteAdmin):
+    list_display = ["name", "kind", "gateway", "generation", "resource_version", "updated_at"]

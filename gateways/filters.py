@@ -2,7 +2,7 @@
 
 import django_filters
 
-from gateways.models import Backend, Certificate, Gateway, Route
+from gateways.models import Backend, Certificate, Consumer, Credential, Gateway, Route
 from gateways.sizes import SIZES
 from gateways.validation import RUNTIMES
 from gateways.validation.backends import APP_PROTOCOLS
@@ -46,3 +46,19 @@ class RouteFilter(django_filters.FilterSet):
     class Meta:
         model = Route
         fields = ["name"]
+
+
+class ConsumerFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Consumer
+        fields = ["name"]
+
+
+class CredentialFilter(django_filters.FilterSet):
+    type = django_filters.ChoiceFilter(choices=Credential.Type.choices)
+
+    class Meta:
+        model = Credential
+        fields = ["type"]

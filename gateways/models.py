@@ -93,3 +93,73 @@ class Route(SpecResource):
 
     def __str__(self) -> str:
         return f"{self.gateway}/{self.name}"
+
+
+class Consumer(SpecResource):
+    """An API client of a tenant: what SecurityPolicies allow, by name, through its credentials.
+
+    Requests that authenticate as a consumer carry its name upstream (``x-gantry-consumer``).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="consumers")
+
+    class Meta:
+        ordering = ["tenant", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="consumer_name_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}/{self.name}"
+
+
+class Credential(models.Model):
+    """One credential of a consumer: an API key or a basic-auth user.
+
+    ``secret`` holds what the gateway needs and nothing more, encrypted at rest: the API key
+    itself (Envoy compares keys), or the password's htpasswd SHA hash (``{SHA}…``, what Envoy's
+    basic_auth filter takes; the password itself is not kept). Never returned after creation.
+    """
+
+    class Type(models.TextChoices):
+        API_KEY = "api-key"
+        BASIC_AUTH = "basic-auth"
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="credentials")
+    # The public id: ``gak_…`` (the first characters of the key itself) or ``gba_…``.
+    key_id = models.CharField(max_length=16, unique=True)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    username = models.CharField(max_length=63, blank=True)  # basic-auth only
+    secret = EncryptedTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["consumer", "created_at", "key_id"]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}/{self.key_id}"
+
+
+class Policy(SpecResource):
+    """A policy of one gateway, Envoy Gateway's vocabulary: ``kind`` is SecurityPolicy or
+    BackendTrafficPolicy and ``spec`` names its targets (the gateway, a listener, a route).
+
+    Names are unique per gateway, whatever the kind. The kind never changes.
+    """
+
+    class Kind(models.TextChoices):
+        SECURITY = "SecurityPolicy"
+        BACKEND_TRAFFIC = "BackendTrafficPolicy"
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="policies")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["gateway", "name"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "name"], name="policy_name_per_gateway")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway}/{self.name}"

@@ -10,6 +10,7 @@ from gateways.serializers import ConditionSerializer
 from gateways.validation import (
     BackendSpecSerializer,
     CertificateSpecSerializer,
+    ConsumerSpecSerializer,
     RouteSpecSerializer,
 )
 from tenants.serializers import StrictSerializer, dns_label_field
@@ -90,3 +91,35 @@ class RouteSerializer(_ResourceSerializer):
 CertificateCreateDoc, CertificateReplaceDoc = _docs("Certificate", CertificateSpecSerializer)
 BackendCreateDoc, BackendReplaceDoc = _docs("Backend", BackendSpecSerializer)
 RouteCreateDoc, RouteReplaceDoc = _docs("Route", RouteSpecSerializer)
+
+
+class ConsumerSerializer(_ResourceSerializer):
+    spec = ConsumerSpecSerializer(read_only=True)
+    status = _StatusSerializer(read_only=True)
+
+
+class CredentialOutSerializer(serializers.Serializer):
+    """A credential as lists show it: never the key or the password."""
+
+    id = serializers.CharField(
+        source="key_id", read_only=True, help_text="gak_… (an API key's start) or gba_…"
+    )
+    type = serializers.CharField(read_only=True)
+    username = serializers.CharField(read_only=True, required=False,
+                                     help_text="basic-auth only")  # fmt: skip
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if not data.get("username"):
+            data.pop("username", None)
+        return data
+
+
+class NewCredentialSerializer(CredentialOutSerializer):
+    key = serializers.CharField(
+        required=False, help_text="api-key only: the key, in this response and never again"
+    )
+
+
+ConsumerCreateDoc, ConsumerReplaceDoc = _docs("Consumer", ConsumerSpecSerializer)

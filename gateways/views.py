@@ -14,8 +14,15 @@ from rest_framework.response import Response
 from config.api.versioning import expected_version
 from config.errors import ValidationFailed
 from gateways import services
-from gateways.filters import BackendFilter, CertificateFilter, GatewayFilter, RouteFilter
-from gateways.models import Backend, Certificate, Gateway, Route
+from gateways.filters import (
+    BackendFilter,
+    CertificateFilter,
+    ConsumerFilter,
+    CredentialFilter,
+    GatewayFilter,
+    RouteFilter,
+)
+from gateways.models import Backend, Certificate, Consumer, Credential, Gateway, Route
 from gateways.resource_serializers import (
     BackendCreateDoc,
     BackendReplaceDoc,
@@ -23,6 +30,11 @@ from gateways.resource_serializers import (
     CertificateCreateDoc,
     CertificateReplaceDoc,
     CertificateSerializer,
+    ConsumerCreateDoc,
+    ConsumerReplaceDoc,
+    ConsumerSerializer,
+    CredentialOutSerializer,
+    NewCredentialSerializer,
     RouteCreateDoc,
     RouteReplaceDoc,
     RouteSerializer,
@@ -34,6 +46,7 @@ from gateways.serializers import (
     GatewayReplaceSerializer,
     GatewaySerializer,
 )
+from gateways.validation import CredentialSerializer
 from tenants.api_base import TenantScopedViewSet
 
 IF_MATCH = OpenApiParameter(
@@ -205,3 +218,57 @@ class RouteViewSet(SpecResourceViewSet):
 
     def get_queryset(self):
         return super().get_queryset().select_related("gateway")
+
+
+@documented(ConsumerSerializer, ConsumerCreateDoc, ConsumerReplaceDoc)
+class ConsumerViewSet(SpecResourceViewSet):
+    """API clients of a tenant, which SecurityPolicies allow by name."""
+
+    model = Consumer
+    serializer_class = ConsumerSerializer
+    lookup_url_kwarg = "consumer"
+    filterset_class = ConsumerFilter
+    writes = Writes(
+        services.create_consumer,
+        services.replace_consumer_spec,
+        services.patch_consumer_spec,
+        services.delete_consumer,
+    )
+
+
+class CredentialViewSet(TenantScopedViewSet, mixins.ListModelMixin):
+    """Credentials of a consumer: API keys (generated, shown once) and a basic-auth password.
+    Neither is ever returned after creation. A missing consumer is 404."""
+
+    serializer_class = CredentialOutSerializer
+    lookup_field = "key_id"
+    lookup_url_kwarg = "credential"
+    filterset_class = CredentialFilter
+    ordering_aliases = {"createdAt": "created_at"}
+
+    @cached_property
+    def consumer(self) -> Consumer:
+        return get_object_or_404(Consumer, tenant=self.tenant, name=self.kwargs["consumer"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Credential.objects.none()
+        return Credential.objects.filter(consumer=self.consumer)
+
+    def get_object(self):
+        return get_object_or_404(self.get_queryset(), key_id=self.kwargs["credential"])
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self.serializer_class(self.get_object()).data)
+
+    @extend_schema(request=CredentialSerializer, responses={201: NewCredentialSerializer})
+    def create(self, request, *args, **kwargs):
+        credential, key = services.create_credential(self.actor, self.consumer, request.data)
+        body = dict(self.serializer_class(credential).data)
+        if key is not None:
+            body["key"] = key
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        services.delete_credential(self.actor, self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -5,7 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from config.api.root import ApiRootView
-from gateways.views import BackendViewSet, CertificateViewSet, GatewayViewSet, RouteViewSet
+from gateways.views import (
+    BackendViewSet,
+    CertificateViewSet,
+    ConsumerViewSet,
+    CredentialViewSet,
+    GatewayViewSet,
+    RouteViewSet,
+)
 from provisioning.views import OperationViewSet, RevisionViewSet
 from tenants.views import (
     AuditEventViewSet,
@@ -27,6 +34,10 @@ per_tenant.register("audit-events", AuditEventViewSet, basename="audit-event")
 per_tenant.register("gateways", GatewayViewSet, basename="gateway")
 per_tenant.register("certificates", CertificateViewSet, basename="certificate")
 per_tenant.register("backends", BackendViewSet, basename="backend")
+per_tenant.register("consumers", ConsumerViewSet, basename="consumer")
+
+per_consumer = SimpleRouter(trailing_slash=True)
+per_consumer.register("credentials", CredentialViewSet, basename="credential")
 
 per_gateway = SimpleRouter(trailing_slash=True)
 per_gateway.register("routes", RouteViewSet, basename="route")
@@ -40,5 +51,6 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("tenants/<slug:tenant>/", include(per_tenant.urls)),
     path("tenants/<slug:tenant>/gateways/<slug:gateway>/", include(per_gateway.urls)),
+    path("tenants/<slug:tenant>/consumers/<slug:consumer>/", include(per_consumer.urls)),
     path("", include(platform.urls)),
 ]

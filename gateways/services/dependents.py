@@ -73,3 +73,7 @@ def refresh_backends_using(tenant: Tenant, certificate: str) -> None:
 
 def _ca_refs(spec: dict) -> list[dict]:
     return (spec.get("tls") or {}).get("caCertificateRefs", [])
+
+
+def refresh_policies_naming(tenant: Tenant, consumer: str) -> None:
+    """Statuses of the SecurityPolicies of the tenant that name ``consumer`` (it came or went)."""

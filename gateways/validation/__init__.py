@@ -10,6 +10,12 @@ from gateways.validation.certificates import (
     CheckedCertificate,
     validate_certificate,
 )
+from gateways.validation.consumers import (
+    ConsumerSpecSerializer,
+    CredentialSerializer,
+    validate_consumer_spec,
+    validate_credential,
+)
 from gateways.validation.gateways import RUNTIMES, GatewaySpecSerializer, validate_gateway_spec
 from gateways.validation.routes import RouteSpecSerializer, validate_route_spec
 
@@ -18,10 +24,14 @@ __all__ = [
     "BackendSpecSerializer",
     "CertificateSpecSerializer",
     "CheckedCertificate",
+    "ConsumerSpecSerializer",
+    "CredentialSerializer",
     "GatewaySpecSerializer",
     "RouteSpecSerializer",
     "validate_backend_spec",
     "validate_certificate",
+    "validate_consumer_spec",
+    "validate_credential",
     "validate_gateway_spec",
     "validate_route_spec",
 ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from gateways import services as gateway_services
+from gateways.models import Credential
 from provisioning.models import ConfigRevision
 from tenants import services
 from tenants.audit import Actor
@@ -30,7 +31,7 @@ ROUTE_SPEC = {"rules": [{"backendRefs": [{"name": "api"}]}]}
 class Endpoint:
     method: str
     path: str  # {t} tenant, {gw} gateway, {member}, {spare_token}, {own_token}, {event},
-    # {cert} certificate, {backend}, {route} (a route of gateway {gw})
+    # {cert} certificate, {backend}, {route} (a route of gateway {gw}), {cred} (of alice)
     role: str  # the least role that may do it
     ok: int
     body: dict = field(default_factory=dict)
@@ -87,6 +88,21 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 200,
              {"spec": {"appProtocol": "gRPC"}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/consumers/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/consumers/alice/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/consumers/", Role.EDITOR, 201,
+             {"name": "second", "spec": {}}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 200,
+             {"spec": {"description": "web"}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 200,
+             {"spec": {"description": "app"}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/consumers/alice/credentials/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/consumers/alice/credentials/{cred}/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/consumers/alice/credentials/", Role.EDITOR, 201,
+             {"type": "api-key"}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/consumers/alice/credentials/{cred}/", Role.EDITOR,
+             204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.VIEWER, 200),
     Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.EDITOR, 201,
@@ -113,6 +129,8 @@ def world(org):
     gateway_services.create_certificate(actor, org.tenant, "example-cert", CERTIFICATE_SPEC)
     gateway_services.create_backend(actor, org.tenant, "api", BACKEND_SPEC)
     gateway_services.create_route(actor, gateway, "web", ROUTE_SPEC)
+    alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
+    gateway_services.create_credential(actor, alice, {"type": "api-key"})
     ConfigRevision.objects.create(  # stored directly: reconciling is not what this file tests
         gateway=gateway, number=1, content_hash="0" * 64, state="valid", current=True,
         resources='{"clusters":[],"listeners":[],"routes":[]}', created_by="tests",
@@ -126,9 +144,11 @@ def world(org):
 
 def fill(endpoint: Endpoint, org, spare_token, own_prefix: str) -> str:
     event = AuditEvent.objects.filter(tenant=org.tenant).first()
+    credential = Credential.objects.get(consumer__tenant=org.tenant, consumer__name="alice")
     return endpoint.path.format(
         t=org.tenant.slug, gw="edge", member="spare", spare_token=spare_token.prefix,
         own_token=own_prefix, event=event.pk, cert="example-cert", backend="api", route="web",
+        cred=credential.key_id,
     )  # fmt: skip
 
 
