@@ -196,6 +196,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
     "SECURITY": [{"bearerAuth": []}],
+    "ENUM_NAME_OVERRIDES": {"PolicyKindEnum": "gateways.validation.policies.KINDS"},
 }
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"

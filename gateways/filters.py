@@ -2,7 +2,7 @@
 
 import django_filters
 
-from gateways.models import Backend, Certificate, Consumer, Credential, Gateway, Route
+from gateways.models import Backend, Certificate, Consumer, Credential, Gateway, Policy, Route
 from gateways.sizes import SIZES
 from gateways.validation import RUNTIMES
 from gateways.validation.backends import APP_PROTOCOLS
@@ -62,3 +62,12 @@ class CredentialFilter(django_filters.FilterSet):
     class Meta:
         model = Credential
         fields = ["type"]
+
+
+class PolicyFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    kind = django_filters.ChoiceFilter(choices=Policy.Kind.choices)
+
+    class Meta:
+        model = Policy
+        fields = ["name", "kind"]

@@ -4,6 +4,7 @@ Request bodies are the gateway's (``GatewayCreateSerializer``/``GatewayReplaceSe
 name and a spec validated whole by the service); the ``*Doc`` serializers document them.
 """
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from gateways.serializers import ConditionSerializer
@@ -12,6 +13,11 @@ from gateways.validation import (
     CertificateSpecSerializer,
     ConsumerSpecSerializer,
     RouteSpecSerializer,
+)
+from gateways.validation.policies import (
+    KINDS,
+    BackendTrafficPolicySpecSerializer,
+    SecurityPolicySpecSerializer,
 )
 from tenants.serializers import StrictSerializer, dns_label_field
 
@@ -123,3 +129,57 @@ class NewCredentialSerializer(CredentialOutSerializer):
 
 
 ConsumerCreateDoc, ConsumerReplaceDoc = _docs("Consumer", ConsumerSpecSerializer)
+
+
+class AncestorSerializer(serializers.Serializer):
+    ancestorRef = serializers.DictField(help_text="the targetRef this entry is about")
+    conditions = ConditionSerializer(many=True)
+
+
+class PolicyStatusSerializer(_StatusSerializer):
+    ancestors = AncestorSerializer(many=True, help_text="one entry per targetRef")
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="PolicySpec",
+        serializers=[SecurityPolicySpecSerializer, BackendTrafficPolicySpecSerializer],
+        resource_type_field_name=None,
+    )
+)
+class PolicySpecField(serializers.JSONField):
+    """A SecurityPolicy or BackendTrafficPolicy spec, as ``kind`` says."""
+
+
+class PolicySerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    kind = serializers.ChoiceField(choices=KINDS, read_only=True)
+    spec = PolicySpecField(read_only=True)
+    status = PolicyStatusSerializer(read_only=True)
+
+
+class PolicyCreateSerializer(StrictSerializer):
+    """The body of a create. ``kind`` and ``spec`` are validated by the service."""
+
+    name = dns_label_field()
+    kind = serializers.JSONField()
+    spec = serializers.JSONField()
+
+
+class PolicyReplaceSerializer(StrictSerializer):
+    name = serializers.CharField(required=False, help_text="must match the URL if given")
+    kind = serializers.JSONField(required=False, help_text="must be the policy's kind if given")
+    spec = serializers.JSONField()
+    resourceVersion = serializers.CharField(required=False)
+
+
+class PolicyCreateDoc(StrictSerializer):
+    name = dns_label_field()
+    kind = serializers.ChoiceField(choices=KINDS)
+    spec = PolicySpecField()
+
+
+class PolicyReplaceDoc(StrictSerializer):
+    kind = serializers.ChoiceField(choices=KINDS, required=False)
+    spec = PolicySpecField()
+    resourceVersion = serializers.CharField(required=False)

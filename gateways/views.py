@@ -20,9 +20,10 @@ from gateways.filters import (
     ConsumerFilter,
     CredentialFilter,
     GatewayFilter,
+    PolicyFilter,
     RouteFilter,
 )
-from gateways.models import Backend, Certificate, Consumer, Credential, Gateway, Route
+from gateways.models import Backend, Certificate, Consumer, Credential, Gateway, Policy, Route
 from gateways.resource_serializers import (
     BackendCreateDoc,
     BackendReplaceDoc,
@@ -35,6 +36,11 @@ from gateways.resource_serializers import (
     ConsumerSerializer,
     CredentialOutSerializer,
     NewCredentialSerializer,
+    PolicyCreateDoc,
+    PolicyCreateSerializer,
+    PolicyReplaceDoc,
+    PolicyReplaceSerializer,
+    PolicySerializer,
     RouteCreateDoc,
     RouteReplaceDoc,
     RouteSerializer,
@@ -271,4 +277,43 @@ class CredentialViewSet(TenantScopedViewSet, mixins.ListModelMixin):
 
     def destroy(self, request, *args, **kwargs):
         services.delete_credential(self.actor, self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@documented(PolicySerializer, PolicyCreateDoc, PolicyReplaceDoc)
+class PolicyViewSet(RouteViewSet):
+    """Policies of a gateway: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy."""
+
+    model = Policy
+    serializer_class = PolicySerializer
+    lookup_url_kwarg = "policy"
+    filterset_class = PolicyFilter
+
+    def resource_label(self) -> str:
+        return "policies"
+
+    def create(self, request, *args, **kwargs):
+        body = PolicyCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        policy = services.create_policy(
+            self.actor, self.gateway, data["name"], data["kind"], data["spec"]
+        )
+        return self.respond(policy, status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        policy = self.get_object()
+        partial = kwargs.get("partial", False)
+        body = PolicyReplaceSerializer(data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("name") is not None and data["name"] != policy.name:
+            raise ValidationFailed.one("name", "cannot be changed; it must match the URL")
+        write = services.patch_policy_spec if partial else services.replace_policy_spec
+        policy = write(self.actor, policy, data.get("spec", {}), expected_version(request),
+                       kind=data.get("kind"))  # fmt: skip
+        return self.respond(policy)
+
+    def destroy(self, request, *args, **kwargs):
+        services.delete_policy(self.actor, self.get_object(), expected_version(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,9 +7,10 @@ transaction. Rows are locked in id order (the order every writer uses), and only
 status actually changes are written (their resourceVersion moves; generation does not).
 """
 
-from gateways.models import Backend, Gateway, Route
+from gateways.models import Backend, Gateway, Policy, Route
 from gateways.route_status import route_status
 from gateways.validation.routes import referenced_backends
+from provisioning.ir.policies import named_consumers
 from tenants.models import Tenant
 
 
@@ -76,4 +77,16 @@ def _ca_refs(spec: dict) -> list[dict]:
 
 
 def refresh_policies_naming(tenant: Tenant, consumer: str) -> None:
-    """Statuses of the SecurityPolicies of the tenant that name ``consumer`` (it came or went)."""
+    """Statuses of the SecurityPolicies of the tenant that name ``consumer`` (it came or went).
+
+    Each gateway concerned is locked (in id order) before its policies, as policy writers do."""
+    from gateways.services.policies import refresh_policies
+
+    candidates = Policy.objects.filter(gateway__tenant=tenant, kind=Policy.Kind.SECURITY)
+    ids = sorted({
+        gateway_id
+        for gateway_id, spec in candidates.values_list("gateway_id", "spec")
+        if any(name == consumer for _, name in named_consumers(spec))
+    })  # fmt: skip
+    for gateway in Gateway.objects.select_for_update().filter(pk__in=ids).order_by("pk"):
+        refresh_policies(gateway)

@@ -10,6 +10,7 @@ from gateways.conditions import set_condition
 from gateways.listener_status import refresh_listener_status
 from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
+from gateways.services.policies import refresh_policies
 from gateways.validation import validate_gateway_spec
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
@@ -96,6 +97,7 @@ def _write_spec(actor: Actor, gateway: Gateway, spec: dict, expected: int | None
     )
     if listeners_changed:
         refresh_routes_of(locked)  # which listeners a route attaches to may change
+        refresh_policies(locked)  # and which listeners policies target exist
     refresh_listener_status(locked)
     enqueue_reconcile(locked.pk)
     return locked

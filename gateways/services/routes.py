@@ -12,6 +12,7 @@ from gateways.route_conflicts import conflict_condition, find_conflicts
 from gateways.route_status import route_status
 from gateways.services import common
 from gateways.services.dependents import backend_names
+from gateways.services.policies import refresh_policies
 from gateways.validation import validate_route_spec
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
@@ -65,6 +66,7 @@ def create_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
         actor, "create", "route", audit_name(route), tenant=gateway.tenant, after=snapshot(route)
     )
     refresh_conflicts(gateway)
+    refresh_policies(gateway)  # a policy may target the new route
     enqueue_reconcile(gateway.pk)
     route.refresh_from_db(fields=["status", "resource_version"])
     return route
@@ -148,4 +150,5 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
     )
     locked.delete()
     refresh_conflicts(locked.gateway)
+    refresh_policies(locked.gateway)  # policies targeting it lose that target
     enqueue_reconcile(locked.gateway_id)

@@ -25,6 +25,7 @@ CERT_PEM, KEY_PEM = pki.certificate(["app.example.com"])
 CERTIFICATE_SPEC = {"certificatePem": CERT_PEM, "privateKeyPem": KEY_PEM}
 BACKEND_SPEC = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 8080}}]}
 ROUTE_SPEC = {"rules": [{"backendRefs": [{"name": "api"}]}]}
+POLICY_SPEC = {"targetRefs": [{"kind": "Gateway", "name": "edge"}], "retry": {}}
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,15 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 200,
              {"spec": {"hostnames": ["api.example.com"]}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.EDITOR, 201,
+             {"name": "second", "kind": "BackendTrafficPolicy", "spec": POLICY_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 200,
+             {"spec": {**POLICY_SPEC, "retry": {"numRetries": 3}}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 200,
+             {"spec": {"retry": {"numRetries": 4}}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/diff/?against=1",
@@ -129,6 +139,7 @@ def world(org):
     gateway_services.create_certificate(actor, org.tenant, "example-cert", CERTIFICATE_SPEC)
     gateway_services.create_backend(actor, org.tenant, "api", BACKEND_SPEC)
     gateway_services.create_route(actor, gateway, "web", ROUTE_SPEC)
+    gateway_services.create_policy(actor, gateway, "retries", "BackendTrafficPolicy", POLICY_SPEC)
     alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
     gateway_services.create_credential(actor, alice, {"type": "api-key"})
     ConfigRevision.objects.create(  # stored directly: reconciling is not what this file tests

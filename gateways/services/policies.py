@@ -1,0 +1,116 @@
+"""Every write to policies. Like routes: the gateway row is locked first (policies of one
+gateway conflict with each other, and targets are checked against its listeners), then the
+policy. Every write recomputes the status of all the gateway's policies (conflicts and
+overrides move between them) and reconciles the gateway."""
+
+from django.db import transaction
+
+from config.api.versioning import merge_patch
+from config.errors import Conflict, ValidationFailed
+from gateways.models import Consumer, Gateway, Policy
+from gateways.policy_status import gateway_resolution, policy_status
+from gateways.services import common
+from gateways.validation.policies import validate_policy_kind, validate_policy_spec
+from provisioning.tasks import enqueue_reconcile
+from tenants import audit
+from tenants.audit import Actor
+
+MAX_POLICIES_PER_GATEWAY = 256
+
+
+def audit_name(policy: Policy) -> str:
+    return f"{policy.gateway.name}/{policy.name}"
+
+
+def snapshot(policy: Policy) -> dict:
+    return {"gateway": policy.gateway.name, "name": policy.name, "kind": policy.kind,
+            "spec": policy.spec, "generation": policy.generation}  # fmt: skip
+
+
+def _validate(kind: str, raw_spec, gateway: Gateway) -> dict:
+    listeners = [listener["name"] for listener in gateway.spec.get("listeners", [])]
+    return validate_policy_spec(kind, raw_spec, gateway.name, listeners)
+
+
+def refresh_policies(gateway: Gateway) -> None:
+    """Recomputes every policy status of ``gateway``; writes only those that changed.
+
+    Callers hold the gateway's lock (every writer of routes and policies takes it first)."""
+    policies = list(Policy.objects.select_for_update().filter(gateway=gateway).order_by("pk"))
+    if not policies:
+        return
+    resolution = gateway_resolution(
+        policies,
+        set(gateway.routes.values_list("name", flat=True)),
+        gateway.spec.get("listeners", []),
+        set(Consumer.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
+    )
+    for policy in policies:
+        common.store_status(
+            policy, policy_status(policy.name, policy.generation, policy.status, resolution)
+        )
+
+
+@transaction.atomic
+def create_policy(actor: Actor, gateway: Gateway, name: str, kind, raw_spec) -> Policy:
+    gateway = common.lock(Gateway, gateway.pk, "tenant")
+    kind = validate_policy_kind(kind)
+    spec = _validate(kind, raw_spec, gateway)
+    duplicate = f"gateway {gateway.name!r} already has a policy named {name!r}"
+    if Policy.objects.filter(gateway=gateway).count() >= MAX_POLICIES_PER_GATEWAY:
+        raise Conflict(f"a gateway has at most {MAX_POLICIES_PER_GATEWAY} policies")
+    policy = common.create_unique(Policy, duplicate, gateway=gateway, name=name, kind=kind,
+                                  spec=spec, status={})  # fmt: skip
+    audit.record(actor, "create", "policy", audit_name(policy), tenant=gateway.tenant,
+                 after=snapshot(policy))  # fmt: skip
+    refresh_policies(gateway)
+    enqueue_reconcile(gateway.pk)
+    policy.refresh_from_db(fields=["status", "resource_version"])
+    return policy
+
+
+def _lock(policy: Policy, expected: int | None, kind=None) -> Policy:
+    gateway = common.lock(Gateway, policy.gateway_id, "tenant")
+    locked = common.lock_checked(Policy, policy.pk, expected, "policy")
+    locked.gateway = gateway
+    if kind is not None and kind != locked.kind:
+        raise ValidationFailed.one("kind", f"cannot be changed (it is {locked.kind})")
+    return locked
+
+
+def _write(actor: Actor, locked: Policy, spec: dict) -> Policy:
+    if spec == locked.spec:
+        return locked
+    before = snapshot(locked)
+    common.store_spec(locked, spec, locked.status)
+    audit.record(actor, "update", "policy", audit_name(locked), tenant=locked.gateway.tenant,
+                 before=before, after=snapshot(locked))  # fmt: skip
+    refresh_policies(locked.gateway)
+    enqueue_reconcile(locked.gateway_id)
+    locked.refresh_from_db(fields=["status", "resource_version"])
+    return locked
+
+
+@transaction.atomic
+def replace_policy_spec(actor: Actor, policy: Policy, raw_spec, expected=None, kind=None):
+    """PUT: the new spec replaces the old one whole."""
+    locked = _lock(policy, expected, kind)
+    return _write(actor, locked, _validate(locked.kind, raw_spec, locked.gateway))
+
+
+@transaction.atomic
+def patch_policy_spec(actor: Actor, policy: Policy, patch, expected=None, kind=None):
+    """PATCH: an RFC 7386 merge patch into the stored spec (lists replace), validated whole."""
+    locked = _lock(policy, expected, kind)
+    merged = merge_patch(locked.spec, patch if patch is not None else {})
+    return _write(actor, locked, _validate(locked.kind, merged, locked.gateway))
+
+
+@transaction.atomic
+def delete_policy(actor: Actor, policy: Policy, expected: int | None = None) -> None:
+    locked = _lock(policy, expected)
+    audit.record(actor, "delete", "policy", audit_name(locked), tenant=locked.gateway.tenant,
+                 before=snapshot(locked))  # fmt: skip
+    locked.delete()
+    refresh_policies(locked.gateway)
+    enqueue_reconcile(locked.gateway_id)

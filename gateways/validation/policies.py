@@ -1,0 +1,219 @@
+"""Validation of policies: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy specs.
+
+``targetRefs`` name the policy's own gateway (``kind: Gateway``, optionally one listener by
+``sectionName``) or routes of that gateway (``kind: HTTPRoute``). A route that does not exist
+is not an error (the status says so, as for backends); a listener that does not exist is, as
+in a route's ``parentRefs``. Where Envoy Gateway names a Kubernetes Secret, Gantry names the
+tenant's consumers. Fields Envoy Gateway has and Gantry does not translate yet are refused by
+name, never ignored.
+"""
+
+import re
+
+from rest_framework import serializers
+
+from config.errors import ValidationFailed
+from gateways.validation.backend_traffic import (
+    BACKEND_TRAFFIC_FEATURES,
+    BACKEND_TRAFFIC_LATER,
+    COOKIE_NAME,
+    CircuitBreakerSerializer,
+    FaultInjectionSerializer,
+    HealthCheckSerializer,
+    LoadBalancerSerializer,
+    RetrySerializer,
+    TimeoutSerializer,
+)
+from gateways.validation.common import (
+    failed,
+    header_name_field,
+    pattern_field,
+    plain,
+)
+from tenants.serializers import StrictSerializer, dns_label_field
+
+GROUP = "gateway.networking.k8s.io"
+KINDS = ["SecurityPolicy", "BackendTrafficPolicy"]
+LATER_KINDS = ["ClientTrafficPolicy"]
+MAX_TARGETS = 16
+MAX_CONSUMERS = 64
+SECURITY_FEATURES = ["apiKeyAuth", "basicAuth"]
+SECURITY_LATER = ["jwt", "oidc", "authorization", "cors", "extAuth"]
+QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
+
+
+class TargetRefSerializer(StrictSerializer):
+    group = serializers.ChoiceField(choices=[GROUP], default=GROUP)
+    kind = serializers.ChoiceField(choices=["Gateway", "HTTPRoute"])
+    name = dns_label_field()
+    sectionName = dns_label_field(
+        required=False, help_text="Gateway targets: one listener of the gateway"
+    )
+
+    def validate(self, data):
+        gateway = self.context.get("gateway")
+        listeners = self.context.get("listeners")
+        section = data.get("sectionName")
+        if data["kind"] == "HTTPRoute" and section is not None:
+            raise serializers.ValidationError(
+                {"sectionName": ["naming a rule of an HTTPRoute is not supported yet"]}
+            )
+        if data["kind"] == "Gateway" and gateway is not None and data["name"] != gateway:
+            raise serializers.ValidationError(
+                {"name": [f"must be the policy's own gateway ({gateway!r})"]}
+            )
+        missing = listeners is not None and section and section not in listeners
+        if data["kind"] == "Gateway" and missing:
+            raise serializers.ValidationError({"sectionName": [
+                f"the gateway has no listener {section!r} "
+                f"(it has: {', '.join(listeners) or 'none'})"
+            ]})  # fmt: skip
+        return data
+
+
+def _target_key(ref: dict) -> tuple:
+    return (ref["kind"], ref["name"], ref.get("sectionName"))
+
+
+class PolicySpecSerializer(StrictSerializer):
+    """What every policy kind has: its targets."""
+
+    targetRefs = TargetRefSerializer(many=True, allow_empty=False, max_length=MAX_TARGETS)
+    later: list[str] = []
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            later = [field for field in self.later if field in data]
+            if later:
+                raise serializers.ValidationError(
+                    {field: [f"{field} is not supported yet"] for field in later}
+                )
+        return super().to_internal_value(data)
+
+    def validate_targetRefs(self, refs):
+        errors, first = {}, {}
+        for index, ref in enumerate(refs):
+            key = _target_key(ref)
+            if key in first:
+                errors[index] = [f"duplicates targetRefs[{first[key]}]"]
+            first.setdefault(key, index)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return refs
+
+
+class ConsumerRefSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=["Consumer"], default="Consumer")
+    name = dns_label_field(help_text="a consumer of the tenant")
+
+
+def _unique_consumers(refs: list[dict]) -> list[dict]:
+    names = [ref["name"] for ref in refs]
+    errors = {
+        index: {"name": [f"duplicates [{names.index(name)}]"]}
+        for index, name in enumerate(names)
+        if name in names[:index]
+    }
+    if errors:
+        raise serializers.ValidationError(errors)
+    return refs
+
+
+class ExtractFromSerializer(StrictSerializer):
+    headers = serializers.ListField(child=header_name_field(), required=False, max_length=8)
+    params = serializers.ListField(
+        child=pattern_field(QUERY_PARAM, "must be a query parameter name"),
+        required=False, max_length=8,
+    )  # fmt: skip
+    cookies = serializers.ListField(
+        child=pattern_field(COOKIE_NAME, "must be a cookie name (RFC 6265 token characters)"),
+        required=False, max_length=8,
+    )  # fmt: skip
+
+    def validate(self, data):
+        if not any(data.get(field) for field in ("headers", "params", "cookies")):
+            raise serializers.ValidationError("must name at least one header, param or cookie")
+        return data
+
+
+class APIKeyAuthSerializer(StrictSerializer):
+    credentialRefs = ConsumerRefSerializer(
+        many=True, allow_empty=False, max_length=MAX_CONSUMERS,
+        help_text="consumers whose API keys are accepted",
+    )  # fmt: skip
+    extractFrom = ExtractFromSerializer(many=True, allow_empty=False, max_length=8)
+    forwardClientIDHeader = header_name_field(
+        required=False, help_text="where the consumer's name goes; default x-gantry-consumer"
+    )
+    sanitize = serializers.BooleanField(default=False, help_text="remove the key upstream")
+
+    def validate_credentialRefs(self, refs):
+        return _unique_consumers(refs)
+
+
+class BasicAuthSerializer(StrictSerializer):
+    users = ConsumerRefSerializer(
+        many=True, allow_empty=False, max_length=MAX_CONSUMERS,
+        help_text="consumers whose basic-auth password is accepted",
+    )  # fmt: skip
+    forwardUsernameHeader = header_name_field(
+        required=False, help_text="where the consumer's name goes; default x-gantry-consumer"
+    )
+
+    def validate_users(self, refs):
+        return _unique_consumers(refs)
+
+
+class SecurityPolicySpecSerializer(PolicySpecSerializer):
+    later = SECURITY_LATER
+    apiKeyAuth = APIKeyAuthSerializer(required=False)
+    basicAuth = BasicAuthSerializer(required=False)
+
+    def validate(self, data):
+        if not any(feature in data for feature in SECURITY_FEATURES):
+            raise serializers.ValidationError(
+                f"must set at least one of {', '.join(SECURITY_FEATURES)}"
+            )
+        return data
+
+
+class BackendTrafficPolicySpecSerializer(PolicySpecSerializer):
+    later = BACKEND_TRAFFIC_LATER
+    retry = RetrySerializer(required=False)
+    timeout = TimeoutSerializer(required=False)
+    circuitBreaker = CircuitBreakerSerializer(required=False)
+    healthCheck = HealthCheckSerializer(required=False)
+    loadBalancer = LoadBalancerSerializer(required=False)
+    faultInjection = FaultInjectionSerializer(required=False)
+
+    def validate(self, data):
+        if not any(feature in data for feature in BACKEND_TRAFFIC_FEATURES):
+            raise serializers.ValidationError(
+                f"must set at least one of {', '.join(BACKEND_TRAFFIC_FEATURES)}"
+            )
+        return data
+
+
+SPEC_SERIALIZERS = {
+    "SecurityPolicy": SecurityPolicySpecSerializer,
+    "BackendTrafficPolicy": BackendTrafficPolicySpecSerializer,
+}
+
+
+def validate_policy_kind(kind) -> str:
+    if kind in LATER_KINDS:
+        raise ValidationFailed.one("kind", f"{kind} is not supported yet")
+    if kind not in KINDS:
+        raise ValidationFailed.one("kind", f"must be one of {', '.join(KINDS)}")
+    return kind
+
+
+def validate_policy_spec(kind: str, raw, gateway: str, listeners: list[str]) -> dict:
+    """The spec with Envoy Gateway's defaults, or ValidationFailed naming each bad field."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed.one("spec", "must be an object")
+    context = {"gateway": gateway, "listeners": listeners}
+    serializer = SPEC_SERIALIZERS[kind](data=raw, context=context)
+    if not serializer.is_valid():
+        raise failed(serializer.errors)
+    return plain(serializer.validated_data)

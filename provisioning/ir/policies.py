@@ -1,0 +1,129 @@
+"""Which policy applies where, with Envoy Gateway's precedence. Pure: shared by the compiler
+and by the policies' status, so a status says exactly what the gateway does.
+
+- A policy targets its gateway, one listener of it (``sectionName``) or a route. For each
+  route on each listener, the most specific policy of each kind applies, whole: a route's own
+  policy, else its listener's, else the gateway's (features are not merged across levels).
+- Two policies of one kind targeting the same thing: the older one (then the name first in
+  alphabetical order) wins; the other's target is ``Conflicted``.
+- A route or listener that does not exist: that target is ``TargetNotFound``.
+- A policy that cannot be translated (a SecurityPolicy naming a consumer that does not exist)
+  still holds its targets, so they fail closed (a direct 500) instead of falling back to a less
+  specific policy; its targets are ``Invalid``.
+"""
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+ACCEPTED = "Accepted"
+TARGET_NOT_FOUND = "TargetNotFound"
+CONFLICTED = "Conflicted"
+INVALID = "Invalid"
+
+
+def scope_of(ref: dict) -> tuple:
+    if ref["kind"] == "HTTPRoute":
+        return ("route", ref["name"])
+    if ref.get("sectionName"):
+        return ("listener", ref["sectionName"])
+    return ("gateway",)
+
+
+def describe(scope: tuple) -> str:
+    return "the gateway" if scope == ("gateway",) else f"{scope[0]} {scope[1]!r}"
+
+
+def named_consumers(spec: dict) -> list[tuple[str, str]]:
+    """(JSON path, consumer name) of every consumer a SecurityPolicy names."""
+    refs = []
+    for index, ref in enumerate((spec.get("apiKeyAuth") or {}).get("credentialRefs", [])):
+        refs.append((f"spec.apiKeyAuth.credentialRefs[{index}]", ref["name"]))
+    for index, ref in enumerate((spec.get("basicAuth") or {}).get("users", [])):
+        refs.append((f"spec.basicAuth.users[{index}]", ref["name"]))
+    return refs
+
+
+def translation_problem(policy: dict, consumers: Collection[str]) -> str | None:
+    """Why ``policy`` cannot be translated, or None."""
+    missing = [
+        f"{path}: consumer {name!r} does not exist"
+        for path, name in named_consumers(policy["spec"])
+        if name not in consumers
+    ]
+    return "; ".join(missing) or None
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    ref: dict
+    reason: str  # Accepted | TargetNotFound | Conflicted | Invalid
+    message: str
+    overridden_for: tuple[str, ...] = ()  # what a more specific policy of the kind covers
+
+
+@dataclass(frozen=True)
+class Resolution:
+    claims: dict = field(default_factory=dict)  # (kind, scope) → policy name
+    results: dict = field(default_factory=dict)  # policy name → [TargetResult]
+    problems: dict = field(default_factory=dict)  # policy name → why it cannot be translated
+
+    def effective(self, kind: str, listener: str, route: str) -> str | None:
+        """The policy of ``kind`` for ``route`` as served by ``listener``."""
+        for scope in (("route", route), ("listener", listener), ("gateway",)):
+            name = self.claims.get((kind, scope))
+            if name is not None:
+                return name
+        return None
+
+
+def resolve(
+    policies: list[dict],
+    route_names: Collection[str],
+    listener_names: Collection[str],
+    consumers: Collection[str],
+) -> Resolution:
+    """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name)."""
+    claims: dict = {}
+    results: dict = {}
+    problems = {p["name"]: translation_problem(p, consumers) for p in policies}
+    problems = {name: problem for name, problem in problems.items() if problem}
+    for policy in policies:
+        outcome = []
+        for ref in policy["spec"].get("targetRefs", []):
+            scope = scope_of(ref)
+            key = (policy["kind"], scope)
+            if (scope[0] == "route" and scope[1] not in route_names) or (
+                scope[0] == "listener" and scope[1] not in listener_names
+            ):
+                outcome.append(
+                    TargetResult(ref, TARGET_NOT_FOUND, f"{describe(scope)} does not exist")
+                )
+            elif key in claims:
+                message = f"{policy['kind']} {claims[key]!r} already targets {describe(scope)}"
+                outcome.append(TargetResult(ref, CONFLICTED, message))
+            else:
+                claims[key] = policy["name"]
+                outcome.append(None)  # decided below, once every claim is known
+        results[policy["name"]] = outcome
+    for policy in policies:
+        refs = policy["spec"].get("targetRefs", [])
+        results[policy["name"]] = [
+            result or _held(policy, ref, claims, problems.get(policy["name"]))
+            for ref, result in zip(refs, results[policy["name"]], strict=True)
+        ]
+    return Resolution(claims=claims, results=results, problems=problems)
+
+
+def _held(policy: dict, ref: dict, claims: dict, problem: str | None) -> TargetResult:
+    scope = scope_of(ref)
+    if problem:
+        return TargetResult(ref, INVALID, f"{problem}. Requests to {describe(scope)} are "
+                            "answered with 500 until it is fixed.")  # fmt: skip
+    rank = {"gateway": 0, "listener": 1, "route": 2}[scope[0]]
+    overriding = sorted(
+        describe(other)
+        for (kind, other), name in claims.items()
+        if kind == policy["kind"] and name != policy["name"]
+        and {"gateway": 0, "listener": 1, "route": 2}[other[0]] > rank
+    )  # fmt: skip
+    return TargetResult(ref, ACCEPTED, f"applied to {describe(scope)}", tuple(overriding))
