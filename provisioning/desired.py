@@ -5,8 +5,9 @@ certificates its listeners serve or its backends trust. Nothing here decides any
 compiler does.
 """
 
-from gateways.models import Backend, Certificate, Gateway
+from gateways.models import Backend, Certificate, Credential, Gateway
 from provisioning.ir.build import DesiredState
+from provisioning.ir.policies import named_consumers
 
 
 def _backend_names(routes: list[dict]) -> set[str]:
@@ -27,6 +28,23 @@ def _certificate_names(gateway_spec: dict, backends: dict[str, dict]) -> set[str
     for spec in backends.values():
         names.update(ref["name"] for ref in (spec.get("tls") or {}).get("caCertificateRefs", []))
     return names
+
+
+def _consumers(tenant, policies: list[dict]) -> dict[str, dict]:
+    """The consumers the policies name, with their secrets (kept out of every log and print:
+    DesiredState does not show them in its repr, revisions store only fingerprints)."""
+    names = {name for policy in policies for _, name in named_consumers(policy["spec"])}
+    consumers: dict[str, dict] = {}
+    credentials = Credential.objects.filter(consumer__tenant=tenant, consumer__name__in=names)
+    for name in tenant.consumers.filter(name__in=names).values_list("name", flat=True):
+        consumers[name] = {"apiKeys": [], "basicAuth": []}
+    for credential in credentials.select_related("consumer").order_by("created_at", "key_id"):
+        entry = consumers[credential.consumer.name]
+        if credential.type == Credential.Type.API_KEY:
+            entry["apiKeys"].append(credential.secret)
+        else:
+            entry["basicAuth"].append({"hash": credential.secret})
+    return consumers
 
 
 def load_desired_state(gateway_id: int) -> DesiredState:
@@ -51,6 +69,10 @@ def load_desired_state(gateway_id: int) -> DesiredState:
             tenant=gateway.tenant, name__in=_certificate_names(gateway.spec, backends)
         )
     }
+    policies = [
+        {"name": policy.name, "kind": policy.kind, "spec": policy.spec}
+        for policy in gateway.policies.order_by("created_at", "name")
+    ]
     return DesiredState(
         tenant=gateway.tenant.slug,
         gateway=gateway.name,
@@ -58,4 +80,6 @@ def load_desired_state(gateway_id: int) -> DesiredState:
         routes=routes,
         backends=backends,
         certificates=certificates,
+        policies=policies,
+        consumers=_consumers(gateway.tenant, policies),
     )

@@ -50,16 +50,35 @@ def desired_snapshot(state: DesiredState) -> dict:
         }
         for name, cert in state.certificates.items()
     }
+    snapshot["consumers"] = {
+        name: {
+            "apiKeys": [fingerprint(key)[:23] for key in consumer.get("apiKeys", [])],
+            "basicAuth": [fingerprint(user["hash"])[:23] for user in consumer.get("basicAuth", [])],
+        }
+        for name, consumer in state.consumers.items()
+    }
     return snapshot
 
 
+def _mask(text: str) -> str:
+    return f"<redacted {fingerprint(text)[:23]}>"
+
+
 def redacted(value):
-    """A copy of compiled resources with every inline private key replaced by its fingerprint."""
+    """A copy of compiled resources with every secret replaced by its fingerprint: inline
+    private keys, API keys (api_key_auth ``credentials``) and htpasswd users (basic_auth)."""
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
-            if key == "private_key" and isinstance(item, dict) and "inline_string" in item:
-                item = {"inline_string": f"<redacted {fingerprint(item['inline_string'])[:23]}>"}
+            if (
+                key in ("private_key", "users")
+                and isinstance(item, dict)
+                and "inline_string" in item
+            ):
+                item = {"inline_string": _mask(item["inline_string"])}
+            elif key == "credentials" and isinstance(item, list):
+                item = [{**c, "key": _mask(c["key"])} if isinstance(c, dict) and "key" in c
+                        else c for c in item]  # fmt: skip
             result[key] = redacted(item)
         return result
     if isinstance(value, list):

@@ -4,10 +4,11 @@ Tenant mistakes never raise here: a rule whose backends are all missing answers 
 Gateway API says; the route's status conditions say why (computed where routes are written).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from provisioning.ir import hostnames
 from provisioning.ir.durations import to_ms
+from provisioning.ir.policy_build import PolicyPlan, split_variant
 from provisioning.ir.types import (
     Cluster,
     DirectResponse,
@@ -37,6 +38,9 @@ class DesiredState:
     routes: list[dict] = field(default_factory=list)  # {"name", "spec"}, oldest first
     backends: dict[str, dict] = field(default_factory=dict)  # name → spec
     certificates: dict[str, dict] = field(default_factory=dict)  # name → chain, key, dnsNames
+    policies: list[dict] = field(default_factory=list)  # {"name", "kind", "spec"}, oldest first
+    # Consumers the policies name: name → {"apiKeys": [key], "basicAuth": [{"hash"}]} (secrets)
+    consumers: dict[str, dict] = field(default_factory=dict, repr=False)
 
 
 def cluster_name(tenant: str, backend: str) -> str:
@@ -199,7 +203,7 @@ def _attached(route: dict, listener: dict) -> bool:
     return any(ref.get("sectionName") in (None, listener["name"]) for ref in refs)
 
 
-def build_listener(state: DesiredState, spec: dict) -> Listener:
+def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = None) -> Listener:
     by_domain: dict[str, list[Route]] = {}
     for index, route in enumerate(state.routes):
         if not _attached(route, spec):
@@ -208,6 +212,8 @@ def build_listener(state: DesiredState, spec: dict) -> Listener:
         if not domains:
             continue
         routes = build_routes(state, route, index)
+        if plan is not None:
+            routes = plan.apply(routes, spec["name"], route["name"])
         for domain in domains:
             by_domain.setdefault(domain, []).extend(routes)
     vhosts = tuple(
@@ -240,9 +246,29 @@ def build_listener(state: DesiredState, spec: dict) -> Listener:
     )
 
 
+def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tuple[Cluster, ...]:
+    """The clusters BackendTrafficPolicies asked for: a backend's cluster with their settings."""
+    by_name = {cluster.name: cluster for cluster in clusters}
+    wanted = sorted({
+        backend.cluster
+        for listener in listeners for vhost in listener.virtual_hosts for route in vhost.routes
+        for backend in route.backends if split_variant(backend.cluster)
+    })  # fmt: skip
+    variants = []
+    for name in wanted:
+        base, policy = split_variant(name)
+        if base in by_name:
+            variants.append(replace(by_name[base], name=name, settings=plan.settings[policy]))
+    return tuple(variants)
+
+
 def gateway_ir(state: DesiredState) -> GatewayIR:
-    listeners = tuple(build_listener(state, spec) for spec in state.spec.get("listeners", []))
+    listener_specs = state.spec.get("listeners", [])
+    plan = PolicyPlan(state, [spec["name"] for spec in listener_specs]) if state.policies else None
+    listeners = tuple(build_listener(state, spec, plan) for spec in listener_specs)
     clusters = build_clusters(state)
+    if plan is not None:
+        clusters += _variants(clusters, listeners, plan)
     invalid = invalid_backend_cluster(state)
     if any(
         backend.cluster == invalid
@@ -253,4 +279,8 @@ def gateway_ir(state: DesiredState) -> GatewayIR:
     ):
         # No endpoints: Envoy answers "no healthy upstream", which the listener maps to 500.
         clusters += (Cluster(name=invalid, kind="static", endpoints=(), invalid_backend=True),)
-    return GatewayIR(name=f"{state.tenant}/{state.gateway}", listeners=listeners, clusters=clusters)
+    return GatewayIR(
+        name=f"{state.tenant}/{state.gateway}", listeners=listeners, clusters=clusters,
+        api_keys=plan.api_keys() if plan else (),
+        basic_auth_users=plan.basic_auth_users() if plan else (),
+    )  # fmt: skip

@@ -62,6 +62,59 @@ class DirectResponse:
 
 
 @dataclass(frozen=True)
+class ApiKeyAuth:
+    """SecurityPolicy apiKeyAuth on a route: which consumers' keys, looked for where."""
+
+    clients: tuple[str, ...]  # consumer names
+    headers: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()
+    forward_header: str = "x-gantry-consumer"
+    sanitize: bool = False
+
+
+@dataclass(frozen=True)
+class BasicAuthUser:
+    username: str  # the consumer's name
+    password_hash: str = field(repr=False)  # htpasswd {SHA}…, never printed
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    """SecurityPolicy basicAuth on a route. ``users``: the allowed consumers that have a
+    basic-auth password (none: every request is refused)."""
+
+    users: tuple[BasicAuthUser, ...]
+    forward_header: str = "x-gantry-consumer"
+
+
+@dataclass(frozen=True)
+class Retry:
+    num_retries: int
+    retry_on: tuple[str, ...]
+    status_codes: tuple[int, ...] = ()
+    per_try_timeout_ms: int | None = None
+    backoff_base_ms: int | None = None
+    backoff_max_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    delay_ms: int | None = None
+    delay_percent: float = 100
+    abort_http_status: int | None = None
+    abort_grpc_status: int | None = None
+    abort_percent: float = 100
+
+
+@dataclass(frozen=True)
+class HashPolicy:
+    kind: str  # SourceIP | Header | Cookie
+    name: str = ""
+    ttl_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Route:
     """One match of one rule of one HTTPRoute, with everything its rule does."""
 
@@ -79,6 +132,14 @@ class Route:
     direct_response: DirectResponse | None = None
     timeout_ms: int | None = None
     backend_timeout_ms: int | None = None
+    # Policies (the most specific of each kind): a policy that cannot be translated makes the
+    # route answer 500 (fail closed), ``policy_error`` saying why.
+    policy_error: str | None = None
+    api_key_auth: ApiKeyAuth | None = None
+    basic_auth: BasicAuth | None = None
+    retry: Retry | None = None
+    fault: Fault | None = None
+    hash_policy: HashPolicy | None = None
     # Precedence tie-breakers (Gateway API): route creation order, then route name, rule order.
     order: tuple = ()
 
@@ -117,6 +178,59 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class ActiveHealthCheck:
+    path: str
+    method: str | None = None
+    timeout_ms: int = 1000
+    interval_ms: int = 3000
+    unhealthy_threshold: int = 3
+    healthy_threshold: int = 1
+    expected_statuses: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    interval_ms: int = 3000
+    base_ejection_ms: int = 30000
+    max_ejection_percent: int = 10
+    consecutive_5xx: int = 5
+    consecutive_gateway_errors: int = 0
+    consecutive_local_origin_failures: int = 5
+    split_external_local_origin_errors: bool = False
+
+
+@dataclass(frozen=True)
+class CircuitBreaker:
+    max_connections: int = 1024
+    max_pending_requests: int = 1024
+    max_requests: int = 1024
+    max_retries: int = 1024
+    max_requests_per_connection: int | None = None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """A BackendTrafficPolicy's cluster-level features (applied to a variant of each backend's
+    cluster, so routes under different policies never share them)."""
+
+    lb_policy: str = "RoundRobin"  # RoundRobin | LeastRequest | Random | ConsistentHash
+    maglev_table_size: int | None = None
+    slow_start_ms: int | None = None
+    connect_timeout_ms: int | None = None
+    idle_timeout_ms: int | None = None
+    max_connection_duration_ms: int | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    active_health_check: ActiveHealthCheck | None = None
+    outlier_detection: OutlierDetection | None = None
+
+
+@dataclass(frozen=True)
+class ApiKeyCredential:
+    client: str  # the consumer's name
+    key: str = field(repr=False)  # never printed
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str  # <tenant>/backend/<backend>
     kind: str  # static | dns
@@ -126,6 +240,7 @@ class Cluster:
     tls_ca: str | None = None  # PEM bundle
     tls: bool = False
     invalid_backend: bool = False  # stands for missing backends: its requests answer 500
+    settings: ClusterSettings | None = None  # a BackendTrafficPolicy's variant
 
 
 @dataclass(frozen=True)
@@ -133,3 +248,5 @@ class GatewayIR:
     name: str  # <tenant>/<gateway>
     listeners: tuple[Listener, ...]
     clusters: tuple[Cluster, ...]
+    api_keys: tuple[ApiKeyCredential, ...] = ()
+    basic_auth_users: tuple[BasicAuthUser, ...] = ()

@@ -3,9 +3,14 @@
 from dataclasses import dataclass
 
 from provisioning.ir.types import GatewayIR, Listener
+from provisioning.translate import api_key_auth, basic_auth, fault
 from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
 from provisioning.translate.routes import route_configuration
+
+# Policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
+# Each is disabled by default and enabled by the routes its policies apply to.
+HTTP_FILTERS = (fault.http_filter, api_key_auth.http_filter, basic_auth.http_filter)
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,10 @@ def translate(
         name = f"{ir.name}/port/{port}"
         group = by_port[port]
         bind_port = (port_map or {}).get(port, port)
-        listener = envoy_listener(name, port, bind_port, address, group, invalid_backends)
+        routes_here = [r for lst in group for vhost in lst.virtual_hosts for r in vhost.routes]
+        filters = tuple(f for f in (make(ir, routes_here) for make in HTTP_FILTERS) if f)
+        listener = envoy_listener(name, port, bind_port, address, group, invalid_backends,
+                                  filters)  # fmt: skip
         if listener["filter_chains"]:
             listeners.append(listener)
             routes.append(route_configuration(name, group))

@@ -1,6 +1,7 @@
 """IR clusters (a tenant's backends) → Envoy Cluster."""
 
 from provisioning.ir.types import Cluster
+from provisioning.translate import cluster_settings
 from provisioning.translate.types import CLUSTER, HTTP_PROTOCOL_OPTIONS, UPSTREAM_TLS
 
 # Debian's and Ubuntu's bundle of public CAs; the official Envoy image has it at the same path.
@@ -41,6 +42,8 @@ def envoy_cluster(cluster: Cluster) -> dict:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         }
+    if cluster.settings is not None:
+        cluster_settings.apply(cluster.settings, envoy)
     if cluster.tls:
         envoy["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",

@@ -1,12 +1,23 @@
 """IR listeners → Envoy Listeners: one per port, HTTPS terminated with SNI per certificate."""
 
+from provisioning.ir.policy_build import CONSUMER_HEADER
 from provisioning.ir.types import Listener
 from provisioning.translate.route_features import INVALID_BACKEND_HEADER
-from provisioning.translate.types import DOWNSTREAM_TLS, HCM, LISTENER, ROUTER, TLS_INSPECTOR
+from provisioning.translate.types import (
+    DOWNSTREAM_TLS,
+    HCM,
+    HEADER_MUTATION,
+    LISTENER,
+    ROUTER,
+    TLS_INSPECTOR,
+)
 
 
 def http_connection_manager(
-    stat_prefix: str, route_config_name: str, invalid_backends: bool = False
+    stat_prefix: str,
+    route_config_name: str,
+    invalid_backends: bool = False,
+    http_filters: tuple[dict, ...] = (),
 ) -> dict:
     hcm = {
         "name": "envoy.filters.network.http_connection_manager",
@@ -20,11 +31,18 @@ def http_connection_manager(
                 "route_config_name": route_config_name,
                 "config_source": {"ads": {}, "resource_api_version": "V3"},
             },
+            # The consumer's name is only ever what Gantry's auth filters put there.
+            "early_header_mutation_extensions": [{
+                "name": "envoy.http.early_header_mutation.header_mutation",
+                "typed_config": {"@type": HEADER_MUTATION,
+                                 "mutations": [{"remove": CONSUMER_HEADER}]},
+            }],
             "http_filters": [
-                {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}
+                *http_filters,
+                {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}},
             ],
         },
-    }
+    }  # fmt: skip
     if invalid_backends:
         hcm["typed_config"]["local_reply_config"] = {
             "mappers": [
@@ -69,9 +87,10 @@ def envoy_listener(
     address: str,
     listeners: list[Listener],
     invalid_backends: bool = False,
+    http_filters: tuple[dict, ...] = (),
 ) -> dict:
     """The Envoy listener for every gateway listener on ``port``; ``name`` names its routes."""
-    hcm = http_connection_manager(name.replace("/", "."), name, invalid_backends)
+    hcm = http_connection_manager(name.replace("/", "."), name, invalid_backends, http_filters)
     envoy: dict = {
         "@type": LISTENER,
         "name": name,

@@ -6,6 +6,7 @@ Registered in ``ROUTE_FEATURES``: adding a feature means adding a function there
 import re
 
 from provisioning.ir.types import HeaderOps, Route
+from provisioning.translate import api_key_auth, backend_traffic, basic_auth, fault
 from provisioning.translate.types import duration
 
 # The share of a rule's weight that belongs to missing backends is routed to a cluster without
@@ -143,5 +144,9 @@ def timeouts(route: Route, envoy: dict) -> None:
 
 
 # Order matters: the action first (backends, then redirect or direct response replace it),
-# then what patches the action.
-ROUTE_FEATURES = (backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers)
+# then what patches the action; policies last, failing closed after everything else.
+ROUTE_FEATURES = (
+    backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers,
+    backend_traffic.retry, backend_traffic.hash_policy, fault.route_config,
+    api_key_auth.route_config, basic_auth.route_config, backend_traffic.fail_closed,
+)  # fmt: skip

@@ -21,3 +21,33 @@ HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.
 def duration(ms: int) -> str:
     """Milliseconds as a protobuf JSON Duration."""
     return f"{ms // 1000}.{ms % 1000:03d}s"
+
+
+FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+API_KEY_AUTH = "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth"
+API_KEY_AUTH_PER_ROUTE = (
+    "type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuthPerRoute"
+)
+BASIC_AUTH = "type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuth"
+BASIC_AUTH_PER_ROUTE = (
+    "type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuthPerRoute"
+)
+HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+HEADER_MUTATION = (
+    "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."
+    "HeaderMutation"
+)
+PREVIOUS_HOSTS = (
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+
+
+def per_route(config: dict) -> dict:
+    """A per-route filter config that also enables the filter, which is disabled by default
+    (a policy's filter runs only on the routes the policy applies to)."""
+    return {"@type": FILTER_CONFIG, "config": config}
+
+
+def percent(value: float) -> dict:
+    """A percentage (0–100, fractions allowed) as an Envoy FractionalPercent."""
+    return {"numerator": round(value * 10_000), "denominator": "MILLION"}

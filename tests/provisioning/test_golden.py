@@ -38,6 +38,8 @@ def load_state(case: str, real_certificates: bool) -> DesiredState:
         routes=raw.get("routes") or [],
         backends=raw.get("backends") or {},
         certificates=certificates,
+        policies=raw.get("policies") or [],
+        consumers=raw.get("consumers") or {},
     )
 
 

@@ -1,0 +1,260 @@
+"""Policies → IR: what the applied policy of each kind contributes to a route, and the cluster
+settings a BackendTrafficPolicy gives the backends of the routes it applies to.
+
+Cluster-level features (load balancing, circuit breaking, health checks, connection timeouts)
+cannot live on a cluster shared by routes under different policies, so each (backend, policy)
+pair gets its own cluster, ``<tenant>/backend/<backend>/policy/<policy>``; routes without a
+BackendTrafficPolicy keep the plain backend cluster.
+"""
+
+from dataclasses import dataclass, replace
+
+from provisioning.ir.durations import to_ms
+from provisioning.ir.policies import Resolution, resolve
+from provisioning.ir.types import (
+    ActiveHealthCheck,
+    ApiKeyAuth,
+    ApiKeyCredential,
+    BasicAuth,
+    BasicAuthUser,
+    CircuitBreaker,
+    ClusterSettings,
+    Fault,
+    HashPolicy,
+    OutlierDetection,
+    Retry,
+    Route,
+    WeightedBackend,
+)
+
+CONSUMER_HEADER = "x-gantry-consumer"
+VARIANT = "/policy/"
+# Envoy Gateway's retryOn when a retry sets none.
+DEFAULT_RETRY_ON = ("connect-failure", "refused-stream", "unavailable", "cancelled",
+                    "retriable-status-codes")  # fmt: skip
+DEFAULT_RETRY_STATUS_CODES = (503,)
+
+
+def _ms(value: str | None) -> int | None:
+    return None if value is None else to_ms(value)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One policy, translated: route fields, and cluster settings (BackendTrafficPolicy)."""
+
+    fields: dict
+    settings: ClusterSettings | None = None
+    request_timeout_ms: int | None = None
+
+
+def _api_key_auth(spec: dict) -> ApiKeyAuth:
+    sources = spec["extractFrom"]
+    return ApiKeyAuth(
+        clients=tuple(ref["name"] for ref in spec["credentialRefs"]),
+        headers=tuple(h.lower() for source in sources for h in source.get("headers", [])),
+        params=tuple(p for source in sources for p in source.get("params", [])),
+        cookies=tuple(c for source in sources for c in source.get("cookies", [])),
+        forward_header=(spec.get("forwardClientIDHeader") or CONSUMER_HEADER).lower(),
+        sanitize=spec.get("sanitize", False),
+    )
+
+
+def _basic_auth(spec: dict, consumers: dict) -> BasicAuth:
+    users = tuple(
+        BasicAuthUser(ref["name"], consumers[ref["name"]]["basicAuth"][0]["hash"])
+        for ref in spec["users"]
+        if consumers.get(ref["name"], {}).get("basicAuth")
+    )
+    forward = (spec.get("forwardUsernameHeader") or CONSUMER_HEADER).lower()
+    return BasicAuth(users=users, forward_header=forward)
+
+
+def _security(spec: dict, consumers: dict) -> Compiled:
+    fields: dict = {}
+    if spec.get("apiKeyAuth"):
+        fields["api_key_auth"] = _api_key_auth(spec["apiKeyAuth"])
+    if spec.get("basicAuth"):
+        fields["basic_auth"] = _basic_auth(spec["basicAuth"], consumers)
+    return Compiled(fields)
+
+
+def _retry(spec: dict) -> Retry:
+    per_retry = spec.get("perRetry") or {}
+    back_off = per_retry.get("backOff") or {}
+    retry_on = spec.get("retryOn")
+    if retry_on is None:
+        triggers, codes = DEFAULT_RETRY_ON, DEFAULT_RETRY_STATUS_CODES
+    else:
+        codes = tuple(retry_on.get("httpStatusCodes", []))
+        triggers = tuple(retry_on.get("triggers", []))
+        if codes and "retriable-status-codes" not in triggers:
+            triggers += ("retriable-status-codes",)
+    return Retry(
+        num_retries=spec.get("numRetries", 2), retry_on=triggers, status_codes=codes,
+        per_try_timeout_ms=_ms(per_retry.get("timeout")),
+        backoff_base_ms=_ms(back_off.get("baseInterval")),
+        backoff_max_ms=_ms(back_off.get("maxInterval")),
+    )  # fmt: skip
+
+
+def _fault(spec: dict) -> Fault:
+    delay, abort = spec.get("delay") or {}, spec.get("abort") or {}
+    return Fault(
+        delay_ms=_ms(delay.get("fixedDelay")), delay_percent=delay.get("percentage", 100),
+        abort_http_status=abort.get("httpStatus"), abort_grpc_status=abort.get("grpcStatus"),
+        abort_percent=abort.get("percentage", 100),
+    )  # fmt: skip
+
+
+def _hash_policy(spec: dict) -> HashPolicy:
+    kind = spec["type"]
+    if kind == "Header":
+        return HashPolicy(kind, spec["header"]["name"].lower())
+    if kind == "Cookie":
+        return HashPolicy(kind, spec["cookie"]["name"], _ms(spec["cookie"].get("ttl")))
+    return HashPolicy(kind)
+
+
+def _health(spec: dict) -> dict:
+    settings: dict = {}
+    active = spec.get("active")
+    if active:
+        http = active["http"]
+        settings["active_health_check"] = ActiveHealthCheck(
+            path=http["path"], method=http.get("method"), timeout_ms=to_ms(active["timeout"]),
+            interval_ms=to_ms(active["interval"]),
+            unhealthy_threshold=active["unhealthyThreshold"],
+            healthy_threshold=active["healthyThreshold"],
+            expected_statuses=tuple(http.get("expectedStatuses", [])),
+        )  # fmt: skip
+    passive = spec.get("passive")
+    if passive:
+        settings["outlier_detection"] = OutlierDetection(
+            interval_ms=to_ms(passive["interval"]),
+            base_ejection_ms=to_ms(passive["baseEjectionTime"]),
+            max_ejection_percent=passive["maxEjectionPercent"],
+            consecutive_5xx=passive["consecutive5XxErrors"],
+            consecutive_gateway_errors=passive["consecutiveGatewayErrors"],
+            consecutive_local_origin_failures=passive["consecutiveLocalOriginFailures"],
+            split_external_local_origin_errors=passive["splitExternalLocalOriginErrors"],
+        )
+    return settings
+
+
+def _cluster_settings(spec: dict) -> ClusterSettings | None:
+    settings: dict = {}
+    lb = spec.get("loadBalancer")
+    if lb:
+        settings["lb_policy"] = lb["type"]
+        if lb["type"] == "ConsistentHash":
+            settings["maglev_table_size"] = lb["consistentHash"].get("tableSize", 65537)
+        settings["slow_start_ms"] = _ms((lb.get("slowStart") or {}).get("window"))
+    timeout = spec.get("timeout") or {}
+    settings["connect_timeout_ms"] = _ms((timeout.get("tcp") or {}).get("connectTimeout"))
+    http = timeout.get("http") or {}
+    settings["idle_timeout_ms"] = _ms(http.get("connectionIdleTimeout"))
+    settings["max_connection_duration_ms"] = _ms(http.get("maxConnectionDuration"))
+    breaker = spec.get("circuitBreaker")
+    if breaker:
+        settings["circuit_breaker"] = CircuitBreaker(
+            max_connections=breaker["maxConnections"],
+            max_pending_requests=breaker["maxPendingRequests"],
+            max_requests=breaker["maxParallelRequests"],
+            max_retries=breaker["maxParallelRetries"],
+            max_requests_per_connection=breaker.get("maxRequestsPerConnection"),
+        )
+    settings.update(_health(spec.get("healthCheck") or {}))
+    settings = {key: value for key, value in settings.items() if value is not None}
+    return ClusterSettings(**settings) if settings else None
+
+
+def _traffic(spec: dict) -> Compiled:
+    fields: dict = {}
+    if spec.get("retry"):
+        fields["retry"] = _retry(spec["retry"])
+    if spec.get("faultInjection"):
+        fields["fault"] = _fault(spec["faultInjection"])
+    lb = spec.get("loadBalancer") or {}
+    if lb.get("type") == "ConsistentHash":
+        fields["hash_policy"] = _hash_policy(lb["consistentHash"])
+    request = ((spec.get("timeout") or {}).get("http") or {}).get("requestTimeout")
+    return Compiled(fields, _cluster_settings(spec), _ms(request))
+
+
+def variant_name(cluster: str, policy: str) -> str:
+    return f"{cluster}{VARIANT}{policy}"
+
+
+def split_variant(cluster: str) -> tuple[str, str] | None:
+    """(base cluster, policy) of a variant's name, or None."""
+    base, found, policy = cluster.partition(VARIANT)
+    return (base, policy) if found else None
+
+
+class PolicyPlan:
+    """The gateway's policies, resolved and translated once; applied route by route."""
+
+    def __init__(self, state, listener_names: list[str]):
+        self.resolution: Resolution = resolve(
+            state.policies, {route["name"] for route in state.routes}, listener_names,
+            state.consumers.keys(),
+        )  # fmt: skip
+        self.compiled: dict[str, Compiled] = {}
+        for policy in state.policies:
+            if policy["name"] in self.resolution.problems:
+                continue
+            if policy["kind"] == "SecurityPolicy":
+                self.compiled[policy["name"]] = _security(policy["spec"], state.consumers)
+            else:
+                self.compiled[policy["name"]] = _traffic(policy["spec"])
+        self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
+        self.consumers = state.consumers
+
+    def apply(self, routes: list[Route], listener: str, route_name: str) -> list[Route]:
+        fields: dict = {}
+        security = self.resolution.effective("SecurityPolicy", listener, route_name)
+        traffic = self.resolution.effective("BackendTrafficPolicy", listener, route_name)
+        for name in (security, traffic):
+            if name is None:
+                continue
+            problem = self.resolution.problems.get(name)
+            if problem:
+                return [replace(route, policy_error=problem) for route in routes]
+            fields.update(self.compiled[name].fields)
+        if not fields and traffic is None:
+            return routes
+        compiled = self.compiled.get(traffic) if traffic else None
+        return [self._apply_one(route, fields, traffic, compiled) for route in routes]
+
+    def _apply_one(self, route: Route, fields: dict, traffic, compiled) -> Route:
+        changes = dict(fields)
+        if compiled and compiled.request_timeout_ms is not None and route.timeout_ms is None:
+            changes["timeout_ms"] = compiled.request_timeout_ms  # the route's own wins
+        if compiled and compiled.settings:
+            changes["backends"] = tuple(
+                backend if backend.cluster.endswith("/invalid-backend")
+                else WeightedBackend(variant_name(backend.cluster, traffic), backend.weight)
+                for backend in route.backends
+            )  # fmt: skip
+        return replace(route, **changes)
+
+    def api_keys(self) -> tuple[ApiKeyCredential, ...]:
+        """The keys of every consumer an applied apiKeyAuth names (Envoy's filter-wide list;
+        each route allows only its own consumers)."""
+        clients = sorted({client for c in self._applied() if "api_key_auth" in c.fields
+                          for client in c.fields["api_key_auth"].clients})  # fmt: skip
+        return tuple(
+            ApiKeyCredential(client, key)
+            for client in clients
+            for key in sorted(self.consumers.get(client, {}).get("apiKeys", []))
+        )
+
+    def basic_auth_users(self) -> tuple[BasicAuthUser, ...]:
+        users = {user.username: user for c in self._applied() if "basic_auth" in c.fields
+                 for user in c.fields["basic_auth"].users}  # fmt: skip
+        return tuple(users[name] for name in sorted(users))
+
+    def _applied(self) -> list[Compiled]:
+        names = set(self.resolution.claims.values())
+        return [compiled for name, compiled in self.compiled.items() if name in names]
