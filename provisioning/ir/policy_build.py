@@ -120,24 +120,25 @@ def _health(spec: dict) -> dict:
     settings: dict = {}
     active = spec.get("active")
     if active:
-        http = active["http"]
+        http = active.get("http") or {"path": "/"}
         settings["active_health_check"] = ActiveHealthCheck(
-            path=http["path"], method=http.get("method"), timeout_ms=to_ms(active["timeout"]),
-            interval_ms=to_ms(active["interval"]),
-            unhealthy_threshold=active["unhealthyThreshold"],
-            healthy_threshold=active["healthyThreshold"],
+            path=http["path"], method=http.get("method"),
+            timeout_ms=to_ms(active.get("timeout", "1s")),
+            interval_ms=to_ms(active.get("interval", "3s")),
+            unhealthy_threshold=active.get("unhealthyThreshold", 3),
+            healthy_threshold=active.get("healthyThreshold", 1),
             expected_statuses=tuple(http.get("expectedStatuses", [])),
         )  # fmt: skip
     passive = spec.get("passive")
     if passive:
         settings["outlier_detection"] = OutlierDetection(
-            interval_ms=to_ms(passive["interval"]),
-            base_ejection_ms=to_ms(passive["baseEjectionTime"]),
-            max_ejection_percent=passive["maxEjectionPercent"],
-            consecutive_5xx=passive["consecutive5XxErrors"],
-            consecutive_gateway_errors=passive["consecutiveGatewayErrors"],
-            consecutive_local_origin_failures=passive["consecutiveLocalOriginFailures"],
-            split_external_local_origin_errors=passive["splitExternalLocalOriginErrors"],
+            interval_ms=to_ms(passive.get("interval", "3s")),
+            base_ejection_ms=to_ms(passive.get("baseEjectionTime", "30s")),
+            max_ejection_percent=passive.get("maxEjectionPercent", 10),
+            consecutive_5xx=passive.get("consecutive5XxErrors", 5),
+            consecutive_gateway_errors=passive.get("consecutiveGatewayErrors", 0),
+            consecutive_local_origin_failures=passive.get("consecutiveLocalOriginFailures", 5),
+            split_external_local_origin_errors=passive.get("splitExternalLocalOriginErrors", False),
         )
     return settings
 
@@ -158,10 +159,10 @@ def _cluster_settings(spec: dict) -> ClusterSettings | None:
     breaker = spec.get("circuitBreaker")
     if breaker:
         settings["circuit_breaker"] = CircuitBreaker(
-            max_connections=breaker["maxConnections"],
-            max_pending_requests=breaker["maxPendingRequests"],
-            max_requests=breaker["maxParallelRequests"],
-            max_retries=breaker["maxParallelRetries"],
+            max_connections=breaker.get("maxConnections", 1024),
+            max_pending_requests=breaker.get("maxPendingRequests", 1024),
+            max_requests=breaker.get("maxParallelRequests", 1024),
+            max_retries=breaker.get("maxParallelRetries", 1024),
             max_requests_per_connection=breaker.get("maxRequestsPerConnection"),
         )
     settings.update(_health(spec.get("healthCheck") or {}))

@@ -31,11 +31,13 @@ def joined_headers(headers) -> dict[str, str]:
 class Upstream:
     """An HTTP/1.1 server answering JSON about the request it got; remembers every request.
 
-    ``X-Delay-Ms`` makes it wait before answering (for timeouts).
+    ``X-Delay-Ms`` makes it wait before answering (for timeouts); ``status`` is the status it
+    answers with (a failing endpoint answers 503).
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, status: int = 200):
         self.name = name
+        self.status = status
         self.requests: list[dict] = []
         upstream = self
 
@@ -51,7 +53,7 @@ class Upstream:
                 upstream.requests.append(seen)
                 time.sleep(int(self.headers.get("X-Delay-Ms", "0")) / 1000)
                 body = json.dumps(seen).encode()
-                self.send_response(200)
+                self.send_response(upstream.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Server", "upstream")
@@ -61,7 +63,7 @@ class Upstream:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _answer
 
             def log_message(self, *args):
                 pass
