@@ -224,7 +224,7 @@ class LoadBalancerSerializer(StrictSerializer):
 
 
 class FaultDelaySerializer(StrictSerializer):
-    fixedDelay = duration_field()
+    fixedDelay = duration_field(1)
     percentage = percentage_field()
 
 

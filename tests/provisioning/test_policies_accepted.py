@@ -1,0 +1,152 @@
+"""No policy combination the API accepts produces config Envoy rejects.
+
+Hypothesis writes SecurityPolicy and BackendTrafficPolicy specs (mostly plausible, sometimes
+strange); those the API's validation accepts are compiled with routes, backends and consumers
+and loaded into real Envoy.
+"""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from config.errors import ValidationFailed
+from gateways.validation.policies import validate_policy_spec
+from provisioning.compile import compile_gateway
+from provisioning.envoy import validate
+from provisioning.ir.build import DesiredState
+
+pytestmark = pytest.mark.slow
+
+# Mostly valid values, now and then one the API must refuse.
+DURATIONS = st.sampled_from(["1ms", "250ms", "1s", "3s", "1m30s", "99999h", "0s", "soon"])
+COUNTS = st.sampled_from([0, 1, 2, 3, 5, 1024, 4_294_967_295, -1])
+PERCENT = st.sampled_from([0, 0.0001, 12.5, 33.3, 100, 150])
+TARGETS = st.lists(st.sampled_from([
+    {"kind": "Gateway", "name": "edge"}, {"kind": "Gateway", "name": "edge", "sectionName": "http"},
+    {"kind": "HTTPRoute", "name": "web"}, {"kind": "HTTPRoute", "name": "shop"},
+    {"kind": "HTTPRoute", "name": "missing"}]), min_size=1, max_size=3, unique_by=str)  # fmt: skip
+CONSUMERS = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["alice", "bob", "ghost"])}),
+                     min_size=1, max_size=3, unique_by=str)  # fmt: skip
+HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
+
+
+def opt(**fields):
+    return st.fixed_dictionaries({}, optional=fields)
+
+
+def some(**fields):
+    """At least one of the fields (an empty object is an error Hypothesis would find often)."""
+    return st.sampled_from(sorted(fields)).flatmap(
+        lambda first: st.fixed_dictionaries(
+            {first: fields[first]}, optional={k: v for k, v in fields.items() if k != first}
+        )
+    )
+
+
+def traffic():
+    return some(
+        retry=opt(numRetries=st.integers(0, 11), perRetry=opt(
+            timeout=DURATIONS, backOff=opt(baseInterval=DURATIONS, maxInterval=DURATIONS)),
+            retryOn=opt(triggers=st.lists(st.sampled_from(["5xx", "reset", "unavailable"])),
+                        httpStatusCodes=st.lists(st.integers(99, 600), max_size=2))),
+        timeout=opt(tcp=opt(connectTimeout=DURATIONS), http=opt(
+            requestTimeout=DURATIONS, connectionIdleTimeout=DURATIONS,
+            maxConnectionDuration=DURATIONS)),
+        circuitBreaker=opt(maxConnections=COUNTS, maxPendingRequests=COUNTS,
+                           maxParallelRequests=COUNTS, maxParallelRetries=COUNTS,
+                           maxRequestsPerConnection=COUNTS),
+        healthCheck=some(
+            active=st.fixed_dictionaries({"type": st.just("HTTP"), "http": st.fixed_dictionaries(
+                {"path": st.sampled_from(["/", "/healthz?x=1", "/a/b", "x"])},
+                optional={"method": st.sampled_from(["GET", "HEAD", "OPTIONS"]),
+                          "expectedStatuses": st.lists(st.integers(100, 600), max_size=3)})},
+                optional={"timeout": DURATIONS, "interval": DURATIONS,
+                          "unhealthyThreshold": COUNTS, "healthyThreshold": COUNTS}),
+            passive=opt(interval=DURATIONS, baseEjectionTime=DURATIONS,
+                        consecutive5XxErrors=COUNTS, consecutiveGatewayErrors=COUNTS,
+                        consecutiveLocalOriginFailures=COUNTS,
+                        maxEjectionPercent=st.integers(0, 101),
+                        splitExternalLocalOriginErrors=st.booleans())),
+        loadBalancer=st.one_of(
+            st.fixed_dictionaries({"type": st.sampled_from(["RoundRobin", "LeastRequest"])},
+                                  optional={"slowStart": opt(window=DURATIONS)}),
+            st.fixed_dictionaries({"type": st.just("Random")}),
+            st.fixed_dictionaries({"type": st.just("ConsistentHash"), "consistentHash": st.one_of(
+                st.fixed_dictionaries({"type": st.just("SourceIP")},
+                                      optional={"tableSize": st.sampled_from([2, 1031, 1000])}),
+                st.fixed_dictionaries({"type": st.just("Header"),
+                                       "header": st.fixed_dictionaries({"name": HEADERS})}),
+                st.fixed_dictionaries({"type": st.just("Cookie"), "cookie": st.fixed_dictionaries(
+                    {"name": st.sampled_from(["session", "id", "a b"])},
+                    optional={"ttl": DURATIONS})}),
+            )}),
+        ),
+        faultInjection=opt(
+            delay=st.fixed_dictionaries({"fixedDelay": DURATIONS},
+                                        optional={"percentage": PERCENT}),
+            abort=st.one_of(
+                st.fixed_dictionaries({"httpStatus": st.integers(199, 600)},
+                                      optional={"percentage": PERCENT}),
+                st.fixed_dictionaries({"grpcStatus": st.integers(0, 17)},
+                                      optional={"percentage": PERCENT}))),
+    )  # fmt: skip
+
+
+def security():
+    sources = st.lists(some(headers=st.lists(HEADERS, max_size=2),
+                           params=st.lists(st.sampled_from(["key", "api_key", "k&"]), max_size=1),
+                           cookies=st.lists(st.sampled_from(["key"]), max_size=1)),
+                       min_size=1, max_size=2)  # fmt: skip
+    return some(
+        apiKeyAuth=st.fixed_dictionaries({"credentialRefs": CONSUMERS, "extractFrom": sources},
+            optional={"sanitize": st.booleans(), "forwardClientIDHeader": HEADERS}),
+        basicAuth=st.fixed_dictionaries({"users": CONSUMERS},
+                                        optional={"forwardUsernameHeader": HEADERS}),
+    )  # fmt: skip
+
+
+def policies():
+    def with_targets(kind, spec):
+        return st.builds(lambda targets, body: (kind, {"targetRefs": targets, **body}),
+                         TARGETS, spec)  # fmt: skip
+
+    one = st.one_of(with_targets("SecurityPolicy", security()),
+                    with_targets("BackendTrafficPolicy", traffic()))  # fmt: skip
+    return st.lists(one, min_size=1, max_size=4)
+
+
+ROUTES = [
+    {"name": "web", "spec": {"rules": [{"backendRefs": [{"name": "app"}]}]}},
+    {"name": "shop", "spec": {"hostnames": ["shop.test"], "rules": [{"backendRefs": [
+        {"name": "app", "weight": 2}, {"name": "api"}, {"name": "gone"}],
+        "timeouts": {"request": "2s"}}]}},
+]  # fmt: skip
+BACKENDS = {
+    "app": {"endpoints": [{"ip": {"address": "127.0.0.1", "port": 8080}}]},
+    "api": {"endpoints": [{"fqdn": {"hostname": "api.internal", "port": 80}}],
+            "appProtocol": "h2c"},
+}  # fmt: skip
+CONSUMER_SECRETS = {
+    "alice": {"apiKeys": ["gak_alice001_k"], "basicAuth": []},
+    "bob": {"apiKeys": [], "basicAuth": [{"hash": "{SHA}LnNEJV8jKtmfFq9Xj5SGUhsNZSU="}]},
+}
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])  # fmt: skip
+@given(policies())
+def test_every_accepted_policy_compiles_to_config_envoy_loads(raw_policies):
+    accepted = []
+    for index, (kind, raw) in enumerate(raw_policies):
+        try:
+            spec = validate_policy_spec(kind, raw, "edge", ["http"])
+        except ValidationFailed:
+            continue
+        accepted.append({"name": f"p{index}", "kind": kind, "spec": spec})
+    if not accepted:
+        return
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80}]
+    state = DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
+                         policies=accepted, consumers=CONSUMER_SECRETS)  # fmt: skip
+    result = validate(compile_gateway(state))
+    assert result.ok, (result.message, accepted)
