@@ -4,7 +4,6 @@ Request bodies are the gateway's (``GatewayCreateSerializer``/``GatewayReplaceSe
 name and a spec validated whole by the service); the ``*Doc`` serializers document them.
 """
 
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from gateways.serializers import ConditionSerializer
@@ -14,10 +13,19 @@ from gateways.validation import (
     ConsumerSpecSerializer,
     RouteSpecSerializer,
 )
+from gateways.validation.backend_traffic import (
+    CircuitBreakerSerializer,
+    FaultInjectionSerializer,
+    HealthCheckSerializer,
+    LoadBalancerSerializer,
+    RetrySerializer,
+    TimeoutSerializer,
+)
 from gateways.validation.policies import (
     KINDS,
-    BackendTrafficPolicySpecSerializer,
-    SecurityPolicySpecSerializer,
+    APIKeyAuthSerializer,
+    BasicAuthSerializer,
+    TargetRefSerializer,
 )
 from tenants.serializers import StrictSerializer, dns_label_field
 
@@ -111,20 +119,16 @@ class CredentialOutSerializer(serializers.Serializer):
         source="key_id", read_only=True, help_text="gak_… (an API key's start) or gba_…"
     )
     type = serializers.CharField(read_only=True)
-    username = serializers.CharField(read_only=True, required=False,
-                                     help_text="basic-auth only")  # fmt: skip
+    username = serializers.SerializerMethodField(help_text="basic-auth: the user; else null")
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        if not data.get("username"):
-            data.pop("username", None)
-        return data
+    def get_username(self, credential) -> str | None:
+        return credential.username or None
 
 
 class NewCredentialSerializer(CredentialOutSerializer):
     key = serializers.CharField(
-        required=False, help_text="api-key only: the key, in this response and never again"
+        allow_null=True, help_text="api-key: the key, in this response and never again; else null"
     )
 
 
@@ -140,21 +144,25 @@ class PolicyStatusSerializer(_StatusSerializer):
     ancestors = AncestorSerializer(many=True, help_text="one entry per targetRef")
 
 
-@extend_schema_field(
-    PolymorphicProxySerializer(
-        component_name="PolicySpec",
-        serializers=[SecurityPolicySpecSerializer, BackendTrafficPolicySpecSerializer],
-        resource_type_field_name=None,
-    )
-)
-class PolicySpecField(serializers.JSONField):
-    """A SecurityPolicy or BackendTrafficPolicy spec, as ``kind`` says."""
+class PolicySpecSerializer(StrictSerializer):
+    """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
+    basicAuth; BackendTrafficPolicy: the others). Documentation only: the service validates."""
+
+    targetRefs = TargetRefSerializer(many=True)
+    apiKeyAuth = APIKeyAuthSerializer(required=False)
+    basicAuth = BasicAuthSerializer(required=False)
+    retry = RetrySerializer(required=False)
+    timeout = TimeoutSerializer(required=False)
+    circuitBreaker = CircuitBreakerSerializer(required=False)
+    healthCheck = HealthCheckSerializer(required=False)
+    loadBalancer = LoadBalancerSerializer(required=False)
+    faultInjection = FaultInjectionSerializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):
     gateway = serializers.CharField(source="gateway.name", read_only=True)
     kind = serializers.ChoiceField(choices=KINDS, read_only=True)
-    spec = PolicySpecField(read_only=True)
+    spec = PolicySpecSerializer(read_only=True)
     status = PolicyStatusSerializer(read_only=True)
 
 
@@ -176,10 +184,10 @@ class PolicyReplaceSerializer(StrictSerializer):
 class PolicyCreateDoc(StrictSerializer):
     name = dns_label_field()
     kind = serializers.ChoiceField(choices=KINDS)
-    spec = PolicySpecField()
+    spec = PolicySpecSerializer()
 
 
 class PolicyReplaceDoc(StrictSerializer):
     kind = serializers.ChoiceField(choices=KINDS, required=False)
-    spec = PolicySpecField()
+    spec = PolicySpecSerializer()
     resourceVersion = serializers.CharField(required=False)

@@ -270,9 +270,7 @@ class CredentialViewSet(TenantScopedViewSet, mixins.ListModelMixin):
     @extend_schema(request=CredentialSerializer, responses={201: NewCredentialSerializer})
     def create(self, request, *args, **kwargs):
         credential, key = services.create_credential(self.actor, self.consumer, request.data)
-        body = dict(self.serializer_class(credential).data)
-        if key is not None:
-            body["key"] = key
+        body = dict(self.serializer_class(credential).data, key=key)
         return Response(body, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):

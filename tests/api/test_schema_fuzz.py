@@ -42,6 +42,7 @@ from schemathesis.checks import (
 )
 
 from gateways import services as gateway_services
+from gateways.models import Credential
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent, Plan
@@ -117,6 +118,11 @@ def known_values(org: Org) -> dict[str, list]:
         "certificate": ["example-cert"],
         "backend": ["api"],
         "route": ["web"],
+        "policy": ["retries"],
+        "consumer": ["alice"],
+        "credential": sorted(
+            Credential.objects.filter(consumer__tenant=tenant).values_list("key_id", flat=True)
+        ),
         "username": sorted(m.user.username for m in tenant.memberships.select_related("user")),
         "prefix": sorted(ApiToken.objects.filter(tenant=tenant).values_list("prefix", flat=True)),
         "id": sorted(AuditEvent.objects.filter(tenant=tenant).values_list("pk", flat=True)),
@@ -159,6 +165,10 @@ def acme(db) -> Org:
     gateway_services.create_route(
         actor, gateway, "web", {"rules": [{"backendRefs": [{"name": "api"}]}]}
     )
+    gateway_services.create_policy(actor, gateway, "retries", "BackendTrafficPolicy", {
+        "targetRefs": [{"kind": "Gateway", "name": "edge"}], "retry": {}})  # fmt: skip
+    alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
+    gateway_services.create_credential(actor, alice, {"type": "api-key"})
     make_user("newcomer")  # not a member yet: adding them can succeed
     return org
 
