@@ -101,7 +101,11 @@ def htpasswd_sha(password: str) -> str:
 
 
 def _new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    """A fresh public id (36^8 of them: a clash is rare, and then another is drawn)."""
+    while True:
+        key_id = prefix + "".join(secrets.choice(_ALPHABET) for _ in range(8))
+        if not Credential.objects.filter(key_id=key_id).exists():
+            return key_id
 
 
 def _credential_snapshot(credential: Credential) -> dict:

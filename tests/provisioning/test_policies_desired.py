@@ -86,3 +86,21 @@ def test_secrets_never_reach_a_revisions_text_or_a_printout(org):
     assert key not in shown and key.split("_")[-1] not in shown
     assert password_hash not in shown and "bob-password" not in shown
     assert "<redacted sha256:" in json.dumps(redacted(resources))
+
+
+def test_a_reconciled_revision_is_valid_and_its_yaml_shows_no_secret(org):
+    from provisioning.reconcile import reconcile
+
+    editor = org.client(Role.EDITOR)
+    upstream = Upstream("app")
+    try:
+        key = setup_gateway(editor, upstream)["key"]
+    finally:
+        upstream.close()
+    outcome = reconcile(state_gateway_id(org))
+    assert outcome.result == "created", outcome.message
+    shown = editor.get(GW + f"revisions/{outcome.revision.number}/")
+    assert shown.status_code == 200
+    text = shown.content.decode()
+    assert "api_key_auth" in text and "alice" in text
+    assert key not in text and key.split("_")[-1] not in text
