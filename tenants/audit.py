@@ -10,6 +10,8 @@ _SECRET_KEY = re.compile(
     r"(password|secret|token|digest|private_?key|privatekey|kubeconfig|apikey|^key$|credential)",
     re.IGNORECASE,
 )
+# Policy fields whose names look secret but hold only references (consumers by name).
+_NOT_SECRET = frozenset({"apiKeyAuth", "credentialRefs"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,11 @@ def redact(value):
     """A copy of ``value`` with every secret-looking field replaced by a marker."""
     if isinstance(value, dict):
         return {
-            key: (REDACTED if _SECRET_KEY.search(str(key)) and item else redact(item))
+            key: (
+                REDACTED
+                if _SECRET_KEY.search(str(key)) and key not in _NOT_SECRET and item
+                else redact(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list):

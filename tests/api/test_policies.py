@@ -4,6 +4,7 @@ paths, defaults, targets and precedence reported per target in the status, isola
 import pytest
 
 from gateways.models import Policy
+from tenants.models import AuditEvent
 from tenants.roles import Role
 
 BASE = "/api/v1/tenants/acme/"
@@ -51,6 +52,15 @@ def test_a_security_policy_gets_defaults_and_an_accepted_status(editor):
     assert body["spec"]["apiKeyAuth"]["sanitize"] is False
     assert ancestors(body) == [("edge", "Accepted")]
     assert body["status"]["conditions"][0]["status"] == "True"
+
+
+def test_the_audit_log_shows_which_consumers_a_policy_names(editor):
+    create(editor, "keys")
+    event = AuditEvent.objects.get(object_type="policy", action="create")
+    assert event.object_name == "edge/keys"
+    assert event.after["spec"]["apiKeyAuth"]["credentialRefs"] == [
+        {"kind": "Consumer", "name": "alice"}
+    ]
 
 
 def test_a_backend_traffic_policy_gets_envoy_gateways_defaults(editor):
