@@ -41,7 +41,8 @@ def gateway():
     state = DesiredState(
         tenant="acme",
         gateway="edge",
-        spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+        spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80},
+                            {"name": "internal", "protocol": "HTTP", "port": 8080}]},
         routes=[route("keys", "keys.test"), route("query", "query.test"),
                 route("basic", "basic.test"), route("broken", "broken.test"),
                 route("open", "open.test")],
@@ -54,6 +55,12 @@ def gateway():
                 forwardClientIDHeader="X-Client")),
             policy("basic", "basic", basicAuth={"users": [{"kind": "Consumer", "name": "carol"},
                                                           {"kind": "Consumer", "name": "alice"}]}),
+            # Every route on the internal listener needs carol's password, but a route's own
+            # policy replaces the listener's.
+            {"name": "internal", "kind": "SecurityPolicy", "spec": {
+                "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                "name": "edge", "sectionName": "internal"}],
+                "basicAuth": {"users": [{"kind": "Consumer", "name": "carol"}]}}},
             policy("broken", "broken", apiKeyAuth=api_keys(
                 "alice", "ghost", extractFrom=[{"headers": ["X-API-Key"]}])),
         ],
@@ -66,9 +73,9 @@ def gateway():
     with running_envoy(state) as ports:
         session = requests.Session()
 
-        def get(host, path="/", **kwargs):
+        def get(host, path="/", port=80, **kwargs):
             headers = {"Host": host, **kwargs.pop("headers", {})}
-            url = f"http://127.0.0.1:{ports[80]}{path}"
+            url = f"http://127.0.0.1:{ports[port]}{path}"
             return session.get(url, headers=headers, timeout=10, **kwargs)
 
         get.app = app
@@ -134,3 +141,16 @@ def test_a_policy_naming_a_missing_consumer_fails_closed(gateway):
     response = gateway("broken.test", headers={"X-API-Key": ALICE_KEY})
     assert response.status_code == 500
     assert len(gateway.app.requests) == before
+
+
+def test_the_most_specific_policy_applies(gateway):
+    # The open route has no policy of its own: on the internal listener, the listener's applies.
+    assert gateway("open.test", port=8080).status_code == 401
+    inside = gateway("open.test", port=8080, auth=("carol", "carol-password"))
+    assert inside.status_code == 200
+    assert inside.json()["headers"]["x-gantry-consumer"] == "carol"
+    # The keys route's own policy replaces the listener's, whole: a key, not a password.
+    assert gateway("keys.test", port=8080, auth=("carol", "carol-password")).status_code == 401
+    keyed = gateway("keys.test", port=8080, headers={"X-API-Key": ALICE_KEY})
+    assert keyed.status_code == 200
+    assert keyed.json()["headers"]["x-gantry-consumer"] == "alice"
