@@ -211,6 +211,8 @@ class PolicyPlan:
                 self.compiled[policy["name"]] = _traffic(policy["spec"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
         self.consumers = state.consumers
+        self._keys = self._collect_keys()
+        self._narrow_allowlists()
 
     def apply(self, routes: list[Route], listener: str, route_name: str) -> list[Route]:
         fields: dict = {}
@@ -240,9 +242,7 @@ class PolicyPlan:
             )  # fmt: skip
         return replace(route, **changes)
 
-    def api_keys(self) -> tuple[ApiKeyCredential, ...]:
-        """The keys of every consumer an applied apiKeyAuth names (Envoy's filter-wide list;
-        each route allows only its own consumers)."""
+    def _collect_keys(self) -> tuple[ApiKeyCredential, ...]:
         clients = sorted({client for c in self._applied() if "api_key_auth" in c.fields
                           for client in c.fields["api_key_auth"].clients})  # fmt: skip
         return tuple(
@@ -250,6 +250,22 @@ class PolicyPlan:
             for client in clients
             for key in sorted(self.consumers.get(client, {}).get("apiKeys", []))
         )
+
+    def _narrow_allowlists(self) -> None:
+        """A route allows only its policy's consumers — unless those are every consumer with a
+        key in the filter-wide list, the usual case of one gateway-wide policy: then the route
+        allows any authenticated consumer and does not repeat the list (which made Envoy 15
+        times slower to load 10,000 routes with 1,000 consumers)."""
+        with_keys = {credential.client for credential in self._keys}
+        for name, compiled in self.compiled.items():
+            auth = compiled.fields.get("api_key_auth")
+            if auth is not None and with_keys <= set(auth.clients):
+                fields = {**compiled.fields, "api_key_auth": replace(auth, clients=())}
+                self.compiled[name] = replace(compiled, fields=fields)
+
+    def api_keys(self) -> tuple[ApiKeyCredential, ...]:
+        """The keys of every consumer an applied apiKeyAuth names (Envoy's filter-wide list)."""
+        return self._keys
 
     def basic_auth_users(self) -> tuple[BasicAuthUser, ...]:
         users = {user.username: user for c in self._applied() if "basic_auth" in c.fields

@@ -65,7 +65,7 @@ class DirectResponse:
 class ApiKeyAuth:
     """SecurityPolicy apiKeyAuth on a route: which consumers' keys, looked for where."""
 
-    clients: tuple[str, ...]  # consumer names
+    clients: tuple[str, ...]  # consumers allowed; empty: any consumer with a key (filter-wide)
     headers: tuple[str, ...] = ()
     params: tuple[str, ...] = ()
     cookies: tuple[str, ...] = ()

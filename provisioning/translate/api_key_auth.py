@@ -26,10 +26,8 @@ def route_config(route: Route, envoy: dict) -> None:
         return
     sources = ([{"header": h} for h in auth.headers] + [{"query": p} for p in auth.params]
                + [{"cookie": c} for c in auth.cookies])  # fmt: skip
-    config = {
-        "@type": API_KEY_AUTH_PER_ROUTE,
-        "key_sources": sources,
-        "allowed_clients": list(auth.clients),
-        "forwarding": {"header": auth.forward_header, "hide_credentials": auth.sanitize},
-    }
+    config: dict = {"@type": API_KEY_AUTH_PER_ROUTE, "key_sources": sources}
+    if auth.clients:  # else every consumer in the filter-wide list
+        config["allowed_clients"] = list(auth.clients)
+    config["forwarding"] = {"header": auth.forward_header, "hide_credentials": auth.sanitize}
     envoy.setdefault("typed_per_filter_config", {})[FILTER] = per_route(config)

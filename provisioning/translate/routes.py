@@ -1,9 +1,11 @@
 """IR routes and virtual hosts → Envoy RouteConfiguration."""
 
+import json
+
 from provisioning.ir import hostnames
 from provisioning.ir.types import HeaderMatch, Listener, Route
 from provisioning.translate.route_features import ROUTE_FEATURES
-from provisioning.translate.types import ROUTE_CONFIGURATION
+from provisioning.translate.types import FILTER_CONFIG, ROUTE_CONFIGURATION
 
 
 def _string_match(match: HeaderMatch) -> dict:
@@ -56,10 +58,39 @@ def route_configuration(name: str, listeners: list[Listener]) -> dict:
             if domain in owners and owners[domain] <= rank:
                 continue
             owners[domain] = rank
-            vhosts[domain] = {
+            vhosts[domain] = hoist_filter_configs({
                 "name": vhost.name,
                 "domains": list(vhost.domains),
                 "routes": [envoy_route(r) for r in vhost.routes],
-            }
+            })  # fmt: skip
     ordered = sorted(vhosts.values(), key=lambda v: hostnames.specificity(v["domains"][0]))
     return {"@type": ROUTE_CONFIGURATION, "name": name, "virtual_hosts": ordered}
+
+
+def hoist_filter_configs(vhost: dict) -> dict:
+    """A per-filter config most routes of the virtual host carry (a gateway- or listener-wide
+    policy) moves to the virtual host: Envoy then parses it once, not once per route. Routes
+    with another config keep theirs; routes without one get an explicit ``disabled``, so no
+    route's behaviour changes."""
+    routes = vhost["routes"]
+    counts: dict[tuple[str, str], int] = {}
+    for route in routes:
+        for name, config in route.get("typed_per_filter_config", {}).items():
+            key = (name, json.dumps(config, sort_keys=True))
+            counts[key] = counts.get(key, 0) + 1
+    hoisted = {}
+    for (name, text), count in sorted(counts.items()):
+        if count * 2 > len(routes) and count > 1:
+            hoisted[name] = json.loads(text)
+    for name, config in hoisted.items():
+        for route in routes:
+            own = route.setdefault("typed_per_filter_config", {})
+            if name not in own:
+                own[name] = {"@type": FILTER_CONFIG, "disabled": True}
+            elif own[name] == config:
+                del own[name]
+            if not own:
+                del route["typed_per_filter_config"]
+    if hoisted:
+        vhost["typed_per_filter_config"] = hoisted
+    return vhost

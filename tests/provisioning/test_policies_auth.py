@@ -26,6 +26,12 @@ def route(name, host):
     }
 
 
+def path_route(name, path):
+    match = {"path": {"type": "PathPrefix", "value": path}}
+    return {"name": name, "spec": {"hostnames": ["mixed.test"], "rules": [
+        {"matches": [match], "backendRefs": [{"name": "app"}]}]}}  # fmt: skip
+
+
 def policy(name, target, **spec):
     ref = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": target}
     return {"name": name, "kind": "SecurityPolicy", "spec": {"targetRefs": [ref], **spec}}
@@ -45,7 +51,8 @@ def gateway():
                             {"name": "internal", "protocol": "HTTP", "port": 8080}]},
         routes=[route("keys", "keys.test"), route("query", "query.test"),
                 route("basic", "basic.test"), route("broken", "broken.test"),
-                route("open", "open.test")],
+                route("open", "open.test"), path_route("m1", "/one"), path_route("m2", "/two"),
+                path_route("m3", "/three")],
         backends={"app": app.backend()},
         policies=[
             policy("keys", "keys", apiKeyAuth=api_keys(
@@ -55,6 +62,13 @@ def gateway():
                 forwardClientIDHeader="X-Client")),
             policy("basic", "basic", basicAuth={"users": [{"kind": "Consumer", "name": "carol"},
                                                           {"kind": "Consumer", "name": "alice"}]}),
+            # Two of three routes of one host share a policy: its config moves to the virtual
+            # host, and the third route must not inherit it.
+            {"name": "mixed", "kind": "SecurityPolicy", "spec": {
+                "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                                "name": name} for name in ("m1", "m2")],
+                "apiKeyAuth": api_keys("alice", extractFrom=[{"headers": ["X-API-Key"]}])}},
+            policy("m3", "m3", basicAuth={"users": [{"kind": "Consumer", "name": "carol"}]}),
             # Every route on the internal listener needs carol's password, but a route's own
             # policy replaces the listener's.
             {"name": "internal", "kind": "SecurityPolicy", "spec": {
@@ -154,3 +168,13 @@ def test_the_most_specific_policy_applies(gateway):
     keyed = gateway("keys.test", port=8080, headers={"X-API-Key": ALICE_KEY})
     assert keyed.status_code == 200
     assert keyed.json()["headers"]["x-gantry-consumer"] == "alice"
+
+
+def test_routes_sharing_a_host_keep_their_own_policies(gateway):
+    for path in ("/one", "/two"):
+        assert gateway("mixed.test", path, headers={"X-API-Key": ALICE_KEY}).status_code == 200
+        assert gateway("mixed.test", path).status_code == 401
+    carol = gateway("mixed.test", "/three", auth=("carol", "carol-password"))
+    assert carol.status_code == 200  # no API key asked for here
+    assert carol.json()["headers"]["x-gantry-consumer"] == "carol"
+    assert gateway("mixed.test", "/three", headers={"X-API-Key": ALICE_KEY}).status_code == 401
