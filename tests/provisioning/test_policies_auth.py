@@ -178,3 +178,9 @@ def test_routes_sharing_a_host_keep_their_own_policies(gateway):
     assert carol.status_code == 200  # no API key asked for here
     assert carol.json()["headers"]["x-gantry-consumer"] == "carol"
     assert gateway("mixed.test", "/three", headers={"X-API-Key": ALICE_KEY}).status_code == 401
+
+
+def test_a_client_cannot_forge_a_custom_consumer_header(gateway):
+    response = gateway("query.test", "/?key=" + BOB_KEY, headers={"X-Client": "mallory"})
+    assert response.status_code == 200
+    assert response.json()["headers"]["x-client"] == "bob"
