@@ -9,12 +9,13 @@ from gateways.conditions import set_condition
 from provisioning.ir.policies import ACCEPTED, Resolution, resolve
 
 
-def gateway_resolution(policies, route_names, listeners, consumers) -> Resolution:
-    """``policies``: Policy rows of one gateway, in any order."""
+def gateway_resolution(policies, routes: dict, listeners, consumers) -> Resolution:
+    """``policies``: Policy rows of one gateway, in any order; ``routes``: route name → the
+    names of its rules."""
     ordered = sorted(policies, key=lambda p: (p.created_at, p.name))
     return resolve(
         [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered],
-        route_names,
+        routes,
         [listener["name"] for listener in listeners],
         consumers,
     )

@@ -11,6 +11,7 @@ from gateways.models import Consumer, Gateway, Policy
 from gateways.policy_status import gateway_resolution, policy_status
 from gateways.services import common
 from gateways.validation.policies import validate_policy_kind, validate_policy_spec
+from provisioning.ir.policies import rule_names
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit
 from tenants.audit import Actor
@@ -41,7 +42,12 @@ def refresh_policies(gateway: Gateway) -> None:
         return
     resolution = gateway_resolution(
         policies,
-        set(gateway.routes.values_list("name", flat=True)),
+        rule_names(
+            [
+                {"name": name, "spec": spec}
+                for name, spec in gateway.routes.values_list("name", "spec")
+            ]
+        ),  # fmt: skip
         gateway.spec.get("listeners", []),
         set(Consumer.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
     )

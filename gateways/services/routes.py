@@ -117,6 +117,7 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
         after=snapshot(locked),
     )
     refresh_conflicts(locked.gateway)
+    refresh_policies(locked.gateway)  # a rule a policy targets may come or go
     enqueue_reconcile(locked.gateway_id)
     locked.refresh_from_db(fields=["status", "resource_version"])
     return locked

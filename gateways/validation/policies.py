@@ -1,11 +1,11 @@
 """Validation of policies: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy specs.
 
 ``targetRefs`` name the policy's own gateway (``kind: Gateway``, optionally one listener by
-``sectionName``) or routes of that gateway (``kind: HTTPRoute``). A route that does not exist
-is not an error (the status says so, as for backends); a listener that does not exist is, as
-in a route's ``parentRefs``. Where Envoy Gateway names a Kubernetes Secret, Gantry names the
-tenant's consumers. Fields Envoy Gateway has and Gantry does not translate yet are refused by
-name, never ignored.
+``sectionName``) or routes of that gateway (``kind: HTTPRoute``, optionally one rule by its
+``name`` in ``sectionName``). A route or rule that does not exist is not an error (the status
+says so, as for backends); a listener that does not exist is, as in a route's ``parentRefs``.
+Where Envoy Gateway names a Kubernetes Secret, Gantry names the tenant's consumers. Fields
+Envoy Gateway has and Gantry does not translate yet are refused by name, never ignored.
 """
 
 import re
@@ -47,17 +47,14 @@ class TargetRefSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=["Gateway", "HTTPRoute"])
     name = dns_label_field()
     sectionName = dns_label_field(
-        required=False, help_text="Gateway targets: one listener of the gateway"
+        required=False,
+        help_text="a Gateway's listener, or an HTTPRoute's rule (by the rule's name)",
     )
 
     def validate(self, data):
         gateway = self.context.get("gateway")
         listeners = self.context.get("listeners")
         section = data.get("sectionName")
-        if data["kind"] == "HTTPRoute" and section is not None:
-            raise serializers.ValidationError(
-                {"sectionName": ["naming a rule of an HTTPRoute is not supported yet"]}
-            )
         if data["kind"] == "Gateway" and gateway is not None and data["name"] != gateway:
             raise serializers.ValidationError(
                 {"name": [f"must be the policy's own gateway ({gateway!r})"]}

@@ -213,7 +213,7 @@ def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = No
             continue
         routes = build_routes(state, route, index)
         if plan is not None:
-            routes = plan.apply(routes, spec["name"], route["name"])
+            routes = plan.apply(routes, spec["name"], route)
         for domain in domains:
             by_domain.setdefault(domain, []).extend(routes)
     vhosts = tuple(

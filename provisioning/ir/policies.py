@@ -1,9 +1,10 @@
 """Which policy applies where, with Envoy Gateway's precedence. Pure: shared by the compiler
 and by the policies' status, so a status says exactly what the gateway does.
 
-- A policy targets its gateway, one listener of it (``sectionName``) or a route. For each
-  route on each listener, the most specific policy of each kind applies, whole: a route's own
-  policy, else its listener's, else the gateway's (features are not merged across levels).
+- A policy targets its gateway, one listener of it (``sectionName``), a route, or one rule of
+  a route (``sectionName``: the rule's ``name``). For each rule of each route on each listener,
+  the most specific policy of each kind applies, whole: the rule's, else the route's, else its
+  listener's, else the gateway's (features are not merged across levels).
 - Two policies of one kind targeting the same thing: the older one (then the name first in
   alphabetical order) wins; the other's target is ``Conflicted``.
 - A route or listener that does not exist: that target is ``TargetNotFound``.
@@ -21,8 +22,13 @@ CONFLICTED = "Conflicted"
 INVALID = "Invalid"
 
 
+LEVELS = {"gateway": 0, "listener": 1, "route": 2, "rule": 3}
+
+
 def scope_of(ref: dict) -> tuple:
     if ref["kind"] == "HTTPRoute":
+        if ref.get("sectionName"):
+            return ("rule", ref["name"], ref["sectionName"])
         return ("route", ref["name"])
     if ref.get("sectionName"):
         return ("listener", ref["sectionName"])
@@ -30,6 +36,8 @@ def scope_of(ref: dict) -> tuple:
 
 
 def describe(scope: tuple) -> str:
+    if scope[0] == "rule":
+        return f"rule {scope[2]!r} of route {scope[1]!r}"
     return "the gateway" if scope == ("gateway",) else f"{scope[0]} {scope[1]!r}"
 
 
@@ -67,22 +75,43 @@ class Resolution:
     results: dict = field(default_factory=dict)  # policy name → [TargetResult]
     problems: dict = field(default_factory=dict)  # policy name → why it cannot be translated
 
-    def effective(self, kind: str, listener: str, route: str) -> str | None:
-        """The policy of ``kind`` for ``route`` as served by ``listener``."""
-        for scope in (("route", route), ("listener", listener), ("gateway",)):
+    def effective(self, kind: str, listener: str, route: str, rule: str | None = None):
+        """The policy of ``kind`` for ``rule`` (its name, if it has one) of ``route`` as served
+        by ``listener``, or None."""
+        scopes = (("rule", route, rule), ("route", route), ("listener", listener), ("gateway",))
+        for scope in scopes:
             name = self.claims.get((kind, scope))
             if name is not None:
                 return name
         return None
 
 
+def _exists(scope: tuple, routes: dict, listener_names: Collection[str]) -> bool:
+    if scope[0] == "route":
+        return scope[1] in routes
+    if scope[0] == "rule":
+        return scope[2] in routes.get(scope[1], ())
+    if scope[0] == "listener":
+        return scope[1] in listener_names
+    return True
+
+
+def rule_names(routes: list[dict]) -> dict[str, set[str]]:
+    """Route name → the names of its rules ({"name", "spec"} routes, as stored)."""
+    return {
+        route["name"]: {rule["name"] for rule in route["spec"].get("rules", []) if "name" in rule}
+        for route in routes
+    }
+
+
 def resolve(
     policies: list[dict],
-    route_names: Collection[str],
+    routes: dict[str, set[str]],
     listener_names: Collection[str],
     consumers: Collection[str],
 ) -> Resolution:
-    """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name)."""
+    """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name); ``routes``:
+    route name → its rule names (``rule_names``)."""
     claims: dict = {}
     results: dict = {}
     problems = {p["name"]: translation_problem(p, consumers) for p in policies}
@@ -92,9 +121,7 @@ def resolve(
         for ref in policy["spec"].get("targetRefs", []):
             scope = scope_of(ref)
             key = (policy["kind"], scope)
-            if (scope[0] == "route" and scope[1] not in route_names) or (
-                scope[0] == "listener" and scope[1] not in listener_names
-            ):
+            if not _exists(scope, routes, listener_names):
                 outcome.append(
                     TargetResult(ref, TARGET_NOT_FOUND, f"{describe(scope)} does not exist")
                 )
@@ -119,11 +146,11 @@ def _held(policy: dict, ref: dict, claims: dict, problem: str | None) -> TargetR
     if problem:
         return TargetResult(ref, INVALID, f"{problem}. Requests to {describe(scope)} are "
                             "answered with 500 until it is fixed.")  # fmt: skip
-    rank = {"gateway": 0, "listener": 1, "route": 2}[scope[0]]
+    rank = LEVELS[scope[0]]
     overriding = sorted(
         describe(other)
         for (kind, other), name in claims.items()
         if kind == policy["kind"] and name != policy["name"]
-        and {"gateway": 0, "listener": 1, "route": 2}[other[0]] > rank
+        and LEVELS[other[0]] > rank
     )  # fmt: skip
     return TargetResult(ref, ACCEPTED, f"applied to {describe(scope)}", tuple(overriding))

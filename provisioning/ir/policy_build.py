@@ -10,7 +10,7 @@ BackendTrafficPolicy keep the plain backend cluster.
 from dataclasses import dataclass, replace
 
 from provisioning.ir.durations import to_ms
-from provisioning.ir.policies import Resolution, resolve
+from provisioning.ir.policies import Resolution, resolve, rule_names
 from provisioning.ir.types import (
     ActiveHealthCheck,
     ApiKeyAuth,
@@ -198,9 +198,8 @@ class PolicyPlan:
 
     def __init__(self, state, listener_names: list[str]):
         self.resolution: Resolution = resolve(
-            state.policies, {route["name"] for route in state.routes}, listener_names,
-            state.consumers.keys(),
-        )  # fmt: skip
+            state.policies, rule_names(state.routes), listener_names, state.consumers.keys()
+        )
         self.compiled: dict[str, Compiled] = {}
         for policy in state.policies:
             if policy["name"] in self.resolution.problems:
@@ -214,21 +213,34 @@ class PolicyPlan:
         self._keys = self._collect_keys()
         self._narrow_allowlists()
 
-    def apply(self, routes: list[Route], listener: str, route_name: str) -> list[Route]:
+    def apply(self, routes: list[Route], listener: str, route: dict) -> list[Route]:
+        """``routes``: the IR routes of ``route`` (a stored HTTPRoute), in rule order."""
+        rules = route["spec"].get("rules", [])
+        result, cache = [], {}
+        for ir_route in routes:
+            index = ir_route.order[2] if len(ir_route.order) > 2 else 0
+            rule = rules[index].get("name") if index < len(rules) else None
+            if rule not in cache:
+                cache[rule] = self._for_rule(listener, route["name"], rule)
+            result.append(cache[rule](ir_route))
+        return result
+
+    def _for_rule(self, listener: str, route: str, rule: str | None):
+        """What to do to each IR route of one rule."""
         fields: dict = {}
-        security = self.resolution.effective("SecurityPolicy", listener, route_name)
-        traffic = self.resolution.effective("BackendTrafficPolicy", listener, route_name)
+        security = self.resolution.effective("SecurityPolicy", listener, route, rule)
+        traffic = self.resolution.effective("BackendTrafficPolicy", listener, route, rule)
         for name in (security, traffic):
             if name is None:
                 continue
             problem = self.resolution.problems.get(name)
             if problem:
-                return [replace(route, policy_error=problem) for route in routes]
+                return lambda ir_route: replace(ir_route, policy_error=problem)
             fields.update(self.compiled[name].fields)
         if not fields and traffic is None:
-            return routes
+            return lambda ir_route: ir_route
         compiled = self.compiled.get(traffic) if traffic else None
-        return [self._apply_one(route, fields, traffic, compiled) for route in routes]
+        return lambda ir_route: self._apply_one(ir_route, fields, traffic, compiled)
 
     def _apply_one(self, route: Route, fields: dict, traffic, compiled) -> Route:
         changes = dict(fields)

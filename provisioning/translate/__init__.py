@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from provisioning.ir.types import GatewayIR, Listener
-from provisioning.translate import api_key_auth, basic_auth, fault
+from provisioning.translate import api_key_auth, basic_auth, fault, protos  # noqa: F401
 from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
 from provisioning.translate.routes import route_configuration

@@ -102,8 +102,8 @@ BAD = [
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{**GATEWAY, "sectionName": "nope"}]},
      "spec.targetRefs[0].sectionName", "no listener 'nope'"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{"kind": "HTTPRoute", "name": "web",
-                                              "sectionName": "rule"}]},
-     "spec.targetRefs[0].sectionName", "not supported yet"),
+                                              "sectionName": "Rule"}]},
+     "spec.targetRefs[0].sectionName", ""),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [GATEWAY, GATEWAY]}, "spec.targetRefs[1]",
      "duplicates"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{"kind": "Service", "name": "x"}]},
@@ -201,6 +201,24 @@ def test_route_targets_resolve_when_the_route_exists(editor):
                                                            ("admin", "Accepted")]  # fmt: skip
     editor.delete(URL.replace("policies", "routes") + "web/")
     assert ancestors(editor.get(URL + "keys/").json())[0] == ("web", "TargetNotFound")
+
+
+def test_rule_targets_resolve_when_the_rule_exists(editor):
+    rule = {"kind": "HTTPRoute", "name": "web", "sectionName": "checkout"}
+    create(editor, "route-wide", targets=[{"kind": "HTTPRoute", "name": "web"}])
+    assert ancestors(create(editor, "keys", targets=[rule]).json()) == [
+        ("checkout", "TargetNotFound")
+    ]
+    routes = URL.replace("policies", "routes")
+    spec = {"rules": [{"name": "browse"}, {"name": "checkout"}]}
+    assert editor.post(routes, {"name": "web", "spec": spec}, format="json").status_code == 201
+    assert ancestors(editor.get(URL + "keys/").json()) == [("checkout", "Accepted")]
+    wide = editor.get(URL + "route-wide/").json()["status"]["ancestors"][0]["conditions"]
+    overridden = {c["type"]: c for c in wide}["Overridden"]
+    assert "rule 'checkout' of route 'web'" in overridden["message"]
+    renamed = {"spec": {"rules": [{"name": "browse"}, {"name": "pay"}]}}
+    assert editor.put(routes + "web/", renamed, format="json").status_code == 200
+    assert ancestors(editor.get(URL + "keys/").json()) == [("checkout", "TargetNotFound")]
 
 
 def test_listener_targets_follow_the_gateways_listeners(editor):

@@ -14,6 +14,7 @@ import yaml
 from provisioning.envoy import validate
 from provisioning.ir.build import DesiredState, gateway_ir
 from provisioning.translate import Resources, translate
+from provisioning.xds.resources import encode
 from tests.provisioning.certs import self_signed
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -62,6 +63,13 @@ def test_golden_output_is_accepted_by_envoy(case):
     resources = translate(gateway_ir(load_state(case, real_certificates=True)))
     result = validate(resources)
     assert result.ok, result.message
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_output_encodes_for_the_xds_server(case):
+    """Every type the output names is one the xDS server can turn into protobuf."""
+    encoded = encode(translate(gateway_ir(load_state(case, real_certificates=False))))
+    assert sum(len(resources) for resources in encoded.values()) > 0
 
 
 def test_no_orphan_golden_outputs(request):

@@ -24,7 +24,9 @@ PERCENT = st.sampled_from([0, 0.0001, 12.5, 33.3, 100, 150])
 TARGETS = st.lists(st.sampled_from([
     {"kind": "Gateway", "name": "edge"}, {"kind": "Gateway", "name": "edge", "sectionName": "http"},
     {"kind": "HTTPRoute", "name": "web"}, {"kind": "HTTPRoute", "name": "shop"},
-    {"kind": "HTTPRoute", "name": "missing"}]), min_size=1, max_size=3, unique_by=str)  # fmt: skip
+    {"kind": "HTTPRoute", "name": "missing"},
+    {"kind": "HTTPRoute", "name": "shop", "sectionName": "pay"}]),
+    min_size=1, max_size=3, unique_by=str)  # fmt: skip
 CONSUMERS = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["alice", "bob", "ghost"])}),
                      min_size=1, max_size=3, unique_by=str)  # fmt: skip
 HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
@@ -117,7 +119,7 @@ def policies():
 
 ROUTES = [
     {"name": "web", "spec": {"rules": [{"backendRefs": [{"name": "app"}]}]}},
-    {"name": "shop", "spec": {"hostnames": ["shop.test"], "rules": [{"backendRefs": [
+    {"name": "shop", "spec": {"hostnames": ["shop.test"], "rules": [{"name": "pay", "backendRefs": [
         {"name": "app", "weight": 2}, {"name": "api"}, {"name": "gone"}],
         "timeouts": {"request": "2s"}}]}},
 ]  # fmt: skip

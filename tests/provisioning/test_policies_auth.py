@@ -26,6 +26,11 @@ def route(name, host):
     }
 
 
+def named_rule(name):
+    match = {"path": {"type": "PathPrefix", "value": f"/{name}"}}
+    return {"name": name, "matches": [match], "backendRefs": [{"name": "app"}]}
+
+
 def path_route(name, path):
     match = {"path": {"type": "PathPrefix", "value": path}}
     return {"name": name, "spec": {"hostnames": ["mixed.test"], "rules": [
@@ -52,7 +57,9 @@ def gateway():
         routes=[route("keys", "keys.test"), route("query", "query.test"),
                 route("basic", "basic.test"), route("broken", "broken.test"),
                 route("open", "open.test"), path_route("m1", "/one"), path_route("m2", "/two"),
-                path_route("m3", "/three")],
+                path_route("m3", "/three"),
+                {"name": "rules", "spec": {"hostnames": ["rules.test"], "rules": [
+                    named_rule("free"), named_rule("paid")]}}],
         backends={"app": app.backend()},
         policies=[
             policy("keys", "keys", apiKeyAuth=api_keys(
@@ -69,6 +76,11 @@ def gateway():
                                 "name": name} for name in ("m1", "m2")],
                 "apiKeyAuth": api_keys("alice", extractFrom=[{"headers": ["X-API-Key"]}])}},
             policy("m3", "m3", basicAuth={"users": [{"kind": "Consumer", "name": "carol"}]}),
+            # One rule of a route, by its name.
+            {"name": "paid", "kind": "SecurityPolicy", "spec": {
+                "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                                "name": "rules", "sectionName": "paid"}],
+                "apiKeyAuth": api_keys("bob", extractFrom=[{"headers": ["X-API-Key"]}])}},
             # Every route on the internal listener needs carol's password, but a route's own
             # policy replaces the listener's.
             {"name": "internal", "kind": "SecurityPolicy", "spec": {
@@ -184,3 +196,11 @@ def test_a_client_cannot_forge_a_custom_consumer_header(gateway):
     response = gateway("query.test", "/?key=" + BOB_KEY, headers={"X-Client": "mallory"})
     assert response.status_code == 200
     assert response.json()["headers"]["x-client"] == "bob"
+
+
+def test_a_policy_can_target_one_rule_of_a_route(gateway):
+    assert gateway("rules.test", "/free").status_code == 200
+    assert gateway("rules.test", "/paid").status_code == 401
+    paid = gateway("rules.test", "/paid", headers={"X-API-Key": BOB_KEY})
+    assert paid.status_code == 200
+    assert paid.json()["headers"]["x-gantry-consumer"] == "bob"

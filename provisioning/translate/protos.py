@@ -1,0 +1,21 @@
+"""Protobuf message types of the extensions the policy translators use.
+
+The xDS server turns compiled resources into protobuf messages with the default descriptor
+pool, where a type is known once its generated module has been imported (the server's own list
+is ``provisioning.xds.resources.MESSAGE_MODULES``). Importing these with the translators means
+any process that can compile a policy can also encode it for Envoy; they belong in that list
+too, which is kept with the xDS server.
+"""
+
+import importlib
+
+POLICY_MESSAGE_MODULES = (
+    "envoy.extensions.http.early_header_mutation.header_mutation.v3.header_mutation_pb2",
+    "envoy.extensions.filters.http.api_key_auth.v3.api_key_auth_pb2",
+    "envoy.extensions.filters.http.basic_auth.v3.basic_auth_pb2",
+    "envoy.extensions.filters.http.fault.v3.fault_pb2",
+    "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
+)
+
+for _module in POLICY_MESSAGE_MODULES:
+    importlib.import_module(_module)
