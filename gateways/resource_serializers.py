@@ -18,6 +18,7 @@ from gateways.validation.backend_traffic import (
     FaultInjectionSerializer,
     HealthCheckSerializer,
     LoadBalancerSerializer,
+    RateLimitSerializer,
     RetrySerializer,
     TimeoutSerializer,
 )
@@ -157,6 +158,7 @@ class PolicySpecSerializer(StrictSerializer):
     healthCheck = HealthCheckSerializer(required=False)
     loadBalancer = LoadBalancerSerializer(required=False)
     faultInjection = FaultInjectionSerializer(required=False)
+    rateLimit = RateLimitSerializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):

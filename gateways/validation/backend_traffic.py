@@ -1,7 +1,8 @@
 """Validation of BackendTrafficPolicy specs: Envoy Gateway's field names, defaults and limits.
 
 Supported: ``retry``, ``timeout``, ``circuitBreaker``, ``healthCheck`` (active HTTP checks and
-passive outlier detection), ``loadBalancer`` and ``faultInjection``. Every value accepted here
+passive outlier detection), ``loadBalancer``, ``faultInjection`` and a local ``rateLimit`` (one
+limit per route, without client selectors). Every value accepted here
 is one Envoy accepts (durations above zero where Envoy requires it, a prime Maglev table size,
 abort statuses Envoy can send).
 """
@@ -13,6 +14,7 @@ from rest_framework import serializers
 from gateways.validation.common import header_name_field, pattern_field
 from gateways.validation.route_filters import path_problem
 from provisioning.ir.durations import to_ms
+from provisioning.ir.policy_build import UNIT_MS as RATE_LIMIT_UNITS
 from tenants.serializers import StrictSerializer
 
 DURATION = re.compile(r"(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}")
@@ -249,11 +251,44 @@ class FaultInjectionSerializer(StrictSerializer):
         return data
 
 
+class RateLimitValueSerializer(StrictSerializer):
+    requests = serializers.IntegerField(min_value=1, max_value=UINT32)
+    unit = serializers.ChoiceField(choices=list(RATE_LIMIT_UNITS))
+
+
+class RateLimitRuleSerializer(StrictSerializer):
+    limit = RateLimitValueSerializer()
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "clientSelectors" in data:
+            raise serializers.ValidationError(
+                {"clientSelectors": ["clientSelectors are not supported yet"]}
+            )
+        return super().to_internal_value(data)
+
+
+class LocalRateLimitSerializer(StrictSerializer):
+    rules = RateLimitRuleSerializer(
+        many=True, allow_empty=False, max_length=1, help_text="one rule, without clientSelectors"
+    )
+
+
+class RateLimitSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["Local"], help_text="Global: not yet")
+    local = LocalRateLimitSerializer(required=False)
+
+    def validate(self, data):
+        if "local" not in data:
+            raise serializers.ValidationError({"local": ["required for type Local"]})
+        return data
+
+
 BACKEND_TRAFFIC_FEATURES = [
     "retry", "timeout", "circuitBreaker", "healthCheck", "loadBalancer", "faultInjection",
+    "rateLimit",
 ]  # fmt: skip
 # Envoy Gateway fields Gantry does not translate yet: named in the error instead of "unknown".
 BACKEND_TRAFFIC_LATER = [
-    "rateLimit", "tcpKeepalive", "proxyProtocol", "compression", "dns", "http2", "connection",
+    "tcpKeepalive", "proxyProtocol", "compression", "dns", "http2", "connection",
     "responseOverride", "useClientProtocol", "mergeType", "requestBuffer", "telemetry",
 ]  # fmt: skip

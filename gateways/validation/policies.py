@@ -21,6 +21,7 @@ from gateways.validation.backend_traffic import (
     FaultInjectionSerializer,
     HealthCheckSerializer,
     LoadBalancerSerializer,
+    RateLimitSerializer,
     RetrySerializer,
     TimeoutSerializer,
 )
@@ -182,6 +183,7 @@ class BackendTrafficPolicySpecSerializer(PolicySpecSerializer):
     healthCheck = HealthCheckSerializer(required=False)
     loadBalancer = LoadBalancerSerializer(required=False)
     faultInjection = FaultInjectionSerializer(required=False)
+    rateLimit = RateLimitSerializer(required=False)
 
     def validate(self, data):
         if not any(feature in data for feature in BACKEND_TRAFFIC_FEATURES):

@@ -21,6 +21,7 @@ from provisioning.ir.types import (
     ClusterSettings,
     Fault,
     HashPolicy,
+    LocalRateLimit,
     OutlierDetection,
     Retry,
     Route,
@@ -33,6 +34,7 @@ VARIANT = "/policy/"
 DEFAULT_RETRY_ON = ("connect-failure", "refused-stream", "unavailable", "cancelled",
                     "retriable-status-codes")  # fmt: skip
 DEFAULT_RETRY_STATUS_CODES = (503,)
+UNIT_MS = {"Second": 1_000, "Minute": 60_000, "Hour": 3_600_000, "Day": 86_400_000}
 
 
 def _ms(value: str | None) -> int | None:
@@ -176,6 +178,10 @@ def _traffic(spec: dict) -> Compiled:
         fields["retry"] = _retry(spec["retry"])
     if spec.get("faultInjection"):
         fields["fault"] = _fault(spec["faultInjection"])
+    rules = ((spec.get("rateLimit") or {}).get("local") or {}).get("rules") or []
+    if rules:
+        limit = rules[0]["limit"]
+        fields["rate_limit"] = LocalRateLimit(limit["requests"], UNIT_MS[limit["unit"]])
     lb = spec.get("loadBalancer") or {}
     if lb.get("type") == "ConsistentHash":
         fields["hash_policy"] = _hash_policy(lb["consistentHash"])

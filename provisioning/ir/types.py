@@ -108,6 +108,14 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class LocalRateLimit:
+    """A token bucket per route and Envoy replica: ``requests`` per ``interval_ms``."""
+
+    requests: int
+    interval_ms: int
+
+
+@dataclass(frozen=True)
 class HashPolicy:
     kind: str  # SourceIP | Header | Cookie
     name: str = ""
@@ -140,6 +148,7 @@ class Route:
     retry: Retry | None = None
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None
+    rate_limit: LocalRateLimit | None = None
     # Precedence tie-breakers (Gateway API): route creation order, then route name, rule order.
     order: tuple = ()
 

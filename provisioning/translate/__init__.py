@@ -3,14 +3,23 @@
 from dataclasses import dataclass
 
 from provisioning.ir.types import GatewayIR, Listener
-from provisioning.translate import api_key_auth, basic_auth, fault, protos  # noqa: F401
+from provisioning.translate import (  # noqa: F401 (protos: registers extension types)
+    api_key_auth,
+    basic_auth,
+    fault,
+    local_rate_limit,
+    protos,
+)
 from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
 from provisioning.translate.routes import route_configuration
 
 # Policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
 # Each is disabled by default and enabled by the routes its policies apply to.
-HTTP_FILTERS = (fault.http_filter, api_key_auth.http_filter, basic_auth.http_filter)
+HTTP_FILTERS = (
+    fault.http_filter, api_key_auth.http_filter, basic_auth.http_filter,
+    local_rate_limit.http_filter,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

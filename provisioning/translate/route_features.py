@@ -6,7 +6,13 @@ Registered in ``ROUTE_FEATURES``: adding a feature means adding a function there
 import re
 
 from provisioning.ir.types import HeaderOps, Route
-from provisioning.translate import api_key_auth, backend_traffic, basic_auth, fault
+from provisioning.translate import (
+    api_key_auth,
+    backend_traffic,
+    basic_auth,
+    fault,
+    local_rate_limit,
+)
 from provisioning.translate.types import duration
 
 # The share of a rule's weight that belongs to missing backends is routed to a cluster without
@@ -148,5 +154,6 @@ def timeouts(route: Route, envoy: dict) -> None:
 ROUTE_FEATURES = (
     backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers,
     backend_traffic.retry, backend_traffic.hash_policy, fault.route_config,
-    api_key_auth.route_config, basic_auth.route_config, backend_traffic.fail_closed,
+    api_key_auth.route_config, basic_auth.route_config, local_rate_limit.route_config,
+    backend_traffic.fail_closed,
 )  # fmt: skip

@@ -32,6 +32,9 @@ BASIC_AUTH = "type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.Ba
 BASIC_AUTH_PER_ROUTE = (
     "type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuthPerRoute"
 )
+LOCAL_RATE_LIMIT = (
+    "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+)
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 HEADER_MUTATION = (
     "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."

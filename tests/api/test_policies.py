@@ -137,7 +137,18 @@ BAD_TRAFFIC = [
      "spec.faultInjection.delay.percentage"),
     ({"timeout": {"tcp": {"connectTimeout": "0ms"}}}, "spec.timeout.tcp.connectTimeout"),
     ({"timeout": {"http": {"requestTimeout": "soon"}}}, "spec.timeout.http.requestTimeout"),
-    ({"rateLimit": {}}, "spec.rateLimit"),
+    ({"rateLimit": {"type": "Global"}}, "spec.rateLimit.type"),
+    ({"rateLimit": {"type": "Local"}}, "spec.rateLimit.local"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [
+        {"clientSelectors": [], "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [
+        {"limit": {"requests": 0, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].limit.requests"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [
+        {"limit": {"requests": 1, "unit": "Month"}}]}}},
+     "spec.rateLimit.local.rules[0].limit.unit"),
+    ({"tcpKeepalive": {}}, "spec.tcpKeepalive"),
     ({"circuitBreaker": {"maxConnections": -1}}, "spec.circuitBreaker.maxConnections"),
     ({"retri": {}}, "spec.retri"),
 ]  # fmt: skip

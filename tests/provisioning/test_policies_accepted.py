@@ -83,6 +83,11 @@ def traffic():
                     optional={"ttl": DURATIONS})}),
             )}),
         ),
+        rateLimit=st.fixed_dictionaries({"type": st.just("Local"), "local": st.fixed_dictionaries(
+            {"rules": st.lists(st.fixed_dictionaries({"limit": st.fixed_dictionaries({
+                "requests": st.sampled_from([1, 100, 4_294_967_295, 0]),
+                "unit": st.sampled_from(["Second", "Minute", "Hour", "Day", "Month"])})}),
+                min_size=1, max_size=2)})}),
         faultInjection=opt(
             delay=st.fixed_dictionaries({"fixedDelay": DURATIONS},
                                         optional={"percentage": PERCENT}),

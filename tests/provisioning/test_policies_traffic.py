@@ -41,7 +41,7 @@ def gateway():
         routes=[route("plain", "half-dead"), route("retry", "half-dead"),
                 route("breaker", "slow"), route("outlier", "half-failing"),
                 route("active", "half-dead"), route("fault", "good"), route("delay", "good"),
-                route("timeout", "slow")],
+                route("timeout", "slow"), route("limited", "good")],
         backends={
             "half-dead": endpoints(good.port, dead),
             "half-failing": endpoints(good.port, failing.port),
@@ -61,6 +61,8 @@ def gateway():
             policy("fault", faultInjection={"abort": {"httpStatus": 418, "percentage": 30}}),
             policy("delay", faultInjection={"delay": {"fixedDelay": "500ms", "percentage": 100}}),
             policy("timeout", timeout={"http": {"requestTimeout": "300ms"}}),
+            policy("limited", rateLimit={"type": "Local", "local": {"rules": [
+                {"limit": {"requests": 3, "unit": "Minute"}}]}}),
         ],
     )  # fmt: skip
     with running_envoy(state) as ports:
@@ -144,3 +146,9 @@ def test_the_request_timeout_answers_504(gateway):
     assert response.status_code == 504
     assert time.monotonic() - started < 1.5
     assert gateway("timeout.test").status_code == 200
+
+
+def test_the_local_rate_limit_answers_429_past_the_limit(gateway):
+    codes = [gateway("limited.test").status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 429, 429]
+    assert gateway("fault.test").status_code in (200, 418)  # other routes are not limited
