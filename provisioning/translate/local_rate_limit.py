@@ -6,8 +6,12 @@ from provisioning.translate.types import LOCAL_RATE_LIMIT, duration, per_route
 
 FILTER = "envoy.filters.http.local_ratelimit"
 STAT_PREFIX = "http_local_rate_limiter"
-_ALWAYS = {"default_value": {"numerator": 100, "denominator": "HUNDRED"},
-           "runtime_key": "local_rate_limit_enforced"}  # fmt: skip
+
+
+def _always(runtime_key: str) -> dict:
+    """100% of requests (a fresh dict each time: shared ones print as YAML anchors)."""
+    return {"default_value": {"numerator": 100, "denominator": "HUNDRED"},
+            "runtime_key": runtime_key}  # fmt: skip
 
 
 def http_filter(ir: GatewayIR, routes: list[Route]) -> dict | None:
@@ -26,7 +30,7 @@ def route_config(route: Route, envoy: dict) -> None:
         "stat_prefix": STAT_PREFIX,
         "token_bucket": {"max_tokens": limit.requests, "tokens_per_fill": limit.requests,
                          "fill_interval": duration(limit.interval_ms)},
-        "filter_enabled": {**_ALWAYS, "runtime_key": "local_rate_limit_enabled"},
-        "filter_enforced": _ALWAYS,
+        "filter_enabled": _always("local_rate_limit_enabled"),
+        "filter_enforced": _always("local_rate_limit_enforced"),
     }  # fmt: skip
     envoy.setdefault("typed_per_filter_config", {})[FILTER] = per_route(config)
