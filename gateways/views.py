@@ -280,9 +280,11 @@ class CredentialViewSet(TenantScopedViewSet, mixins.ListModelMixin):
 
 @documented(PolicySerializer, PolicyCreateDoc, PolicyReplaceDoc)
 class PolicyViewSet(RouteViewSet):
-    """Policies of a gateway: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy."""
+    """Policies of a gateway: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy. Writes
+    carry a ``kind`` beside the spec, so they call the policy services directly."""
 
     model = Policy
+    writes = None  # type: ignore[assignment]
     serializer_class = PolicySerializer
     lookup_url_kwarg = "policy"
     filterset_class = PolicyFilter
