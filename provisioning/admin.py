@@ -10,6 +10,7 @@ from provisioning.models import KubernetesCluster
 class KubernetesClusterForm(forms.ModelForm):
     kubeconfig = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.Textarea(attrs={"rows": 8, "autocomplete": "off"}),
         help_text="paste a kubeconfig; stored encrypted and never shown again "
         "(leave empty to keep the stored one)",
