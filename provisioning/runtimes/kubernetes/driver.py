@@ -1,0 +1,90 @@
+"""The Kubernetes runtime driver: what a reconcile calls for a gateway whose ``runtime`` is
+``kubernetes``.
+
+``converge(gateway)`` renders and applies the tenant's and the gateway's objects on the cluster
+its plan may use and returns a ``RuntimeStatus`` (phase, conditions, listener urls). A refusal
+by the API server (403, 422, …) becomes a ``Failed`` status carrying its message; transient
+errors that outlast the retries raise ``KubernetesError`` for the caller (a Celery retry).
+``remove(tenant, gateway, cluster)`` deletes a gateway's objects, and the namespace with the
+tenant's last gateway.
+
+The gateway's xDS token is kept across reconciles: the one in the cluster's bootstrap Secret is
+reused while it still authenticates; otherwise (first apply, rotated, lost) a new one is issued,
+and the pods roll to it.
+"""
+
+import base64
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from gateways.models import Gateway
+from provisioning.models import KubernetesCluster
+from provisioning.runtimes.kubernetes import apply, desired, envoy_pod, names, status
+from provisioning.runtimes.kubernetes.client import TRANSIENT_STATUSES, KubeApi, KubernetesError
+from provisioning.xds.credentials import authenticate, gateway_key, issue_xds_token
+
+
+def api_for(cluster: KubernetesCluster) -> KubeApi:
+    configuration = k8s.Configuration()
+    if cluster.in_cluster:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    else:
+        k8s_config.load_kube_config_from_dict(
+            yaml.safe_load(cluster.kubeconfig),
+            context=cluster.context or None,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    return KubeApi(k8s.ApiClient(configuration))
+
+
+def _token_in(secret: dict | None) -> str | None:
+    try:
+        text = base64.b64decode(secret["data"][envoy_pod.BOOTSTRAP_KEY]).decode()
+        services = yaml.safe_load(text)["dynamic_resources"]["ads_config"]["grpc_services"]
+        value = next(
+            m["value"] for m in services[0]["initial_metadata"] if m["key"] == "authorization"
+        )
+    except (TypeError, KeyError, IndexError, StopIteration, ValueError, yaml.YAMLError):
+        return None
+    return value.removeprefix("Bearer ")
+
+
+def _token(gateway: Gateway, observed: apply.Observed) -> str:
+    token = _token_in(observed.find("Secret", names.workload(gateway.name)))
+    if token and authenticate(token) == gateway_key(gateway):
+        return token
+    return issue_xds_token(gateway)
+
+
+def converge(
+    gateway: Gateway, *, api: KubeApi | None = None, force: bool = False
+) -> status.RuntimeStatus:
+    try:
+        cluster = desired.cluster_for(gateway.tenant)
+    except desired.NoCluster as error:
+        return status.failed(str(error), reason="NoCluster")
+    api = api or api_for(cluster)
+    try:
+        observed = apply.observe(api, gateway.tenant.slug, gateway.name)
+        gateway_input = desired.gateway_input(gateway, _token(gateway, observed))
+        apply.reconcile(
+            api,
+            desired.tenant_input(gateway.tenant),
+            gateway_input,
+            desired.cluster_settings(cluster),
+            observed=observed,
+            force=force,
+        )
+        return status.read_status(api, gateway_input)
+    except KubernetesError as error:
+        if error.status in TRANSIENT_STATUSES:
+            raise
+        return status.failed(str(error))
+
+
+def remove(tenant: str, gateway: str, cluster: KubernetesCluster, api: KubeApi | None = None):
+    """Deletes what Gantry made for the gateway (takes names: the row may be gone)."""
+    return apply.delete_gateway(api or api_for(cluster), tenant, gateway)

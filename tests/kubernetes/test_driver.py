@@ -1,0 +1,111 @@
+"""The driver from the database to the cluster (the API server test double): the cluster the
+plan allows, one xDS token kept across reconciles, status, refusals as a Failed status."""
+
+import base64
+
+import pytest
+import yaml
+
+from gateways import services as gateway_services
+from provisioning.models import KubernetesCluster, XdsCredential
+from provisioning.runtimes.kubernetes import driver
+from provisioning.xds.credentials import authenticate, issue_xds_token
+from tests.kubernetes.apiserver_double import LOAD_BALANCER_IP, ApiServerDouble
+from tests.kubernetes.conftest import ACTOR
+
+
+@pytest.fixture
+def double():
+    server = ApiServerDouble().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(k8s_cluster, double):
+    """The registered cluster's kubeconfig points at the double."""
+    k8s_cluster.kubeconfig = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "double", "cluster": {"server": double.host}}],
+            "users": [{"name": "gantry", "user": {"token": "operator-token"}}],
+            "contexts": [{"name": "double", "context": {"cluster": "double", "user": "gantry"}}],
+            "current-context": "double",
+        }
+    )
+    k8s_cluster.save()
+    return k8s_cluster
+
+
+def bootstrap_token(double) -> str:
+    secret = double.objects[("Secret", "gantry-acme", "envoy-edge")]
+    text = base64.b64decode(secret["data"]["bootstrap.yaml"]).decode()
+    metadata = yaml.safe_load(text)["dynamic_resources"]["ads_config"]["grpc_services"][0]
+    return metadata["initial_metadata"][0]["value"].removeprefix("Bearer ")
+
+
+def test_a_gateway_converges_with_a_working_token(k8s_gateway, cluster, double):
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Ready" and result.available_replicas == 2
+    assert result.urls == {"http": f"http://{LOAD_BALANCER_IP}"}
+    assert authenticate(bootstrap_token(double)) == "acme/edge"
+    # Every request carried the kubeconfig's credentials (the double records paths only,
+    # so the token is checked where the client builds its headers).
+    assert (
+        driver.api_for(cluster)
+        .client.configuration.api_key["authorization"]
+        .endswith("operator-token")
+    )
+
+
+def test_a_second_converge_keeps_the_token_and_writes_nothing(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    token, credential = bootstrap_token(double), XdsCredential.objects.get()
+    double.requests.clear()
+    assert driver.converge(k8s_gateway).phase == "Ready"
+    assert double.writes() == []
+    assert bootstrap_token(double) == token
+    assert XdsCredential.objects.get().token_hash == credential.token_hash
+
+
+def test_a_token_that_no_longer_works_is_replaced_and_the_pods_roll(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    old = bootstrap_token(double)
+    deployment = ("Deployment", "gantry-acme", "envoy-edge")
+    generation = double.objects[deployment]["metadata"]["generation"]
+    issue_xds_token(k8s_gateway)  # rotated elsewhere: the cluster's copy is now stale
+    driver.converge(k8s_gateway)
+    assert bootstrap_token(double) != old
+    assert authenticate(bootstrap_token(double)) == "acme/edge"
+    assert double.objects[deployment]["metadata"]["generation"] == generation + 1
+
+
+def test_a_spec_change_reaches_the_cluster(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    gateway_services.patch_gateway_spec(ACTOR, k8s_gateway, {"replicas": 4})
+    k8s_gateway.refresh_from_db()
+    result = driver.converge(k8s_gateway)
+    assert double.objects[("Deployment", "gantry-acme", "envoy-edge")]["spec"]["replicas"] == 4
+    assert result.desired_replicas == 4
+
+
+def test_a_refusal_becomes_a_failed_status_with_the_servers_message(k8s_gateway, cluster, double):
+    double.fail("PATCH", "/namespaces/gantry-acme", 403)
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Failed"
+    assert result.conditions[0]["reason"] == "KubernetesError"
+    assert "Namespace gantry-acme: injected 403" in result.message
+
+
+def test_a_plan_without_a_cluster_fails_plainly(k8s_gateway, cluster):
+    KubernetesCluster.objects.all().delete()
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Failed" and result.conditions[0]["reason"] == "NoCluster"
+
+
+def test_removing_the_last_gateway_removes_the_namespace(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    deleted = driver.remove("acme", "edge", cluster)
+    assert deleted[-1] == "Namespace gantry-acme"
+    assert not [key for key in double.objects if key[1] == "gantry-acme"]
