@@ -143,6 +143,7 @@ class ApiServerDouble:
         self.ready_delay = ready_delay
         self.validate = validate
         self.objects: dict[tuple, dict] = {}  # (kind, namespace, name) → object
+        self.index: dict[tuple, set] = {}  # (kind, namespace) → names, for lists
         self.changed_at: dict[tuple, float] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
@@ -191,6 +192,7 @@ class ApiServerDouble:
         meta.setdefault("generation", 1)
         meta["resourceVersion"] = str(self.version)
         self.objects[(kind, namespace, meta["name"])] = obj
+        self.index.setdefault((kind, namespace), set()).add(meta["name"])
         self.changed_at[(kind, namespace, meta["name"])] = time.monotonic()
         return obj
 
@@ -263,20 +265,32 @@ class ApiServerDouble:
         if key not in self.objects:
             raise ApiError(404, f'{kind.lower()}s "{name}" not found')
         gone = self._view(key)
-        del self.objects[key]
+        self._forget(key)
         if kind == "Namespace":  # cascade
             for other in [k for k in self.objects if k[1] == name]:
-                del self.objects[other]
+                self._forget(other)
         self.version += 1
         return gone
 
-    def list(self, kind, api_version, namespace, selector) -> dict:
+    def _forget(self, key) -> None:
+        del self.objects[key]
+        self.index[key[:2]].discard(key[2])
+
+    def _keys(self, kind, namespace, everywhere: bool) -> list[tuple]:
+        if everywhere:  # a namespaced kind listed across namespaces
+            return sorted(key for key in self.objects if key[0] == kind)
+        return [(kind, namespace, name) for name in sorted(self.index.get((kind, namespace), ()))]
+
+    def put(self, obj: dict) -> None:
+        """Stores an object as someone else made it (no validation, no defaults)."""
+        with self.lock:
+            self._store(obj["kind"], obj["metadata"].get("namespace"), copy.deepcopy(obj))
+
+    def list(self, kind, api_version, namespace, selector, everywhere=False) -> dict:
         items = [
             self._view(key)
-            for key, obj in sorted(self.objects.items())
-            if key[0] == kind
-            and (namespace is None or key[1] == namespace)
-            and _selected(obj["metadata"].get("labels") or {}, selector)
+            for key in self._keys(kind, namespace, everywhere)
+            if _selected(self.objects[key]["metadata"].get("labels") or {}, selector)
         ]
         for item in items:
             item.pop("kind", None)
@@ -299,7 +313,9 @@ class ApiServerDouble:
         namespace, name = match["ns"] if namespaced else None, match["name"]
         with self.lock:
             if method == "GET" and name is None:
-                return self.list(kind, api_version, namespace, query.get("labelSelector", ""))
+                selector = query.get("labelSelector", "")
+                everywhere = namespaced and namespace is None
+                return self.list(kind, api_version, namespace, selector, everywhere)
             if method == "GET":
                 if (kind, namespace, name) not in self.objects:
                     raise ApiError(404, f'{match["resource"]} "{name}" not found')

@@ -111,10 +111,13 @@ def test_pruning_leaves_other_gateways_and_foreign_objects_alone(api, double, ca
     reconcile(api, case)
     other = replace(gateway, name="other", replicas=2)
     reconcile(api, case, other)
-    double.objects[("Secret", "gantry-acme", "someone-elses")] = {
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "someone-elses", "namespace": "gantry-acme", "labels": {}},
-    }  # fmt: skip
+    double.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "someone-elses", "namespace": "gantry-acme", "labels": {}},
+        }
+    )
     result = reconcile(api, case)  # the first gateway again
     assert result.pruned == [] and result.applied == []
     assert ("Deployment", "gantry-acme", "envoy-other") in double.objects
