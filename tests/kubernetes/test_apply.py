@@ -144,6 +144,7 @@ def test_status_reports_replicas_and_listener_urls(api, double, case):
     reconcile(api, case)
     status = read_status(api, gateway)
     assert status.phase == "Pending" and status.available_replicas == 0
+    assert status.urls == {}  # the address exists, but nothing answers there yet
     assert status.conditions[0]["status"] == "False"
     double.ready_delay = 0
     status = read_status(api, gateway)

@@ -109,3 +109,28 @@ def test_removing_the_last_gateway_removes_the_namespace(k8s_gateway, cluster, d
     deleted = driver.remove("acme", "edge", cluster)
     assert deleted[-1] == "Namespace gantry-acme"
     assert not [key for key in double.objects if key[1] == "gantry-acme"]
+
+
+def test_the_runtime_status_feeds_the_gateways_phase_condition_and_urls(
+    k8s_gateway, cluster, double
+):
+    from provisioning.runtimes.kubernetes.gateway_status import store_runtime_status
+
+    double.ready_delay = 60
+    assert store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.status["phase"] == "Pending"
+    assert "url" not in k8s_gateway.status["listeners"][0]
+    double.ready_delay = 0
+    assert store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
+    k8s_gateway.refresh_from_db()
+    status = k8s_gateway.status
+    assert status["phase"] == "Ready"
+    assert status["listeners"][0]["url"] == f"http://{LOAD_BALANCER_IP}"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Available")
+    assert {c["type"] for c in status["conditions"]} >= {"Accepted", "Ready"}  # others kept
+    version = k8s_gateway.resource_version
+    assert not store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.resource_version == version

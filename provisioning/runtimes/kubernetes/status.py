@@ -90,7 +90,7 @@ def read_status(api: KubeApi, gateway: GatewayInput) -> RuntimeStatus:
         phase, reason = "Pending", "Progressing"
         message = f"0/{desired} replicas available" + ("" if urls else ", no address yet")
     return RuntimeStatus(
-        phase, desired, available, urls,
+        phase, desired, available, urls if available else {},  # a url only where it answers
         [_condition("Ready", phase == "Ready", reason, message)], message,
     )  # fmt: skip
 

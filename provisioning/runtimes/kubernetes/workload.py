@@ -79,6 +79,8 @@ def deployment(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
     pod_spec = {
         "serviceAccountName": names.workload(gateway.name),
         "automountServiceAccountToken": False,
+        # No environment variables for every Service of the namespace (other gateways').
+        "enableServiceLinks": False,
         "terminationGracePeriodSeconds": envoy_pod.TERMINATION_GRACE_SECONDS,
         "securityContext": {
             "runAsNonRoot": True,
