@@ -159,3 +159,23 @@ def test_the_bootstrap_is_accepted_by_envoy(case, tmp_path):
     assert yaml.safe_load(bootstrap)["admin"]["address"]["socket_address"]["address"] == (
         "127.0.0.1"
     )
+
+
+def test_port_names_stay_unique_whatever_the_listeners_are_called():
+    from dataclasses import replace
+
+    from provisioning.runtimes.kubernetes.inputs import ListenerPort
+
+    cluster, _, gateway = load("single-replica-load-balancer")
+    listeners = (
+        ListenerPort("port-443", 80, "HTTP"),  # looks like another port's fallback name
+        ListenerPort("a-listener-name-too-long-for-a-port", 443, "HTTP"),
+        ListenerPort("ready", 8080, "HTTP"),  # the probe port's name
+        ListenerPort("web", 8443, "HTTP"),
+    )
+    objects = {o["kind"]: o for o in render_gateway(replace(gateway, listeners=listeners), cluster)}
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container_names = [p["name"] for p in container["ports"]]
+    assert container_names == ["port-80", "port-443", "port-8080", "web", "ready"]
+    service_names = [p["name"] for p in objects["Service"]["spec"]["ports"]]
+    assert service_names == container_names[:-1]

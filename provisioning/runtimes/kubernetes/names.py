@@ -11,6 +11,8 @@ OWNER_ANNOTATION = "gantry.io/owner"
 HASH_ANNOTATION = "gantry.io/applied-hash"
 NAMESPACE_PREFIX = "gantry-"
 _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$")
+_BY_PORT = re.compile(r"^port-\d+$")
+READY_PORT_NAME = "ready"  # the probe port of the Envoy container
 
 
 def fit(name: str, limit: int = 63) -> str:
@@ -31,8 +33,11 @@ def workload(gateway: str) -> str:
 
 
 def port_name(listener_name: str, port: int) -> str:
-    """Kubernetes port names are IANA service names (≤ 15 characters, a letter, no '--')."""
-    if len(listener_name) <= 15 and _IANA_SVC_NAME.match(listener_name):
+    """The listener's name when it is a valid port name (an IANA service name: ≤ 15
+    characters, a letter, no '--'), else ``port-<n>``. Names of the first kind never look like
+    the second nor like the probe port's, so the names stay unique."""
+    usable = len(listener_name) <= 15 and _IANA_SVC_NAME.match(listener_name)
+    if usable and not _BY_PORT.match(listener_name) and listener_name != READY_PORT_NAME:
         return listener_name
     return f"port-{port}"
 

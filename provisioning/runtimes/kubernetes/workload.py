@@ -32,7 +32,7 @@ def _container(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
         {"name": port["name"], "containerPort": port["port"], "protocol": "TCP"}
         for port in service_ports(gateway)
     ]
-    ports.append({"name": "ready", "containerPort": ready_port, "protocol": "TCP"})
+    ports.append({"name": names.READY_PORT_NAME, "containerPort": ready_port, "protocol": "TCP"})
     return {
         "name": "envoy",
         "image": cluster.envoy_image,
@@ -44,12 +44,12 @@ def _container(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
         # Guaranteed QoS: what the size promises is what the pod gets.
         "resources": {"requests": resources, "limits": resources},
         "readinessProbe": {
-            "httpGet": {"path": "/ready", "port": "ready"},
+            "httpGet": {"path": "/ready", "port": names.READY_PORT_NAME},
             "periodSeconds": 5,
             "failureThreshold": 2,
         },
         "livenessProbe": {
-            "tcpSocket": {"port": "ready"},
+            "tcpSocket": {"port": names.READY_PORT_NAME},
             "initialDelaySeconds": 30,
             "periodSeconds": 10,
             "failureThreshold": 6,
