@@ -172,3 +172,10 @@ class KubernetesCluster(models.Model):
             raise ValidationError({"kubeconfig": "leave empty when in_cluster is set"})
         if not self.in_cluster and not self.kubeconfig:
             raise ValidationError({"kubeconfig": "required unless in_cluster is set"})
+        if self.kubeconfig:
+            from provisioning.runtimes.kubernetes.driver import UnusableCluster, configuration_for
+
+            try:
+                configuration_for(self)
+            except UnusableCluster as error:
+                raise ValidationError({"kubeconfig": f"cannot be used: {error}"}) from None

@@ -71,3 +71,16 @@ def test_a_cluster_needs_a_kubeconfig_or_in_cluster(operator_client):
     )
     assert response.status_code == 302
     assert KubernetesCluster.objects.get(name="prod-eu").in_cluster
+
+
+def test_a_kubeconfig_that_cannot_be_used_is_refused(operator_client):
+    for broken in ("clusters: [", "apiVersion: v1\nkind: Config\nclusters: []\n"):
+        response = operator_client.post(
+            "/admin/provisioning/kubernetescluster/add/", form(kubeconfig=broken)
+        )
+        assert response.status_code == 200 and b"cannot be used" in response.content
+    response = operator_client.post(
+        "/admin/provisioning/kubernetescluster/add/", form(context="no-such-context")
+    )
+    assert response.status_code == 200 and b"no-such-context" in response.content
+    assert not KubernetesCluster.objects.exists()

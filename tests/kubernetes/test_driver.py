@@ -134,3 +134,19 @@ def test_the_runtime_status_feeds_the_gateways_phase_condition_and_urls(
     assert not store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
     k8s_gateway.refresh_from_db()
     assert k8s_gateway.resource_version == version
+
+
+def test_a_converge_with_nothing_to_change_only_lists(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    double.requests.clear()
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Ready" and result.urls  # status from what the lists returned
+    assert {method for method, _ in double.requests} == {"GET"}
+    assert all("labelSelector=" in path for _, path in double.requests)
+
+
+def test_a_broken_kubeconfig_is_a_failed_status(k8s_gateway, cluster):
+    KubernetesCluster.objects.filter(pk=cluster.pk).update(kubeconfig="clusters: [")
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Failed" and result.conditions[0]["reason"] == "InvalidCluster"
+    assert "prod-eu" in result.message

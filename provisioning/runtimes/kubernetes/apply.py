@@ -7,6 +7,7 @@ an object whose hash matches is not sent again, so a reconcile with nothing to c
 reads (one list per kind). ``force=True`` applies everything anyway (to heal hand edits).
 """
 
+import logging
 from dataclasses import dataclass, field
 
 from provisioning.runtimes.kubernetes import names
@@ -15,6 +16,7 @@ from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInpu
 from provisioning.runtimes.kubernetes.render import render_gateway, render_tenant
 
 TENANT_KINDS = ("ResourceQuota", "LimitRange", "NetworkPolicy")
+log = logging.getLogger(__name__)
 GATEWAY_KINDS = (
     "ServiceAccount",
     "Secret",
@@ -83,11 +85,13 @@ def sync(api: KubeApi, desired: list[dict], observed: Observed, force: bool = Fa
             continue
         api.apply(obj)
         result.applied.append(describe(obj))
+        log.info("kubernetes: applied %s", describe(obj))
     for key, obj in reversed(list(observed.objects.items())):
         if key not in wanted:
             kind, namespace, name = key
             api.delete(kind, namespace, name)
             result.pruned.append(describe({"kind": kind, "metadata": obj["metadata"]}))
+            log.info("kubernetes: pruned %s", result.pruned[-1])
     return result
 
 

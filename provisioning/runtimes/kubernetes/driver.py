@@ -26,18 +26,29 @@ from provisioning.runtimes.kubernetes.client import TRANSIENT_STATUSES, KubeApi,
 from provisioning.xds.credentials import authenticate, gateway_key, issue_xds_token
 
 
-def api_for(cluster: KubernetesCluster) -> KubeApi:
+class UnusableCluster(Exception):
+    """The cluster's credentials cannot be loaded (a broken kubeconfig, no in-cluster token)."""
+
+
+def configuration_for(cluster: KubernetesCluster) -> k8s.Configuration:
     configuration = k8s.Configuration()
-    if cluster.in_cluster:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    else:
-        k8s_config.load_kube_config_from_dict(
-            yaml.safe_load(cluster.kubeconfig),
-            context=cluster.context or None,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    return KubeApi(k8s.ApiClient(configuration))
+    try:
+        if cluster.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config_from_dict(
+                yaml.safe_load(cluster.kubeconfig),
+                context=cluster.context or None,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (k8s_config.ConfigException, yaml.YAMLError, TypeError, AttributeError) as error:
+        raise UnusableCluster(f"cluster {cluster.name}: {error}") from None
+    return configuration
+
+
+def api_for(cluster: KubernetesCluster) -> KubeApi:
+    return KubeApi(k8s.ApiClient(configuration_for(cluster)))
 
 
 def _token_in(secret: dict | None) -> str | None:
@@ -64,13 +75,15 @@ def converge(
 ) -> status.RuntimeStatus:
     try:
         cluster = desired.cluster_for(gateway.tenant)
+        api = api or api_for(cluster)
     except desired.NoCluster as error:
         return status.failed(str(error), reason="NoCluster")
-    api = api or api_for(cluster)
+    except UnusableCluster as error:
+        return status.failed(str(error), reason="InvalidCluster")
     try:
         observed = apply.observe(api, gateway.tenant.slug, gateway.name)
         gateway_input = desired.gateway_input(gateway, _token(gateway, observed))
-        apply.reconcile(
+        result = apply.reconcile(
             api,
             desired.tenant_input(gateway.tenant),
             gateway_input,
@@ -78,7 +91,12 @@ def converge(
             observed=observed,
             force=force,
         )
-        return status.read_status(api, gateway_input)
+        if result.applied or result.pruned:
+            return status.read_status(api, gateway_input)
+        name = names.workload(gateway.name)  # nothing changed: what was listed is current
+        return status.read_status(
+            api, gateway_input, observed.find("Deployment", name), observed.find("Service", name)
+        )
     except KubernetesError as error:
         if error.status in TRANSIENT_STATUSES:
             raise

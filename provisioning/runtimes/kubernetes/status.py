@@ -66,9 +66,13 @@ def listener_urls(gateway: GatewayInput, service: dict, node_address: str | None
     return urls
 
 
-def read_status(api: KubeApi, gateway: GatewayInput) -> RuntimeStatus:
+def read_status(
+    api: KubeApi, gateway: GatewayInput, deployment: dict | None = None, service: dict | None = None
+) -> RuntimeStatus:
+    """From the cluster, or from ``deployment`` and ``service`` when the caller has just read
+    them (a reconcile that changed nothing)."""
     ns, name = names.namespace(gateway.tenant), names.workload(gateway.name)
-    deployment = api.get("Deployment", ns, name)
+    deployment = deployment or api.get("Deployment", ns, name)
     if deployment is None:
         return RuntimeStatus(
             "Pending", conditions=[_condition("Ready", False, "NotFound", "no Deployment yet")]
@@ -77,7 +81,7 @@ def read_status(api: KubeApi, gateway: GatewayInput) -> RuntimeStatus:
     desired = spec.get("replicas", gateway.replicas)
     available = status.get("availableReplicas") or 0
     current = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
-    service = api.get("Service", ns, name) or {}
+    service = service or api.get("Service", ns, name) or {}
     node = _node_address(api) if (service.get("spec") or {}).get("type") == "NodePort" else None
     urls = listener_urls(gateway, service, node)
     if available >= desired and current and urls:
