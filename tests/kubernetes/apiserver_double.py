@@ -9,9 +9,11 @@ just the behaviour Gantry's applier relies on:
 - lists with label selectors (``k=v``, ``k!=v``, ``k``, ``!k``), gets, ``/version``, ``/api``
   and ``/apis`` discovery;
 - server-side apply (``PATCH`` with ``application/apply-patch+yaml``, ``fieldManager``
-  required): creates, or replaces the applied fields (one manager, so "a simple merge" is
-  exact); objects are validated strictly against the real schemas (422 when invalid); a
-  namespaced object needs its namespace (404);
+  required): creates, or merges the body and drops the fields the manager applied before and
+  no longer applies unless another manager owns them (``fieldsets.py``; ``managedFields`` are
+  reported); a no-op apply changes nothing; the stored result is validated strictly against
+  the real schemas and port ranges (422 when invalid); a namespaced object needs its
+  namespace (404); ``scale()`` plays an HPA updating ``spec.replicas``;
 - ``DELETE``, where a namespace takes every object in it (cascade);
 - Services get a cluster IP, node ports, and a load-balancer address (TEST-NET-3, never
   contacted); Deployments default to one replica and report all replicas available
@@ -36,7 +38,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from tests.kubernetes import schemas
+from tests.kubernetes import fieldsets, schemas
 
 RESOURCES = {  # (api prefix, resource) → (kind, apiVersion, namespaced)
     ("/api/v1", "namespaces"): ("Namespace", "v1", False),
@@ -144,6 +146,7 @@ class ApiServerDouble:
         self.validate = validate
         self.objects: dict[tuple, dict] = {}  # (kind, namespace, name) → object
         self.index: dict[tuple, set] = {}  # (kind, namespace) → names, for lists
+        self.owners: dict[tuple, dict] = {}  # key → manager → (operation, field paths)
         self.changed_at: dict[tuple, float] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
@@ -198,6 +201,11 @@ class ApiServerDouble:
 
     def _view(self, key) -> dict:
         obj = copy.deepcopy(self.objects[key])
+        obj["metadata"]["managedFields"] = [
+            {"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion"),
+             "fieldsType": "FieldsV1", "fieldsV1": fieldsets.fields_v1(paths)}
+            for manager, (operation, paths) in sorted(self.owners.get(key, {}).items())
+        ]  # fmt: skip
         if key[0] == "Deployment":
             ready = time.monotonic() - self.changed_at[key] >= self.ready_delay
             replicas = obj["spec"].get("replicas", 1)
@@ -225,40 +233,55 @@ class ApiServerDouble:
                 obj["status"] = {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP}]}}
 
     def apply(self, kind, api_version, namespace, name, body: dict, query: dict) -> dict:
-        if not query.get("fieldManager"):
+        manager = query.get("fieldManager")
+        if not manager:
             raise ApiError(422, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
                            "value: is required for apply patch")  # fmt: skip
         if body.get("kind") != kind or body.get("apiVersion") != api_version:
             raise ApiError(422, f"apply of {body.get('kind')} at the URL of a {kind}")
         if body["metadata"].get("name") != name:
             raise ApiError(422, "the name of the object does not match the name on the URL")
-        if self.validate:
-            problems = schemas.errors(body, schemas.newest_versions()[-1])
-            problems = problems or _port_errors(kind, body)
-            if problems:
-                raise ApiError(422, f'{kind} "{name}" is invalid: ' + "; ".join(problems))
         if namespace and ("Namespace", None, namespace) not in self.objects:
             raise ApiError(404, f'namespaces "{namespace}" not found')
         key = (kind, namespace, name)
         old = self.objects.get(key)
-        new = copy.deepcopy(body)
-        new["metadata"].pop("namespace", None)
+        body = copy.deepcopy(body)
+        body["metadata"].pop("namespace", None)
+        new, owners = fieldsets.apply(old, self.owners.get(key, {}), manager, body)
         if namespace:
             new["metadata"]["namespace"] = namespace
         self._defaults(kind, new, old)
-        if old is None:
-            self._store(kind, namespace, new)
-            return self._view(key)
-        kept = {k: old["metadata"][k] for k in ("uid", "creationTimestamp", "generation")}
-        new["metadata"].update(kept)
-        comparable_old = {**old, "metadata": {**old["metadata"], "resourceVersion": None}}
-        comparable_new = {**new, "metadata": {**new["metadata"], "resourceVersion": None}}
-        if comparable_old == comparable_new:
+        if self.validate:  # the object as it would be stored, as a real API server checks it
+            problems = schemas.errors(self._bare(new), schemas.newest_versions()[-1])
+            problems = problems or _port_errors(kind, new)
+            if problems:
+                raise ApiError(422, f'{kind} "{name}" is invalid: ' + "; ".join(problems))
+        if old is not None and new == old and owners == self.owners.get(key):
             return self._view(key)  # a no-op apply changes nothing, not even resourceVersion
-        if _spec_part(old) != _spec_part(new):
+        if old is not None and _spec_part(old) != _spec_part(new):
             new["metadata"]["generation"] = old["metadata"]["generation"] + 1
+        self.owners[key] = owners
         self._store(kind, namespace, new)
         return self._view(key)
+
+    def scale(self, namespace: str, name: str, replicas: int, manager: str) -> None:
+        """What an HPA does: an update of ``spec.replicas`` (through the scale subresource)."""
+        with self.lock:
+            key = ("Deployment", namespace, name)
+            obj = copy.deepcopy(self.objects[key])
+            obj["spec"]["replicas"] = replicas
+            obj["metadata"]["generation"] += 1
+            owners = dict(self.owners.get(key, {}))
+            owners[manager] = ("Update", {("spec", "replicas")})
+            self.owners[key] = owners
+            self._store("Deployment", namespace, obj)
+
+    @staticmethod
+    def _bare(obj: dict) -> dict:
+        """Without the fields the server sets itself (not part of what is validated here)."""
+        server_set = ("uid", "resourceVersion", "generation", "creationTimestamp")
+        meta = {k: v for k, v in obj["metadata"].items() if k not in server_set}
+        return {**obj, "metadata": meta}
 
     def delete(self, kind, namespace, name) -> dict:
         key = (kind, namespace, name)
@@ -274,6 +297,7 @@ class ApiServerDouble:
 
     def _forget(self, key) -> None:
         del self.objects[key]
+        self.owners.pop(key, None)
         self.index[key[:2]].discard(key[2])
 
     def _keys(self, kind, namespace, everywhere: bool) -> list[tuple]:

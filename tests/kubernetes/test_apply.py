@@ -250,3 +250,21 @@ def test_applying_into_a_missing_namespace_is_a_404(api, double, case):
     with pytest.raises(KubernetesError) as caught:
         api.apply(render_gateway(gateway, cluster)[0])
     assert caught.value.status == 404 and 'namespaces "gantry-acme" not found' in str(caught.value)
+
+
+def test_turning_autoscaling_on_hands_the_replica_count_over_without_a_dip(api, double, case):
+    cluster, tenant, gateway = case
+    key = ("Deployment", "gantry-acme", "envoy-edge")
+    reconcile(api, case, replace(gateway, replicas=4))
+    scaled = replace(gateway, replicas=4, autoscaling=Autoscaling(2, 8))
+    reconcile(api, case, scaled)
+    # Gantry stopped applying `replicas`; had nobody else owned it, it would fall back to 1.
+    assert double.objects[key]["spec"]["replicas"] == 4
+    double.scale("gantry-acme", "envoy-edge", 6, manager="horizontal-pod-autoscaler")
+    writes = len(double.writes())
+    assert reconcile(api, case, scaled).applied == []
+    assert len(double.writes()) == writes
+    reconcile(api, case, replace(scaled, vcpu=2, memory_gib=4))  # another change
+    assert double.objects[key]["spec"]["replicas"] == 6  # the HPA's count stands
+    reconcile(api, case, replace(gateway, replicas=3))  # autoscaling off: the spec's again
+    assert double.objects[key]["spec"]["replicas"] == 3

@@ -11,12 +11,13 @@ import logging
 from dataclasses import dataclass, field
 
 from provisioning.runtimes.kubernetes import names
-from provisioning.runtimes.kubernetes.client import KubeApi, describe
+from provisioning.runtimes.kubernetes.client import FIELD_MANAGER, KubeApi, describe
 from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInput, TenantInput
 from provisioning.runtimes.kubernetes.render import render_gateway, render_tenant
 
 TENANT_KINDS = ("ResourceQuota", "LimitRange", "NetworkPolicy")
 log = logging.getLogger(__name__)
+HANDOVER_MANAGER = "gantry-handover"
 GATEWAY_KINDS = (
     "ServiceAccount",
     "Secret",
@@ -72,6 +73,35 @@ def observe(api: KubeApi, tenant: str, gateway: str | None) -> Observed:
     return observed
 
 
+def _owns_replicas(current: dict) -> bool:
+    return any(
+        entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {})
+        for entry in current["metadata"].get("managedFields") or []
+    )
+
+
+def _hand_over_replicas(api: KubeApi, desired: dict, current: dict | None) -> None:
+    """Before Gantry stops applying a Deployment's ``replicas`` (an HPA takes over), another
+    manager takes the field at its current value; otherwise dropping it would reset the
+    Deployment to one replica until the HPA acts (the recipe of the server-side apply docs)."""
+    if desired["kind"] != "Deployment" or current is None or "replicas" in desired["spec"]:
+        return
+    if not _owns_replicas(current):
+        return
+    meta = desired["metadata"]
+    api.apply(
+        {
+            "apiVersion": desired["apiVersion"],
+            "kind": "Deployment",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "spec": {"replicas": current["spec"]["replicas"]},
+        },
+        field_manager=HANDOVER_MANAGER,
+    )
+
+
 def sync(api: KubeApi, desired: list[dict], observed: Observed, force: bool = False) -> SyncResult:
     """Applies the desired objects that differ (in order), then prunes what ``observed`` holds
     beyond them. ``desired`` must cover every scope ``observed`` was read from."""
@@ -83,6 +113,7 @@ def sync(api: KubeApi, desired: list[dict], observed: Observed, force: bool = Fa
         if not force and current is not None and _hash(current) == _hash(obj):
             result.unchanged += 1
             continue
+        _hand_over_replicas(api, obj, current)
         api.apply(obj)
         result.applied.append(describe(obj))
         log.info("kubernetes: applied %s", describe(obj))

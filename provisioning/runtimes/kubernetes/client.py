@@ -158,12 +158,12 @@ class KubeApi:
             item.setdefault("kind", kind)
         return items
 
-    def apply(self, obj: dict) -> dict:
+    def apply(self, obj: dict, field_manager: str = FIELD_MANAGER) -> dict:
         meta = obj["metadata"]
         return self.request(
             "PATCH",
             path(obj["kind"], meta.get("namespace"), meta["name"]),
-            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            query={"fieldManager": field_manager, "force": "true"},
             body=obj,
             content_type="application/apply-patch+yaml",
             concerning=describe(obj),
