@@ -78,6 +78,8 @@ class Fault:
     times: int = 1
     stall: float = 0.0
     after: bool = True
+    message: str = ""
+    cause: str = ""  # a details.causes[].reason, e.g. NamespaceTerminating
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and self.method in (method, "*") and self.path_part in path
@@ -174,8 +176,8 @@ class ApiServerDouble:
         self.server.server_close()
 
     # fault injection
-    def fail(self, method: str, path_part: str, status: int = 500, times: int = 1) -> None:
-        self.faults.append(Fault(method, path_part, status, times))
+    def fail(self, method, path_part, status=500, times=1, message="", cause="") -> None:
+        self.faults.append(Fault(method, path_part, status, times, message=message, cause=cause))
 
     def stall(self, method, path_part, seconds, times=1, after=True) -> None:
         self.faults.append(Fault(method, path_part, 0, times, stall=seconds, after=after))
@@ -395,7 +397,10 @@ def _handler(double: ApiServerDouble):
             double.requests.append((method, self.path))
             fault = double.take_fault(method, self.path)
             if fault and fault.status:
-                self._answer(fault.status, status_body(fault.status, f"injected {fault.status}"))
+                body = status_body(fault.status, fault.message or f"injected {fault.status}")
+                if fault.cause:
+                    body["details"] = {"causes": [{"reason": fault.cause}]}
+                self._answer(fault.status, body)
                 return
             if fault and not fault.after:
                 time.sleep(fault.stall)

@@ -268,3 +268,11 @@ def test_turning_autoscaling_on_hands_the_replica_count_over_without_a_dip(api, 
     assert double.objects[key]["spec"]["replicas"] == 6  # the HPA's count stands
     reconcile(api, case, replace(gateway, replicas=3))  # autoscaling off: the spec's again
     assert double.objects[key]["spec"]["replicas"] == 3
+
+
+def test_a_namespace_still_terminating_is_waited_for(api, double, case):
+    message = 'secrets "envoy-edge" is forbidden: unable to create new content in namespace '
+    double.fail("PATCH", "/secrets/", 403, times=2, message=message + "gantry-acme because "
+                "it is being terminated", cause="NamespaceTerminating")  # fmt: skip
+    assert len(reconcile(api, case).applied) == 9
+    assert api.counters.retries == 2

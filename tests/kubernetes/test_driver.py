@@ -5,10 +5,12 @@ import base64
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from gateways import services as gateway_services
 from provisioning.models import KubernetesCluster, XdsCredential
 from provisioning.runtimes.kubernetes import driver
+from provisioning.runtimes.kubernetes.client import Backoff, KubeApi, KubernetesError
 from provisioning.xds.credentials import authenticate, issue_xds_token
 from tests.kubernetes.apiserver_double import LOAD_BALANCER_IP, ApiServerDouble
 from tests.kubernetes.conftest import ACTOR
@@ -150,3 +152,14 @@ def test_a_broken_kubeconfig_is_a_failed_status(k8s_gateway, cluster):
     result = driver.converge(k8s_gateway)
     assert result.phase == "Failed" and result.conditions[0]["reason"] == "InvalidCluster"
     assert "prod-eu" in result.message
+
+
+def test_an_error_that_outlasts_the_retries_is_raised_for_a_later_retry(
+    k8s_gateway, cluster, double
+):
+    api = KubeApi(k8s.ApiClient(driver.configuration_for(cluster)), Backoff(3, 0.01, 0.02))
+    double.fail("PATCH", "/deployments/", 503, times=100)
+    with pytest.raises(KubernetesError) as caught:
+        driver.converge(k8s_gateway, api=api)
+    assert caught.value.transient and caught.value.status == 503
+    assert api.counters.retries == 2

@@ -15,9 +15,9 @@ from provisioning.runtimes.kubernetes.client import FIELD_MANAGER, KubeApi, desc
 from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInput, TenantInput
 from provisioning.runtimes.kubernetes.render import render_gateway, render_tenant
 
-TENANT_KINDS = ("ResourceQuota", "LimitRange", "NetworkPolicy")
 log = logging.getLogger(__name__)
 HANDOVER_MANAGER = "gantry-handover"
+TENANT_KINDS = ("ResourceQuota", "LimitRange", "NetworkPolicy")
 GATEWAY_KINDS = (
     "ServiceAccount",
     "Secret",

@@ -37,15 +37,14 @@ KINDS = {
 
 
 class KubernetesError(Exception):
-    """A request the API server refused for good, with its message and the object concerned."""
+    """A failed request, with the API server's message and the object concerned.
+    ``transient``: it failed only after every retry (worth trying again later)."""
 
-    def __init__(self, status: int, reason: str, message: str, concerning: str = ""):
-        self.status, self.reason, self.api_message, self.concerning = (
-            status,
-            reason,
-            message,
-            concerning,
-        )
+    def __init__(
+        self, status: int, reason: str, message: str, concerning: str = "", transient=False
+    ):
+        self.status, self.reason, self.api_message = status, reason, message
+        self.concerning, self.transient = concerning, transient
         prefix = f"{concerning}: " if concerning else ""
         super().__init__(f"{prefix}{message} ({status} {reason})")
 
@@ -93,6 +92,12 @@ def _status_message(error: ApiException) -> str:
     return body.get("message") or str(error.reason or "")
 
 
+def _terminating(error: ApiException) -> bool:
+    """A namespace still being deleted refuses new objects with a 403 that clears by itself
+    (a tenant's last gateway deleted, then a new one created)."""
+    return error.status == 403 and "NamespaceTerminating" in str(error.body or "")
+
+
 class KubeApi:
     """Requests to one cluster: counted, retried when transient, errors with their message."""
 
@@ -121,15 +126,15 @@ class KubeApi:
                     _return_http_data_only=True, _request_timeout=self.timeout,
                 )  # fmt: skip
             except ApiException as error:
-                if error.status not in TRANSIENT_STATUSES:
+                if error.status not in TRANSIENT_STATUSES and not _terminating(error):
                     raise KubernetesError(
                         error.status, error.reason or "", _status_message(error), concerning
                     ) from None
                 last = KubernetesError(
-                    error.status, error.reason or "", _status_message(error), concerning
+                    error.status, error.reason or "", _status_message(error), concerning, True
                 )
             except urllib3.exceptions.HTTPError as error:  # timeouts, refused, reset
-                last = KubernetesError(0, type(error).__name__, str(error), concerning)
+                last = KubernetesError(0, type(error).__name__, str(error), concerning, True)
             if attempt + 1 < self.backoff.attempts:
                 self.counters.retries += 1
                 self.sleep(self.backoff.delay(attempt))

@@ -22,7 +22,7 @@ from kubernetes import config as k8s_config
 from gateways.models import Gateway
 from provisioning.models import KubernetesCluster
 from provisioning.runtimes.kubernetes import apply, desired, envoy_pod, names, status
-from provisioning.runtimes.kubernetes.client import TRANSIENT_STATUSES, KubeApi, KubernetesError
+from provisioning.runtimes.kubernetes.client import KubeApi, KubernetesError
 from provisioning.xds.credentials import authenticate, gateway_key, issue_xds_token
 
 
@@ -98,7 +98,7 @@ def converge(
             api, gateway_input, observed.find("Deployment", name), observed.find("Service", name)
         )
     except KubernetesError as error:
-        if error.status in TRANSIENT_STATUSES:
+        if error.transient:
             raise
         return status.failed(str(error))
 
