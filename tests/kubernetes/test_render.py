@@ -77,13 +77,14 @@ def test_two_kubernetes_versions_are_checked():
 @pytest.mark.parametrize("case", CASES)
 def test_everything_is_marked_as_gantrys(case):
     cluster, tenant, gateway = load(case)
-    for obj in render_tenant(tenant) + render_gateway(gateway, cluster):
+    owned = [(obj, f"tenant/{tenant.slug}") for obj in render_tenant(tenant)]
+    owned += [(obj, f"gateway/{gateway.key}") for obj in render_gateway(gateway, cluster)]
+    for obj, owner in owned:
         labels, annotations = obj["metadata"]["labels"], obj["metadata"]["annotations"]
         assert labels[names.MANAGED_BY] == "gantry"
         assert labels[names.TENANT_LABEL] == tenant.slug
-        assert annotations[names.OWNER_ANNOTATION].endswith(tenant.slug) or (
-            annotations[names.OWNER_ANNOTATION] == f"gateway/{gateway.key}"
-        )
+        assert annotations[names.OWNER_ANNOTATION] == owner
+        assert (names.GATEWAY_LABEL in labels) == owner.startswith("gateway/")
         assert len(obj["metadata"]["name"]) <= 63
 
 
