@@ -2,9 +2,11 @@
 plan allows, one xDS token kept across reconciles, status, refusals as a Failed status."""
 
 import base64
+from io import StringIO
 
 import pytest
 import yaml
+from django.core.management import CommandError, call_command
 from kubernetes import client as k8s
 
 from gateways import services as gateway_services
@@ -163,3 +165,25 @@ def test_an_error_that_outlasts_the_retries_is_raised_for_a_later_retry(
         driver.converge(k8s_gateway, api=api)
     assert caught.value.transient and caught.value.status == 503
     assert api.counters.retries == 2
+
+
+def test_the_converge_command_applies_and_stores_the_status(k8s_gateway, cluster, double):
+    out = StringIO()
+    call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "edge", stdout=out)
+    assert "acme/edge: Ready — 2/2 replicas available" in out.getvalue()
+    assert f"http: http://{LOAD_BALANCER_IP}" in out.getvalue()
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.status["phase"] == "Ready"
+    double.fail("PATCH", "/namespaces/gantry-acme", 403)
+    with pytest.raises(CommandError, match="injected 403"):
+        call_command(
+            "converge_kubernetes", "--tenant", "acme", "--gateway", "edge", "--force", stdout=out
+        )
+
+
+def test_the_converge_command_refuses_local_gateways(org, cluster):
+    gateway_services.create_gateway(ACTOR, org.tenant, "local-one", {})
+    with pytest.raises(CommandError, match="does not have runtime kubernetes"):
+        call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "local-one")
+    with pytest.raises(CommandError, match="no gateway"):
+        call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "nope")
