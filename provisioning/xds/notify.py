@@ -1,19 +1,35 @@
 """Telling xDS servers that a gateway's current revision changed.
 
-With Redis (``REDIS_URL``) a message is published on ``<cache prefix>:xds:<tenant/gateway>``
-once the transaction that changed the current revision commits; the servers subscribe and
-re-read that gateway at once. Without Redis nothing is sent and the servers poll. A lost
-message costs at most one poll interval, so publishing never fails the write.
+The notifier is ``GANTRY_XDS_NOTIFIER`` if set, else ``redis`` when ``REDIS_URL`` is set, else
+``postgres`` on PostgreSQL, else ``none`` (the embedded default: the servers poll).
+
+- ``redis``: a message on ``<cache prefix>:xds:<tenant/gateway>`` once the transaction that
+  changed the current revision commits; the servers subscribe to the pattern.
+- ``postgres``: ``pg_notify('gantry_xds', '<tenant/gateway>')`` inside that transaction, which
+  PostgreSQL delivers at commit (and never for a rollback); the servers ``LISTEN``.
+
+A lost message costs at most one poll interval, so notifying never fails the write.
 """
 
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 log = logging.getLogger(__name__)
 
 _client = None
+PG_CHANNEL = "gantry_xds"
+NOTIFIERS = ("redis", "postgres", "none")
+
+
+def notifier() -> str:
+    configured = settings.GANTRY_XDS_NOTIFIER
+    if configured:
+        return configured
+    if settings.REDIS_URL:
+        return "redis"
+    return "postgres" if connection.vendor == "postgresql" else "none"
 
 
 def channel_prefix() -> str:
@@ -46,5 +62,12 @@ def publish(gateway_key: str) -> None:
 
 def notify_changed(gateway_key: str) -> None:
     """After the current transaction commits (never for a rolled-back one)."""
-    if settings.REDIS_URL:
+    kind = notifier()
+    if kind == "redis":
         transaction.on_commit(lambda: publish(gateway_key))
+    elif kind == "postgres":
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, %s)", [PG_CHANNEL, gateway_key])
+        except Exception as error:  # the servers' polling catches up
+            log.warning("xds: could not notify a change of %s: %s", gateway_key, error)
