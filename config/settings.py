@@ -214,6 +214,15 @@ if CELERY_BROKER_URL == "filesystem://":
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "global_keyprefix": env_str("GANTRY_BROKER_KEY_PREFIX", ""),
+        # A task taken by a worker that died unacknowledged goes back to the queue after this
+        # many seconds (longer than the tasks' hard time limit, so none runs twice at once).
+        "visibility_timeout": env_int("GANTRY_BROKER_VISIBILITY_TIMEOUT", 600, minimum=1),
+    }
+    # Workers look for such tasks every few seconds (kombu's default: every ~100 s).
+    _restore_every = max(1, min(10, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 3))
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "unacked_restore_interval": _restore_every,
+        "unacked_restore_throttle": 1,
     }
 # The queue producers send to and workers consume (tests give a worker its own).
 GANTRY_CELERY_QUEUE = env_str("GANTRY_CELERY_QUEUE", "celery")
@@ -236,12 +245,12 @@ CELERY_BEAT_SCHEDULE = {
 # Delivery: where Envoy replicas find the xDS server, and the local runtime.
 GANTRY_XDS_ADDRESS = env_str("GANTRY_XDS_ADDRESS", "127.0.0.1")
 GANTRY_XDS_PORT = env_int("GANTRY_XDS_PORT", 18000, minimum=1)
-# How xDS servers learn of a new current revision: redis | postgres | none (poll only).
-# Empty: redis with REDIS_URL, else postgres on PostgreSQL, else none.
+# How xDS servers learn of a new current revision: redis | postgres | local | none (poll).
+# Empty: redis with REDIS_URL, else postgres on PostgreSQL, else local (UDP on this host).
 GANTRY_XDS_NOTIFIER = env_str("GANTRY_XDS_NOTIFIER", "")
-if GANTRY_XDS_NOTIFIER not in ("", "redis", "postgres", "none"):
+if GANTRY_XDS_NOTIFIER not in ("", "redis", "postgres", "local", "none"):
     raise ImproperlyConfigured(
-        f"GANTRY_XDS_NOTIFIER must be redis, postgres or none, not {GANTRY_XDS_NOTIFIER!r}"
+        f"GANTRY_XDS_NOTIFIER must be redis, postgres, local or none, not {GANTRY_XDS_NOTIFIER!r}"
     )
 GANTRY_RUNTIME_DIR = Path(env_str("GANTRY_RUNTIME_DIR", str(DATA_DIR / "runtime")))
 GANTRY_LOCAL_PORT_RANGE = env_str("GANTRY_LOCAL_PORT_RANGE", "20000-29999")

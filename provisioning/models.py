@@ -31,6 +31,8 @@ class ConfigRevision(models.Model):
     current = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150)
+    # When every desired replica first ran it (ACKed every resource type).
+    programmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["gateway", "-number"]
@@ -71,6 +73,8 @@ class GatewayOperation(models.Model):
         ConfigRevision, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_by = models.CharField(max_length=150, default="")
+    # Milliseconds per stage: queue (enqueued → started), compile, validate, store.
+    timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["gateway", "-started_at", "-id"]

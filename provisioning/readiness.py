@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from gateways.conditions import set_condition
 from gateways.models import Gateway
@@ -116,5 +117,9 @@ def refresh(gateway_id: int) -> Assessment | None:
         if status != gateway.status:
             Gateway.objects.filter(pk=gateway_id).update(
                 status=status, resource_version=F("resource_version") + 1
+            )
+        if current and result.ready >= result.desired:
+            revisions.filter(current=True, programmed_at__isnull=True).update(
+                programmed_at=timezone.now()
             )
         return result

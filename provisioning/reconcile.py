@@ -6,7 +6,8 @@ stored and creates nothing. Unchanged output is not a new revision and is not re
 """
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -36,6 +37,20 @@ class Outcome:
     result: str  # created | unchanged | rejected | failed | gone
     revision: ConfigRevision | None = None
     message: str = ""
+    timings: dict = field(default_factory=dict)  # stage → milliseconds
+
+
+class Stopwatch:
+    """Milliseconds per stage, in the order they ran."""
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round((now - self._last) * 1000, 1)
+        self._last = now
 
 
 def _start(gateway_id: int, actor: str) -> GatewayOperation | None:
@@ -60,7 +75,8 @@ def _finish(operation: GatewayOperation, outcome: Outcome, keep: bool = True) ->
     operation.message = outcome.message
     operation.revision = outcome.revision
     operation.finished_at = timezone.now()
-    operation.save(update_fields=["state", "message", "revision", "finished_at"])
+    operation.timings = outcome.timings
+    operation.save(update_fields=["state", "message", "revision", "finished_at", "timings"])
 
 
 def _listener_urls(gateway: Gateway, port_map: dict[int, int]) -> None:
@@ -87,8 +103,9 @@ def _compile(gateway: Gateway, state):
     return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map)
 
 
-def _store(gateway: Gateway, resources, digest: str, state, actor: str) -> ConfigRevision:
+def _store(gateway: Gateway, resources, digest: str, state, actor: str, watch) -> ConfigRevision:
     validation = envoy.validate(resources)
+    watch.lap("validate")
     number = (gateway.revisions.aggregate(Max("number"))["number__max"] or 0) + 1
     revision = ConfigRevision.objects.create(
         gateway=gateway,
@@ -107,7 +124,7 @@ def _store(gateway: Gateway, resources, digest: str, state, actor: str) -> Confi
 
 
 @transaction.atomic
-def _reconcile_locked(gateway_id: int, actor: str) -> Outcome:
+def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
     try:
         gateway = common.lock(Gateway, gateway_id, "tenant")
     except NotFound:
@@ -125,27 +142,38 @@ def _reconcile_locked(gateway_id: int, actor: str) -> Outcome:
     if gateway.status.get("observedGeneration") != gateway.generation:
         common.store_status(gateway, {**gateway.status, "observedGeneration": gateway.generation})
     digest = revisions.content_hash(resources)
+    watch.lap("compile")
     latest = gateway.revisions.order_by("-number").first()
     if latest is not None and latest.content_hash == digest:
         readiness.refresh(gateway_id)
         return Outcome("unchanged", latest, f"no change (latest revision {latest.number})")
-    revision = _store(gateway, resources, digest, state, actor)
+    revision = _store(gateway, resources, digest, state, actor, watch)
     readiness.refresh(gateway_id)
     if revision.state == ConfigRevision.State.VALID:
         return Outcome("created", revision, f"revision {revision.number} is valid")
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")
 
 
-def reconcile(gateway_id: int, actor: str = SYSTEM_ACTOR, record_unchanged: bool = True) -> Outcome:
+def reconcile(
+    gateway_id: int,
+    actor: str = SYSTEM_ACTOR,
+    record_unchanged: bool = True,
+    enqueued_at: float | None = None,
+) -> Outcome:
     """Brings the gateway's revisions up to date with its desired state. Idempotent.
 
     ``record_unchanged=False`` (the periodic heal) leaves no timeline entry when nothing changed.
+    ``enqueued_at`` (epoch seconds) is when the task was sent: the timeline shows the wait.
     """
+    watch = Stopwatch()
+    queued = {} if enqueued_at is None else {"queue": round((time.time() - enqueued_at) * 1000, 1)}
     operation = _start(gateway_id, actor)
     if operation is None:
         return Outcome("gone", message="the gateway was deleted")
     try:
-        outcome = _reconcile_locked(gateway_id, actor)
+        watch.lap("start")
+        outcome = _reconcile_locked(gateway_id, actor, watch)
+        watch.lap("store")  # the writes and the commit
     except Exception as error:
         GatewayOperation.objects.filter(pk=operation.pk).update(
             state=GatewayOperation.State.FAILED,
@@ -155,6 +183,8 @@ def reconcile(gateway_id: int, actor: str = SYSTEM_ACTOR, record_unchanged: bool
         raise
     if outcome.result == "gone":
         return outcome  # the operation went with the gateway (cascade)
+    timings = {**queued, **{k: v for k, v in watch.stages.items() if k != "start"}}
+    outcome = Outcome(outcome.result, outcome.revision, outcome.message, timings)
     _finish(operation, outcome, keep=record_unchanged or outcome.result != "unchanged")
     log.info("reconciled gateway %s: %s", gateway_id, outcome.message)
     return outcome

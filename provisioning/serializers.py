@@ -13,6 +13,10 @@ class RevisionSerializer(serializers.Serializer):
     message = serializers.CharField(read_only=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     createdBy = serializers.CharField(source="created_by", read_only=True)
+    programmedAt = serializers.DateTimeField(
+        source="programmed_at", read_only=True,
+        help_text="when every desired replica first ran it",
+    )  # fmt: skip
 
 
 class RevisionDetailSerializer(RevisionSerializer):
@@ -41,6 +45,10 @@ class OperationSerializer(serializers.Serializer):
     createdBy = serializers.CharField(source="created_by", read_only=True)
     startedAt = serializers.DateTimeField(source="started_at", read_only=True)
     finishedAt = serializers.DateTimeField(source="finished_at", read_only=True)
+    timings = serializers.DictField(
+        child=serializers.FloatField(), read_only=True,
+        help_text="milliseconds per stage: queue, compile, validate, store",
+    )  # fmt: skip
 
 
 class ReplicaSerializer(serializers.Serializer):

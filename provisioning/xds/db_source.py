@@ -80,6 +80,7 @@ class DatabaseSnapshotSource:
         redis_url: str | None = "settings",
         notifier: str | None = None,
         database: DatabaseThreads | None = None,
+        local_port: int | None = None,
     ):
         """``notifier``: redis | postgres | none; by default what ``notify.notifier()`` says,
         or, when ``redis_url`` is given, redis (a URL) or none (``None``)."""
@@ -89,6 +90,7 @@ class DatabaseSnapshotSource:
             else:
                 notifier = "redis" if redis_url else "none"
         self.notifier = notifier
+        self.local_port = local_port or settings.GANTRY_XDS_PORT
         self.redis_url = settings.REDIS_URL if redis_url == "settings" else redis_url
         if notifier != "redis":
             self.redis_url = None
@@ -140,8 +142,27 @@ class DatabaseSnapshotSource:
         if self.notifier == "none" or self._subscriber is not None:
             return
         self.subscribed = asyncio.Event()
-        listen = self._subscribe if self.notifier == "redis" else self._listen
-        self._subscriber = asyncio.get_running_loop().create_task(listen())
+        listen = {"redis": self._subscribe, "postgres": self._listen, "local": self._receive}
+        self._subscriber = asyncio.get_running_loop().create_task(listen[self.notifier]())
+
+    async def _receive(self) -> None:
+        """``local``: datagrams naming a gateway, on UDP ``local_port`` of this host."""
+        source = self
+
+        class Datagrams(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                source.wake(data.decode(errors="replace"))
+
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            Datagrams, local_addr=(settings.GANTRY_XDS_ADDRESS, self.local_port)
+        )
+        self.subscribed.set()
+        log.info("xds: change notifications on UDP %s", self.local_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            transport.close()
 
     async def _listen(self) -> None:
         """PostgreSQL ``LISTEN``, on a connection of its own (autocommit)."""

@@ -19,6 +19,7 @@ from provisioning.xds.replicas import record_ack
 from provisioning.xds.snapshots import Snapshot
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
+from tests.provisioning.harness import free_port
 from tests.xds.harness import LoopThread, wait_for
 
 KEY = "acme/edge"
@@ -131,6 +132,26 @@ def test_a_postgres_notification_wakes_the_source_at_once(loop, no_enqueue, sett
         notify.notify_changed("acme/other")  # autocommit: delivered at once
         wait_for(lambda: woken, message="a notification")
         assert woken == ["acme/other"]
+    finally:
+        loop.run(source.close())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_local_notification_wakes_the_source_at_once(loop, no_enqueue, settings):
+    """The embedded default (no Redis, no PostgreSQL): a datagram to the server on this host,
+    sent after commit."""
+    settings.GANTRY_XDS_NOTIFIER = "local"
+    settings.GANTRY_XDS_PORT = free_port()
+    gateway = gateway_with_route(make_org("acme").tenant)
+    first = reconcile(gateway.pk).revision
+    source = DatabaseSnapshotSource(poll_interval=60)
+    assert source.notifier == "local"
+    try:
+        loop.run(source.start())
+        wait_for(lambda: source.subscribed.is_set(), message="the UDP socket")
+        waiting = asyncio.run_coroutine_threadsafe(source.watch(KEY, first.content_hash), loop.loop)
+        second = change_route(gateway, "/v2")
+        assert waiting.result(timeout=3).version == second.content_hash
     finally:
         loop.run(source.close())
 

@@ -60,13 +60,20 @@ class Process:
 class Stack:
     """``xds`` and ``agent`` (and ``worker`` when asked) for one test, logs in ``directory``."""
 
-    def __init__(self, directory: Path, queue: str | None = None, poll_interval: float = 1.0):
+    def __init__(
+        self,
+        directory: Path,
+        queue: str | None = None,
+        poll_interval: float = 1.0,
+        database: str | None = None,
+        worker_env: dict | None = None,
+    ):
         self.directory = directory
         self.xds_port = free_port()
         self.queue = queue
         self.env = {
             **os.environ,
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": database or database_url(),
             "GANTRY_XDS_PORT": str(self.xds_port),
             "GANTRY_RUNTIME_DIR": str(directory / "runtime"),
             "GANTRY_LOCAL_PORT_RANGE": settings.GANTRY_LOCAL_PORT_RANGE,
@@ -83,7 +90,7 @@ class Stack:
             "worker",
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
              "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"],
-            self.env, directory / "worker.log",
+            {**self.env, **(worker_env or {})}, directory / "worker.log",
         )  # fmt: skip
 
     def processes(self) -> list[Process]:

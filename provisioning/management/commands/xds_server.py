@@ -25,7 +25,7 @@ GRACE_SECONDS = 1.0
 async def serve(address: str, port: int, ready=None) -> None:
     """Serves until SIGTERM or SIGINT, then closes the streams (Envoys keep their config)."""
     database = DatabaseThreads()
-    source = DatabaseSnapshotSource(database=database)
+    source = DatabaseSnapshotSource(database=database, local_port=port or None)
     connections = ConnectionRecorder(database, server_name(port))
     service = AggregatedDiscoveryService(
         source, Authenticator(database), AckRecorder(database), connections
