@@ -62,10 +62,14 @@ class Writes:
 
 def documented(serializer, create_doc, replace_doc):
     """The OpenAPI description of one resource's operations."""
-    write = {"request": replace_doc, "responses": serializer, "parameters": [IF_MATCH]}
+    write = {
+        "request": replace_doc,
+        "responses": {200: serializer, 202: serializer},
+        "parameters": [IF_MATCH],
+    }
     return extend_schema_view(
         retrieve=extend_schema(responses=serializer),
-        create=extend_schema(request=create_doc, responses={201: serializer}),
+        create=extend_schema(request=create_doc, responses={202: serializer}),
         update=extend_schema(**write),
         partial_update=extend_schema(**write),
         destroy=extend_schema(parameters=[IF_MATCH]),
@@ -107,7 +111,10 @@ class SpecResourceViewSet(TenantScopedViewSet, mixins.ListModelMixin):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         obj = self.writes.create(self.actor, self.parent(), data["name"], data["spec"])
-        return self.respond(obj, status.HTTP_201_CREATED)
+        # Accepted: stored, and the platform now works on it (status says how far it got).
+        response = self.respond(obj, status.HTTP_202_ACCEPTED)
+        response["Location"] = request.build_absolute_uri(f"{request.path}{obj.name}/")
+        return response
 
     def update(self, request, *args, **kwargs):
         obj = self.get_object()
@@ -120,7 +127,10 @@ class SpecResourceViewSet(TenantScopedViewSet, mixins.ListModelMixin):
         write = self.writes.patch if partial else self.writes.replace
         # A PATCH without a spec is an empty merge patch: it changes nothing (PUT requires one).
         spec = body.validated_data.get("spec", {})
-        return self.respond(write(self.actor, obj, spec, expected_version(request)))
+        written = write(self.actor, obj, spec, expected_version(request))
+        # A changed spec starts work (202); a write that changes nothing is answered 200.
+        changed = written.generation != obj.generation
+        return self.respond(written, status.HTTP_202_ACCEPTED if changed else status.HTTP_200_OK)
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)

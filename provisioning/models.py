@@ -38,6 +38,8 @@ class ConfigRevision(models.Model):
     current = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150)
+    # When every desired replica first ran it (ACKed every resource type).
+    programmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["gateway", "-number"]
@@ -78,6 +80,8 @@ class GatewayOperation(models.Model):
         ConfigRevision, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_by = models.CharField(max_length=150, default="")
+    # Milliseconds per stage: queue (enqueued → started), compile, validate, store.
+    timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["gateway", "-started_at", "-id"]
@@ -179,3 +183,79 @@ class KubernetesCluster(models.Model):
                 configuration_for(self)
             except UnusableCluster as error:
                 raise ValidationError({"kubeconfig": f"cannot be used: {error}"}) from None
+
+
+class ReplicaConnection(models.Model):
+    """Whether one Envoy replica has a stream open to an xDS server (written by that server).
+
+    ``server`` names the server holding the stream, so a server that restarts can mark the
+    streams it lost as closed. Together with ``ReplicaStatus`` this says which replicas run the
+    current revision (``provisioning.readiness``).
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="connections")
+    node_id = models.CharField(max_length=255)
+    connected = models.BooleanField(default=False)
+    server = models.CharField(max_length=255, blank=True, default="")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["gateway", "node_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "node_id"], name="one_connection_per_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} {'connected' if self.connected else 'disconnected'}"
+
+
+class LocalPort(models.Model):
+    """A host port of the local runtime given to one gateway listener port (all its replicas
+    bind it, with SO_REUSEPORT, so the kernel spreads connections among them)."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="local_ports")
+    listener_port = models.PositiveIntegerField()
+    host_port = models.PositiveIntegerField(unique=True)
+
+    class Meta:
+        ordering = ["gateway", "listener_port"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "listener_port"], name="one_host_port_per_listener_port"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.listener_port}→{self.host_port}"
+
+
+class LocalReplica(models.Model):
+    """One Envoy process of the local runtime, as its runtime agent last saw it."""
+
+    class State(models.TextChoices):
+        STARTING = "starting"
+        RUNNING = "running"
+        BACKOFF = "backoff"  # exited; restarted after a delay
+        DRAINING = "draining"
+        STOPPED = "stopped"
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="local_replicas")
+    index = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    last_exit_code = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True, default="")
+    log_path = models.CharField(max_length=1024, blank=True, default="")
+    admin_address = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gateway", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "index"], name="one_local_replica_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} replica {self.index} {self.state}"

@@ -2,6 +2,7 @@
 or two at once, leaves the same revisions as running it once."""
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -24,12 +25,15 @@ log = logging.getLogger(__name__)
     retry_jitter=True,
     max_retries=8,
 )
-def reconcile_gateway(gateway_id: int, record_unchanged: bool = True) -> str:
+def reconcile_gateway(
+    gateway_id: int, record_unchanged: bool = True, enqueued_at: float | None = None
+) -> str:
     """Compiles, validates and stores a new revision if the output changed. A deleted gateway
     is a no-op."""
     from provisioning.reconcile import reconcile
 
-    return reconcile(gateway_id, record_unchanged=record_unchanged).result
+    outcome = reconcile(gateway_id, record_unchanged=record_unchanged, enqueued_at=enqueued_at)
+    return outcome.result
 
 
 @shared_task(name="provisioning.reconcile_all", ignore_result=True, time_limit=120)
@@ -46,7 +50,7 @@ def reconcile_all() -> int:
 def send_reconcile(gateway_id: int, record_unchanged: bool = True) -> None:
     reconcile_gateway.apply_async(
         (gateway_id,),
-        {"record_unchanged": record_unchanged},
+        {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
         queue=settings.GANTRY_CELERY_QUEUE,
     )
 

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 
 from config.api.root import ApiRootView
 from gateways.views import BackendViewSet, CertificateViewSet, GatewayViewSet, RouteViewSet
+from provisioning.replica_views import ReplicaViewSet
 from provisioning.views import OperationViewSet, RevisionViewSet
 from tenants.views import (
     AuditEventViewSet,
@@ -32,6 +33,7 @@ per_gateway = SimpleRouter(trailing_slash=True)
 per_gateway.register("routes", RouteViewSet, basename="route")
 per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")
+per_gateway.register("replicas", ReplicaViewSet, basename="replica")
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),

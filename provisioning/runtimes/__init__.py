@@ -1,1 +1,1 @@
-"""Runtime drivers: where a gateway's Envoy replicas run (``local`` or ``kubernetes``)."""
+"""Runtimes: where a gateway's Envoy replicas run (``local`` processes, or ``kubernetes``)."""

@@ -2,9 +2,8 @@
 the database, per-gateway tokens, ACKs recorded per replica, changes pushed on a Redis
 notification or found by polling.
 
-Listener ports: reconcile compiles listeners with the ports the gateway spec names (no port map
-yet; the local runtime will bring one), so these gateways listen on a free high port, which
-Envoy can bind as is (on every interface, as a gateway does).
+Listener ports: reconcile maps each listener port of a local-runtime gateway to a host port of
+GANTRY_LOCAL_PORT_RANGE; these tests send their requests there.
 """
 
 import time
@@ -16,7 +15,7 @@ from django.conf import settings
 from gateways import services
 from gateways.models import Route
 from provisioning import tasks
-from provisioning.models import ReplicaStatus
+from provisioning.models import LocalPort, ReplicaStatus
 from provisioning.reconcile import reconcile
 from provisioning.translate.types import ROUTE_CONFIGURATION
 from provisioning.xds.credentials import issue_xds_token
@@ -93,14 +92,12 @@ def gateway(upstreams, monkeypatch):
     """acme/edge listening on a free port, routing x.test to backend a; reconciled once."""
     monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
     tenant = make_org("acme").tenant
-    port = free_port()
-    listeners = [{"name": "http", "protocol": "HTTP", "port": port}]
-    gateway = services.create_gateway(ACTOR, tenant, "edge", {"listeners": listeners})
+    gateway = services.create_gateway(ACTOR, tenant, "edge", {})
     for name, upstream in upstreams.items():
         services.create_backend(ACTOR, tenant, name, upstream.backend())
     services.create_route(ACTOR, gateway, "all", route_to("a"))
     assert reconcile(gateway.pk).result == "created"
-    gateway.port = port
+    gateway.port = LocalPort.objects.get(gateway=gateway, listener_port=80).host_port
     return gateway
 
 

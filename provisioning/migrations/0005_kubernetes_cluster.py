@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0002_xdscredential_replicastatus'),
+        ('provisioning', '0004_stage_timings'),
         ('tenants', '0002_default_plans'),
     ]
 
