@@ -117,6 +117,13 @@ class Gantry:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "Gantry":
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self) -> "Gantry":
         log = open(self.directory / "run.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=self.env,

@@ -165,6 +165,7 @@ def reconcile(
     ``record_unchanged=False`` (the periodic heal) leaves no timeline entry when nothing changed.
     ``enqueued_at`` (epoch seconds) is when the task was sent: the timeline shows the wait.
     """
+    envoy.prepare_validator()  # before any lock: a first start takes a moment
     watch = Stopwatch()
     queued = {} if enqueued_at is None else {"queue": round((time.time() - enqueued_at) * 1000, 1)}
     operation = _start(gateway_id, actor)

@@ -79,7 +79,8 @@ def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_
     slow.chmod(slow.stat().st_mode | stat.S_IEXEC)
     stack = Stack(
         tmp_path, queue=queue,
-        worker_env={"GANTRY_ENVOY_BINARY": str(slow), "GANTRY_BROKER_VISIBILITY_TIMEOUT": "5"},
+        worker_env={"GANTRY_ENVOY_BINARY": str(slow), "GANTRY_VALIDATOR": "cold",
+                    "GANTRY_BROKER_VISIBILITY_TIMEOUT": "5"},
     ).start()  # fmt: skip
     try:
         gateway = make_gateway(upstream, reconcile_now=False)  # the worker does the first one
