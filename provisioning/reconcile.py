@@ -154,6 +154,22 @@ def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")
 
 
+def _converge_runtime(gateway_id: int) -> str:
+    """Kubernetes gateways: apply their objects and read the cluster's view back (outside the
+    gateway lock: this talks to an API server). Local replicas are the agent's business."""
+    gateway = Gateway.objects.select_related("tenant").filter(pk=gateway_id).first()
+    if gateway is None or gateway.spec.get("runtime") != "kubernetes":
+        return ""
+    from provisioning.runtimes.kubernetes import driver
+    from provisioning.runtimes.kubernetes.gateway_status import store_runtime_status
+
+    runtime = driver.converge(gateway)  # transient API errors raise: the task retries
+    with transaction.atomic():
+        store_runtime_status(gateway, runtime)
+    ready = runtime.conditions[0]
+    return f"cluster: {ready['reason']} ({ready['message']})"
+
+
 def reconcile(
     gateway_id: int,
     actor: str = SYSTEM_ACTOR,
@@ -175,6 +191,12 @@ def reconcile(
         watch.lap("start")
         outcome = _reconcile_locked(gateway_id, actor, watch)
         watch.lap("store")  # the writes and the commit
+        runtime = ""
+        if outcome.result not in ("gone", "failed"):
+            runtime = _converge_runtime(gateway_id)
+        if runtime:
+            watch.lap("runtime")
+            outcome = Outcome(outcome.result, outcome.revision, f"{outcome.message}; {runtime}")
     except Exception as error:
         GatewayOperation.objects.filter(pk=operation.pk).update(
             state=GatewayOperation.State.FAILED,

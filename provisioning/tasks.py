@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import OperationalError, transaction
 
 from gateways.models import Gateway
+from provisioning.runtimes.kubernetes.client import KubernetesError as TransientKubernetesError
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
     ignore_result=True,
     time_limit=300,
     soft_time_limit=240,
-    autoretry_for=(OperationalError,),  # the database went away: transient, try again
+    # The database went away, or a Kubernetes API server had a transient failure (the driver
+    # raises only those; permanent refusals become the gateway's condition): try again.
+    autoretry_for=(OperationalError, TransientKubernetesError),
     retry_backoff=2,
     retry_backoff_max=60,
     retry_jitter=True,
@@ -65,3 +68,38 @@ def enqueue_reconcile(*gateway_ids: int) -> None:
 def enqueue_reconcile_tenant(tenant_id: int) -> None:
     """Backends and certificates: every gateway of the tenant (simple, and always enough)."""
     enqueue_reconcile(*Gateway.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))
+
+
+@shared_task(
+    name="provisioning.remove_kubernetes_gateway",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    autoretry_for=(OperationalError, TransientKubernetesError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def remove_kubernetes_gateway(tenant: str, gateway: str) -> int:
+    """Deletes a deleted gateway's objects from its cluster (and the tenant's namespace with
+    its last gateway). Takes names: the row is gone."""
+    from provisioning.runtimes.kubernetes import desired, driver
+    from tenants.models import Tenant
+
+    row = Tenant.objects.filter(slug=tenant).first()
+    if row is None:
+        return 0
+    try:
+        cluster = desired.cluster_for(row)
+    except desired.NoCluster:
+        return 0
+    return len(driver.remove(tenant, gateway, cluster))
+
+
+def enqueue_removal(tenant: str, gateway: str) -> None:
+    transaction.on_commit(
+        lambda: remove_kubernetes_gateway.apply_async(
+            (tenant, gateway), queue=settings.GANTRY_CELERY_QUEUE
+        )
+    )

@@ -11,7 +11,7 @@ from gateways.listener_status import refresh_listener_status
 from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
 from gateways.validation import validate_gateway_spec
-from provisioning.tasks import enqueue_reconcile
+from provisioning.tasks import enqueue_reconcile, enqueue_removal
 from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -126,3 +126,5 @@ def delete_gateway(actor: Actor, gateway: Gateway, expected: int | None = None) 
         actor, "delete", "gateway", locked.name, tenant=locked.tenant, before=snapshot(locked)
     )
     locked.delete()
+    if locked.spec.get("runtime") == "kubernetes":
+        enqueue_removal(locked.tenant.slug, locked.name)

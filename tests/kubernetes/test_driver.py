@@ -115,7 +115,7 @@ def test_removing_the_last_gateway_removes_the_namespace(k8s_gateway, cluster, d
     assert not [key for key in double.objects if key[1] == "gantry-acme"]
 
 
-def test_the_runtime_status_feeds_the_gateways_phase_condition_and_urls(
+def test_the_runtime_status_feeds_the_gateways_ready_condition_and_urls(
     k8s_gateway, cluster, double
 ):
     from provisioning.runtimes.kubernetes.gateway_status import store_runtime_status
@@ -123,13 +123,15 @@ def test_the_runtime_status_feeds_the_gateways_phase_condition_and_urls(
     double.ready_delay = 60
     assert store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
     k8s_gateway.refresh_from_db()
-    assert k8s_gateway.status["phase"] == "Pending"
+    waiting = next(c for c in k8s_gateway.status["conditions"] if c["type"] == "Ready")
+    assert waiting["status"] == "False"
     assert "url" not in k8s_gateway.status["listeners"][0]
     double.ready_delay = 0
     assert store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
     k8s_gateway.refresh_from_db()
     status = k8s_gateway.status
-    assert status["phase"] == "Ready"
+    # The phase counts replicas that ACKed the current revision over xDS (none here).
+    assert status["phase"] == "Pending"
     assert status["listeners"][0]["url"] == f"http://{LOAD_BALANCER_IP}"
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "Available")
@@ -173,7 +175,8 @@ def test_the_converge_command_applies_and_stores_the_status(k8s_gateway, cluster
     assert "acme/edge: Ready — 2/2 replicas available" in out.getvalue()
     assert f"http: http://{LOAD_BALANCER_IP}" in out.getvalue()
     k8s_gateway.refresh_from_db()
-    assert k8s_gateway.status["phase"] == "Ready"
+    ready = next(c for c in k8s_gateway.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Available")
     double.fail("PATCH", "/namespaces/gantry-acme", 403)
     with pytest.raises(CommandError, match="injected 403"):
         call_command(
@@ -187,3 +190,28 @@ def test_the_converge_command_refuses_local_gateways(org, cluster):
         call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "local-one")
     with pytest.raises(CommandError, match="no gateway"):
         call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "nope")
+
+
+def test_reconcile_applies_a_kubernetes_gateway_and_deleting_it_removes_its_objects(
+    k8s_gateway, cluster, double, monkeypatch, django_capture_on_commit_callbacks
+):
+    from provisioning import tasks
+    from provisioning.models import GatewayOperation
+    from provisioning.reconcile import reconcile
+
+    outcome = reconcile(k8s_gateway.pk)
+    assert outcome.result == "created" and "cluster: " in outcome.message
+    assert ("Deployment", "gantry-acme", "envoy-edge") in double.objects
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.status["listeners"][0]["url"] == f"http://{LOAD_BALANCER_IP}"
+    assert "runtime" in GatewayOperation.objects.filter(gateway=k8s_gateway).first().timings
+
+    removals = []
+    monkeypatch.setattr(
+        tasks.remove_kubernetes_gateway, "apply_async", lambda args, **kw: removals.append(args)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        gateway_services.delete_gateway(ACTOR, k8s_gateway)
+    assert removals == [("acme", "edge")]
+    tasks.remove_kubernetes_gateway("acme", "edge")  # what the worker runs
+    assert not [key for key in double.objects if key[1] == "gantry-acme"]

@@ -1,5 +1,7 @@
-"""A RuntimeStatus into the gateway's status: ``phase``, the ``Ready`` condition and each
-listener's ``url``. Stored only when something changed (``resourceVersion`` moves then)."""
+"""A RuntimeStatus into the gateway's status: the ``Ready`` condition (what the cluster says of
+the Deployment and Service) and each listener's ``url``. Stored only when something changed
+(``resourceVersion`` moves then). ``phase`` is not written here: for every runtime it says how
+many replicas run the current revision (``provisioning.readiness``, from their xDS ACKs)."""
 
 from django.db import transaction
 
@@ -21,7 +23,7 @@ def merged(status: dict, runtime: RuntimeStatus, generation: int) -> dict:
         if entry.get("name") in runtime.urls:
             entry["url"] = runtime.urls[entry["name"]]
         listeners.append(entry)
-    return {**status, "phase": runtime.phase, "conditions": conditions, "listeners": listeners}
+    return {**status, "conditions": conditions, "listeners": listeners}
 
 
 @transaction.atomic
