@@ -39,11 +39,20 @@ def route(value: int) -> dict:
     }
 
 
-def wait_for_change(client: requests.Session, url: str, value: int, timeout: float = 10) -> float:
+def wait_for_change(
+    client: requests.Session, url: str, value: int, timeout: float = 10, first: bool = False
+) -> float:
+    """``first``: the listener may still be warming (a replica ACKs a listener a moment before
+    it binds), so refused connections are retried; afterwards any error fails the run."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        if client.get(url, timeout=5).headers.get("x-change") == str(value):
-            return time.perf_counter()
+        try:
+            if client.get(url, timeout=5).headers.get("x-change") == str(value):
+                return time.perf_counter()
+        except requests.ConnectionError:
+            if not first:
+                raise
+            time.sleep(0.01)
     raise RuntimeError(f"change {value} not served within {timeout} s")
 
 
@@ -55,7 +64,7 @@ def measure(gantry: Gantry, changes: int, spacing: float) -> dict:
         gantry.call("POST", "gateways/bench/routes/", {"name": "all", "spec": route(0)})
         url = gantry.wait_ready("bench")["status"]["listeners"][0]["url"]
         client = requests.Session()
-        wait_for_change(client, url, 0)
+        wait_for_change(client, url, 0, first=True)
         totals, accepted = [], []
         for value in range(1, changes + 1):
             gantry.call("PATCH", "gateways/bench/routes/all/", {"spec": route(value)})
