@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gantry_stack import Gantry, configurations, percentile  # noqa: E402
+from gantry_stack import Gantry, configurations, percentile, stop_cleanly_on_sigterm  # noqa: E402
 
 
 def measure(gantry: Gantry, creates: int, replicas: int) -> list[float]:
@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--configurations", help="embedded,postgres+redis (default: both)")
     args = parser.parse_args()
+    stop_cleanly_on_sigterm()
     results = {}
     for configuration in configurations(args.configurations):
         print(f"{configuration}: starting Gantry …", flush=True)

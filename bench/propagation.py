@@ -22,7 +22,14 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gantry_stack import Gantry, Upstream, configurations, parse_time, percentile  # noqa: E402
+from gantry_stack import (  # noqa: E402
+    Gantry,
+    Upstream,
+    configurations,
+    parse_time,
+    percentile,
+    stop_cleanly_on_sigterm,
+)
 
 STAGES = ("queue", "compile", "validate", "store", "push+ACK", "observe")
 
@@ -129,6 +136,7 @@ def main() -> int:
     parser.add_argument("--spacing", type=float, default=0.05, help="seconds between changes")
     parser.add_argument("--configurations", help="embedded,postgres+redis (default: both)")
     args = parser.parse_args()
+    stop_cleanly_on_sigterm()
     results = {}
     for configuration in configurations(args.configurations):
         print(f"{configuration}: starting Gantry …", flush=True)
