@@ -101,8 +101,9 @@ def refresh(gateway_id: int) -> Assessment | None:
         rejected = None
         if latest and latest[1] == ConfigRevision.State.REJECTED:
             rejected = (latest[0], latest[2])
+        scaling = gateway.spec.get("autoscaling")
         result = assess(
-            gateway.spec.get("replicas", 1),
+            scaling["minReplicas"] if scaling else gateway.spec.get("replicas", 1),
             current,
             rejected,
             _nodes(gateway_id),

@@ -45,6 +45,8 @@ def accepted_status(status: dict, generation: int) -> dict:
 def _check_plan(tenant: Tenant, spec: dict) -> None:
     quotas.check_size(tenant, spec["size"])
     quotas.check_replicas(tenant, spec["replicas"])
+    if "autoscaling" in spec:
+        quotas.check_replicas(tenant, spec["autoscaling"]["maxReplicas"])
 
 
 @transaction.atomic

@@ -163,6 +163,14 @@ def test_concurrent_patches_lose_no_update(org):
         ({"listeners": [{"name": "a", "protocol": "HTTP", "port": 80},
                         {"name": "b", "protocol": "HTTPS", "port": 80, "tls": HTTPS["tls"]}]},
          "spec.listeners[1].protocol"),
+        ({"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}, "spec.autoscaling"),
+        ({"runtime": "kubernetes", "autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
+         "spec.autoscaling.maxReplicas"),
+        ({"runtime": "kubernetes", "autoscaling": {"minReplicas": 0, "maxReplicas": 2}},
+         "spec.autoscaling.minReplicas"),
+        ({"runtime": "kubernetes",
+          "autoscaling": {"minReplicas": 1, "maxReplicas": 2, "targetCPU": 50}},
+         "spec.autoscaling.targetCPU"),
     ],
 )  # fmt: skip
 def test_bad_input_names_the_json_path_and_changes_nothing(editor, spec, path):
@@ -268,3 +276,17 @@ def test_merge_patch_content_type_is_accepted(editor):
     )
     assert response.status_code == 202
     assert response.json()["spec"]["replicas"] == 2
+
+
+def test_autoscaling_is_kept_with_its_default_target_and_bounded_by_the_plan(editor, org):
+    spec = {"runtime": "kubernetes", "autoscaling": {"minReplicas": 2, "maxReplicas": 6}}
+    response = create(editor, **spec)
+    assert response.status_code == 202, response.content
+    assert response.json()["spec"]["autoscaling"] == {
+        "minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70,
+    }  # fmt: skip
+    too_many = org.tenant.plan.max_replicas_per_gateway + 1
+    spec["autoscaling"]["maxReplicas"] = too_many
+    response = editor.patch(URL + "edge/", {"spec": spec}, format="json")
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "quota_exceeded"

@@ -215,3 +215,19 @@ def test_reconcile_applies_a_kubernetes_gateway_and_deleting_it_removes_its_obje
     assert removals == [("acme", "edge")]
     tasks.remove_kubernetes_gateway("acme", "edge")  # what the worker runs
     assert not [key for key in double.objects if key[1] == "gantry-acme"]
+
+
+def test_autoscaling_set_through_the_api_spec_becomes_an_hpa_on_the_cluster(
+    k8s_gateway, cluster, double
+):
+    from provisioning.reconcile import reconcile
+
+    reconcile(k8s_gateway.pk)
+    assert ("HorizontalPodAutoscaler", "gantry-acme", "envoy-edge") not in double.objects
+    scaling = {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}
+    k8s_gateway = gateway_services.patch_gateway_spec(ACTOR, k8s_gateway, {"autoscaling": scaling})
+    reconcile(k8s_gateway.pk)
+    hpa = double.objects[("HorizontalPodAutoscaler", "gantry-acme", "envoy-edge")]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    metric = hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
+    assert metric == 60
