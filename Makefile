@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint format lock clean
+.PHONY: run test test-k8s test-fast lint format lock clean
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(BIN)/.runtime
 test: $(BIN)/.dev
 	scripts/ensure-browser.sh
 	$(BIN)/python scripts/with_services.py -- $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## test-k8s: the Kubernetes runtime's suites, also against the real cluster of $$KUBECONFIG when set
+test-k8s: $(BIN)/.dev
+	$(BIN)/python scripts/with_services.py -- $(BIN)/pytest tests/kubernetes $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@
 embedded Celery broker, so a fresh clone runs with no servers to install.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -214,6 +215,15 @@ if CELERY_BROKER_URL == "filesystem://":
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "global_keyprefix": env_str("GANTRY_BROKER_KEY_PREFIX", ""),
+        # A task taken by a worker that died unacknowledged goes back to the queue after this
+        # many seconds (longer than the tasks' hard time limit, so none runs twice at once).
+        "visibility_timeout": env_int("GANTRY_BROKER_VISIBILITY_TIMEOUT", 600, minimum=1),
+    }
+    # Workers look for such tasks every few seconds (kombu's default: every ~100 s).
+    _restore_every = max(1, min(10, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 3))
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "unacked_restore_interval": _restore_every,
+        "unacked_restore_throttle": 1,
     }
 # The queue producers send to and workers consume (tests give a worker its own).
 GANTRY_CELERY_QUEUE = env_str("GANTRY_CELERY_QUEUE", "celery")
@@ -232,6 +242,35 @@ CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {"task": "provisioning.reconcile_all", "schedule": timedelta(seconds=60)},
 }
+
+# Delivery: where Envoy replicas find the xDS server, and the local runtime.
+GANTRY_XDS_ADDRESS = env_str("GANTRY_XDS_ADDRESS", "127.0.0.1")
+GANTRY_XDS_PORT = env_int("GANTRY_XDS_PORT", 18000, minimum=1)
+# How xDS servers learn of a new current revision: redis | postgres | local | none (poll).
+# Empty: redis with REDIS_URL, else postgres on PostgreSQL, else local (UDP on this host).
+GANTRY_XDS_NOTIFIER = env_str("GANTRY_XDS_NOTIFIER", "")
+if GANTRY_XDS_NOTIFIER not in ("", "redis", "postgres", "local", "none"):
+    raise ImproperlyConfigured(
+        f"GANTRY_XDS_NOTIFIER must be redis, postgres, local or none, not {GANTRY_XDS_NOTIFIER!r}"
+    )
+GANTRY_RUNTIME_DIR = Path(env_str("GANTRY_RUNTIME_DIR", str(DATA_DIR / "runtime")))
+GANTRY_LOCAL_PORT_RANGE = env_str("GANTRY_LOCAL_PORT_RANGE", "20000-29999")
+if not re.fullmatch(r"\d{1,5}-\d{1,5}", GANTRY_LOCAL_PORT_RANGE) or not (
+    1
+    <= int(GANTRY_LOCAL_PORT_RANGE.split("-")[0])
+    <= int(GANTRY_LOCAL_PORT_RANGE.split("-")[1])
+    <= 65535
+):
+    raise ImproperlyConfigured(
+        f"GANTRY_LOCAL_PORT_RANGE must look like 20000-29999, not {GANTRY_LOCAL_PORT_RANGE!r}"
+    )
+GANTRY_LOCAL_LISTEN_ADDRESS = env_str("GANTRY_LOCAL_LISTEN_ADDRESS", "127.0.0.1")
+# How long a scaled-down local replica finishes its open connections before it stops.
+GANTRY_LOCAL_DRAIN_SECONDS = env_int("GANTRY_LOCAL_DRAIN_SECONDS", 2)
+# How often the runtime agent looks at the gateways and its processes (seconds).
+GANTRY_AGENT_INTERVAL = float(env_str("GANTRY_AGENT_INTERVAL", "0.25"))
+# The host name listener URLs show (what clients dial to reach this machine).
+GANTRY_LOCAL_PUBLIC_HOST = env_str("GANTRY_LOCAL_PUBLIC_HOST", GANTRY_LOCAL_LISTEN_ADDRESS)
 
 LOGGING = {
     "version": 1,

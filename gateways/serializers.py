@@ -15,11 +15,19 @@ class ConditionSerializer(serializers.Serializer):
     lastTransitionTime = serializers.DateTimeField()
 
 
+class ReplicaCountsSerializer(serializers.Serializer):
+    desired = serializers.IntegerField()
+    ready = serializers.IntegerField(help_text="replicas running the current config revision")
+
+
 class GatewayStatusSerializer(serializers.Serializer):
-    phase = serializers.CharField()
+    phase = serializers.CharField(help_text="Pending | Ready | Degraded")
     observedGeneration = serializers.IntegerField()
     conditions = ConditionSerializer(many=True)
-    listeners = serializers.ListField(child=serializers.DictField())
+    replicas = ReplicaCountsSerializer(required=False)
+    listeners = serializers.ListField(
+        child=serializers.DictField(), help_text="name, conditions and the url where it answers"
+    )
 
 
 class GatewaySerializer(serializers.Serializer):

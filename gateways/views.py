@@ -81,10 +81,14 @@ class Writes:
 
 def documented(serializer, create_doc, replace_doc):
     """The OpenAPI description of one resource's operations."""
-    write = {"request": replace_doc, "responses": serializer, "parameters": [IF_MATCH]}
+    write = {
+        "request": replace_doc,
+        "responses": {200: serializer, 202: serializer},
+        "parameters": [IF_MATCH],
+    }
     return extend_schema_view(
         retrieve=extend_schema(responses=serializer),
-        create=extend_schema(request=create_doc, responses={201: serializer}),
+        create=extend_schema(request=create_doc, responses={202: serializer}),
         update=extend_schema(**write),
         partial_update=extend_schema(**write),
         destroy=extend_schema(parameters=[IF_MATCH]),
@@ -126,7 +130,18 @@ class SpecResourceViewSet(TenantScopedViewSet, mixins.ListModelMixin):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         obj = self.writes.create(self.actor, self.parent(), data["name"], data["spec"])
-        return self.respond(obj, status.HTTP_201_CREATED)
+        return self.accepted(request, obj)
+
+    def accepted(self, request, obj) -> Response:
+        """Created: stored, and the platform now works on it (status says how far it got)."""
+        response = self.respond(obj, status.HTTP_202_ACCEPTED)
+        response["Location"] = request.build_absolute_uri(f"{request.path}{obj.name}/")
+        return response
+
+    def written(self, before, after) -> Response:
+        """A changed spec starts work (202); a write that changes nothing is answered 200."""
+        changed = after.generation != before.generation
+        return self.respond(after, status.HTTP_202_ACCEPTED if changed else status.HTTP_200_OK)
 
     def update(self, request, *args, **kwargs):
         obj = self.get_object()
@@ -139,7 +154,7 @@ class SpecResourceViewSet(TenantScopedViewSet, mixins.ListModelMixin):
         write = self.writes.patch if partial else self.writes.replace
         # A PATCH without a spec is an empty merge patch: it changes nothing (PUT requires one).
         spec = body.validated_data.get("spec", {})
-        return self.respond(write(self.actor, obj, spec, expected_version(request)))
+        return self.written(obj, write(self.actor, obj, spec, expected_version(request)))
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
@@ -299,7 +314,7 @@ class PolicyViewSet(RouteViewSet):
         policy = services.create_policy(
             self.actor, self.gateway, data["name"], data["kind"], data["spec"]
         )
-        return self.respond(policy, status.HTTP_201_CREATED)
+        return self.accepted(request, policy)
 
     def update(self, request, *args, **kwargs):
         policy = self.get_object()
@@ -310,9 +325,9 @@ class PolicyViewSet(RouteViewSet):
         if data.get("name") is not None and data["name"] != policy.name:
             raise ValidationFailed.one("name", "cannot be changed; it must match the URL")
         write = services.patch_policy_spec if partial else services.replace_policy_spec
-        policy = write(self.actor, policy, data.get("spec", {}), expected_version(request),
-                       kind=data.get("kind"))  # fmt: skip
-        return self.respond(policy)
+        written = write(self.actor, policy, data.get("spec", {}), expected_version(request),
+                        kind=data.get("kind"))  # fmt: skip
+        return self.written(policy, written)
 
     def destroy(self, request, *args, **kwargs):
         services.delete_policy(self.actor, self.get_object(), expected_version(request))

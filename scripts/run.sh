@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 export GANTRY_DATA_DIR="${GANTRY_DATA_DIR:-$PWD/var}"
 export GANTRY_PORT="${GANTRY_PORT:-8000}"
+export GANTRY_XDS_PORT="${GANTRY_XDS_PORT:-18000}"
 mkdir -p "$GANTRY_DATA_DIR/broker/queue" "$GANTRY_DATA_DIR/broker/control" "$GANTRY_DATA_DIR/static"
 
 env_file="$GANTRY_DATA_DIR/dev.env"
@@ -28,6 +29,7 @@ set +a
 .venv/bin/python manage.py bootstrap_demo
 echo
 echo "  Gantry console and API: http://127.0.0.1:$GANTRY_PORT/  (API docs: /api/v1/docs/)"
+echo "  Gateways listen on 127.0.0.1, ports ${GANTRY_LOCAL_PORT_RANGE:-20000-29999}; xDS on :$GANTRY_XDS_PORT"
 echo "  Ctrl-C stops everything."
 echo
 exec .venv/bin/honcho -f Procfile.dev start

@@ -141,3 +141,16 @@ def pytest_addoption(parser):
         action="store_true",
         help="rewrite golden outputs (testdata/*.out.yaml) and delete outputs without inputs",
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _local_port_range():
+    """A window of host ports of its own for each test process: local-runtime gateways of
+    concurrent runs (other workers, other checkouts) never share one."""
+    import random
+
+    from django.conf import settings as django_settings
+
+    low = random.SystemRandom().randrange(20000, 60000 - 300)
+    django_settings.GANTRY_LOCAL_PORT_RANGE = f"{low}-{low + 299}"
+    yield

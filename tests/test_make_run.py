@@ -3,13 +3,16 @@
 No DATABASE_URL, REDIS_URL or CELERY_BROKER_URL: SQLite and the filesystem broker under a
 private GANTRY_DATA_DIR, a free port. The web answers, the printed admin password works, a token
 made with manage.py works against the API, the Celery worker consumes a task from the embedded
-broker, and Ctrl-C (SIGINT to the foreground process group) stops every process it started.
+broker, the README tour works (a gateway, a backend and a route through the API, a request
+through the gateway's Envoy, a route change served), and Ctrl-C (SIGINT to the foreground process
+group) stops every process it started, Envoys included.
 """
 
 import contextlib
 import http.cookiejar
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -22,6 +25,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.provisioning.harness import Upstream
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = str(REPO / ".venv" / "bin" / "python")
@@ -89,6 +94,12 @@ class Output:
         self._thread.join(timeout)
 
 
+def port_window() -> str:
+    """Gateway ports of their own, away from other tests' (as tests/conftest.py does)."""
+    low = random.SystemRandom().randrange(20000, 60000 - 100)
+    return f"{low}-{low + 99}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,6 +114,30 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.read()
+
+
+def http_send(method: str, url: str, token: str, body: dict) -> tuple[int, dict]:
+    content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def wait_until(predicate, timeout: float, what: str, output: "Output"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if value := predicate():
+                return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s\n{output.tail()}")
 
 
 def http_get_or_none(url: str) -> int | None:
@@ -161,7 +196,10 @@ def log_in_to_console(base: str, username: str, password: str) -> str:
 def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
-    env.update(GANTRY_DATA_DIR=str(tmp_path), GANTRY_PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(
+        GANTRY_DATA_DIR=str(tmp_path), GANTRY_PORT=str(port), PYTHONUNBUFFERED="1",
+        GANTRY_XDS_PORT=str(free_port()), GANTRY_LOCAL_PORT_RANGE=port_window(),
+    )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -225,10 +263,49 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
         )
         assert re.search(r"worker\.1 .*pruned 0 audit events older than 400 days", output.text())
 
-        # 5. Ctrl-C: SIGINT to the foreground process group stops everything, promptly. (First,
+        # 5. The README tour: a gateway, a backend and a route; curl through the gateway's
+        # Envoy; change the route and see the change.
+        api = f"{base}/api/v1/tenants/demo/"
+        app = Upstream("app")
+        try:
+            status, _ = http_send("POST", api + "gateways/", token, {"name": "web"})
+            assert status == 202, _
+            status, _ = http_send(
+                "POST", api + "backends/", token, {"name": "app", "spec": app.backend()}
+            )
+            assert status == 202, _
+            route = {"rules": [{"backendRefs": [{"name": "app"}]}]}
+            status, _ = http_send(
+                "POST", api + "gateways/web/routes/", token, {"name": "all", "spec": route}
+            )
+            assert status == 202, _
+
+            def ready_url():
+                gateway = json.loads(http_get(api + "gateways/web/", token)[1])
+                if gateway["status"]["phase"] == "Ready":
+                    return gateway["status"]["listeners"][0]["url"]
+                return None
+
+            url = wait_until(ready_url, 30, "gateway web Ready", output)
+            status, body = http_get(url + "hello")
+            assert status == 200 and json.loads(body)["path"] == "/hello"
+            rewrite = {"type": "URLRewrite", "urlRewrite": {
+                "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}}  # fmt: skip
+            route["rules"][0]["filters"] = [rewrite]
+            status, _ = http_send("PATCH", api + "gateways/web/routes/all/", token, {"spec": route})
+            assert status == 202, _
+            wait_until(
+                lambda: json.loads(http_get(url + "hello")[1])["path"] == "/v2/hello",
+                5, "the route change served", output,
+            )  # fmt: skip
+        finally:
+            app.close()
+
+        # 6. Ctrl-C: SIGINT to the foreground process group stops everything, promptly. (First,
         # the check for leftovers must see the live processes, or its "none left" means nothing.)
         running = " | ".join(cmdline for _, cmdline in our_processes(tmp_path, port))
-        for what in ("gunicorn config.wsgi", "celery -A config worker", "celery -A config beat"):
+        for what in ("gunicorn config.wsgi", "celery -A config worker", "celery -A config beat",
+                     "manage.py xds_server", "manage.py runtime_agent", "envoy -c"):  # fmt: skip
             assert what in running, f"{what!r} not found among: {running}"
         os.killpg(proc.pid, signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT

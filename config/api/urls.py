@@ -14,6 +14,7 @@ from gateways.views import (
     PolicyViewSet,
     RouteViewSet,
 )
+from provisioning.replica_views import ReplicaViewSet
 from provisioning.views import OperationViewSet, RevisionViewSet
 from tenants.views import (
     AuditEventViewSet,
@@ -45,6 +46,7 @@ per_gateway.register("routes", RouteViewSet, basename="route")
 per_gateway.register("policies", PolicyViewSet, basename="policy")
 per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")
+per_gateway.register("replicas", ReplicaViewSet, basename="replica")
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),

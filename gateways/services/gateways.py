@@ -12,7 +12,7 @@ from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
 from gateways.services.policies import refresh_policies
 from gateways.validation import validate_gateway_spec
-from provisioning.tasks import enqueue_reconcile
+from provisioning.tasks import enqueue_reconcile, enqueue_removal
 from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -46,6 +46,8 @@ def accepted_status(status: dict, generation: int) -> dict:
 def _check_plan(tenant: Tenant, spec: dict) -> None:
     quotas.check_size(tenant, spec["size"])
     quotas.check_replicas(tenant, spec["replicas"])
+    if "autoscaling" in spec:
+        quotas.check_replicas(tenant, spec["autoscaling"]["maxReplicas"])
 
 
 @transaction.atomic
@@ -128,3 +130,5 @@ def delete_gateway(actor: Actor, gateway: Gateway, expected: int | None = None) 
         actor, "delete", "gateway", locked.name, tenant=locked.tenant, before=snapshot(locked)
     )
     locked.delete()
+    if locked.spec.get("runtime") == "kubernetes":
+        enqueue_removal(locked.tenant.slug, locked.name)

@@ -42,6 +42,21 @@ class ListenerSerializer(StrictSerializer):
         return data
 
 
+class AutoscalingSerializer(StrictSerializer):
+    """Kubernetes runtime: a HorizontalPodAutoscaler on CPU between the two bounds."""
+
+    minReplicas = serializers.IntegerField(min_value=1, max_value=1000)
+    maxReplicas = serializers.IntegerField(min_value=1, max_value=1000)
+    targetCPUUtilizationPercentage = serializers.IntegerField(
+        min_value=1, max_value=100, default=70
+    )
+
+    def validate(self, data):
+        if data["maxReplicas"] < data["minReplicas"]:
+            raise serializers.ValidationError({"maxReplicas": ["must be at least minReplicas"]})
+        return data
+
+
 def _default_listeners():
     return [{"name": "http", "protocol": "HTTP", "port": 80}]
 
@@ -50,6 +65,7 @@ class GatewaySpecSerializer(StrictSerializer):
     size = serializers.ChoiceField(choices=list(SIZES), default="small")
     replicas = serializers.IntegerField(min_value=1, max_value=1000, default=1)
     runtime = serializers.ChoiceField(choices=RUNTIMES, default="local")
+    autoscaling = AutoscalingSerializer(required=False)
     listeners = ListenerSerializer(
         many=True, max_length=64, allow_empty=False, default=_default_listeners
     )
@@ -82,6 +98,13 @@ class GatewaySpecSerializer(StrictSerializer):
         if any(errors):
             raise serializers.ValidationError(errors)
         return listeners
+
+    def validate(self, data):
+        if "autoscaling" in data and data["runtime"] != "kubernetes":
+            raise serializers.ValidationError(
+                {"autoscaling": ["needs runtime kubernetes (local replicas are a fixed count)"]}
+            )
+        return data
 
 
 def validate_gateway_spec(raw) -> dict:

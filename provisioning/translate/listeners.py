@@ -27,6 +27,8 @@ def http_connection_manager(
             "codec_type": "AUTO",  # HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN)
             "strip_any_host_port": True,
             "use_remote_address": True,
+            # WebSocket upgrades are proxied by default (as in Envoy Gateway).
+            "upgrade_configs": [{"upgrade_type": "websocket"}],
             "rds": {
                 "route_config_name": route_config_name,
                 "config_source": {"ads": {}, "resource_api_version": "V3"},

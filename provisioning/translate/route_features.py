@@ -54,7 +54,9 @@ def _prefix_rewrite(match_prefix: str, replacement: str) -> dict:
     if replacement.rstrip("/") == "":
         pattern = "^" + re.escape(prefix) + "/*"
         return {"regex_rewrite": {"pattern": {"regex": pattern}, "substitution": "/"}}
-    return {"prefix_rewrite": replacement.rstrip("/") if prefix else replacement}
+    if not prefix:  # matched "/": the replacement becomes the first path element(s)
+        return {"prefix_rewrite": replacement.rstrip("/") + "/"}
+    return {"prefix_rewrite": replacement.rstrip("/")}
 
 
 def redirect(route: Route, envoy: dict) -> None:

@@ -4,10 +4,11 @@ A gateway's snapshot is its current ``ConfigRevision`` (decrypted, decoded, enco
 at version = the revision's content hash, so a rollback to an older revision is a new version
 for the replicas and a restarted server sends the same version an Envoy already holds.
 
-Watchers wake on a change notification (Redis pub/sub, ``provisioning.xds.notify``) and poll
-every ``poll_interval`` seconds anyway, so a lost message, a Redis outage or the embedded
-default (no Redis) still converge. Database errors are logged and retried at the next poll:
-the server keeps its streams (and the Envoys their config) through an outage.
+Watchers wake on a change notification (Redis pub/sub or PostgreSQL LISTEN/NOTIFY,
+``provisioning.xds.notify``) and poll every ``poll_interval`` seconds anyway, so a lost
+message, a notifier outage or the embedded default (no notifier) still converge. Database
+errors are logged and retried at the next poll: the server keeps its streams (and the Envoys
+their config) through an outage.
 """
 
 import asyncio
@@ -31,8 +32,8 @@ POLL_WITH_NOTIFIER = 5.0
 REDIS_RETRY = 1.0
 
 
-def default_poll_interval(redis_url: str | None) -> float:
-    """``GANTRY_XDS_POLL_INTERVAL`` seconds, else 1 s (polling only) or 5 s (with Redis)."""
+def default_poll_interval(notified: bool) -> float:
+    """``GANTRY_XDS_POLL_INTERVAL`` seconds, else 1 s (polling only) or 5 s (notified)."""
     value = os.environ.get("GANTRY_XDS_POLL_INTERVAL")
     if value:
         try:
@@ -42,7 +43,7 @@ def default_poll_interval(redis_url: str | None) -> float:
         if seconds <= 0:
             raise ValueError(f"GANTRY_XDS_POLL_INTERVAL must be a positive number, not {value!r}")
         return seconds
-    return POLL_WITH_NOTIFIER if redis_url else POLL_WITHOUT_NOTIFIER
+    return POLL_WITH_NOTIFIER if notified else POLL_WITHOUT_NOTIFIER
 
 
 def _current(gateway_key: str) -> tuple[str, int] | None:
@@ -77,10 +78,23 @@ class DatabaseSnapshotSource:
         *,
         poll_interval: float | None = None,
         redis_url: str | None = "settings",
+        notifier: str | None = None,
         database: DatabaseThreads | None = None,
+        local_port: int | None = None,
     ):
+        """``notifier``: redis | postgres | none; by default what ``notify.notifier()`` says,
+        or, when ``redis_url`` is given, redis (a URL) or none (``None``)."""
+        if notifier is None:
+            if redis_url == "settings":
+                notifier = notify.notifier()
+            else:
+                notifier = "redis" if redis_url else "none"
+        self.notifier = notifier
+        self.local_port = local_port or settings.GANTRY_XDS_PORT
         self.redis_url = settings.REDIS_URL if redis_url == "settings" else redis_url
-        self.poll_interval = poll_interval or default_poll_interval(self.redis_url)
+        if notifier != "redis":
+            self.redis_url = None
+        self.poll_interval = poll_interval or default_poll_interval(notifier != "none")
         self.database = database or DatabaseThreads()
         self._own_database = database is None
         self._snapshots: dict[str, Snapshot] = {}  # gateway key → last snapshot built
@@ -125,9 +139,61 @@ class DatabaseSnapshotSource:
         return snapshot
 
     def _start_subscriber(self) -> None:
-        if self.redis_url and self._subscriber is None:
-            self.subscribed = asyncio.Event()
-            self._subscriber = asyncio.get_running_loop().create_task(self._subscribe())
+        if self.notifier == "none" or self._subscriber is not None:
+            return
+        self.subscribed = asyncio.Event()
+        listen = {"redis": self._subscribe, "postgres": self._listen, "local": self._receive}
+        self._subscriber = asyncio.get_running_loop().create_task(listen[self.notifier]())
+
+    async def _receive(self) -> None:
+        """``local``: datagrams naming a gateway, on UDP ``local_port`` of this host."""
+        source = self
+
+        class Datagrams(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                source.wake(data.decode(errors="replace"))
+
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            Datagrams, local_addr=(settings.GANTRY_XDS_ADDRESS, self.local_port)
+        )
+        self.subscribed.set()
+        log.info("xds: change notifications on UDP %s", self.local_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            transport.close()
+
+    async def _listen(self) -> None:
+        """PostgreSQL ``LISTEN``, on a connection of its own (autocommit)."""
+        import psycopg
+        from django.db import connections
+
+        params = connections["default"].get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+            except Exception as error:
+                log.warning("xds: cannot LISTEN (polling meanwhile): %s", error)
+                await asyncio.sleep(REDIS_RETRY)
+                continue
+            try:
+                async with conn:
+                    await conn.execute(f"LISTEN {notify.PG_CHANNEL}")
+                    self.subscribed.set()
+                    log.info("xds: listening on PostgreSQL channel %s", notify.PG_CHANNEL)
+                    for gateway_key in list(self._events):  # missed while not listening
+                        self.wake(gateway_key)
+                    async for message in conn.notifies():
+                        self.wake(message.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.subscribed.clear()
+                log.warning("xds: LISTEN connection lost (polling meanwhile): %s", error)
+                await asyncio.sleep(REDIS_RETRY)
 
     async def start(self) -> None:
         """Subscribes now rather than at the first watch (optional)."""

@@ -30,6 +30,7 @@ class _TypeState:
     latest_nonce: str | None = None
     outstanding: dict[str, str] = field(default_factory=dict)  # nonce → snapshot version
     status: Ack | None = None  # the last ACK/NACK reported
+    answered: bool = False  # a response of this type was sent on this stream
 
 
 class DeltaSession:
@@ -62,6 +63,10 @@ class DeltaSession:
             return [self._response(type_url, upserts, removals)], acks
         if first and request.initial_resource_versions:
             acks += self._unchanged(type_url)  # reconnected, and already up to date
+        elif first and self.snapshot is not None and state.wildcard:
+            # Nothing of this type (a gateway without backends has no clusters): an empty
+            # answer still ends Envoy's initial fetch, which would otherwise wait 15 s.
+            return [self._response(type_url, [], [])], acks
         return [], acks
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[list[DeltaDiscoveryResponse], list[Ack]]:
@@ -73,7 +78,8 @@ class DeltaSession:
             upserts, removals = self._diff(type_url)
             if type_url == CLUSTER:
                 cluster_removals, removals = removals, []
-            if upserts or removals:
+            state = self._types[type_url]
+            if upserts or removals or (state.wildcard and not state.answered):
                 responses.append(self._response(type_url, upserts, removals))
             elif not (type_url == CLUSTER and cluster_removals):
                 acks += self._unchanged(type_url)
@@ -102,6 +108,7 @@ class DeltaSession:
         for name in removals:
             state.sent.pop(name, None)
         state.latest_nonce = nonce
+        state.answered = True
         state.outstanding[nonce] = self.snapshot.version
         return DeltaDiscoveryResponse(
             system_version_info=self.snapshot.version,

@@ -31,6 +31,9 @@ Authenticate = Callable[[str], "str | None | Awaitable[str | None]"]
 # (gateway key, node id, type URL, version, Envoy's error or None); may be async. It runs in
 # the stream's task, before the next push to that replica: keep it quick or hand the work off.
 OnAck = Callable[[str, str, str, str, "str | None"], "None | Awaitable[None]"]
+# (gateway key, node id, connected): a node's first stream opened (before its first request is
+# answered) or its last stream closed; may be async.
+OnConnection = Callable[[str, str, bool], "None | Awaitable[None]"]
 
 SERVER_OPTIONS = (
     # Two servers must not share a port by accident (gRPC sets SO_REUSEPORT by default).
@@ -70,11 +73,17 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
     """Both ADS flavours: state of the world and incremental (Delta, preferred)."""
 
     def __init__(
-        self, source: SnapshotSource, authenticate: Authenticate, on_ack: OnAck | None = None
+        self,
+        source: SnapshotSource,
+        authenticate: Authenticate,
+        on_ack: OnAck | None = None,
+        on_connection: OnConnection | None = None,
     ):
         self._source = source
         self._authenticate_token = authenticate
         self._on_ack = on_ack
+        self._on_connection = on_connection
+        self._reports: set[asyncio.Task] = set()  # disconnections still being recorded
         # gateway key → node id → open streams (a replica reconnecting may briefly have two)
         self._streams: dict[str, Counter] = {}
 
@@ -98,18 +107,37 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         node_id = first.node.id
         if gateway_of(node_id) != gateway_key:
             await _refuse(context, f"node id {node_id!r} is not a replica of this gateway")
-        self._streams.setdefault(gateway_key, Counter())[node_id] += 1
+        streams = self._streams.setdefault(gateway_key, Counter())
+        streams[node_id] += 1
         logger.info("xds: %s connected (%s)", node_id, type(session).__name__)
         try:
+            if streams[node_id] == 1:
+                await self._report_connection(gateway_key, node_id, True)
             exchange = self._exchange(session, gateway_key, node_id, first, requests, context)
             async for response in exchange:
                 yield response
         finally:
-            streams = self._streams[gateway_key]
             streams[node_id] -= 1
             if streams[node_id] <= 0:
                 del streams[node_id]
+                # The stream's task may be cancelled: record from a task of its own.
+                task = asyncio.ensure_future(self._report_connection(gateway_key, node_id, False))
+                self._reports.add(task)
+                task.add_done_callback(self._reports.discard)
             logger.info("xds: %s disconnected", node_id)
+
+    async def _report_connection(self, gateway_key: str, node_id: str, connected: bool) -> None:
+        if self._on_connection is None:
+            return
+        try:
+            await _maybe_await(self._on_connection(gateway_key, node_id, connected))
+        except Exception:
+            logger.exception("xds: recording the connection of %s failed", node_id)
+
+    async def drain_reports(self) -> None:
+        """Waits for the disconnections still being recorded (at shutdown)."""
+        if self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
 
     async def _authenticate(self, context) -> str:
         token = bearer_token(context.invocation_metadata())

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from gateways import services as gateway_services
 from gateways.models import Credential
-from provisioning.models import ConfigRevision
+from provisioning.models import ConfigRevision, LocalReplica
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent
@@ -64,38 +64,38 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/tenants/{t}/audit-events/{event}/", Role.ADMIN, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/gateways/", Role.EDITOR, 201,
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/", Role.EDITOR, 202,
              {"name": "second", "spec": GATEWAY_SPEC}),
-    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 200,
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 202,
              {"spec": {**GATEWAY_SPEC, "replicas": 2}}),
-    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 200,
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 202,
              {"spec": {"replicas": 3}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/certificates/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/certificates/{cert}/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/certificates/", Role.EDITOR, 201,
+    Endpoint("POST", "/api/v1/tenants/{t}/certificates/", Role.EDITOR, 202,
              {"name": "second", "spec": CERTIFICATE_SPEC}),
     Endpoint("PUT", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 200,
              {"spec": {"certificatePem": CERT_PEM}}),
-    Endpoint("PATCH", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 200,
+    Endpoint("PATCH", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 202,
              {"spec": {"privateKeyPem": None}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/certificates/{cert}/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/backends/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/backends/{backend}/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/backends/", Role.EDITOR, 201,
+    Endpoint("POST", "/api/v1/tenants/{t}/backends/", Role.EDITOR, 202,
              {"name": "second", "spec": BACKEND_SPEC}),
-    Endpoint("PUT", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 200,
+    Endpoint("PUT", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 202,
              {"spec": {**BACKEND_SPEC, "appProtocol": "h2c"}}),
-    Endpoint("PATCH", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 200,
+    Endpoint("PATCH", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 202,
              {"spec": {"appProtocol": "gRPC"}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/backends/{backend}/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/consumers/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/consumers/alice/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/consumers/", Role.EDITOR, 201,
+    Endpoint("POST", "/api/v1/tenants/{t}/consumers/", Role.EDITOR, 202,
              {"name": "second", "spec": {}}),
-    Endpoint("PUT", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 200,
+    Endpoint("PUT", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 202,
              {"spec": {"description": "web"}}),
-    Endpoint("PATCH", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 200,
+    Endpoint("PATCH", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 202,
              {"spec": {"description": "app"}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/consumers/alice/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/consumers/alice/credentials/", Role.VIEWER, 200),
@@ -106,20 +106,20 @@ ENDPOINTS = [
              204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.EDITOR, 201,
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/routes/", Role.EDITOR, 202,
              {"name": "second", "spec": ROUTE_SPEC}),
-    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 200,
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 202,
              {"spec": {"hostnames": ["app.example.com"]}}),
-    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 200,
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 202,
              {"spec": {"hostnames": ["api.example.com"]}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.EDITOR, 201,
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.EDITOR, 202,
              {"name": "second", "kind": "BackendTrafficPolicy", "spec": POLICY_SPEC}),
-    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 200,
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 202,
              {"spec": {**POLICY_SPEC, "retry": {"numRetries": 3}}}),
-    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 200,
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 202,
              {"spec": {"retry": {"numRetries": 4}}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/", Role.VIEWER, 200),
@@ -128,6 +128,9 @@ ENDPOINTS = [
              Role.VIEWER, 200),
     Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/rollback/", Role.EDITOR, 202),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/operations/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/replicas/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/replicas/0/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/replicas/0/log/", Role.VIEWER, 200),
 ]  # fmt: skip
 
 
@@ -146,6 +149,7 @@ def world(org):
         gateway=gateway, number=1, content_hash="0" * 64, state="valid", current=True,
         resources='{"clusters":[],"listeners":[],"routes":[]}', created_by="tests",
     )  # fmt: skip
+    LocalReplica.objects.create(gateway=gateway, index=0, state="running")
     make_user("newcomer")
     spare = make_user("spare")
     services.add_member(actor, Role.OWNER, org.tenant, "spare", Role.VIEWER)

@@ -29,7 +29,7 @@ def conditions(body: dict) -> dict:
 
 def test_create_fills_defaults_and_reports_status(editor):
     response = create(editor)
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     body = response.json()
     assert body["spec"] == {"endpoints": [IP], "appProtocol": "HTTP/1.1"}
     assert conditions(body)["Accepted"]["status"] == "True"
@@ -47,7 +47,7 @@ def test_dns_backends_with_tls_and_ipv6_addresses(editor):
         "tls": {"sni": "api.internal"},
     }
     response = create(editor, "grpc", **spec)
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     assert response.json()["spec"] == spec
     response = create(editor, "v6", endpoints=[{"ip": {"address": "2001:DB8:0::1", "port": 443}}])
     assert response.json()["spec"]["endpoints"][0]["ip"]["address"] == "2001:db8::1"
@@ -62,7 +62,7 @@ def test_ca_references_resolve_when_the_certificate_exists(editor):
     ca, _ = pki.certificate([], kind="ec", label="ca")
     certificate = {"name": "internal-ca", "spec": {"certificatePem": ca}}
     response = editor.post("/api/v1/tenants/acme/certificates/", certificate, format="json")
-    assert response.status_code == 201
+    assert response.status_code == 202
     after = editor.get(URL + "api/").json()
     assert conditions(after)["ResolvedRefs"]["status"] == "True"
     assert after["generation"] == 1  # a status change is not a spec change
@@ -74,7 +74,7 @@ def test_ca_references_resolve_when_the_certificate_exists(editor):
 def test_put_replaces_the_whole_spec(editor):
     create(editor, endpoints=[FQDN], appProtocol="h2c", tls={"sni": "api.internal"})
     response = editor.put(URL + "api/", {"spec": {"endpoints": [IP]}}, format="json")
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert response.json()["spec"] == {"endpoints": [IP], "appProtocol": "HTTP/1.1"}
     assert response.json()["generation"] == 2
 

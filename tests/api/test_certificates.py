@@ -34,7 +34,7 @@ def no_key_in(text: str) -> bool:
 def test_create_shows_the_chains_facts_and_never_the_key(editor, kind):
     cert, key = pki.certificate(["app.example.com", "*.example.com"], kind=kind)
     response = create(editor, cert=cert, key=key)
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     assert no_key_in(response.content.decode())
     body = response.json()
     assert body["spec"] == {"certificatePem": cert}
@@ -93,7 +93,7 @@ def test_a_renewed_chain_alone_must_match_the_stored_key(editor):
         URL + "example-cert/", {"spec": {"certificatePem": renewed}}, format="json",
         HTTP_IF_MATCH=f'"{version}"',
     )  # fmt: skip
-    assert response.status_code == 200, response.content
+    assert response.status_code == 202, response.content
     body = response.json()
     assert body["status"]["dnsNames"] == ["renewed.example.com"]
     assert body["status"]["hasPrivateKey"] is True
@@ -116,7 +116,7 @@ def test_a_patch_may_replace_chain_and_key_together(editor):
         URL + "example-cert/", {"spec": {"certificatePem": cert, "privateKeyPem": key}},
         format="json",
     )  # fmt: skip
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert response.json()["status"]["fingerprintSha256"] == pki.fingerprint(cert)
     assert Certificate.objects.get(name="example-cert").private_key == key
 
@@ -129,7 +129,7 @@ def test_put_without_a_key_keeps_it_and_null_removes_it(editor):
     assert response.json()["generation"] == 1  # nothing changed
     assert Certificate.objects.get(name="example-cert").private_key == key
     response = editor.patch(URL + "example-cert/", {"spec": {"privateKeyPem": None}}, format="json")
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert response.json()["status"]["hasPrivateKey"] is False
     assert response.json()["generation"] == 2
     assert Certificate.objects.get(name="example-cert").private_key is None
@@ -138,7 +138,7 @@ def test_put_without_a_key_keeps_it_and_null_removes_it(editor):
 def test_a_ca_bundle_needs_no_key(editor):
     cert, _ = pki.certificate([], kind="rsa", label="ca")
     response = create(editor, "internal-ca", cert=cert)
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     assert response.json()["status"]["hasPrivateKey"] is False
     assert response.json()["status"]["dnsNames"] == []
 

@@ -21,7 +21,7 @@ def editor(org):
     client = org.client(Role.EDITOR)
     response = client.post(URL, {"name": "alice", "spec": {"description": "mobile app"}},
                            format="json")  # fmt: skip
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     return client
 
 

@@ -24,7 +24,7 @@ def resolved(client) -> dict:
 def test_a_missing_certificate_is_reported_until_it_is_uploaded(editor):
     spec = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}, HTTPS]}
     response = editor.post(BASE + "gateways/", {"name": "edge", "spec": spec}, format="json")
-    assert response.status_code == 201
+    assert response.status_code == 202
     conditions = resolved(editor)
     assert conditions["http"]["status"] == "True"
     assert conditions["https"]["status"] == "False"
@@ -33,7 +33,7 @@ def test_a_missing_certificate_is_reported_until_it_is_uploaded(editor):
 
     chain, key = self_signed(["shop.example.com"])
     body = {"name": "site", "spec": {"certificatePem": chain, "privateKeyPem": key}}
-    assert editor.post(BASE + "certificates/", body, format="json").status_code == 201
+    assert editor.post(BASE + "certificates/", body, format="json").status_code == 202
     assert resolved(editor)["https"]["status"] == "True"
 
     assert editor.delete(BASE + "certificates/site/").status_code == 204
@@ -43,7 +43,7 @@ def test_a_missing_certificate_is_reported_until_it_is_uploaded(editor):
 def test_a_certificate_without_a_key_cannot_serve_tls(editor):
     chain, _ = self_signed(["ca.example"])
     body = {"name": "site", "spec": {"certificatePem": chain}}
-    assert editor.post(BASE + "certificates/", body, format="json").status_code == 201
+    assert editor.post(BASE + "certificates/", body, format="json").status_code == 202
     editor.post(BASE + "gateways/", {"name": "edge", "spec": {"listeners": [HTTPS]}}, format="json")
     condition = resolved(editor)["https"]
     assert condition["status"] == "False"

@@ -31,7 +31,7 @@ def create(client, name="edge", **spec):
 
 def test_create_fills_defaults_and_reports_status(editor):
     response = create(editor, replicas=2)
-    assert response.status_code == 201
+    assert response.status_code == 202
     body = response.json()
     assert body["spec"] == {
         "size": "small",
@@ -58,7 +58,7 @@ def test_status_is_read_only(editor):
 def test_put_replaces_the_whole_spec(editor):
     create(editor, replicas=3, listeners=[{"name": "http", "protocol": "HTTP", "port": 80}, HTTPS])
     response = editor.put(URL + "edge/", {"spec": {"size": "medium"}}, format="json")
-    assert response.status_code == 200
+    assert response.status_code == 202
     spec = response.json()["spec"]
     assert spec["size"] == "medium"
     assert spec["replicas"] == 1  # omitted: back to the default
@@ -99,7 +99,7 @@ def test_a_current_resource_version_in_the_body_is_accepted(editor):
     response = editor.put(
         URL + "edge/", {"spec": {"replicas": 4}, "resourceVersion": version}, format="json"
     )
-    assert response.status_code == 200
+    assert response.status_code == 202
     stale = editor.put(
         URL + "edge/", {"spec": {"replicas": 5}, "resourceVersion": version}, format="json"
     )
@@ -134,7 +134,7 @@ def test_concurrent_patches_lose_no_update(org):
         thread.start()
     for thread in threads:
         thread.join()
-    assert results == [200, 200]
+    assert results == [202, 202]
     spec = Gateway.objects.get(name="edge").spec
     assert (spec["replicas"], spec["size"]) == (3, "medium")
 
@@ -163,6 +163,14 @@ def test_concurrent_patches_lose_no_update(org):
         ({"listeners": [{"name": "a", "protocol": "HTTP", "port": 80},
                         {"name": "b", "protocol": "HTTPS", "port": 80, "tls": HTTPS["tls"]}]},
          "spec.listeners[1].protocol"),
+        ({"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}, "spec.autoscaling"),
+        ({"runtime": "kubernetes", "autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
+         "spec.autoscaling.maxReplicas"),
+        ({"runtime": "kubernetes", "autoscaling": {"minReplicas": 0, "maxReplicas": 2}},
+         "spec.autoscaling.minReplicas"),
+        ({"runtime": "kubernetes",
+          "autoscaling": {"minReplicas": 1, "maxReplicas": 2, "targetCPU": 50}},
+         "spec.autoscaling.targetCPU"),
     ],
 )  # fmt: skip
 def test_bad_input_names_the_json_path_and_changes_nothing(editor, spec, path):
@@ -203,8 +211,8 @@ def test_malformed_json_is_a_400_envelope(editor):
 def test_the_gateway_count_quota_names_quota_and_usage(org):
     Plan.objects.filter(name="standard").update(max_gateways=2)
     editor = org.client(Role.EDITOR)
-    assert create(editor, "a").status_code == 201
-    assert create(editor, "b").status_code == 201
+    assert create(editor, "a").status_code == 202
+    assert create(editor, "b").status_code == 202
     response = create(editor, "c")
     assert response.status_code == 403
     error = response.json()["error"]
@@ -266,5 +274,19 @@ def test_merge_patch_content_type_is_accepted(editor):
         '{"spec": {"replicas": 2}}',
         content_type="application/merge-patch+json",
     )
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert response.json()["spec"]["replicas"] == 2
+
+
+def test_autoscaling_is_kept_with_its_default_target_and_bounded_by_the_plan(editor, org):
+    spec = {"runtime": "kubernetes", "autoscaling": {"minReplicas": 2, "maxReplicas": 6}}
+    response = create(editor, **spec)
+    assert response.status_code == 202, response.content
+    assert response.json()["spec"]["autoscaling"] == {
+        "minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70,
+    }  # fmt: skip
+    too_many = org.tenant.plan.max_replicas_per_gateway + 1
+    spec["autoscaling"]["maxReplicas"] = too_many
+    response = editor.patch(URL + "edge/", {"spec": spec}, format="json")
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["code"] == "quota_exceeded"

@@ -19,9 +19,9 @@ API_KEYS = {"credentialRefs": [{"name": "alice"}], "extractFrom": [{"headers": [
 def editor(org):
     client = org.client(Role.EDITOR)
     gateway = {"name": "edge", "spec": {"listeners": LISTENERS}}
-    assert client.post(BASE + "gateways/", gateway, format="json").status_code == 201
+    assert client.post(BASE + "gateways/", gateway, format="json").status_code == 202
     assert client.post(BASE + "consumers/", {"name": "alice", "spec": {}},
-                       format="json").status_code == 201  # fmt: skip
+                       format="json").status_code == 202  # fmt: skip
     return client
 
 
@@ -44,7 +44,7 @@ def ancestors(body: dict) -> list[tuple]:
 
 def test_a_security_policy_gets_defaults_and_an_accepted_status(editor):
     response = create(editor, "keys")
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     body = response.json()
     assert body["kind"] == "SecurityPolicy"
     assert body["spec"]["targetRefs"] == [{"group": "gateway.networking.k8s.io", **GATEWAY}]
@@ -75,7 +75,7 @@ def test_a_backend_traffic_policy_gets_envoy_gateways_defaults(editor):
         "timeout": {"http": {"requestTimeout": "2s"}, "tcp": {"connectTimeout": "1s"}},
     }  # fmt: skip
     response = create(editor, "traffic", kind="BackendTrafficPolicy", **spec)
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     got = response.json()["spec"]
     assert got["retry"]["numRetries"] == 2
     assert got["circuitBreaker"] == {
@@ -222,13 +222,13 @@ def test_rule_targets_resolve_when_the_rule_exists(editor):
     ]
     routes = URL.replace("policies", "routes")
     spec = {"rules": [{"name": "browse"}, {"name": "checkout"}]}
-    assert editor.post(routes, {"name": "web", "spec": spec}, format="json").status_code == 201
+    assert editor.post(routes, {"name": "web", "spec": spec}, format="json").status_code == 202
     assert ancestors(editor.get(URL + "keys/").json()) == [("checkout", "Accepted")]
     wide = editor.get(URL + "route-wide/").json()["status"]["ancestors"][0]["conditions"]
     overridden = {c["type"]: c for c in wide}["Overridden"]
     assert "rule 'checkout' of route 'web'" in overridden["message"]
     renamed = {"spec": {"rules": [{"name": "browse"}, {"name": "pay"}]}}
-    assert editor.put(routes + "web/", renamed, format="json").status_code == 200
+    assert editor.put(routes + "web/", renamed, format="json").status_code == 202
     assert ancestors(editor.get(URL + "keys/").json()) == [("checkout", "TargetNotFound")]
 
 
@@ -266,7 +266,7 @@ def test_a_more_specific_policy_overrides_the_gateways(editor):
 def test_patch_merges_and_put_replaces(editor):
     create(editor, "traffic", kind="BackendTrafficPolicy", retry={"numRetries": 3})
     patched = editor.patch(URL + "traffic/", {"spec": {"circuitBreaker": {}}}, format="json")
-    assert patched.status_code == 200, patched.content
+    assert patched.status_code == 202, patched.content
     assert set(patched.json()["spec"]) == {"targetRefs", "retry", "circuitBreaker"}
     put = {"spec": {"targetRefs": [GATEWAY], "timeout": {"http": {"requestTimeout": "1s"}}}}
     replaced = editor.put(URL + "traffic/", put, format="json").json()

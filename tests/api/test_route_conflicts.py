@@ -11,7 +11,7 @@ ROUTES = "/api/v1/tenants/acme/gateways/edge/routes/"
 def editor(org):
     client = org.client(Role.EDITOR)
     response = client.post("/api/v1/tenants/acme/gateways/", {"name": "edge"}, format="json")
-    assert response.status_code == 201
+    assert response.status_code == 202
     return client
 
 
@@ -19,7 +19,7 @@ def route(client, name, hostnames, path="/api"):
     spec = {"hostnames": hostnames, "rules": [{"matches": [
         {"path": {"type": "PathPrefix", "value": path}}]}]}  # fmt: skip
     response = client.post(ROUTES, {"name": name, "spec": spec}, format="json")
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     return response.json()
 
 

@@ -45,7 +45,7 @@ def conditions(body: dict) -> dict:
 
 def test_create_fills_gateway_api_defaults_and_reports_status(editor):
     response = create(editor, rules=[{"backendRefs": [{"name": "api"}]}])
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     body = response.json()
     assert body["gateway"] == "edge"
     assert body["spec"] == {
@@ -124,7 +124,7 @@ FULL = {
 
 def test_every_feature_round_trips(editor):
     response = create(editor, **FULL)
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     spec = response.json()["spec"]
     assert spec["rules"][0] == FULL["rules"][0]
     assert spec["rules"][1]["matches"] == [{"path": {"type": "PathPrefix", "value": "/old"}}]
@@ -139,7 +139,7 @@ def test_a_missing_backend_is_accepted_and_reported(editor):
         "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "audit"}}}],
     }
     response = create(editor, rules=[rule])
-    assert response.status_code == 201, response.content
+    assert response.status_code == 202, response.content
     resolved = conditions(response.json())["ResolvedRefs"]
     assert (resolved["status"], resolved["reason"]) == ("False", "BackendNotFound")
     assert "spec.rules[0].backendRefs[1]: backend 'payments'" in resolved["message"]
@@ -190,7 +190,7 @@ def test_a_listener_removed_from_the_gateway_unattaches_its_routes(editor):
         "/api/v1/tenants/acme/gateways/edge/", {"spec": {"listeners": LISTENERS[:1]}},
         format="json",
     )  # fmt: skip
-    assert response.status_code == 200
+    assert response.status_code == 202
     body = editor.get(URL + "web/").json()
     condition = conditions(body)["Accepted"]
     assert (condition["status"], condition["reason"]) == ("False", "NoMatchingParent")
@@ -235,8 +235,8 @@ def test_a_stale_version_is_409_and_changes_nothing(editor):
 
 def test_the_route_quota_is_per_gateway(org, editor):
     Plan.objects.filter(name="standard").update(max_routes_per_gateway=2)
-    assert create(editor, "a").status_code == 201
-    assert create(editor, "b").status_code == 201
+    assert create(editor, "a").status_code == 202
+    assert create(editor, "b").status_code == 202
     response = create(editor, "c")
     assert response.status_code == 403
     error = response.json()["error"]
@@ -250,14 +250,14 @@ def test_the_route_quota_is_per_gateway(org, editor):
     }
     assert Route.objects.filter(gateway__name="edge").count() == 2
     other = "/api/v1/tenants/acme/gateways/other/routes/"
-    assert create(editor, "c", url=other).status_code == 201
+    assert create(editor, "c", url=other).status_code == 202
 
 
 def test_names_are_unique_per_gateway(editor):
-    assert create(editor).status_code == 201
+    assert create(editor).status_code == 202
     assert create(editor).status_code == 409
     other = "/api/v1/tenants/acme/gateways/other/routes/"
-    assert create(editor, url=other).status_code == 201
+    assert create(editor, url=other).status_code == 202
 
 
 def test_a_route_of_another_gateway_or_tenant_is_404(org, other_org, editor):
@@ -310,5 +310,5 @@ def test_concurrent_creates_cannot_pass_the_route_quota(org):
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results) == [201, 403]
+    assert sorted(results) == [202, 403]
     assert Route.objects.count() == 1

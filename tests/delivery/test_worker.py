@@ -55,12 +55,12 @@ def test_a_route_created_through_the_api_becomes_a_valid_revision(org, settings)
     )  # fmt: skip
     try:
         editor = org.client(Role.EDITOR)
-        assert editor.post(BASE + "gateways/", {"name": "edge"}, format="json").status_code == 201
+        assert editor.post(BASE + "gateways/", {"name": "edge"}, format="json").status_code == 202
         assert (
             editor.post(
                 BASE + "backends/", {"name": "api", "spec": BACKEND_SPEC}, format="json"
             ).status_code
-            == 201
+            == 202
         )
         assert wait_for(lambda: ConfigRevision.objects.filter(gateway__name="edge").exists(), 30)
         before = ConfigRevision.objects.filter(gateway__name="edge").count()
@@ -69,7 +69,7 @@ def test_a_route_created_through_the_api_becomes_a_valid_revision(org, settings)
         response = editor.post(
             BASE + "gateways/edge/routes/", {"name": "api", "spec": route_spec()}, format="json"
         )
-        assert response.status_code == 201
+        assert response.status_code == 202
         assert wait_for(lambda: current_routes() == ["api"], 10)
         elapsed = time.monotonic() - started
         revision = ConfigRevision.objects.get(gateway__name="edge", current=True)

@@ -5,20 +5,21 @@ import asyncio
 
 import pytest
 from django.conf import settings
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 
 from gateways import services
 from gateways.models import Gateway, Route
 from provisioning import revisions, tasks
 from provisioning.reconcile import reconcile
 from provisioning.translate import Resources
-from provisioning.xds import db_source
+from provisioning.xds import db_source, notify
 from provisioning.xds.credentials import authenticate, issue_xds_token
 from provisioning.xds.db_source import DatabaseSnapshotSource
 from provisioning.xds.replicas import record_ack
 from provisioning.xds.snapshots import Snapshot
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
+from tests.provisioning.harness import free_port
 from tests.xds.harness import LoopThread, wait_for
 
 KEY = "acme/edge"
@@ -107,6 +108,55 @@ def test_a_redis_notification_wakes_the_source_at_once(loop, no_enqueue):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_postgres_notification_wakes_the_source_at_once(loop, no_enqueue, settings):
+    """Without Redis, PostgreSQL's LISTEN/NOTIFY carries the change; a rolled-back change
+    notifies nobody."""
+    settings.GANTRY_XDS_NOTIFIER = "postgres"
+    gateway = gateway_with_route(make_org("acme").tenant)
+    first = reconcile(gateway.pk).revision
+    source = DatabaseSnapshotSource(poll_interval=60)  # only the notification can wake it
+    assert source.notifier == "postgres"
+    try:
+        loop.run(source.start())
+        wait_for(lambda: source.subscribed.is_set(), message="LISTEN")
+        waiting = asyncio.run_coroutine_threadsafe(source.watch(KEY, first.content_hash), loop.loop)
+        second = change_route(gateway, "/v2")  # NOTIFY in the reconcile's transaction
+        assert waiting.result(timeout=3).version == second.content_hash
+
+        woken = []
+        real_wake = source.wake
+        source.wake = lambda key: (woken.append(key), real_wake(key))
+        with pytest.raises(RuntimeError), transaction.atomic():
+            notify.notify_changed(KEY)
+            raise RuntimeError("rolled back")
+        notify.notify_changed("acme/other")  # autocommit: delivered at once
+        wait_for(lambda: woken, message="a notification")
+        assert woken == ["acme/other"]
+    finally:
+        loop.run(source.close())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_local_notification_wakes_the_source_at_once(loop, no_enqueue, settings):
+    """The embedded default (no Redis, no PostgreSQL): a datagram to the server on this host,
+    sent after commit."""
+    settings.GANTRY_XDS_NOTIFIER = "local"
+    settings.GANTRY_XDS_PORT = free_port()
+    gateway = gateway_with_route(make_org("acme").tenant)
+    first = reconcile(gateway.pk).revision
+    source = DatabaseSnapshotSource(poll_interval=60)
+    assert source.notifier == "local"
+    try:
+        loop.run(source.start())
+        wait_for(lambda: source.subscribed.is_set(), message="the UDP socket")
+        waiting = asyncio.run_coroutine_threadsafe(source.watch(KEY, first.content_hash), loop.loop)
+        second = change_route(gateway, "/v2")
+        assert waiting.result(timeout=3).version == second.content_hash
+    finally:
+        loop.run(source.close())
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_source_survives_a_database_error(loop, no_enqueue, monkeypatch):
     gateway = gateway_with_route(make_org("acme").tenant)
     first = reconcile(gateway.pk).revision
@@ -145,6 +195,7 @@ def test_acks_and_nacks_are_recorded_per_replica(org):
     record_ack(KEY, "acme/edge/0", ROUTES, first.content_hash, None)
     status = gateway.replicas.get(node_id="acme/edge/0", type_url=ROUTES)
     assert (status.acked_version, status.nack_message) == (first.content_hash, "")
+    gateway.refresh_from_db()
     version = gateway.resource_version
 
     # A NACK of an older version is recorded, but says nothing about the current revision.
@@ -156,10 +207,15 @@ def test_acks_and_nacks_are_recorded_per_replica(org):
     assert programmed(gateway)["reason"] == "Pending"
     assert gateway.resource_version == version
 
+    # A NACK of the current revision rejects it; with no valid revision before it, nothing is
+    # current any more (the replicas keep what they had).
     record_ack(KEY, "acme/edge/1", ROUTES, first.content_hash, "invalid perl operator")
     condition = programmed(gateway)
-    assert (condition["status"], condition["reason"]) == ("False", "Rejected")
-    assert "revision 1" in condition["message"] and "invalid perl operator" in condition["message"]
+    assert (condition["status"], condition["reason"]) == ("False", "Invalid")
+    assert "revision 1 was rejected" in condition["message"]
+    assert "acme/edge/1" in condition["message"] and "invalid perl operator" in condition["message"]
     assert gateway.resource_version == version + 1
+    first.refresh_from_db()
+    assert (first.state, first.current) == ("rejected", False)
     record_ack("acme/deleted", "acme/deleted/0", ROUTES, "v", None)  # no error, nothing stored
     assert Gateway.objects.count() == 1

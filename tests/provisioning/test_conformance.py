@@ -84,7 +84,9 @@ ROUTES = [
           rewrite_rule(prefix("/strip"), "a",
                        path={"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}),
           rewrite_rule(prefix("/full"), "a",
-                       path={"type": "ReplaceFullPath", "replaceFullPath": "/replaced"})),
+                       path={"type": "ReplaceFullPath", "replaceFullPath": "/replaced"}),
+          rewrite_rule(prefix("/"), "a",
+                       path={"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"})),
     route("mirror", ["mirror.test"], rule([prefix("/")], "a", filters=[{
         "type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow"}}}])),
     route("invalid", ["invalid.test"], rule([prefix("/gone")], "nowhere"), rule([prefix("/none")]),
@@ -227,6 +229,8 @@ def test_http_route_rewrite_host_and_path(gateway):
     assert gateway("rewrite.test", "/strip/item").json()["path"] == "/item"
     assert gateway("rewrite.test", "/strip").json()["path"] == "/"
     assert gateway("rewrite.test", "/full/anything").json()["path"] == "/replaced"
+    # A "/" prefix replaced: the replacement becomes the leading path element(s).
+    assert gateway("rewrite.test", "/other/item").json()["path"] == "/v2/other/item"
 
 
 def test_http_route_request_mirror(gateway):

@@ -23,7 +23,7 @@ def test_loads_only_what_the_gateway_uses_and_envoy_accepts_it(org):
             {"name": "shop", "spec": {"certificatePem": chain, "privateKeyPem": key}},
             format="json",
         ).status_code
-        == 201
+        == 202
     )
     assert (
         editor.post(
@@ -31,7 +31,7 @@ def test_loads_only_what_the_gateway_uses_and_envoy_accepts_it(org):
             {"name": "ca", "spec": {"certificatePem": ca_chain}},
             format="json",
         ).status_code
-        == 201
+        == 202
     )
     assert (
         editor.post(
@@ -53,7 +53,7 @@ def test_loads_only_what_the_gateway_uses_and_envoy_accepts_it(org):
             },
             format="json",
         ).status_code
-        == 201
+        == 202
     )
     for name, spec in {
         "app": {"endpoints": [{"ip": {"address": "10.1.1.1", "port": 80}}]},
@@ -65,7 +65,7 @@ def test_loads_only_what_the_gateway_uses_and_envoy_accepts_it(org):
     }.items():
         assert (
             editor.post(BASE + "backends/", {"name": name, "spec": spec}, format="json").status_code
-            == 201
+            == 202
         )
     route = {
         "name": "web",
@@ -79,7 +79,7 @@ def test_loads_only_what_the_gateway_uses_and_envoy_accepts_it(org):
             ]
         },
     }
-    assert editor.post(BASE + "gateways/edge/routes/", route, format="json").status_code == 201
+    assert editor.post(BASE + "gateways/edge/routes/", route, format="json").status_code == 202
     # fmt: skip
 
     from gateways.models import Gateway

@@ -1,9 +1,9 @@
 """Golden files: ``testdata/<case>.in.yaml`` (a gateway's desired state) → ``<case>.out.yaml``
 (the Envoy resources). ``pytest --update-golden`` rewrites them; review their diffs like code.
 
-Every output is also loaded by real Envoy (``--mode validate``). Certificates in the inputs name
-only their DNS names: the golden text shows placeholders, and Envoy validates the same resources
-with real certificates made for the run.
+Every output is also loaded by real Envoy (``--mode validate``, and a warm Envoy over xDS).
+Certificates in the inputs name only their DNS names: the golden text shows placeholders, and
+Envoy validates the same resources with real certificates made for the run.
 """
 
 from pathlib import Path
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provisioning.envoy import validate
+from provisioning.envoy import validate_cold, validate_warm
 from provisioning.ir.build import DesiredState, gateway_ir
 from provisioning.translate import Resources, translate
 from provisioning.xds.resources import encode
@@ -58,8 +58,10 @@ def test_golden(case, request):
     assert output == golden.read_text()
 
 
+@pytest.mark.parametrize("validate", [validate_cold, validate_warm], ids=["cold", "warm"])
 @pytest.mark.parametrize("case", CASES)
-def test_golden_output_is_accepted_by_envoy(case):
+def test_golden_output_is_accepted_by_envoy(case, validate):
+    """Both ways of asking Envoy (``--mode validate``, and a push to a warm Envoy) accept it."""
     resources = translate(gateway_ir(load_state(case, real_certificates=True)))
     result = validate(resources)
     assert result.ok, result.message

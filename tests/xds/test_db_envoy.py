@@ -2,9 +2,8 @@
 the database, per-gateway tokens, ACKs recorded per replica, changes pushed on a Redis
 notification or found by polling.
 
-Listener ports: reconcile compiles listeners with the ports the gateway spec names (no port map
-yet; the local runtime will bring one), so these gateways listen on a free high port, which
-Envoy can bind as is (on every interface, as a gateway does).
+Listener ports: reconcile maps each listener port of a local-runtime gateway to a host port of
+GANTRY_LOCAL_PORT_RANGE; these tests send their requests there.
 """
 
 import time
@@ -16,13 +15,13 @@ from django.conf import settings
 from gateways import services
 from gateways.models import Route
 from provisioning import tasks
-from provisioning.models import ReplicaStatus
+from provisioning.models import LocalPort, ReplicaStatus
 from provisioning.reconcile import reconcile
 from provisioning.translate.types import ROUTE_CONFIGURATION
 from provisioning.xds.credentials import issue_xds_token
 from provisioning.xds.db import DatabaseThreads
 from provisioning.xds.db_source import DatabaseSnapshotSource
-from provisioning.xds.replicas import AckRecorder, Authenticator
+from provisioning.xds.replicas import AckRecorder, Authenticator, ConnectionRecorder
 from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
@@ -45,8 +44,9 @@ class DatabaseXds:
             poll_interval=poll_interval, redis_url=redis_url, database=self.database
         )
         service = AggregatedDiscoveryService(
-            self.source, Authenticator(self.database), AckRecorder(self.database)
-        )
+            self.source, Authenticator(self.database), AckRecorder(self.database),
+            ConnectionRecorder(self.database, f"test:{id(self)}"),
+        )  # fmt: skip
         self.server = XdsServer(service, "127.0.0.1", free_port())
 
     def start(self):
@@ -93,14 +93,12 @@ def gateway(upstreams, monkeypatch):
     """acme/edge listening on a free port, routing x.test to backend a; reconciled once."""
     monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
     tenant = make_org("acme").tenant
-    port = free_port()
-    listeners = [{"name": "http", "protocol": "HTTP", "port": port}]
-    gateway = services.create_gateway(ACTOR, tenant, "edge", {"listeners": listeners})
+    gateway = services.create_gateway(ACTOR, tenant, "edge", {})
     for name, upstream in upstreams.items():
         services.create_backend(ACTOR, tenant, name, upstream.backend())
     services.create_route(ACTOR, gateway, "all", route_to("a"))
     assert reconcile(gateway.pk).result == "created"
-    gateway.port = port
+    gateway.port = LocalPort.objects.get(gateway=gateway, listener_port=80).host_port
     return gateway
 
 
@@ -173,3 +171,38 @@ def test_an_envoy_with_a_wrong_token_gets_nothing(loop_thread, gateway, caplog):
         assert not ReplicaStatus.objects.exists()
     finally:
         xds.stop()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test provides it)")
+def test_two_xds_servers_side_by_side_each_push_the_change_to_their_replicas(loop_thread, gateway):
+    """Servers keep no state of their own: each replica may dial any of them, and a change
+    reaches every replica through whichever server holds its stream."""
+    from provisioning.xds.bootstrap import envoy_bootstrap
+
+    servers = [serve(loop_thread, settings.REDIS_URL, poll_interval=60) for _ in range(2)]
+    try:
+        token = issue_xds_token(gateway)
+        bootstraps = [
+            envoy_bootstrap(
+                gateway_key=KEY,
+                replica=index,
+                token=token,
+                xds_address="127.0.0.1",
+                xds_port=xds.server.port,
+                admin_port=free_port(),
+            )  # fmt: skip
+            for index, xds in enumerate(servers)
+        ]
+        with running_envoy(bootstraps[0]), running_envoy(bootstraps[1]):
+            session = requests.Session()
+            assert backend_of(session, gateway.port) == "a"
+            seconds, revision = change_and_measure(gateway, session, "b")
+            for node in ("acme/edge/0", "acme/edge/1"):
+                wait_for(lambda n=node: acked(n, revision.content_hash), message=f"{node} ACK")
+            # Both replicas share the port (the kernel spreads connections): all answer b.
+            assert {backend_of(requests.Session(), gateway.port) for _ in range(20)} == {"b"}
+            gateway.refresh_from_db()
+            assert gateway.status["replicas"] == {"desired": 1, "ready": 2}
+    finally:
+        for xds in servers:
+            xds.stop()

@@ -3,6 +3,8 @@
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 from google.rpc.status_pb2 import Status
 
+from provisioning.compile import compile_gateway
+from provisioning.ir.build import DesiredState
 from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
 from provisioning.xds.acks import Ack
 from provisioning.xds.delta import DeltaSession
@@ -20,6 +22,12 @@ def endpoint(port):
 def snapshot(version, backend="a", backends=("a", "b")) -> Snapshot:
     resources = compiled("acme", "edge", backend, {b: endpoint(9000) for b in backends}, 8080)
     return Snapshot.build(version, resources)
+
+
+def no_routes():
+    spec = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}
+    state = DesiredState(tenant="acme", gateway="edge", spec=spec)
+    return compile_gateway(state, address="127.0.0.1", port_map={80: 8080})
 
 
 def names(response) -> list[str]:
@@ -49,6 +57,30 @@ def delta_connected(first: Snapshot) -> tuple[DeltaSession, list]:
 def test_delta_answers_each_subscription_and_reports_acks():
     session, acks = delta_connected(snapshot("v1"))
     assert acks == [Ack(CLUSTER, "v1"), Ack(LISTENER, "v1"), Ack(ROUTES, "v1")]
+
+
+def test_delta_answers_a_type_with_no_resources_so_envoys_initial_fetch_ends():
+    """A gateway without backends has no clusters. Envoy waits for a first answer to each
+    subscription (15 s by default) before it serves; an empty answer ends the wait and is
+    ACKed like any other, whether the snapshot came before the request or after it."""
+    empty = Snapshot.build("v1", no_routes())
+    assert empty.resources[CLUSTER] == {}
+    for snapshot_first in (True, False):
+        session = DeltaSession()
+        if snapshot_first:
+            session.on_snapshot(empty)
+        responses, _ = session.on_request(DeltaDiscoveryRequest(type_url=CLUSTER))
+        if not snapshot_first:
+            assert responses == []  # nothing to say before there is a snapshot
+            responses, _ = session.on_snapshot(empty)
+        (response,) = responses
+        assert (response.type_url, list(response.resources), response.system_version_info) == (
+            CLUSTER, [], "v1",
+        )  # fmt: skip
+        ack = DeltaDiscoveryRequest(type_url=CLUSTER, response_nonce=response.nonce)
+        assert session.on_request(ack)[1] == [Ack(CLUSTER, "v1")]
+        # Answered once: later versions with still no clusters need no message.
+        assert session.on_snapshot(Snapshot.build("v2", no_routes()))[0] == []
 
 
 def test_delta_sends_only_what_changed_and_vouches_for_the_rest():

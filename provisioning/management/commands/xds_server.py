@@ -9,7 +9,13 @@ from django.core.management.base import BaseCommand
 
 from provisioning.xds.db import DatabaseThreads
 from provisioning.xds.db_source import DatabaseSnapshotSource
-from provisioning.xds.replicas import AckRecorder, Authenticator
+from provisioning.xds.replicas import (
+    AckRecorder,
+    Authenticator,
+    ConnectionRecorder,
+    forget_server,
+    server_name,
+)
 from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
 
 log = logging.getLogger(__name__)
@@ -19,8 +25,11 @@ GRACE_SECONDS = 1.0
 async def serve(address: str, port: int, ready=None) -> None:
     """Serves until SIGTERM or SIGINT, then closes the streams (Envoys keep their config)."""
     database = DatabaseThreads()
-    source = DatabaseSnapshotSource(database=database)
-    service = AggregatedDiscoveryService(source, Authenticator(database), AckRecorder(database))
+    source = DatabaseSnapshotSource(database=database, local_port=port or None)
+    connections = ConnectionRecorder(database, server_name(port))
+    service = AggregatedDiscoveryService(
+        source, Authenticator(database), AckRecorder(database), connections
+    )
     server = XdsServer(service, address, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -29,9 +38,12 @@ async def serve(address: str, port: int, ready=None) -> None:
     try:
         await source.start()
         bound = await server.start()
+        connections.server = server_name(bound)
+        # Streams this server held before it was killed are gone; their Envoys reconnect.
+        await database.run(forget_server, connections.server)
         log.info(
-            "xds: ready on %s:%s (poll every %s s, change notifications %s)",
-            address, bound, source.poll_interval, "from Redis" if source.redis_url else "off",
+            "xds: ready on %s:%s (poll every %s s, change notifications: %s)",
+            address, bound, source.poll_interval, source.notifier,
         )  # fmt: skip
         if ready is not None:
             ready(bound)
@@ -39,6 +51,7 @@ async def serve(address: str, port: int, ready=None) -> None:
         log.info("xds: stopping")
     finally:
         await server.stop(GRACE_SECONDS)
+        await service.drain_reports()
         await source.close()
         await loop.run_in_executor(None, database.close)
         for signum in (signal.SIGTERM, signal.SIGINT):

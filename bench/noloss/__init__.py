@@ -1,0 +1,1 @@
+"""Helpers of ``bench/no_loss.py``: upstream, load, long-lived clients, nginx, the Gantry stack."""

@@ -1,0 +1,126 @@
+"""A gateway's ``status.phase``, ``status.replicas`` and ``Programmed`` condition, from what its
+Envoy replicas report to the xDS servers.
+
+A replica *runs* a revision when it has a stream open (``ReplicaConnection``) and has ACKed
+that revision's version for every resource type it holds (``ReplicaStatus``). Then:
+
+- ``Programmed`` is ``True`` when every desired replica runs the current revision;
+  ``False``/``Invalid`` while the newest revision is rejected (by validation or by an Envoy
+  NACK; the last good one keeps being served); otherwise ``False``/``Pending``.
+- ``phase`` says how the gateway serves: ``Ready`` (every desired replica runs the current
+  revision), ``Degraded`` (fewer do, after the gateway had been serving), ``Pending`` (it has
+  not served yet).
+
+This module is the only writer of those fields; reconcile, the xDS servers and the runtime
+agent call ``refresh`` after anything that can change them.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from gateways.conditions import set_condition
+from gateways.models import Gateway
+from provisioning.models import ConfigRevision, ReplicaConnection, ReplicaStatus
+
+SERVING = ("Ready", "Degraded")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    phase: str
+    ready: int
+    desired: int
+    programmed: tuple[str, str, str]  # status, reason, message
+
+
+def replicas_running(version: str, nodes: dict[str, list[tuple[str, str]]]) -> int:
+    """``nodes``: connected node id → [(acked version, rejected version)] per resource type."""
+    return sum(
+        1
+        for types in nodes.values()
+        if types and all(acked == version and rejected != version for acked, rejected in types)
+    )
+
+
+def assess(
+    desired: int,
+    current: tuple[int, str] | None,
+    rejected: tuple[int, str] | None,
+    nodes: dict[str, list[tuple[str, str]]],
+    previous_phase: str,
+) -> Assessment:
+    """``current``: (number, hash) of the served revision; ``rejected``: (number, message) when
+    the newest revision is rejected."""
+    ready = replicas_running(current[1], nodes) if current else 0
+    if ready >= desired:
+        phase = "Ready"
+    elif ready > 0 or previous_phase in SERVING:
+        phase = "Degraded"
+    else:
+        phase = "Pending"
+    if rejected is not None:
+        programmed = ("False", "Invalid", f"revision {rejected[0]} was rejected: {rejected[1]}")
+    elif current is None:
+        programmed = ("False", "Pending", "waiting for a valid config revision")
+    elif ready >= desired:
+        programmed = ("True", "Programmed", f"{ready} of {desired} replicas run revision "
+                      f"{current[0]}")  # fmt: skip
+    else:
+        programmed = ("False", "Pending", f"{ready} of {desired} replicas run revision "
+                      f"{current[0]}")  # fmt: skip
+    return Assessment(phase, ready, desired, programmed)
+
+
+def _nodes(gateway_id: int) -> dict[str, list[tuple[str, str]]]:
+    connected = set(
+        ReplicaConnection.objects.filter(gateway_id=gateway_id, connected=True).values_list(
+            "node_id", flat=True
+        )
+    )
+    nodes: dict[str, list[tuple[str, str]]] = {node: [] for node in connected}
+    rows = ReplicaStatus.objects.filter(gateway_id=gateway_id, node_id__in=connected)
+    for node_id, acked, rejected in rows.values_list(
+        "node_id", "acked_version", "rejected_version"
+    ):
+        nodes[node_id].append((acked, rejected))
+    return nodes
+
+
+def refresh(gateway_id: int) -> Assessment | None:
+    """Recomputes and stores the gateway's phase, replica counts and ``Programmed``."""
+    with transaction.atomic():
+        gateway = Gateway.objects.select_for_update().filter(pk=gateway_id).first()
+        if gateway is None:
+            return None
+        revisions = ConfigRevision.objects.filter(gateway_id=gateway_id)
+        current = revisions.filter(current=True).values_list("number", "content_hash").first()
+        latest = revisions.order_by("-number").values_list("number", "state", "message").first()
+        rejected = None
+        if latest and latest[1] == ConfigRevision.State.REJECTED:
+            rejected = (latest[0], latest[2])
+        scaling = gateway.spec.get("autoscaling")
+        result = assess(
+            scaling["minReplicas"] if scaling else gateway.spec.get("replicas", 1),
+            current,
+            rejected,
+            _nodes(gateway_id),
+            gateway.status.get("phase", "Pending"),
+        )
+        status = dict(gateway.status)
+        status["phase"] = result.phase
+        status["replicas"] = {"desired": result.desired, "ready": result.ready}
+        status["conditions"] = set_condition(
+            status.get("conditions", []), "Programmed", *result.programmed, gateway.generation
+        )
+        if status != gateway.status:
+            Gateway.objects.filter(pk=gateway_id).update(
+                status=status, resource_version=F("resource_version") + 1
+            )
+        if current and result.ready >= result.desired:
+            revisions.filter(current=True, programmed_at__isnull=True).update(
+                programmed_at=timezone.now()
+            )
+        return result

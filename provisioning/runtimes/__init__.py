@@ -1,0 +1,1 @@
+"""Runtimes: where a gateway's Envoy replicas run (``local`` processes, or ``kubernetes``)."""

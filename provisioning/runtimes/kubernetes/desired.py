@@ -1,0 +1,99 @@
+"""The rendering inputs of a tenant and a gateway, read from the database."""
+
+from gateways.models import Backend, Gateway
+from gateways.sizes import SIZES
+from provisioning.desired import _backend_names
+from provisioning.models import KubernetesCluster
+from provisioning.runtimes.kubernetes.inputs import (
+    Autoscaling,
+    BackendAddress,
+    ClusterSettings,
+    GatewayInput,
+    ListenerPort,
+    TenantInput,
+    TenantQuota,
+)
+from tenants.models import Tenant
+
+
+class NoCluster(Exception):
+    """No registered cluster may run this tenant's gateways."""
+
+
+def cluster_for(tenant: Tenant) -> KubernetesCluster:
+    """The cluster a tenant's gateways run on: the first (by name) its plan may use."""
+    cluster = KubernetesCluster.objects.filter(plans=tenant.plan_id).order_by("name").first()
+    if cluster is None:
+        raise NoCluster(f"no Kubernetes cluster is registered for plan {tenant.plan.name}")
+    return cluster
+
+
+def cluster_settings(cluster: KubernetesCluster) -> ClusterSettings:
+    return ClusterSettings(
+        exposure=cluster.exposure,
+        envoy_image=cluster.envoy_image,
+        xds_address=cluster.xds_address,
+        xds_port=cluster.xds_port,
+    )
+
+
+def tenant_input(tenant: Tenant) -> TenantInput:
+    plan = tenant.plan
+    sizes = [SIZES[name] for name in plan.allowed_sizes if name in SIZES] or [SIZES["small"]]
+    largest = max(sizes, key=lambda size: size.vcpu)
+    smallest = min(sizes, key=lambda size: size.vcpu)
+    return TenantInput(
+        slug=tenant.slug,
+        quota=TenantQuota(
+            max_gateways=plan.max_gateways,
+            max_replicas_per_gateway=plan.max_replicas_per_gateway,
+            max_vcpu=largest.vcpu,
+            max_memory_gib=largest.memory_gib,
+            min_vcpu=smallest.vcpu,
+            min_memory_gib=smallest.memory_gib,
+        ),
+    )
+
+
+def _backends(gateway: Gateway) -> tuple[BackendAddress, ...]:
+    routes = [{"spec": route.spec} for route in gateway.routes.all()]
+    found = set()
+    for backend in Backend.objects.filter(tenant=gateway.tenant, name__in=_backend_names(routes)):
+        for endpoint in backend.spec.get("endpoints", []):
+            target = endpoint.get("ip") or endpoint.get("fqdn") or {}
+            host = target.get("address") or target.get("hostname")
+            if host and target.get("port"):
+                found.add(BackendAddress(host=host, port=target["port"]))
+    return tuple(sorted(found, key=lambda b: (b.host, b.port)))
+
+
+def _autoscaling(spec: dict) -> Autoscaling | None:
+    """``spec.autoscaling`` (``minReplicas``, ``maxReplicas``, ``targetCPUUtilizationPercentage``)
+    when the gateway spec has one."""
+    raw = spec.get("autoscaling")
+    if not raw:
+        return None
+    return Autoscaling(
+        min_replicas=raw["minReplicas"],
+        max_replicas=raw["maxReplicas"],
+        target_cpu_percent=raw.get("targetCPUUtilizationPercentage", 70),
+    )
+
+
+def gateway_input(gateway: Gateway, xds_token: str) -> GatewayInput:
+    spec = gateway.spec
+    size = SIZES[spec.get("size", "small")]
+    return GatewayInput(
+        tenant=gateway.tenant.slug,
+        name=gateway.name,
+        vcpu=size.vcpu,
+        memory_gib=size.memory_gib,
+        replicas=spec.get("replicas", 1),
+        listeners=tuple(
+            ListenerPort(name=item["name"], port=item["port"], protocol=item["protocol"])
+            for item in spec.get("listeners", [])
+        ),
+        xds_token=xds_token,
+        backends=_backends(gateway),
+        autoscaling=_autoscaling(spec),
+    )

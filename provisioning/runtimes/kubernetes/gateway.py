@@ -1,0 +1,163 @@
+"""The objects of one gateway: identity, bootstrap Secret, Service, autoscaling, disruption
+budget and network policy. The Deployment is in ``workload.py``."""
+
+import base64
+import ipaddress
+
+import yaml
+
+from provisioning.runtimes.kubernetes import envoy_pod, names
+from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInput
+
+DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def meta(gateway: GatewayInput, name: str | None = None) -> dict:
+    return {
+        "name": name or names.workload(gateway.name),
+        "namespace": names.namespace(gateway.tenant),
+        "labels": names.gateway_labels(gateway.tenant, gateway.name),
+        "annotations": {names.OWNER_ANNOTATION: f"gateway/{gateway.key}"},
+    }
+
+
+def service_account(gateway: GatewayInput) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta(gateway),
+        "automountServiceAccountToken": False,
+    }
+
+
+def bootstrap_yaml(gateway: GatewayInput, cluster: ClusterSettings) -> str:
+    bootstrap = envoy_pod.pod_bootstrap(
+        gateway_key=gateway.key,
+        token=gateway.xds_token,
+        xds_address=cluster.xds_address,
+        xds_port=cluster.xds_port,
+        ports=gateway.ports,
+    )
+    return yaml.dump(bootstrap, Dumper=_NoAliases, sort_keys=True)
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data):
+        return True
+
+
+def bootstrap_secret(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
+    """The bootstrap, which carries the gateway's xDS token in its ADS ``initial_metadata``."""
+    content = base64.b64encode(bootstrap_yaml(gateway, cluster).encode()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(gateway),
+        "type": "Opaque",
+        "data": {envoy_pod.BOOTSTRAP_KEY: content},
+    }
+
+
+def service_ports(gateway: GatewayInput) -> list[dict]:
+    """One port per listener port (listeners sharing a port by hostname share it)."""
+    first = {}
+    for listener in gateway.listeners:
+        first.setdefault(listener.port, listener)
+    return [
+        {
+            "name": names.port_name(first[port].name, port),
+            "port": port,
+            "targetPort": port,
+            "protocol": "TCP",
+        }
+        for port in gateway.ports
+    ]
+
+
+def service(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(gateway),
+        "spec": {
+            "type": cluster.exposure,
+            # Local keeps the client's address, which IP access rules and logs need.
+            "externalTrafficPolicy": "Local",
+            "selector": names.selector_labels(gateway.tenant, gateway.name),
+            "ports": service_ports(gateway),
+        },
+    }
+
+
+def autoscaler(gateway: GatewayInput) -> dict:
+    scaling = gateway.autoscaling
+    target = {"type": "Utilization", "averageUtilization": scaling.target_cpu_percent}
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": meta(gateway),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": names.workload(gateway.name),
+            },
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": target}}],
+        },
+    }
+
+
+def disruption_budget(gateway: GatewayInput) -> dict:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta(gateway),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": names.selector_labels(gateway.tenant, gateway.name)},
+        },
+    }
+
+
+def _peer(host: str) -> list[dict]:
+    """An IP as a /32 (/128) block; a DNS name can be anywhere, so the port alone limits it."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    return [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}]
+
+
+def _egress_rule(host: str, port: int) -> dict:
+    rule = {"ports": [{"protocol": "TCP", "port": port}]}
+    peers = _peer(host)
+    if peers:
+        rule["to"] = peers
+    return rule
+
+
+def network_policy(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
+    """Admits the listener ports from anywhere; lets Envoy reach DNS, the xDS server and the
+    gateway's backends, and nothing else (the tenant's default-deny covers the rest)."""
+    ingress = [{"ports": [{"protocol": "TCP", "port": port} for port in gateway.ports]}]
+    egress = [{"ports": DNS_PORTS}, _egress_rule(cluster.xds_address, cluster.xds_port)]
+    seen = set()
+    for backend in gateway.backends:
+        rule = _egress_rule(backend.host, backend.port)
+        key = repr(rule)
+        if key not in seen:
+            seen.add(key)
+            egress.append(rule)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(gateway),
+        "spec": {
+            "podSelector": {"matchLabels": names.selector_labels(gateway.tenant, gateway.name)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }

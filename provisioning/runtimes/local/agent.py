@@ -1,0 +1,278 @@
+"""The local runtime agent (``manage.py runtime_agent``): keeps, for every gateway whose
+``spec.runtime`` is ``local``, ``spec.replicas`` Envoy processes running on this host.
+
+Every tick (``GANTRY_AGENT_INTERVAL``, 0.25 s) it reads which gateways want how many replicas,
+then:
+
+- starts the replicas that are missing: each gets a bootstrap naming the xDS server
+  (``GANTRY_XDS_ADDRESS``:``GANTRY_XDS_PORT``), its node id ``<tenant>/<gateway>/<index>``
+  and the gateway's xDS token (issued by the agent on first use, kept in the gateway's
+  runtime directory);
+- restarts a replica that exited, after a backoff of 1, 2, 4 … 30 s (reset once a replica
+  has run for 30 s), and marks its xDS connection closed at once so the gateway shows
+  ``Degraded`` even before the xDS server notices;
+- drains and stops replicas beyond ``spec.replicas`` (scale-down: ``/drain_listeners``, then
+  SIGTERM after ``GANTRY_LOCAL_DRAIN_SECONDS``) and stops at once those of deleted gateways;
+- records each replica (``LocalReplica``: state, pid, restarts, last exit code, log file).
+
+Listener ports are not the agent's business: reconcile allocates them and they reach Envoy over
+xDS. A database outage pauses the bookkeeping only; running Envoys are left alone.
+"""
+
+import contextlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from gateways.models import Gateway
+from gateways.sizes import SIZES
+from provisioning import readiness
+from provisioning.envoy import envoy_binary
+from provisioning.models import LocalReplica, ReplicaConnection
+from provisioning.runtimes.local.processes import Replica, write_private
+from provisioning.xds.bootstrap import envoy_bootstrap
+from provisioning.xds.credentials import authenticate, issue_xds_token
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 30.0
+HEALTHY_AFTER = 30.0  # a replica that ran this long starts its backoff afresh
+
+
+@dataclass(frozen=True)
+class Wanted:
+    gateway_id: int
+    key: str  # <tenant>/<gateway>
+    replicas: int
+    concurrency: int
+
+
+def wanted_gateways() -> dict[int, Wanted]:
+    rows = Gateway.objects.filter(spec__runtime="local").values_list(
+        "pk", "tenant__slug", "name", "spec"
+    )
+    result = {}
+    for pk, tenant, name, spec in rows:
+        size = SIZES.get(spec.get("size", "small"), SIZES["small"])
+        result[pk] = Wanted(pk, f"{tenant}/{name}", int(spec.get("replicas", 1)), size.concurrency)
+    return result
+
+
+def backoff(failures: int) -> float:
+    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, failures - 1))
+
+
+class Agent:
+    def __init__(
+        self,
+        runtime_dir: Path | None = None,
+        xds_address: str | None = None,
+        xds_port: int | None = None,
+        drain_seconds: float | None = None,
+        envoy: str | None = None,
+    ):
+        self.runtime_dir = Path(runtime_dir or settings.GANTRY_RUNTIME_DIR)
+        self.xds_address = xds_address or settings.GANTRY_XDS_ADDRESS
+        self.xds_port = xds_port or settings.GANTRY_XDS_PORT
+        self.drain_seconds = (
+            settings.GANTRY_LOCAL_DRAIN_SECONDS if drain_seconds is None else drain_seconds
+        )
+        self.envoy = envoy or envoy_binary()
+        self.replicas: dict[tuple[int, int], Replica] = {}
+        self._tokens: dict[int, str] = {}
+        self._wanted: dict[int, Wanted] = {}
+
+    # -- one pass ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        try:
+            close_old_connections()
+            self._wanted = wanted_gateways()
+        except DatabaseError as error:
+            log.warning("runtime agent: cannot read the gateways (keeping replicas): %s", error)
+            self._database_failed()
+            self._restart_exited()  # supervision goes on without the database
+            return
+        try:
+            self._converge()
+        except DatabaseError as error:
+            log.warning("runtime agent: database error (retrying next tick): %s", error)
+            self._database_failed()
+
+    def _database_failed(self) -> None:
+        from django.db import connection
+
+        connection.close_if_unusable_or_obsolete()
+
+    def _converge(self) -> None:
+        now = time.monotonic()
+        for slot, replica in list(self.replicas.items()):
+            wanted = self._wanted.get(slot[0])
+            if wanted is None:
+                self._remove(replica, gone=True)
+            elif slot[1] >= wanted.replicas:
+                self._scale_down(replica, now)
+        for wanted in self._wanted.values():
+            for index in range(wanted.replicas):
+                replica = self.replicas.get((wanted.gateway_id, index))
+                if replica is None:
+                    replica = Replica(wanted.gateway_id, wanted.key, index, self._directory(wanted))
+                    self.replicas[(wanted.gateway_id, index)] = replica
+                self._supervise(replica, wanted, now)
+
+    def _restart_exited(self) -> None:
+        now = time.monotonic()
+        for (gateway_id, _), replica in self.replicas.items():
+            wanted = self._wanted.get(gateway_id)
+            if wanted is not None and replica.draining_until is None:
+                with contextlib.suppress(DatabaseError):
+                    self._supervise(replica, wanted, now)
+
+    # -- one replica -------------------------------------------------------------------------
+    def _supervise(self, replica: Replica, wanted: Wanted, now: float) -> None:
+        if replica.draining_until is not None:
+            return
+        if replica.process is not None and not replica.alive():
+            self._exited(replica, now)
+        if replica.process is None:
+            if now >= replica.restart_at:
+                self._start(replica, wanted)
+            return
+        if not replica.admin_address and replica.read_admin_address():
+            self._report(replica, LocalReplica.State.RUNNING, "")
+        if replica.failures and now - replica.started_at >= HEALTHY_AFTER:
+            replica.failures = 0
+
+    def _start(self, replica: Replica, wanted: Wanted) -> None:
+        token = self._token(wanted)
+        bootstrap = envoy_bootstrap(
+            gateway_key=wanted.key,
+            replica=replica.index,
+            token=token,
+            xds_address=self.xds_address,
+            xds_port=self.xds_port,
+            admin_port=0,
+        )
+        replica.start(self.envoy, bootstrap, wanted.concurrency, self.drain_seconds)
+        log.info("runtime agent: started %s (pid %s)", replica.node_id, replica.process.pid)
+        self._report(replica, LocalReplica.State.STARTING, "")
+
+    def _exited(self, replica: Replica, now: float) -> None:
+        code = replica.process.returncode
+        replica.process = None
+        replica.failures += 1
+        replica.restarts += 1
+        delay = backoff(replica.failures)
+        replica.restart_at = now + delay
+        message = f"exited with code {code}; restarting in {delay:g} s"
+        log.warning("runtime agent: %s %s", replica.node_id, message)
+        ReplicaConnection.objects.filter(
+            gateway_id=replica.gateway_id, node_id=replica.node_id
+        ).update(connected=False, changed_at=timezone.now())
+        self._report(replica, LocalReplica.State.BACKOFF, message, exit_code=code)
+        readiness.refresh(replica.gateway_id)
+
+    def _scale_down(self, replica: Replica, now: float) -> None:
+        if replica.draining_until is None and replica.alive():
+            replica.drain(self.drain_seconds)
+            self._report(replica, LocalReplica.State.DRAINING, "scaled down: draining")
+            return
+        if replica.draining_until is not None and now < replica.draining_until:
+            return
+        self._remove(replica, gone=False)
+
+    def _remove(self, replica: Replica, gone: bool) -> None:
+        code = replica.stop()
+        del self.replicas[(replica.gateway_id, replica.index)]
+        log.info("runtime agent: stopped %s (exit code %s)", replica.node_id, code)
+        if gone:  # the gateway was deleted: its rows went with it
+            if not any(slot[0] == replica.gateway_id for slot in self.replicas):
+                shutil.rmtree(replica.directory, ignore_errors=True)
+                self._tokens.pop(replica.gateway_id, None)
+            return
+        LocalReplica.objects.filter(gateway_id=replica.gateway_id, index=replica.index).delete()
+        ReplicaConnection.objects.filter(
+            gateway_id=replica.gateway_id, node_id=replica.node_id
+        ).update(connected=False, changed_at=timezone.now())
+        readiness.refresh(replica.gateway_id)
+
+    def _report(self, replica: Replica, state: str, message: str, exit_code=None) -> None:
+        fields = {
+            "state": state,
+            "pid": replica.process.pid if replica.process else None,
+            "restarts": replica.restarts,
+            "message": message,
+            "log_path": str(replica.log_path),
+            "admin_address": replica.admin_address,
+        }
+        if exit_code is not None:
+            fields["last_exit_code"] = exit_code
+        if state == LocalReplica.State.STARTING:
+            fields["started_at"] = timezone.now()
+        if fields == replica.reported:
+            return
+        if Gateway.objects.filter(pk=replica.gateway_id).exists():
+            LocalReplica.objects.update_or_create(
+                gateway_id=replica.gateway_id, index=replica.index, defaults=fields
+            )
+        replica.reported = fields
+
+    # -- files and tokens ------------------------------------------------------------------
+    def _directory(self, wanted: Wanted) -> Path:
+        tenant, _, name = wanted.key.partition("/")
+        return self.runtime_dir / tenant / f"{name}-{wanted.gateway_id}"
+
+    def _token(self, wanted: Wanted) -> str:
+        """The gateway's xDS token: the one on disk if it still authenticates, else a new one
+        (issuing rotates: replicas holding an older token cannot reconnect anyway)."""
+        token = self._tokens.get(wanted.gateway_id)
+        if token:
+            return token
+        path = self._directory(wanted) / "xds-token"
+        try:
+            token = path.read_text().strip()
+        except FileNotFoundError:
+            token = ""
+        if not token or authenticate(token) != wanted.key:
+            token = issue_xds_token(Gateway.objects.get(pk=wanted.gateway_id))
+            write_private(path, token)
+        self._tokens[wanted.gateway_id] = token
+        return token
+
+    # -- the process -------------------------------------------------------------------------
+    def stop_all(self) -> None:
+        for replica in list(self.replicas.values()):
+            replica.stop()
+        try:
+            for replica in self.replicas.values():
+                ReplicaConnection.objects.filter(
+                    gateway_id=replica.gateway_id, node_id=replica.node_id
+                ).update(connected=False, changed_at=timezone.now())
+                LocalReplica.objects.filter(
+                    gateway_id=replica.gateway_id, index=replica.index
+                ).update(state=LocalReplica.State.STOPPED, pid=None, message="agent stopped")
+            for gateway_id in {slot[0] for slot in self.replicas}:
+                readiness.refresh(gateway_id)
+        except DatabaseError as error:
+            log.warning("runtime agent: could not record the stop: %s", error)
+        self.replicas.clear()
+
+    def run(self, should_stop, interval: float | None = None) -> None:
+        interval = settings.GANTRY_AGENT_INTERVAL if interval is None else interval
+        log.info(
+            "runtime agent: supervising local gateways (xDS at %s:%s, files in %s)",
+            self.xds_address, self.xds_port, self.runtime_dir,
+        )  # fmt: skip
+        try:
+            while not should_stop():
+                started = time.monotonic()
+                self.tick()
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        finally:
+            self.stop_all()

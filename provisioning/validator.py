@@ -1,0 +1,183 @@
+"""Validating compiled config in a warm Envoy: the verdict in milliseconds, not an Envoy start.
+
+``envoy --mode validate`` starts a whole Envoy for every check (~120 ms here, most of a route
+change's propagation time). Instead each process that validates keeps one Envoy running,
+attached to an ADS server of its own on loopback; a check pushes the resources to it and its
+ACK or NACK is the verdict: the same config ingestion a gateway replica runs. Its listeners are
+pushed with ``bind_to_port: false``, so it never takes a port or a connection, and it only ever
+serves this process.
+
+Anything that prevents a verdict (the Envoy died, no answer within ``timeout``) raises
+``Unavailable``; ``provisioning.envoy.validate`` then falls back to ``--mode validate``.
+"""
+
+import asyncio
+import contextlib
+import copy
+import hmac
+import itertools
+import json
+import logging
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from provisioning.envoy import Unavailable
+from provisioning.runtimes.local.processes import _die_with_parent, write_private
+from provisioning.translate import Resources
+from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.xds.bootstrap import envoy_bootstrap
+from provisioning.xds.resources import ResourceError
+from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
+from provisioning.xds.snapshots import InMemorySnapshotStore
+
+log = logging.getLogger(__name__)
+
+KEY = "gantry/validator"
+
+
+def unbound(resources: Resources) -> Resources:
+    """The resources with every listener built but not bound."""
+    listeners = []
+    for listener in resources.listeners:
+        listener = copy.copy(listener)
+        listener["bind_to_port"] = False
+        listeners.append(listener)
+    return Resources(tuple(listeners), resources.routes, resources.clusters)
+
+
+def _uses_rds(listeners) -> bool:
+    return '"rds"' in json.dumps(list(listeners))
+
+
+class WarmValidator:
+    def __init__(self, envoy: str, timeout: float = 10.0, start_timeout: float = 20.0):
+        self.envoy, self.timeout, self.start_timeout = envoy, timeout, start_timeout
+        self._lock = threading.Lock()
+        self._answers = threading.Condition()
+        self._acks: dict[str, tuple[str, str | None]] = {}
+        self._versions = itertools.count(1)
+        self._process: subprocess.Popen | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: XdsServer | None = None
+        self._directory: Path | None = None
+        self._store = InMemorySnapshotStore()
+        self._token = secrets.token_urlsafe(32)
+        self._connected = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _authenticate(self, token: str) -> str | None:
+        return KEY if hmac.compare_digest(token, self._token) else None
+
+    def _on_ack(self, gateway_key, node_id, type_url, version, error) -> None:
+        with self._answers:
+            self._acks[type_url] = (version, error)
+            self._answers.notify_all()
+
+    def _on_connection(self, gateway_key, node_id, connected) -> None:
+        if connected:
+            self._connected.set()
+
+    def _start(self) -> None:
+        self.close()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True, name="validator").start()
+        service = AggregatedDiscoveryService(
+            self._store, self._authenticate, self._on_ack, self._on_connection
+        )
+        self._server = XdsServer(service, "127.0.0.1", 0)
+        port = asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(10)
+        self._directory = Path(tempfile.mkdtemp(prefix="gantry-validator-"))
+        bootstrap = envoy_bootstrap(
+            gateway_key=KEY, replica=0, token=self._token,
+            xds_address="127.0.0.1", xds_port=port, admin_port=0,
+        )  # fmt: skip
+        path = self._directory / "bootstrap.json"
+        write_private(path, json.dumps(bootstrap))
+        self._connected.clear()
+        with open(self._directory / "envoy.log", "wb") as output:
+            self._process = subprocess.Popen(
+                [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+                 "--drain-time-s", "0", "--drain-strategy", "immediate",
+                 "--log-level", "warning"],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509
+            )  # fmt: skip
+        if not self._connected.wait(self.start_timeout):
+            raise Unavailable(f"the validating Envoy did not connect:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self._directory / "envoy.log").read_text(errors="replace")[-2000:]
+        return ""
+
+    def close(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            self._process.wait(10)
+            self._process = None
+        if self._server is not None and self._loop is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._server.stop(0), self._loop).result(5)
+            self._server = None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+        with self._answers:
+            self._acks.clear()
+
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._start()
+
+    # -- checks ----------------------------------------------------------------------------
+    def check(self, resources: Resources) -> tuple[bool, str]:
+        """(accepted, Envoy's message). Raises ``Unavailable`` when there is no verdict."""
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._start()
+            version = f"check-{next(self._versions)}"
+            pushed = unbound(resources)
+            expected = {LISTENER, CLUSTER}
+            if pushed.routes and _uses_rds(pushed.listeners):
+                expected.add(ROUTE_CONFIGURATION)
+            try:
+                self._store.set(KEY, version, pushed)
+            except ResourceError as error:
+                return False, str(error)
+            deadline = time.monotonic() + self.timeout
+            with self._answers:
+                while True:
+                    answers = {t: self._acks.get(t) for t in expected}
+                    rejected = [a[1] for a in answers.values() if a and a[0] == version and a[1]]
+                    if rejected:
+                        return False, "\n".join(rejected)[-4000:]
+                    if all(a and a[0] == version for a in answers.values()):
+                        return True, ""
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._process.poll() is not None:
+                        self.close()
+                        raise Unavailable(f"no verdict within {self.timeout} s")
+                    self._answers.wait(min(left, 0.5))
+
+
+_validator: WarmValidator | None = None
+_validator_lock = threading.Lock()
+
+
+def warm_validator(envoy: str) -> WarmValidator:
+    """This process's validator (made on first use; after a fork, the child makes its own)."""
+    global _validator
+    with _validator_lock:
+        if _validator is None or _validator.envoy != envoy:
+            _validator = WarmValidator(envoy)
+        return _validator

@@ -1,0 +1,418 @@
+"""A TEST DOUBLE of the Kubernetes API server, owned by this project (not Kubernetes code).
+
+A small real HTTP server on 127.0.0.1 that the official ``kubernetes`` client talks to, with
+just the behaviour Gantry's applier relies on:
+
+- the kinds Gantry renders (plus Nodes), cluster-scoped and namespaced, stored in memory with
+  ``uid``, ``resourceVersion`` (moves only when an object changes), ``generation`` (moves when
+  anything outside ``metadata``/``status`` changes) and ``creationTimestamp``;
+- lists with label selectors (``k=v``, ``k!=v``, ``k``, ``!k``), gets, ``/version``, ``/api``
+  and ``/apis`` discovery;
+- server-side apply (``PATCH`` with ``application/apply-patch+yaml``, ``fieldManager``
+  required): creates, or merges the body and drops the fields the manager applied before and
+  no longer applies unless another manager owns them (``fieldsets.py``; ``managedFields`` are
+  reported); a no-op apply changes nothing; the stored result is validated strictly against
+  the real schemas and port ranges (422 when invalid); a namespaced object needs its
+  namespace (404); ``scale()`` plays an HPA updating ``spec.replicas``;
+- ``DELETE``, where a namespace takes every object in it (cascade);
+- Services get a cluster IP, node ports, and a load-balancer address (TEST-NET-3, never
+  contacted); Deployments default to one replica and report all replicas available
+  ``ready_delay`` seconds after their last change;
+- ``Status`` bodies for 404, 409, 422, 403 and 500;
+- fault injection: ``fail(method, path_part, status, times)`` answers with an error, and
+  ``stall(method, path_part, seconds, times, after=True)`` holds the answer (after doing the
+  work when ``after``), so a client timeout and its retry can be shown to converge.
+
+Every request is recorded in ``requests`` (method, path) for counting.
+"""
+
+import copy
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from tests.kubernetes import fieldsets, schemas
+
+RESOURCES = {  # (api prefix, resource) → (kind, apiVersion, namespaced)
+    ("/api/v1", "namespaces"): ("Namespace", "v1", False),
+    ("/api/v1", "nodes"): ("Node", "v1", False),
+    ("/api/v1", "resourcequotas"): ("ResourceQuota", "v1", True),
+    ("/api/v1", "limitranges"): ("LimitRange", "v1", True),
+    ("/api/v1", "serviceaccounts"): ("ServiceAccount", "v1", True),
+    ("/api/v1", "secrets"): ("Secret", "v1", True),
+    ("/api/v1", "services"): ("Service", "v1", True),
+    ("/apis/apps/v1", "deployments"): ("Deployment", "apps/v1", True),
+    ("/apis/networking.k8s.io/v1", "networkpolicies"): (
+        "NetworkPolicy",
+        "networking.k8s.io/v1",
+        True,
+    ),
+    ("/apis/autoscaling/v2", "horizontalpodautoscalers"): (
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        True,
+    ),
+    ("/apis/policy/v1", "poddisruptionbudgets"): ("PodDisruptionBudget", "policy/v1", True),
+}
+PATH = re.compile(
+    r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+)(?=/))?"
+    r"/(?P<resource>[a-z]+)(?:/(?P<name>[^/]+))?$"
+)
+LOAD_BALANCER_IP = "203.0.113.10"
+NODE_ADDRESS = "192.0.2.21"
+REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 500: "InternalError"}
+
+
+@dataclass
+class Fault:
+    method: str
+    path_part: str
+    status: int = 500
+    times: int = 1
+    stall: float = 0.0
+    after: bool = True
+    message: str = ""
+    cause: str = ""  # a details.causes[].reason, e.g. NamespaceTerminating
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and self.method in (method, "*") and self.path_part in path
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def status_body(code: int, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": REASONS.get(code, "Unknown"), "code": code}  # fmt: skip
+
+
+def _selected(labels: dict, selector: str) -> bool:
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            if labels.get(key.rstrip("=")) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _port_errors(kind: str, body: dict) -> list[str]:
+    """The API server's own range check of ports (the schemas only know they are integers)."""
+    found = []
+    if kind == "Service":
+        ports = [
+            (f"spec.ports[{i}].port", p.get("port")) for i, p in enumerate(body["spec"]["ports"])
+        ]
+    elif kind == "Deployment":
+        containers = body["spec"]["template"]["spec"]["containers"]
+        ports = [
+            (f"spec.template.spec.containers[{c}].ports[{i}].containerPort", p.get("containerPort"))
+            for c, container in enumerate(containers)
+            for i, p in enumerate(container.get("ports", []))
+        ]
+    else:
+        ports = []
+    for where, value in ports:
+        if not 1 <= value <= 65535:
+            found.append(f"{where}: Invalid value: {value}: must be between 1 and 65535, inclusive")
+    return found
+
+
+def _spec_part(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+class ApiServerDouble:
+    """Start with ``start()``; ``host`` is what a client ``Configuration`` needs."""
+
+    def __init__(self, ready_delay: float = 0.0, validate: bool = True):
+        self.ready_delay = ready_delay
+        self.validate = validate
+        self.objects: dict[tuple, dict] = {}  # (kind, namespace, name) → object
+        self.index: dict[tuple, set] = {}  # (kind, namespace) → names, for lists
+        self.owners: dict[tuple, dict] = {}  # key → manager → (operation, field paths)
+        self.changed_at: dict[tuple, float] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.faults: list[Fault] = []
+        self.version = 0
+        self.lock = threading.RLock()
+        self._node_ports = iter(range(30000, 32768))
+        self._cluster_ips = iter(f"10.96.{i // 250}.{i % 250 + 1}" for i in range(60000))
+        for name in ("node-a", "node-b"):
+            self._store("Node", None, {"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": name}, "status": {"addresses": [
+                            {"type": "InternalIP", "address": NODE_ADDRESS}]}})  # fmt: skip
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "ApiServerDouble":
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # fault injection
+    def fail(self, method, path_part, status=500, times=1, message="", cause="") -> None:
+        self.faults.append(Fault(method, path_part, status, times, message=message, cause=cause))
+
+    def stall(self, method, path_part, seconds, times=1, after=True) -> None:
+        self.faults.append(Fault(method, path_part, 0, times, stall=seconds, after=after))
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [r for r in self.requests if r[0] in ("POST", "PUT", "PATCH", "DELETE")]
+
+    def kinds_in(self, namespace: str) -> list[str]:
+        return sorted(k for (k, ns, _) in self.objects if ns == namespace)
+
+    # storage
+    def _store(self, kind, namespace, obj) -> dict:
+        self.version += 1
+        meta = obj["metadata"]
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        meta.setdefault("generation", 1)
+        meta["resourceVersion"] = str(self.version)
+        self.objects[(kind, namespace, meta["name"])] = obj
+        self.index.setdefault((kind, namespace), set()).add(meta["name"])
+        self.changed_at[(kind, namespace, meta["name"])] = time.monotonic()
+        return obj
+
+    def _view(self, key) -> dict:
+        obj = copy.deepcopy(self.objects[key])
+        obj["metadata"]["managedFields"] = [
+            {"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion"),
+             "fieldsType": "FieldsV1", "fieldsV1": fieldsets.fields_v1(paths)}
+            for manager, (operation, paths) in sorted(self.owners.get(key, {}).items())
+        ]  # fmt: skip
+        if key[0] == "Deployment":
+            ready = time.monotonic() - self.changed_at[key] >= self.ready_delay
+            replicas = obj["spec"].get("replicas", 1)
+            count = replicas if ready else 0
+            obj["status"] = {"observedGeneration": obj["metadata"]["generation"] if ready else 0,
+                             "replicas": replicas, "updatedReplicas": count,
+                             "readyReplicas": count, "availableReplicas": count}  # fmt: skip
+        return obj
+
+    def _defaults(self, kind: str, obj: dict, old: dict | None) -> None:
+        if kind == "Deployment":
+            obj["spec"].setdefault("replicas", 1)
+            obj["spec"].setdefault("revisionHistoryLimit", 10)
+        if kind == "Service":
+            spec = obj["spec"]
+            old_spec = (old or {}).get("spec", {})
+            spec["clusterIP"] = old_spec.get("clusterIP") or next(self._cluster_ips)
+            old_ports = {p["port"]: p.get("nodePort") for p in old_spec.get("ports", [])}
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                for port in spec["ports"]:
+                    port.setdefault(
+                        "nodePort", old_ports.get(port["port"]) or next(self._node_ports)
+                    )
+            if spec.get("type") == "LoadBalancer":
+                obj["status"] = {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP}]}}
+
+    def apply(self, kind, api_version, namespace, name, body: dict, query: dict) -> dict:
+        manager = query.get("fieldManager")
+        if not manager:
+            raise ApiError(422, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
+                           "value: is required for apply patch")  # fmt: skip
+        if body.get("kind") != kind or body.get("apiVersion") != api_version:
+            raise ApiError(422, f"apply of {body.get('kind')} at the URL of a {kind}")
+        if body["metadata"].get("name") != name:
+            raise ApiError(422, "the name of the object does not match the name on the URL")
+        if namespace and ("Namespace", None, namespace) not in self.objects:
+            raise ApiError(404, f'namespaces "{namespace}" not found')
+        key = (kind, namespace, name)
+        old = self.objects.get(key)
+        body = copy.deepcopy(body)
+        body["metadata"].pop("namespace", None)
+        new, owners = fieldsets.apply(old, self.owners.get(key, {}), manager, body)
+        if namespace:
+            new["metadata"]["namespace"] = namespace
+        self._defaults(kind, new, old)
+        if self.validate:  # the object as it would be stored, as a real API server checks it
+            problems = schemas.errors(self._bare(new), schemas.newest_versions()[-1])
+            problems = problems or _port_errors(kind, new)
+            if problems:
+                raise ApiError(422, f'{kind} "{name}" is invalid: ' + "; ".join(problems))
+        if old is not None and new == old and owners == self.owners.get(key):
+            return self._view(key)  # a no-op apply changes nothing, not even resourceVersion
+        if old is not None and _spec_part(old) != _spec_part(new):
+            new["metadata"]["generation"] = old["metadata"]["generation"] + 1
+        self.owners[key] = owners
+        self._store(kind, namespace, new)
+        return self._view(key)
+
+    def scale(self, namespace: str, name: str, replicas: int, manager: str) -> None:
+        """What an HPA does: an update of ``spec.replicas`` (through the scale subresource)."""
+        with self.lock:
+            key = ("Deployment", namespace, name)
+            obj = copy.deepcopy(self.objects[key])
+            obj["spec"]["replicas"] = replicas
+            obj["metadata"]["generation"] += 1
+            owners = dict(self.owners.get(key, {}))
+            owners[manager] = ("Update", {("spec", "replicas")})
+            self.owners[key] = owners
+            self._store("Deployment", namespace, obj)
+
+    @staticmethod
+    def _bare(obj: dict) -> dict:
+        """Without the fields the server sets itself (not part of what is validated here)."""
+        server_set = ("uid", "resourceVersion", "generation", "creationTimestamp")
+        meta = {k: v for k, v in obj["metadata"].items() if k not in server_set}
+        return {**obj, "metadata": meta}
+
+    def delete(self, kind, namespace, name) -> dict:
+        key = (kind, namespace, name)
+        if key not in self.objects:
+            raise ApiError(404, f'{kind.lower()}s "{name}" not found')
+        gone = self._view(key)
+        self._forget(key)
+        if kind == "Namespace":  # cascade
+            for other in [k for k in self.objects if k[1] == name]:
+                self._forget(other)
+        self.version += 1
+        return gone
+
+    def _forget(self, key) -> None:
+        del self.objects[key]
+        self.owners.pop(key, None)
+        self.index[key[:2]].discard(key[2])
+
+    def _keys(self, kind, namespace, everywhere: bool) -> list[tuple]:
+        if everywhere:  # a namespaced kind listed across namespaces
+            return sorted(key for key in self.objects if key[0] == kind)
+        return [(kind, namespace, name) for name in sorted(self.index.get((kind, namespace), ()))]
+
+    def put(self, obj: dict) -> None:
+        """Stores an object as someone else made it (no validation, no defaults)."""
+        with self.lock:
+            self._store(obj["kind"], obj["metadata"].get("namespace"), copy.deepcopy(obj))
+
+    def list(self, kind, api_version, namespace, selector, everywhere=False) -> dict:
+        items = [
+            self._view(key)
+            for key in self._keys(kind, namespace, everywhere)
+            if _selected(self.objects[key]["metadata"].get("labels") or {}, selector)
+        ]
+        for item in items:
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return {"kind": f"{kind}List", "apiVersion": api_version,
+                "metadata": {"resourceVersion": str(self.version)}, "items": items}  # fmt: skip
+
+    def handle(self, method: str, raw_path: str, body: bytes, content_type: str) -> dict:
+        url = urlsplit(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if url.path == "/version":
+            return {"major": "1", "minor": "37", "gitVersion": "v1.37.0-gantry-double"}
+        if url.path in ("/api", "/apis"):
+            return {"kind": "APIVersions", "versions": ["v1"]} if url.path == "/api" else {
+                "kind": "APIGroupList", "groups": []}  # fmt: skip
+        match = PATH.match(url.path)
+        if not match or (match["prefix"], match["resource"]) not in RESOURCES:
+            raise ApiError(404, f"the server could not find the requested resource {url.path}")
+        kind, api_version, namespaced = RESOURCES[(match["prefix"], match["resource"])]
+        namespace, name = match["ns"] if namespaced else None, match["name"]
+        with self.lock:
+            if method == "GET" and name is None:
+                selector = query.get("labelSelector", "")
+                everywhere = namespaced and namespace is None
+                return self.list(kind, api_version, namespace, selector, everywhere)
+            if method == "GET":
+                if (kind, namespace, name) not in self.objects:
+                    raise ApiError(404, f'{match["resource"]} "{name}" not found')
+                return self._view((kind, namespace, name))
+            if method == "PATCH":
+                if content_type != "application/apply-patch+yaml":
+                    raise ApiError(
+                        415, f"the double only speaks server-side apply, not {content_type}"
+                    )
+                obj = json.loads(body or b"{}")
+                return self.apply(kind, api_version, namespace, name, obj, query)
+            if method == "DELETE" and name:
+                return self.delete(kind, namespace, name)
+        raise ApiError(405, f"{method} is not supported by the double on {url.path}")
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+
+def _handler(double: ApiServerDouble):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            # Headers and body go out in two writes: without this, Nagle and delayed ACKs
+            # add 40 ms to every answer.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, *args):  # quiet
+            pass
+
+        def _answer(self, code: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout): nothing to answer
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            method = self.command
+            double.requests.append((method, self.path))
+            fault = double.take_fault(method, self.path)
+            if fault and fault.status:
+                body = status_body(fault.status, fault.message or f"injected {fault.status}")
+                if fault.cause:
+                    body["details"] = {"causes": [{"reason": fault.cause}]}
+                self._answer(fault.status, body)
+                return
+            if fault and not fault.after:
+                time.sleep(fault.stall)
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0]
+            try:
+                code, payload = 200, double.handle(method, self.path, body, content_type)
+            except ApiError as error:
+                code, payload = error.code, status_body(error.code, error.message)
+            if fault and fault.after:
+                time.sleep(fault.stall)
+            self._answer(code, payload)
+
+        do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _serve
+
+    return Handler

@@ -1,0 +1,233 @@
+"""The driver from the database to the cluster (the API server test double): the cluster the
+plan allows, one xDS token kept across reconciles, status, refusals as a Failed status."""
+
+import base64
+from io import StringIO
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+from kubernetes import client as k8s
+
+from gateways import services as gateway_services
+from provisioning.models import KubernetesCluster, XdsCredential
+from provisioning.runtimes.kubernetes import driver
+from provisioning.runtimes.kubernetes.client import Backoff, KubeApi, KubernetesError
+from provisioning.xds.credentials import authenticate, issue_xds_token
+from tests.kubernetes.apiserver_double import LOAD_BALANCER_IP, ApiServerDouble
+from tests.kubernetes.conftest import ACTOR
+
+
+@pytest.fixture
+def double():
+    server = ApiServerDouble().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(k8s_cluster, double):
+    """The registered cluster's kubeconfig points at the double."""
+    k8s_cluster.kubeconfig = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "double", "cluster": {"server": double.host}}],
+            "users": [{"name": "gantry", "user": {"token": "operator-token"}}],
+            "contexts": [{"name": "double", "context": {"cluster": "double", "user": "gantry"}}],
+            "current-context": "double",
+        }
+    )
+    k8s_cluster.save()
+    return k8s_cluster
+
+
+def bootstrap_token(double) -> str:
+    secret = double.objects[("Secret", "gantry-acme", "envoy-edge")]
+    text = base64.b64decode(secret["data"]["bootstrap.yaml"]).decode()
+    metadata = yaml.safe_load(text)["dynamic_resources"]["ads_config"]["grpc_services"][0]
+    return metadata["initial_metadata"][0]["value"].removeprefix("Bearer ")
+
+
+def test_a_gateway_converges_with_a_working_token(k8s_gateway, cluster, double):
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Ready" and result.available_replicas == 2
+    assert result.urls == {"http": f"http://{LOAD_BALANCER_IP}"}
+    assert authenticate(bootstrap_token(double)) == "acme/edge"
+    # Every request carried the kubeconfig's credentials (the double records paths only,
+    # so the token is checked where the client builds its headers).
+    assert (
+        driver.api_for(cluster)
+        .client.configuration.api_key["authorization"]
+        .endswith("operator-token")
+    )
+
+
+def test_a_second_converge_keeps_the_token_and_writes_nothing(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    token, credential = bootstrap_token(double), XdsCredential.objects.get()
+    double.requests.clear()
+    assert driver.converge(k8s_gateway).phase == "Ready"
+    assert double.writes() == []
+    assert bootstrap_token(double) == token
+    assert XdsCredential.objects.get().token_hash == credential.token_hash
+
+
+def test_a_token_that_no_longer_works_is_replaced_and_the_pods_roll(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    old = bootstrap_token(double)
+    deployment = ("Deployment", "gantry-acme", "envoy-edge")
+    generation = double.objects[deployment]["metadata"]["generation"]
+    issue_xds_token(k8s_gateway)  # rotated elsewhere: the cluster's copy is now stale
+    driver.converge(k8s_gateway)
+    assert bootstrap_token(double) != old
+    assert authenticate(bootstrap_token(double)) == "acme/edge"
+    assert double.objects[deployment]["metadata"]["generation"] == generation + 1
+
+
+def test_a_spec_change_reaches_the_cluster(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    gateway_services.patch_gateway_spec(ACTOR, k8s_gateway, {"replicas": 4})
+    k8s_gateway.refresh_from_db()
+    result = driver.converge(k8s_gateway)
+    assert double.objects[("Deployment", "gantry-acme", "envoy-edge")]["spec"]["replicas"] == 4
+    assert result.desired_replicas == 4
+
+
+def test_a_refusal_becomes_a_failed_status_with_the_servers_message(k8s_gateway, cluster, double):
+    double.fail("PATCH", "/namespaces/gantry-acme", 403)
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Failed"
+    assert result.conditions[0]["reason"] == "KubernetesError"
+    assert "Namespace gantry-acme: injected 403" in result.message
+
+
+def test_a_plan_without_a_cluster_fails_plainly(k8s_gateway, cluster):
+    KubernetesCluster.objects.all().delete()
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Failed" and result.conditions[0]["reason"] == "NoCluster"
+
+
+def test_removing_the_last_gateway_removes_the_namespace(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    deleted = driver.remove("acme", "edge", cluster)
+    assert deleted[-1] == "Namespace gantry-acme"
+    assert not [key for key in double.objects if key[1] == "gantry-acme"]
+
+
+def test_the_runtime_status_feeds_the_gateways_ready_condition_and_urls(
+    k8s_gateway, cluster, double
+):
+    from provisioning.runtimes.kubernetes.gateway_status import store_runtime_status
+
+    double.ready_delay = 60
+    assert store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
+    k8s_gateway.refresh_from_db()
+    waiting = next(c for c in k8s_gateway.status["conditions"] if c["type"] == "Ready")
+    assert waiting["status"] == "False"
+    assert "url" not in k8s_gateway.status["listeners"][0]
+    double.ready_delay = 0
+    assert store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
+    k8s_gateway.refresh_from_db()
+    status = k8s_gateway.status
+    # The phase counts replicas that ACKed the current revision over xDS (none here).
+    assert status["phase"] == "Pending"
+    assert status["listeners"][0]["url"] == f"http://{LOAD_BALANCER_IP}"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Available")
+    assert {c["type"] for c in status["conditions"]} >= {"Accepted", "Ready"}  # others kept
+    version = k8s_gateway.resource_version
+    assert not store_runtime_status(k8s_gateway, driver.converge(k8s_gateway))
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.resource_version == version
+
+
+def test_a_converge_with_nothing_to_change_only_lists(k8s_gateway, cluster, double):
+    driver.converge(k8s_gateway)
+    double.requests.clear()
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Ready" and result.urls  # status from what the lists returned
+    assert {method for method, _ in double.requests} == {"GET"}
+    assert all("labelSelector=" in path for _, path in double.requests)
+
+
+def test_a_broken_kubeconfig_is_a_failed_status(k8s_gateway, cluster):
+    KubernetesCluster.objects.filter(pk=cluster.pk).update(kubeconfig="clusters: [")
+    result = driver.converge(k8s_gateway)
+    assert result.phase == "Failed" and result.conditions[0]["reason"] == "InvalidCluster"
+    assert "prod-eu" in result.message
+
+
+def test_an_error_that_outlasts_the_retries_is_raised_for_a_later_retry(
+    k8s_gateway, cluster, double
+):
+    api = KubeApi(k8s.ApiClient(driver.configuration_for(cluster)), Backoff(3, 0.01, 0.02))
+    double.fail("PATCH", "/deployments/", 503, times=100)
+    with pytest.raises(KubernetesError) as caught:
+        driver.converge(k8s_gateway, api=api)
+    assert caught.value.transient and caught.value.status == 503
+    assert api.counters.retries == 2
+
+
+def test_the_converge_command_applies_and_stores_the_status(k8s_gateway, cluster, double):
+    out = StringIO()
+    call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "edge", stdout=out)
+    assert "acme/edge: Ready — 2/2 replicas available" in out.getvalue()
+    assert f"http: http://{LOAD_BALANCER_IP}" in out.getvalue()
+    k8s_gateway.refresh_from_db()
+    ready = next(c for c in k8s_gateway.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Available")
+    double.fail("PATCH", "/namespaces/gantry-acme", 403)
+    with pytest.raises(CommandError, match="injected 403"):
+        call_command(
+            "converge_kubernetes", "--tenant", "acme", "--gateway", "edge", "--force", stdout=out
+        )
+
+
+def test_the_converge_command_refuses_local_gateways(org, cluster):
+    gateway_services.create_gateway(ACTOR, org.tenant, "local-one", {})
+    with pytest.raises(CommandError, match="does not have runtime kubernetes"):
+        call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "local-one")
+    with pytest.raises(CommandError, match="no gateway"):
+        call_command("converge_kubernetes", "--tenant", "acme", "--gateway", "nope")
+
+
+def test_reconcile_applies_a_kubernetes_gateway_and_deleting_it_removes_its_objects(
+    k8s_gateway, cluster, double, monkeypatch, django_capture_on_commit_callbacks
+):
+    from provisioning import tasks
+    from provisioning.models import GatewayOperation
+    from provisioning.reconcile import reconcile
+
+    outcome = reconcile(k8s_gateway.pk)
+    assert outcome.result == "created" and "cluster: " in outcome.message
+    assert ("Deployment", "gantry-acme", "envoy-edge") in double.objects
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.status["listeners"][0]["url"] == f"http://{LOAD_BALANCER_IP}"
+    assert "runtime" in GatewayOperation.objects.filter(gateway=k8s_gateway).first().timings
+
+    removals = []
+    monkeypatch.setattr(
+        tasks.remove_kubernetes_gateway, "apply_async", lambda args, **kw: removals.append(args)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        gateway_services.delete_gateway(ACTOR, k8s_gateway)
+    assert removals == [("acme", "edge")]
+    tasks.remove_kubernetes_gateway("acme", "edge")  # what the worker runs
+    assert not [key for key in double.objects if key[1] == "gantry-acme"]
+
+
+def test_autoscaling_set_through_the_api_spec_becomes_an_hpa_on_the_cluster(
+    k8s_gateway, cluster, double
+):
+    from provisioning.reconcile import reconcile
+
+    reconcile(k8s_gateway.pk)
+    assert ("HorizontalPodAutoscaler", "gantry-acme", "envoy-edge") not in double.objects
+    scaling = {"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}
+    k8s_gateway = gateway_services.patch_gateway_spec(ACTOR, k8s_gateway, {"autoscaling": scaling})
+    reconcile(k8s_gateway.pk)
+    hpa = double.objects[("HorizontalPodAutoscaler", "gantry-acme", "envoy-edge")]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    metric = hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
+    assert metric == 60

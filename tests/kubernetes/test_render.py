@@ -1,0 +1,182 @@
+"""Golden files of the rendered manifests (``pytest --update-golden`` rewrites them; review
+their diffs like code), strict validation against the real Kubernetes schemas, and the
+properties every rendered gateway must have whatever its spec."""
+
+import base64
+import copy
+import subprocess
+
+import pytest
+import yaml
+
+from provisioning.envoy import envoy_binary
+from provisioning.runtimes.kubernetes import names
+from provisioning.runtimes.kubernetes.render import render_gateway, render_tenant, to_yaml
+from tests.kubernetes import schemas
+from tests.kubernetes.cases import CASES, TESTDATA, load
+
+
+def rendered(case: str) -> list[dict]:
+    cluster, tenant, gateway = load(case)
+    return render_tenant(tenant) + render_gateway(gateway, cluster)
+
+
+def readable(objects: list[dict]) -> str:
+    """The YAML, with Secret data decoded so a golden diff shows the bootstrap."""
+    shown = copy.deepcopy(objects)
+    for obj in shown:
+        if obj["kind"] == "Secret":
+            obj["data"] = {k: base64.b64decode(v).decode() for k, v in obj["data"].items()}
+    return to_yaml(shown)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case, request):
+    output = readable(rendered(case))
+    golden = TESTDATA / f"{case}.out.yaml"
+    if request.config.getoption("--update-golden"):
+        golden.write_text(output)
+    assert golden.exists(), f"no golden output for {case}: run pytest --update-golden"
+    assert output == golden.read_text()
+
+
+def test_no_orphan_golden_outputs(request):
+    orphans = [
+        p for p in TESTDATA.glob("*.out.yaml") if p.name.removesuffix(".out.yaml") not in CASES
+    ]
+    if request.config.getoption("--update-golden"):
+        for path in orphans:
+            path.unlink()
+        orphans = []
+    assert not orphans, f"golden outputs without inputs: {orphans} (pytest --update-golden)"
+
+
+@pytest.mark.parametrize("version", schemas.newest_versions())
+@pytest.mark.parametrize("case", CASES)
+def test_every_object_is_valid_kubernetes(case, version):
+    problems = {
+        f"{obj['kind']}/{obj['metadata']['name']}": schemas.errors(obj, version)
+        for obj in rendered(case)
+    }
+    assert not {k: v for k, v in problems.items() if v}
+
+
+def test_the_strict_schemas_catch_a_mistake():
+    deployment = next(o for o in rendered("autoscaling") if o["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpget"] = {}
+    deployment["spec"]["replicas"] = "two"
+    found = schemas.errors(deployment, schemas.newest_versions()[-1])
+    assert any("httpget" in e for e in found) and any("spec.replicas" in e for e in found)
+
+
+def test_two_kubernetes_versions_are_checked():
+    versions = schemas.newest_versions()
+    assert len(versions) == 2 and versions[0] != versions[1]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_everything_is_marked_as_gantrys(case):
+    cluster, tenant, gateway = load(case)
+    owned = [(obj, f"tenant/{tenant.slug}") for obj in render_tenant(tenant)]
+    owned += [(obj, f"gateway/{gateway.key}") for obj in render_gateway(gateway, cluster)]
+    for obj, owner in owned:
+        labels, annotations = obj["metadata"]["labels"], obj["metadata"]["annotations"]
+        assert labels[names.MANAGED_BY] == "gantry"
+        assert labels[names.TENANT_LABEL] == tenant.slug
+        assert annotations[names.OWNER_ANNOTATION] == owner
+        assert (names.GATEWAY_LABEL in labels) == owner.startswith("gateway/")
+        assert len(obj["metadata"]["name"]) <= 63
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pods_are_locked_down(case):
+    cluster, _, gateway = load(case)
+    deployment = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    # The drain (pre-stop sleep) ends before the kubelet kills the pod.
+    drain = container["lifecycle"]["preStop"]["exec"]["command"][-1]
+    drain_seconds = int(drain.rsplit("sleep ", 1)[1])
+    assert pod["terminationGracePeriodSeconds"] > drain_seconds + 2
+    assert container["args"][container["args"].index("--concurrency") + 1] == str(gateway.vcpu)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_service_has_a_port_per_listener_port_and_nothing_else(case):
+    cluster, _, gateway = load(case)
+    objects = {o["kind"]: o for o in render_gateway(gateway, cluster)}
+    service_ports = [p["port"] for p in objects["Service"]["spec"]["ports"]]
+    assert service_ports == sorted({listener.port for listener in gateway.listeners})
+    admitted = [p["port"] for p in objects["NetworkPolicy"]["spec"]["ingress"][0]["ports"]]
+    assert admitted == service_ports  # the readiness port is reachable by probes only
+
+
+def test_budget_and_autoscaler_follow_the_spec():
+    cluster, _, gateway = load("single-replica-load-balancer")
+    kinds = [o["kind"] for o in render_gateway(gateway, cluster)]
+    assert "PodDisruptionBudget" not in kinds and "HorizontalPodAutoscaler" not in kinds
+    cluster, _, gateway = load("autoscaling")
+    objects = {o["kind"]: o for o in render_gateway(gateway, cluster)}
+    assert objects["HorizontalPodAutoscaler"]["spec"]["maxReplicas"] == 8
+    assert "replicas" not in objects["Deployment"]["spec"]
+    assert "PodDisruptionBudget" in objects
+
+
+def test_rendering_is_deterministic_and_a_token_change_rolls_the_pods():
+    cluster, _, gateway = load("single-replica-load-balancer")
+    assert render_gateway(gateway, cluster) == render_gateway(gateway, cluster)
+    from dataclasses import replace
+
+    rotated = render_gateway(replace(gateway, xds_token="gxds_other000_" + "y" * 43), cluster)
+    before = {o["kind"]: o for o in render_gateway(gateway, cluster)}
+    after = {o["kind"]: o for o in rotated}
+    pod_annotations = [
+        d["Deployment"]["spec"]["template"]["metadata"]["annotations"] for d in (before, after)
+    ]
+    assert pod_annotations[0] != pod_annotations[1]
+    assert before["Service"] == after["Service"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_bootstrap_is_accepted_by_envoy(case, tmp_path):
+    cluster, _, gateway = load(case)
+    secret = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "Secret")
+    bootstrap = base64.b64decode(secret["data"]["bootstrap.yaml"]).decode()
+    assert f"Bearer {gateway.xds_token}" in bootstrap
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(bootstrap)
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--service-node", "x/y/pod-0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert yaml.safe_load(bootstrap)["admin"]["address"]["socket_address"]["address"] == (
+        "127.0.0.1"
+    )
+
+
+def test_port_names_stay_unique_whatever_the_listeners_are_called():
+    from dataclasses import replace
+
+    from provisioning.runtimes.kubernetes.inputs import ListenerPort
+
+    cluster, _, gateway = load("single-replica-load-balancer")
+    listeners = (
+        ListenerPort("port-443", 80, "HTTP"),  # looks like another port's fallback name
+        ListenerPort("a-listener-name-too-long-for-a-port", 443, "HTTP"),
+        ListenerPort("ready", 8080, "HTTP"),  # the probe port's name
+        ListenerPort("web", 8443, "HTTP"),
+    )
+    objects = {o["kind"]: o for o in render_gateway(replace(gateway, listeners=listeners), cluster)}
+    container = objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container_names = [p["name"] for p in container["ports"]]
+    assert container_names == ["port-80", "port-443", "port-8080", "web", "ready"]
+    service_names = [p["name"] for p in objects["Service"]["spec"]["ports"]]
+    assert service_names == container_names[:-1]

@@ -1,0 +1,215 @@
+"""Faults the delivery pipeline must survive, with the real processes: a worker killed in the
+middle of a reconcile, the xDS server killed, the database briefly unreachable. (An Envoy
+replica killed: tests/runtime/test_local_runtime.py.)"""
+
+import contextlib
+import os
+import socket
+import stat
+import threading
+import time
+
+import pytest
+import requests
+
+from gateways import services
+from gateways.models import Gateway, Route
+from provisioning import tasks
+from provisioning.envoy import envoy_binary
+from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.reconcile import reconcile
+from tests.conftest import make_org
+from tests.delivery.helpers import ACTOR
+from tests.provisioning.harness import Upstream, free_port
+from tests.runtime.stack import Stack, database_url
+from tests.xds.harness import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def upstream():
+    server = Upstream("app")
+    yield server
+    server.close()
+
+
+def route(value: str) -> dict:
+    header = {"set": [{"name": "x-version", "value": value}]}
+    return {"rules": [{"backendRefs": [{"name": "app"}], "filters": [
+        {"type": "ResponseHeaderModifier", "responseHeaderModifier": header}]}]}  # fmt: skip
+
+
+def make_gateway(upstream, reconcile_now: bool = True):
+    tenant = make_org("acme").tenant
+    gateway = services.create_gateway(ACTOR, tenant, "edge", {"replicas": 1})
+    services.create_backend(ACTOR, tenant, "app", upstream.backend())
+    services.create_route(ACTOR, gateway, "all", route("v1"))
+    if reconcile_now:
+        assert reconcile(gateway.pk).result == "created"
+    return gateway
+
+
+def status(gateway) -> dict:
+    return Gateway.objects.get(pk=gateway.pk).status
+
+
+def ready(gateway) -> bool:
+    return status(gateway).get("phase") == "Ready"
+
+
+def url_of(gateway) -> str:
+    return status(gateway)["listeners"][0]["url"]
+
+
+def served(url: str) -> str | None:
+    try:
+        return requests.get(url, timeout=2).headers.get("x-version")
+    except requests.RequestException:
+        return None
+
+
+def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_redone(
+    tmp_path, upstream, settings
+):
+    queue = f"gantry-test-{os.urandom(4).hex()}"
+    settings.GANTRY_CELERY_QUEUE = queue
+    slow = tmp_path / "slow-envoy"  # validation takes 3 s: time to kill the worker inside it
+    slow.write_text(f'#!/bin/sh\nsleep 3\nexec {envoy_binary()} "$@"\n')
+    slow.chmod(slow.stat().st_mode | stat.S_IEXEC)
+    stack = Stack(
+        tmp_path, queue=queue,
+        worker_env={"GANTRY_ENVOY_BINARY": str(slow), "GANTRY_VALIDATOR": "cold",
+                    "GANTRY_BROKER_VISIBILITY_TIMEOUT": "5"},
+    ).start()  # fmt: skip
+    try:
+        gateway = make_gateway(upstream, reconcile_now=False)  # the worker does the first one
+        wait_for(lambda: ready(gateway), timeout=60, interval=0.1,
+                 message=f"Ready\n{stack.logs()}")  # fmt: skip
+        wait_for(lambda: not GatewayOperation.objects.filter(state="running").exists(),
+                 timeout=30, message="the first reconciles done")  # fmt: skip
+        before = GatewayOperation.objects.order_by("-id").values_list("id", flat=True).first()
+        services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route("v2"))
+        wait_for(
+            lambda: GatewayOperation.objects.filter(state="running", id__gt=before).exists(),
+            timeout=20, interval=0.05, message="the reconcile of the change running",
+        )  # fmt: skip
+        time.sleep(1)  # inside the validation
+        stack.worker.kill()
+        assert not ConfigRevision.objects.filter(gateway=gateway, number=2).exists()
+        stack.worker.start()  # the message comes back once its visibility timeout passes
+        wait_for(lambda: served(url_of(gateway)) == "v2", timeout=60, interval=0.1,
+                 message=f"v2 served\n{stack.logs()}")  # fmt: skip
+    finally:
+        stack.stop()
+    numbers = list(
+        ConfigRevision.objects.filter(gateway=gateway)
+        .order_by("number")
+        .values_list("number", flat=True)
+    )
+    assert numbers == [1, 2], "exactly one revision per desired state, none duplicated"
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 2
+
+
+def test_envoys_keep_serving_while_the_xds_server_is_down_and_converge_after_restart(
+    tmp_path, upstream, monkeypatch
+):
+    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
+    stack = Stack(tmp_path).start()
+    try:
+        gateway = make_gateway(upstream)
+        wait_for(lambda: ready(gateway), timeout=30, interval=0.05, message="Ready")
+        url = url_of(gateway)
+        stack.xds.kill()
+        for _ in range(20):
+            assert served(url) == "v1"
+            time.sleep(0.05)
+        services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route("v2"))
+        assert reconcile(gateway.pk).result == "created"
+        time.sleep(0.5)
+        assert served(url) == "v1"  # nobody can push it yet
+        restarted = time.monotonic()
+        stack.xds.start()
+        wait_for(lambda: served(url) == "v2", timeout=5, interval=0.01, message="v2 served")
+        assert time.monotonic() - restarted < 2 + 1.5  # reconnect ≤ 2 s, + the server's start
+        wait_for(lambda: ready(gateway), timeout=5, message="Ready on revision 2")
+        assert "revision 2" in next(
+            c["message"] for c in status(gateway)["conditions"] if c["type"] == "Programmed"
+        )
+    finally:
+        stack.stop()
+
+
+class CuttableProxy:
+    """A TCP proxy to PostgreSQL that can drop every connection and refuse new ones."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target, self.port = target, free_port()
+        self.pairs: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        self.listener.close()
+        for sock in self.pairs:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.pairs.clear()
+
+    def _accept(self, listener) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.pairs += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_workers_and_the_xds_server_recover_from_a_database_outage(tmp_path, upstream, settings):
+    db = settings.DATABASES["default"]
+    proxy = CuttableProxy((db["HOST"], int(db["PORT"])))
+    queue = f"gantry-test-{os.urandom(4).hex()}"
+    settings.GANTRY_CELERY_QUEUE = queue
+    through_proxy = database_url().replace(f":{db['PORT']}/", f":{proxy.port}/")
+    stack = Stack(tmp_path, queue=queue, database=through_proxy).start()
+    try:
+        gateway = make_gateway(upstream, reconcile_now=False)
+        wait_for(lambda: ready(gateway), timeout=60, interval=0.1,
+                 message=f"Ready\n{stack.logs()}")  # fmt: skip
+        url = url_of(gateway)
+        proxy.cut()
+        # A change while the platform cannot reach the database: the write itself goes to the
+        # database directly (it is the API's), the reconcile fails and is retried.
+        services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route("v2"))
+        for _ in range(20):
+            assert served(url) == "v1"  # Envoy serves on
+            time.sleep(0.1)
+        proxy.restore()
+        wait_for(lambda: served(url) == "v2", timeout=60, interval=0.1,
+                 message=f"v2 served after the outage\n{stack.logs()}")  # fmt: skip
+        wait_for(lambda: ready(gateway), timeout=10, message="Ready")
+        for process in stack.processes():
+            assert process.popen.poll() is None, f"{process.name} died:\n{stack.logs()}"
+    finally:
+        stack.stop()
+        proxy.cut()
