@@ -33,7 +33,7 @@ def setup_gateway(editor, upstream: Upstream) -> dict:
         "targetRefs": [{"kind": "Gateway", "name": "edge"}],
         "apiKeyAuth": {"credentialRefs": [{"name": "alice"}],
                        "extractFrom": [{"headers": ["x-api-key"]}]}}}  # fmt: skip
-    assert editor.post(GW + "policies/", policy, format="json").status_code == 201
+    assert editor.post(GW + "policies/", policy, format="json").status_code == 202
     return key
 
 
@@ -75,7 +75,7 @@ def test_secrets_never_reach_a_revisions_text_or_a_printout(org):
         basic = {"name": "basic", "kind": "SecurityPolicy", "spec": {
             "targetRefs": [{"kind": "HTTPRoute", "name": "admin"}],
             "basicAuth": {"users": [{"name": "bob"}]}}}  # fmt: skip
-        assert editor.post(GW + "policies/", basic, format="json").status_code == 201
+        assert editor.post(GW + "policies/", basic, format="json").status_code == 202
     finally:
         upstream.close()
     state = load_desired_state(state_gateway_id(org))

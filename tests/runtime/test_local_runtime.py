@@ -141,7 +141,11 @@ def test_scaling_down_and_deleting_stop_replicas_and_free_ports(stack, upstream)
     wait_for(lambda: not alive(second), timeout=15, message="the scaled-down replica stops")
     wait_for(lambda: phase_is(gateway, "Ready", 1), timeout=10, message="Ready with one")
     assert alive(first)
-    assert list(LocalReplica.objects.filter(gateway=gateway).values_list("index", flat=True)) == [0]
+    wait_for(
+        lambda: list(LocalReplica.objects.filter(gateway=gateway).values_list("index", flat=True))
+        == [0],
+        timeout=5, message="the scaled-down replica's record removed",
+    )  # fmt: skip
     url = url_of(gateway)
     assert requests.get(url, timeout=5).status_code == 200
 
