@@ -100,8 +100,11 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         return set(self._streams.get(gateway_key, ()))
 
     async def _serve(self, session, requests: AsyncIterator, context) -> AsyncIterator:
-        gateway_key = await self._authenticate(context)
+        # The first request is read before the token is checked (nothing is answered before
+        # it is): refusing a stream whose first message is still on its way could end it
+        # with a transport error (INTERNAL) instead of UNAUTHENTICATED.
         first = await anext(requests, None)
+        gateway_key = await self._authenticate(context)
         if first is None:
             return
         node_id = first.node.id

@@ -78,6 +78,17 @@ def test_it_refuses_a_stream_without_the_gateways_token(served, token, node_id, 
     assert served.connected("acme/edge") == served.connected("globex/web") == set()
 
 
+def test_a_refusal_is_unauthenticated_every_time(served):
+    """Refusing while the stream's first message is still on its way once ended some streams
+    with a transport error (INTERNAL), which Envoy and operators would misread."""
+    codes = {
+        served.loop.run(first_answer(served.port, None, "acme/edge/0", delta))[0]
+        for _ in range(50)
+        for delta in (True, False)
+    }
+    assert codes == {grpc.StatusCode.UNAUTHENTICATED}
+
+
 def test_a_failing_token_check_is_unavailable_not_unauthenticated(loop_thread):
     def broken(token):
         raise ConnectionError("database is down")
