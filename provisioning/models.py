@@ -259,3 +259,19 @@ class LocalReplica(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} replica {self.index} {self.state}"
+
+
+class KubernetesPlacement(models.Model):
+    """The cluster a Kubernetes gateway's objects were applied to: where to remove them from
+    when the gateway is deleted, moves to another cluster or to the local runtime."""
+
+    gateway = models.OneToOneField(
+        Gateway, on_delete=models.CASCADE, related_name="kubernetes_placement"
+    )
+    cluster = models.ForeignKey(
+        KubernetesCluster, on_delete=models.PROTECT, related_name="placements"
+    )
+    placed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.gateway} on {self.cluster}"

@@ -154,12 +154,29 @@ def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")
 
 
+@transaction.atomic
+def _drop_condition(gateway_id: int, kind: str) -> None:
+    gateway = Gateway.objects.select_for_update().get(pk=gateway_id)
+    conditions = [c for c in gateway.status.get("conditions", []) if c.get("type") != kind]
+    common.store_status(gateway, {**gateway.status, "conditions": conditions})
+
+
 def _converge_runtime(gateway_id: int) -> str:
     """Kubernetes gateways: apply their objects and read the cluster's view back (outside the
     gateway lock: this talks to an API server). Local replicas are the agent's business."""
+    from provisioning.models import KubernetesPlacement
+
     gateway = Gateway.objects.select_related("tenant").filter(pk=gateway_id).first()
-    if gateway is None or gateway.spec.get("runtime") != "kubernetes":
+    if gateway is None:
         return ""
+    if gateway.spec.get("runtime") != "kubernetes":
+        if not KubernetesPlacement.objects.filter(gateway=gateway).exists():
+            return ""
+        from provisioning.runtimes.kubernetes import driver
+
+        removed = driver.leave(gateway)  # it moved to the local runtime
+        _drop_condition(gateway_id, "Ready")
+        return f"removed {len(removed)} objects from its Kubernetes cluster"
     from provisioning.runtimes.kubernetes import driver
     from provisioning.runtimes.kubernetes.gateway_status import store_runtime_status
 

@@ -81,25 +81,21 @@ def enqueue_reconcile_tenant(tenant_id: int) -> None:
     retry_jitter=True,
     max_retries=8,
 )
-def remove_kubernetes_gateway(tenant: str, gateway: str) -> int:
-    """Deletes a deleted gateway's objects from its cluster (and the tenant's namespace with
-    its last gateway). Takes names: the row is gone."""
-    from provisioning.runtimes.kubernetes import desired, driver
-    from tenants.models import Tenant
+def remove_kubernetes_gateway(tenant: str, gateway: str, cluster_id: int) -> int:
+    """Deletes a deleted gateway's objects from the cluster it was placed on (and the tenant's
+    namespace with its last gateway there). Takes names: the row is gone."""
+    from provisioning.models import KubernetesCluster
+    from provisioning.runtimes.kubernetes import driver
 
-    row = Tenant.objects.filter(slug=tenant).first()
-    if row is None:
-        return 0
-    try:
-        cluster = desired.cluster_for(row)
-    except desired.NoCluster:
+    cluster = KubernetesCluster.objects.filter(pk=cluster_id).first()
+    if cluster is None:
         return 0
     return len(driver.remove(tenant, gateway, cluster))
 
 
-def enqueue_removal(tenant: str, gateway: str) -> None:
+def enqueue_removal(tenant: str, gateway: str, cluster_id: int) -> None:
     transaction.on_commit(
         lambda: remove_kubernetes_gateway.apply_async(
-            (tenant, gateway), queue=settings.GANTRY_CELERY_QUEUE
+            (tenant, gateway, cluster_id), queue=settings.GANTRY_CELERY_QUEUE
         )
     )

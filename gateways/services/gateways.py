@@ -12,6 +12,7 @@ from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
 from gateways.services.policies import refresh_policies
 from gateways.validation import validate_gateway_spec
+from provisioning.models import KubernetesPlacement
 from provisioning.tasks import enqueue_reconcile, enqueue_removal
 from tenants import audit, quotas
 from tenants.audit import Actor
@@ -129,6 +130,9 @@ def delete_gateway(actor: Actor, gateway: Gateway, expected: int | None = None) 
     audit.record(
         actor, "delete", "gateway", locked.name, tenant=locked.tenant, before=snapshot(locked)
     )
+    placed = (
+        KubernetesPlacement.objects.filter(gateway=locked).values_list("cluster_id", flat=True)
+    ).first()
     locked.delete()
-    if locked.spec.get("runtime") == "kubernetes":
-        enqueue_removal(locked.tenant.slug, locked.name)
+    if placed is not None:  # its objects are on that cluster (whatever its runtime says now)
+        enqueue_removal(locked.tenant.slug, locked.name, placed)

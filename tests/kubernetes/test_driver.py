@@ -212,8 +212,8 @@ def test_reconcile_applies_a_kubernetes_gateway_and_deleting_it_removes_its_obje
     )
     with django_capture_on_commit_callbacks(execute=True):
         gateway_services.delete_gateway(ACTOR, k8s_gateway)
-    assert removals == [("acme", "edge")]
-    tasks.remove_kubernetes_gateway("acme", "edge")  # what the worker runs
+    assert removals == [("acme", "edge", cluster.pk)]
+    tasks.remove_kubernetes_gateway("acme", "edge", cluster.pk)  # what the worker runs
     assert not [key for key in double.objects if key[1] == "gantry-acme"]
 
 
@@ -231,3 +231,41 @@ def test_autoscaling_set_through_the_api_spec_becomes_an_hpa_on_the_cluster(
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     metric = hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
     assert metric == 60
+
+
+def test_a_gateway_leaves_a_cluster_its_plan_no_longer_allows_and_leaves_kubernetes_cleanly(
+    k8s_gateway, cluster, double, plan
+):
+    """Where a gateway was placed is remembered: it stays there while the plan allows it,
+    moves (removed from the old cluster first) when not, and switching it to the local
+    runtime removes its objects."""
+    from provisioning.models import KubernetesPlacement
+    from provisioning.reconcile import reconcile
+
+    reconcile(k8s_gateway.pk)
+    assert KubernetesPlacement.objects.get(gateway=k8s_gateway).cluster == cluster
+    second = ApiServerDouble().start()
+    try:
+        kubeconfig = cluster.kubeconfig.replace(double.host, second.host)
+        other = KubernetesCluster.objects.create(
+            name="aaa-first-by-name", kubeconfig=kubeconfig, exposure="LoadBalancer",
+            xds_address="xds.example", xds_port=18000,
+        )  # fmt: skip
+        other.plans.add(plan)
+        reconcile(k8s_gateway.pk)  # the plan still allows the old cluster: it stays
+        assert ("Deployment", "gantry-acme", "envoy-edge") not in second.objects
+        cluster.plans.remove(plan)
+        reconcile(k8s_gateway.pk)
+        assert ("Deployment", "gantry-acme", "envoy-edge") in second.objects
+        assert not [key for key in double.objects if key[1] == "gantry-acme"]
+        assert KubernetesPlacement.objects.get(gateway=k8s_gateway).cluster == other
+
+        gateway_services.patch_gateway_spec(ACTOR, k8s_gateway, {"runtime": "local"})
+        outcome = reconcile(k8s_gateway.pk)
+        assert "removed" in outcome.message
+        assert not [key for key in second.objects if key[1] == "gantry-acme"]
+        assert not KubernetesPlacement.objects.filter(gateway=k8s_gateway).exists()
+        k8s_gateway.refresh_from_db()
+        assert "Ready" not in {c["type"] for c in k8s_gateway.status["conditions"]}
+    finally:
+        second.stop()

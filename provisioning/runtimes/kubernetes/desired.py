@@ -20,9 +20,13 @@ class NoCluster(Exception):
     """No registered cluster may run this tenant's gateways."""
 
 
-def cluster_for(tenant: Tenant) -> KubernetesCluster:
-    """The cluster a tenant's gateways run on: the first (by name) its plan may use."""
-    cluster = KubernetesCluster.objects.filter(plans=tenant.plan_id).order_by("name").first()
+def cluster_for(tenant: Tenant, placed: KubernetesCluster | None = None) -> KubernetesCluster:
+    """The cluster a tenant's gateway runs on: where it was placed while the plan still allows
+    that cluster, else the first (by name) the plan may use."""
+    allowed = KubernetesCluster.objects.filter(plans=tenant.plan_id)
+    if placed is not None and allowed.filter(pk=placed.pk).exists():
+        return placed
+    cluster = allowed.order_by("name").first()
     if cluster is None:
         raise NoCluster(f"no Kubernetes cluster is registered for plan {tenant.plan.name}")
     return cluster

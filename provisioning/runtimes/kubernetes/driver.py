@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from gateways.models import Gateway
-from provisioning.models import KubernetesCluster
+from provisioning.models import KubernetesCluster, KubernetesPlacement
 from provisioning.runtimes.kubernetes import apply, desired, envoy_pod, names, status
 from provisioning.runtimes.kubernetes.client import KubeApi, KubernetesError
 from provisioning.xds.credentials import authenticate, gateway_key, issue_xds_token
@@ -70,11 +70,22 @@ def _token(gateway: Gateway, observed: apply.Observed) -> str:
     return issue_xds_token(gateway)
 
 
+def _placement(gateway: Gateway) -> KubernetesPlacement | None:
+    return KubernetesPlacement.objects.filter(gateway=gateway).select_related("cluster").first()
+
+
 def converge(
     gateway: Gateway, *, api: KubeApi | None = None, force: bool = False
 ) -> status.RuntimeStatus:
+    placement = (
+        KubernetesPlacement.objects.filter(gateway=gateway).select_related("cluster").first()
+    )
     try:
-        cluster = desired.cluster_for(gateway.tenant)
+        cluster = desired.cluster_for(gateway.tenant, placement.cluster if placement else None)
+        if placement is not None and placement.cluster_id != cluster.pk:
+            # The plan no longer allows the old cluster: take the gateway off it first.
+            remove(gateway.tenant.slug, gateway.name, placement.cluster)
+        KubernetesPlacement.objects.update_or_create(gateway=gateway, defaults={"cluster": cluster})
         api = api or api_for(cluster)
     except desired.NoCluster as error:
         return status.failed(str(error), reason="NoCluster")
@@ -106,3 +117,15 @@ def converge(
 def remove(tenant: str, gateway: str, cluster: KubernetesCluster, api: KubeApi | None = None):
     """Deletes what Gantry made for the gateway (takes names: the row may be gone)."""
     return apply.delete_gateway(api or api_for(cluster), tenant, gateway)
+
+
+def leave(gateway: Gateway, api: KubeApi | None = None) -> list[str]:
+    """The gateway left the Kubernetes runtime: remove its objects from where it was placed."""
+    placement = (
+        KubernetesPlacement.objects.filter(gateway=gateway).select_related("cluster").first()
+    )
+    if placement is None:
+        return []
+    removed = remove(gateway.tenant.slug, gateway.name, placement.cluster, api)
+    placement.delete()
+    return removed
