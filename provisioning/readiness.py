@@ -8,8 +8,9 @@ that revision's version for every resource type it holds (``ReplicaStatus``). Th
   ``False``/``Invalid`` while the newest revision is rejected (by validation or by an Envoy
   NACK; the last good one keeps being served); otherwise ``False``/``Pending``.
 - ``phase`` says how the gateway serves: ``Ready`` (every desired replica runs the current
-  revision), ``Degraded`` (fewer do, after the gateway had been serving), ``Pending`` (it has
-  not served yet).
+  revision — and, on Kubernetes, the cluster reports the Deployment available and the Service
+  addressed: its ``Ready`` condition), ``Degraded`` (fewer do, after the gateway had been
+  serving), ``Pending`` (it has not served yet).
 
 This module is the only writer of those fields; reconcile, the xDS servers and the runtime
 agent call ``refresh`` after anything that can change them.
@@ -51,11 +52,13 @@ def assess(
     rejected: tuple[int, str] | None,
     nodes: dict[str, list[tuple[str, str]]],
     previous_phase: str,
+    cluster_available: bool = True,
 ) -> Assessment:
     """``current``: (number, hash) of the served revision; ``rejected``: (number, message) when
-    the newest revision is rejected."""
+    the newest revision is rejected; ``cluster_available``: for Kubernetes gateways, whether the
+    cluster reports the Deployment available and the Service addressed."""
     ready = replicas_running(current[1], nodes) if current else 0
-    if ready >= desired:
+    if ready >= desired and cluster_available:
         phase = "Ready"
     elif ready > 0 or previous_phase in SERVING:
         phase = "Degraded"
@@ -102,12 +105,19 @@ def refresh(gateway_id: int) -> Assessment | None:
         if latest and latest[1] == ConfigRevision.State.REJECTED:
             rejected = (latest[0], latest[2])
         scaling = gateway.spec.get("autoscaling")
+        cluster_available = True
+        if gateway.spec.get("runtime") == "kubernetes":
+            ready_condition = next(
+                (c for c in gateway.status.get("conditions", []) if c.get("type") == "Ready"), {}
+            )
+            cluster_available = ready_condition.get("status") == "True"
         result = assess(
             scaling["minReplicas"] if scaling else gateway.spec.get("replicas", 1),
             current,
             rejected,
             _nodes(gateway_id),
             gateway.status.get("phase", "Pending"),
+            cluster_available,
         )
         status = dict(gateway.status)
         status["phase"] = result.phase

@@ -183,6 +183,7 @@ def _converge_runtime(gateway_id: int) -> str:
     runtime = driver.converge(gateway)  # transient API errors raise: the task retries
     with transaction.atomic():
         store_runtime_status(gateway, runtime)
+    readiness.refresh(gateway_id)  # the cluster's view is part of the phase
     ready = runtime.conditions[0]
     return f"cluster: {ready['reason']} ({ready['message']})"
 

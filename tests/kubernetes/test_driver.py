@@ -269,3 +269,27 @@ def test_a_gateway_leaves_a_cluster_its_plan_no_longer_allows_and_leaves_kuberne
         assert "Ready" not in {c["type"] for c in k8s_gateway.status["conditions"]}
     finally:
         second.stop()
+
+
+def test_the_phase_needs_both_the_replicas_acks_and_the_clusters_availability(
+    k8s_gateway, cluster, double
+):
+    from provisioning.reconcile import reconcile
+    from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+    from provisioning.xds.replicas import record_ack, record_connection
+
+    double.ready_delay = 60  # the Deployment is not available yet
+    revision = reconcile(k8s_gateway.pk).revision
+    for pod in ("envoy-edge-abc12", "envoy-edge-def34"):  # both replicas run the revision
+        node = f"acme/edge/{pod}"
+        record_connection("acme/edge", node, True, "test")
+        for type_url in (CLUSTER, LISTENER, ROUTE_CONFIGURATION):
+            record_ack("acme/edge", node, type_url, revision.content_hash, None)
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.status["replicas"] == {"desired": 2, "ready": 2}
+    # Replicas serve, but the cluster does not report the Deployment available: not Ready.
+    assert k8s_gateway.status["phase"] == "Degraded"
+    double.ready_delay = 0
+    reconcile(k8s_gateway.pk)
+    k8s_gateway.refresh_from_db()
+    assert k8s_gateway.status["phase"] == "Ready"
