@@ -89,6 +89,37 @@ class BasicAuth:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """SecurityPolicy cors on a route. ``origins``: (Exact | RegularExpression, value)."""
+
+    origins: tuple[tuple[str, str], ...]
+    methods: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_s: int | None = None
+    allow_credentials: bool | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizationRule:
+    """Matches when the client address is in one of ``cidrs`` (if any) and the authenticated
+    consumer, read from ``consumer_header``, is one of ``consumers`` (if any)."""
+
+    allow: bool
+    cidrs: tuple[tuple[str, int], ...] = ()  # (network address, prefix length)
+    consumers: tuple[str, ...] = ()
+    consumer_header: str = "x-gantry-consumer"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """SecurityPolicy authorization on a route: the first matching rule decides."""
+
+    default_allow: bool
+    rules: tuple[AuthorizationRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Retry:
     num_retries: int
     retry_on: tuple[str, ...]
@@ -145,6 +176,8 @@ class Route:
     policy_error: str | None = None
     api_key_auth: ApiKeyAuth | None = None
     basic_auth: BasicAuth | None = None
+    cors: Cors | None = None
+    authorization: Authorization | None = None
     retry: Retry | None = None
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None

@@ -97,6 +97,24 @@ BAD = [
     ({"basicAuth": {"users": [{"kind": "Secret", "name": "x"}]}}, "spec.basicAuth.users[0].kind",
      ""),
     ({}, "spec", "at least one"),
+    ({"cors": {"allowOrigins": ["ftp://example.com"]}}, "spec.cors.allowOrigins[0]", "origin"),
+    ({"cors": {"allowOrigins": ["https://a.test", "https://*.b.test:70000"]}},
+     "spec.cors.allowOrigins[1]", "port"),
+    ({"cors": {"allowOrigins": []}}, "spec.cors.allowOrigins", "at least one"),
+    ({"cors": {"allowOrigins": ["*"], "maxAge": "0s"}}, "spec.cors.maxAge", "at least"),
+    ({"cors": {"allowOrigins": ["*"], "allowHeaders": ["bad header"]}},
+     "spec.cors.allowHeaders[0]", ""),
+    ({"authorization": {"defaultAction": "Maybe"}}, "spec.authorization.defaultAction", ""),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {}}]}},
+     "spec.authorization.rules[0].principal", "clientCIDRs or consumers"),
+    ({"authorization": {"rules": [{"action": "Deny",
+                                   "principal": {"clientCIDRs": ["10.0.0.0/8", "10.0.0.300/8"]}}]}},
+     "spec.authorization.rules[0].principal.clientCIDRs[1]", "CIDR"),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {"consumers": [
+        {"name": "alice"}]}}]}},
+     "spec.authorization.rules[0].principal.consumers", "apiKeyAuth or basicAuth"),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {"headers": []}}]}},
+     "spec.authorization.rules[0].principal.headers", "not supported yet"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{"kind": "Gateway", "name": "other"}]},
      "spec.targetRefs[0].name", "own gateway"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{**GATEWAY, "sectionName": "nope"}]},
@@ -283,3 +301,25 @@ def test_policies_of_other_gateways_and_tenants_are_404(editor, other_org):
     assert stranger.get(URL + "keys/").status_code == 404
     assert stranger.delete(URL + "keys/").status_code == 404
     assert Policy.objects.count() == 1
+
+
+def test_cors_and_authorization_are_accepted_with_envoy_gateways_defaults(editor):
+    cors = {"allowOrigins": ["https://*.example.com", "*"], "maxAge": "1m"}
+    body = create(editor, "browsers", cors=cors).json()
+    assert ancestors(body) == [("edge", "Accepted")]
+    assert body["spec"]["cors"] == cors
+    rules = [{"action": "Allow", "principal": {"clientCIDRs": ["10.0.0.0/8"]}}]
+    body = create(editor, "internal", targets=[{"kind": "HTTPRoute", "name": "web"}],
+                  authorization={"rules": rules}).json()  # fmt: skip
+    assert body["spec"]["authorization"]["defaultAction"] == "Deny"
+
+
+def test_a_missing_consumer_in_an_authorization_rule_makes_the_policy_invalid(editor):
+    rules = [{"action": "Allow", "principal": {"consumers": [{"name": "alice"}]}},
+             {"action": "Deny", "principal": {"consumers": [{"name": "bob"}]}}]  # fmt: skip
+    body = create(editor, "who", apiKeyAuth=API_KEYS, authorization={"rules": rules}).json()
+    assert ancestors(body) == [("edge", "Invalid")]
+    message = body["status"]["ancestors"][0]["conditions"][0]["message"]
+    assert "spec.authorization.rules[1].principal.consumers[0]: consumer 'bob'" in message
+    editor.post(BASE + "consumers/", {"name": "bob", "spec": {}}, format="json")
+    assert ancestors(editor.get(URL + "who/").json()) == [("edge", "Accepted")]
