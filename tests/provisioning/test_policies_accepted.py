@@ -29,6 +29,30 @@ TARGETS = st.lists(st.sampled_from([
     min_size=1, max_size=3, unique_by=str)  # fmt: skip
 CONSUMERS = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["alice", "bob", "ghost"])}),
                      min_size=1, max_size=3, unique_by=str)  # fmt: skip
+ORIGINS = st.sampled_from(
+    [
+        "*",
+        "https://a.example.com",
+        "https://*.example.com",
+        "http://*",
+        "http://localhost:8080",
+        "http://x:0",
+        "ftp://x",
+        "https://a b",
+    ]
+)
+CIDRS = st.sampled_from(
+    [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "10.1.2.3/8",
+        "::1/128",
+        "fd00::/8",
+        "0.0.0.0/0",
+        "10.0.0.0/33",
+        "10.0.0.1",
+    ]
+)
 HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
 
 
@@ -109,6 +133,18 @@ def security():
             optional={"sanitize": st.booleans(), "forwardClientIDHeader": HEADERS}),
         basicAuth=st.fixed_dictionaries({"users": CONSUMERS},
                                         optional={"forwardUsernameHeader": HEADERS}),
+        cors=st.fixed_dictionaries({"allowOrigins": st.lists(ORIGINS, max_size=3)}, optional={
+            "allowMethods": st.lists(st.sampled_from(["GET", "POST", "*", "BAD METHOD"]),
+                                     max_size=2),
+            "allowHeaders": st.lists(HEADERS, max_size=2),
+            "exposeHeaders": st.lists(HEADERS, max_size=2),
+            "maxAge": DURATIONS, "allowCredentials": st.booleans()}),
+        authorization=opt(
+            defaultAction=st.sampled_from(["Allow", "Deny", "Maybe"]),
+            rules=st.lists(st.fixed_dictionaries(
+                {"action": st.sampled_from(["Allow", "Deny"]), "principal": opt(
+                    clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS)},
+                optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
     )  # fmt: skip
 
 
