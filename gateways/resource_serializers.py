@@ -28,7 +28,7 @@ from gateways.validation.policies import (
     BasicAuthSerializer,
     TargetRefSerializer,
 )
-from gateways.validation.security import AuthorizationSerializer, CORSSerializer
+from gateways.validation.security import AuthorizationSerializer, CORSSerializer, JWTSerializer
 from tenants.serializers import StrictSerializer, dns_label_field
 
 
@@ -148,7 +148,7 @@ class PolicyStatusSerializer(_StatusSerializer):
 
 class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
-    basicAuth, cors, authorization; BackendTrafficPolicy: the others). Documentation only: the
+    basicAuth, cors, authorization, jwt; BackendTrafficPolicy: the others). Documentation only: the
     service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
@@ -156,6 +156,7 @@ class PolicySpecSerializer(StrictSerializer):
     basicAuth = BasicAuthSerializer(required=False)
     cors = CORSSerializer(required=False)
     authorization = AuthorizationSerializer(required=False)
+    jwt = JWTSerializer(required=False)
     retry = RetrySerializer(required=False)
     timeout = TimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)

@@ -34,6 +34,7 @@ from gateways.validation.common import (
 from gateways.validation.security import (
     AuthorizationSerializer,
     CORSSerializer,
+    JWTSerializer,
     consumer_rules_problems,
 )
 from tenants.serializers import StrictSerializer, dns_label_field
@@ -43,8 +44,8 @@ KINDS = ["SecurityPolicy", "BackendTrafficPolicy"]
 LATER_KINDS = ["ClientTrafficPolicy"]
 MAX_TARGETS = 16
 MAX_CONSUMERS = 64
-SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization"]
-SECURITY_LATER = ["jwt", "oidc", "extAuth"]
+SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization", "jwt"]
+SECURITY_LATER = ["oidc", "extAuth"]
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
 
 
@@ -173,6 +174,7 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
     basicAuth = BasicAuthSerializer(required=False)
     cors = CORSSerializer(required=False)
     authorization = AuthorizationSerializer(required=False)
+    jwt = JWTSerializer(required=False)
 
     def validate(self, data):
         if not any(feature in data for feature in SECURITY_FEATURES):

@@ -26,6 +26,8 @@ from provisioning.ir.types import (
     Cors,
     Fault,
     HashPolicy,
+    Jwt,
+    JwtProvider,
     LocalRateLimit,
     OutlierDetection,
     Retry,
@@ -112,8 +114,27 @@ def _authorization(spec: dict, full: dict) -> Authorization:
     return Authorization(spec.get("defaultAction", "Deny") == "Allow", tuple(rules))
 
 
-def _security(spec: dict, consumers: dict) -> Compiled:
+def _jwt_provider(policy: str, spec: dict) -> JwtProvider:
+    sources = spec.get("extractFrom") or {}
+    return JwtProvider(
+        name=f"{policy}/{spec['name']}", issuer=spec.get("issuer"),
+        audiences=tuple(spec.get("audiences", [])),
+        jwks_uri=(spec.get("remoteJWKS") or {}).get("uri"),
+        local_jwks=(spec.get("localJWKS") or {}).get("inline"),
+        claim_to_headers=tuple((c["header"].lower(), c["claim"])
+                               for c in spec.get("claimToHeaders", [])),
+        headers=tuple((h["name"].lower(), h.get("valuePrefix", ""))
+                      for h in sources.get("headers", [])),
+        params=tuple(sources.get("params", [])), cookies=tuple(sources.get("cookies", [])),
+        forward=spec.get("forwardOriginalToken", False),
+    )  # fmt: skip
+
+
+def _security(spec: dict, consumers: dict, policy: str = "") -> Compiled:
     fields: dict = {}
+    if spec.get("jwt"):
+        providers = tuple(_jwt_provider(policy, p) for p in spec["jwt"]["providers"])
+        fields["jwt"] = Jwt(requirement=policy, providers=providers)
     if spec.get("cors"):
         fields["cors"] = _cors(spec["cors"])
     if spec.get("authorization"):
@@ -255,7 +276,9 @@ class PolicyPlan:
             if policy["name"] in self.resolution.problems:
                 continue
             if policy["kind"] == "SecurityPolicy":
-                self.compiled[policy["name"]] = _security(policy["spec"], state.consumers)
+                self.compiled[policy["name"]] = _security(
+                    policy["spec"], state.consumers, policy["name"]
+                )
             else:
                 self.compiled[policy["name"]] = _traffic(policy["spec"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}

@@ -120,6 +120,32 @@ class Authorization:
 
 
 @dataclass(frozen=True)
+class JwtProvider:
+    """One JWT provider of a SecurityPolicy; ``name`` is ``<policy>/<provider>``, unique in
+    the gateway. Keys come from ``jwks_uri`` (fetched by Envoy) or ``local_jwks``."""
+
+    name: str
+    issuer: str | None = None
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    local_jwks: str | None = None
+    claim_to_headers: tuple[tuple[str, str], ...] = ()  # (header, claim)
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value prefix): where tokens are
+    params: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()
+    forward: bool = False
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """SecurityPolicy jwt on a route: a valid token of any of ``providers`` is required;
+    ``requirement``: the policy's name."""
+
+    requirement: str
+    providers: tuple[JwtProvider, ...]
+
+
+@dataclass(frozen=True)
 class Retry:
     num_retries: int
     retry_on: tuple[str, ...]
@@ -178,6 +204,7 @@ class Route:
     basic_auth: BasicAuth | None = None
     cors: Cors | None = None
     authorization: Authorization | None = None
+    jwt: Jwt | None = None
     retry: Retry | None = None
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None

@@ -9,6 +9,7 @@ from provisioning.translate import (  # noqa: F401 (protos: registers extension 
     basic_auth,
     cors,
     fault,
+    jwt_authn,
     local_rate_limit,
     protos,
 )
@@ -20,7 +21,7 @@ from provisioning.translate.routes import route_configuration
 # Each is disabled by default and enabled by the routes its policies apply to.
 HTTP_FILTERS = (
     fault.http_filter, cors.http_filter, api_key_auth.http_filter, basic_auth.http_filter,
-    authorization.http_filter, local_rate_limit.http_filter,
+    jwt_authn.http_filter, authorization.http_filter, local_rate_limit.http_filter,
 )  # fmt: skip
 
 
@@ -63,4 +64,5 @@ def translate(
             routes.append(route_configuration(name, group))
     used = {c.name for c in ir.clusters}
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
+    clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)
     return Resources(tuple(listeners), tuple(routes), clusters)

@@ -39,6 +39,10 @@ CORS = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
 CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
 RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 RBAC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
+JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+JWT_AUTHN_PER_ROUTE = (
+    "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
+)
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 HEADER_MUTATION = (
     "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."

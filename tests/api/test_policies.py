@@ -89,7 +89,7 @@ def test_a_backend_traffic_policy_gets_envoy_gateways_defaults(editor):
 
 
 BAD = [
-    ({"apiKeyAuth": API_KEYS, "jwt": {}}, "spec.jwt", "not supported yet"),
+    ({"apiKeyAuth": API_KEYS, "oidc": {}}, "spec.oidc", "not supported yet"),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": []}}, "spec.apiKeyAuth.credentialRefs", ""),
     ({"apiKeyAuth": {**API_KEYS, "extractFrom": [{}]}}, "spec.apiKeyAuth.extractFrom[0]", ""),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": [{"name": "alice"}, {"name": "alice"}]}},
@@ -113,6 +113,25 @@ BAD = [
     ({"authorization": {"rules": [{"action": "Allow", "principal": {"consumers": [
         {"name": "alice"}]}}]}},
      "spec.authorization.rules[0].principal.consumers", "apiKeyAuth or basicAuth"),
+    ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "ftp://idp.test/keys"}}]}},
+     "spec.jwt.providers[0].remoteJWKS.uri", "http or https"),
+    ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https://idp.test:99999/k"}}]}},
+     "spec.jwt.providers[0].remoteJWKS.uri", "port"),
+    ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https:///keys"}}]}},
+     "spec.jwt.providers[0].remoteJWKS.uri", "host"),
+    ({"jwt": {"providers": [{"name": "idp"}]}}, "spec.jwt.providers[0]", "exactly one"),
+    ({"jwt": {"providers": [{"name": "idp", "localJWKS": {"inline": "{not json"}}]}},
+     "spec.jwt.providers[0].localJWKS.inline", "JSON"),
+    ({"jwt": {"providers": [{"name": "idp", "localJWKS": {"inline": '{"keys": [{"kty": "RSA", '
+                                                                   '"n": "AQAB", "e": "!"}]}'}}]}},
+     "spec.jwt.providers[0].localJWKS.inline", "keys[0]"),
+    ({"jwt": {"providers": [{"name": "a", "remoteJWKS": {"uri": "https://idp.test/k"}},
+                            {"name": "a", "remoteJWKS": {"uri": "https://idp.test/k"}}]}},
+     "spec.jwt.providers[1].name", "duplicates"),
+    ({"jwt": {"providers": [{"name": "a", "remoteJWKS": {"uri": "https://idp.test/k"},
+                             "claimToHeaders": [{"header": "x user", "claim": "sub"}]}]}},
+     "spec.jwt.providers[0].claimToHeaders[0].header", ""),
+    ({"jwt": {"providers": []}}, "spec.jwt.providers", ""),
     ({"authorization": {"rules": [{"action": "Allow", "principal": {"headers": []}}]}},
      "spec.authorization.rules[0].principal.headers", "not supported yet"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{"kind": "Gateway", "name": "other"}]},

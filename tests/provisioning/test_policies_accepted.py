@@ -14,6 +14,7 @@ from gateways.validation.policies import validate_policy_spec
 from provisioning.compile import compile_gateway
 from provisioning.envoy import validate
 from provisioning.ir.build import DesiredState
+from tests.provisioning.jwts import Key, jwks
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +52,26 @@ CIDRS = st.sampled_from(
         "0.0.0.0/0",
         "10.0.0.0/33",
         "10.0.0.1",
+    ]
+)
+JWKS_URIS = st.sampled_from(
+    [
+        "https://idp.test/jwks.json",
+        "http://10.0.0.9:8080/keys",
+        "https://idp.test:8443/k",
+        "http://[::1]:80/k",
+        "ftp://idp.test/k",
+        "https://idp.test:0/k",
+        "https://bad host/k",
+    ]
+)
+INLINE_JWKS = st.sampled_from(
+    [
+        jwks(Key("RSA", "r")),
+        jwks(Key("EC", "e"), Key("RSA", "r2")),
+        '{"keys": []}',
+        "{",
+        '{"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}',
     ]
 )
 HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
@@ -145,6 +166,23 @@ def security():
                 {"action": st.sampled_from(["Allow", "Deny"]), "principal": opt(
                     clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS)},
                 optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
+        jwt=st.fixed_dictionaries({"providers": st.lists(st.fixed_dictionaries(
+            {"name": st.sampled_from(["idp", "other", "Bad"])},
+            optional={"issuer": st.sampled_from(["https://idp.test", "me"]),
+                      "audiences": st.lists(st.sampled_from(["api", "web"]), max_size=2),
+                      "remoteJWKS": st.fixed_dictionaries({"uri": JWKS_URIS}),
+                      "localJWKS": st.fixed_dictionaries({"inline": INLINE_JWKS}),
+                      "claimToHeaders": st.lists(st.fixed_dictionaries(
+                          {"header": HEADERS, "claim": st.sampled_from(["sub", "a.b", "x y"])}),
+                          max_size=2),
+                      "extractFrom": some(
+                          headers=st.lists(st.fixed_dictionaries(
+                              {"name": HEADERS}, optional={"valuePrefix": st.just("Bearer ")}),
+                              max_size=2),
+                          params=st.lists(st.sampled_from(["token", "k&"]), max_size=1),
+                          cookies=st.lists(st.sampled_from(["session"]), max_size=1)),
+                      "forwardOriginalToken": st.booleans()}),
+            min_size=0, max_size=3)}),
     )  # fmt: skip
 
 
