@@ -144,6 +144,38 @@ def traffic():
     )  # fmt: skip
 
 
+def jwt_provider():
+    keys = st.one_of(
+        st.fixed_dictionaries({"remoteJWKS": st.fixed_dictionaries({"uri": JWKS_URIS})}),
+        st.fixed_dictionaries({"localJWKS": st.fixed_dictionaries({"inline": INLINE_JWKS})}),
+    )
+    rest = st.fixed_dictionaries(
+        {"name": st.sampled_from(["idp", "other", "idp", "other", "Bad"])},
+        optional={
+            "issuer": st.sampled_from(["https://idp.test", "me"]),
+            "audiences": st.lists(st.sampled_from(["api", "web"]), max_size=2),
+            "claimToHeaders": st.lists(
+                st.fixed_dictionaries(
+                    {"header": HEADERS, "claim": st.sampled_from(["sub", "a.b", "x y"])}
+                ),
+                max_size=1,
+            ),
+            "extractFrom": some(
+                headers=st.lists(
+                    st.fixed_dictionaries(
+                        {"name": HEADERS}, optional={"valuePrefix": st.just("Bearer ")}
+                    ),
+                    max_size=1,
+                ),
+                params=st.lists(st.sampled_from(["token", "k&"]), max_size=1),
+                cookies=st.lists(st.sampled_from(["session"]), max_size=1),
+            ),
+            "forwardOriginalToken": st.booleans(),
+        },
+    )
+    return st.builds(lambda a, b: {**a, **b}, rest, keys)
+
+
 def security():
     sources = st.lists(some(headers=st.lists(HEADERS, max_size=2),
                            params=st.lists(st.sampled_from(["key", "api_key", "k&"]), max_size=1),
@@ -166,23 +198,8 @@ def security():
                 {"action": st.sampled_from(["Allow", "Deny"]), "principal": opt(
                     clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS)},
                 optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
-        jwt=st.fixed_dictionaries({"providers": st.lists(st.fixed_dictionaries(
-            {"name": st.sampled_from(["idp", "other", "Bad"])},
-            optional={"issuer": st.sampled_from(["https://idp.test", "me"]),
-                      "audiences": st.lists(st.sampled_from(["api", "web"]), max_size=2),
-                      "remoteJWKS": st.fixed_dictionaries({"uri": JWKS_URIS}),
-                      "localJWKS": st.fixed_dictionaries({"inline": INLINE_JWKS}),
-                      "claimToHeaders": st.lists(st.fixed_dictionaries(
-                          {"header": HEADERS, "claim": st.sampled_from(["sub", "a.b", "x y"])}),
-                          max_size=2),
-                      "extractFrom": some(
-                          headers=st.lists(st.fixed_dictionaries(
-                              {"name": HEADERS}, optional={"valuePrefix": st.just("Bearer ")}),
-                              max_size=2),
-                          params=st.lists(st.sampled_from(["token", "k&"]), max_size=1),
-                          cookies=st.lists(st.sampled_from(["session"]), max_size=1)),
-                      "forwardOriginalToken": st.booleans()}),
-            min_size=0, max_size=3)}),
+        jwt=st.fixed_dictionaries({"providers": st.lists(jwt_provider(), min_size=1,
+                                                          max_size=3, unique_by=str)}),
     )  # fmt: skip
 
 
