@@ -152,3 +152,15 @@ def test_tokens_are_read_where_extract_from_says(gateway):
 
 def test_routes_without_the_policy_need_no_token(gateway):
     assert gateway("open.test").status_code == 200
+
+
+def test_a_client_cannot_forge_a_claim_header(gateway):
+    token = RSA_KEY.sign(good())
+    response = gateway("remote.test", token, headers={"x-user": "mallory"})
+    assert response.status_code == 200
+    assert response.json()["headers"]["x-user"] == "alice"
+    # A token without the claim: the client's header does not pass for it either.
+    token = RSA_KEY.sign(claims(ISSUER, AUDIENCE))
+    response = gateway("remote.test", token, headers={"x-user": "mallory"})
+    assert response.status_code == 200
+    assert "x-user" not in response.json()["headers"]
