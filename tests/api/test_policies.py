@@ -342,3 +342,14 @@ def test_a_missing_consumer_in_an_authorization_rule_makes_the_policy_invalid(ed
     assert "spec.authorization.rules[1].principal.consumers[0]: consumer 'bob'" in message
     editor.post(BASE + "consumers/", {"name": "bob", "spec": {}}, format="json")
     assert ancestors(editor.get(URL + "who/").json()) == [("edge", "Accepted")]
+
+
+def test_a_jwt_policy_is_accepted_and_shown_as_sent(editor):
+    jwt = {"providers": [{"name": "idp", "issuer": "https://idp.test", "audiences": ["api"],
+                          "remoteJWKS": {"uri": "https://idp.test/.well-known/jwks.json"},
+                          "claimToHeaders": [{"header": "x-user", "claim": "sub"}]}]}  # fmt: skip
+    response = create(editor, "tokens", jwt=jwt)
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert ancestors(body) == [("edge", "Accepted")]
+    assert body["spec"]["jwt"] == jwt
