@@ -28,6 +28,7 @@ from gateways.validation.policies import (
     BasicAuthSerializer,
     TargetRefSerializer,
 )
+from gateways.validation.security import AuthorizationSerializer, CORSSerializer, JWTSerializer
 from tenants.serializers import StrictSerializer, dns_label_field
 
 
@@ -147,11 +148,15 @@ class PolicyStatusSerializer(_StatusSerializer):
 
 class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
-    basicAuth; BackendTrafficPolicy: the others). Documentation only: the service validates."""
+    basicAuth, cors, authorization, jwt; BackendTrafficPolicy: the others). Documentation only: the
+    service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
     apiKeyAuth = APIKeyAuthSerializer(required=False)
     basicAuth = BasicAuthSerializer(required=False)
+    cors = CORSSerializer(required=False)
+    authorization = AuthorizationSerializer(required=False)
+    jwt = JWTSerializer(required=False)
     retry = RetrySerializer(required=False)
     timeout = TimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)

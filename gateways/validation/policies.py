@@ -31,6 +31,12 @@ from gateways.validation.common import (
     pattern_field,
     plain,
 )
+from gateways.validation.security import (
+    AuthorizationSerializer,
+    CORSSerializer,
+    JWTSerializer,
+    consumer_rules_problems,
+)
 from tenants.serializers import StrictSerializer, dns_label_field
 
 GROUP = "gateway.networking.k8s.io"
@@ -38,8 +44,8 @@ KINDS = ["SecurityPolicy", "BackendTrafficPolicy"]
 LATER_KINDS = ["ClientTrafficPolicy"]
 MAX_TARGETS = 16
 MAX_CONSUMERS = 64
-SECURITY_FEATURES = ["apiKeyAuth", "basicAuth"]
-SECURITY_LATER = ["jwt", "oidc", "authorization", "cors", "extAuth"]
+SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization", "jwt"]
+SECURITY_LATER = ["oidc", "extAuth"]
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
 
 
@@ -166,12 +172,18 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
     later = SECURITY_LATER
     apiKeyAuth = APIKeyAuthSerializer(required=False)
     basicAuth = BasicAuthSerializer(required=False)
+    cors = CORSSerializer(required=False)
+    authorization = AuthorizationSerializer(required=False)
+    jwt = JWTSerializer(required=False)
 
     def validate(self, data):
         if not any(feature in data for feature in SECURITY_FEATURES):
             raise serializers.ValidationError(
                 f"must set at least one of {', '.join(SECURITY_FEATURES)}"
             )
+        problems = consumer_rules_problems(data)
+        if problems:
+            raise serializers.ValidationError(problems)
         return data
 
 

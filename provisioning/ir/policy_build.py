@@ -7,6 +7,8 @@ pair gets its own cluster, ``<tenant>/backend/<backend>/policy/<policy>``; route
 BackendTrafficPolicy keep the plain backend cluster.
 """
 
+import ipaddress
+import math
 from dataclasses import dataclass, replace
 
 from provisioning.ir.durations import to_ms
@@ -15,12 +17,17 @@ from provisioning.ir.types import (
     ActiveHealthCheck,
     ApiKeyAuth,
     ApiKeyCredential,
+    Authorization,
+    AuthorizationRule,
     BasicAuth,
     BasicAuthUser,
     CircuitBreaker,
     ClusterSettings,
+    Cors,
     Fault,
     HashPolicy,
+    Jwt,
+    JwtProvider,
     LocalRateLimit,
     OutlierDetection,
     Retry,
@@ -72,8 +79,66 @@ def _basic_auth(spec: dict, consumers: dict) -> BasicAuth:
     return BasicAuth(users=users, forward_header=forward)
 
 
-def _security(spec: dict, consumers: dict) -> Compiled:
+def _origin(origin: str) -> tuple[str, str]:
+    """Envoy Gateway's translation: an origin with ``*`` is a regular expression (``.``
+    literal, ``*`` any characters), others match exactly."""
+    if "*" not in origin:
+        return ("Exact", origin)
+    return ("RegularExpression", origin.replace(".", "\\.").replace("*", ".*"))
+
+
+def _cors(spec: dict) -> Cors:
+    max_age = spec.get("maxAge")
+    return Cors(
+        origins=tuple(_origin(origin) for origin in spec["allowOrigins"]),
+        methods=tuple(spec.get("allowMethods", [])), headers=tuple(spec.get("allowHeaders", [])),
+        expose_headers=tuple(spec.get("exposeHeaders", [])),
+        max_age_s=None if max_age is None else math.floor(to_ms(max_age) / 1000),
+        allow_credentials=spec.get("allowCredentials"),
+    )  # fmt: skip
+
+
+def _authorization(spec: dict, full: dict) -> Authorization:
+    api_keys = full.get("apiKeyAuth")
+    header = ((api_keys or {}).get("forwardClientIDHeader") or CONSUMER_HEADER).lower()
+    rules = []
+    for rule in spec.get("rules", []):
+        principal = rule["principal"]
+        networks = [ipaddress.ip_network(c, strict=False) for c in principal.get("clientCIDRs", [])]
+        rules.append(AuthorizationRule(
+            allow=rule["action"] == "Allow",
+            cidrs=tuple((str(n.network_address), n.prefixlen) for n in networks),
+            consumers=tuple(ref["name"] for ref in principal.get("consumers", [])),
+            consumer_header=header,
+        ))  # fmt: skip
+    return Authorization(spec.get("defaultAction", "Deny") == "Allow", tuple(rules))
+
+
+def _jwt_provider(policy: str, spec: dict) -> JwtProvider:
+    sources = spec.get("extractFrom") or {}
+    return JwtProvider(
+        name=f"{policy}/{spec['name']}", issuer=spec.get("issuer"),
+        audiences=tuple(spec.get("audiences", [])),
+        jwks_uri=(spec.get("remoteJWKS") or {}).get("uri"),
+        local_jwks=(spec.get("localJWKS") or {}).get("inline"),
+        claim_to_headers=tuple((c["header"].lower(), c["claim"])
+                               for c in spec.get("claimToHeaders", [])),
+        headers=tuple((h["name"].lower(), h.get("valuePrefix", ""))
+                      for h in sources.get("headers", [])),
+        params=tuple(sources.get("params", [])), cookies=tuple(sources.get("cookies", [])),
+        forward=spec.get("forwardOriginalToken", False),
+    )  # fmt: skip
+
+
+def _security(spec: dict, consumers: dict, policy: str = "") -> Compiled:
     fields: dict = {}
+    if spec.get("jwt"):
+        providers = tuple(_jwt_provider(policy, p) for p in spec["jwt"]["providers"])
+        fields["jwt"] = Jwt(requirement=policy, providers=providers)
+    if spec.get("cors"):
+        fields["cors"] = _cors(spec["cors"])
+    if spec.get("authorization"):
+        fields["authorization"] = _authorization(spec["authorization"], spec)
     if spec.get("apiKeyAuth"):
         fields["api_key_auth"] = _api_key_auth(spec["apiKeyAuth"])
     if spec.get("basicAuth"):
@@ -211,7 +276,9 @@ class PolicyPlan:
             if policy["name"] in self.resolution.problems:
                 continue
             if policy["kind"] == "SecurityPolicy":
-                self.compiled[policy["name"]] = _security(policy["spec"], state.consumers)
+                self.compiled[policy["name"]] = _security(
+                    policy["spec"], state.consumers, policy["name"]
+                )
             else:
                 self.compiled[policy["name"]] = _traffic(policy["spec"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}

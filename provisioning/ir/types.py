@@ -89,6 +89,63 @@ class BasicAuth:
 
 
 @dataclass(frozen=True)
+class Cors:
+    """SecurityPolicy cors on a route. ``origins``: (Exact | RegularExpression, value)."""
+
+    origins: tuple[tuple[str, str], ...]
+    methods: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_s: int | None = None
+    allow_credentials: bool | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizationRule:
+    """Matches when the client address is in one of ``cidrs`` (if any) and the authenticated
+    consumer, read from ``consumer_header``, is one of ``consumers`` (if any)."""
+
+    allow: bool
+    cidrs: tuple[tuple[str, int], ...] = ()  # (network address, prefix length)
+    consumers: tuple[str, ...] = ()
+    consumer_header: str = "x-gantry-consumer"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """SecurityPolicy authorization on a route: the first matching rule decides."""
+
+    default_allow: bool
+    rules: tuple[AuthorizationRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class JwtProvider:
+    """One JWT provider of a SecurityPolicy; ``name`` is ``<policy>/<provider>``, unique in
+    the gateway. Keys come from ``jwks_uri`` (fetched by Envoy) or ``local_jwks``."""
+
+    name: str
+    issuer: str | None = None
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    local_jwks: str | None = None
+    claim_to_headers: tuple[tuple[str, str], ...] = ()  # (header, claim)
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value prefix): where tokens are
+    params: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()
+    forward: bool = False
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """SecurityPolicy jwt on a route: a valid token of any of ``providers`` is required;
+    ``requirement``: the policy's name."""
+
+    requirement: str
+    providers: tuple[JwtProvider, ...]
+
+
+@dataclass(frozen=True)
 class Retry:
     num_retries: int
     retry_on: tuple[str, ...]
@@ -145,6 +202,9 @@ class Route:
     policy_error: str | None = None
     api_key_auth: ApiKeyAuth | None = None
     basic_auth: BasicAuth | None = None
+    cors: Cors | None = None
+    authorization: Authorization | None = None
+    jwt: Jwt | None = None
     retry: Retry | None = None
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None

@@ -5,8 +5,11 @@ from dataclasses import dataclass
 from provisioning.ir.types import GatewayIR, Listener
 from provisioning.translate import (  # noqa: F401 (protos: registers extension types)
     api_key_auth,
+    authorization,
     basic_auth,
+    cors,
     fault,
+    jwt_authn,
     local_rate_limit,
     protos,
 )
@@ -17,8 +20,8 @@ from provisioning.translate.routes import route_configuration
 # Policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
 # Each is disabled by default and enabled by the routes its policies apply to.
 HTTP_FILTERS = (
-    fault.http_filter, api_key_auth.http_filter, basic_auth.http_filter,
-    local_rate_limit.http_filter,
+    fault.http_filter, cors.http_filter, api_key_auth.http_filter, basic_auth.http_filter,
+    jwt_authn.http_filter, authorization.http_filter, local_rate_limit.http_filter,
 )  # fmt: skip
 
 
@@ -61,4 +64,5 @@ def translate(
             routes.append(route_configuration(name, group))
     used = {c.name for c in ir.clusters}
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
+    clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)
     return Resources(tuple(listeners), tuple(routes), clusters)

@@ -14,6 +14,9 @@ POLICY_MESSAGE_MODULES = (
     "envoy.extensions.filters.http.api_key_auth.v3.api_key_auth_pb2",
     "envoy.extensions.filters.http.basic_auth.v3.basic_auth_pb2",
     "envoy.extensions.filters.http.fault.v3.fault_pb2",
+    "envoy.extensions.filters.http.cors.v3.cors_pb2",
+    "envoy.extensions.filters.http.rbac.v3.rbac_pb2",
+    "envoy.extensions.filters.http.jwt_authn.v3.config_pb2",
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",
     "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
 )

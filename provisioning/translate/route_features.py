@@ -8,9 +8,12 @@ import re
 from provisioning.ir.types import HeaderOps, Route
 from provisioning.translate import (
     api_key_auth,
+    authorization,
     backend_traffic,
     basic_auth,
+    cors,
     fault,
+    jwt_authn,
     local_rate_limit,
 )
 from provisioning.translate.types import duration
@@ -155,7 +158,9 @@ def timeouts(route: Route, envoy: dict) -> None:
 # then what patches the action; policies last, failing closed after everything else.
 ROUTE_FEATURES = (
     backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers,
-    backend_traffic.retry, backend_traffic.hash_policy, fault.route_config,
-    api_key_auth.route_config, basic_auth.route_config, local_rate_limit.route_config,
+    backend_traffic.retry, backend_traffic.hash_policy, fault.route_config, cors.route_config,
+    api_key_auth.route_config, basic_auth.route_config, jwt_authn.route_config,
+    authorization.route_config,
+    local_rate_limit.route_config,
     backend_traffic.fail_closed,
 )  # fmt: skip

@@ -35,6 +35,14 @@ BASIC_AUTH_PER_ROUTE = (
 LOCAL_RATE_LIMIT = (
     "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 )
+CORS = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+CORS_POLICY = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+RBAC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
+JWT_AUTHN = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+JWT_AUTHN_PER_ROUTE = (
+    "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
+)
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 HEADER_MUTATION = (
     "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."

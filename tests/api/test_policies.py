@@ -89,7 +89,7 @@ def test_a_backend_traffic_policy_gets_envoy_gateways_defaults(editor):
 
 
 BAD = [
-    ({"apiKeyAuth": API_KEYS, "jwt": {}}, "spec.jwt", "not supported yet"),
+    ({"apiKeyAuth": API_KEYS, "oidc": {}}, "spec.oidc", "not supported yet"),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": []}}, "spec.apiKeyAuth.credentialRefs", ""),
     ({"apiKeyAuth": {**API_KEYS, "extractFrom": [{}]}}, "spec.apiKeyAuth.extractFrom[0]", ""),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": [{"name": "alice"}, {"name": "alice"}]}},
@@ -97,6 +97,43 @@ BAD = [
     ({"basicAuth": {"users": [{"kind": "Secret", "name": "x"}]}}, "spec.basicAuth.users[0].kind",
      ""),
     ({}, "spec", "at least one"),
+    ({"cors": {"allowOrigins": ["ftp://example.com"]}}, "spec.cors.allowOrigins[0]", "origin"),
+    ({"cors": {"allowOrigins": ["https://a.test", "https://*.b.test:70000"]}},
+     "spec.cors.allowOrigins[1]", "port"),
+    ({"cors": {"allowOrigins": []}}, "spec.cors.allowOrigins", "at least one"),
+    ({"cors": {"allowOrigins": ["*"], "maxAge": "0s"}}, "spec.cors.maxAge", "at least"),
+    ({"cors": {"allowOrigins": ["*"], "allowHeaders": ["bad header"]}},
+     "spec.cors.allowHeaders[0]", ""),
+    ({"authorization": {"defaultAction": "Maybe"}}, "spec.authorization.defaultAction", ""),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {}}]}},
+     "spec.authorization.rules[0].principal", "clientCIDRs or consumers"),
+    ({"authorization": {"rules": [{"action": "Deny",
+                                   "principal": {"clientCIDRs": ["10.0.0.0/8", "10.0.0.300/8"]}}]}},
+     "spec.authorization.rules[0].principal.clientCIDRs[1]", "CIDR"),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {"consumers": [
+        {"name": "alice"}]}}]}},
+     "spec.authorization.rules[0].principal.consumers", "apiKeyAuth or basicAuth"),
+    ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "ftp://idp.test/keys"}}]}},
+     "spec.jwt.providers[0].remoteJWKS.uri", "http or https"),
+    ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https://idp.test:99999/k"}}]}},
+     "spec.jwt.providers[0].remoteJWKS.uri", "port"),
+    ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https:///keys"}}]}},
+     "spec.jwt.providers[0].remoteJWKS.uri", "host"),
+    ({"jwt": {"providers": [{"name": "idp"}]}}, "spec.jwt.providers[0]", "exactly one"),
+    ({"jwt": {"providers": [{"name": "idp", "localJWKS": {"inline": "{not json"}}]}},
+     "spec.jwt.providers[0].localJWKS.inline", "JSON"),
+    ({"jwt": {"providers": [{"name": "idp", "localJWKS": {"inline": '{"keys": [{"kty": "RSA", '
+                                                                   '"n": "AQAB", "e": "!"}]}'}}]}},
+     "spec.jwt.providers[0].localJWKS.inline", "keys[0]"),
+    ({"jwt": {"providers": [{"name": "a", "remoteJWKS": {"uri": "https://idp.test/k"}},
+                            {"name": "a", "remoteJWKS": {"uri": "https://idp.test/k"}}]}},
+     "spec.jwt.providers[1].name", "duplicates"),
+    ({"jwt": {"providers": [{"name": "a", "remoteJWKS": {"uri": "https://idp.test/k"},
+                             "claimToHeaders": [{"header": "x user", "claim": "sub"}]}]}},
+     "spec.jwt.providers[0].claimToHeaders[0].header", ""),
+    ({"jwt": {"providers": []}}, "spec.jwt.providers", ""),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {"headers": []}}]}},
+     "spec.authorization.rules[0].principal.headers", "not supported yet"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{"kind": "Gateway", "name": "other"}]},
      "spec.targetRefs[0].name", "own gateway"),
     ({"apiKeyAuth": API_KEYS, "targetRefs": [{**GATEWAY, "sectionName": "nope"}]},
@@ -283,3 +320,36 @@ def test_policies_of_other_gateways_and_tenants_are_404(editor, other_org):
     assert stranger.get(URL + "keys/").status_code == 404
     assert stranger.delete(URL + "keys/").status_code == 404
     assert Policy.objects.count() == 1
+
+
+def test_cors_and_authorization_are_accepted_with_envoy_gateways_defaults(editor):
+    cors = {"allowOrigins": ["https://*.example.com", "*"], "maxAge": "1m"}
+    body = create(editor, "browsers", cors=cors).json()
+    assert ancestors(body) == [("edge", "Accepted")]
+    assert body["spec"]["cors"] == cors
+    rules = [{"action": "Allow", "principal": {"clientCIDRs": ["10.0.0.0/8"]}}]
+    body = create(editor, "internal", targets=[{"kind": "HTTPRoute", "name": "web"}],
+                  authorization={"rules": rules}).json()  # fmt: skip
+    assert body["spec"]["authorization"]["defaultAction"] == "Deny"
+
+
+def test_a_missing_consumer_in_an_authorization_rule_makes_the_policy_invalid(editor):
+    rules = [{"action": "Allow", "principal": {"consumers": [{"name": "alice"}]}},
+             {"action": "Deny", "principal": {"consumers": [{"name": "bob"}]}}]  # fmt: skip
+    body = create(editor, "who", apiKeyAuth=API_KEYS, authorization={"rules": rules}).json()
+    assert ancestors(body) == [("edge", "Invalid")]
+    message = body["status"]["ancestors"][0]["conditions"][0]["message"]
+    assert "spec.authorization.rules[1].principal.consumers[0]: consumer 'bob'" in message
+    editor.post(BASE + "consumers/", {"name": "bob", "spec": {}}, format="json")
+    assert ancestors(editor.get(URL + "who/").json()) == [("edge", "Accepted")]
+
+
+def test_a_jwt_policy_is_accepted_and_shown_as_sent(editor):
+    jwt = {"providers": [{"name": "idp", "issuer": "https://idp.test", "audiences": ["api"],
+                          "remoteJWKS": {"uri": "https://idp.test/.well-known/jwks.json"},
+                          "claimToHeaders": [{"header": "x-user", "claim": "sub"}]}]}  # fmt: skip
+    response = create(editor, "tokens", jwt=jwt)
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert ancestors(body) == [("edge", "Accepted")]
+    assert body["spec"]["jwt"] == jwt

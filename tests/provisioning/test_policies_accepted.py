@@ -14,6 +14,7 @@ from gateways.validation.policies import validate_policy_spec
 from provisioning.compile import compile_gateway
 from provisioning.envoy import validate
 from provisioning.ir.build import DesiredState
+from tests.provisioning.jwts import Key, jwks
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +30,50 @@ TARGETS = st.lists(st.sampled_from([
     min_size=1, max_size=3, unique_by=str)  # fmt: skip
 CONSUMERS = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["alice", "bob", "ghost"])}),
                      min_size=1, max_size=3, unique_by=str)  # fmt: skip
+ORIGINS = st.sampled_from(
+    [
+        "*",
+        "https://a.example.com",
+        "https://*.example.com",
+        "http://*",
+        "http://localhost:8080",
+        "http://x:0",
+        "ftp://x",
+        "https://a b",
+    ]
+)
+CIDRS = st.sampled_from(
+    [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+        "10.1.2.3/8",
+        "::1/128",
+        "fd00::/8",
+        "0.0.0.0/0",
+        "10.0.0.0/33",
+        "10.0.0.1",
+    ]
+)
+JWKS_URIS = st.sampled_from(
+    [
+        "https://idp.test/jwks.json",
+        "http://10.0.0.9:8080/keys",
+        "https://idp.test:8443/k",
+        "http://[::1]:80/k",
+        "ftp://idp.test/k",
+        "https://idp.test:0/k",
+        "https://bad host/k",
+    ]
+)
+INLINE_JWKS = st.sampled_from(
+    [
+        jwks(Key("RSA", "r")),
+        jwks(Key("EC", "e"), Key("RSA", "r2")),
+        '{"keys": []}',
+        "{",
+        '{"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}',
+    ]
+)
 HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
 
 
@@ -99,6 +144,38 @@ def traffic():
     )  # fmt: skip
 
 
+def jwt_provider():
+    keys = st.one_of(
+        st.fixed_dictionaries({"remoteJWKS": st.fixed_dictionaries({"uri": JWKS_URIS})}),
+        st.fixed_dictionaries({"localJWKS": st.fixed_dictionaries({"inline": INLINE_JWKS})}),
+    )
+    rest = st.fixed_dictionaries(
+        {"name": st.sampled_from(["idp", "other", "idp", "other", "Bad"])},
+        optional={
+            "issuer": st.sampled_from(["https://idp.test", "me"]),
+            "audiences": st.lists(st.sampled_from(["api", "web"]), max_size=2),
+            "claimToHeaders": st.lists(
+                st.fixed_dictionaries(
+                    {"header": HEADERS, "claim": st.sampled_from(["sub", "a.b", "x y"])}
+                ),
+                max_size=1,
+            ),
+            "extractFrom": some(
+                headers=st.lists(
+                    st.fixed_dictionaries(
+                        {"name": HEADERS}, optional={"valuePrefix": st.just("Bearer ")}
+                    ),
+                    max_size=1,
+                ),
+                params=st.lists(st.sampled_from(["token", "k&"]), max_size=1),
+                cookies=st.lists(st.sampled_from(["session"]), max_size=1),
+            ),
+            "forwardOriginalToken": st.booleans(),
+        },
+    )
+    return st.builds(lambda a, b: {**a, **b}, rest, keys)
+
+
 def security():
     sources = st.lists(some(headers=st.lists(HEADERS, max_size=2),
                            params=st.lists(st.sampled_from(["key", "api_key", "k&"]), max_size=1),
@@ -109,6 +186,20 @@ def security():
             optional={"sanitize": st.booleans(), "forwardClientIDHeader": HEADERS}),
         basicAuth=st.fixed_dictionaries({"users": CONSUMERS},
                                         optional={"forwardUsernameHeader": HEADERS}),
+        cors=st.fixed_dictionaries({"allowOrigins": st.lists(ORIGINS, max_size=3)}, optional={
+            "allowMethods": st.lists(st.sampled_from(["GET", "POST", "*", "BAD METHOD"]),
+                                     max_size=2),
+            "allowHeaders": st.lists(HEADERS, max_size=2),
+            "exposeHeaders": st.lists(HEADERS, max_size=2),
+            "maxAge": DURATIONS, "allowCredentials": st.booleans()}),
+        authorization=opt(
+            defaultAction=st.sampled_from(["Allow", "Deny", "Maybe"]),
+            rules=st.lists(st.fixed_dictionaries(
+                {"action": st.sampled_from(["Allow", "Deny"]), "principal": opt(
+                    clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS)},
+                optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
+        jwt=st.fixed_dictionaries({"providers": st.lists(jwt_provider(), min_size=1,
+                                                          max_size=3, unique_by=str)}),
     )  # fmt: skip
 
 

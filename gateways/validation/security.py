@@ -1,0 +1,325 @@
+"""Validation of SecurityPolicy ``cors`` and ``authorization``: Envoy Gateway's field names,
+defaults and patterns.
+
+- ``cors.allowOrigins``: Envoy Gateway's ``Origin`` — ``*``, or ``http(s)://host[:port]``
+  where the host may be ``*`` or start with ``*.``.
+- ``authorization``: ``defaultAction`` (default ``Deny``, as in Envoy Gateway) and ordered
+  ``rules`` (the first whose principal matches decides). A principal names client CIDRs and,
+  a Gantry extension, consumers: those match the consumer an ``apiKeyAuth`` or ``basicAuth``
+  of the same policy authenticated, so they need one of them.
+"""
+
+import base64
+import ipaddress
+import json
+import re
+from urllib.parse import urlsplit
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from rest_framework import serializers
+
+from gateways.validation.backend_traffic import COOKIE_NAME, duration_field
+from gateways.validation.common import (
+    HEADER_NAME,
+    PRECISE_HOSTNAME,
+    control_problem,
+    header_name_field,
+    is_ip_address,
+    pattern_field,
+    text_field,
+)
+from tenants.serializers import StrictSerializer
+
+ORIGIN = re.compile(
+    r"\*|https?://(\*|(\*\.)?([A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+)(:(?P<port>[0-9]{1,5}))?"
+)
+ORIGIN_MESSAGE = (
+    "must be '*' or an origin such as https://example.com, https://*.example.com or "
+    "http://localhost:8080"
+)
+METHOD = re.compile(r"\*|[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,32}")
+ACTIONS = ["Allow", "Deny"]
+MAX_ITEMS = 64
+QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
+PRINCIPAL_LATER = ["jwt", "headers", "sourceCIDRs"]
+
+
+def origin_field() -> serializers.CharField:
+    def check(value: str) -> None:
+        match = ORIGIN.fullmatch(value)
+        if not match:
+            raise serializers.ValidationError(ORIGIN_MESSAGE, code="invalid")
+        if match.group("port") and not 1 <= int(match.group("port")) <= 65535:
+            raise serializers.ValidationError("the port must be 1–65535", code="invalid")
+
+    return serializers.CharField(trim_whitespace=False, max_length=253, validators=[check])
+
+
+def header_or_star_field() -> serializers.CharField:
+    return pattern_field(
+        re.compile(rf"\*|{HEADER_NAME.pattern[1:-1]}"),
+        "must be an HTTP header name or '*'", max_length=256,
+    )  # fmt: skip
+
+
+class CORSSerializer(StrictSerializer):
+    allowOrigins = serializers.ListField(child=origin_field(), max_length=MAX_ITEMS,
+                                         required=False)  # fmt: skip
+    allowMethods = serializers.ListField(
+        child=pattern_field(METHOD, "must be an HTTP method or '*'"), max_length=MAX_ITEMS,
+        required=False,
+    )  # fmt: skip
+    allowHeaders = serializers.ListField(child=header_or_star_field(), max_length=MAX_ITEMS,
+                                         required=False)  # fmt: skip
+    exposeHeaders = serializers.ListField(child=header_or_star_field(), max_length=MAX_ITEMS,
+                                          required=False)  # fmt: skip
+    maxAge = duration_field(1000, required=False, help_text="whole seconds are sent")
+    allowCredentials = serializers.BooleanField(required=False)
+
+    def validate(self, data):
+        if not data.get("allowOrigins"):
+            raise serializers.ValidationError(
+                {"allowOrigins": ["must name at least one origin (or '*')"]}
+            )
+        return data
+
+
+def cidr_field() -> serializers.CharField:
+    def check(value: str) -> None:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise serializers.ValidationError(
+                "must be a CIDR such as 10.0.0.0/8, 192.168.1.7/32 or 2001:db8::/32",
+                code="invalid",
+            ) from None
+        if "/" not in value:
+            raise serializers.ValidationError("must have a prefix length (/n)", code="invalid")
+
+    return serializers.CharField(trim_whitespace=False, max_length=64, validators=[check])
+
+
+class PrincipalConsumerSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=["Consumer"], default="Consumer")
+    name = serializers.RegexField(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
+
+
+class PrincipalSerializer(StrictSerializer):
+    clientCIDRs = serializers.ListField(child=cidr_field(), max_length=MAX_ITEMS, required=False)
+    consumers = PrincipalConsumerSerializer(many=True, max_length=MAX_ITEMS, required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            later = [field for field in PRINCIPAL_LATER if field in data]
+            if later:
+                raise serializers.ValidationError(
+                    {field: [f"{field} is not supported yet"] for field in later}
+                )
+        return super().to_internal_value(data)
+
+    def validate(self, data):
+        if not data.get("clientCIDRs") and not data.get("consumers"):
+            raise serializers.ValidationError("must name clientCIDRs or consumers")
+        return data
+
+
+class AuthorizationRuleSerializer(StrictSerializer):
+    name = text_field(required=False, max_length=253)
+    action = serializers.ChoiceField(choices=ACTIONS)
+    principal = PrincipalSerializer()
+
+
+class AuthorizationSerializer(StrictSerializer):
+    defaultAction = serializers.ChoiceField(choices=ACTIONS, default="Deny")
+    rules = AuthorizationRuleSerializer(many=True, max_length=MAX_ITEMS, required=False)
+
+    def validate_rules(self, rules):
+        names = [rule.get("name") for rule in rules]
+        errors = {
+            index: {"name": [f"duplicates rules[{names.index(name)}]"]}
+            for index, name in enumerate(names)
+            if name is not None and name in names[:index]
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return rules
+
+
+def consumer_rules_problems(spec: dict) -> dict:
+    """Consumer principals need an apiKeyAuth or basicAuth in the same policy."""
+    if spec.get("apiKeyAuth") or spec.get("basicAuth"):
+        return {}
+    rules = (spec.get("authorization") or {}).get("rules") or []
+    errors = {
+        index: {"principal": {"consumers": [
+            "consumers are the ones apiKeyAuth or basicAuth authenticate: set one of them in "
+            "this policy"]}}
+        for index, rule in enumerate(rules)
+        if rule["principal"].get("consumers")
+    }  # fmt: skip
+    return {"authorization": {"rules": errors}} if errors else {}
+
+
+MAX_PROVIDERS = 4
+MAX_JWKS = 65_536
+CLAIM = re.compile(r"[A-Za-z0-9_\-.:/]{1,253}")
+JWT_LATER = ["optional"]
+PROVIDER_LATER = ["recomputeRoute"]
+
+
+def jwks_uri_field() -> serializers.CharField:
+    def check(value: str) -> None:
+        try:
+            parsed = urlsplit(value)
+            port = parsed.port
+        except ValueError:
+            raise serializers.ValidationError("must be a URI with a valid port") from None
+        if parsed.scheme not in ("http", "https"):
+            raise serializers.ValidationError("the scheme must be http or https")
+        if not parsed.hostname:
+            raise serializers.ValidationError("must name a host")
+        host = parsed.hostname
+        if not (is_ip_address(host) or PRECISE_HOSTNAME.fullmatch(host)):
+            raise serializers.ValidationError("the host must be a DNS name or an IP address")
+        if port == 0:
+            raise serializers.ValidationError("the port must be 1–65535")
+        if parsed.username or parsed.password or control_problem(value) or " " in value:
+            raise serializers.ValidationError("must be a plain URI without credentials or spaces")
+
+    return serializers.CharField(trim_whitespace=False, max_length=2048, validators=[check])
+
+
+class RemoteJWKSSerializer(StrictSerializer):
+    uri = jwks_uri_field()
+
+
+class LocalJWKSSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["Inline"], default="Inline")
+    inline = serializers.CharField(trim_whitespace=False, max_length=MAX_JWKS)
+
+    def validate_inline(self, value):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            raise serializers.ValidationError("must be a JSON Web Key Set (JSON)") from None
+        keys = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(keys, list) or not keys:
+            raise serializers.ValidationError('must be a JSON Web Key Set: {"keys": [...]}')
+        for index, key in enumerate(keys):
+            if not isinstance(key, dict) or key.get("kty") not in ("RSA", "EC", "OKP", "oct"):
+                raise serializers.ValidationError(f"keys[{index}] must be a JSON Web Key")
+            problem = _key_problem(key)
+            if problem:
+                raise serializers.ValidationError(f"keys[{index}]: {problem}")
+        return value
+
+
+CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+
+
+def _b64url_int(value: str) -> int:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+        raise ValueError("not base64url")
+    return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
+
+
+def _key_problem(key: dict) -> str | None:
+    """Why Envoy could not load ``key`` (the public key is built to be sure), or None."""
+    kind = key["kty"]
+    try:
+        if kind == "RSA":
+            rsa.RSAPublicNumbers(_b64url_int(key.get("e")), _b64url_int(key.get("n"))).public_key()
+        elif kind == "EC":
+            if key.get("crv") not in CURVES:
+                return f"crv must be one of {', '.join(CURVES)}"
+            curve = CURVES[key["crv"]]()
+            x, y = _b64url_int(key.get("x")), _b64url_int(key.get("y"))
+            ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+        elif kind == "OKP":
+            if key.get("crv") != "Ed25519":
+                return "crv must be Ed25519"
+            raw = _b64url_int(key.get("x")).to_bytes(32, "big")
+            ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        else:
+            _b64url_int(key.get("k"))
+    except (ValueError, TypeError, OverflowError, UnsupportedAlgorithm):
+        return f"not a valid {kind} public key"
+    return None
+
+
+class ClaimToHeaderSerializer(StrictSerializer):
+    header = header_name_field()
+    claim = pattern_field(CLAIM, "must be a claim name (nested claims joined with '.')")
+
+
+class TokenHeaderSerializer(StrictSerializer):
+    name = header_name_field()
+    valuePrefix = text_field(required=False, max_length=64)
+
+
+class JWTExtractorSerializer(StrictSerializer):
+    headers = TokenHeaderSerializer(many=True, required=False, max_length=8)
+    params = serializers.ListField(
+        child=pattern_field(QUERY_PARAM, "must be a query parameter name"), required=False,
+        max_length=8,
+    )  # fmt: skip
+    cookies = serializers.ListField(
+        child=pattern_field(COOKIE_NAME, "must be a cookie name (RFC 6265 token characters)"),
+        required=False, max_length=8,
+    )  # fmt: skip
+
+    def validate(self, data):
+        if not any(data.get(field) for field in ("headers", "params", "cookies")):
+            raise serializers.ValidationError("must name at least one header, param or cookie")
+        return data
+
+
+class JWTProviderSerializer(StrictSerializer):
+    name = serializers.RegexField(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
+    issuer = text_field(required=False, max_length=1024)
+    audiences = serializers.ListField(child=text_field(max_length=1024), required=False,
+                                      max_length=16)  # fmt: skip
+    remoteJWKS = RemoteJWKSSerializer(required=False)
+    localJWKS = LocalJWKSSerializer(required=False)
+    claimToHeaders = ClaimToHeaderSerializer(many=True, required=False, max_length=16)
+    extractFrom = JWTExtractorSerializer(required=False)
+    forwardOriginalToken = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            later = [field for field in PROVIDER_LATER if field in data]
+            if later:
+                raise serializers.ValidationError(
+                    {field: [f"{field} is not supported yet"] for field in later}
+                )
+        return super().to_internal_value(data)
+
+    def validate(self, data):
+        if ("remoteJWKS" in data) == ("localJWKS" in data):
+            raise serializers.ValidationError("must set exactly one of remoteJWKS, localJWKS")
+        return data
+
+
+class JWTSerializer(StrictSerializer):
+    providers = JWTProviderSerializer(many=True, allow_empty=False, max_length=MAX_PROVIDERS)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            later = [field for field in JWT_LATER if field in data]
+            if later:
+                raise serializers.ValidationError(
+                    {field: [f"{field} is not supported yet"] for field in later}
+                )
+        return super().to_internal_value(data)
+
+    def validate_providers(self, providers):
+        names = [provider["name"] for provider in providers]
+        errors = {
+            index: {"name": [f"duplicates providers[{names.index(name)}]"]}
+            for index, name in enumerate(names)
+            if name in names[:index]
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return providers

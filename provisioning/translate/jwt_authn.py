@@ -1,0 +1,115 @@
+"""SecurityPolicy jwt → Envoy's jwt_authn filter, with a requirement per policy.
+
+The filter (disabled by default) knows every provider of the gateway's applied policies, named
+``<policy>/<provider>``, and one requirement per policy (a valid token of any of its
+providers); a route under a policy enables the filter with its policy's requirement. A
+missing, expired or badly signed token, or one with another issuer or audience, answers 401.
+Claims named in ``claimToHeaders`` go upstream as headers. A remote JWKS is fetched by Envoy
+through a cluster for its host, ``<tenant>/jwks/<hash of scheme, host and port>``.
+"""
+
+import hashlib
+import ipaddress
+from urllib.parse import urlsplit
+
+from provisioning.ir.types import Cluster, Endpoint, GatewayIR, JwtProvider, Route
+from provisioning.translate.types import JWT_AUTHN, JWT_AUTHN_PER_ROUTE, per_route
+
+FILTER = "envoy.filters.http.jwt_authn"
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _origin(uri: str) -> tuple[str, str, int]:
+    parsed = urlsplit(uri)
+    return parsed.scheme, parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def jwks_cluster_name(tenant: str, uri: str) -> str:
+    scheme, host, port = _origin(uri)
+    digest = hashlib.sha256(f"{scheme}://{host}:{port}".encode()).hexdigest()[:16]
+    return f"{tenant}/jwks/{digest}"
+
+
+def _provider(tenant: str, provider: JwtProvider) -> dict:
+    envoy: dict = {}
+    if provider.issuer:
+        envoy["issuer"] = provider.issuer
+    if provider.audiences:
+        envoy["audiences"] = list(provider.audiences)
+    if provider.jwks_uri:
+        envoy["remote_jwks"] = {
+            "http_uri": {"uri": provider.jwks_uri, "timeout": "5s",
+                         "cluster": jwks_cluster_name(tenant, provider.jwks_uri)},
+            "cache_duration": "300s",
+        }  # fmt: skip
+    else:
+        envoy["local_jwks"] = {"inline_string": provider.local_jwks}
+    envoy["forward"] = provider.forward
+    if provider.headers:
+        envoy["from_headers"] = [
+            {"name": name, "value_prefix": prefix} if prefix else {"name": name}
+            for name, prefix in provider.headers
+        ]
+    if provider.params:
+        envoy["from_params"] = list(provider.params)
+    if provider.cookies:
+        envoy["from_cookies"] = list(provider.cookies)
+    if provider.claim_to_headers:
+        envoy["claim_to_headers"] = [{"header_name": header, "claim_name": claim}
+                                     for header, claim in provider.claim_to_headers]  # fmt: skip
+    return envoy
+
+
+def _tenant(ir: GatewayIR) -> str:
+    return ir.name.split("/")[0]
+
+
+def http_filter(ir: GatewayIR, routes: list[Route]) -> dict | None:
+    jwts = {route.jwt.requirement: route.jwt for route in routes if route.jwt}
+    if not jwts:
+        return None
+    providers, requirements = {}, {}
+    for name in sorted(jwts):
+        names = []
+        for provider in jwts[name].providers:
+            providers[provider.name] = _provider(_tenant(ir), provider)
+            names.append(provider.name)
+        requirements[name] = (
+            {"provider_name": names[0]} if len(names) == 1
+            else {"requires_any": {"requirements": [{"provider_name": n} for n in names]}}
+        )  # fmt: skip
+    config = {"@type": JWT_AUTHN, "providers": providers, "requirement_map": requirements}
+    return {"name": FILTER, "disabled": True, "typed_config": config}
+
+
+def route_config(route: Route, envoy: dict) -> None:
+    if route.jwt is None:
+        return
+    config = {"@type": JWT_AUTHN_PER_ROUTE, "requirement_name": route.jwt.requirement}
+    envoy.setdefault("typed_per_filter_config", {})[FILTER] = per_route(config)
+
+
+def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
+    """A cluster for the host of each remote JWKS the gateway's routes use."""
+    found: dict[str, Cluster] = {}
+    for listener in ir.listeners:
+        for vhost in listener.virtual_hosts:
+            for route in vhost.routes:
+                for provider in route.jwt.providers if route.jwt else ():
+                    if not provider.jwks_uri:
+                        continue
+                    scheme, host, port = _origin(provider.jwks_uri)
+                    name = jwks_cluster_name(_tenant(ir), provider.jwks_uri)
+                    found[name] = Cluster(
+                        name=name, kind="static" if is_ip(host) else "dns",
+                        endpoints=(Endpoint(host, port),), tls=scheme == "https",
+                        tls_sni=None if is_ip(host) or scheme != "https" else host,
+                    )  # fmt: skip
+    return tuple(found[name] for name in sorted(found))
