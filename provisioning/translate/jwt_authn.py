@@ -31,6 +31,9 @@ def _origin(uri: str) -> tuple[str, str, int]:
     return parsed.scheme, parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
+JWT_CACHE_SIZE = 1000
+
+
 def jwks_cluster_name(tenant: str, uri: str) -> str:
     scheme, host, port = _origin(uri)
     digest = hashlib.sha256(f"{scheme}://{host}:{port}".encode()).hexdigest()[:16]
@@ -64,6 +67,9 @@ def _provider(tenant: str, provider: JwtProvider) -> dict:
     if provider.claim_to_headers:
         envoy["claim_to_headers"] = [{"header_name": header, "claim_name": claim}
                                      for header, claim in provider.claim_to_headers]  # fmt: skip
+    # Verified tokens are cached per worker (until they expire): checking a signature on every
+    # request halves an Envoy's throughput; with the cache the cost is ~10 %.
+    envoy["jwt_cache_config"] = {"jwt_cache_size": JWT_CACHE_SIZE}
     return envoy
 
 
