@@ -21,7 +21,7 @@ from gateways.services import common
 from provisioning import envoy, readiness, revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
-from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.models import ConfigRevision, GatewayOperation, KubernetesPlacement
 from provisioning.runtimes.local import ports
 from provisioning.xds.notify import notify_changed
 
@@ -164,8 +164,6 @@ def _drop_condition(gateway_id: int, kind: str) -> None:
 def _converge_runtime(gateway_id: int) -> str:
     """Kubernetes gateways: apply their objects and read the cluster's view back (outside the
     gateway lock: this talks to an API server). Local replicas are the agent's business."""
-    from provisioning.models import KubernetesPlacement
-
     gateway = Gateway.objects.select_related("tenant").filter(pk=gateway_id).first()
     if gateway is None:
         return ""

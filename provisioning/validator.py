@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from provisioning.envoy import Unavailable
-from provisioning.runtimes.local.processes import _die_with_parent, write_private
+from provisioning.runtimes.local.processes import die_with_parent, write_private
 from provisioning.translate import Resources
 from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
 from provisioning.xds.bootstrap import envoy_bootstrap
@@ -105,7 +105,7 @@ class WarmValidator:
                  "--drain-time-s", "0", "--drain-strategy", "immediate",
                  "--log-level", "warning"],
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )  # fmt: skip
         if not self._connected.wait(self.start_timeout):
             raise Unavailable(f"the validating Envoy did not connect:\n{self._log_tail()}")

@@ -16,7 +16,6 @@ from config.errors import ValidationFailed
 from gateways.validation.backend_traffic import (
     BACKEND_TRAFFIC_FEATURES,
     BACKEND_TRAFFIC_LATER,
-    COOKIE_NAME,
     CircuitBreakerSerializer,
     FaultInjectionSerializer,
     HealthCheckSerializer,
@@ -28,12 +27,12 @@ from gateways.validation.backend_traffic import (
 from gateways.validation.common import (
     failed,
     header_name_field,
-    pattern_field,
     plain,
 )
 from gateways.validation.security import (
     AuthorizationSerializer,
     CORSSerializer,
+    CredentialSourcesSerializer,
     JWTSerializer,
     consumer_rules_problems,
 )
@@ -123,21 +122,8 @@ def _unique_consumers(refs: list[dict]) -> list[dict]:
     return refs
 
 
-class ExtractFromSerializer(StrictSerializer):
+class ExtractFromSerializer(CredentialSourcesSerializer):
     headers = serializers.ListField(child=header_name_field(), required=False, max_length=8)
-    params = serializers.ListField(
-        child=pattern_field(QUERY_PARAM, "must be a query parameter name"),
-        required=False, max_length=8,
-    )  # fmt: skip
-    cookies = serializers.ListField(
-        child=pattern_field(COOKIE_NAME, "must be a cookie name (RFC 6265 token characters)"),
-        required=False, max_length=8,
-    )  # fmt: skip
-
-    def validate(self, data):
-        if not any(data.get(field) for field in ("headers", "params", "cookies")):
-            raise serializers.ValidationError("must name at least one header, param or cookie")
-        return data
 
 
 class APIKeyAuthSerializer(StrictSerializer):

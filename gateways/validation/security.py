@@ -258,8 +258,10 @@ class TokenHeaderSerializer(StrictSerializer):
     valuePrefix = text_field(required=False, max_length=64)
 
 
-class JWTExtractorSerializer(StrictSerializer):
-    headers = TokenHeaderSerializer(many=True, required=False, max_length=8)
+class CredentialSourcesSerializer(StrictSerializer):
+    """Where a credential is read from: headers (each subclass says how they are named),
+    query parameters or cookies — at least one."""
+
     params = serializers.ListField(
         child=pattern_field(QUERY_PARAM, "must be a query parameter name"), required=False,
         max_length=8,
@@ -273,6 +275,10 @@ class JWTExtractorSerializer(StrictSerializer):
         if not any(data.get(field) for field in ("headers", "params", "cookies")):
             raise serializers.ValidationError("must name at least one header, param or cookie")
         return data
+
+
+class JWTExtractorSerializer(CredentialSourcesSerializer):
+    headers = TokenHeaderSerializer(many=True, required=False, max_length=8)
 
 
 class JWTProviderSerializer(StrictSerializer):

@@ -19,7 +19,7 @@ LOG_ROTATE_BYTES = 5 * 1024 * 1024
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
+def die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
     """Envoys go when the agent goes (even on SIGKILL): no orphan keeps a port."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -93,7 +93,7 @@ class Replica:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (single-threaded agent)
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (single-threaded agent)
             )
         self.started_at = time.monotonic()
         self.admin_address = ""
