@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compile_routes import desired_state  # noqa: E402
 
 from provisioning.compile import gc_paused  # noqa: E402
-from provisioning.envoy import validate  # noqa: E402
+from provisioning.envoy import validate_cold as validate  # noqa: E402  (--mode validate)
 from provisioning.ir.build import DesiredState, gateway_ir  # noqa: E402
 from provisioning.translate import translate  # noqa: E402
 

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from provisioning.compile import gc_paused  # noqa: E402
-from provisioning.envoy import validate  # noqa: E402
+from provisioning.envoy import validate_cold as validate  # noqa: E402  (--mode validate)
 from provisioning.ir.build import DesiredState, gateway_ir  # noqa: E402
 from provisioning.translate import translate  # noqa: E402
 
