@@ -34,7 +34,7 @@ from gateways.validation.security import (
     CORSSerializer,
     CredentialSourcesSerializer,
     JWTSerializer,
-    consumer_rules_problems,
+    principal_rules_problems,
 )
 from tenants.serializers import StrictSerializer, dns_label_field
 
@@ -167,7 +167,7 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
             raise serializers.ValidationError(
                 f"must set at least one of {', '.join(SECURITY_FEATURES)}"
             )
-        problems = consumer_rules_problems(data)
+        problems = principal_rules_problems(data)
         if problems:
             raise serializers.ValidationError(problems)
         return data

@@ -42,7 +42,9 @@ METHOD = re.compile(r"\*|[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,32}")
 ACTIONS = ["Allow", "Deny"]
 MAX_ITEMS = 64
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
-PRINCIPAL_LATER = ["jwt", "headers", "sourceCIDRs"]
+PRINCIPAL_LATER = ["headers", "sourceCIDRs"]
+SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,256}")  # RFC 6749 scope-token
+MAX_CLAIM_VALUES = 16
 
 
 def origin_field() -> serializers.CharField:
@@ -105,9 +107,40 @@ class PrincipalConsumerSerializer(StrictSerializer):
     name = serializers.RegexField(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
 
 
+class JWTClaimSerializer(StrictSerializer):
+    name = pattern_field(
+        re.compile(r"[A-Za-z0-9_\-:/]{1,253}(\.[A-Za-z0-9_\-:/]{1,253}){0,7}"),
+        "must be a claim name (nested claims joined with '.')", max_length=253,
+    )  # fmt: skip
+    valueType = serializers.ChoiceField(choices=["String", "StringArray"], default="String")
+    values = serializers.ListField(
+        child=text_field(max_length=1024), allow_empty=False, max_length=MAX_CLAIM_VALUES,
+        help_text="the claim matches when it is (String) or contains (StringArray) any of them",
+    )  # fmt: skip
+
+
+class JWTPrincipalSerializer(StrictSerializer):
+    provider = serializers.RegexField(
+        r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63,
+        help_text="a provider of this policy's jwt",
+    )  # fmt: skip
+    scopes = serializers.ListField(
+        child=pattern_field(SCOPE, "must be an OAuth 2.0 scope (printable, no spaces)"),
+        required=False, max_length=MAX_CLAIM_VALUES,
+        help_text="all of them must be in the token's space-delimited 'scope' claim",
+    )  # fmt: skip
+    claims = JWTClaimSerializer(many=True, required=False, max_length=MAX_CLAIM_VALUES)
+
+    def validate(self, data):
+        if not data.get("scopes") and not data.get("claims"):
+            raise serializers.ValidationError("must name scopes or claims")
+        return data
+
+
 class PrincipalSerializer(StrictSerializer):
     clientCIDRs = serializers.ListField(child=cidr_field(), max_length=MAX_ITEMS, required=False)
     consumers = PrincipalConsumerSerializer(many=True, max_length=MAX_ITEMS, required=False)
+    jwt = JWTPrincipalSerializer(required=False)
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -119,8 +152,8 @@ class PrincipalSerializer(StrictSerializer):
         return super().to_internal_value(data)
 
     def validate(self, data):
-        if not data.get("clientCIDRs") and not data.get("consumers"):
-            raise serializers.ValidationError("must name clientCIDRs or consumers")
+        if not any(data.get(field) for field in ("clientCIDRs", "consumers", "jwt")):
+            raise serializers.ValidationError("must name clientCIDRs, consumers or jwt")
         return data
 
 
@@ -146,18 +179,32 @@ class AuthorizationSerializer(StrictSerializer):
         return rules
 
 
-def consumer_rules_problems(spec: dict) -> dict:
-    """Consumer principals need an apiKeyAuth or basicAuth in the same policy."""
-    if spec.get("apiKeyAuth") or spec.get("basicAuth"):
-        return {}
-    rules = (spec.get("authorization") or {}).get("rules") or []
-    errors = {
-        index: {"principal": {"consumers": [
+def _principal_problems(principal: dict, spec: dict) -> dict:
+    problems = {}
+    if principal.get("consumers") and not (spec.get("apiKeyAuth") or spec.get("basicAuth")):
+        problems["consumers"] = [
             "consumers are the ones apiKeyAuth or basicAuth authenticate: set one of them in "
-            "this policy"]}}
-        for index, rule in enumerate(rules)
-        if rule["principal"].get("consumers")
-    }  # fmt: skip
+            "this policy"
+        ]
+    jwt = principal.get("jwt")
+    providers = [p["name"] for p in (spec.get("jwt") or {}).get("providers", [])]
+    if jwt and jwt["provider"] not in providers:
+        problems["jwt"] = {"provider": [
+            f"must be a provider of this policy's jwt ({', '.join(providers)})" if providers
+            else "claims are those of a token this policy's jwt verifies: set jwt.providers"
+        ]}  # fmt: skip
+    return problems
+
+
+def principal_rules_problems(spec: dict) -> dict:
+    """Consumer principals need an apiKeyAuth or basicAuth in the same policy, and JWT
+    principals one of the same policy's JWT providers."""
+    rules = (spec.get("authorization") or {}).get("rules") or []
+    errors = {}
+    for index, rule in enumerate(rules):
+        problems = _principal_problems(rule["principal"], spec)
+        if problems:
+            errors[index] = {"principal": problems}
     return {"authorization": {"rules": errors}} if errors else {}
 
 

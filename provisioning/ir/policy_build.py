@@ -27,6 +27,8 @@ from provisioning.ir.types import (
     Fault,
     HashPolicy,
     Jwt,
+    JwtClaimMatch,
+    JwtPrincipal,
     JwtProvider,
     LocalRateLimit,
     OutlierDetection,
@@ -98,7 +100,18 @@ def _cors(spec: dict) -> Cors:
     )  # fmt: skip
 
 
-def _authorization(spec: dict, full: dict) -> Authorization:
+def _jwt_principal(policy: str, spec: dict | None) -> JwtPrincipal | None:
+    if not spec:
+        return None
+    claims = tuple(
+        JwtClaimMatch(tuple(claim["name"].split(".")), tuple(claim["values"]),
+                      claim.get("valueType") == "StringArray")
+        for claim in spec.get("claims", [])
+    )  # fmt: skip
+    return JwtPrincipal(f"{policy}/{spec['provider']}", tuple(spec.get("scopes", [])), claims)
+
+
+def _authorization(spec: dict, full: dict, policy: str = "") -> Authorization:
     api_keys = full.get("apiKeyAuth")
     header = ((api_keys or {}).get("forwardClientIDHeader") or CONSUMER_HEADER).lower()
     rules = []
@@ -110,12 +123,25 @@ def _authorization(spec: dict, full: dict) -> Authorization:
             cidrs=tuple((str(n.network_address), n.prefixlen) for n in networks),
             consumers=tuple(ref["name"] for ref in principal.get("consumers", [])),
             consumer_header=header,
+            jwt=_jwt_principal(policy, principal.get("jwt")),
         ))  # fmt: skip
     return Authorization(spec.get("defaultAction", "Deny") == "Allow", tuple(rules))
 
 
-def _jwt_provider(policy: str, spec: dict) -> JwtProvider:
+def _claims_read(spec: dict) -> dict[str, bool]:
+    """Provider → whether a rule needs its ``scope`` claim split, for the providers whose
+    claims the policy's authorization rules read."""
+    read: dict[str, bool] = {}
+    for rule in (spec.get("authorization") or {}).get("rules", []):
+        jwt = rule["principal"].get("jwt")
+        if jwt:
+            read[jwt["provider"]] = read.get(jwt["provider"], False) or bool(jwt.get("scopes"))
+    return read
+
+
+def _jwt_provider(policy: str, spec: dict, read: dict[str, bool] | None = None) -> JwtProvider:
     sources = spec.get("extractFrom") or {}
+    read = read or {}
     return JwtProvider(
         name=f"{policy}/{spec['name']}", issuer=spec.get("issuer"),
         audiences=tuple(spec.get("audiences", [])),
@@ -127,18 +153,21 @@ def _jwt_provider(policy: str, spec: dict) -> JwtProvider:
                       for h in sources.get("headers", [])),
         params=tuple(sources.get("params", [])), cookies=tuple(sources.get("cookies", [])),
         forward=spec.get("forwardOriginalToken", False),
+        payload_in_metadata=spec["name"] in read,
+        space_delimited=("scope",) if read.get(spec["name"]) else (),
     )  # fmt: skip
 
 
 def _security(spec: dict, consumers: dict, policy: str = "") -> Compiled:
     fields: dict = {}
     if spec.get("jwt"):
-        providers = tuple(_jwt_provider(policy, p) for p in spec["jwt"]["providers"])
+        read = _claims_read(spec)
+        providers = tuple(_jwt_provider(policy, p, read) for p in spec["jwt"]["providers"])
         fields["jwt"] = Jwt(requirement=policy, providers=providers)
     if spec.get("cors"):
         fields["cors"] = _cors(spec["cors"])
     if spec.get("authorization"):
-        fields["authorization"] = _authorization(spec["authorization"], spec)
+        fields["authorization"] = _authorization(spec["authorization"], spec, policy)
     if spec.get("apiKeyAuth"):
         fields["api_key_auth"] = _api_key_auth(spec["apiKeyAuth"])
     if spec.get("basicAuth"):

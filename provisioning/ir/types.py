@@ -101,14 +101,35 @@ class Cors:
 
 
 @dataclass(frozen=True)
+class JwtClaimMatch:
+    """A claim (``path``: nested names) that is (or, ``array``, contains) one of ``values``."""
+
+    path: tuple[str, ...]
+    values: tuple[str, ...]
+    array: bool = False
+
+
+@dataclass(frozen=True)
+class JwtPrincipal:
+    """A verified token of ``provider`` (``<policy>/<provider>``, the key of its payload in
+    jwt_authn's metadata) with every one of ``scopes`` and every one of ``claims``."""
+
+    provider: str
+    scopes: tuple[str, ...] = ()
+    claims: tuple[JwtClaimMatch, ...] = ()
+
+
+@dataclass(frozen=True)
 class AuthorizationRule:
-    """Matches when the client address is in one of ``cidrs`` (if any) and the authenticated
-    consumer, read from ``consumer_header``, is one of ``consumers`` (if any)."""
+    """Matches when the client address is in one of ``cidrs`` (if any), the authenticated
+    consumer, read from ``consumer_header``, is one of ``consumers`` (if any), and the
+    request's verified token matches ``jwt`` (if any)."""
 
     allow: bool
     cidrs: tuple[tuple[str, int], ...] = ()  # (network address, prefix length)
     consumers: tuple[str, ...] = ()
     consumer_header: str = "x-gantry-consumer"
+    jwt: JwtPrincipal | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +155,10 @@ class JwtProvider:
     params: tuple[str, ...] = ()
     cookies: tuple[str, ...] = ()
     forward: bool = False
+    # Authorization rules read claims from the payload Envoy keeps in the request's metadata;
+    # ``space_delimited`` claims are split into lists there (OAuth 2.0 ``scope``).
+    payload_in_metadata: bool = False
+    space_delimited: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

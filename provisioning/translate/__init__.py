@@ -57,8 +57,9 @@ def translate(
         bind_port = (port_map or {}).get(port, port)
         routes_here = [r for lst in group for vhost in lst.virtual_hosts for r in vhost.routes]
         filters = tuple(f for f in (make(ir, routes_here) for make in HTTP_FILTERS) if f)
+        mappers = jwt_authn.local_reply_mappers(routes_here)
         listener = envoy_listener(name, port, bind_port, address, group, invalid_backends,
-                                  filters)  # fmt: skip
+                                  filters, mappers)  # fmt: skip
         if listener["filter_chains"]:
             listeners.append(listener)
             routes.append(route_configuration(name, group))

@@ -5,13 +5,15 @@ action — as one Envoy ALLOW policy: a request is allowed when an Allow rule ma
 Deny rule before it does, or when no Deny rule matches and the default is Allow. Client CIDRs
 match the downstream remote address (the HCM uses the peer's address, not X-Forwarded-For);
 consumers match the header the policy's apiKeyAuth or basicAuth put the authenticated
-consumer's name in (a client's own value is removed before any filter). Refused: 403.
+consumer's name in (a client's own value is removed before any filter); JWT claims match
+the payload jwt_authn (which runs first) keeps in the request's metadata. Refused: 403.
 """
 
-from provisioning.ir.types import AuthorizationRule, GatewayIR, Route
+from provisioning.ir.types import AuthorizationRule, GatewayIR, JwtPrincipal, Route
 from provisioning.translate.types import RBAC, RBAC_PER_ROUTE, per_route
 
 FILTER = "envoy.filters.http.rbac"
+JWT_FILTER = "envoy.filters.http.jwt_authn"
 NOBODY = {"not_id": {"any": True}}
 
 
@@ -26,7 +28,8 @@ def _any_of(ids: list[dict]) -> dict:
 
 
 def _all_of(ids: list[dict]) -> dict:
-    return ids[0] if len(ids) == 1 else {"and_ids": {"ids": ids}}
+    flat = [part for id_ in ids for part in (id_["and_ids"]["ids"] if "and_ids" in id_ else [id_])]
+    return flat[0] if len(flat) == 1 else {"and_ids": {"ids": flat}}
 
 
 def _matches(rule: AuthorizationRule) -> dict:
@@ -39,6 +42,27 @@ def _matches(rule: AuthorizationRule) -> dict:
             {"header": {"name": rule.consumer_header, "string_match": {"exact": name}}}
             for name in rule.consumers
         ]))  # fmt: skip
+    if rule.jwt:
+        parts.append(_jwt(rule.jwt))
+    return _all_of(parts)
+
+
+def _claim(provider: str, path: tuple[str, ...], value: str, array: bool) -> dict:
+    match = {"string_match": {"exact": value}}
+    return {"metadata": {
+        "filter": JWT_FILTER,
+        "path": [{"key": key} for key in (provider, *path)],
+        "value": {"list_match": {"one_of": match}} if array else match,
+    }}  # fmt: skip
+
+
+def _jwt(principal: JwtPrincipal) -> dict:
+    """Claims of the token jwt_authn verified, from the payload it keeps in the request's
+    metadata under the provider's name: every scope, and every claim with any of its values."""
+    parts = [_claim(principal.provider, ("scope",), scope, True) for scope in principal.scopes]
+    for claim in principal.claims:
+        parts.append(_any_of([_claim(principal.provider, claim.path, value, claim.array)
+                              for value in claim.values]))  # fmt: skip
     return _all_of(parts)
 
 

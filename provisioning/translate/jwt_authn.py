@@ -3,7 +3,8 @@
 The filter (disabled by default) knows every provider of the gateway's applied policies, named
 ``<policy>/<provider>``, and one requirement per policy (a valid token of any of its
 providers); a route under a policy enables the filter with its policy's requirement. A
-missing, expired or badly signed token, or one with another issuer or audience, answers 401.
+missing, expired or badly signed token, or one with another issuer or audience, answers 401
+(Envoy answers a wrong audience 403: a local reply mapper makes it 401, as the others).
 Claims named in ``claimToHeaders`` go upstream as headers. A remote JWKS is fetched by Envoy
 through a cluster for its host, ``<tenant>/jwks/<hash of scheme, host and port>``.
 """
@@ -13,7 +14,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from provisioning.ir.types import Cluster, Endpoint, GatewayIR, JwtProvider, Route
-from provisioning.translate.types import JWT_AUTHN, JWT_AUTHN_PER_ROUTE, per_route
+from provisioning.translate.types import CEL_FILTER, JWT_AUTHN, JWT_AUTHN_PER_ROUTE, per_route
 
 FILTER = "envoy.filters.http.jwt_authn"
 
@@ -67,6 +68,12 @@ def _provider(tenant: str, provider: JwtProvider) -> dict:
     if provider.claim_to_headers:
         envoy["claim_to_headers"] = [{"header_name": header, "claim_name": claim}
                                      for header, claim in provider.claim_to_headers]  # fmt: skip
+    if provider.payload_in_metadata:
+        envoy["payload_in_metadata"] = provider.name
+        if provider.space_delimited:
+            envoy["normalize_payload_in_metadata"] = {
+                "space_delimited_claims": list(provider.space_delimited)
+            }
     # Verified tokens are cached per worker (until they expire): checking a signature on every
     # request halves an Envoy's throughput; with the cache the cost is ~10 %.
     envoy["jwt_cache_config"] = {"jwt_cache_size": JWT_CACHE_SIZE}
@@ -119,3 +126,26 @@ def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
                         tls_sni=None if is_ip(host) or scheme != "https" else host,
                     )  # fmt: skip
     return tuple(found[name] for name in sorted(found))
+
+
+# The response code details jwt_authn gives a token for another audience (its 403).
+WRONG_AUDIENCE = "jwt_authn_access_denied{Audiences_in_Jwt_are_not_allowed}"
+
+
+def local_reply_mappers(routes: list[Route]) -> tuple[dict, ...]:
+    """A token for another audience is as invalid as any other for the route: 401 (RFC 6750
+    ``invalid_token``), not Envoy's 403, which Gantry keeps for authorization refusals."""
+    if not any(p.audiences for route in routes if route.jwt for p in route.jwt.providers):
+        return ()
+    expression = f"response.code_details == '{WRONG_AUDIENCE}'"
+    return ({
+        "filter": {"extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {"@type": CEL_FILTER, "expression": expression},
+        }},
+        "status_code": 401,
+        "headers_to_add": [{"header": {
+            "key": "www-authenticate",
+            "value": 'Bearer error="invalid_token", error_description="audience not allowed"',
+        }, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+    },)  # fmt: skip

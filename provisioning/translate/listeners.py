@@ -18,6 +18,7 @@ def http_connection_manager(
     route_config_name: str,
     invalid_backends: bool = False,
     http_filters: tuple[dict, ...] = (),
+    reply_mappers: tuple[dict, ...] = (),
 ) -> dict:
     hcm = {
         "name": "envoy.filters.network.http_connection_manager",
@@ -45,16 +46,15 @@ def http_connection_manager(
             ],
         },
     }  # fmt: skip
+    mappers = list(reply_mappers)
     if invalid_backends:
-        hcm["typed_config"]["local_reply_config"] = {
-            "mappers": [
-                {
-                    "filter": {"header_filter": {"header": {
-                        "name": INVALID_BACKEND_HEADER, "present_match": True}}},
-                    "status_code": 500,
-                }
-            ]
-        }  # fmt: skip
+        mappers.append({
+            "filter": {"header_filter": {"header": {
+                "name": INVALID_BACKEND_HEADER, "present_match": True}}},
+            "status_code": 500,
+        })  # fmt: skip
+    if mappers:
+        hcm["typed_config"]["local_reply_config"] = {"mappers": mappers}
     return hcm
 
 
@@ -90,9 +90,11 @@ def envoy_listener(
     listeners: list[Listener],
     invalid_backends: bool = False,
     http_filters: tuple[dict, ...] = (),
+    reply_mappers: tuple[dict, ...] = (),
 ) -> dict:
     """The Envoy listener for every gateway listener on ``port``; ``name`` names its routes."""
-    hcm = http_connection_manager(name.replace("/", "."), name, invalid_backends, http_filters)
+    hcm = http_connection_manager(name.replace("/", "."), name, invalid_backends, http_filters,
+                                  reply_mappers)  # fmt: skip
     envoy: dict = {
         "@type": LISTENER,
         "name": name,

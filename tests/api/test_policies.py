@@ -88,6 +88,8 @@ def test_a_backend_traffic_policy_gets_envoy_gateways_defaults(editor):
     assert got["faultInjection"]["abort"]["percentage"] == 12.5
 
 
+JWT = {"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https://idp.test/k"}}]}}
+
 BAD = [
     ({"apiKeyAuth": API_KEYS, "oidc": {}}, "spec.oidc", "not supported yet"),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": []}}, "spec.apiKeyAuth.credentialRefs", ""),
@@ -106,7 +108,28 @@ BAD = [
      "spec.cors.allowHeaders[0]", ""),
     ({"authorization": {"defaultAction": "Maybe"}}, "spec.authorization.defaultAction", ""),
     ({"authorization": {"rules": [{"action": "Allow", "principal": {}}]}},
-     "spec.authorization.rules[0].principal", "clientCIDRs or consumers"),
+     "spec.authorization.rules[0].principal", "clientCIDRs, consumers or jwt"),
+    ({"authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "idp", "scopes": ["read"]}}}]}},
+     "spec.authorization.rules[0].principal.jwt.provider", "set jwt.providers"),
+    ({**JWT, "authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "other", "scopes": ["read"]}}}]}},
+     "spec.authorization.rules[0].principal.jwt.provider", "provider of this policy's jwt (idp)"),
+    ({**JWT, "authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "idp"}}}]}},
+     "spec.authorization.rules[0].principal.jwt", "scopes or claims"),
+    ({**JWT, "authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "idp", "scopes": ["two words"]}}}]}},
+     "spec.authorization.rules[0].principal.jwt.scopes[0]", "scope"),
+    ({**JWT, "authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "idp", "claims": [{"name": "a..b", "values": ["x"]}]}}}]}},
+     "spec.authorization.rules[0].principal.jwt.claims[0].name", "claim name"),
+    ({**JWT, "authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "idp", "claims": [{"name": "roles", "values": []}]}}}]}},
+     "spec.authorization.rules[0].principal.jwt.claims[0].values", ""),
+    ({**JWT, "authorization": {"rules": [{"action": "Allow", "principal": {"jwt": {
+        "provider": "idp", "claims": [{"name": "roles", "valueType": "Int", "values": ["1"]}]}}}]}},
+     "spec.authorization.rules[0].principal.jwt.claims[0].valueType", ""),
     ({"authorization": {"rules": [{"action": "Deny",
                                    "principal": {"clientCIDRs": ["10.0.0.0/8", "10.0.0.300/8"]}}]}},
      "spec.authorization.rules[0].principal.clientCIDRs[1]", "CIDR"),
@@ -353,3 +376,26 @@ def test_a_jwt_policy_is_accepted_and_shown_as_sent(editor):
     body = response.json()
     assert ancestors(body) == [("edge", "Accepted")]
     assert body["spec"]["jwt"] == jwt
+
+
+def test_authorization_by_jwt_claims_is_accepted(editor):
+    rules = [
+        {
+            "name": "admins",
+            "action": "Allow",
+            "principal": {
+                "jwt": {
+                    "provider": "idp",
+                    "scopes": ["orders:read"],
+                    "claims": [
+                        {"name": "org.roles", "valueType": "StringArray", "values": ["admin"]}
+                    ],
+                }
+            },
+        }
+    ]
+    response = create(editor, "claims", authorization={"rules": rules}, **JWT)
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert ancestors(body) == [("edge", "Accepted")]
+    assert body["spec"]["authorization"]["rules"] == rules

@@ -176,6 +176,19 @@ def jwt_provider():
     return st.builds(lambda a, b: {**a, **b}, rest, keys)
 
 
+JWT_PRINCIPALS = st.fixed_dictionaries(
+    {"provider": st.sampled_from(["idp", "other", "idp", "nope"]),
+     "claims": st.lists(st.fixed_dictionaries(
+        {"name": st.sampled_from(["sub", "org.roles", "https://x.test/r", "sub", "a..b"]),
+         "values": st.lists(st.sampled_from(["x", "admin", "it's \"quoted\""]), min_size=1,
+                            max_size=2)},
+        optional={"valueType": st.sampled_from(["String", "StringArray", "String", "Int"])}),
+        min_size=1, max_size=2)},
+    optional={"scopes": st.lists(st.sampled_from(["read", "orders:write", "read", "two words"]),
+                                 min_size=1, max_size=2)},
+)  # fmt: skip
+
+
 def security():
     sources = st.lists(some(headers=st.lists(HEADERS, max_size=2),
                            params=st.lists(st.sampled_from(["key", "api_key", "k&"]), max_size=1),
@@ -196,11 +209,29 @@ def security():
             defaultAction=st.sampled_from(["Allow", "Deny", "Maybe"]),
             rules=st.lists(st.fixed_dictionaries(
                 {"action": st.sampled_from(["Allow", "Deny"]), "principal": opt(
-                    clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS)},
+                    clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS,
+                    jwt=JWT_PRINCIPALS)},
                 optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
         jwt=st.fixed_dictionaries({"providers": st.lists(jwt_provider(), min_size=1,
                                                           max_size=3, unique_by=str)}),
     )  # fmt: skip
+
+
+def claims_authorization():
+    """JWT providers and rules on their claims (rarely both drawn by ``security``)."""
+    rules = st.lists(st.fixed_dictionaries(
+        {"action": st.sampled_from(["Allow", "Deny"]),
+         "principal": st.fixed_dictionaries(
+             {"jwt": JWT_PRINCIPALS}, optional={"clientCIDRs": st.lists(CIDRS, max_size=1)})}),
+        min_size=1, max_size=3)  # fmt: skip
+    providers = st.lists(st.fixed_dictionaries({
+        "name": st.sampled_from(["idp", "other"]),
+        "remoteJWKS": st.fixed_dictionaries({"uri": st.just("https://idp.test/jwks")}),
+    }), min_size=1, max_size=2, unique_by=lambda p: p["name"])  # fmt: skip
+    return st.fixed_dictionaries({
+        "jwt": st.fixed_dictionaries({"providers": providers}),
+        "authorization": st.fixed_dictionaries({"rules": rules}),
+    })  # fmt: skip
 
 
 def policies():
@@ -209,6 +240,7 @@ def policies():
                          TARGETS, spec)  # fmt: skip
 
     one = st.one_of(with_targets("SecurityPolicy", security()),
+                    with_targets("SecurityPolicy", claims_authorization()),
                     with_targets("BackendTrafficPolicy", traffic()))  # fmt: skip
     return st.lists(one, min_size=1, max_size=4)
 
