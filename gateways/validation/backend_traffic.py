@@ -1,8 +1,8 @@
 """Validation of BackendTrafficPolicy specs: Envoy Gateway's field names, defaults and limits.
 
 Supported: ``retry``, ``timeout``, ``circuitBreaker``, ``healthCheck`` (active HTTP checks and
-passive outlier detection), ``loadBalancer``, ``faultInjection`` and a local ``rateLimit`` (one
-limit per route, without client selectors). Every value accepted here
+passive outlier detection), ``loadBalancer``, ``faultInjection`` and a local ``rateLimit``
+(rules with client selectors by header, source CIDR or consumer). Every value accepted here
 is one Envoy accepts (durations above zero where Envoy requires it, a prime Maglev table size,
 abort statuses Envoy can send).
 """
@@ -11,11 +11,12 @@ import re
 
 from rest_framework import serializers
 
-from gateways.validation.common import header_name_field, pattern_field
+from gateways.validation.common import cidr_field, header_name_field, pattern_field, text_field
 from gateways.validation.route_filters import path_problem
+from gateways.validation.routes import regex_problem
 from provisioning.ir.durations import to_ms
 from provisioning.ir.policy_build import UNIT_MS as RATE_LIMIT_UNITS
-from tenants.serializers import StrictSerializer
+from tenants.serializers import StrictSerializer, dns_label_field
 
 DURATION = re.compile(r"(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}")
 DURATION_MESSAGE = "must be a Gateway API duration such as 10s, 500ms or 1m30s"
@@ -29,6 +30,8 @@ LB_TYPES = ["RoundRobin", "LeastRequest", "Random", "ConsistentHash"]
 HASH_TYPES = ["SourceIP", "Header", "Cookie"]
 MAX_MAGLEV_TABLE_SIZE = 5_000_011
 COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
+MAX_RATE_LIMIT_RULES = 16
+MAX_SELECTORS = 8
 
 
 def duration_field(minimum_ms: int = 0, **kwargs) -> serializers.CharField:
@@ -256,21 +259,84 @@ class RateLimitValueSerializer(StrictSerializer):
     unit = serializers.ChoiceField(choices=list(RATE_LIMIT_UNITS))
 
 
+class HeaderSelectorSerializer(StrictSerializer):
+    name = header_name_field()
+    type = serializers.ChoiceField(choices=["Exact", "RegularExpression", "Distinct"],
+                                   default="Exact")  # fmt: skip
+    value = text_field(required=False, max_length=1024)
+    invert = serializers.BooleanField(default=False, help_text="select requests not matching")
+
+    def validate(self, data):
+        if data["type"] == "Distinct":
+            if "value" in data:
+                raise serializers.ValidationError({"value": ["must not be set for Distinct"]})
+            if data["invert"]:
+                raise serializers.ValidationError({"invert": ["must not be set for Distinct"]})
+            return data
+        if "value" not in data:
+            raise serializers.ValidationError({"value": [f"required for type {data['type']}"]})
+        problem = regex_problem(data["value"]) if data["type"] == "RegularExpression" else None
+        if problem:
+            raise serializers.ValidationError({"value": [problem]})
+        return data
+
+
+class SourceCIDRSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["Exact", "Distinct"], default="Exact")
+    value = cidr_field()
+
+
+class ConsumerSelectorSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["Exact", "Distinct"], default="Exact")
+    name = dns_label_field(required=False, help_text="a consumer of the tenant (Exact)")
+
+    def validate(self, data):
+        if data["type"] == "Exact" and "name" not in data:
+            raise serializers.ValidationError({"name": ["required for type Exact"]})
+        if data["type"] == "Distinct" and "name" in data:
+            raise serializers.ValidationError({"name": ["must not be set for Distinct"]})
+        return data
+
+
+class ClientSelectorSerializer(StrictSerializer):
+    headers = HeaderSelectorSerializer(many=True, required=False, max_length=MAX_SELECTORS)
+    sourceCIDR = SourceCIDRSerializer(required=False)
+    consumer = ConsumerSelectorSerializer(
+        required=False, help_text="Gantry: the consumer apiKeyAuth or basicAuth authenticated"
+    )
+
+    def validate(self, data):
+        if not any(data.get(field) for field in ("headers", "sourceCIDR", "consumer")):
+            raise serializers.ValidationError("must set headers, sourceCIDR or consumer")
+        return data
+
+
 class RateLimitRuleSerializer(StrictSerializer):
+    clientSelectors = ClientSelectorSerializer(
+        many=True, required=False, max_length=MAX_SELECTORS,
+        help_text="all must match for the rule to count a request; none: every request",
+    )  # fmt: skip
     limit = RateLimitValueSerializer()
 
     def to_internal_value(self, data):
-        if isinstance(data, dict) and "clientSelectors" in data:
+        later = [field for field in ("cost", "shared") if isinstance(data, dict) and field in data]
+        if later:
             raise serializers.ValidationError(
-                {"clientSelectors": ["clientSelectors are not supported yet"]}
+                {field: [f"{field} is not supported yet"] for field in later}
             )
         return super().to_internal_value(data)
 
 
 class LocalRateLimitSerializer(StrictSerializer):
-    rules = RateLimitRuleSerializer(
-        many=True, allow_empty=False, max_length=1, help_text="one rule, without clientSelectors"
-    )
+    rules = RateLimitRuleSerializer(many=True, allow_empty=False, max_length=MAX_RATE_LIMIT_RULES)
+
+    def validate_rules(self, rules):
+        catch_all = [index for index, rule in enumerate(rules) if not rule.get("clientSelectors")]
+        if len(catch_all) > 1:
+            raise serializers.ValidationError({catch_all[1]: {"clientSelectors": [
+                f"only one rule may have no clientSelectors (rules[{catch_all[0]}] has none)"
+            ]}})  # fmt: skip
+        return rules
 
 
 class RateLimitSerializer(StrictSerializer):

@@ -101,3 +101,18 @@ def plain(value):
     if isinstance(value, list):
         return [plain(item) for item in value]
     return value
+
+
+def cidr_field() -> serializers.CharField:
+    def check(value: str) -> None:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise serializers.ValidationError(
+                "must be a CIDR such as 10.0.0.0/8, 192.168.1.7/32 or 2001:db8::/32",
+                code="invalid",
+            ) from None
+        if "/" not in value:
+            raise serializers.ValidationError("must have a prefix length (/n)", code="invalid")
+
+    return serializers.CharField(trim_whitespace=False, max_length=64, validators=[check])

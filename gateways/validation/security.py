@@ -10,7 +10,6 @@ defaults and patterns.
 """
 
 import base64
-import ipaddress
 import json
 import re
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from gateways.validation.backend_traffic import COOKIE_NAME, duration_field
 from gateways.validation.common import (
     HEADER_NAME,
     PRECISE_HOSTNAME,
+    cidr_field,
     control_problem,
     header_name_field,
     is_ip_address,
@@ -85,21 +85,6 @@ class CORSSerializer(StrictSerializer):
                 {"allowOrigins": ["must name at least one origin (or '*')"]}
             )
         return data
-
-
-def cidr_field() -> serializers.CharField:
-    def check(value: str) -> None:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise serializers.ValidationError(
-                "must be a CIDR such as 10.0.0.0/8, 192.168.1.7/32 or 2001:db8::/32",
-                code="invalid",
-            ) from None
-        if "/" not in value:
-            raise serializers.ValidationError("must have a prefix length (/n)", code="invalid")
-
-    return serializers.CharField(trim_whitespace=False, max_length=64, validators=[check])
 
 
 class PrincipalConsumerSerializer(StrictSerializer):

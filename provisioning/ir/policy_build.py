@@ -32,6 +32,8 @@ from provisioning.ir.types import (
     JwtProvider,
     LocalRateLimit,
     OutlierDetection,
+    RateLimitRule,
+    RateLimitSelector,
     Retry,
     Route,
     WeightedBackend,
@@ -274,13 +276,36 @@ def _traffic(spec: dict) -> Compiled:
         fields["fault"] = _fault(spec["faultInjection"])
     rules = ((spec.get("rateLimit") or {}).get("local") or {}).get("rules") or []
     if rules:
-        limit = rules[0]["limit"]
-        fields["rate_limit"] = LocalRateLimit(limit["requests"], UNIT_MS[limit["unit"]])
+        fields["rate_limit"] = LocalRateLimit(tuple(_rate_limit_rule(rule) for rule in rules))
     lb = spec.get("loadBalancer") or {}
     if lb.get("type") == "ConsistentHash":
         fields["hash_policy"] = _hash_policy(lb["consistentHash"])
     request = ((spec.get("timeout") or {}).get("http") or {}).get("requestTimeout")
     return Compiled(fields, _cluster_settings(spec), _ms(request))
+
+
+def _selectors(condition: dict) -> list[RateLimitSelector]:
+    found = [
+        RateLimitSelector("header", header.get("type", "Exact"), header["name"].lower(),
+                          header.get("value", ""), header.get("invert", False))
+        for header in condition.get("headers", [])
+    ]  # fmt: skip
+    consumer = condition.get("consumer")
+    if consumer:
+        found.append(RateLimitSelector("header", consumer.get("type", "Exact"), CONSUMER_HEADER,
+                                       consumer.get("name", "")))  # fmt: skip
+    cidr = condition.get("sourceCIDR")
+    if cidr:
+        network = ipaddress.ip_network(cidr["value"], strict=False)
+        prefix = (str(network.network_address), network.prefixlen)
+        found.append(RateLimitSelector("cidr", cidr.get("type", "Exact"), prefix=prefix))
+    return found
+
+
+def _rate_limit_rule(rule: dict) -> RateLimitRule:
+    limit = rule["limit"]
+    selectors = tuple(s for c in rule.get("clientSelectors", []) for s in _selectors(c))
+    return RateLimitRule(limit["requests"], UNIT_MS[limit["unit"]], selectors)
 
 
 def variant_name(cluster: str, policy: str) -> str:

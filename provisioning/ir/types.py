@@ -190,11 +190,35 @@ class Fault:
 
 
 @dataclass(frozen=True)
-class LocalRateLimit:
-    """A token bucket per route and Envoy replica: ``requests`` per ``interval_ms``."""
+class RateLimitSelector:
+    """One condition of a rate limit rule: a request header (``header``: Exact,
+    RegularExpression, or Distinct — a bucket per value; ``invert``: requests not matching) or
+    the client address (``cidr``: in ``prefix``; Distinct: a bucket per address in it)."""
+
+    kind: str  # header | cidr
+    match: str = "Exact"  # Exact | RegularExpression | Distinct
+    name: str = ""  # the header
+    value: str = ""
+    invert: bool = False
+    prefix: tuple[str, int] | None = None  # (network address, prefix length)
+
+
+@dataclass(frozen=True)
+class RateLimitRule:
+    """``requests`` per ``interval_ms`` for the requests every selector matches (all of them
+    when there is none)."""
 
     requests: int
     interval_ms: int
+    selectors: tuple[RateLimitSelector, ...] = ()
+
+
+@dataclass(frozen=True)
+class LocalRateLimit:
+    """Token buckets per route and Envoy replica: a request counts against every rule it
+    matches, and is refused when any of their buckets is empty."""
+
+    rules: tuple[RateLimitRule, ...]
 
 
 @dataclass(frozen=True)

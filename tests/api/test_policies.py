@@ -200,8 +200,35 @@ BAD_TRAFFIC = [
     ({"rateLimit": {"type": "Global"}}, "spec.rateLimit.type"),
     ({"rateLimit": {"type": "Local"}}, "spec.rateLimit.local"),
     ({"rateLimit": {"type": "Local", "local": {"rules": [
+        {"clientSelectors": [{}], "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0]"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [
+        {"limit": {"requests": 1, "unit": "Second"}},
         {"clientSelectors": [], "limit": {"requests": 1, "unit": "Second"}}]}}},
-     "spec.rateLimit.local.rules[0].clientSelectors"),
+     "spec.rateLimit.local.rules[1].clientSelectors"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{"clientSelectors": [{"headers": [
+        {"name": "x-user", "type": "Distinct", "value": "a"}]}],
+        "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0].headers[0].value"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{"clientSelectors": [{"headers": [
+        {"name": "x-user"}]}], "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0].headers[0].value"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{"clientSelectors": [{"headers": [
+        {"name": "x-user", "type": "RegularExpression", "value": "(unclosed"}]}],
+        "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0].headers[0].value"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{"clientSelectors": [{"sourceCIDR": {
+        "value": "10.0.0.0"}}], "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0].sourceCIDR.value"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{"clientSelectors": [{"consumer": {
+        "type": "Exact"}}], "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0].consumer.name"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{"clientSelectors": [{"consumer": {
+        "type": "Distinct", "name": "alice"}}], "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].clientSelectors[0].consumer.name"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [{
+        "cost": {}, "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].cost"),
     ({"rateLimit": {"type": "Local", "local": {"rules": [
         {"limit": {"requests": 0, "unit": "Second"}}]}}},
      "spec.rateLimit.local.rules[0].limit.requests"),

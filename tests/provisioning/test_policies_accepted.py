@@ -90,6 +90,19 @@ def some(**fields):
     )
 
 
+SELECTORS = some(
+    headers=st.lists(st.fixed_dictionaries(
+        {"name": HEADERS},
+        optional={"type": st.sampled_from(["Exact", "RegularExpression", "Distinct"]),
+                  "value": st.sampled_from(["gold", "eu-.*", "(x", "it's \"q\""]),
+                  "invert": st.booleans()}), max_size=2),
+    sourceCIDR=st.fixed_dictionaries({"value": CIDRS},
+                                     optional={"type": st.sampled_from(["Exact", "Distinct"])}),
+    consumer=st.one_of(st.fixed_dictionaries({"type": st.just("Distinct")}),
+                       st.fixed_dictionaries({"name": st.sampled_from(["alice", "zed"])})),
+)  # fmt: skip
+
+
 def traffic():
     return some(
         retry=opt(numRetries=st.integers(0, 11), perRetry=opt(
@@ -131,8 +144,9 @@ def traffic():
         rateLimit=st.fixed_dictionaries({"type": st.just("Local"), "local": st.fixed_dictionaries(
             {"rules": st.lists(st.fixed_dictionaries({"limit": st.fixed_dictionaries({
                 "requests": st.sampled_from([1, 100, 4_294_967_295, 0]),
-                "unit": st.sampled_from(["Second", "Minute", "Hour", "Day", "Month"])})}),
-                min_size=1, max_size=2)})}),
+                "unit": st.sampled_from(["Second", "Minute", "Hour", "Day", "Month"])})},
+                optional={"clientSelectors": st.lists(SELECTORS, max_size=2)}),
+                min_size=1, max_size=3)})}),
         faultInjection=opt(
             delay=st.fixed_dictionaries({"fixedDelay": DURATIONS},
                                         optional={"percentage": PERCENT}),
@@ -217,6 +231,22 @@ def security():
     )  # fmt: skip
 
 
+def rate_limits():
+    """Local rate limit rules with client selectors (rarely valid among ``traffic``'s)."""
+    rules = st.lists(st.fixed_dictionaries(
+        {"limit": st.fixed_dictionaries({"requests": st.sampled_from([1, 4_294_967_295]),
+                                         "unit": st.sampled_from(["Second", "Day"])})},
+        optional={"clientSelectors": st.lists(SELECTORS, min_size=1, max_size=2)}),
+        min_size=1, max_size=3)  # fmt: skip
+    return st.fixed_dictionaries(
+        {
+            "rateLimit": st.fixed_dictionaries(
+                {"type": st.just("Local"), "local": st.fixed_dictionaries({"rules": rules})}
+            )
+        }
+    )
+
+
 def claims_authorization():
     """JWT providers and rules on their claims (rarely both drawn by ``security``)."""
     rules = st.lists(st.fixed_dictionaries(
@@ -241,6 +271,7 @@ def policies():
 
     one = st.one_of(with_targets("SecurityPolicy", security()),
                     with_targets("SecurityPolicy", claims_authorization()),
+                    with_targets("BackendTrafficPolicy", rate_limits()),
                     with_targets("BackendTrafficPolicy", traffic()))  # fmt: skip
     return st.lists(one, min_size=1, max_size=4)
 
