@@ -85,7 +85,17 @@ def policy(name, backend, **ext_auth):
             "spec": {"targetRefs": [ref], "extAuth": {"http": http, **ext_auth}}}  # fmt: skip
 
 
+def with_api_keys(ext_auth_policy):
+    """The same policy also asking for alice's API key."""
+    ext_auth_policy["spec"]["apiKeyAuth"] = {
+        "credentialRefs": [{"kind": "Consumer", "name": "alice"}],
+        "extractFrom": [{"headers": ["X-API-Key"]}],
+    }
+    return ext_auth_policy
+
+
 BEARER = {"Authorization": "Bearer letmein"}
+ALICE_KEY = "gak_alice001_secret-one"
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +107,7 @@ def gateway():
         gateway="edge",
         spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
         routes=[route(name) for name in ("guarded", "plain", "open", "down", "lenient",
-                                         "tolerant", "missing")],
+                                         "tolerant", "missing", "both")],
         backends={"app": app.backend(), "auth": auth.backend(),
                   "dead": {"endpoints": [{"ip": {"address": "127.0.0.1", "port": dead}}]}},
         policies=[
@@ -108,7 +118,9 @@ def gateway():
             policy("lenient", "dead", timeout="2s", failOpen=True),
             policy("tolerant", "auth", failOpen=True),
             policy("missing", "ghost"),
+            with_api_keys(policy("both", "auth", http={"headersToBackend": ["x-user"]})),
         ],
+        consumers={"alice": {"apiKeys": [ALICE_KEY], "basicAuth": []}},
     )  # fmt: skip
     with running_envoy(state) as ports:
         session = requests.Session()
@@ -240,3 +252,13 @@ def test_a_request_with_a_body_is_checked_without_it(gateway):
     asked = gateway.auth.requests[before:]
     assert [a["method"] for a in asked] == ["POST"]
     assert asked[0]["headers"].get("content-length", "0") == "0"
+
+
+def test_the_service_is_asked_before_the_policys_api_keys_are_checked(gateway):
+    key = {"X-API-Key": ALICE_KEY}
+    assert gateway("both.test", headers=key).status_code == 403  # the service refused first
+    assert gateway("both.test", headers=BEARER).status_code == 401  # then: no key
+    response = gateway("both.test", headers={**BEARER, **key})
+    assert response.status_code == 200
+    seen = response.json()["headers"]
+    assert (seen["x-user"], seen["x-gantry-consumer"]) == ("alice", "alice")
