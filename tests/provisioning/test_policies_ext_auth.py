@@ -1,7 +1,7 @@
 """SecurityPolicy extAuth through real Envoy, a real HTTP authorization service and a real
 upstream: the service's decision, its answer's headers upstream (only those listed), what it
 is sent (path prefix, only the allowed headers), failing closed or open when it is down, and
-a policy naming a missing backend (500)."""
+a policy naming a missing backend (500); and a policy written through the API."""
 
 import json
 import threading
@@ -10,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from provisioning.desired import load_desired_state
 from provisioning.ir.build import DesiredState
+from tenants.roles import Role
 from tests.provisioning.harness import Upstream, free_port, joined_headers, running_envoy
 
 pytestmark = pytest.mark.slow
@@ -262,3 +264,38 @@ def test_the_service_is_asked_before_the_policys_api_keys_are_checked(gateway):
     assert response.status_code == 200
     seen = response.json()["headers"]
     assert (seen["x-user"], seen["x-gantry-consumer"]) == ("alice", "alice")
+
+
+def test_a_policy_written_through_the_api_guards_the_gateway(org):
+    """API → desired state (the service's backend, which no route uses) → real Envoy; deleting
+    the backend makes the policy's routes answer 500."""
+    editor, app, auth = org.client(Role.EDITOR), Upstream("app"), AuthServer()
+    base = "/api/v1/tenants/acme/"
+    try:
+        listeners = [{"name": "http", "protocol": "HTTP", "port": 80}]
+        for url, body in [
+            ("gateways/", {"name": "edge", "spec": {"listeners": listeners}}),
+            ("backends/", {"name": "app", "spec": app.backend()}),
+            ("backends/", {"name": "auth", "spec": auth.backend()}),
+            ("gateways/edge/routes/", {"name": "web", "spec": {
+                "rules": [{"backendRefs": [{"name": "app"}]}]}}),
+            ("gateways/edge/policies/", {"name": "gate", "kind": "SecurityPolicy", "spec": {
+                "targetRefs": [{"kind": "Gateway", "name": "edge"}],
+                "extAuth": {"http": {"backendRefs": [{"name": "auth"}],
+                                     "headersToBackend": ["x-user"]}}}}),
+        ]:  # fmt: skip
+            assert editor.post(base + url, body, format="json").status_code == 202
+        gateway_id = org.tenant.gateways.get(name="edge").pk
+        with running_envoy(load_desired_state(gateway_id)) as ports:
+            url = f"http://127.0.0.1:{ports[80]}/"
+            allowed = requests.get(url, headers=BEARER, timeout=10)
+            assert allowed.status_code == 200
+            assert allowed.json()["headers"]["x-user"] == "alice"
+            assert requests.get(url, timeout=10).status_code == 403
+        editor.delete(base + "backends/auth/")
+        with running_envoy(load_desired_state(gateway_id)) as ports:
+            url = f"http://127.0.0.1:{ports[80]}/"
+            assert requests.get(url, headers=BEARER, timeout=10).status_code == 500
+    finally:
+        app.close()
+        auth.close()
