@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 class AuthServer:
-    """Allows ``Authorization: Bearer letmein`` (200, ``x-user: alice``), answers ``Bearer
-    challenge`` with a 401 challenge and ``Bearer broken`` with a 500, and refuses everything
-    else with 403. Remembers what it was asked."""
+    """Allows ``Authorization: Bearer letmein`` (200, ``x-user: alice``) and ``Bearer quiet``
+    (200, no headers), answers ``Bearer challenge`` with a 401 challenge and ``Bearer broken``
+    with a 500, and refuses everything else with 403. Remembers what it was asked."""
 
     def __init__(self):
         self.requests: list[dict] = []
@@ -40,6 +40,8 @@ class AuthServer:
                 token = headers.get("authorization", "")
                 if token == "Bearer letmein":
                     self._send(200, b"", {"x-user": "alice", "x-role": "admin"})
+                elif token == "Bearer quiet":
+                    self._send(200, b"", {})
                 elif token == "Bearer broken":
                     self._send(500, b"the auth service broke", {})
                 elif token == "Bearer challenge":
@@ -154,6 +156,13 @@ def test_the_service_overrides_a_listed_header_the_client_sent(gateway):
     response = gateway("guarded.test", headers={**BEARER, "X-User": "mallory"})
     assert response.status_code == 200
     assert response.json()["headers"]["x-user"] == "alice"
+
+
+def test_a_listed_header_the_answer_lacks_stays_as_the_client_sent_it(gateway):
+    quiet = {"Authorization": "Bearer quiet", "X-User": "mallory"}
+    response = gateway("guarded.test", headers=quiet)
+    assert response.status_code == 200
+    assert response.json()["headers"]["x-user"] == "mallory"  # as documented: Envoy's rule
 
 
 def test_without_headers_to_backend_nothing_of_the_answer_goes_upstream(gateway):
