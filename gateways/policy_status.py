@@ -9,15 +9,16 @@ from gateways.conditions import set_condition
 from provisioning.ir.policies import ACCEPTED, Resolution, resolve
 
 
-def gateway_resolution(policies, routes: dict, listeners, consumers) -> Resolution:
+def gateway_resolution(policies, routes: dict, listeners, consumers, backends=()) -> Resolution:
     """``policies``: Policy rows of one gateway, in any order; ``routes``: route name → the
-    names of its rules."""
+    names of its rules; ``consumers``, ``backends``: the tenant's names."""
     ordered = sorted(policies, key=lambda p: (p.created_at, p.name))
     return resolve(
         [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered],
         routes,
         [listener["name"] for listener in listeners],
         consumers,
+        backends,
     )
 
 

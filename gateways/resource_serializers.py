@@ -22,6 +22,7 @@ from gateways.validation.backend_traffic import (
     RetrySerializer,
     TimeoutSerializer,
 )
+from gateways.validation.ext_auth import ExtAuthSerializer
 from gateways.validation.policies import (
     KINDS,
     APIKeyAuthSerializer,
@@ -148,8 +149,8 @@ class PolicyStatusSerializer(_StatusSerializer):
 
 class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
-    basicAuth, cors, authorization, jwt; BackendTrafficPolicy: the others). Documentation only: the
-    service validates."""
+    basicAuth, cors, authorization, jwt, extAuth; BackendTrafficPolicy: the others).
+    Documentation only: the service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
     apiKeyAuth = APIKeyAuthSerializer(required=False)
@@ -157,6 +158,7 @@ class PolicySpecSerializer(StrictSerializer):
     cors = CORSSerializer(required=False)
     authorization = AuthorizationSerializer(required=False)
     jwt = JWTSerializer(required=False)
+    extAuth = ExtAuthSerializer(required=False)
     retry = RetrySerializer(required=False)
     timeout = TimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)

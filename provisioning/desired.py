@@ -1,12 +1,13 @@
 """Loading one gateway's desired state from the database, as the compiler takes it.
 
-Only what the gateway uses is loaded: the backends its routes send or mirror to, and the
-certificates its listeners serve or its backends trust. Nothing here decides anything; the
-compiler does.
+Only what the gateway uses is loaded: the backends its routes send or mirror to or its
+policies' extAuth names, and the certificates its listeners serve or its backends trust.
+Nothing here decides anything; the compiler does.
 """
 
 from gateways.models import Backend, Certificate, Credential, Gateway
 from provisioning.ir.build import DesiredState
+from provisioning.ir.ext_auth import named_backends
 from provisioning.ir.policies import named_consumers
 
 
@@ -53,11 +54,17 @@ def load_desired_state(gateway_id: int) -> DesiredState:
         {"name": route.name, "spec": route.spec}
         for route in gateway.routes.order_by("created_at", "name")
     ]
+    policies = [
+        {"name": policy.name, "kind": policy.kind, "spec": policy.spec}
+        for policy in gateway.policies.order_by("created_at", "name")
+    ]
+    # The backends its routes use, and the authorization services its policies name.
+    wanted = _backend_names(routes) | {
+        name for policy in policies for _, name in named_backends(policy["spec"])
+    }
     backends = {
         backend.name: backend.spec
-        for backend in Backend.objects.filter(
-            tenant=gateway.tenant, name__in=_backend_names(routes)
-        )
+        for backend in Backend.objects.filter(tenant=gateway.tenant, name__in=wanted)
     }
     certificates = {
         cert.name: {
@@ -69,10 +76,6 @@ def load_desired_state(gateway_id: int) -> DesiredState:
             tenant=gateway.tenant, name__in=_certificate_names(gateway.spec, backends)
         )
     }
-    policies = [
-        {"name": policy.name, "kind": policy.kind, "spec": policy.spec}
-        for policy in gateway.policies.order_by("created_at", "name")
-    ]
     return DesiredState(
         tenant=gateway.tenant.slug,
         gateway=gateway.name,

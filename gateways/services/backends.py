@@ -6,7 +6,7 @@ from config.api.versioning import merge_patch
 from gateways.conditions import set_condition
 from gateways.models import Backend, Certificate
 from gateways.services import common
-from gateways.services.dependents import refresh_routes_using
+from gateways.services.dependents import refresh_policies_naming_backend, refresh_routes_using
 from gateways.validation import validate_backend_spec
 from provisioning.tasks import enqueue_reconcile_tenant
 from tenants import audit
@@ -57,6 +57,7 @@ def create_backend(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Backend
         status=backend_status(spec, certificate_names(tenant), 1, {}),
     )
     audit.record(actor, "create", "backend", name, tenant=tenant, after=snapshot(backend))
+    refresh_policies_naming_backend(tenant, name)  # gateways are locked before routes
     refresh_routes_using(tenant, name)
     enqueue_reconcile_tenant(tenant.pk)
     return backend
@@ -100,11 +101,13 @@ def patch_backend_spec(actor: Actor, backend, patch, expected: int | None = None
 
 @transaction.atomic
 def delete_backend(actor: Actor, backend, expected: int | None = None) -> None:
-    """Routes naming it stay, with ResolvedRefs=False (their requests for it answer 500)."""
+    """Routes naming it stay, with ResolvedRefs=False (their requests for it answer 500);
+    SecurityPolicies whose extAuth names it become Invalid (their targets answer 500)."""
     locked = common.lock_checked(Backend, backend.pk, expected, "backend", "tenant")
     audit.record(
         actor, "delete", "backend", locked.name, tenant=locked.tenant, before=snapshot(locked)
     )
     locked.delete()
+    refresh_policies_naming_backend(locked.tenant, locked.name)
     refresh_routes_using(locked.tenant, locked.name)
     enqueue_reconcile_tenant(locked.tenant_id)

@@ -10,6 +10,7 @@ status actually changes are written (their resourceVersion moves; generation doe
 from gateways.models import Backend, Gateway, Policy, Route
 from gateways.route_status import route_status
 from gateways.validation.routes import referenced_backends
+from provisioning.ir.ext_auth import named_backends
 from provisioning.ir.policies import named_consumers
 from tenants.models import Tenant
 
@@ -76,8 +77,9 @@ def _ca_refs(spec: dict) -> list[dict]:
     return (spec.get("tls") or {}).get("caCertificateRefs", [])
 
 
-def refresh_policies_naming(tenant: Tenant, consumer: str) -> None:
-    """Statuses of the SecurityPolicies of the tenant that name ``consumer`` (it came or went).
+def refresh_policies_naming(tenant: Tenant, consumer: str, named=named_consumers) -> None:
+    """Statuses of the SecurityPolicies of the tenant that name ``consumer`` (it came or went;
+    ``named``: ``named_backends`` for a backend an extAuth names).
 
     Each gateway concerned is locked (in id order) before its policies, as policy writers do."""
     from gateways.services.policies import refresh_policies
@@ -86,7 +88,12 @@ def refresh_policies_naming(tenant: Tenant, consumer: str) -> None:
     ids = sorted({
         gateway_id
         for gateway_id, spec in candidates.values_list("gateway_id", "spec")
-        if any(name == consumer for _, name in named_consumers(spec))
+        if any(name == consumer for _, name in named(spec))
     })  # fmt: skip
     for gateway in Gateway.objects.select_for_update().filter(pk__in=ids).order_by("pk"):
         refresh_policies(gateway)
+
+
+def refresh_policies_naming_backend(tenant: Tenant, backend: str) -> None:
+    """Statuses of the SecurityPolicies whose extAuth names ``backend`` (it came or went)."""
+    refresh_policies_naming(tenant, backend, named_backends)

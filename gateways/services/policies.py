@@ -7,7 +7,7 @@ from django.db import transaction
 
 from config.api.versioning import merge_patch
 from config.errors import Conflict, ValidationFailed
-from gateways.models import Consumer, Gateway, Policy
+from gateways.models import Backend, Consumer, Gateway, Policy
 from gateways.policy_status import gateway_resolution, policy_status
 from gateways.services import common
 from gateways.validation.policies import validate_policy_kind, validate_policy_spec
@@ -50,6 +50,7 @@ def refresh_policies(gateway: Gateway) -> None:
         ),  # fmt: skip
         gateway.spec.get("listeners", []),
         set(Consumer.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
+        set(Backend.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
     )
     for policy in policies:
         common.store_status(

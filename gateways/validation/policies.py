@@ -29,6 +29,7 @@ from gateways.validation.common import (
     header_name_field,
     plain,
 )
+from gateways.validation.ext_auth import ExtAuthSerializer
 from gateways.validation.security import (
     AuthorizationSerializer,
     CORSSerializer,
@@ -43,8 +44,8 @@ KINDS = ["SecurityPolicy", "BackendTrafficPolicy"]
 LATER_KINDS = ["ClientTrafficPolicy"]
 MAX_TARGETS = 16
 MAX_CONSUMERS = 64
-SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization", "jwt"]
-SECURITY_LATER = ["oidc", "extAuth"]
+SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization", "jwt", "extAuth"]
+SECURITY_LATER = ["oidc"]
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
 
 
@@ -161,6 +162,7 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
     cors = CORSSerializer(required=False)
     authorization = AuthorizationSerializer(required=False)
     jwt = JWTSerializer(required=False)
+    extAuth = ExtAuthSerializer(required=False)
 
     def validate(self, data):
         if not any(feature in data for feature in SECURITY_FEATURES):

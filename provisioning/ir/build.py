@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from provisioning.ir import hostnames
 from provisioning.ir.durations import to_ms
+from provisioning.ir.names import cluster_name
 from provisioning.ir.policy_build import PolicyPlan, split_variant
 from provisioning.ir.types import (
     Cluster,
@@ -41,10 +42,6 @@ class DesiredState:
     policies: list[dict] = field(default_factory=list)  # {"name", "kind", "spec"}, oldest first
     # Consumers the policies name: name → {"apiKeys": [key], "basicAuth": [{"hash"}]} (secrets)
     consumers: dict[str, dict] = field(default_factory=dict, repr=False)
-
-
-def cluster_name(tenant: str, backend: str) -> str:
-    return f"{tenant}/backend/{backend}"
 
 
 def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:

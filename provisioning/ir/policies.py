@@ -8,13 +8,15 @@ and by the policies' status, so a status says exactly what the gateway does.
 - Two policies of one kind targeting the same thing: the older one (then the name first in
   alphabetical order) wins; the other's target is ``Conflicted``.
 - A route or listener that does not exist: that target is ``TargetNotFound``.
-- A policy that cannot be translated (a SecurityPolicy naming a consumer that does not exist)
-  still holds its targets, so they fail closed (a direct 500) instead of falling back to a less
-  specific policy; its targets are ``Invalid``.
+- A policy that cannot be translated (a SecurityPolicy naming a consumer, or an extAuth
+  backend, that does not exist) still holds its targets, so they fail closed (a direct 500)
+  instead of falling back to a less specific policy; its targets are ``Invalid``.
 """
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+
+from provisioning.ir.ext_auth import named_backends
 
 ACCEPTED = "Accepted"
 TARGET_NOT_FOUND = "TargetNotFound"
@@ -55,12 +57,19 @@ def named_consumers(spec: dict) -> list[tuple[str, str]]:
     return refs
 
 
-def translation_problem(policy: dict, consumers: Collection[str]) -> str | None:
+def translation_problem(
+    policy: dict, consumers: Collection[str], backends: Collection[str] = ()
+) -> str | None:
     """Why ``policy`` cannot be translated, or None."""
     missing = [
         f"{path}: consumer {name!r} does not exist"
         for path, name in named_consumers(policy["spec"])
         if name not in consumers
+    ]
+    missing += [
+        f"{path}: backend {name!r} does not exist"
+        for path, name in named_backends(policy["spec"])
+        if name not in backends
     ]
     return "; ".join(missing) or None
 
@@ -113,12 +122,14 @@ def resolve(
     routes: dict[str, set[str]],
     listener_names: Collection[str],
     consumers: Collection[str],
+    backends: Collection[str] = (),
 ) -> Resolution:
     """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name); ``routes``:
-    route name → its rule names (``rule_names``)."""
+    route name → its rule names (``rule_names``); ``backends``: the tenant's backends (those
+    the policies name, at least)."""
     claims: dict = {}
     results: dict = {}
-    problems = {p["name"]: translation_problem(p, consumers) for p in policies}
+    problems = {p["name"]: translation_problem(p, consumers, backends) for p in policies}
     problems = {name: problem for name, problem in problems.items() if problem}
     for policy in policies:
         outcome = []

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, replace
 
 from provisioning.ir.durations import to_ms
+from provisioning.ir.ext_auth import build_ext_auth
 from provisioning.ir.policies import Resolution, resolve, rule_names
 from provisioning.ir.types import (
     ActiveHealthCheck,
@@ -323,8 +324,9 @@ class PolicyPlan:
 
     def __init__(self, state, listener_names: list[str]):
         self.resolution: Resolution = resolve(
-            state.policies, rule_names(state.routes), listener_names, state.consumers.keys()
-        )
+            state.policies, rule_names(state.routes), listener_names, state.consumers.keys(),
+            state.backends.keys(),
+        )  # fmt: skip
         self.compiled: dict[str, Compiled] = {}
         for policy in state.policies:
             if policy["name"] in self.resolution.problems:
@@ -333,12 +335,22 @@ class PolicyPlan:
                 self.compiled[policy["name"]] = _security(
                     policy["spec"], state.consumers, policy["name"]
                 )
+                if policy["spec"].get("extAuth"):
+                    self._add_ext_auth(state, policy)
             else:
                 self.compiled[policy["name"]] = _traffic(policy["spec"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
         self.consumers = state.consumers
         self._keys = self._collect_keys()
         self._narrow_allowlists()
+
+    def _add_ext_auth(self, state, policy: dict) -> None:
+        ext_auth = build_ext_auth(
+            state.tenant, policy["name"], policy["spec"]["extAuth"], state.backends
+        )
+        compiled = self.compiled[policy["name"]]
+        fields = {**compiled.fields, "ext_auth": ext_auth}
+        self.compiled[policy["name"]] = replace(compiled, fields=fields)
 
     def apply(self, routes: list[Route], listener: str, route: dict) -> list[Route]:
         """``routes``: the IR routes of ``route`` (a stored HTTPRoute), in rule order."""

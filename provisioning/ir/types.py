@@ -171,6 +171,21 @@ class Jwt:
 
 
 @dataclass(frozen=True)
+class ExtAuth:
+    """SecurityPolicy extAuth on a route: an HTTP authorization service (a tenant backend's
+    cluster) asked about each request; ``policy``: the policy's name (one filter each)."""
+
+    policy: str
+    cluster: str
+    uri: str  # scheme://host:port of the service's first endpoint, with the path
+    path_prefix: str = ""
+    headers_to_ext_auth: tuple[str, ...] = ()
+    headers_to_backend: tuple[str, ...] = ()
+    timeout_ms: int = 10_000
+    fail_open: bool = False
+
+
+@dataclass(frozen=True)
 class Retry:
     num_retries: int
     retry_on: tuple[str, ...]
@@ -254,6 +269,7 @@ class Route:
     cors: Cors | None = None
     authorization: Authorization | None = None
     jwt: Jwt | None = None
+    ext_auth: ExtAuth | None = None
     retry: Retry | None = None
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None

@@ -8,6 +8,7 @@ from provisioning.translate import (  # noqa: F401 (protos: registers extension 
     authorization,
     basic_auth,
     cors,
+    ext_authz,
     fault,
     jwt_authn,
     local_rate_limit,
@@ -19,10 +20,20 @@ from provisioning.translate.routes import route_configuration
 
 # Policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
 # Each is disabled by default and enabled by the routes its policies apply to.
+# A translator gives one filter (or None), or a tuple of them (ext_authz: one per policy).
 HTTP_FILTERS = (
-    fault.http_filter, cors.http_filter, api_key_auth.http_filter, basic_auth.http_filter,
-    jwt_authn.http_filter, authorization.http_filter, local_rate_limit.http_filter,
+    fault.http_filter, cors.http_filter, ext_authz.http_filters, api_key_auth.http_filter,
+    basic_auth.http_filter, jwt_authn.http_filter, authorization.http_filter,
+    local_rate_limit.http_filter,
 )  # fmt: skip
+
+
+def _http_filters(ir: GatewayIR, routes: list) -> tuple[dict, ...]:
+    filters: list[dict] = []
+    for make in HTTP_FILTERS:
+        made = make(ir, routes)
+        filters.extend(made if isinstance(made, tuple) else [made] if made else [])
+    return tuple(filters)
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ def translate(
         group = by_port[port]
         bind_port = (port_map or {}).get(port, port)
         routes_here = [r for lst in group for vhost in lst.virtual_hosts for r in vhost.routes]
-        filters = tuple(f for f in (make(ir, routes_here) for make in HTTP_FILTERS) if f)
+        filters = _http_filters(ir, routes_here)
         mappers = jwt_authn.local_reply_mappers(routes_here)
         listener = envoy_listener(name, port, bind_port, address, group, invalid_backends,
                                   filters, mappers)  # fmt: skip

@@ -18,6 +18,7 @@ POLICY_MESSAGE_MODULES = (
     "envoy.extensions.filters.http.rbac.v3.rbac_pb2",
     "envoy.extensions.filters.http.jwt_authn.v3.config_pb2",
     "envoy.extensions.access_loggers.filters.cel.v3.cel_pb2",
+    "envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2",
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",
     "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
 )

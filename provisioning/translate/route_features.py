@@ -12,6 +12,7 @@ from provisioning.translate import (
     backend_traffic,
     basic_auth,
     cors,
+    ext_authz,
     fault,
     jwt_authn,
     local_rate_limit,
@@ -159,8 +160,8 @@ def timeouts(route: Route, envoy: dict) -> None:
 ROUTE_FEATURES = (
     backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers,
     backend_traffic.retry, backend_traffic.hash_policy, fault.route_config, cors.route_config,
-    api_key_auth.route_config, basic_auth.route_config, jwt_authn.route_config,
-    authorization.route_config,
+    ext_authz.route_config, api_key_auth.route_config, basic_auth.route_config,
+    jwt_authn.route_config, authorization.route_config,
     local_rate_limit.route_config,
     backend_traffic.fail_closed,
 )  # fmt: skip

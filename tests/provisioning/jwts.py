@@ -52,6 +52,7 @@ def jwks(*keys: Key) -> str:
     return json.dumps({"keys": [key.jwk for key in keys]})
 
 
-def claims(issuer: str, audience: str, lifetime: int = 600, **extra) -> dict:
+def claims(issuer: str, audience: str, lifetime: int = 3600, **extra) -> dict:
+    # An hour: tokens made when a test module is collected must outlive a slow, loaded run.
     now = int(time.time())
     return {"iss": issuer, "aud": audience, "iat": now, "exp": now + lifetime, **extra}

@@ -228,6 +228,7 @@ def security():
                 optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
         jwt=st.fixed_dictionaries({"providers": st.lists(jwt_provider(), min_size=1,
                                                           max_size=3, unique_by=str)}),
+        extAuth=ext_auth(),
     )  # fmt: skip
 
 
@@ -264,6 +265,29 @@ def claims_authorization():
     })  # fmt: skip
 
 
+def ext_auth():
+    """Mostly accepted (one backend, an existing one or not); ``EXT_AUTH`` has the refused."""
+    ref = st.fixed_dictionaries(
+        {"name": st.sampled_from(["auth", "api", "secure", "ghost"])},
+        optional={"kind": st.just("Backend"), "port": st.just(9000)},
+    )
+    headers = st.lists(
+        st.sampled_from(["x-user", "Cookie", "X-Tenant", "bad header"]),
+        max_size=2,
+        unique_by=str.lower,
+    )
+    http = st.fixed_dictionaries(
+        {"backendRefs": st.lists(ref, min_size=1, max_size=1)},
+        optional={
+            "path": st.sampled_from(["/check", "/a/b%20c", "/x/"]),
+            "headersToBackend": headers,
+        },
+    )
+    return st.fixed_dictionaries({"http": http}, optional={
+        "headersToExtAuth": headers, "timeout": st.sampled_from(["1ms", "3s", "99999h", "0s"]),
+        "failOpen": st.booleans()})  # fmt: skip
+
+
 def policies():
     def with_targets(kind, spec):
         return st.builds(lambda targets, body: (kind, {"targetRefs": targets, **body}),
@@ -286,6 +310,10 @@ BACKENDS = {
     "app": {"endpoints": [{"ip": {"address": "127.0.0.1", "port": 8080}}]},
     "api": {"endpoints": [{"fqdn": {"hostname": "api.internal", "port": 80}}],
             "appProtocol": "h2c"},
+    # Authorization services (extAuth) no route uses.
+    "auth": {"endpoints": [{"ip": {"address": "::1", "port": 9000}}]},
+    "secure": {"endpoints": [{"fqdn": {"hostname": "auth.internal", "port": 443}}],
+               "tls": {"sni": "auth.internal"}},
 }  # fmt: skip
 CONSUMER_SECRETS = {
     "alice": {"apiKeys": ["gak_alice001_k"], "basicAuth": []},
@@ -311,3 +339,39 @@ def test_every_accepted_policy_compiles_to_config_envoy_loads(raw_policies):
                          policies=accepted, consumers=CONSUMER_SECRETS)  # fmt: skip
     result = validate(compile_gateway(state))
     assert result.ok, (result.message, accepted)
+
+
+EXT_AUTH = [
+    {"http": {"backendRefs": [{"name": "auth"}]}},
+    {"http": {"backendRefs": [{"kind": "Backend", "name": "secure", "port": 443}],
+              "path": "/a/b%20c", "headersToBackend": ["X-User", "x-tenant"]},
+     "headersToExtAuth": ["Cookie", "x-request-id"], "timeout": "99999h", "failOpen": True},
+    {"http": {"backendRefs": [{"name": "api"}], "path": "/check"}, "timeout": "1ms"},
+    {"http": {"backendRefs": [{"name": "ghost"}]}},  # missing: its targets answer 500
+    {"http": {"backendRefs": [{"name": "auth"}], "path": "/check"},
+     "headersToExtAuth": ["authorization"]},
+]  # fmt: skip
+EXT_AUTH_TARGETS = [
+    {"kind": "Gateway", "name": "edge"}, {"kind": "Gateway", "name": "edge", "sectionName": "http"},
+    {"kind": "HTTPRoute", "name": "web"}, {"kind": "HTTPRoute", "name": "shop"},
+    {"kind": "HTTPRoute", "name": "shop", "sectionName": "pay"},
+]  # fmt: skip
+
+
+def test_every_kind_of_ext_auth_service_loads_in_envoy():
+    """Services by address (IPv6), by name over h2c and over TLS, a missing one, and extAuth
+    with the other security features, each at another level of precedence."""
+    policies = []
+    for index, (target, ext_auth) in enumerate(zip(EXT_AUTH_TARGETS, EXT_AUTH, strict=True)):
+        raw = {"targetRefs": [target], "extAuth": ext_auth}
+        if index == 4:
+            raw["apiKeyAuth"] = {"credentialRefs": [{"name": "alice"}],
+                                 "extractFrom": [{"headers": ["x-api-key"]}]}  # fmt: skip
+            raw["cors"] = {"allowOrigins": ["*"]}
+        spec = validate_policy_spec("SecurityPolicy", raw, "edge", ["http"])
+        policies.append({"name": f"x{index}", "kind": "SecurityPolicy", "spec": spec})
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80}]
+    state = DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
+                         policies=policies, consumers=CONSUMER_SECRETS)  # fmt: skip
+    result = validate(compile_gateway(state))
+    assert result.ok, result.message
