@@ -6,6 +6,7 @@ A top-level ``Accepted`` condition sums them up.
 """
 
 from gateways.conditions import set_condition
+from provisioning.ir.client_traffic import settle_ports
 from provisioning.ir.policies import ACCEPTED, Resolution, resolve
 
 
@@ -13,12 +14,9 @@ def gateway_resolution(policies, routes: dict, listeners, consumers) -> Resoluti
     """``policies``: Policy rows of one gateway, in any order; ``routes``: route name → the
     names of its rules."""
     ordered = sorted(policies, key=lambda p: (p.created_at, p.name))
-    return resolve(
-        [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered],
-        routes,
-        [listener["name"] for listener in listeners],
-        consumers,
-    )
+    specs = [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered]
+    resolution = resolve(specs, routes, [listener["name"] for listener in listeners], consumers)
+    return settle_ports(resolution, specs, listeners)
 
 
 def _previous(previous: dict, ref: dict) -> list[dict]:

@@ -17,10 +17,18 @@ from gateways.validation.backend_traffic import (
     CircuitBreakerSerializer,
     FaultInjectionSerializer,
     HealthCheckSerializer,
+    HTTPTimeoutSerializer,
     LoadBalancerSerializer,
     RateLimitSerializer,
     RetrySerializer,
     TimeoutSerializer,
+)
+from gateways.validation.client_traffic import (
+    ClientIPDetectionSerializer,
+    ClientTLSSerializer,
+    ConnectionSerializer,
+    HTTP2Serializer,
+    HTTPClientTimeoutSerializer,
 )
 from gateways.validation.policies import (
     KINDS,
@@ -146,10 +154,19 @@ class PolicyStatusSerializer(_StatusSerializer):
     ancestors = AncestorSerializer(many=True, help_text="one entry per targetRef")
 
 
+class PolicyHTTPTimeoutSerializer(HTTPTimeoutSerializer, HTTPClientTimeoutSerializer):
+    """BackendTrafficPolicy's ``timeout.http`` fields and ClientTrafficPolicy's."""
+
+
+class PolicyTimeoutSerializer(TimeoutSerializer):
+    http = PolicyHTTPTimeoutSerializer(required=False)
+
+
 class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
-    basicAuth, cors, authorization, jwt; BackendTrafficPolicy: the others). Documentation only: the
-    service validates."""
+    basicAuth, cors, authorization, jwt; ClientTrafficPolicy: timeout.http.requestReceivedTimeout
+    and idleTimeout, connection, clientIPDetection, tls, http2; BackendTrafficPolicy: the others).
+    Documentation only: the service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
     apiKeyAuth = APIKeyAuthSerializer(required=False)
@@ -158,12 +175,16 @@ class PolicySpecSerializer(StrictSerializer):
     authorization = AuthorizationSerializer(required=False)
     jwt = JWTSerializer(required=False)
     retry = RetrySerializer(required=False)
-    timeout = TimeoutSerializer(required=False)
+    timeout = PolicyTimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)
     healthCheck = HealthCheckSerializer(required=False)
     loadBalancer = LoadBalancerSerializer(required=False)
     faultInjection = FaultInjectionSerializer(required=False)
     rateLimit = RateLimitSerializer(required=False)
+    connection = ConnectionSerializer(required=False)
+    clientIPDetection = ClientIPDetectionSerializer(required=False)
+    tls = ClientTLSSerializer(required=False)
+    http2 = HTTP2Serializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):

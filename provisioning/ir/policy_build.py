@@ -11,6 +11,7 @@ import ipaddress
 import math
 from dataclasses import dataclass, replace
 
+from provisioning.ir.client_traffic import settle_ports
 from provisioning.ir.durations import to_ms
 from provisioning.ir.policies import Resolution, resolve, rule_names
 from provisioning.ir.types import (
@@ -268,9 +269,11 @@ class PolicyPlan:
     """The gateway's policies, resolved and translated once; applied route by route."""
 
     def __init__(self, state, listener_names: list[str]):
-        self.resolution: Resolution = resolve(
-            state.policies, rule_names(state.routes), listener_names, state.consumers.keys()
-        )
+        self.resolution: Resolution = settle_ports(
+            resolve(state.policies, rule_names(state.routes), listener_names,
+                    state.consumers.keys()),
+            state.policies, state.spec.get("listeners", []),
+        )  # fmt: skip
         self.compiled: dict[str, Compiled] = {}
         for policy in state.policies:
             if policy["name"] in self.resolution.problems:
@@ -279,7 +282,7 @@ class PolicyPlan:
                 self.compiled[policy["name"]] = _security(
                     policy["spec"], state.consumers, policy["name"]
                 )
-            else:
+            elif policy["kind"] == "BackendTrafficPolicy":
                 self.compiled[policy["name"]] = _traffic(policy["spec"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
         self.consumers = state.consumers
