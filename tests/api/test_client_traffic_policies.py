@@ -211,3 +211,15 @@ def test_the_other_kinds_still_refuse_client_traffic_fields(editor):
     response = editor.post(URL, body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["fields"][0]["path"] == "spec.tls"
+
+
+def test_moving_a_listener_to_its_own_port_ends_the_disagreement(editor):
+    create(editor, "everywhere")
+    body = create(editor, "alt-only", targets=[listener("alt")],
+                  timeout={"http": {"idleTimeout": "2m"}}).json()  # fmt: skip
+    assert ancestors(body) == [("alt", "Conflicted")]
+    moved = [LISTENERS[0], {**LISTENERS[1], "port": 81}, LISTENERS[2]]
+    response = editor.patch(BASE + "gateways/edge/", {"spec": {"listeners": moved}},
+                            format="json")  # fmt: skip
+    assert response.status_code == 202, response.content
+    assert ancestors(editor.get(URL + "alt-only/").json()) == [("alt", "Accepted")]

@@ -14,7 +14,10 @@ import pytest
 import requests
 
 from gateways.validation.policies import validate_policy_spec
+from provisioning.compile import compile_gateway
+from provisioning.desired import load_desired_state
 from provisioning.ir.build import DesiredState
+from tenants.roles import Role
 from tests.provisioning.certs import self_signed
 from tests.provisioning.harness import Upstream, running_envoy
 
@@ -269,3 +272,42 @@ def test_http2_settings_are_announced_to_clients(gateway):
     assert defaults[MAX_CONCURRENT_STREAMS] != 7
     assert defaults[INITIAL_WINDOW_SIZE] != 128 * 1024
     assert default_window != window
+
+
+def test_a_policy_written_through_the_api_is_what_envoy_serves(org):
+    """Status and compiler agree: a listener policy Conflicted on a shared port changes nothing
+    in the config; the gateway's connection limit is served."""
+    editor = org.client(Role.EDITOR)
+    upstream = Upstream("app")
+    base = "/api/v1/tenants/acme/"
+    listeners = [
+        {"name": "http", "protocol": "HTTP", "port": 80},
+        {"name": "alt", "protocol": "HTTP", "port": 80, "hostname": "alt.test"},
+    ]
+    editor.post(base + "gateways/", {"name": "edge", "spec": {"listeners": listeners}},
+                format="json")  # fmt: skip
+    editor.post(base + "backends/", {"name": "app", "spec": upstream.backend()}, format="json")
+    editor.post(base + "gateways/edge/routes/", {"name": "web", "spec": {"rules": [
+        {"backendRefs": [{"name": "app"}]}]}}, format="json")  # fmt: skip
+    policies = base + "gateways/edge/policies/"
+    gateway_wide = {"name": "limit", "kind": "ClientTrafficPolicy", "spec": {
+        "targetRefs": [{"kind": "Gateway", "name": "edge"}],
+        "connection": {"connectionLimit": {"value": 1}}}}  # fmt: skip
+    assert editor.post(policies, gateway_wide, format="json").status_code == 202
+    alt_only = {"name": "alt", "kind": "ClientTrafficPolicy", "spec": {
+        "targetRefs": [{"kind": "Gateway", "name": "edge", "sectionName": "alt"}],
+        "timeout": {"http": {"requestReceivedTimeout": "1s"}}}}  # fmt: skip
+    body = editor.post(policies, alt_only, format="json").json()
+    assert body["status"]["ancestors"][0]["conditions"][0]["reason"] == "Conflicted"
+    try:
+        state = load_desired_state(org.tenant.gateways.get(name="edge").pk)
+        hcm = compile_gateway(state).listeners[0]["filter_chains"][0]["filters"][-1]
+        assert "request_timeout" not in hcm["typed_config"]
+        with running_envoy(state) as ports, connect(ports[80]) as first:
+            assert get(first).startswith(b"HTTP/1.1 200")
+            with connect(ports[80]) as second:
+                second.settimeout(5)
+                assert closed(second)
+            assert get(first, "alt.test").startswith(b"HTTP/1.1 200")
+    finally:
+        upstream.close()
