@@ -253,30 +253,39 @@ def test_every_accepted_policy_compiles_to_config_envoy_loads(raw_policies):
 
 
 # ClientTrafficPolicy: on HTTP and HTTPS listeners (TLS settings need real certificates).
-SIZES = st.sampled_from(["65535", "64Ki", "1Mi", "2147483647", "32768", "1", "0", "2Gi", "1Qi"])
-CLIENT_TARGETS = st.lists(st.sampled_from([
+def mostly(valid: list, invalid: list):
+    """Valid values four times as often as invalid ones (those the API must refuse)."""
+    return st.sampled_from(valid * 4 + invalid)
+
+
+SIZES = mostly(["65535", "64Ki", "1Mi", "2147483647", "32768"], ["1", "0", "2Gi", "1Qi"])
+GOOD_DURATIONS = mostly(["0s", "1ms", "250ms", "1s", "1m30s", "99999h"], ["soon"])
+CLIENT_TARGETS = st.lists(mostly([
     {"kind": "Gateway", "name": "edge"}, {"kind": "Gateway", "name": "edge", "sectionName": "http"},
     {"kind": "Gateway", "name": "edge", "sectionName": "a"},
-    {"kind": "Gateway", "name": "edge", "sectionName": "b"},
-    {"kind": "HTTPRoute", "name": "web"}]), min_size=1, max_size=3, unique_by=str)  # fmt: skip
-TLS_VERSIONS = st.sampled_from(["Auto", "1.0", "1.1", "1.2", "1.3", "1.4"])
+    {"kind": "Gateway", "name": "edge", "sectionName": "b"}],
+    [{"kind": "HTTPRoute", "name": "web"}]), min_size=1, max_size=2, unique_by=str)  # fmt: skip
+TLS_VERSIONS = mostly(["Auto", "1.0", "1.1", "1.2", "1.3"], ["1.4"])
 
 
 def client_traffic():
     return some(
-        timeout=st.fixed_dictionaries({"http": opt(requestReceivedTimeout=DURATIONS,
-                                                   idleTimeout=DURATIONS)}),
-        connection=opt(connectionLimit=st.fixed_dictionaries(
-            {"value": COUNTS}, optional={"closeDelay": DURATIONS}), bufferLimit=SIZES),
+        timeout=st.fixed_dictionaries({"http": some(requestReceivedTimeout=GOOD_DURATIONS,
+                                                    idleTimeout=GOOD_DURATIONS)}),
+        connection=some(connectionLimit=st.fixed_dictionaries(
+            {"value": mostly([1, 2, 1024, 4_294_967_295], [0])},
+            optional={"closeDelay": GOOD_DURATIONS}), bufferLimit=SIZES),
         clientIPDetection=st.fixed_dictionaries({"xForwardedFor": st.fixed_dictionaries(
-            {"numTrustedHops": COUNTS})}),
-        tls=opt(minVersion=TLS_VERSIONS, maxVersion=TLS_VERSIONS,
-                ciphers=st.lists(st.sampled_from(CIPHERS + ["RC4-MD5"]), max_size=4),
-                ecdhCurves=st.lists(st.sampled_from(ECDH_CURVES + ["P-224"]), max_size=3),
-                alpnProtocols=st.lists(st.sampled_from(["h2", "http/1.1", "http/1.0", "h3"]),
-                                       max_size=3)),
-        http2=opt(initialStreamWindowSize=SIZES, initialConnectionWindowSize=SIZES,
-                  maxConcurrentStreams=st.sampled_from([0, 1, 100, 2_147_483_647, 2**31])),
+            {"numTrustedHops": mostly([0, 1, 2, 4_294_967_295], [-1])})}),
+        tls=some(minVersion=TLS_VERSIONS, maxVersion=TLS_VERSIONS,
+                 ciphers=st.lists(mostly(CIPHERS, ["RC4-MD5"]), min_size=1, max_size=4,
+                                  unique=True),
+                 ecdhCurves=st.lists(mostly(ECDH_CURVES, ["P-224"]), min_size=1, max_size=3,
+                                     unique=True),
+                 alpnProtocols=st.lists(mostly(["h2", "http/1.1", "http/1.0"], ["h3"]),
+                                        min_size=1, max_size=3, unique=True)),
+        http2=some(initialStreamWindowSize=SIZES, initialConnectionWindowSize=SIZES,
+                   maxConcurrentStreams=mostly([1, 100, 2_147_483_647], [0, 2**31])),
     )  # fmt: skip
 
 
