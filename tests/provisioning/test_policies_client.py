@@ -311,3 +311,46 @@ def test_a_policy_written_through_the_api_is_what_envoy_serves(org):
             assert get(first, "alt.test").startswith(b"HTTP/1.1 200")
     finally:
         upstream.close()
+
+
+def refused(port: int, host: str, context: ssl.SSLContext) -> bool:
+    """Whether the gateway closes a new TLS connection (during or right after the handshake)."""
+    try:
+        with connect(port) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
+            return get(tls, host) == b""
+    except OSError:  # ssl.SSLError included
+        return True
+
+
+def test_each_https_listener_of_a_port_counts_its_own_connections():
+    upstream = Upstream("app")
+    hosts = ["one.example.com", "two.example.com"]
+    chain, key = self_signed(hosts)
+    listeners = [{"name": host.split(".")[0], "protocol": "HTTPS", "port": 443, "hostname": host,
+                  "tls": {"certificateRefs": [{"name": "site"}]}} for host in hosts]  # fmt: skip
+    raw = {"targetRefs": [{"kind": "Gateway", "name": "edge"}],
+           "connection": {"connectionLimit": {"value": 1}}}  # fmt: skip
+    spec = validate_policy_spec("ClientTrafficPolicy", raw, "edge", ["one", "two"])
+    state = DesiredState(
+        tenant="acme", gateway="edge", spec={"listeners": listeners},
+        routes=[{"name": "site", "spec": {"rules": [{"backendRefs": [{"name": "app"}]}]}}],
+        backends={"app": upstream.backend()},
+        certificates={"site": {"certificatePem": chain, "privateKeyPem": key, "dnsNames": hosts}},
+        policies=[{"name": "limit", "kind": "ClientTrafficPolicy", "spec": spec}],
+    )  # fmt: skip
+    context = tls_client(alpn=("http/1.1",))
+    try:
+        with running_envoy(state) as ports:
+            raw_one = connect(ports[443])
+            with context.wrap_socket(raw_one, server_hostname=hosts[0]) as first:
+                assert get(first, hosts[0]).startswith(b"HTTP/1.1 200")
+                assert refused(ports[443], hosts[0], context)  # over listener "one"'s limit
+                # Listener "two", on the same port, has its own counter.
+                with (
+                    connect(ports[443]) as raw,
+                    context.wrap_socket(raw, server_hostname=hosts[1]) as other,
+                ):
+                    assert get(other, hosts[1]).startswith(b"HTTP/1.1 200")
+                assert get(first, hosts[0]).startswith(b"HTTP/1.1 200")
+    finally:
+        upstream.close()
