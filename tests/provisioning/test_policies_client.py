@@ -30,6 +30,7 @@ LISTENERS = [
     {"name": "limited", "protocol": "HTTP", "port": 81},
     {"name": "forwarded", "protocol": "HTTP", "port": 82},
     {"name": "h2", "protocol": "HTTP", "port": 83},
+    {"name": "delayed", "protocol": "HTTP", "port": 84},
     *({"name": host.split(".")[0], "protocol": "HTTPS", "port": 443, "hostname": host,
        "tls": {"certificateRefs": [{"name": "site"}]}} for host in HOSTS),
 ]  # fmt: skip
@@ -59,6 +60,7 @@ def gateway():
             policy("timeouts", timeout={"http": {"requestReceivedTimeout": "500ms",
                                                  "idleTimeout": "1s"}}),
             policy("limited", connection={"connectionLimit": {"value": 2}}),
+            policy("delayed", connection={"connectionLimit": {"value": 1, "closeDelay": "700ms"}}),
             policy("forwarded", clientIPDetection={"xForwardedFor": {"numTrustedHops": 1}}),
             policy("forwarded", kind="SecurityPolicy", authorization={
                 "defaultAction": "Deny",
@@ -152,6 +154,18 @@ def test_the_connection_past_the_limit_is_closed_and_the_others_stay_served(gate
     time.sleep(0.3)  # Envoy sees the two close; a new connection fits again
     with connect(ports[81]) as again:
         assert get(again).startswith(b"HTTP/1.1 200")
+
+
+def test_a_close_delay_holds_the_connection_past_the_limit_before_closing_it(gateway):
+    ports, _ = gateway
+    with connect(ports[84]) as first:
+        assert get(first).startswith(b"HTTP/1.1 200")
+        with connect(ports[84]) as second:
+            second.settimeout(5)
+            started = time.monotonic()
+            assert closed(second)
+            assert 0.6 < time.monotonic() - started < 4
+        assert get(first).startswith(b"HTTP/1.1 200")
 
 
 def test_the_client_address_comes_from_x_forwarded_for_with_a_trusted_hop(gateway):
