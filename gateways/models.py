@@ -141,8 +141,9 @@ class Credential(models.Model):
 
 
 class Policy(SpecResource):
-    """A policy of one gateway, Envoy Gateway's vocabulary: ``kind`` is SecurityPolicy or
-    BackendTrafficPolicy and ``spec`` names its targets (the gateway, a listener, a route).
+    """A policy of one gateway, Envoy Gateway's vocabulary: ``kind`` is SecurityPolicy,
+    BackendTrafficPolicy or ClientTrafficPolicy and ``spec`` names its targets (the gateway, a
+    listener, a route).
 
     Names are unique per gateway, whatever the kind. The kind never changes.
     """
@@ -150,6 +151,7 @@ class Policy(SpecResource):
     class Kind(models.TextChoices):
         SECURITY = "SecurityPolicy"
         BACKEND_TRAFFIC = "BackendTrafficPolicy"
+        CLIENT_TRAFFIC = "ClientTrafficPolicy"
 
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="policies")
     kind = models.CharField(max_length=32, choices=Kind.choices)

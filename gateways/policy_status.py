@@ -6,6 +6,7 @@ A top-level ``Accepted`` condition sums them up.
 """
 
 from gateways.conditions import set_condition
+from provisioning.ir.client_traffic import settle_ports
 from provisioning.ir.policies import ACCEPTED, Resolution, resolve
 
 
@@ -13,13 +14,10 @@ def gateway_resolution(policies, routes: dict, listeners, consumers, backends=()
     """``policies``: Policy rows of one gateway, in any order; ``routes``: route name → the
     names of its rules; ``consumers``, ``backends``: the tenant's names."""
     ordered = sorted(policies, key=lambda p: (p.created_at, p.name))
-    return resolve(
-        [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered],
-        routes,
-        [listener["name"] for listener in listeners],
-        consumers,
-        backends,
-    )
+    specs = [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered]
+    names = [listener["name"] for listener in listeners]
+    resolution = resolve(specs, routes, names, consumers, backends)
+    return settle_ports(resolution, specs, listeners)
 
 
 def _previous(previous: dict, ref: dict) -> list[dict]:

@@ -17,10 +17,18 @@ from gateways.validation.backend_traffic import (
     CircuitBreakerSerializer,
     FaultInjectionSerializer,
     HealthCheckSerializer,
+    HTTPTimeoutSerializer,
     LoadBalancerSerializer,
     RateLimitSerializer,
     RetrySerializer,
     TimeoutSerializer,
+)
+from gateways.validation.client_traffic import (
+    ClientIPDetectionSerializer,
+    ClientTLSSerializer,
+    ConnectionSerializer,
+    HTTP2Serializer,
+    HTTPClientTimeoutSerializer,
 )
 from gateways.validation.ext_auth import ExtAuthSerializer
 from gateways.validation.policies import (
@@ -147,9 +155,19 @@ class PolicyStatusSerializer(_StatusSerializer):
     ancestors = AncestorSerializer(many=True, help_text="one entry per targetRef")
 
 
+class PolicyHTTPTimeoutSerializer(HTTPTimeoutSerializer, HTTPClientTimeoutSerializer):
+    """BackendTrafficPolicy's ``timeout.http`` fields and ClientTrafficPolicy's."""
+
+
+class PolicyTimeoutSerializer(TimeoutSerializer):
+    http = PolicyHTTPTimeoutSerializer(required=False)
+
+
 class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
-    basicAuth, cors, authorization, jwt, extAuth; BackendTrafficPolicy: the others).
+    basicAuth, cors, authorization, jwt, extAuth; ClientTrafficPolicy:
+    timeout.http.requestReceivedTimeout and idleTimeout, connection, clientIPDetection, tls,
+    http2; BackendTrafficPolicy: the others).
     Documentation only: the service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
@@ -160,12 +178,16 @@ class PolicySpecSerializer(StrictSerializer):
     jwt = JWTSerializer(required=False)
     extAuth = ExtAuthSerializer(required=False)
     retry = RetrySerializer(required=False)
-    timeout = TimeoutSerializer(required=False)
+    timeout = PolicyTimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)
     healthCheck = HealthCheckSerializer(required=False)
     loadBalancer = LoadBalancerSerializer(required=False)
     faultInjection = FaultInjectionSerializer(required=False)
     rateLimit = RateLimitSerializer(required=False)
+    connection = ConnectionSerializer(required=False)
+    clientIPDetection = ClientIPDetectionSerializer(required=False)
+    tls = ClientTLSSerializer(required=False)
+    http2 = HTTP2Serializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):

@@ -295,8 +295,9 @@ class CredentialViewSet(TenantScopedViewSet, mixins.ListModelMixin):
 
 @documented(PolicySerializer, PolicyCreateDoc, PolicyReplaceDoc)
 class PolicyViewSet(RouteViewSet):
-    """Policies of a gateway: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy. Writes
-    carry a ``kind`` beside the spec, so they call the policy services directly."""
+    """Policies of a gateway: Envoy Gateway's SecurityPolicy, BackendTrafficPolicy and
+    ClientTrafficPolicy. Writes carry a ``kind`` beside the spec, so they call the policy
+    services directly."""
 
     model = Policy
     writes = None  # type: ignore[assignment]

@@ -1,4 +1,5 @@
-"""Validation of policies: Envoy Gateway's SecurityPolicy and BackendTrafficPolicy specs.
+"""Validation of policies: Envoy Gateway's SecurityPolicy, BackendTrafficPolicy and
+ClientTrafficPolicy specs.
 
 ``targetRefs`` name the policy's own gateway (``kind: Gateway``, optionally one listener by
 ``sectionName``) or routes of that gateway (``kind: HTTPRoute``, optionally one rule by its
@@ -24,6 +25,15 @@ from gateways.validation.backend_traffic import (
     RetrySerializer,
     TimeoutSerializer,
 )
+from gateways.validation.client_traffic import (
+    CLIENT_TRAFFIC_FEATURES,
+    CLIENT_TRAFFIC_LATER,
+    ClientIPDetectionSerializer,
+    ClientTimeoutSerializer,
+    ClientTLSSerializer,
+    ConnectionSerializer,
+    HTTP2Serializer,
+)
 from gateways.validation.common import (
     failed,
     header_name_field,
@@ -40,8 +50,8 @@ from gateways.validation.security import (
 from tenants.serializers import StrictSerializer, dns_label_field
 
 GROUP = "gateway.networking.k8s.io"
-KINDS = ["SecurityPolicy", "BackendTrafficPolicy"]
-LATER_KINDS = ["ClientTrafficPolicy"]
+KINDS = ["SecurityPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy"]
+LATER_KINDS: list[str] = []
 MAX_TARGETS = 16
 MAX_CONSUMERS = 64
 SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization", "jwt", "extAuth"]
@@ -193,9 +203,38 @@ class BackendTrafficPolicySpecSerializer(PolicySpecSerializer):
         return data
 
 
+class ClientTrafficPolicySpecSerializer(PolicySpecSerializer):
+    """Downstream connections: targets the gateway or its listeners only."""
+
+    later = CLIENT_TRAFFIC_LATER
+    timeout = ClientTimeoutSerializer(required=False)
+    connection = ConnectionSerializer(required=False)
+    clientIPDetection = ClientIPDetectionSerializer(required=False)
+    tls = ClientTLSSerializer(required=False)
+    http2 = HTTP2Serializer(required=False)
+
+    def validate_targetRefs(self, refs):
+        errors = {
+            index: {"kind": ["a ClientTrafficPolicy targets a Gateway or its listeners"]}
+            for index, ref in enumerate(refs)
+            if ref["kind"] != "Gateway"
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().validate_targetRefs(refs)
+
+    def validate(self, data):
+        if not any(feature in data for feature in CLIENT_TRAFFIC_FEATURES):
+            raise serializers.ValidationError(
+                f"must set at least one of {', '.join(CLIENT_TRAFFIC_FEATURES)}"
+            )
+        return data
+
+
 SPEC_SERIALIZERS = {
     "SecurityPolicy": SecurityPolicySpecSerializer,
     "BackendTrafficPolicy": BackendTrafficPolicySpecSerializer,
+    "ClientTrafficPolicy": ClientTrafficPolicySpecSerializer,
 }
 
 

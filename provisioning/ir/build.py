@@ -7,6 +7,7 @@ Gateway API says; the route's status conditions say why (computed where routes a
 from dataclasses import dataclass, field, replace
 
 from provisioning.ir import hostnames
+from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
 from provisioning.ir.names import cluster_name
 from provisioning.ir.policy_build import PolicyPlan, split_variant
@@ -263,6 +264,9 @@ def gateway_ir(state: DesiredState) -> GatewayIR:
     listener_specs = state.spec.get("listeners", [])
     plan = PolicyPlan(state, [spec["name"] for spec in listener_specs]) if state.policies else None
     listeners = tuple(build_listener(state, spec, plan) for spec in listener_specs)
+    if plan is not None:
+        listeners = attach_client_traffic(listeners, listener_specs, plan.resolution,
+                                          state.policies)  # fmt: skip
     clusters = build_clusters(state)
     if plan is not None:
         clusters += _variants(clusters, listeners, plan)

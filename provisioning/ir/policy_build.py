@@ -11,6 +11,7 @@ import ipaddress
 import math
 from dataclasses import dataclass, replace
 
+from provisioning.ir.client_traffic import settle_ports
 from provisioning.ir.durations import to_ms
 from provisioning.ir.ext_auth import build_ext_auth
 from provisioning.ir.policies import Resolution, resolve, rule_names
@@ -323,9 +324,10 @@ class PolicyPlan:
     """The gateway's policies, resolved and translated once; applied route by route."""
 
     def __init__(self, state, listener_names: list[str]):
-        self.resolution: Resolution = resolve(
-            state.policies, rule_names(state.routes), listener_names, state.consumers.keys(),
-            state.backends.keys(),
+        self.resolution: Resolution = settle_ports(
+            resolve(state.policies, rule_names(state.routes), listener_names,
+                    state.consumers.keys(), state.backends.keys()),
+            state.policies, state.spec.get("listeners", []),
         )  # fmt: skip
         self.compiled: dict[str, Compiled] = {}
         for policy in state.policies:
@@ -337,7 +339,7 @@ class PolicyPlan:
                 )
                 if policy["spec"].get("extAuth"):
                     self._add_ext_auth(state, policy)
-            else:
+            elif policy["kind"] == "BackendTrafficPolicy":
                 self.compiled[policy["name"]] = _traffic(policy["spec"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
         self.consumers = state.consumers

@@ -294,6 +294,26 @@ class TLSCertificate:
 
 
 @dataclass(frozen=True)
+class ClientTraffic:
+    """A ClientTrafficPolicy applied to a listener: how Envoy treats downstream connections."""
+
+    request_received_timeout_ms: int | None = None
+    idle_timeout_ms: int | None = None
+    connection_limit: int | None = None
+    connection_close_delay_ms: int | None = None
+    buffer_limit_bytes: int | None = None
+    xff_num_trusted_hops: int | None = None
+    tls_min_version: str | None = None  # Auto | 1.0 | 1.1 | 1.2 | 1.3
+    tls_max_version: str | None = None
+    ciphers: tuple[str, ...] = ()
+    ecdh_curves: tuple[str, ...] = ()
+    alpn_protocols: tuple[str, ...] = ()
+    h2_initial_stream_window: int | None = None
+    h2_initial_connection_window: int | None = None
+    h2_max_concurrent_streams: int | None = None
+
+
+@dataclass(frozen=True)
 class Listener:
     """One gateway listener (several may share a port, told apart by hostname)."""
 
@@ -303,6 +323,7 @@ class Listener:
     hostname: str | None
     certificates: tuple[TLSCertificate, ...] = ()
     virtual_hosts: tuple[VirtualHost, ...] = ()
+    client_traffic: ClientTraffic | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from provisioning.ir.policy_build import CONSUMER_HEADER
 from provisioning.ir.types import Listener
+from provisioning.translate import client_traffic
 from provisioning.translate.route_features import INVALID_BACKEND_HEADER
 from provisioning.translate.types import (
     DOWNSTREAM_TLS,
@@ -107,8 +108,13 @@ def envoy_listener(
                 "typed_config": {"@type": TLS_INSPECTOR},
             }
         ]
-        envoy["filter_chains"] = [_tls_chain(listener, hcm) for listener in listeners
-                                  if listener.certificates]  # fmt: skip
-    else:
-        envoy["filter_chains"] = [{"filters": [hcm]}]
+        envoy["filter_chains"] = [
+            client_traffic.configure_chain(_tls_chain(listener, hcm), listener.client_traffic,
+                                           listener.name.replace("/", "."))
+            for listener in listeners if listener.certificates
+        ]  # fmt: skip
+    else:  # HTTP listeners on a port share a chain, and their ClientTrafficPolicy settings
+        envoy["filter_chains"] = [client_traffic.configure_chain(
+            {"filters": [hcm]}, listeners[0].client_traffic, name.replace("/", "."))]  # fmt: skip
+    envoy.update(client_traffic.listener_options(listeners[0].client_traffic))
     return envoy

@@ -1,8 +1,8 @@
 """No policy combination the API accepts produces config Envoy rejects.
 
-Hypothesis writes SecurityPolicy and BackendTrafficPolicy specs (mostly plausible, sometimes
-strange); those the API's validation accepts are compiled with routes, backends and consumers
-and loaded into real Envoy.
+Hypothesis writes SecurityPolicy, BackendTrafficPolicy and ClientTrafficPolicy specs (mostly
+plausible, sometimes strange); those the API's validation accepts are compiled with routes,
+backends and consumers (and HTTPS listeners with real certificates) and loaded into real Envoy.
 """
 
 import pytest
@@ -10,10 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.errors import ValidationFailed
+from gateways.validation.client_traffic import CIPHERS, ECDH_CURVES
 from gateways.validation.policies import validate_policy_spec
 from provisioning.compile import compile_gateway
 from provisioning.envoy import validate
 from provisioning.ir.build import DesiredState
+from tests.provisioning.certs import self_signed
 from tests.provisioning.jwts import Key, jwks
 
 pytestmark = pytest.mark.slow
@@ -374,4 +376,95 @@ def test_every_kind_of_ext_auth_service_loads_in_envoy():
     state = DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
                          policies=policies, consumers=CONSUMER_SECRETS)  # fmt: skip
     result = validate(compile_gateway(state))
+    assert result.ok, result.message
+
+
+# ClientTrafficPolicy: on HTTP and HTTPS listeners (TLS settings need real certificates).
+def mostly(valid: list, invalid: list):
+    """Valid values four times as often as invalid ones (those the API must refuse)."""
+    return st.sampled_from(valid * 4 + invalid)
+
+
+SIZES = mostly(["65535", "64Ki", "1Mi", "2147483647", "32768"], ["1", "0", "2Gi", "1Qi"])
+GOOD_DURATIONS = mostly(["0s", "1ms", "250ms", "1s", "1m30s", "99999h"], ["soon"])
+CLIENT_TARGETS = st.lists(mostly([
+    {"kind": "Gateway", "name": "edge"}, {"kind": "Gateway", "name": "edge", "sectionName": "http"},
+    {"kind": "Gateway", "name": "edge", "sectionName": "a"},
+    {"kind": "Gateway", "name": "edge", "sectionName": "b"}],
+    [{"kind": "HTTPRoute", "name": "web"}]), min_size=1, max_size=2, unique_by=str)  # fmt: skip
+TLS_VERSIONS = mostly(["Auto", "1.0", "1.1", "1.2", "1.3"], ["1.4"])
+
+
+def client_traffic():
+    return some(
+        timeout=st.fixed_dictionaries({"http": some(requestReceivedTimeout=GOOD_DURATIONS,
+                                                    idleTimeout=GOOD_DURATIONS)}),
+        connection=some(connectionLimit=st.fixed_dictionaries(
+            {"value": mostly([1, 2, 1024, 4_294_967_295], [0])},
+            optional={"closeDelay": GOOD_DURATIONS}), bufferLimit=SIZES),
+        clientIPDetection=st.fixed_dictionaries({"xForwardedFor": st.fixed_dictionaries(
+            {"numTrustedHops": mostly([0, 1, 2, 4_294_967_295], [-1])})}),
+        tls=some(minVersion=TLS_VERSIONS, maxVersion=TLS_VERSIONS,
+                 ciphers=st.lists(mostly(CIPHERS, ["RC4-MD5"]), min_size=1, max_size=4,
+                                  unique=True),
+                 ecdhCurves=st.lists(mostly(ECDH_CURVES, ["P-224"]), min_size=1, max_size=3,
+                                     unique=True),
+                 alpnProtocols=st.lists(mostly(["h2", "http/1.1", "http/1.0"], ["h3"]),
+                                        min_size=1, max_size=3, unique=True)),
+        http2=some(initialStreamWindowSize=SIZES, initialConnectionWindowSize=SIZES,
+                   maxConcurrentStreams=mostly([1, 100, 2_147_483_647], [0, 2**31])),
+    )  # fmt: skip
+
+
+def client_state(policies):
+    chain, key = self_signed(["a.test", "b.test"])
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80}] + [
+        {"name": name, "protocol": "HTTPS", "port": 443, "hostname": f"{name}.test",
+         "tls": {"certificateRefs": [{"name": "site"}]}} for name in ("a", "b")]  # fmt: skip
+    certificates = {"site": {"certificatePem": chain, "privateKeyPem": key,
+                             "dnsNames": ["a.test", "b.test"]}}  # fmt: skip
+    return DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
+                        certificates=certificates, policies=policies)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])  # fmt: skip
+@given(st.lists(st.builds(lambda targets, body: {"targetRefs": targets, **body},
+                          CLIENT_TARGETS, client_traffic()), min_size=1, max_size=3))  # fmt: skip
+def test_every_accepted_client_traffic_policy_compiles_to_config_envoy_loads(raw_policies):
+    accepted = []
+    for index, raw in enumerate(raw_policies):
+        try:
+            spec = validate_policy_spec("ClientTrafficPolicy", raw, "edge", ["http", "a", "b"])
+        except ValidationFailed:
+            continue
+        accepted.append({"name": f"p{index}", "kind": "ClientTrafficPolicy", "spec": spec})
+    if not accepted:
+        return
+    result = validate(compile_gateway(client_state(accepted)))
+    assert result.ok, (result.message, accepted)
+
+
+def test_every_accepted_cipher_and_curve_loads_in_envoy():
+    """One HTTPS listener per cipher suite and per curve the API accepts, each alone."""
+    chain, key = self_signed(["site.test"])
+    values = [("ciphers", cipher) for cipher in CIPHERS] + [
+        ("ecdhCurves", curve) for curve in ECDH_CURVES]  # fmt: skip
+    listeners = [{"name": f"l{index}", "protocol": "HTTPS", "port": 1000 + index,
+                  "tls": {"certificateRefs": [{"name": "site"}]}}
+                 for index in range(len(values))]  # fmt: skip
+    names = [listener["name"] for listener in listeners]
+    policies = []
+    for index, (field, value) in enumerate(values):
+        raw = {"targetRefs": [{"kind": "Gateway", "name": "edge", "sectionName": f"l{index}"}],
+               "tls": {"maxVersion": "1.2", field: [value]}}  # fmt: skip
+        spec = validate_policy_spec("ClientTrafficPolicy", raw, "edge", names)
+        policies.append({"name": f"p{index}", "kind": "ClientTrafficPolicy", "spec": spec})
+    certificates = {"site": {"certificatePem": chain, "privateKeyPem": key,
+                             "dnsNames": ["site.test"]}}  # fmt: skip
+    state = DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
+                         certificates=certificates, policies=policies)  # fmt: skip
+    resources = compile_gateway(state)
+    assert len(resources.listeners) == len(values)
+    result = validate(resources)
     assert result.ok, result.message
