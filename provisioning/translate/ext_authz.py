@@ -8,12 +8,25 @@ Content-Length headers plus ``headersToExtAuth``; a 200 lets the request through
 answer's ``headersToBackend`` headers set on it, any other answer goes to the client as it is.
 When the service cannot be asked (down, timed out), Envoy answers 403, or lets the request
 through when ``failOpen``.
+
+The headers a service vouches for (``headersToBackend``) are first removed from the request
+(a header_mutation filter before the ext_authz filters, enabled on the same routes): Envoy sets
+those the answer has and leaves the others as they were, so a client's own ``x-user`` would
+otherwise reach the upstream when the service's answer lacks it.
 """
 
 from provisioning.ir.types import ExtAuth, GatewayIR, Route
-from provisioning.translate.types import EXT_AUTHZ, EXT_AUTHZ_PER_ROUTE, duration, per_route
+from provisioning.translate.types import (
+    EXT_AUTHZ,
+    EXT_AUTHZ_PER_ROUTE,
+    HEADER_MUTATION_FILTER,
+    HEADER_MUTATION_PER_ROUTE,
+    duration,
+    per_route,
+)
 
 FILTER = "envoy.filters.http.ext_authz"
+CLEAR_FILTER = "envoy.filters.http.header_mutation/ext-auth-headers"
 
 
 def filter_name(policy: str) -> str:
@@ -45,10 +58,15 @@ def _config(ext_auth: ExtAuth) -> dict:
 def http_filters(ir: GatewayIR, routes: list[Route]) -> tuple[dict, ...]:
     """One disabled filter per policy with extAuth that applies to one of ``routes``."""
     by_policy = {route.ext_auth.policy: route.ext_auth for route in routes if route.ext_auth}
-    return tuple(
+    filters = tuple(
         {"name": filter_name(name), "disabled": True, "typed_config": _config(by_policy[name])}
         for name in sorted(by_policy)
     )
+    if any(ext_auth.headers_to_backend for ext_auth in by_policy.values()):
+        clear = {"name": CLEAR_FILTER, "disabled": True,
+                 "typed_config": {"@type": HEADER_MUTATION_FILTER}}  # fmt: skip
+        filters = (clear, *filters)
+    return filters
 
 
 def route_config(route: Route, envoy: dict) -> None:
@@ -56,4 +74,9 @@ def route_config(route: Route, envoy: dict) -> None:
         return
     config = {"@type": EXT_AUTHZ_PER_ROUTE, "check_settings": {}}
     name = filter_name(route.ext_auth.policy)
-    envoy.setdefault("typed_per_filter_config", {})[name] = per_route(config)
+    configs = envoy.setdefault("typed_per_filter_config", {})
+    configs[name] = per_route(config)
+    if route.ext_auth.headers_to_backend:
+        removals = [{"remove": header} for header in route.ext_auth.headers_to_backend]
+        clear = {"@type": HEADER_MUTATION_PER_ROUTE, "mutations": {"request_mutations": removals}}
+        configs[CLEAR_FILTER] = per_route(clear)
