@@ -143,9 +143,29 @@ def settle_ports(resolution: Resolution, policies: list[dict], listeners: list[d
                 outcome[index] = TargetResult(outcome[index].ref, CONFLICTED, message)
         results[name] = outcome
     for policy in mine:
-        results[policy["name"]] = [_overridden(policy["name"], result, claims)
-                                   for result in results[policy["name"]]]  # fmt: skip
+        results[policy["name"]] = [
+            _tls_note(policy, _overridden(policy["name"], result, claims), claims, listeners)
+            for result in results[policy["name"]]
+        ]  # fmt: skip
     return replace(resolution, claims=claims, results=results)
+
+
+def _tls_note(policy: dict, result: TargetResult, claims: dict, listeners: list[dict]):
+    """An accepted target's message says which of its listeners ``tls`` does nothing for."""
+    if result.reason != ACCEPTED or not policy["spec"].get("tls"):
+        return result
+    scope = scope_of(result.ref)
+    plain = [
+        listener["name"] for listener in listeners
+        if listener.get("protocol") != "HTTPS"
+        and (scope == ("listener", listener["name"])
+             or (scope == ("gateway",) and _effective(claims, listener["name"]) == policy["name"]))
+    ]  # fmt: skip
+    if not plain:
+        return result
+    names = ", ".join(map(repr, plain))
+    return replace(result, message=f"{result.message}; tls has no effect on HTTP listener(s) "
+                                   f"{names}")  # fmt: skip
 
 
 def _overridden(policy: str, result: TargetResult, claims: dict) -> TargetResult:

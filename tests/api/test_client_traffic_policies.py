@@ -223,3 +223,23 @@ def test_moving_a_listener_to_its_own_port_ends_the_disagreement(editor):
                             format="json")  # fmt: skip
     assert response.status_code == 202, response.content
     assert ancestors(editor.get(URL + "alt-only/").json()) == [("alt", "Accepted")]
+
+
+def test_the_status_says_which_listeners_tls_settings_do_nothing_for(org):
+    client = org.client(Role.EDITOR)
+    listeners = [{"name": "web", "protocol": "HTTPS", "port": 443, "hostname": "web.example.com",
+                  "tls": {"certificateRefs": [{"name": "web"}]}},
+                 {"name": "plain", "protocol": "HTTP", "port": 80}]  # fmt: skip
+    gateway = {"name": "edge", "spec": {"listeners": listeners}}
+    assert client.post(BASE + "gateways/", gateway, format="json").status_code == 202
+    body = create(client, "modern", tls={"minVersion": "1.3"}).json()
+    assert ancestors(body) == [("edge", "Accepted")]
+    message = body["status"]["ancestors"][0]["conditions"][0]["message"]
+    assert message == "applied to the gateway; tls has no effect on HTTP listener(s) 'plain'"
+    https_only = create(client, "web-only", targets=[listener("web")],
+                        tls={"minVersion": "1.2"}).json()  # fmt: skip
+    condition = https_only["status"]["ancestors"][0]["conditions"][0]
+    assert condition["message"] == "applied to listener 'web'"
+    # The gateway's policy now covers only the HTTP listener: all of it is said.
+    message = client.get(URL + "modern/").json()["status"]["ancestors"][0]["conditions"][0]
+    assert "'plain'" in message["message"]
