@@ -11,7 +11,13 @@ import re
 
 from rest_framework import serializers
 
-from gateways.validation.common import cidr_field, header_name_field, pattern_field, text_field
+from gateways.validation.common import (
+    LaterFieldsSerializer,
+    cidr_field,
+    header_name_field,
+    pattern_field,
+    text_field,
+)
 from gateways.validation.route_filters import path_problem
 from gateways.validation.routes import regex_problem
 from provisioning.ir.durations import to_ms
@@ -311,20 +317,13 @@ class ClientSelectorSerializer(StrictSerializer):
         return data
 
 
-class RateLimitRuleSerializer(StrictSerializer):
+class RateLimitRuleSerializer(LaterFieldsSerializer):
+    later = ["cost", "shared"]
     clientSelectors = ClientSelectorSerializer(
         many=True, required=False, max_length=MAX_SELECTORS,
         help_text="all must match for the rule to count a request; none: every request",
     )  # fmt: skip
     limit = RateLimitValueSerializer()
-
-    def to_internal_value(self, data):
-        later = [field for field in ("cost", "shared") if isinstance(data, dict) and field in data]
-        if later:
-            raise serializers.ValidationError(
-                {field: [f"{field} is not supported yet"] for field in later}
-            )
-        return super().to_internal_value(data)
 
 
 class LocalRateLimitSerializer(StrictSerializer):

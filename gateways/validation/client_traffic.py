@@ -11,6 +11,7 @@ Envoy's TLS library knows, sizes are within Envoy's bounds.
 from rest_framework import serializers
 
 from gateways.validation.backend_traffic import UINT32, duration_field
+from gateways.validation.common import LaterFieldsSerializer
 from provisioning.ir.quantities import QUANTITY, to_bytes
 from tenants.serializers import StrictSerializer
 
@@ -52,21 +53,6 @@ def quantity_field(minimum: int, maximum: int, **kwargs) -> serializers.CharFiel
 
 def version_rank(version: str, auto: str) -> tuple[int, ...]:
     return tuple(int(part) for part in (auto if version == "Auto" else version).split("."))
-
-
-class LaterFieldsSerializer(StrictSerializer):
-    """Refuses Envoy Gateway fields Gantry does not translate yet by name."""
-
-    later: list[str] = []
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            later = [name for name in self.later if name in data]
-            if later:
-                raise serializers.ValidationError(
-                    {name: [f"{name} is not supported yet"] for name in later}
-                )
-        return super().to_internal_value(data)
 
 
 def _some(data: dict, fields: str) -> dict:

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from config.api.errors import flatten
 from config.errors import FieldError, ValidationFailed
+from tenants.serializers import StrictSerializer
 
 # Gateway API ``Hostname``: a lowercase DNS name, optionally with a leading ``*.`` label.
 HOSTNAME = re.compile(
@@ -116,3 +117,19 @@ def cidr_field() -> serializers.CharField:
             raise serializers.ValidationError("must have a prefix length (/n)", code="invalid")
 
     return serializers.CharField(trim_whitespace=False, max_length=64, validators=[check])
+
+
+class LaterFieldsSerializer(StrictSerializer):
+    """Refuses by name the Envoy Gateway fields Gantry does not translate yet (``later``),
+    instead of calling them unknown."""
+
+    later: list[str] = []
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            later = [name for name in self.later if name in data]
+            if later:
+                raise serializers.ValidationError(
+                    {name: [f"{name} is not supported yet"] for name in later}
+                )
+        return super().to_internal_value(data)

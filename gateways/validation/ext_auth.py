@@ -19,7 +19,12 @@ import re
 from rest_framework import serializers
 
 from gateways.validation.backend_traffic import duration_field
-from gateways.validation.common import header_name_field, pattern_field, port_field
+from gateways.validation.common import (
+    LaterFieldsSerializer,
+    header_name_field,
+    pattern_field,
+    port_field,
+)
 from tenants.serializers import StrictSerializer, dns_label_field
 
 EXT_AUTH_LATER = ["grpc", "bodyToExtAuth", "recomputeRoute", "contextExtensions"]
@@ -28,15 +33,6 @@ MAX_HEADERS = 64
 # An absolute path of RFC 3986 path characters (no query or fragment).
 AUTH_PATH = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]{0,1023}")
 RESERVED_HEADERS = {"x-gantry-consumer"}
-
-
-def _refuse_later(data, fields: list[str]) -> None:
-    if isinstance(data, dict):
-        later = [field for field in fields if field in data]
-        if later:
-            raise serializers.ValidationError(
-                {field: [f"{field} is not supported yet"] for field in later}
-            )
 
 
 def _headers_field(**kwargs) -> serializers.ListField:
@@ -65,7 +61,8 @@ class ExtAuthBackendRefSerializer(StrictSerializer):
     )
 
 
-class HTTPExtAuthSerializer(StrictSerializer):
+class HTTPExtAuthSerializer(LaterFieldsSerializer):
+    later = HTTP_LATER
     backendRefs = ExtAuthBackendRefSerializer(
         many=True, allow_empty=False, max_length=1,
         help_text="the authorization service: one backend of the tenant",
@@ -78,10 +75,6 @@ class HTTPExtAuthSerializer(StrictSerializer):
     headersToBackend = _headers_field(
         help_text="headers of the service's OK answer copied to the upstream request"
     )
-
-    def to_internal_value(self, data):
-        _refuse_later(data, HTTP_LATER)
-        return super().to_internal_value(data)
 
     def validate_path(self, value):
         if value.endswith("/"):
@@ -101,7 +94,8 @@ class HTTPExtAuthSerializer(StrictSerializer):
         return _unique_headers(names)
 
 
-class ExtAuthSerializer(StrictSerializer):
+class ExtAuthSerializer(LaterFieldsSerializer):
+    later = EXT_AUTH_LATER
     http = HTTPExtAuthSerializer(required=False)
     headersToExtAuth = _headers_field(
         help_text="request headers sent to the service besides Envoy's fixed set"
@@ -110,10 +104,6 @@ class ExtAuthSerializer(StrictSerializer):
     failOpen = serializers.BooleanField(
         default=False, help_text="let requests through when the service fails (default false)"
     )
-
-    def to_internal_value(self, data):
-        _refuse_later(data, EXT_AUTH_LATER)
-        return super().to_internal_value(data)
 
     def validate_headersToExtAuth(self, names):
         return _unique_headers(names)

@@ -35,6 +35,7 @@ from gateways.validation.client_traffic import (
     HTTP2Serializer,
 )
 from gateways.validation.common import (
+    LaterFieldsSerializer,
     failed,
     header_name_field,
     plain,
@@ -89,20 +90,10 @@ def _target_key(ref: dict) -> tuple:
     return (ref["kind"], ref["name"], ref.get("sectionName"))
 
 
-class PolicySpecSerializer(StrictSerializer):
+class PolicySpecSerializer(LaterFieldsSerializer):
     """What every policy kind has: its targets."""
 
     targetRefs = TargetRefSerializer(many=True, allow_empty=False, max_length=MAX_TARGETS)
-    later: list[str] = []
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            later = [field for field in self.later if field in data]
-            if later:
-                raise serializers.ValidationError(
-                    {field: [f"{field} is not supported yet"] for field in later}
-                )
-        return super().to_internal_value(data)
 
     def validate_targetRefs(self, refs):
         errors, first = {}, {}

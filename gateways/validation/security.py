@@ -22,6 +22,7 @@ from gateways.validation.backend_traffic import COOKIE_NAME, duration_field
 from gateways.validation.common import (
     HEADER_NAME,
     PRECISE_HOSTNAME,
+    LaterFieldsSerializer,
     cidr_field,
     control_problem,
     header_name_field,
@@ -122,19 +123,11 @@ class JWTPrincipalSerializer(StrictSerializer):
         return data
 
 
-class PrincipalSerializer(StrictSerializer):
+class PrincipalSerializer(LaterFieldsSerializer):
+    later = PRINCIPAL_LATER
     clientCIDRs = serializers.ListField(child=cidr_field(), max_length=MAX_ITEMS, required=False)
     consumers = PrincipalConsumerSerializer(many=True, max_length=MAX_ITEMS, required=False)
     jwt = JWTPrincipalSerializer(required=False)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            later = [field for field in PRINCIPAL_LATER if field in data]
-            if later:
-                raise serializers.ValidationError(
-                    {field: [f"{field} is not supported yet"] for field in later}
-                )
-        return super().to_internal_value(data)
 
     def validate(self, data):
         if not any(data.get(field) for field in ("clientCIDRs", "consumers", "jwt")):
@@ -313,7 +306,8 @@ class JWTExtractorSerializer(CredentialSourcesSerializer):
     headers = TokenHeaderSerializer(many=True, required=False, max_length=8)
 
 
-class JWTProviderSerializer(StrictSerializer):
+class JWTProviderSerializer(LaterFieldsSerializer):
+    later = PROVIDER_LATER
     name = serializers.RegexField(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length=63)
     issuer = text_field(required=False, max_length=1024)
     audiences = serializers.ListField(child=text_field(max_length=1024), required=False,
@@ -324,32 +318,15 @@ class JWTProviderSerializer(StrictSerializer):
     extractFrom = JWTExtractorSerializer(required=False)
     forwardOriginalToken = serializers.BooleanField(required=False)
 
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            later = [field for field in PROVIDER_LATER if field in data]
-            if later:
-                raise serializers.ValidationError(
-                    {field: [f"{field} is not supported yet"] for field in later}
-                )
-        return super().to_internal_value(data)
-
     def validate(self, data):
         if ("remoteJWKS" in data) == ("localJWKS" in data):
             raise serializers.ValidationError("must set exactly one of remoteJWKS, localJWKS")
         return data
 
 
-class JWTSerializer(StrictSerializer):
+class JWTSerializer(LaterFieldsSerializer):
+    later = JWT_LATER
     providers = JWTProviderSerializer(many=True, allow_empty=False, max_length=MAX_PROVIDERS)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            later = [field for field in JWT_LATER if field in data]
-            if later:
-                raise serializers.ValidationError(
-                    {field: [f"{field} is not supported yet"] for field in later}
-                )
-        return super().to_internal_value(data)
 
     def validate_providers(self, providers):
         names = [provider["name"] for provider in providers]
