@@ -91,9 +91,17 @@ def _target_key(ref: dict) -> tuple:
 
 
 class PolicySpecSerializer(LaterFieldsSerializer):
-    """What every policy kind has: its targets."""
+    """What every policy kind has: its targets, and at least one of its ``features``."""
 
     targetRefs = TargetRefSerializer(many=True, allow_empty=False, max_length=MAX_TARGETS)
+    features: list[str] = []
+
+    def validate(self, data):
+        if not any(feature in data for feature in self.features):
+            raise serializers.ValidationError(
+                f"must set at least one of {', '.join(self.features)}"
+            )
+        return data
 
     def validate_targetRefs(self, refs):
         errors, first = {}, {}
@@ -158,6 +166,7 @@ class BasicAuthSerializer(StrictSerializer):
 
 class SecurityPolicySpecSerializer(PolicySpecSerializer):
     later = SECURITY_LATER
+    features = SECURITY_FEATURES
     apiKeyAuth = APIKeyAuthSerializer(required=False)
     basicAuth = BasicAuthSerializer(required=False)
     cors = CORSSerializer(required=False)
@@ -166,10 +175,7 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
     extAuth = ExtAuthSerializer(required=False)
 
     def validate(self, data):
-        if not any(feature in data for feature in SECURITY_FEATURES):
-            raise serializers.ValidationError(
-                f"must set at least one of {', '.join(SECURITY_FEATURES)}"
-            )
+        data = super().validate(data)
         problems = principal_rules_problems(data)
         if problems:
             raise serializers.ValidationError(problems)
@@ -178,6 +184,7 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
 
 class BackendTrafficPolicySpecSerializer(PolicySpecSerializer):
     later = BACKEND_TRAFFIC_LATER
+    features = BACKEND_TRAFFIC_FEATURES
     retry = RetrySerializer(required=False)
     timeout = TimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)
@@ -186,18 +193,12 @@ class BackendTrafficPolicySpecSerializer(PolicySpecSerializer):
     faultInjection = FaultInjectionSerializer(required=False)
     rateLimit = RateLimitSerializer(required=False)
 
-    def validate(self, data):
-        if not any(feature in data for feature in BACKEND_TRAFFIC_FEATURES):
-            raise serializers.ValidationError(
-                f"must set at least one of {', '.join(BACKEND_TRAFFIC_FEATURES)}"
-            )
-        return data
-
 
 class ClientTrafficPolicySpecSerializer(PolicySpecSerializer):
     """Downstream connections: targets the gateway or its listeners only."""
 
     later = CLIENT_TRAFFIC_LATER
+    features = CLIENT_TRAFFIC_FEATURES
     timeout = ClientTimeoutSerializer(required=False)
     connection = ConnectionSerializer(required=False)
     clientIPDetection = ClientIPDetectionSerializer(required=False)
@@ -213,13 +214,6 @@ class ClientTrafficPolicySpecSerializer(PolicySpecSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return super().validate_targetRefs(refs)
-
-    def validate(self, data):
-        if not any(feature in data for feature in CLIENT_TRAFFIC_FEATURES):
-            raise serializers.ValidationError(
-                f"must set at least one of {', '.join(CLIENT_TRAFFIC_FEATURES)}"
-            )
-        return data
 
 
 SPEC_SERIALIZERS = {

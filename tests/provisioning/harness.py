@@ -28,7 +28,26 @@ def joined_headers(headers) -> dict[str, str]:
     return {k.lower(): ",".join(headers.get_all(k)) for k in dict.fromkeys(headers.keys())}
 
 
-class Upstream:
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port, as a gateway backend."""
+
+    def _serve(self, handler) -> None:
+        handler.disable_nagle_algorithm = True  # else each keep-alive answer waits ~40 ms
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def backend(self) -> dict:
+        return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": self.port}}]}
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Upstream(LoopbackServer):
     """An HTTP/1.1 server answering JSON about the request it got; remembers every request.
 
     ``X-Delay-Ms`` makes it wait before answering (for timeouts); ``status`` is the status it
@@ -68,19 +87,7 @@ class Upstream:
             def log_message(self, *args):
                 pass
 
-        Handler.disable_nagle_algorithm = True  # else each keep-alive answer waits ~40 ms
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def backend(self) -> dict:
-        return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": self.port}}]}
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 @contextmanager

@@ -4,8 +4,7 @@ is sent (path prefix, only the allowed headers), failing closed or open when it 
 a policy naming a missing backend (500); and a policy written through the API."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -13,12 +12,18 @@ import requests
 from provisioning.desired import load_desired_state
 from provisioning.ir.build import DesiredState
 from tenants.roles import Role
-from tests.provisioning.harness import Upstream, free_port, joined_headers, running_envoy
+from tests.provisioning.harness import (
+    LoopbackServer,
+    Upstream,
+    free_port,
+    joined_headers,
+    running_envoy,
+)
 
 pytestmark = pytest.mark.slow
 
 
-class AuthServer:
+class AuthServer(LoopbackServer):
     """Allows ``Authorization: Bearer letmein`` (200, ``x-user: alice``) and ``Bearer quiet``
     (200, no headers), answers ``Bearer challenge`` with a 401 challenge and ``Bearer broken``
     with a 500, and refuses everything else with 403. Remembers what it was asked."""
@@ -63,18 +68,7 @@ class AuthServer:
             def log_message(self, *args):
                 pass
 
-        Handler.disable_nagle_algorithm = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def backend(self) -> dict:
-        return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": self.port}}]}
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 def route(name):
