@@ -27,6 +27,7 @@ from gateways.validation.client_traffic import (
     ClientIPDetectionSerializer,
     ClientTLSSerializer,
     ConnectionSerializer,
+    HeaderSettingsSerializer,
     HTTP2Serializer,
     HTTPClientTimeoutSerializer,
 )
@@ -167,7 +168,7 @@ class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
     basicAuth, cors, authorization, jwt, extAuth; ClientTrafficPolicy:
     timeout.http.requestReceivedTimeout and idleTimeout, connection, clientIPDetection, tls,
-    http2; BackendTrafficPolicy: the others).
+    http2, headers; BackendTrafficPolicy: the others).
     Documentation only: the service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
@@ -188,6 +189,7 @@ class PolicySpecSerializer(StrictSerializer):
     clientIPDetection = ClientIPDetectionSerializer(required=False)
     tls = ClientTLSSerializer(required=False)
     http2 = HTTP2Serializer(required=False)
+    headers = HeaderSettingsSerializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):

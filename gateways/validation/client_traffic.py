@@ -3,7 +3,8 @@
 A ClientTrafficPolicy configures how Envoy treats downstream connections, so it targets the
 policy's own gateway or one of its listeners, never routes. Supported: ``timeout.http``,
 ``connection`` (connection and buffer limits), ``clientIPDetection.xForwardedFor``, ``tls``
-(versions, ciphers, curves, ALPN) and ``http2``. Other Envoy Gateway fields are refused by
+(versions, ciphers, curves, ALPN), ``http2`` and two of ``headers`` (``disableRateLimitHeaders``,
+``preserveXRequestID``). Other Envoy Gateway fields are refused by
 name. Every value accepted here is one Envoy accepts: cipher and curve names are those
 Envoy's TLS library knows, sizes are within Envoy's bounds.
 """
@@ -15,9 +16,9 @@ from gateways.validation.common import LaterFieldsSerializer
 from provisioning.ir.quantities import QUANTITY, to_bytes
 from tenants.serializers import StrictSerializer
 
-CLIENT_TRAFFIC_FEATURES = ["timeout", "connection", "clientIPDetection", "tls", "http2"]
+CLIENT_TRAFFIC_FEATURES = ["timeout", "connection", "clientIPDetection", "tls", "http2", "headers"]
 CLIENT_TRAFFIC_LATER = [
-    "tcpKeepalive", "enableProxyProtocol", "proxyProtocol", "path", "headers",
+    "tcpKeepalive", "enableProxyProtocol", "proxyProtocol", "path",
     "earlyRequestHeaders", "http1", "http3", "healthCheck", "targetSelectors",
 ]  # fmt: skip
 TLS_VERSIONS = ["Auto", "1.0", "1.1", "1.2", "1.3"]
@@ -153,6 +154,23 @@ class HTTP2Serializer(LaterFieldsSerializer):
     initialConnectionWindowSize = quantity_field(*H2_WINDOW, required=False)
     maxConcurrentStreams = serializers.IntegerField(
         min_value=1, max_value=2_147_483_647, required=False
+    )
+
+    def validate(self, data):
+        return _some(data, ", ".join(self.fields))
+
+
+class HeaderSettingsSerializer(LaterFieldsSerializer):
+    later = [
+        "enableEnvoyHeaders", "withUnderscoresAction", "xForwardedClientCert", "requestID",
+        "earlyRequestHeaders", "lateResponseHeaders",
+    ]  # fmt: skip
+    disableRateLimitHeaders = serializers.BooleanField(
+        required=False, help_text="leave out the x-ratelimit-* headers of local rate limits "
+        "(429s included)",
+    )  # fmt: skip
+    preserveXRequestID = serializers.BooleanField(
+        required=False, help_text="keep the client's x-request-id instead of replacing it"
     )
 
     def validate(self, data):

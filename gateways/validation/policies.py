@@ -32,6 +32,7 @@ from gateways.validation.client_traffic import (
     ClientTimeoutSerializer,
     ClientTLSSerializer,
     ConnectionSerializer,
+    HeaderSettingsSerializer,
     HTTP2Serializer,
 )
 from gateways.validation.common import (
@@ -204,6 +205,7 @@ class ClientTrafficPolicySpecSerializer(PolicySpecSerializer):
     clientIPDetection = ClientIPDetectionSerializer(required=False)
     tls = ClientTLSSerializer(required=False)
     http2 = HTTP2Serializer(required=False)
+    headers = HeaderSettingsSerializer(required=False)
 
     def validate_targetRefs(self, refs):
         errors = {

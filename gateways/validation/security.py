@@ -189,7 +189,6 @@ def principal_rules_problems(spec: dict) -> dict:
 MAX_PROVIDERS = 4
 MAX_JWKS = 65_536
 CLAIM = re.compile(r"[A-Za-z0-9_\-.:/]{1,253}")
-JWT_LATER = ["optional"]
 PROVIDER_LATER = ["recomputeRoute"]
 
 
@@ -324,8 +323,11 @@ class JWTProviderSerializer(LaterFieldsSerializer):
         return data
 
 
-class JWTSerializer(LaterFieldsSerializer):
-    later = JWT_LATER
+class JWTSerializer(StrictSerializer):
+    optional = serializers.BooleanField(
+        required=False, help_text="a request without a token passes (one with an invalid token "
+        "is still a 401)",
+    )  # fmt: skip
     providers = JWTProviderSerializer(many=True, allow_empty=False, max_length=MAX_PROVIDERS)
 
     def validate_providers(self, providers):

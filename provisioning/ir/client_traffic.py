@@ -50,6 +50,7 @@ def compile_spec(spec: dict) -> ClientTraffic:
     xff = (spec.get("clientIPDetection") or {}).get("xForwardedFor") or {}
     tls = spec.get("tls") or {}
     http2 = spec.get("http2") or {}
+    headers = spec.get("headers") or {}
     return ClientTraffic(
         request_received_timeout_ms=_ms(http_timeout.get("requestReceivedTimeout")),
         idle_timeout_ms=_ms(http_timeout.get("idleTimeout")),
@@ -63,6 +64,8 @@ def compile_spec(spec: dict) -> ClientTraffic:
         h2_initial_stream_window=_bytes(http2.get("initialStreamWindowSize")),
         h2_initial_connection_window=_bytes(http2.get("initialConnectionWindowSize")),
         h2_max_concurrent_streams=http2.get("maxConcurrentStreams"),
+        disable_rate_limit_headers=headers.get("disableRateLimitHeaders", False),
+        preserve_request_id=headers.get("preserveXRequestID", False),
     )  # fmt: skip
 
 

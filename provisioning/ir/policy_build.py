@@ -167,7 +167,8 @@ def _security(spec: dict, consumers: dict, policy: str = "") -> Compiled:
     if spec.get("jwt"):
         read = _claims_read(spec)
         providers = tuple(_jwt_provider(policy, p, read) for p in spec["jwt"]["providers"])
-        fields["jwt"] = Jwt(requirement=policy, providers=providers)
+        optional = spec["jwt"].get("optional", False)
+        fields["jwt"] = Jwt(requirement=policy, providers=providers, optional=optional)
     if spec.get("cors"):
         fields["cors"] = _cors(spec["cors"])
     if spec.get("authorization"):

@@ -163,11 +163,12 @@ class JwtProvider:
 
 @dataclass(frozen=True)
 class Jwt:
-    """SecurityPolicy jwt on a route: a valid token of any of ``providers`` is required;
-    ``requirement``: the policy's name."""
+    """SecurityPolicy jwt on a route: a valid token of any of ``providers`` is required (or,
+    ``optional``, no token at all); ``requirement``: the policy's name."""
 
     requirement: str
     providers: tuple[JwtProvider, ...]
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,8 @@ class ClientTraffic:
     h2_initial_stream_window: int | None = None
     h2_initial_connection_window: int | None = None
     h2_max_concurrent_streams: int | None = None
+    disable_rate_limit_headers: bool = False
+    preserve_request_id: bool = False
 
 
 @dataclass(frozen=True)

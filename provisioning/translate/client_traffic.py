@@ -28,6 +28,8 @@ def hcm_options(settings: ClientTraffic) -> dict:
         }
     if settings.xff_num_trusted_hops is not None:
         options["xff_num_trusted_hops"] = settings.xff_num_trusted_hops
+    if settings.preserve_request_id:
+        options["preserve_external_request_id"] = True
     http2 = {
         "max_concurrent_streams": settings.h2_max_concurrent_streams,
         "initial_stream_window_size": settings.h2_initial_stream_window,

@@ -2,8 +2,9 @@
 
 The filter (disabled by default) knows every provider of the gateway's applied policies, named
 ``<policy>/<provider>``, and one requirement per policy (a valid token of any of its
-providers); a route under a policy enables the filter with its policy's requirement. A
-missing, expired or badly signed token, or one with another issuer or audience, answers 401
+providers, or none at all with ``optional``); a route under a policy enables the filter with
+its policy's requirement. A missing (unless optional), expired or badly signed token, or one
+with another issuer or audience, answers 401
 (Envoy answers a wrong audience 403: a local reply mapper makes it 401, as the others).
 Claims named in ``claimToHeaders`` go upstream as headers. A remote JWKS is fetched by Envoy
 through a cluster for its host, ``<tenant>/jwks/<hash of scheme, host and port>``.
@@ -94,10 +95,12 @@ def http_filter(ir: GatewayIR, routes: list[Route]) -> dict | None:
         for provider in jwts[name].providers:
             providers[provider.name] = _provider(_tenant(ir), provider)
             names.append(provider.name)
+        choices = [{"provider_name": n} for n in names]
+        if jwts[name].optional:  # no token passes; an invalid one still fails
+            choices.append({"allow_missing": {}})
         requirements[name] = (
-            {"provider_name": names[0]} if len(names) == 1
-            else {"requires_any": {"requirements": [{"provider_name": n} for n in names]}}
-        )  # fmt: skip
+            choices[0] if len(choices) == 1 else {"requires_any": {"requirements": choices}}
+        )
     config = {"@type": JWT_AUTHN, "providers": providers, "requirement_map": requirements}
     return {"name": FILTER, "disabled": True, "typed_config": config}
 

@@ -104,3 +104,12 @@ def route_config(route: Route, envoy: dict) -> None:
         if any(s.match == "Distinct" for _, rule in selective for s in rule.selectors):
             config["max_dynamic_descriptors"] = MAX_DYNAMIC_DESCRIPTORS
     envoy.setdefault("typed_per_filter_config", {})[FILTER] = per_route(config)
+
+
+def without_headers(envoy: dict) -> dict:
+    """``envoy`` (a route) answering without ``x-ratelimit-*`` headers (ClientTrafficPolicy
+    ``headers.disableRateLimitHeaders`` of its listener)."""
+    wrapped = envoy.get("typed_per_filter_config", {}).get(FILTER)
+    if wrapped:
+        wrapped["config"].pop("enable_x_ratelimit_headers", None)
+    return envoy

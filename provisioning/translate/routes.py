@@ -4,6 +4,7 @@ import json
 
 from provisioning.ir import hostnames
 from provisioning.ir.types import HeaderMatch, Listener, Route
+from provisioning.translate import local_rate_limit
 from provisioning.translate.route_features import ROUTE_FEATURES
 from provisioning.translate.types import FILTER_CONFIG, ROUTE_CONFIGURATION
 
@@ -58,11 +59,13 @@ def route_configuration(name: str, listeners: list[Listener]) -> dict:
             if domain in owners and owners[domain] <= rank:
                 continue
             owners[domain] = rank
-            vhosts[domain] = hoist_filter_configs({
-                "name": vhost.name,
-                "domains": list(vhost.domains),
-                "routes": [envoy_route(r) for r in vhost.routes],
-            })  # fmt: skip
+            routes = [envoy_route(r) for r in vhost.routes]
+            settings = listener.client_traffic
+            if settings and settings.disable_rate_limit_headers:
+                routes = [local_rate_limit.without_headers(route) for route in routes]
+            vhosts[domain] = hoist_filter_configs(
+                {"name": vhost.name, "domains": list(vhost.domains), "routes": routes}
+            )
     ordered = sorted(vhosts.values(), key=lambda v: hostnames.specificity(v["domains"][0]))
     return {"@type": ROUTE_CONFIGURATION, "name": name, "virtual_hosts": ordered}
 

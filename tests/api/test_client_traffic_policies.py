@@ -25,6 +25,7 @@ FULL = {
             "ecdhCurves": ["X25519", "P-256"], "alpnProtocols": ["h2", "http/1.1"]},
     "http2": {"initialStreamWindowSize": "64Ki", "initialConnectionWindowSize": "1Mi",
               "maxConcurrentStreams": 100},
+    "headers": {"disableRateLimitHeaders": True, "preserveXRequestID": False},
 }  # fmt: skip
 
 
@@ -111,9 +112,15 @@ BAD = [
      "spec.clientIPDetection.xForwardedFor.trustedCIDRs", "not supported yet"),
     ({"http2": {"onInvalidMessage": "TerminateStream"}}, "spec.http2.onInvalidMessage",
      "not supported yet"),
+    ({"headers": {}}, "spec.headers", "at least one"),
+    ({"headers": {"disableRateLimitHeaders": "sometimes"}},
+     "spec.headers.disableRateLimitHeaders", "boolean"),
+    ({"headers": {"requestID": "Disable"}}, "spec.headers.requestID", "not supported yet"),
+    ({"headers": {"enableEnvoyHeaders": True}}, "spec.headers.enableEnvoyHeaders",
+     "not supported yet"),
     ({"retry": {}}, "spec.retry", "unknown field"),
 ]  # fmt: skip
-LATER = ["tcpKeepalive", "enableProxyProtocol", "proxyProtocol", "path", "headers",
+LATER = ["tcpKeepalive", "enableProxyProtocol", "proxyProtocol", "path",
          "earlyRequestHeaders", "http1", "http3", "healthCheck"]  # fmt: skip
 
 

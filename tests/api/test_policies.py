@@ -4,6 +4,8 @@ paths, defaults, targets and precedence reported per target in the status, isola
 import pytest
 
 from gateways.models import Policy
+from gateways.resource_serializers import PolicySpecSerializer
+from gateways.validation.policies import SPEC_SERIALIZERS
 from tenants.models import AuditEvent
 from tenants.roles import Role
 
@@ -143,6 +145,9 @@ BAD = [
     ({"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https:///keys"}}]}},
      "spec.jwt.providers[0].remoteJWKS.uri", "host"),
     ({"jwt": {"providers": [{"name": "idp"}]}}, "spec.jwt.providers[0]", "exactly one"),
+    ({"jwt": {"optional": "maybe", "providers": [
+        {"name": "idp", "remoteJWKS": {"uri": "https://idp.test/keys"}}]}},
+     "spec.jwt.optional", "boolean"),
     ({"jwt": {"providers": [{"name": "idp", "localJWKS": {"inline": "{not json"}}]}},
      "spec.jwt.providers[0].localJWKS.inline", "JSON"),
     ({"jwt": {"providers": [{"name": "idp", "localJWKS": {"inline": '{"keys": [{"kty": "RSA", '
@@ -426,3 +431,11 @@ def test_authorization_by_jwt_claims_is_accepted(editor):
     body = response.json()
     assert ancestors(body) == [("edge", "Accepted")]
     assert body["spec"]["authorization"]["rules"] == rules
+
+
+@pytest.mark.parametrize("kind", ["SecurityPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy"])
+def test_every_feature_a_kind_accepts_is_shown_back(kind):
+    """Policies are shown through one documented spec serializer: a feature it lacks would be
+    accepted, applied, and then silently missing from every answer."""
+    shown = set(PolicySpecSerializer().fields)
+    assert set(SPEC_SERIALIZERS[kind]().fields) <= shown

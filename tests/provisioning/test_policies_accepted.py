@@ -229,7 +229,8 @@ def security():
                     jwt=JWT_PRINCIPALS)},
                 optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
         jwt=st.fixed_dictionaries({"providers": st.lists(jwt_provider(), min_size=1,
-                                                          max_size=3, unique_by=str)}),
+                                                          max_size=3, unique_by=str)},
+                                  optional={"optional": st.booleans()}),
         extAuth=ext_auth(),
     )  # fmt: skip
 
@@ -262,7 +263,8 @@ def claims_authorization():
         "remoteJWKS": st.fixed_dictionaries({"uri": st.just("https://idp.test/jwks")}),
     }), min_size=1, max_size=2, unique_by=lambda p: p["name"])  # fmt: skip
     return st.fixed_dictionaries({
-        "jwt": st.fixed_dictionaries({"providers": providers}),
+        "jwt": st.fixed_dictionaries({"providers": providers},
+                                     optional={"optional": st.booleans()}),
         "authorization": st.fixed_dictionaries({"rules": rules}),
     })  # fmt: skip
 
@@ -413,6 +415,7 @@ def client_traffic():
                                         min_size=1, max_size=3, unique=True)),
         http2=some(initialStreamWindowSize=SIZES, initialConnectionWindowSize=SIZES,
                    maxConcurrentStreams=mostly([1, 100, 2_147_483_647], [0, 2**31])),
+        headers=some(disableRateLimitHeaders=st.booleans(), preserveXRequestID=st.booleans()),
     )  # fmt: skip
 
 
@@ -441,7 +444,12 @@ def test_every_accepted_client_traffic_policy_compiles_to_config_envoy_loads(raw
         accepted.append({"name": f"p{index}", "kind": "ClientTrafficPolicy", "spec": spec})
     if not accepted:
         return
-    result = validate(compile_gateway(client_state(accepted)))
+    # A rate limit on every route, for the settings that change it (headers).
+    limit = {"targetRefs": [{"kind": "Gateway", "name": "edge"}], "rateLimit": {"type": "Local",
+             "local": {"rules": [{"limit": {"requests": 10, "unit": "Second"}}]}}}  # fmt: skip
+    spec = validate_policy_spec("BackendTrafficPolicy", limit, "edge", ["http", "a", "b"])
+    limits = {"name": "limit", "kind": "BackendTrafficPolicy", "spec": spec}
+    result = validate(compile_gateway(client_state([*accepted, limits])))
     assert result.ok, (result.message, accepted)
 
 

@@ -368,3 +368,50 @@ def test_each_https_listener_of_a_port_counts_its_own_connections():
                 assert get(first, hosts[0]).startswith(b"HTTP/1.1 200")
     finally:
         upstream.close()
+
+
+def test_header_settings_drop_rate_limit_headers_and_keep_the_clients_request_id():
+    """``headers`` on one listener: its 200s and 429s carry no ``x-ratelimit-*`` headers and
+    the client's ``x-request-id`` reaches the backend; the other listener keeps Envoy's
+    defaults (headers on every answer, a fresh request id for a request from outside)."""
+    upstream = Upstream("app")
+    listeners = [{"name": "plain", "protocol": "HTTP", "port": 80},
+                 {"name": "quiet", "protocol": "HTTP", "port": 81}]  # fmt: skip
+    names = [listener["name"] for listener in listeners]
+    gateway_ref = {"group": GROUP, "kind": "Gateway", "name": "edge"}
+    limit = {"targetRefs": [gateway_ref], "rateLimit": {"type": "Local", "local": {
+        "rules": [{"limit": {"requests": 2, "unit": "Hour"}}]}}}  # fmt: skip
+    quiet = {"targetRefs": [{**gateway_ref, "sectionName": "quiet"}],
+             "headers": {"disableRateLimitHeaders": True, "preserveXRequestID": True}}  # fmt: skip
+    state = DesiredState(
+        tenant="acme", gateway="edge", spec={"listeners": listeners},
+        routes=[{"name": "site", "spec": {"rules": [{"backendRefs": [{"name": "app"}]}]}}],
+        backends={"app": upstream.backend()},
+        policies=[
+            {"name": "limit", "kind": "BackendTrafficPolicy",
+             "spec": validate_policy_spec("BackendTrafficPolicy", limit, "edge", names)},
+            {"name": "quiet", "kind": "ClientTrafficPolicy",
+             "spec": validate_policy_spec("ClientTrafficPolicy", quiet, "edge", names)},
+        ],
+    )  # fmt: skip
+    request_id = "7d2c5e1a-0000-4000-8000-00000000abcd"
+    try:
+        with running_envoy(state) as ports:
+            answers = {}
+            for port in (80, 81):
+                answers[port] = [
+                    requests.get(f"http://127.0.0.1:{ports[port]}/", timeout=5,
+                                 headers={"x-request-id": request_id})
+                    for _ in range(3)
+                ]  # fmt: skip
+                assert [a.status_code for a in answers[port]] == [200, 200, 429]
+            assert answers[80][0].headers["x-ratelimit-limit"] == "2"
+            assert answers[80][2].headers["x-ratelimit-remaining"] == "0"
+            for answer in answers[81]:
+                assert not [h for h in answer.headers if h.lower().startswith("x-ratelimit")]
+            seen = [r["headers"].get("x-request-id") for r in upstream.requests]
+            assert len(seen) == 4
+            assert seen[0] != request_id and seen[1] != request_id  # port 80: replaced
+            assert seen[2:] == [request_id, request_id]  # port 81: the client's own
+    finally:
+        upstream.close()

@@ -82,6 +82,13 @@ def claims_policy():
     return spec
 
 
+def optional_policy():
+    """``optional``: no token passes; a token must still be valid."""
+    spec = policy("optional", localJWKS={"inline": jwks(RSA_KEY)})
+    spec["spec"]["jwt"]["optional"] = True
+    return spec
+
+
 @pytest.fixture(scope="module")
 def gateway():
     app, served = Upstream("app"), JWKSServer(jwks(RSA_KEY, EC_KEY))
@@ -89,7 +96,7 @@ def gateway():
         tenant="acme", gateway="edge",
         spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
         routes=[route("remote"), route("inline"), route("cookie"), route("open"),
-                route("claims")],
+                route("claims"), route("optional")],
         backends={"app": app.backend()},
         policies=[
             policy("remote", remoteJWKS={"uri": served.uri}),
@@ -97,6 +104,7 @@ def gateway():
             policy("cookie", localJWKS={"inline": jwks(RSA_KEY)},
                    extractFrom={"cookies": ["session"]}),
             claims_policy(),
+            optional_policy(),
         ],
     )  # fmt: skip
     with running_envoy(state) as ports:
@@ -216,3 +224,15 @@ def test_claims_cannot_be_claimed_without_a_valid_token(gateway):
     forged = ".".join([header, b64url(json.dumps(body).encode()), signature])
     assert gateway("claims.test", forged).status_code == 401
     assert gateway("claims.test", headers={"x-user": "alice"}).status_code == 401
+
+
+def test_an_optional_token_may_be_missing_but_not_invalid(gateway):
+    anonymous = gateway("optional.test", headers={"x-user": "mallory"})
+    assert anonymous.status_code == 200
+    assert "x-user" not in anonymous.json()["headers"]  # nobody vouched for a claim
+    signed_in = gateway("optional.test", RSA_KEY.sign(good()))
+    assert signed_in.status_code == 200
+    assert signed_in.json()["headers"]["x-user"] == "alice"
+    for problem in BAD_TOKENS:
+        response = gateway("optional.test", BAD_TOKENS[problem])
+        assert response.status_code == 401, problem
