@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from provisioning.envoy import Unavailable
-from provisioning.runtimes.local.processes import die_with_parent, write_private
+from provisioning.runtimes.local.processes import dying_with_parent, write_private
 from provisioning.translate import Resources
 from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
 from provisioning.xds.bootstrap import envoy_bootstrap
@@ -101,11 +101,11 @@ class WarmValidator:
         self._connected.clear()
         with open(self._directory / "envoy.log", "wb") as output:
             self._process = subprocess.Popen(
-                [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
-                 "--drain-time-s", "0", "--drain-strategy", "immediate",
-                 "--log-level", "warning"],
+                dying_with_parent([
+                    self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+                    "--drain-time-s", "0", "--drain-strategy", "immediate",
+                    "--log-level", "warning"]),
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,  # noqa: PLW1509
             )  # fmt: skip
         if not self._connected.wait(self.start_timeout):
             raise Unavailable(f"the validating Envoy did not connect:\n{self._log_tail()}")

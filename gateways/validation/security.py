@@ -4,9 +4,10 @@ defaults and patterns.
 - ``cors.allowOrigins``: Envoy Gateway's ``Origin`` — ``*``, or ``http(s)://host[:port]``
   where the host may be ``*`` or start with ``*.``.
 - ``authorization``: ``defaultAction`` (default ``Deny``, as in Envoy Gateway) and ordered
-  ``rules`` (the first whose principal matches decides). A principal names client CIDRs and,
-  a Gantry extension, consumers: those match the consumer an ``apiKeyAuth`` or ``basicAuth``
-  of the same policy authenticated, so they need one of them.
+  ``rules`` (the first whose principal and operation match decides). A principal names client
+  CIDRs, request headers, claims of a verified JWT and, a Gantry extension, consumers: those
+  match the consumer an ``apiKeyAuth`` or ``basicAuth`` of the same policy authenticated, so
+  they need one of them. An operation names HTTP methods.
 """
 
 import base64
@@ -27,6 +28,7 @@ from gateways.validation.common import (
     control_problem,
     header_name_field,
     is_ip_address,
+    no_control_characters,
     pattern_field,
     text_field,
 )
@@ -43,7 +45,10 @@ METHOD = re.compile(r"\*|[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,32}")
 ACTIONS = ["Allow", "Deny"]
 MAX_ITEMS = 64
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
-PRINCIPAL_LATER = ["headers", "sourceCIDRs"]
+PRINCIPAL_LATER = ["sourceCIDRs"]
+HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+MAX_HEADER_VALUES = 16
+PRINCIPAL_FIELDS = ("clientCIDRs", "headers", "consumers", "jwt")
 SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,256}")  # RFC 6749 scope-token
 MAX_CLAIM_VALUES = 16
 
@@ -123,22 +128,84 @@ class JWTPrincipalSerializer(StrictSerializer):
         return data
 
 
+def header_value_field() -> serializers.CharField:
+    def check(value: str) -> None:
+        if value != value.strip(" \t"):
+            raise serializers.ValidationError(
+                "must not start or end with spaces or tabs (HTTP drops them, so it could never "
+                "match)"
+            )
+
+    return serializers.CharField(
+        trim_whitespace=False, max_length=4096, validators=[no_control_characters, check]
+    )
+
+
+class AuthorizationHeaderSerializer(StrictSerializer):
+    """A request header with one of ``values`` (exact, case-sensitive; a header sent several
+    times is matched as its values joined by commas)."""
+
+    name = header_name_field()
+    values = serializers.ListField(
+        child=header_value_field(), allow_empty=False, max_length=MAX_HEADER_VALUES
+    )
+
+
 class PrincipalSerializer(LaterFieldsSerializer):
     later = PRINCIPAL_LATER
     clientCIDRs = serializers.ListField(child=cidr_field(), max_length=MAX_ITEMS, required=False)
+    headers = AuthorizationHeaderSerializer(many=True, max_length=MAX_ITEMS, required=False)
     consumers = PrincipalConsumerSerializer(many=True, max_length=MAX_ITEMS, required=False)
     jwt = JWTPrincipalSerializer(required=False)
 
-    def validate(self, data):
-        if not any(data.get(field) for field in ("clientCIDRs", "consumers", "jwt")):
-            raise serializers.ValidationError("must name clientCIDRs, consumers or jwt")
-        return data
+    def validate_headers(self, headers):
+        names = [header["name"].lower() for header in headers]
+        errors = {index: {"name": [f"duplicates headers[{names.index(name)}]"]}
+                  for index, name in enumerate(names) if name in names[:index]}  # fmt: skip
+        if errors:
+            raise serializers.ValidationError(errors)
+        return headers
+
+
+class OperationSerializer(StrictSerializer):
+    methods = serializers.ListField(
+        child=serializers.ChoiceField(choices=HTTP_METHODS), allow_empty=False,
+        max_length=len(HTTP_METHODS),
+    )  # fmt: skip
+
+    def validate_methods(self, methods):
+        errors = {i: [f"duplicates [{methods.index(m)}]"] for i, m in enumerate(methods)
+                  if m in methods[:i]}  # fmt: skip
+        if errors:
+            raise serializers.ValidationError(errors)
+        return methods
 
 
 class AuthorizationRuleSerializer(StrictSerializer):
+    """Matches a request that its ``principal`` (every field it sets) and its ``operation``
+    both match; at least one of them must say something."""
+
     name = text_field(required=False, max_length=253)
     action = serializers.ChoiceField(choices=ACTIONS)
-    principal = PrincipalSerializer()
+    principal = PrincipalSerializer(required=False)
+    operation = OperationSerializer(required=False)
+
+    def validate(self, data):
+        principal = data.get("principal") or {}
+        if not any(principal.get(field) for field in PRINCIPAL_FIELDS):
+            if "operation" not in data:
+                raise serializers.ValidationError({"principal": [
+                    f"must name {', '.join(PRINCIPAL_FIELDS[:-1])} or jwt (or the rule an "
+                    "operation)"]})  # fmt: skip
+            if "principal" in data:
+                raise serializers.ValidationError(
+                    {
+                        "principal": [
+                            f"must name {', '.join(PRINCIPAL_FIELDS[:-1])} or jwt, or be left out"
+                        ]
+                    }
+                )
+        return data
 
 
 class AuthorizationSerializer(StrictSerializer):
@@ -180,7 +247,7 @@ def principal_rules_problems(spec: dict) -> dict:
     rules = (spec.get("authorization") or {}).get("rules") or []
     errors = {}
     for index, rule in enumerate(rules):
-        problems = _principal_problems(rule["principal"], spec)
+        problems = _principal_problems(rule.get("principal") or {}, spec)
         if problems:
             errors[index] = {"principal": problems}
     return {"authorization": {"rules": errors}} if errors else {}

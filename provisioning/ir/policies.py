@@ -51,7 +51,7 @@ def named_consumers(spec: dict) -> list[tuple[str, str]]:
     for index, ref in enumerate((spec.get("basicAuth") or {}).get("users", [])):
         refs.append((f"spec.basicAuth.users[{index}]", ref["name"]))
     for index, rule in enumerate((spec.get("authorization") or {}).get("rules", [])):
-        for position, ref in enumerate(rule["principal"].get("consumers", [])):
+        for position, ref in enumerate((rule.get("principal") or {}).get("consumers", [])):
             path = f"spec.authorization.rules[{index}].principal.consumers[{position}]"
             refs.append((path, ref["name"]))
     return refs

@@ -120,11 +120,14 @@ def _authorization(spec: dict, full: dict, policy: str = "") -> Authorization:
     header = ((api_keys or {}).get("forwardClientIDHeader") or CONSUMER_HEADER).lower()
     rules = []
     for rule in spec.get("rules", []):
-        principal = rule["principal"]
+        principal = rule.get("principal") or {}
         networks = [ipaddress.ip_network(c, strict=False) for c in principal.get("clientCIDRs", [])]
         rules.append(AuthorizationRule(
             allow=rule["action"] == "Allow",
             cidrs=tuple((str(n.network_address), n.prefixlen) for n in networks),
+            headers=tuple((h["name"].lower(), tuple(h["values"]))
+                          for h in principal.get("headers", [])),
+            methods=tuple((rule.get("operation") or {}).get("methods", [])),
             consumers=tuple(ref["name"] for ref in principal.get("consumers", [])),
             consumer_header=header,
             jwt=_jwt_principal(policy, principal.get("jwt")),
@@ -137,7 +140,7 @@ def _claims_read(spec: dict) -> dict[str, bool]:
     claims the policy's authorization rules read."""
     read: dict[str, bool] = {}
     for rule in (spec.get("authorization") or {}).get("rules", []):
-        jwt = rule["principal"].get("jwt")
+        jwt = (rule.get("principal") or {}).get("jwt")
         if jwt:
             read[jwt["provider"]] = read.get(jwt["provider"], False) or bool(jwt.get("scopes"))
     return read

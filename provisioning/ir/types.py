@@ -121,12 +121,15 @@ class JwtPrincipal:
 
 @dataclass(frozen=True)
 class AuthorizationRule:
-    """Matches when the client address is in one of ``cidrs`` (if any), the authenticated
-    consumer, read from ``consumer_header``, is one of ``consumers`` (if any), and the
-    request's verified token matches ``jwt`` (if any)."""
+    """Matches when the client address is in one of ``cidrs`` (if any), every one of
+    ``headers`` has one of its values, the authenticated consumer, read from
+    ``consumer_header``, is one of ``consumers`` (if any), the request's verified token matches
+    ``jwt`` (if any), and its method is one of ``methods`` (if any)."""
 
     allow: bool
     cidrs: tuple[tuple[str, int], ...] = ()  # (network address, prefix length)
+    headers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (lowercase name, values)
+    methods: tuple[str, ...] = ()
     consumers: tuple[str, ...] = ()
     consumer_header: str = "x-gantry-consumer"
     jwt: JwtPrincipal | None = None

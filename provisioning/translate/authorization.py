@@ -2,8 +2,10 @@
 
 Envoy Gateway's semantics — the first rule whose principal matches decides, else the default
 action — as one Envoy ALLOW policy: a request is allowed when an Allow rule matches and no
-Deny rule before it does, or when no Deny rule matches and the default is Allow. Client CIDRs
-match the downstream remote address (the HCM uses the peer's address, not X-Forwarded-For);
+Deny rule before it does, or when no Deny rule matches and the default is Allow. A rule's
+principal and operation are all Envoy principals (the policy's permission is any request).
+Client CIDRs match the downstream remote address (the peer's, or the one X-Forwarded-For gives
+with a ClientTrafficPolicy's trusted hops); headers and methods match the request's;
 consumers match the header the policy's apiKeyAuth or basicAuth put the authenticated
 consumer's name in (a client's own value is removed before any filter); JWT claims match
 the payload jwt_authn (which runs first) keeps in the request's metadata. Refused: 403.
@@ -32,16 +34,21 @@ def _all_of(ids: list[dict]) -> dict:
     return flat[0] if len(flat) == 1 else {"and_ids": {"ids": flat}}
 
 
+def _header(name: str, value: str) -> dict:
+    return {"header": {"name": name, "string_match": {"exact": value}}}
+
+
 def _matches(rule: AuthorizationRule) -> dict:
     parts = []
     if rule.cidrs:
         parts.append(_any_of([{"remote_ip": {"address_prefix": address, "prefix_len": length}}
                               for address, length in rule.cidrs]))  # fmt: skip
+    for name, values in rule.headers:
+        parts.append(_any_of([_header(name, value) for value in values]))
+    if rule.methods:
+        parts.append(_any_of([_header(":method", method) for method in rule.methods]))
     if rule.consumers:
-        parts.append(_any_of([
-            {"header": {"name": rule.consumer_header, "string_match": {"exact": name}}}
-            for name in rule.consumers
-        ]))  # fmt: skip
+        parts.append(_any_of([_header(rule.consumer_header, name) for name in rule.consumers]))
     if rule.jwt:
         parts.append(_jwt(rule.jwt))
     return _all_of(parts)
@@ -66,17 +73,21 @@ def _jwt(principal: JwtPrincipal) -> dict:
     return _all_of(parts)
 
 
+def _not(rule: AuthorizationRule) -> dict:
+    """A fresh object each time (shared ones would print as YAML anchors)."""
+    return {"not_id": _matches(rule)}
+
+
 def principals(default_allow: bool, rules: tuple[AuthorizationRule, ...]) -> list[dict]:
     """Who is allowed, as Envoy principals (any one of them suffices)."""
     allowed, denied_before = [], []
     for rule in rules:
-        match = _matches(rule)
         if rule.allow:
-            allowed.append(_all_of([match] + [{"not_id": d} for d in denied_before]))
+            allowed.append(_all_of([_matches(rule)] + [_not(d) for d in denied_before]))
         else:
-            denied_before.append(match)
+            denied_before.append(rule)
     if default_allow:
-        allowed.append(_all_of([{"not_id": d} for d in denied_before]) if denied_before
+        allowed.append(_all_of([_not(d) for d in denied_before]) if denied_before
                        else {"any": True})  # fmt: skip
     return allowed or [NOBODY]
 

@@ -77,6 +77,7 @@ INLINE_JWKS = st.sampled_from(
     ]
 )
 HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
+HEADER_VALUES = st.sampled_from(["ops", "a,b", "with space", '"quoted"', "ünïcode", " padded"])
 
 
 def opt(**fields):
@@ -226,8 +227,12 @@ def security():
             rules=st.lists(st.fixed_dictionaries(
                 {"action": st.sampled_from(["Allow", "Deny"]), "principal": opt(
                     clientCIDRs=st.lists(CIDRS, max_size=3), consumers=CONSUMERS,
-                    jwt=JWT_PRINCIPALS)},
-                optional={"name": st.sampled_from(["a", "b"])}), max_size=3)),
+                    jwt=JWT_PRINCIPALS, headers=st.lists(st.fixed_dictionaries(
+                        {"name": HEADERS, "values": st.lists(HEADER_VALUES, max_size=3)}),
+                        max_size=2))},
+                optional={"name": st.sampled_from(["a", "b"]), "operation": opt(
+                    methods=st.lists(st.sampled_from(["GET", "DELETE", "PATCH", "get"]),
+                                     max_size=3))}), max_size=3)),
         jwt=st.fixed_dictionaries({"providers": st.lists(jwt_provider(), min_size=1,
                                                           max_size=3, unique_by=str)},
                                   optional={"optional": st.booleans()}),

@@ -1,6 +1,7 @@
 """SecurityPolicy cors and authorization through real Envoy and a real upstream: preflights
 answered for allowed origins only, CORS headers on simple requests, client addresses and
-consumers allowed or refused with Envoy Gateway's first-match-wins rules."""
+consumers, request headers and methods allowed or refused with Envoy Gateway's
+first-match-wins rules."""
 
 import pytest
 import requests
@@ -52,6 +53,17 @@ POLICIES = {
         "Deny", ("Allow", {"consumers": [{"kind": "Consumer", "name": "alice"}]}))},
     "custom-header": {"apiKeyAuth": {**KEYS, "forwardClientIDHeader": "X-Client"},
                       "authorization": authz("Allow", ("Deny", {"consumers": [{"name": "bob"}]}))},
+    # Read-only for everyone; writes for the ops team or a tenant admin, from this host only.
+    "headers": {"authorization": {"defaultAction": "Deny", "rules": [
+        {"action": "Allow", "operation": {"methods": ["GET", "HEAD"]}},
+        {"action": "Deny", "principal": {"headers": [{"name": "x-env", "values": ["prod"]}]},
+         "operation": {"methods": ["DELETE"]}},
+        {"action": "Allow", "principal": {"clientCIDRs": ["127.0.0.0/8"], "headers": [
+            {"name": "X-Team", "values": ["ops", "sre"]},
+            {"name": "x-role", "values": ["admin"]}]}},
+        {"action": "Allow", "principal": {"headers": [{"name": "x-role", "values": ["root"]}]},
+         "operation": {"methods": ["PUT"]}},
+    ]}},
 }  # fmt: skip
 
 
@@ -156,3 +168,26 @@ def test_consumers_are_allowed_or_refused_by_name(gateway, host, headers, status
     if status == 200:
         header = "x-client" if host == "custom-header.test" else "x-gantry-consumer"
         assert response.json()["headers"][header] == "alice"
+
+
+WRITER = {"X-Team": "sre", "X-Role": "admin"}
+
+
+@pytest.mark.parametrize(("method", "headers", "status"), [
+    ("GET", {}, 200),  # rule 0: reading is open
+    ("HEAD", {"x-env": "prod"}, 200),
+    ("POST", {}, 403),  # no rule matches: default Deny
+    ("POST", WRITER, 200),  # rule 2: every header, each with one of its values
+    ("POST", {"X-Team": "sre"}, 403),  # one header is not enough
+    ("POST", {"X-Team": "dev", "X-Role": "admin"}, 403),  # a value not listed
+    ("POST", {"X-Team": "SRE", "X-Role": "admin"}, 403),  # values are case-sensitive
+    ("DELETE", WRITER, 200),
+    ("DELETE", {**WRITER, "x-env": "prod"}, 403),  # rule 1 decides first
+    ("PUT", {"x-role": "root"}, 200),  # rule 3: header and method
+    ("PATCH", {"x-role": "root"}, 403),
+])  # fmt: skip
+def test_headers_and_methods_are_allowed_or_refused_by_the_first_matching_rule(
+    gateway, method, headers, status
+):
+    response = gateway(method, "headers.test", **headers)
+    assert response.status_code == status

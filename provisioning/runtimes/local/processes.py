@@ -6,23 +6,28 @@ A replica's files live in ``<runtime dir>/<tenant>/<gateway>-<id>/``: ``bootstra
 """
 
 import contextlib
-import ctypes
 import json
 import os
-import signal
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
-PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:  # pragma: no cover (runs in the child between fork and exec)
-    """Envoys go when the agent goes (even on SIGKILL): no orphan keeps a port."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def dying_with_parent(command: list[str]) -> list[str]:
+    """``command`` run so that it gets SIGTERM when the thread that started it ends, even on
+    SIGKILL (Linux's parent-death signal, set by util-linux ``setpriv``, which then execs the
+    command): Envoys go when the agent goes, and no orphan keeps a port. As it is where there
+    is no ``setpriv``. Start it from a thread that lives as long as the process should.
+
+    Not a ``preexec_fn``: that forks a threaded process and runs code before exec (gRPC's fork
+    handlers, the dynamic loader), which now and then hung the child before it ran Envoy.
+    Without it, Python starts the child with vfork and exec straight away."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
 def write_private(path: Path, text: str) -> None:
@@ -88,12 +93,11 @@ class Replica:
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command,
+                dying_with_parent(command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
-                preexec_fn=die_with_parent,  # noqa: PLW1509 (single-threaded agent)
             )
         self.started_at = time.monotonic()
         self.admin_address = ""
