@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from provisioning.ir.types import GatewayIR, Listener
-from provisioning.translate import (  # noqa: F401 (protos: registers extension types)
+from provisioning.translate import (
     api_key_auth,
     authorization,
     basic_auth,
@@ -12,7 +12,6 @@ from provisioning.translate import (  # noqa: F401 (protos: registers extension 
     fault,
     jwt_authn,
     local_rate_limit,
-    protos,
 )
 from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
