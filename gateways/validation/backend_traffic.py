@@ -1,12 +1,14 @@
 """Validation of BackendTrafficPolicy specs: Envoy Gateway's field names, defaults and limits.
 
-Supported: ``retry``, ``timeout``, ``circuitBreaker``, ``healthCheck`` (active HTTP checks and
-passive outlier detection), ``loadBalancer``, ``faultInjection`` and a local ``rateLimit``
-(rules with client selectors by header, source CIDR or consumer). Every value accepted here
-is one Envoy accepts (durations above zero where Envoy requires it, a prime Maglev table size,
-abort statuses Envoy can send).
+Supported: ``retry``, ``timeout``, ``circuitBreaker``, ``healthCheck`` (active HTTP and TCP
+checks and passive outlier detection), ``loadBalancer``, ``faultInjection`` and a local
+``rateLimit`` (rules with client selectors by header, source CIDR or consumer). Every value
+accepted here is one Envoy accepts (durations above zero where Envoy requires it, a prime
+Maglev table size, abort statuses Envoy can send).
 """
 
+import base64
+import binascii
 import re
 
 from rest_framework import serializers
@@ -137,16 +139,62 @@ class ActiveHTTPSerializer(StrictSerializer):
         return value
 
 
+MAX_PAYLOAD = 1024  # bytes a TCP health check sends or looks for
+
+
+class PayloadSerializer(StrictSerializer):
+    """Bytes as ``text`` (sent as its UTF-8 bytes) or base64 ``binary``, per ``type``."""
+
+    type = serializers.ChoiceField(choices=["Text", "Binary"])
+    text = serializers.CharField(required=False, trim_whitespace=False, max_length=MAX_PAYLOAD)
+    binary = serializers.CharField(required=False, trim_whitespace=False,
+                                   max_length=4 * MAX_PAYLOAD // 3 + 4)  # fmt: skip
+
+    def validate_binary(self, value: str) -> str:
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("must be base64 (RFC 4648)") from None
+        if not decoded:
+            raise serializers.ValidationError("must not be empty")
+        if len(decoded) > MAX_PAYLOAD:
+            raise serializers.ValidationError(f"must be at most {MAX_PAYLOAD} bytes")
+        return value
+
+    def validate(self, data):
+        wanted = "text" if data["type"] == "Text" else "binary"
+        other = "binary" if wanted == "text" else "text"
+        if other in data:
+            raise serializers.ValidationError({other: [f"not allowed with type {data['type']}"]})
+        if not data.get(wanted):
+            raise serializers.ValidationError({wanted: [f"required for type {data['type']}"]})
+        if len(data.get("text", "").encode()) > MAX_PAYLOAD:
+            raise serializers.ValidationError({"text": [f"must be at most {MAX_PAYLOAD} bytes"]})
+        return data
+
+
+class ActiveTCPSerializer(StrictSerializer):
+    send = PayloadSerializer(required=False, help_text="written once connected")
+    receive = PayloadSerializer(required=False, help_text="must then be found in the answer")
+
+
 class ActiveHealthCheckSerializer(StrictSerializer):
-    type = serializers.ChoiceField(choices=["HTTP"], help_text="TCP and GRPC: not yet")
+    type = serializers.ChoiceField(choices=["HTTP", "TCP", "GRPC"])
     timeout = duration_field(1, default="1s")
     interval = duration_field(1, default="3s")
     unhealthyThreshold = serializers.IntegerField(min_value=1, max_value=UINT32, default=3)
     healthyThreshold = serializers.IntegerField(min_value=1, max_value=UINT32, default=1)
     http = ActiveHTTPSerializer(required=False)
+    tcp = ActiveTCPSerializer(required=False, help_text="without send or receive: connect only")
 
     def validate(self, data):
-        if "http" not in data:
+        kind = data["type"]
+        if kind == "GRPC":
+            raise serializers.ValidationError({"type": ["GRPC is not supported yet"]})
+        wanted, other = ("http", "tcp") if kind == "HTTP" else ("tcp", "http")
+        if other in data:
+            raise serializers.ValidationError({other: [f"not allowed with type {kind}"]})
+        if kind == "HTTP" and "http" not in data:
             raise serializers.ValidationError({"http": ["required for type HTTP"]})
         return data
 

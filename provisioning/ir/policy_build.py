@@ -7,6 +7,7 @@ pair gets its own cluster, ``<tenant>/backend/<backend>/policy/<policy>``; route
 BackendTrafficPolicy keep the plain backend cluster.
 """
 
+import base64
 import ipaddress
 import math
 from dataclasses import dataclass, replace
@@ -165,6 +166,15 @@ def _jwt_provider(policy: str, spec: dict, read: dict[str, bool] | None = None) 
     )  # fmt: skip
 
 
+def _payload(spec: dict | None) -> bytes | None:
+    """A TCP health check's payload (Envoy Gateway's ``Text`` or base64 ``Binary``)."""
+    if not spec:
+        return None
+    if spec["type"] == "Text":
+        return spec["text"].encode()
+    return base64.b64decode(spec["binary"])
+
+
 def _security(spec: dict, consumers: dict, policy: str = "") -> Compiled:
     fields: dict = {}
     if spec.get("jwt"):
@@ -225,6 +235,7 @@ def _health(spec: dict) -> dict:
     active = spec.get("active")
     if active:
         http = active.get("http") or {"path": "/"}
+        tcp = active.get("tcp") or {}
         settings["active_health_check"] = ActiveHealthCheck(
             path=http["path"], method=http.get("method"),
             timeout_ms=to_ms(active.get("timeout", "1s")),
@@ -232,6 +243,8 @@ def _health(spec: dict) -> dict:
             unhealthy_threshold=active.get("unhealthyThreshold", 3),
             healthy_threshold=active.get("healthyThreshold", 1),
             expected_statuses=tuple(http.get("expectedStatuses", [])),
+            protocol=active.get("type", "HTTP"),
+            send=_payload(tcp.get("send")), receive=_payload(tcp.get("receive")),
         )  # fmt: skip
     passive = spec.get("passive")
     if passive:

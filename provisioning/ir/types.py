@@ -340,13 +340,19 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ActiveHealthCheck:
-    path: str
+    """HTTP: ``path``, ``method``, ``expected_statuses``; TCP: connect, write ``send`` (if
+    any), and find ``receive`` (if any) in the answer."""
+
+    path: str = "/"
     method: str | None = None
     timeout_ms: int = 1000
     interval_ms: int = 3000
     unhealthy_threshold: int = 3
     healthy_threshold: int = 1
     expected_statuses: tuple[int, ...] = ()
+    protocol: str = "HTTP"  # HTTP | TCP
+    send: bytes | None = None
+    receive: bytes | None = None
 
 
 @dataclass(frozen=True)

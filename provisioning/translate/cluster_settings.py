@@ -52,19 +52,32 @@ def _connection_options(settings: ClusterSettings, envoy: dict) -> None:
     options["common_http_protocol_options"] = common
 
 
-def _health_check(check: ActiveHealthCheck) -> dict:
+def _checker(check: ActiveHealthCheck) -> tuple[str, dict]:
+    if check.protocol == "TCP":  # no payloads: a connect-only check
+        # Payloads as hex ``text``: Envoy's TCP checker sends nothing for a ``binary`` one.
+        tcp: dict = {}
+        if check.send:
+            tcp["send"] = {"text": check.send.hex().upper()}
+        if check.receive:
+            tcp["receive"] = [{"text": check.receive.hex().upper()}]
+        return "tcp_health_check", tcp
     http: dict = {"path": check.path}
     if check.method:
         http["method"] = check.method
     if check.expected_statuses:
         http["expected_statuses"] = [{"start": code, "end": code + 1}
                                      for code in sorted(set(check.expected_statuses))]  # fmt: skip
+    return "http_health_check", http
+
+
+def _health_check(check: ActiveHealthCheck) -> dict:
+    field, checker = _checker(check)
     return {
         "timeout": duration(check.timeout_ms),
         "interval": duration(check.interval_ms),
         "unhealthy_threshold": check.unhealthy_threshold,
         "healthy_threshold": check.healthy_threshold,
-        "http_health_check": http,
+        field: checker,
     }
 
 

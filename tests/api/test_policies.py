@@ -211,7 +211,21 @@ BAD_TRAFFIC = [
      "spec.loadBalancer.slowStart"),
     ({"healthCheck": {"active": {"type": "HTTP"}}}, "spec.healthCheck.active.http"),
     ({"healthCheck": {"active": {"type": "TCP", "http": {"path": "/"}}}},
-     "spec.healthCheck.active.type"),
+     "spec.healthCheck.active.http"),
+    ({"healthCheck": {"active": {"type": "HTTP", "http": {"path": "/"}, "tcp": {}}}},
+     "spec.healthCheck.active.tcp"),
+    ({"healthCheck": {"active": {"type": "GRPC"}}}, "spec.healthCheck.active.type"),
+    ({"healthCheck": {"active": {"type": "TCP", "tcp": {"send": {"type": "Text"}}}}},
+     "spec.healthCheck.active.tcp.send.text"),
+    ({"healthCheck": {"active": {"type": "TCP", "tcp": {"send": {
+        "type": "Text", "text": "PING", "binary": "UElORw=="}}}}},
+     "spec.healthCheck.active.tcp.send.binary"),
+    ({"healthCheck": {"active": {"type": "TCP", "tcp": {"receive": {
+        "type": "Binary", "binary": "not base64!"}}}}},
+     "spec.healthCheck.active.tcp.receive.binary"),
+    ({"healthCheck": {"active": {"type": "TCP", "tcp": {"receive": {
+        "type": "Text", "text": "é" * 600}}}}},
+     "spec.healthCheck.active.tcp.receive.text"),
     ({"healthCheck": {"active": {"type": "HTTP", "http": {"path": "no-slash"}}}},
      "spec.healthCheck.active.http.path"),
     ({"healthCheck": {"passive": {"interval": "0s"}}}, "spec.healthCheck.passive.interval"),

@@ -77,6 +77,10 @@ INLINE_JWKS = st.sampled_from(
     ]
 )
 HEADERS = st.sampled_from(["x-api-key", "Authorization", "x-user", "X-Key", "bad header"])
+PAYLOADS = st.sampled_from([
+    {"type": "Text", "text": "PING\r\n"}, {"type": "Text", "text": "ünï"},
+    {"type": "Binary", "binary": "AAEC/w=="}, {"type": "Binary", "binary": "***"},
+    {"type": "Text"}])  # fmt: skip
 HEADER_VALUES = st.sampled_from(["ops", "a,b", "with space", '"quoted"', "ünïcode", " padded"])
 
 
@@ -106,6 +110,15 @@ SELECTORS = some(
 )  # fmt: skip
 
 
+HTTP_CHECKS = st.fixed_dictionaries(
+    {"type": st.just("HTTP"), "http": st.fixed_dictionaries(
+        {"path": st.sampled_from(["/", "/healthz?x=1", "/a/b", "x"])},
+        optional={"method": st.sampled_from(["GET", "HEAD", "OPTIONS"]),
+                  "expectedStatuses": st.lists(st.integers(100, 600), max_size=3)})},
+    optional={"timeout": DURATIONS, "interval": DURATIONS, "unhealthyThreshold": COUNTS,
+              "healthyThreshold": COUNTS})  # fmt: skip
+
+
 def traffic():
     return some(
         retry=opt(numRetries=st.integers(0, 11), perRetry=opt(
@@ -119,12 +132,8 @@ def traffic():
                            maxParallelRequests=COUNTS, maxParallelRetries=COUNTS,
                            maxRequestsPerConnection=COUNTS),
         healthCheck=some(
-            active=st.fixed_dictionaries({"type": st.just("HTTP"), "http": st.fixed_dictionaries(
-                {"path": st.sampled_from(["/", "/healthz?x=1", "/a/b", "x"])},
-                optional={"method": st.sampled_from(["GET", "HEAD", "OPTIONS"]),
-                          "expectedStatuses": st.lists(st.integers(100, 600), max_size=3)})},
-                optional={"timeout": DURATIONS, "interval": DURATIONS,
-                          "unhealthyThreshold": COUNTS, "healthyThreshold": COUNTS}),
+            active=st.one_of(HTTP_CHECKS, st.fixed_dictionaries({"type": st.just("TCP")}, optional={
+                "interval": DURATIONS, "tcp": opt(send=PAYLOADS, receive=PAYLOADS)})),
             passive=opt(interval=DURATIONS, baseEjectionTime=DURATIONS,
                         consecutive5XxErrors=COUNTS, consecutiveGatewayErrors=COUNTS,
                         consecutiveLocalOriginFailures=COUNTS,

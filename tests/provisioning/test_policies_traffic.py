@@ -1,8 +1,11 @@
 """BackendTrafficPolicy through real Envoy and real upstreams: retries reaching a healthy
-endpoint, circuit-breaker overflow, outlier ejection and active health checks removing a dead
-endpoint, injected faults at the configured rate, request timeouts."""
+endpoint, circuit-breaker overflow, outlier ejection and active health checks (HTTP, TCP connect,
+TCP send/receive) removing a dead or wrong endpoint, injected faults at the configured rate,
+request timeouts."""
 
 import concurrent.futures
+import socket
+import threading
 import time
 
 import pytest
@@ -30,9 +33,31 @@ def endpoints(*ports):
     return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": port}} for port in ports]}
 
 
+class Stranger:
+    """Accepts TCP connections and answers something that is not HTTP, then closes."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.sendall(b"NOPE\n")
+
+    def close(self):
+        self.listener.close()
+
+
 @pytest.fixture(scope="module")
 def gateway():
     good, failing, slow = Upstream("good"), Upstream("failing", status=503), Upstream("slow")
+    stranger = Stranger()
     dead = free_port()  # nothing listens there: connections are refused
     state = DesiredState(
         tenant="acme",
@@ -41,12 +66,15 @@ def gateway():
         routes=[route("plain", "half-dead"), route("retry", "half-dead"),
                 route("breaker", "slow"), route("outlier", "half-failing"),
                 route("active", "half-dead"), route("fault", "good"), route("delay", "good"),
-                route("timeout", "slow"), route("limited", "good")],
+                route("timeout", "slow"), route("limited", "good"),
+                route("tcp-connect", "half-dead"), route("tcp-payload", "half-stranger"),
+                route("unchecked", "half-stranger")],
         backends={
             "half-dead": endpoints(good.port, dead),
             "half-failing": endpoints(good.port, failing.port),
             "good": endpoints(good.port),
             "slow": endpoints(slow.port),
+            "half-stranger": endpoints(good.port, stranger.port),
         },
         policies=[
             policy("retry", retry={"numRetries": 3}),
@@ -58,6 +86,15 @@ def gateway():
             policy("active", healthCheck={"active": {
                 "type": "HTTP", "interval": "100ms", "timeout": "100ms",
                 "unhealthyThreshold": 1, "healthyThreshold": 1, "http": {"path": "/healthz"}}}),
+            policy("tcp-connect", healthCheck={"active": {
+                "type": "TCP", "interval": "100ms", "timeout": "100ms",
+                "unhealthyThreshold": 1, "healthyThreshold": 1}}),
+            policy("tcp-payload", healthCheck={"active": {
+                "type": "TCP", "interval": "100ms", "timeout": "200ms",
+                "unhealthyThreshold": 1, "healthyThreshold": 1, "tcp": {
+                    # HTTP/1.1: the connection stays open, and Envoy reuses it for the next check
+                    "send": {"type": "Text", "text": "GET /tcp-check HTTP/1.1\r\nHost: x\r\n\r\n"},
+                    "receive": {"type": "Binary", "binary": "MjAwIE9L"}}}}),  # "200 OK"
             policy("fault", faultInjection={"abort": {"httpStatus": 418, "percentage": 30}}),
             policy("delay", faultInjection={"delay": {"fixedDelay": "500ms", "percentage": 100}}),
             policy("timeout", timeout={"http": {"requestTimeout": "300ms"}}),
@@ -76,7 +113,7 @@ def gateway():
 
         get.upstreams = {"good": good, "failing": failing, "slow": slow}
         yield get
-    for upstream in (good, failing, slow):
+    for upstream in (good, failing, slow, stranger):
         upstream.close()
 
 
@@ -122,6 +159,25 @@ def test_active_health_checks_remove_a_dead_endpoint(gateway):
     statuses = [gateway("active.test").status_code for _ in range(20)]
     assert statuses == [200] * 20
     assert any(r["path"] == "/healthz" for r in good.requests)
+
+
+def test_a_tcp_connect_check_removes_an_endpoint_that_refuses_connections(gateway):
+    time.sleep(0.5)  # checks every 100 ms
+    assert [gateway("tcp-connect.test").status_code for _ in range(20)] == [200] * 20
+    # Without a check, round robin sends every other request to the dead endpoint.
+    assert 503 in [gateway("plain.test").status_code for _ in range(10)]
+
+
+def test_a_tcp_check_with_payloads_removes_an_endpoint_answering_something_else(gateway):
+    good = gateway.upstreams["good"]
+    deadline = time.monotonic() + 5
+    while not any(r["path"] == "/tcp-check" for r in good.requests):  # what the check sent
+        assert time.monotonic() < deadline, "no TCP health check reached the good endpoint"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert [gateway("tcp-payload.test").status_code for _ in range(20)] == [200] * 20
+    # The stranger accepts connections: only the payload check tells it apart.
+    assert {gateway("unchecked.test").status_code for _ in range(10)} != {200}
 
 
 def test_faults_are_injected_at_the_configured_rate(gateway):

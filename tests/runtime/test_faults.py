@@ -74,8 +74,11 @@ def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_
 ):
     queue = f"gantry-test-{os.urandom(4).hex()}"
     settings.GANTRY_CELERY_QUEUE = queue
-    slow = tmp_path / "slow-envoy"  # validation takes 3 s: time to kill the worker inside it
-    slow.write_text(f'#!/bin/sh\nsleep 3\nexec {envoy_binary()} "$@"\n')
+    # Validation takes 3 s, time to kill the worker inside it; each one leaves a marker file.
+    markers = tmp_path / "validations"
+    markers.mkdir()
+    slow = tmp_path / "slow-envoy"
+    slow.write_text(f'#!/bin/sh\ntouch {markers}/$$\nsleep 3\nexec {envoy_binary()} "$@"\n')
     slow.chmod(slow.stat().st_mode | stat.S_IEXEC)
     stack = Stack(
         tmp_path, queue=queue,
@@ -88,13 +91,11 @@ def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_
                  message=f"Ready\n{stack.logs()}")  # fmt: skip
         wait_for(lambda: not GatewayOperation.objects.filter(state="running").exists(),
                  timeout=30, message="the first reconciles done")  # fmt: skip
-        before = GatewayOperation.objects.order_by("-id").values_list("id", flat=True).first()
+        before = set(markers.iterdir())
         services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route("v2"))
-        wait_for(
-            lambda: GatewayOperation.objects.filter(state="running", id__gt=before).exists(),
-            timeout=20, interval=0.05, message="the reconcile of the change running",
-        )  # fmt: skip
-        time.sleep(1)  # inside the validation
+        # The first validation of the change has started: its 3 s sleep is still ahead.
+        wait_for(lambda: set(markers.iterdir()) - before, timeout=20, interval=0.02,
+                 message="the validation of the change started")  # fmt: skip
         stack.worker.kill()
         assert not ConfigRevision.objects.filter(gateway=gateway, number=2).exists()
         stack.worker.start()  # the message comes back once its visibility timeout passes
