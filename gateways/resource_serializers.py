@@ -30,6 +30,7 @@ from gateways.validation.client_traffic import (
     HeaderSettingsSerializer,
     HTTP2Serializer,
     HTTPClientTimeoutSerializer,
+    PathSettingsSerializer,
 )
 from gateways.validation.ext_auth import ExtAuthSerializer
 from gateways.validation.policies import (
@@ -190,6 +191,7 @@ class PolicySpecSerializer(StrictSerializer):
     tls = ClientTLSSerializer(required=False)
     http2 = HTTP2Serializer(required=False)
     headers = HeaderSettingsSerializer(required=False)
+    path = PathSettingsSerializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):

@@ -16,9 +16,11 @@ from gateways.validation.common import LaterFieldsSerializer
 from provisioning.ir.quantities import QUANTITY, to_bytes
 from tenants.serializers import StrictSerializer
 
-CLIENT_TRAFFIC_FEATURES = ["timeout", "connection", "clientIPDetection", "tls", "http2", "headers"]
+CLIENT_TRAFFIC_FEATURES = [
+    "timeout", "connection", "clientIPDetection", "tls", "http2", "headers", "path",
+]  # fmt: skip
 CLIENT_TRAFFIC_LATER = [
-    "tcpKeepalive", "enableProxyProtocol", "proxyProtocol", "path",
+    "tcpKeepalive", "enableProxyProtocol", "proxyProtocol",
     "earlyRequestHeaders", "http1", "http3", "healthCheck", "targetSelectors",
 ]  # fmt: skip
 TLS_VERSIONS = ["Auto", "1.0", "1.1", "1.2", "1.3"]
@@ -171,6 +173,19 @@ class HeaderSettingsSerializer(LaterFieldsSerializer):
     )  # fmt: skip
     preserveXRequestID = serializers.BooleanField(
         required=False, help_text="keep the client's x-request-id instead of replacing it"
+    )
+
+    def validate(self, data):
+        return _some(data, ", ".join(self.fields))
+
+
+class PathSettingsSerializer(StrictSerializer):
+    escapedSlashesAction = serializers.ChoiceField(
+        choices=["KeepUnchanged", "RejectRequest", "UnescapeAndForward", "UnescapeAndRedirect"],
+        required=False, help_text="%2F and %5C in paths (default UnescapeAndRedirect)",
+    )  # fmt: skip
+    disableMergeSlashes = serializers.BooleanField(
+        required=False, help_text="keep adjacent slashes (default: merged)"
     )
 
     def validate(self, data):

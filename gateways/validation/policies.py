@@ -34,6 +34,7 @@ from gateways.validation.client_traffic import (
     ConnectionSerializer,
     HeaderSettingsSerializer,
     HTTP2Serializer,
+    PathSettingsSerializer,
 )
 from gateways.validation.common import (
     LaterFieldsSerializer,
@@ -206,6 +207,7 @@ class ClientTrafficPolicySpecSerializer(PolicySpecSerializer):
     tls = ClientTLSSerializer(required=False)
     http2 = HTTP2Serializer(required=False)
     headers = HeaderSettingsSerializer(required=False)
+    path = PathSettingsSerializer(required=False)
 
     def validate_targetRefs(self, refs):
         errors = {

@@ -51,6 +51,7 @@ def compile_spec(spec: dict) -> ClientTraffic:
     tls = spec.get("tls") or {}
     http2 = spec.get("http2") or {}
     headers = spec.get("headers") or {}
+    path = spec.get("path") or {}
     return ClientTraffic(
         request_received_timeout_ms=_ms(http_timeout.get("requestReceivedTimeout")),
         idle_timeout_ms=_ms(http_timeout.get("idleTimeout")),
@@ -66,6 +67,8 @@ def compile_spec(spec: dict) -> ClientTraffic:
         h2_max_concurrent_streams=http2.get("maxConcurrentStreams"),
         disable_rate_limit_headers=headers.get("disableRateLimitHeaders", False),
         preserve_request_id=headers.get("preserveXRequestID", False),
+        escaped_slashes=path.get("escapedSlashesAction"),
+        merge_slashes=not path.get("disableMergeSlashes", False),
     )  # fmt: skip
 
 

@@ -317,6 +317,8 @@ class ClientTraffic:
     h2_max_concurrent_streams: int | None = None
     disable_rate_limit_headers: bool = False
     preserve_request_id: bool = False
+    escaped_slashes: str | None = None  # KeepUnchanged | RejectRequest | UnescapeAnd…
+    merge_slashes: bool = True
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from provisioning.translate.types import duration
 CONNECTION_LIMIT = (
     "type.googleapis.com/envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
 )
+ESCAPED_SLASHES = {"KeepUnchanged": "KEEP_UNCHANGED", "RejectRequest": "REJECT_REQUEST",
+                   "UnescapeAndForward": "UNESCAPE_AND_FORWARD",
+                   "UnescapeAndRedirect": "UNESCAPE_AND_REDIRECT"}  # fmt: skip
 TLS_VERSIONS = {"Auto": "TLS_AUTO", "1.0": "TLSv1_0", "1.1": "TLSv1_1", "1.2": "TLSv1_2",
                 "1.3": "TLSv1_3"}  # fmt: skip
 
@@ -30,6 +33,10 @@ def hcm_options(settings: ClientTraffic) -> dict:
         options["xff_num_trusted_hops"] = settings.xff_num_trusted_hops
     if settings.preserve_request_id:
         options["preserve_external_request_id"] = True
+    if settings.escaped_slashes:
+        options["path_with_escaped_slashes_action"] = ESCAPED_SLASHES[settings.escaped_slashes]
+    if not settings.merge_slashes:
+        options["merge_slashes"] = False
     http2 = {
         "max_concurrent_streams": settings.h2_max_concurrent_streams,
         "initial_stream_window_size": settings.h2_initial_stream_window,

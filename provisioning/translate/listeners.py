@@ -29,6 +29,13 @@ def http_connection_manager(
             "codec_type": "AUTO",  # HTTP/1.1 and HTTP/2 (h2c prior knowledge, or h2 by ALPN)
             "strip_any_host_port": True,
             "use_remote_address": True,
+            # Paths are normalized before routes and policies see them (RFC 3986 dot segments
+            # and percent-decoding of unreserved characters; adjacent slashes merged; an
+            # escaped slash redirected to its unescaped path): "/public/../admin", "//admin"
+            # and "/%61dmin" are the admin route's, with its policies. Envoy Gateway's defaults.
+            "normalize_path": True,
+            "merge_slashes": True,
+            "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
             # WebSocket upgrades are proxied by default (as in Envoy Gateway).
             "upgrade_configs": [{"upgrade_type": "websocket"}],
             "rds": {

@@ -26,6 +26,7 @@ FULL = {
     "http2": {"initialStreamWindowSize": "64Ki", "initialConnectionWindowSize": "1Mi",
               "maxConcurrentStreams": 100},
     "headers": {"disableRateLimitHeaders": True, "preserveXRequestID": False},
+    "path": {"escapedSlashesAction": "KeepUnchanged", "disableMergeSlashes": True},
 }  # fmt: skip
 
 
@@ -113,6 +114,8 @@ BAD = [
     ({"http2": {"onInvalidMessage": "TerminateStream"}}, "spec.http2.onInvalidMessage",
      "not supported yet"),
     ({"headers": {}}, "spec.headers", "at least one"),
+    ({"path": {}}, "spec.path", "at least one"),
+    ({"path": {"escapedSlashesAction": "Decode"}}, "spec.path.escapedSlashesAction", ""),
     ({"headers": {"disableRateLimitHeaders": "sometimes"}},
      "spec.headers.disableRateLimitHeaders", "boolean"),
     ({"headers": {"requestID": "Disable"}}, "spec.headers.requestID", "not supported yet"),
@@ -120,7 +123,7 @@ BAD = [
      "not supported yet"),
     ({"retry": {}}, "spec.retry", "unknown field"),
 ]  # fmt: skip
-LATER = ["tcpKeepalive", "enableProxyProtocol", "proxyProtocol", "path",
+LATER = ["tcpKeepalive", "enableProxyProtocol", "proxyProtocol",
          "earlyRequestHeaders", "http1", "http3", "healthCheck"]  # fmt: skip
 
 

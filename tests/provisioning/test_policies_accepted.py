@@ -430,6 +430,9 @@ def client_traffic():
         http2=some(initialStreamWindowSize=SIZES, initialConnectionWindowSize=SIZES,
                    maxConcurrentStreams=mostly([1, 100, 2_147_483_647], [0, 2**31])),
         headers=some(disableRateLimitHeaders=st.booleans(), preserveXRequestID=st.booleans()),
+        path=some(escapedSlashesAction=st.sampled_from(
+            ["KeepUnchanged", "RejectRequest", "UnescapeAndForward", "UnescapeAndRedirect", "No"]),
+            disableMergeSlashes=st.booleans()),
     )  # fmt: skip
 
 
