@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import random
 import socket
 import subprocess
 import tempfile
@@ -16,9 +17,52 @@ from provisioning.envoy import envoy_binary, static_bootstrap
 from provisioning.ir.build import DesiredState, gateway_ir
 from provisioning.translate import translate
 
+# Ports for test listeners come from below the kernel's ephemeral range (32768 and up), where
+# no outgoing connection takes them between the check and Envoy's bind; each test process (xdist
+# worker) has its own slice and never hands out a port twice.
+_PORTS_LOW, _PORTS_HIGH = 21000, 32000
+_handed_out: set[int] = set()
+_next_port: list[int] = []
+
+
+def _my_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = (_PORTS_HIGH - _PORTS_LOW) // max(count, 1)
+    start = _PORTS_LOW + index * size
+    return range(start, start + size)
+
+
+def _runtime_window() -> range:
+    """The local runtime's own port window of this process (see tests/conftest.py)."""
+    from django.conf import settings
+
+    low, high = (int(part) for part in settings.GANTRY_LOCAL_PORT_RANGE.split("-"))
+    return range(low, high + 1)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    ports = _my_slice()
+    if not _next_port:
+        _next_port.append(ports.start + random.SystemRandom().randrange(len(ports)))
+    window = _runtime_window()
+    for _ in range(len(ports)):
+        port = _next_port[0]
+        _next_port[0] = ports.start + (port + 1 - ports.start) % len(ports)
+        if port not in _handed_out and port not in window and _bindable(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket() as sock:  # every port of the slice used: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
