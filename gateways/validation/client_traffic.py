@@ -12,7 +12,7 @@ Envoy's TLS library knows, sizes are within Envoy's bounds.
 from rest_framework import serializers
 
 from gateways.validation.backend_traffic import UINT32, duration_field
-from gateways.validation.common import LaterFieldsSerializer
+from gateways.validation.common import LaterFieldsSerializer, unique
 from provisioning.ir.quantities import QUANTITY, to_bytes
 from tenants.serializers import StrictSerializer
 
@@ -107,11 +107,7 @@ class ClientIPDetectionSerializer(LaterFieldsSerializer):
 
 
 def _unique(values: list[str]) -> list[str]:
-    errors = {i: [f"duplicates [{values.index(v)}]"] for i, v in enumerate(values)
-              if v in values[:i]}  # fmt: skip
-    if errors:
-        raise serializers.ValidationError(errors)
-    return values
+    return unique(values, values)
 
 
 class ClientTLSSerializer(LaterFieldsSerializer):

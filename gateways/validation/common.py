@@ -133,3 +133,25 @@ class LaterFieldsSerializer(StrictSerializer):
                     {name: [f"{name} is not supported yet"] for name in later}
                 )
         return super().to_internal_value(data)
+
+
+def duplicate_errors(keys: list, what: str = "", field: str | None = None) -> dict:
+    """{index: error} for each item whose key an earlier item has ("duplicates <what>[i]",
+    under ``field`` when given); ``None`` keys are never duplicates."""
+    errors, first = {}, {}
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in first:
+            message = [f"duplicates {what}[{first[key]}]"]
+            errors[index] = {field: message} if field else message
+        first.setdefault(key, index)
+    return errors
+
+
+def unique(items: list, keys: list, what: str = "", field: str | None = None) -> list:
+    """``items``, or a ValidationError naming each duplicate (see ``duplicate_errors``)."""
+    errors = duplicate_errors(keys, what, field)
+    if errors:
+        raise serializers.ValidationError(errors)
+    return items

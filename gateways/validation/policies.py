@@ -41,6 +41,7 @@ from gateways.validation.common import (
     failed,
     header_name_field,
     plain,
+    unique,
 )
 from gateways.validation.ext_auth import ExtAuthSerializer
 from gateways.validation.security import (
@@ -123,15 +124,7 @@ class ConsumerRefSerializer(StrictSerializer):
 
 
 def _unique_consumers(refs: list[dict]) -> list[dict]:
-    names = [ref["name"] for ref in refs]
-    errors = {
-        index: {"name": [f"duplicates [{names.index(name)}]"]}
-        for index, name in enumerate(names)
-        if name in names[:index]
-    }
-    if errors:
-        raise serializers.ValidationError(errors)
-    return refs
+    return unique(refs, [ref["name"] for ref in refs], field="name")
 
 
 class ExtractFromSerializer(CredentialSourcesSerializer):

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from gateways.validation.common import (
     control_problem,
+    duplicate_errors,
     header_name_field,
     hostname_field,
     is_ip_address,
@@ -109,12 +110,7 @@ class QueryParamMatchSerializer(HeaderMatchSerializer):
 
 
 def _duplicates(names: list[str], what: str, field: str = "name") -> dict:
-    errors, first = {}, {}
-    for index, name in enumerate(names):
-        if name in first:
-            errors[index] = {field: [f"duplicates {what}[{first[name]}]"]}
-        first.setdefault(name, index)
-    return errors
+    return duplicate_errors(names, what, field)
 
 
 class MatchSerializer(StrictSerializer):

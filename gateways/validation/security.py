@@ -31,6 +31,7 @@ from gateways.validation.common import (
     no_control_characters,
     pattern_field,
     text_field,
+    unique,
 )
 from tenants.serializers import StrictSerializer
 
@@ -159,12 +160,7 @@ class PrincipalSerializer(LaterFieldsSerializer):
     jwt = JWTPrincipalSerializer(required=False)
 
     def validate_headers(self, headers):
-        names = [header["name"].lower() for header in headers]
-        errors = {index: {"name": [f"duplicates headers[{names.index(name)}]"]}
-                  for index, name in enumerate(names) if name in names[:index]}  # fmt: skip
-        if errors:
-            raise serializers.ValidationError(errors)
-        return headers
+        return unique(headers, [h["name"].lower() for h in headers], "headers", "name")
 
 
 class OperationSerializer(StrictSerializer):
@@ -174,11 +170,7 @@ class OperationSerializer(StrictSerializer):
     )  # fmt: skip
 
     def validate_methods(self, methods):
-        errors = {i: [f"duplicates [{methods.index(m)}]"] for i, m in enumerate(methods)
-                  if m in methods[:i]}  # fmt: skip
-        if errors:
-            raise serializers.ValidationError(errors)
-        return methods
+        return unique(methods, methods)
 
 
 class AuthorizationRuleSerializer(StrictSerializer):
@@ -213,15 +205,7 @@ class AuthorizationSerializer(StrictSerializer):
     rules = AuthorizationRuleSerializer(many=True, max_length=MAX_ITEMS, required=False)
 
     def validate_rules(self, rules):
-        names = [rule.get("name") for rule in rules]
-        errors = {
-            index: {"name": [f"duplicates rules[{names.index(name)}]"]}
-            for index, name in enumerate(names)
-            if name is not None and name in names[:index]
-        }
-        if errors:
-            raise serializers.ValidationError(errors)
-        return rules
+        return unique(rules, [rule.get("name") for rule in rules], "rules", "name")
 
 
 def _principal_problems(principal: dict, spec: dict) -> dict:
@@ -398,12 +382,4 @@ class JWTSerializer(StrictSerializer):
     providers = JWTProviderSerializer(many=True, allow_empty=False, max_length=MAX_PROVIDERS)
 
     def validate_providers(self, providers):
-        names = [provider["name"] for provider in providers]
-        errors = {
-            index: {"name": [f"duplicates providers[{names.index(name)}]"]}
-            for index, name in enumerate(names)
-            if name in names[:index]
-        }
-        if errors:
-            raise serializers.ValidationError(errors)
-        return providers
+        return unique(providers, [p["name"] for p in providers], "providers", "name")
