@@ -74,11 +74,16 @@ def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_
 ):
     queue = f"gantry-test-{os.urandom(4).hex()}"
     settings.GANTRY_CELERY_QUEUE = queue
-    # Validation takes 3 s, time to kill the worker inside it; each one leaves a marker file.
-    markers = tmp_path / "validations"
+    # Each validation leaves a marker file, then waits while the gate file is absent: the test
+    # holds the change's validation until the worker is dead, whatever the machine's speed.
+    markers, gate = tmp_path / "validations", tmp_path / "gate"
     markers.mkdir()
-    slow = tmp_path / "slow-envoy"
-    slow.write_text(f'#!/bin/sh\ntouch {markers}/$$\nsleep 3\nexec {envoy_binary()} "$@"\n')
+    gate.touch()
+    slow = tmp_path / "gated-envoy"
+    slow.write_text(
+        f"#!/bin/sh\ntouch {markers}/$$\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n"
+        f'exec {envoy_binary()} "$@"\n'
+    )
     slow.chmod(slow.stat().st_mode | stat.S_IEXEC)
     stack = Stack(
         tmp_path, queue=queue,
@@ -88,19 +93,20 @@ def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_
     try:
         gateway = make_gateway(upstream, reconcile_now=False)  # the worker does the first one
         wait_for(lambda: ready(gateway), timeout=60, interval=0.1,
-                 message=f"Ready\n{stack.logs()}")  # fmt: skip
+                 message=lambda: f"Ready\n{stack.logs()}")  # fmt: skip
         wait_for(lambda: not GatewayOperation.objects.filter(state="running").exists(),
                  timeout=30, message="the first reconciles done")  # fmt: skip
         before = set(markers.iterdir())
+        gate.unlink()
         services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route("v2"))
-        # The first validation of the change has started: its 3 s sleep is still ahead.
-        wait_for(lambda: set(markers.iterdir()) - before, timeout=20, interval=0.02,
-                 message="the validation of the change started")  # fmt: skip
-        stack.worker.kill()
+        wait_for(lambda: set(markers.iterdir()) - before, timeout=30, interval=0.02,
+                 message=lambda: f"the change's validation\n{stack.logs()}")  # fmt: skip
+        stack.worker.kill()  # inside the change's validation, which is held at the gate
         assert not ConfigRevision.objects.filter(gateway=gateway, number=2).exists()
+        gate.touch()
         stack.worker.start()  # the message comes back once its visibility timeout passes
         wait_for(lambda: served(url_of(gateway)) == "v2", timeout=60, interval=0.1,
-                 message=f"v2 served\n{stack.logs()}")  # fmt: skip
+                 message=lambda: f"v2 served\n{stack.logs()}")  # fmt: skip
     finally:
         stack.stop()
     numbers = list(
@@ -196,7 +202,7 @@ def test_workers_and_the_xds_server_recover_from_a_database_outage(tmp_path, ups
     try:
         gateway = make_gateway(upstream, reconcile_now=False)
         wait_for(lambda: ready(gateway), timeout=60, interval=0.1,
-                 message=f"Ready\n{stack.logs()}")  # fmt: skip
+                 message=lambda: f"Ready\n{stack.logs()}")  # fmt: skip
         url = url_of(gateway)
         proxy.cut()
         # A change while the platform cannot reach the database: the write itself goes to the
@@ -207,7 +213,7 @@ def test_workers_and_the_xds_server_recover_from_a_database_outage(tmp_path, ups
             time.sleep(0.1)
         proxy.restore()
         wait_for(lambda: served(url) == "v2", timeout=60, interval=0.1,
-                 message=f"v2 served after the outage\n{stack.logs()}")  # fmt: skip
+                 message=lambda: f"v2 served after the outage\n{stack.logs()}")  # fmt: skip
         wait_for(lambda: ready(gateway), timeout=10, message="Ready")
         for process in stack.processes():
             assert process.popen.poll() is None, f"{process.name} died:\n{stack.logs()}"

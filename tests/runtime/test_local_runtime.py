@@ -97,7 +97,7 @@ def alive(pid: int) -> bool:
 def test_a_gateway_with_two_replicas_becomes_ready_and_its_url_answers(stack, upstream):
     gateway = make_gateway(upstream, replicas=2)
     wait_for(lambda: phase_is(gateway, "Ready", 2), timeout=30, interval=0.05,
-             message=f"Ready\n{stack.logs()}")  # fmt: skip
+             message=lambda: f"Ready\n{stack.logs()}")  # fmt: skip
     programmed = condition(gateway, "Programmed")
     assert programmed["status"] == "True", programmed
     assert "2 of 2 replicas run revision 1" in programmed["message"]
@@ -116,7 +116,7 @@ def test_a_gateway_with_two_replicas_becomes_ready_and_its_url_answers(stack, up
 def test_a_killed_replica_is_restarted_and_status_goes_degraded_then_ready(stack, upstream):
     gateway = make_gateway(upstream, replicas=2)
     wait_for(lambda: phase_is(gateway, "Ready", 2), timeout=30, interval=0.05,
-             message=f"Ready\n{stack.logs()}")  # fmt: skip
+             message=lambda: f"Ready\n{stack.logs()}")  # fmt: skip
     victim = pids(gateway)[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: phase_is(gateway, "Degraded", 1), timeout=10, interval=0.02,
@@ -125,7 +125,7 @@ def test_a_killed_replica_is_restarted_and_status_goes_degraded_then_ready(stack
     # The other replica serves meanwhile.
     assert requests.get(url_of(gateway), timeout=5).status_code == 200
     wait_for(lambda: phase_is(gateway, "Ready", 2), timeout=15, interval=0.05,
-             message=f"Ready again\n{stack.logs()}")  # fmt: skip
+             message=lambda: f"Ready again\n{stack.logs()}")  # fmt: skip
     restarted = LocalReplica.objects.get(gateway=gateway, index=0)
     assert restarted.restarts == 1 and restarted.pid != victim
     assert restarted.last_exit_code == -signal.SIGKILL
@@ -179,7 +179,7 @@ def test_a_revision_an_envoy_rejects_is_marked_rejected_and_the_last_good_one_se
         assert reconcile(gateway.pk).result == "created"
         wait_for(
             lambda: ConfigRevision.objects.get(gateway=gateway, number=2).state == "rejected",
-            timeout=15, message=f"the NACK\n{stack.logs()}",
+            timeout=15, message=lambda: f"the NACK\n{stack.logs()}",
         )  # fmt: skip
         rejected = ConfigRevision.objects.get(gateway=gateway, number=2)
         assert "bind" in rejected.message.lower() or "address" in rejected.message.lower()

@@ -159,13 +159,15 @@ def _wait_admin(envoy: Envoy, path: str, timeout: float) -> None:
     raise RuntimeError(f"envoy admin {path} did not answer:\n" + envoy.log()[-3000:])
 
 
-def wait_for(predicate, timeout: float = 10, interval: float = 0.005, message: str = ""):
-    """Polls ``predicate`` until it returns something truthy; returns that value."""
+def wait_for(predicate, timeout: float = 10, interval: float = 0.005, message=""):
+    """Polls ``predicate`` until it returns something truthy; returns that value. ``message``
+    may be a callable, called at the time-out (logs read then, not when the wait began)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+            detail = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s waiting for {detail or predicate}")
         time.sleep(interval)
