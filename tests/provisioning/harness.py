@@ -83,12 +83,49 @@ class LoopbackServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def _serve_recorded(self, answer, **seen_extra) -> None:
+        """Serves every method with ``answer(handler, seen)`` after reading the request's body
+        and appending ``seen`` (method, path, headers joined, and ``seen_extra``) to
+        ``self.requests``."""
+        self.requests: list[dict] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                seen = {**seen_extra, "method": self.command, "path": self.path,
+                        "headers": joined_headers(self.headers)}  # fmt: skip
+                recorder.requests.append(seen)
+                answer(self, seen)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self._serve(Handler)
+
     def backend(self) -> dict:
         return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": self.port}}]}
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict) -> None:
+    """An answer with a Content-Length; a client that gave up (timeout tests) is no error."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        handler.wfile.write(body)
 
 
 class Upstream(LoopbackServer):
@@ -101,37 +138,14 @@ class Upstream(LoopbackServer):
     def __init__(self, name: str, status: int = 200):
         self.name = name
         self.status = status
-        self.requests: list[dict] = []
-        upstream = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def answer(handler, seen):
+            time.sleep(int(handler.headers.get("X-Delay-Ms", "0")) / 1000)
+            headers = {"Content-Type": "application/json", "Server": "upstream",
+                       "X-Debug": "upstream-debug"}  # fmt: skip
+            send(handler, self.status, json.dumps(seen).encode(), headers)
 
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                seen = {"backend": upstream.name, "method": self.command, "path": self.path,
-                        "headers": joined_headers(self.headers)}  # fmt: skip
-                upstream.requests.append(seen)
-                time.sleep(int(self.headers.get("X-Delay-Ms", "0")) / 1000)
-                body = json.dumps(seen).encode()
-                self.send_response(upstream.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Server", "upstream")
-                self.send_header("X-Debug", "upstream-debug")
-                self.end_headers()
-                # The proxy may have given up waiting (timeout tests).
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self._serve(Handler)
+        self._serve_recorded(answer, backend=name)
 
 
 @contextmanager

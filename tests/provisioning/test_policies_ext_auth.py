@@ -4,7 +4,6 @@ is sent (path prefix, only the allowed headers), failing closed or open when it 
 a policy naming a missing backend (500); and a policy written through the API."""
 
 import json
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -16,8 +15,8 @@ from tests.provisioning.harness import (
     LoopbackServer,
     Upstream,
     free_port,
-    joined_headers,
     running_envoy,
+    send,
 )
 
 pytestmark = pytest.mark.slow
@@ -28,47 +27,22 @@ class AuthServer(LoopbackServer):
     (200, no headers), answers ``Bearer challenge`` with a 401 challenge and ``Bearer broken``
     with a 500, and refuses everything else with 403. Remembers what it was asked."""
 
+    ANSWERS = {
+        "Bearer letmein": (200, b"", {"x-user": "alice", "x-role": "admin"}),
+        "Bearer quiet": (200, b"", {}),
+        "Bearer broken": (500, b"the auth service broke", {}),
+        "Bearer challenge": (401, b"who are you?", {"WWW-Authenticate": 'Bearer realm="acme"'}),
+    }
+    DENIED = (403, b"denied by the auth service", {"x-denied-by": "auth"})
+
     def __init__(self):
-        self.requests: list[dict] = []
-        server = self
+        def answer(handler, seen):
+            status, body, headers = self.ANSWERS.get(
+                seen["headers"].get("authorization", ""), self.DENIED
+            )
+            send(handler, status, body, {**headers, "Content-Type": "text/plain"})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                headers = joined_headers(self.headers)
-                server.requests.append({"method": self.command, "path": self.path,
-                                        "headers": headers})  # fmt: skip
-                token = headers.get("authorization", "")
-                if token == "Bearer letmein":
-                    self._send(200, b"", {"x-user": "alice", "x-role": "admin"})
-                elif token == "Bearer quiet":
-                    self._send(200, b"", {})
-                elif token == "Bearer broken":
-                    self._send(500, b"the auth service broke", {})
-                elif token == "Bearer challenge":
-                    self._send(401, b"who are you?", {"WWW-Authenticate": 'Bearer realm="acme"'})
-                else:
-                    self._send(403, b"denied by the auth service", {"x-denied-by": "auth"})
-
-            def _send(self, status, body, headers):
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self._serve(Handler)
+        self._serve_recorded(answer)
 
 
 def route(name):
