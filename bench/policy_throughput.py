@@ -1,7 +1,7 @@
 """Throughput and p99 through a Gantry gateway's Envoy config, with and without policies, beside
 a minimal hand-written Envoy config to the same upstream, in one run.
 
-    .venv/bin/python bench/policy_throughput.py [--seconds 6] [--rounds 7]
+    .venv/bin/python bench/policy_throughput.py [--seconds 6] [--rounds 7] [--explain]
 
 Variants (each its own Envoy with one worker, started alone, loaded with wrk -t2 -c32 over
 keep-alive like ../shared/design/BASELINES.md; the upstream is a private nginx answering 200
@@ -19,6 +19,10 @@ with 1 KiB):
   Gantry puts on every listener.
 - ``…, no x-ratelimit-*``: the same, with a ClientTrafficPolicy ``headers.disableRateLimitHeaders``
   (shown for what that setting saves; the goals are about the defaults).
+- with ``--explain``: ``gantry+policies`` without the client-address setting
+  (``use_remote_address``), without path normalization, and without both and the other
+  listener settings (the early strip of a client's consumer header, websocket upgrades,
+  ``strip_any_host_port``, the JWT error mapper): what each costs beside the checks.
 
 Every variant gets the same requests: each carries a valid token and API key, which the
 policies check and the other configs pass upstream untouched. (Carrying them costs every
@@ -31,6 +35,7 @@ throughput; ``gantry+policies`` ≥ 0.85× and ≤ 0.5 ms added at p99.
 """
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -144,6 +149,24 @@ def hand_written_filters(port: int, upstream: int, jwks: str, edge: bool = False
     return resources
 
 
+# --explain: Gantry's policy config without its per-listener settings, to show what each costs.
+CLIENT_ADDRESS = ("use_remote_address",)
+PATHS = ("normalize_path", "merge_slashes", "path_with_escaped_slashes_action")
+EXTRAS = ("early_header_mutation_extensions", "upgrade_configs", "strip_any_host_port",
+          "local_reply_config")  # fmt: skip
+
+
+def without(resources: Resources, settings: tuple[str, ...]) -> Resources:
+    """The config with these HTTP connection manager settings removed from every listener."""
+    resources = copy.deepcopy(resources)
+    for listener in resources.listeners:
+        for chain in listener["filter_chains"]:
+            for network_filter in chain["filters"]:
+                for setting in settings:
+                    network_filter["typed_config"].pop(setting, None)
+    return resources
+
+
 def policies(jwks: str) -> tuple[list[dict], list[str], dict]:
     """The policies the API accepts today (validated as the API would), what was skipped, and
     the headers a request needs to pass them."""
@@ -235,8 +258,13 @@ def wrk(url: str, seconds: int, headers: dict) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--explain", action="store_true",
+        help="add Gantry's policy config without its client-address, path and other listener "
+        "settings, to show what each costs",
+    )  # fmt: skip
     args = parser.parse_args()
     subprocess.run([str(ROOT / "scripts" / "ensure-bench-tools.sh")], check=True)
     directory = Path(tempfile.mkdtemp(prefix="gantry-policy-bench-"))
@@ -274,6 +302,15 @@ def main() -> int:
                 headers,
             ),
         }
+        if args.explain:
+            for label, settings in (("−client address", CLIENT_ADDRESS), ("−paths", PATHS),
+                                    ("−all three", CLIENT_ADDRESS + PATHS + EXTRAS)):  # fmt: skip
+                variants[f"…policies {label}"] = (
+                    lambda port, settings=settings: without(
+                        gantry(port, upstream, policy_list), settings
+                    ),
+                    headers,
+                )
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for round_number in range(args.rounds):
             for name, (build, request_headers) in variants.items():
@@ -291,11 +328,11 @@ def main() -> int:
         shutil.rmtree(directory, ignore_errors=True)
     base_rps = statistics.median(r for r, _ in results["hand-written"])
     base_p99 = statistics.median(p for _, p in results["hand-written"])
-    print(f"\n{'variant':22}{'req/s':>10}{'vs hand':>9}{'p99 ms':>9}{'added p99':>11}")
+    print(f"\n{'variant':26}{'req/s':>10}{'vs hand':>9}{'p99 ms':>9}{'added p99':>11}")
     for name, runs in results.items():
         rps = statistics.median(r for r, _ in runs)
         p99 = statistics.median(p for _, p in runs)
-        print(f"{name:22}{rps:10.0f}{rps / base_rps:9.2f}{p99:9.2f}{p99 - base_p99:+11.2f}")
+        print(f"{name:26}{rps:10.0f}{rps / base_rps:9.2f}{p99:9.2f}{p99 - base_p99:+11.2f}")
     print("policies measured:", ", ".join(p["name"] + ": " + ", ".join(
         k for k in p["spec"] if k != "targetRefs") for p in policy_list))  # fmt: skip
     for reason in skipped:
