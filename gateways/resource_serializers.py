@@ -31,6 +31,7 @@ from gateways.validation.client_traffic import (
     HTTP2Serializer,
     HTTPClientTimeoutSerializer,
     PathSettingsSerializer,
+    TCPKeepaliveSerializer,
 )
 from gateways.validation.ext_auth import ExtAuthSerializer
 from gateways.validation.policies import (
@@ -169,7 +170,7 @@ class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
     basicAuth, cors, authorization, jwt, extAuth; ClientTrafficPolicy:
     timeout.http.requestReceivedTimeout and idleTimeout, connection, clientIPDetection, tls,
-    http2, headers; BackendTrafficPolicy: the others).
+    http2, headers, path, tcpKeepalive; BackendTrafficPolicy: the others).
     Documentation only: the service validates."""
 
     targetRefs = TargetRefSerializer(many=True)
@@ -192,6 +193,7 @@ class PolicySpecSerializer(StrictSerializer):
     http2 = HTTP2Serializer(required=False)
     headers = HeaderSettingsSerializer(required=False)
     path = PathSettingsSerializer(required=False)
+    tcpKeepalive = TCPKeepaliveSerializer(required=False)
 
 
 class PolicySerializer(_ResourceSerializer):

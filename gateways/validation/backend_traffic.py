@@ -53,7 +53,8 @@ def duration_field(minimum_ms: int = 0, **kwargs) -> serializers.CharField:
         at_least(value)
 
     # Validators go in the constructor: serializers deep-copy fields by re-creating them.
-    return serializers.CharField(trim_whitespace=False, validators=[check], **kwargs)
+    validators = [check, *kwargs.pop("validators", [])]
+    return serializers.CharField(trim_whitespace=False, validators=validators, **kwargs)
 
 
 def count_field(**kwargs) -> serializers.IntegerField:

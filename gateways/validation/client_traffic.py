@@ -4,23 +4,25 @@ A ClientTrafficPolicy configures how Envoy treats downstream connections, so it 
 policy's own gateway or one of its listeners, never routes. Supported: ``timeout.http``,
 ``connection`` (connection and buffer limits), ``clientIPDetection.xForwardedFor``, ``tls``
 (versions, ciphers, curves, ALPN), ``http2`` and two of ``headers`` (``disableRateLimitHeaders``,
-``preserveXRequestID``). Other Envoy Gateway fields are refused by
-name. Every value accepted here is one Envoy accepts: cipher and curve names are those
+``preserveXRequestID``), ``path`` and ``tcpKeepalive``. Other Envoy Gateway fields are refused
+by name. Every value accepted here is one Envoy accepts: cipher and curve names are those
 Envoy's TLS library knows, sizes are within Envoy's bounds.
 """
 
 from rest_framework import serializers
 
-from gateways.validation.backend_traffic import UINT32, duration_field
+from gateways.validation.backend_traffic import DURATION, UINT32, duration_field
 from gateways.validation.common import LaterFieldsSerializer, unique
+from provisioning.ir.durations import to_ms
 from provisioning.ir.quantities import QUANTITY, to_bytes
 from tenants.serializers import StrictSerializer
 
 CLIENT_TRAFFIC_FEATURES = [
     "timeout", "connection", "clientIPDetection", "tls", "http2", "headers", "path",
+    "tcpKeepalive",
 ]  # fmt: skip
 CLIENT_TRAFFIC_LATER = [
-    "tcpKeepalive", "enableProxyProtocol", "proxyProtocol",
+    "enableProxyProtocol", "proxyProtocol",
     "earlyRequestHeaders", "http1", "http3", "healthCheck", "targetSelectors",
 ]  # fmt: skip
 TLS_VERSIONS = ["Auto", "1.0", "1.1", "1.2", "1.3"]
@@ -186,3 +188,33 @@ class PathSettingsSerializer(StrictSerializer):
 
     def validate(self, data):
         return _some(data, ", ".join(self.fields))
+
+
+# Linux's bounds for TCP keepalive (tcp(7)): a value outside them fails the listener's bind.
+KEEPALIVE_PROBES = (1, 127)
+KEEPALIVE_SECONDS = (1, 32_767)
+
+
+def keepalive_seconds_field(**kwargs) -> serializers.CharField:
+    low, high = KEEPALIVE_SECONDS
+
+    def whole_seconds(value: str) -> None:
+        if DURATION.fullmatch(value):
+            ms = to_ms(value)
+            if ms % 1000 or not low <= ms // 1000 <= high:
+                raise serializers.ValidationError(
+                    f"must be whole seconds, from {low}s to {high}s", code="invalid"
+                )
+
+    return duration_field(required=False, validators=[whole_seconds], **kwargs)
+
+
+class TCPKeepaliveSerializer(StrictSerializer):
+    """Empty: keepalive on, with the system's timings."""
+
+    probes = serializers.IntegerField(
+        min_value=KEEPALIVE_PROBES[0], max_value=KEEPALIVE_PROBES[1], required=False,
+        help_text="unanswered probes before the connection is dropped",
+    )  # fmt: skip
+    idleTime = keepalive_seconds_field(help_text="idle time before the first probe")
+    interval = keepalive_seconds_field(help_text="time between probes")

@@ -35,6 +35,7 @@ from gateways.validation.client_traffic import (
     HeaderSettingsSerializer,
     HTTP2Serializer,
     PathSettingsSerializer,
+    TCPKeepaliveSerializer,
 )
 from gateways.validation.common import (
     LaterFieldsSerializer,
@@ -201,6 +202,7 @@ class ClientTrafficPolicySpecSerializer(PolicySpecSerializer):
     http2 = HTTP2Serializer(required=False)
     headers = HeaderSettingsSerializer(required=False)
     path = PathSettingsSerializer(required=False)
+    tcpKeepalive = TCPKeepaliveSerializer(required=False)
 
     def validate_targetRefs(self, refs):
         errors = {

@@ -43,6 +43,10 @@ def _bytes(value: str | None) -> int | None:
     return None if value is None else to_bytes(value)
 
 
+def _seconds(value: str | None) -> int | None:
+    return None if value is None else _ms(value) // 1000
+
+
 def compile_spec(spec: dict) -> ClientTraffic:
     http_timeout = (spec.get("timeout") or {}).get("http") or {}
     connection = spec.get("connection") or {}
@@ -52,6 +56,7 @@ def compile_spec(spec: dict) -> ClientTraffic:
     http2 = spec.get("http2") or {}
     headers = spec.get("headers") or {}
     path = spec.get("path") or {}
+    keepalive = spec.get("tcpKeepalive")
     return ClientTraffic(
         request_received_timeout_ms=_ms(http_timeout.get("requestReceivedTimeout")),
         idle_timeout_ms=_ms(http_timeout.get("idleTimeout")),
@@ -69,13 +74,16 @@ def compile_spec(spec: dict) -> ClientTraffic:
         preserve_request_id=headers.get("preserveXRequestID", False),
         escaped_slashes=path.get("escapedSlashesAction"),
         merge_slashes=not path.get("disableMergeSlashes", False),
+        tcp_keepalive=None if keepalive is None else (
+            keepalive.get("probes"), _seconds(keepalive.get("idleTime")),
+            _seconds(keepalive.get("interval"))),
     )  # fmt: skip
 
 
 def _shared(settings: ClientTraffic | None, protocol: str):
     """What the listeners of one port share."""
     if protocol == "HTTPS":
-        return settings.buffer_limit_bytes if settings else None
+        return (settings.buffer_limit_bytes, settings.tcp_keepalive) if settings else (None, None)
     return settings
 
 
@@ -85,7 +93,7 @@ def _effective(claims: dict, listener: str) -> str | None:
 
 def _why(listener: str, port: int, protocol: str, others: list[str]) -> str:
     if protocol == "HTTPS":
-        shared = "connection.bufferLimit, a setting of the whole port"
+        shared = "connection.bufferLimit and tcpKeepalive, settings of the whole port"
     else:
         shared = "every setting: HTTP listeners on one port share one connection manager"
     return (f"listener {listener!r} shares port {port} with {', '.join(map(repr, others))}, "

@@ -319,6 +319,8 @@ class ClientTraffic:
     preserve_request_id: bool = False
     escaped_slashes: str | None = None  # KeepUnchanged | RejectRequest | UnescapeAnd…
     merge_slashes: bool = True
+    # tcpKeepalive: None (off) or (probes, idle seconds, interval seconds), None = the system's
+    tcp_keepalive: tuple[int | None, int | None, int | None] | None = None
 
 
 @dataclass(frozen=True)

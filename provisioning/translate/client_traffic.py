@@ -1,5 +1,6 @@
 """ClientTrafficPolicy → Envoy: settings of a filter chain (its HTTP connection manager, its
-connection limit, its TLS parameters) and of the Envoy listener (its buffer limit).
+connection limit, its TLS parameters) and of the Envoy listener (its buffer limit and TCP
+keepalive).
 
 HTTP listeners on one port share one filter chain; each HTTPS listener has its own (see
 ``provisioning.ir.client_traffic`` for how listeners of a port agree).
@@ -95,8 +96,34 @@ def configure_chain(chain: dict, settings: ClientTraffic | None, stat_prefix: st
     return chain
 
 
+# Linux socket option levels and names (socket(7), tcp(7)).
+SOL_SOCKET, SO_KEEPALIVE = 1, 9
+IPPROTO_TCP, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 6, 4, 5, 6
+
+
+def keepalive_options(keepalive: tuple) -> list[dict]:
+    """Socket options of the listening socket; accepted connections inherit them."""
+    probes, idle, interval = keepalive
+    options = [(SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE")]
+    for name, value, label in ((TCP_KEEPCNT, probes, "TCP_KEEPCNT"),
+                               (TCP_KEEPIDLE, idle, "TCP_KEEPIDLE"),
+                               (TCP_KEEPINTVL, interval, "TCP_KEEPINTVL")):  # fmt: skip
+        if value is not None:
+            options.append((IPPROTO_TCP, name, value, label))
+    return [
+        {"description": label, "level": level, "name": name, "int_value": value,
+         "state": "STATE_PREBIND"}
+        for level, name, value, label in options
+    ]  # fmt: skip
+
+
 def listener_options(settings: ClientTraffic | None) -> dict:
     """Fields of the Envoy Listener (shared by every listener on its port)."""
-    if settings is None or settings.buffer_limit_bytes is None:
-        return {}
-    return {"per_connection_buffer_limit_bytes": settings.buffer_limit_bytes}
+    options: dict = {}
+    if settings is None:
+        return options
+    if settings.buffer_limit_bytes is not None:
+        options["per_connection_buffer_limit_bytes"] = settings.buffer_limit_bytes
+    if settings.tcp_keepalive is not None:
+        options["socket_options"] = keepalive_options(settings.tcp_keepalive)
+    return options

@@ -27,6 +27,7 @@ FULL = {
               "maxConcurrentStreams": 100},
     "headers": {"disableRateLimitHeaders": True, "preserveXRequestID": False},
     "path": {"escapedSlashesAction": "KeepUnchanged", "disableMergeSlashes": True},
+    "tcpKeepalive": {"probes": 3, "idleTime": "45s", "interval": "5s"},
 }  # fmt: skip
 
 
@@ -122,8 +123,16 @@ BAD = [
     ({"headers": {"enableEnvoyHeaders": True}}, "spec.headers.enableEnvoyHeaders",
      "not supported yet"),
     ({"retry": {}}, "spec.retry", "unknown field"),
+    ({"tcpKeepalive": {"probes": 0}}, "spec.tcpKeepalive.probes", "greater than or equal to 1"),
+    ({"tcpKeepalive": {"probes": 128}}, "spec.tcpKeepalive.probes", "less than or equal to 127"),
+    ({"tcpKeepalive": {"idleTime": "1500ms"}}, "spec.tcpKeepalive.idleTime",
+     "whole seconds, from 1s to 32767s"),
+    ({"tcpKeepalive": {"interval": "0s"}}, "spec.tcpKeepalive.interval", "whole seconds"),
+    ({"tcpKeepalive": {"idleTime": "10h"}}, "spec.tcpKeepalive.idleTime", "32767s"),
+    ({"tcpKeepalive": {"interval": "often"}}, "spec.tcpKeepalive.interval", "duration"),
+    ({"tcpKeepalive": {"time": "1s"}}, "spec.tcpKeepalive.time", "unknown field"),
 ]  # fmt: skip
-LATER = ["tcpKeepalive", "enableProxyProtocol", "proxyProtocol",
+LATER = ["enableProxyProtocol", "proxyProtocol",
          "earlyRequestHeaders", "http1", "http3", "healthCheck"]  # fmt: skip
 
 
@@ -201,7 +210,7 @@ def test_http_listeners_sharing_a_port_must_agree(editor):
     assert ancestors(same) == [("http", "Accepted")]
 
 
-def test_https_listeners_sharing_a_port_agree_on_the_buffer_limit_only(org):
+def test_https_listeners_sharing_a_port_agree_on_buffer_limit_and_keepalive_only(org):
     client = org.client(Role.EDITOR)
     listeners = [{"name": name, "protocol": "HTTPS", "port": 443, "hostname": f"{name}.example.com",
                   "tls": {"certificateRefs": [{"name": name}]}} for name in ("a", "b")]  # fmt: skip
@@ -213,6 +222,9 @@ def test_https_listeners_sharing_a_port_agree_on_the_buffer_limit_only(org):
                      connection={"bufferLimit": "1Mi"}).json()  # fmt: skip
     assert ancestors(buffers) == [("b", "Conflicted")]
     assert "connection.bufferLimit" in buffers["status"]["ancestors"][0]["conditions"][0]["message"]
+    keepalive = create(client, "b-keepalive", targets=[listener("b")], tcpKeepalive={}).json()
+    assert ancestors(keepalive) == [("b", "Conflicted")]
+    assert "tcpKeepalive" in keepalive["status"]["ancestors"][0]["conditions"][0]["message"]
 
 
 def test_the_other_kinds_still_refuse_client_traffic_fields(editor):

@@ -433,6 +433,10 @@ def client_traffic():
         path=some(escapedSlashesAction=st.sampled_from(
             ["KeepUnchanged", "RejectRequest", "UnescapeAndForward", "UnescapeAndRedirect", "No"]),
             disableMergeSlashes=st.booleans()),
+        tcpKeepalive=st.fixed_dictionaries({}, optional={
+            "probes": mostly([1, 3, 127], [0, 128]),
+            "idleTime": mostly(["1s", "45s", "2h", "9h6m7s"], ["0s", "500ms", "9h6m8s"]),
+            "interval": mostly(["1s", "10s", "1m"], ["1500ms", "10h"])}),
     )  # fmt: skip
 
 
