@@ -184,20 +184,16 @@ class AuthorizationRuleSerializer(StrictSerializer):
 
     def validate(self, data):
         principal = data.get("principal") or {}
-        if not any(principal.get(field) for field in PRINCIPAL_FIELDS):
-            if "operation" not in data:
-                raise serializers.ValidationError({"principal": [
-                    f"must name {', '.join(PRINCIPAL_FIELDS[:-1])} or jwt (or the rule an "
-                    "operation)"]})  # fmt: skip
-            if "principal" in data:
-                raise serializers.ValidationError(
-                    {
-                        "principal": [
-                            f"must name {', '.join(PRINCIPAL_FIELDS[:-1])} or jwt, or be left out"
-                        ]
-                    }
-                )
-        return data
+        if any(principal.get(field) for field in PRINCIPAL_FIELDS):
+            return data
+        named = f"must name {', '.join(PRINCIPAL_FIELDS[:-1])} or jwt"
+        if "operation" not in data:
+            problem = f"{named} (or the rule an operation)"
+        elif "principal" in data:
+            problem = f"{named}, or be left out"
+        else:
+            return data
+        raise serializers.ValidationError({"principal": [problem]})
 
 
 class AuthorizationSerializer(StrictSerializer):

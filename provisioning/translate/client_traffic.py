@@ -104,16 +104,16 @@ IPPROTO_TCP, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT = 6, 4, 5, 6
 def keepalive_options(keepalive: tuple) -> list[dict]:
     """Socket options of the listening socket; accepted connections inherit them."""
     probes, idle, interval = keepalive
-    options = [(SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE")]
-    for name, value, label in ((TCP_KEEPCNT, probes, "TCP_KEEPCNT"),
-                               (TCP_KEEPIDLE, idle, "TCP_KEEPIDLE"),
-                               (TCP_KEEPINTVL, interval, "TCP_KEEPINTVL")):  # fmt: skip
-        if value is not None:
-            options.append((IPPROTO_TCP, name, value, label))
+    wanted = [
+        ("SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 1),
+        ("TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, probes),
+        ("TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, idle),
+        ("TCP_KEEPINTVL", IPPROTO_TCP, TCP_KEEPINTVL, interval),
+    ]
     return [
         {"description": label, "level": level, "name": name, "int_value": value,
          "state": "STATE_PREBIND"}
-        for level, name, value, label in options
+        for label, level, name, value in wanted if value is not None
     ]  # fmt: skip
 
 
