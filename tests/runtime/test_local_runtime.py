@@ -8,6 +8,7 @@ the agent are the real commands, as subprocesses against the test database.
 import os
 import signal
 import socket
+import stat
 
 import pytest
 import requests
@@ -18,6 +19,7 @@ from provisioning import tasks
 from provisioning.models import ConfigRevision, LocalPort, LocalReplica
 from provisioning.reconcile import reconcile
 from provisioning.runtimes.local import ports
+from provisioning.runtimes.local.admin import admin_request
 from tenants.roles import Role
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
@@ -206,12 +208,15 @@ def test_replicas_and_their_logs_are_readable_through_the_api(stack, upstream):
         lambda: LocalReplica.objects.filter(gateway=gateway, state="running").first(),
         timeout=5, message="running",
     )  # fmt: skip
-    assert replica.admin_address.startswith("127.0.0.1:")
-    # Envoy's admin answers on loopback only, where the agent said.
-    ready = requests.get(f"http://{replica.admin_address}/ready", timeout=5)
-    assert ready.status_code == 200 and ready.text.strip() == "LIVE"
-    bootstrap = stack.directory / "runtime" / "acme" / f"edge-{gateway.pk}" / "bootstrap-0.json"
-    assert oct(bootstrap.stat().st_mode & 0o777) == "0o600"
+    directory = stack.directory / "runtime" / "acme" / f"edge-{gateway.pk}"
+    # Envoy's admin answers on a Unix socket only the platform's user may open, where the
+    # agent said.
+    assert replica.admin_socket == str(directory / "admin-0.sock")
+    assert stat.S_ISSOCK(os.stat(replica.admin_socket).st_mode)
+    assert oct(os.stat(replica.admin_socket).st_mode & 0o777) == "0o600"
+    assert oct(directory.stat().st_mode & 0o777) == "0o700"
+    assert admin_request(replica.admin_socket, "GET", "/ready") == (200, "LIVE\n")
+    assert oct((directory / "bootstrap-0.json").stat().st_mode & 0o777) == "0o600"
 
     viewer = gateway.org.client(Role.VIEWER)
     base = "/api/v1/tenants/acme/gateways/edge/replicas/"
@@ -226,6 +231,9 @@ def test_replicas_and_their_logs_are_readable_through_the_api(stack, upstream):
     assert "starting main dispatch loop" in full
     assert gateway.org.tokens[Role.VIEWER] not in full  # API tokens never reach Envoy
     assert viewer.get(base + "0/log/?tail=0").json()["error"]["fields"][0]["path"] == "tail"
+    superscript = viewer.get(base + "0/log/?tail=²")  # a digit to isdigit(), not to int()
+    assert superscript.status_code == 400
+    assert superscript.json()["error"]["fields"][0]["path"] == "tail"
     assert viewer.get(base + "7/log/").status_code == 404
     outsider = org.client(Role.OWNER)
     assert outsider.get(base).status_code == 404
