@@ -89,6 +89,7 @@ class Agent:
             settings.GANTRY_LOCAL_DRAIN_SECONDS if drain_seconds is None else drain_seconds
         )
         self.envoy = envoy or envoy_binary()
+        self.log_max_bytes = settings.GANTRY_LOCAL_LOG_MAX_BYTES
         self.replicas: dict[tuple[int, int], Replica] = {}
         self._wanted: dict[int, Wanted] = {}
         self._gateway_tokens_revoked: set[int] = set()
@@ -126,7 +127,10 @@ class Agent:
             for index in range(wanted.replicas):
                 replica = self.replicas.get((wanted.gateway_id, index))
                 if replica is None:
-                    replica = Replica(wanted.gateway_id, wanted.key, index, self._directory(wanted))
+                    replica = Replica(
+                        wanted.gateway_id, wanted.key, index, self._directory(wanted),
+                        log_max_bytes=self.log_max_bytes,
+                    )  # fmt: skip
                     self.replicas[(wanted.gateway_id, index)] = replica
                 self._supervise(replica, wanted, now)
 
@@ -157,6 +161,7 @@ class Agent:
             )
         if replica.failures and now - replica.started_at >= HEALTHY_AFTER:
             replica.failures = 0
+        replica.rotate_log()
 
     def _start(self, replica: Replica, wanted: Wanted) -> None:
         token = self._issue_token(replica)
@@ -256,6 +261,7 @@ class Agent:
     def adopt(self) -> None:
         """Takes over the replicas a previous agent left running (it was killed or crashed)."""
         for replica in adoptable(self.runtime_dir):
+            replica.log_max_bytes = self.log_max_bytes
             self.replicas[(replica.gateway_id, replica.index)] = replica
             log.info("runtime agent: adopted %s (pid %s)", replica.node_id, replica.process.pid)
         with contextlib.suppress(DatabaseError):

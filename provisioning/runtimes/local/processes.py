@@ -23,7 +23,7 @@ from pathlib import Path
 
 from provisioning.runtimes.local.admin import admin_request
 
-LOG_ROTATE_BYTES = 5 * 1024 * 1024
+LOG_ROTATE_BYTES = 5 * 1024 * 1024  # the default of GANTRY_LOCAL_LOG_MAX_BYTES
 # sun_path holds 108 bytes with its NUL; longer socket paths go to a short directory instead.
 MAX_SOCKET_PATH = 100
 
@@ -48,9 +48,15 @@ def write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _rotate(log: Path) -> None:
-    if log.exists() and log.stat().st_size > LOG_ROTATE_BYTES:
-        log.replace(log.with_suffix(log.suffix + ".1"))
+def _rotate(log: Path, max_bytes: int) -> bool:
+    """Renames the log to ``<name>.1`` (replacing the older one) once it is over ``max_bytes``."""
+    try:
+        if log.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    log.replace(log.with_suffix(log.suffix + ".1"))
+    return True
 
 
 def start_time(pid: int) -> int | None:
@@ -145,6 +151,7 @@ class Replica:
     restart_at: float = 0.0
     draining_until: float | None = None
     admin_ready: bool = False
+    log_max_bytes: int = LOG_ROTATE_BYTES
     reported: dict = field(default_factory=dict)
 
     @property
@@ -178,10 +185,14 @@ class Replica:
         write_private(self.bootstrap_path, json.dumps(bootstrap))
         self.admin_socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.admin_socket.unlink(missing_ok=True)
-        _rotate(self.log_path)
+        _rotate(self.log_path, self.log_max_bytes)
         command = [
             envoy,
             "-c", str(self.bootstrap_path),
+            # Envoy's own log goes to a file it reopens on /reopen_logs (rotation while it runs);
+            # its stdout and stderr (anything before logging starts, a crash) go there too.
+            "--log-path", str(self.log_path),
+            "--file-flush-interval-msec", "1000",  # the log API shows lines within a second
             "--disable-hot-restart",  # many Envoys on one host; config changes come over xDS
             "--concurrency", str(concurrency),
             "--drain-time-s", str(max(1, int(drain_seconds))),
@@ -223,6 +234,16 @@ class Replica:
             with contextlib.suppress(OSError):
                 self.admin_ready = self.admin("GET", "/ready")[0] in (200, 503)
         return self.admin_ready
+
+    def rotate_log(self) -> bool:
+        """Rotates the log once it is over ``log_max_bytes``, while Envoy runs: rename, then
+        ``/reopen_logs`` so Envoy writes a new file (its stdout, still open on the old one, only
+        carries a crash's last words)."""
+        if not self.admin_ready or not _rotate(self.log_path, self.log_max_bytes):
+            return False
+        with contextlib.suppress(OSError):
+            self.admin("POST", "/reopen_logs")
+        return True
 
     def drain(self, seconds: float) -> None:
         """Stop accepting connections; finish the open ones for ``seconds``, then stop."""
