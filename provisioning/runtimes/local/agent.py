@@ -180,7 +180,6 @@ class Agent:
     def _exited(self, replica: Replica, now: float) -> None:
         adopted = isinstance(replica.process, Adopted)
         code = replica.stop()  # it has gone: this only clears its pid file and socket
-        revoke_replica_token(replica.gateway_id, replica.index)
         replica.failures += 1
         replica.restarts += 1
         delay = backoff(replica.failures)
@@ -190,6 +189,7 @@ class Agent:
         )
         message = f"{how}; restarting in {delay:g} s"
         log.warning("runtime agent: %s %s", replica.node_id, message)
+        revoke_replica_token(replica.gateway_id, replica.index)
         ReplicaConnection.objects.filter(
             gateway_id=replica.gateway_id, node_id=replica.node_id
         ).update(connected=False, changed_at=timezone.now())
