@@ -19,7 +19,7 @@ from provisioning.reconcile import reconcile
 from provisioning.runtimes.local.processes import Adopted, adoptable, start_time
 from tests.delivery.helpers import ACTOR
 from tests.provisioning.harness import Upstream
-from tests.runtime.stack import Stack
+from tests.runtime.stack import Process, Stack
 from tests.runtime.test_local_runtime import alive, make_gateway, phase_is, pids, url_of
 from tests.xds.harness import wait_for
 
@@ -118,6 +118,27 @@ def test_killing_the_agent_leaves_replicas_serving_and_a_new_agent_adopts_them(s
     survivor = pids(gateway)[0]
     stack.agent.stop()
     wait_for(lambda: not alive(survivor), timeout=10, message="replicas stopped with the agent")
+
+
+def test_a_second_agent_waits_for_the_first_and_then_adopts_its_replicas(stack, upstream):
+    gateway = make_gateway(upstream, replicas=1)
+    wait_for(lambda: phase_is(gateway, "Ready", 1), timeout=30, interval=0.05,
+             message=lambda: f"Ready\n{stack.logs()}")  # fmt: skip
+    before = pids(gateway)
+    second = Process("agent-2", stack.agent.command, stack.env, stack.directory / "agent-2.log")
+    second.start()
+    try:
+        wait_for(lambda: "another agent runs" in second.output(), timeout=20,
+                 message=lambda: second.output())  # fmt: skip
+        time.sleep(1)
+        assert pids(gateway) == before and "started" not in second.output()
+        stack.agent.kill()
+        wait_for(lambda: "adopted acme/edge/0" in second.output(), timeout=10,
+                 message=lambda: second.output())  # fmt: skip
+        assert pids(gateway) == before and alive(before[0])
+    finally:
+        second.stop()
+    wait_for(lambda: not alive(before[0]), timeout=10, message="stopped with the second agent")
 
 
 def test_a_pid_file_naming_a_reused_pid_or_another_program_is_not_adopted(tmp_path):

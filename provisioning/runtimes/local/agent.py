@@ -17,18 +17,21 @@ then:
 
 Replicas outlive the agent when it is killed or crashes: an agent starting adopts the replicas
 a previous one left running (``processes.adoptable``: same pid and start time, an Envoy on that
-replica's bootstrap), with no restart. A graceful stop (SIGTERM, SIGINT) stops them all.
+replica's bootstrap), with no restart. A graceful stop (SIGTERM, SIGINT) stops them all. One
+agent runs per runtime directory (``agent.lock``): a second one waits until the first is gone.
 
 Listener ports are not the agent's business: reconcile allocates them and they reach Envoy over
 xDS. A database outage pauses the bookkeeping only; running Envoys are left alone.
 """
 
 import contextlib
+import fcntl
 import logging
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
@@ -290,8 +293,32 @@ class Agent:
             log.warning("runtime agent: could not record the stop: %s", error)
         self.replicas.clear()
 
+    def _lock(self, should_stop) -> IO | None:
+        """Waits to be the only agent on this runtime directory (an exclusive ``flock``, which
+        the kernel releases when the holder dies, even on SIGKILL): two agents would both start
+        and adopt the same replicas. None if told to stop first. Envoys never inherit it."""
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(self.runtime_dir / "agent.lock", "a")  # noqa: SIM115 (held while running)
+        waiting = False
+        while not should_stop():
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                if not waiting:
+                    log.warning(
+                        "runtime agent: another agent runs on %s; waiting", self.runtime_dir
+                    )
+                    waiting = True
+                time.sleep(0.2)
+        handle.close()
+        return None
+
     def run(self, should_stop, interval: float | None = None) -> None:
         interval = settings.GANTRY_AGENT_INTERVAL if interval is None else interval
+        lock = self._lock(should_stop)
+        if lock is None:
+            return  # stopped while another agent ran: its replicas are not ours to stop
         log.info(
             "runtime agent: supervising local gateways (xDS at %s:%s, files in %s)",
             self.xds_address, self.xds_port, self.runtime_dir,
@@ -304,3 +331,4 @@ class Agent:
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
         finally:
             self.stop_all()
+            lock.close()
