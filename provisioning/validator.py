@@ -64,6 +64,9 @@ def unbound(resources: Resources) -> Resources:
 
 
 class WarmValidator:
+    """One validating Envoy and its private ADS server, started on first use and again after
+    the Envoy dies; ``check`` is serialised (one candidate config at a time)."""
+
     def __init__(self, envoy: str, timeout: float = 10.0, start_timeout: float = 20.0):
         self.envoy, self.timeout, self.start_timeout = envoy, timeout, start_timeout
         self._lock = threading.Lock()
