@@ -267,6 +267,8 @@ if not re.fullmatch(r"\d{1,5}-\d{1,5}", GANTRY_LOCAL_PORT_RANGE) or not (
 GANTRY_LOCAL_LISTEN_ADDRESS = env_str("GANTRY_LOCAL_LISTEN_ADDRESS", "127.0.0.1")
 # How long a scaled-down local replica finishes its open connections before it stops.
 GANTRY_LOCAL_DRAIN_SECONDS = env_int("GANTRY_LOCAL_DRAIN_SECONDS", 2)
+# A local replica's log is rotated (one old file kept) once it grows past this many bytes.
+GANTRY_LOCAL_LOG_MAX_BYTES = env_int("GANTRY_LOCAL_LOG_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
 # How often the runtime agent looks at the gateways and its processes (seconds).
 GANTRY_AGENT_INTERVAL = float(env_str("GANTRY_AGENT_INTERVAL", "0.25"))
 # The host name listener URLs show (what clients dial to reach this machine).

@@ -92,7 +92,9 @@ class GatewayOperation(models.Model):
 
 
 class XdsCredential(models.Model):
-    """The token a gateway's Envoy replicas present to the xDS server (``authorization: Bearer``).
+    """A gateway-wide token its Envoy replicas present to the xDS server (``authorization:
+    Bearer``): any node id of the gateway may stream with it. The Kubernetes runtime uses it (one
+    bootstrap Secret for every pod); local replicas have a ``ReplicaCredential`` each instead.
 
     Only its SHA-256 is stored; the plaintext is returned once by
     ``provisioning.xds.credentials.issue_xds_token`` (issuing again rotates it).
@@ -105,6 +107,33 @@ class XdsCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.prefix}"
+
+
+class ReplicaCredential(models.Model):
+    """The token of one local-runtime replica: it authenticates a stream only under ``node_id``
+    (``<tenant>/<gateway>/<index>``).
+
+    The runtime agent issues a new one each time it starts the replica and deletes it when the
+    replica stops, is scaled down or its gateway goes. Only the SHA-256 is stored.
+    """
+
+    gateway = models.ForeignKey(
+        Gateway, on_delete=models.CASCADE, related_name="replica_credentials"
+    )
+    index = models.PositiveIntegerField()
+    node_id = models.CharField(max_length=255)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["gateway", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "index"], name="one_credential_per_replica")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} {self.prefix}"
 
 
 class ReplicaStatus(models.Model):
@@ -247,7 +276,8 @@ class LocalReplica(models.Model):
     last_exit_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True, default="")
     log_path = models.CharField(max_length=1024, blank=True, default="")
-    admin_address = models.CharField(max_length=64, blank=True, default="")
+    # The Unix socket of the replica's Envoy admin (never a TCP port).
+    admin_socket = models.CharField(max_length=1024, blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -80,7 +80,8 @@ class ReplicaViewSet(GatewayChildViewSet, mixins.ListModelMixin):
     def log(self, request, *args, **kwargs):
         """The last lines of the replica's Envoy log (plain text)."""
         raw = request.query_params.get("tail", "200")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LINES:
+        # isdigit() alone admits "²" and other digits int() refuses.
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LINES:
             raise ValidationFailed.one("tail", f"must be a whole number from 1 to {MAX_LINES}")
         replica = self.get_object()
         text = tail(replica.log_path, int(raw)) if replica.log_path else ""

@@ -2,10 +2,16 @@
 
 ``envoy --mode validate`` starts a whole Envoy for every check (~120 ms here, most of a route
 change's propagation time). Instead each process that validates keeps one Envoy running,
-attached to an ADS server of its own on loopback; a check pushes the resources to it and its
-ACK or NACK is the verdict: the same config ingestion a gateway replica runs. Its listeners are
-pushed with ``bind_to_port: false``, so it never takes a port or a connection, and it only ever
-serves this process.
+attached to an ADS server of its own; a check pushes the resources to it and its ACK or NACK is
+the verdict: the same config ingestion a gateway replica runs. Its listeners are pushed with
+``bind_to_port: false``, so it never takes a port or a connection, and it only ever serves this
+process.
+
+The channel is private. The ADS server and the Envoy's admin are Unix sockets in a directory of
+mode 0700 made for each Envoy start (no TCP port a gateway could be pointed at). Each start has
+a fresh random token and a node id carrying a fresh nonce; the server admits exactly one stream,
+the first to present both (the Envoy this process started), refuses any other with
+UNAUTHENTICATED, and takes verdicts from that stream only.
 
 Anything that prevents a verdict (the Envoy died, no answer within ``timeout``) raises
 ``Unavailable``; ``provisioning.envoy.validate`` then falls back to ``--mode validate``.
@@ -13,7 +19,6 @@ Anything that prevents a verdict (the Envoy died, no answer within ``timeout``) 
 
 import asyncio
 import contextlib
-import copy
 import hmac
 import itertools
 import json
@@ -26,13 +31,13 @@ import threading
 import time
 from pathlib import Path
 
-from provisioning.envoy import Unavailable
+from provisioning.envoy import Unavailable, _inline_routes
 from provisioning.runtimes.local.processes import dying_with_parent, write_private
 from provisioning.translate import Resources
-from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.translate.types import CLUSTER, LISTENER
 from provisioning.xds.bootstrap import envoy_bootstrap
 from provisioning.xds.resources import ResourceError
-from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
+from provisioning.xds.server import AggregatedDiscoveryService, Principal, XdsServer
 from provisioning.xds.snapshots import InMemorySnapshotStore
 
 log = logging.getLogger(__name__)
@@ -41,20 +46,27 @@ KEY = "gantry/validator"
 
 
 def unbound(resources: Resources) -> Resources:
-    """The resources with every listener built but not bound."""
+    """The resources with every listener built but not bound, and its routes inlined (as
+    ``--mode validate`` gets them).
+
+    Not over RDS: a check whose route names differ from the last check's (another gateway, a
+    changed port) gets an RDS answer for the removal of the old routes, carrying the new
+    version, before Envoy has even asked for the new ones; that ACK was taken for the verdict
+    and let an invalid route through. Inlined, a bad route is a NACK of the listener."""
+    routes = {route["name"]: route for route in resources.routes}
     listeners = []
     for listener in resources.listeners:
-        listener = copy.copy(listener)
-        listener["bind_to_port"] = False
-        listeners.append(listener)
-    return Resources(tuple(listeners), resources.routes, resources.clusters)
-
-
-def _uses_rds(listeners) -> bool:
-    return '"rds"' in json.dumps(list(listeners))
+        inlined = _inline_routes(listener, routes)
+        inlined["@type"] = listener["@type"]
+        inlined["bind_to_port"] = False
+        listeners.append(inlined)
+    return Resources(tuple(listeners), (), resources.clusters)
 
 
 class WarmValidator:
+    """One validating Envoy and its private ADS server, started on first use and again after
+    the Envoy dies; ``check`` is serialised (one candidate config at a time)."""
+
     def __init__(self, envoy: str, timeout: float = 10.0, start_timeout: float = 20.0):
         self.envoy, self.timeout, self.start_timeout = envoy, timeout, start_timeout
         self._lock = threading.Lock()
@@ -66,35 +78,48 @@ class WarmValidator:
         self._server: XdsServer | None = None
         self._directory: Path | None = None
         self._store = InMemorySnapshotStore()
-        self._token = secrets.token_urlsafe(32)
+        self._token = ""
+        self._node_id = ""
+        self._claimed = True  # no stream is admitted until an Envoy is started
         self._connected = threading.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _authenticate(self, token: str) -> str | None:
-        return KEY if hmac.compare_digest(token, self._token) else None
+    def _authenticate(self, token: str) -> Principal | None:
+        """The one stream of the Envoy this process started: the first with this start's token
+        (runs on the server's event loop, so no two calls interleave)."""
+        if self._claimed or not hmac.compare_digest(token, self._token):
+            return None
+        self._claimed = True
+        return Principal(KEY, self._node_id)
 
     def _on_ack(self, gateway_key, node_id, type_url, version, error) -> None:
+        if node_id != self._node_id:
+            return
         with self._answers:
             self._acks[type_url] = (version, error)
             self._answers.notify_all()
 
     def _on_connection(self, gateway_key, node_id, connected) -> None:
-        if connected:
+        if connected and node_id == self._node_id:
             self._connected.set()
 
     def _start(self) -> None:
         self.close()
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, daemon=True, name="validator").start()
+        self._directory = Path(tempfile.mkdtemp(prefix="gantry-validator-"))  # mode 0700
+        nonce = secrets.token_hex(16)
+        self._token, self._node_id = secrets.token_urlsafe(32), f"{KEY}/{nonce}"
+        self._claimed = False
         service = AggregatedDiscoveryService(
             self._store, self._authenticate, self._on_ack, self._on_connection
         )
-        self._server = XdsServer(service, "127.0.0.1", 0)
-        port = asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(10)
-        self._directory = Path(tempfile.mkdtemp(prefix="gantry-validator-"))
+        xds_socket = self._directory / "xds.sock"
+        self._server = XdsServer(service, f"unix:{xds_socket}")
+        asyncio.run_coroutine_threadsafe(self._server.start(), self._loop).result(10)
         bootstrap = envoy_bootstrap(
-            gateway_key=KEY, replica=0, token=self._token,
-            xds_address="127.0.0.1", xds_port=port, admin_port=0,
+            gateway_key=KEY, replica=nonce, token=self._token, xds_socket=str(xds_socket),
+            admin_socket=str(self._directory / "admin.sock"),
         )  # fmt: skip
         path = self._directory / "bootstrap.json"
         write_private(path, json.dumps(bootstrap))
@@ -116,6 +141,7 @@ class WarmValidator:
         return ""
 
     def close(self) -> None:
+        self._claimed = True
         if self._process is not None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
@@ -148,8 +174,6 @@ class WarmValidator:
             version = f"check-{next(self._versions)}"
             pushed = unbound(resources)
             expected = {LISTENER, CLUSTER}
-            if pushed.routes and _uses_rds(pushed.listeners):
-                expected.add(ROUTE_CONFIGURATION)
             try:
                 self._store.set(KEY, version, pushed)
             except ResourceError as error:

@@ -8,6 +8,8 @@ import ipaddress
 
 from provisioning.translate.types import HTTP_PROTOCOL_OPTIONS
 
+ADMIN_SOCKET_MODE = 0o600  # the admin socket: the platform's user only
+
 XDS_CLUSTER = "xds"
 API_TYPES = ("DELTA_GRPC", "GRPC")  # incremental (preferred) or state of the world
 
@@ -25,13 +27,17 @@ def node_id(gateway_key: str, replica: str | int) -> str:
     return f"{gateway_key}/{replica}"
 
 
-def _xds_cluster(address: str, port: int) -> dict:
-    try:
-        ipaddress.ip_address(address)
+def _xds_cluster(address: str, port: int, socket_path: str | None) -> dict:
+    if socket_path:  # a Unix socket (the warm validator's private server)
         discovery = "STATIC"
-    except ValueError:  # a host name (a Kubernetes Service): resolve it, follow changes
-        discovery = "STRICT_DNS"
-    endpoint = {"address": {"socket_address": {"address": address, "port_value": port}}}
+        endpoint = {"address": {"pipe": {"path": socket_path}}}
+    else:
+        try:
+            ipaddress.ip_address(address)
+            discovery = "STATIC"
+        except ValueError:  # a host name (a Kubernetes Service): resolve it, follow changes
+            discovery = "STRICT_DNS"
+        endpoint = {"address": {"socket_address": {"address": address, "port_value": port}}}
     return {
         "name": XDS_CLUSTER,
         "type": discovery,
@@ -57,12 +63,19 @@ def envoy_bootstrap(
     gateway_key: str,
     replica: str | int,
     token: str,
-    xds_address: str,
-    xds_port: int,
-    admin_port: int,
+    xds_address: str = "",
+    xds_port: int = 0,
+    xds_socket: str | None = None,
+    admin_socket: str | None = None,
+    admin_port: int | None = None,
     api_type: str = "DELTA_GRPC",
 ) -> dict:
-    """The bootstrap (protobuf JSON, as a dict) for replica ``replica`` of a gateway."""
+    """The bootstrap (protobuf JSON, as a dict) for replica ``replica`` of a gateway.
+
+    The xDS server is ``xds_address``:``xds_port``, or the Unix socket ``xds_socket``. The admin
+    interface goes on the Unix socket ``admin_socket`` (mode 0600), or on loopback TCP
+    ``admin_port`` (only inside a pod, or for tests' own Envoys), or nowhere when neither is
+    given."""
     if api_type not in API_TYPES:
         raise ValueError(f"api_type must be one of {API_TYPES}, not {api_type!r}")
     ads_source = {"ads": {}, "resource_api_version": "V3"}
@@ -75,7 +88,7 @@ def envoy_bootstrap(
         },
         "initial_metadata": [{"key": "authorization", "value": f"Bearer {token}"}],
     }
-    return {
+    bootstrap = {
         "node": {"id": node_id(gateway_key, replica), "cluster": gateway_key},
         "dynamic_resources": {
             "ads_config": {
@@ -87,8 +100,12 @@ def envoy_bootstrap(
             "cds_config": ads_source,
             "lds_config": ads_source,
         },
-        "static_resources": {"clusters": [_xds_cluster(xds_address, xds_port)]},
-        "admin": {
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}
-        },
+        "static_resources": {"clusters": [_xds_cluster(xds_address, xds_port, xds_socket)]},
     }
+    if admin_socket:
+        pipe = {"path": admin_socket, "mode": ADMIN_SOCKET_MODE}
+        bootstrap["admin"] = {"address": {"pipe": pipe}}
+    elif admin_port is not None:
+        address = {"address": "127.0.0.1", "port_value": admin_port}
+        bootstrap["admin"] = {"address": {"socket_address": address}}
+    return bootstrap

@@ -128,7 +128,7 @@ class Authenticator:
     def __init__(self, database: DatabaseThreads):
         self.database = database
 
-    async def __call__(self, token: str) -> str | None:
-        from provisioning.xds.credentials import authenticate
+    async def __call__(self, token: str):
+        from provisioning.xds.credentials import identify
 
-        return await self.database.run(authenticate, token)
+        return await self.database.run(identify, token)

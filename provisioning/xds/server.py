@@ -1,12 +1,14 @@
 """The ADS gRPC server (grpc.aio): authenticates each Envoy, streams its gateway's snapshots and
 reports what the Envoy accepted or rejected.
 
-An Envoy proves which gateway it belongs to with a per-gateway token (``authorization: Bearer
-<token>`` in the stream's initial metadata, from its bootstrap) and names itself with node id
-``<gateway key>/<replica>``. A stream whose token is unknown, or whose node id names another
-gateway, is refused with UNAUTHENTICATED before it is sent anything: a proxy only ever gets its
-own gateway's config. The server keeps no config of its own (it reads a ``SnapshotSource``), so
-several can run side by side and a restarted one picks up where the last one left off.
+An Envoy proves who it is with a token (``authorization: Bearer <token>`` in the stream's
+initial metadata, from its bootstrap) and names itself with node id ``<gateway key>/<replica>``.
+The token stands for a ``Principal``: one replica (the node id must be exactly the token's) or,
+for gateway-wide tokens, any replica of one gateway. A stream whose token is unknown, or whose
+node id is not one the token admits, is refused with UNAUTHENTICATED before it is sent anything:
+a proxy only ever gets its own gateway's config. The server keeps no config of its own (it
+reads a ``SnapshotSource``), so several can run side by side and a restarted one picks up where
+the last one left off.
 """
 
 import asyncio
@@ -14,6 +16,7 @@ import inspect
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
@@ -26,8 +29,24 @@ from provisioning.xds.sotw import SotwSession
 
 logger = logging.getLogger(__name__)
 
-# token → gateway key (or None); may be a coroutine function (a database lookup).
-Authenticate = Callable[[str], "str | None | Awaitable[str | None]"]
+
+@dataclass(frozen=True)
+class Principal:
+    """What a token lets stream: the gateway ``gateway_key``, as the one node ``node_id`` when
+    the token is bound to a replica, else as any node id of the gateway."""
+
+    gateway_key: str
+    node_id: str | None = None
+
+    def admits(self, node_id: str) -> bool:
+        if self.node_id is not None:
+            return node_id == self.node_id
+        return gateway_of(node_id) == self.gateway_key
+
+
+# token → Principal (a plain gateway key means any replica of it) or None; may be a coroutine
+# function (a database lookup).
+Authenticate = Callable[[str], "Principal | str | None | Awaitable[Principal | str | None]"]
 # (gateway key, node id, type URL, version, Envoy's error or None); may be async. It runs in
 # the stream's task, before the next push to that replica: keep it quick or hand the work off.
 OnAck = Callable[[str, str, str, str, "str | None"], "None | Awaitable[None]"]
@@ -104,12 +123,13 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         # it is): refusing a stream whose first message is still on its way could end it
         # with a transport error (INTERNAL) instead of UNAUTHENTICATED.
         first = await anext(requests, None)
-        gateway_key = await self._authenticate(context)
+        principal = await self._authenticate(context)
         if first is None:
             return
         node_id = first.node.id
-        if gateway_of(node_id) != gateway_key:
-            await _refuse(context, f"node id {node_id!r} is not a replica of this gateway")
+        if not principal.admits(node_id):
+            await _refuse(context, f"node id {node_id!r} is not the one this token names")
+        gateway_key = principal.gateway_key
         streams = self._streams.setdefault(gateway_key, Counter())
         streams[node_id] += 1
         logger.info("xds: %s connected (%s)", node_id, type(session).__name__)
@@ -142,18 +162,18 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         if self._reports:
             await asyncio.gather(*self._reports, return_exceptions=True)
 
-    async def _authenticate(self, context) -> str:
+    async def _authenticate(self, context) -> Principal:
         token = bearer_token(context.invocation_metadata())
         if token is None:
             await _refuse(context, "no bearer token")
         try:
-            gateway_key = await _maybe_await(self._authenticate_token(token))
+            principal = await _maybe_await(self._authenticate_token(token))
         except Exception:
             logger.exception("xds: authentication failed")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "cannot check the token now")
-        if not gateway_key:
+        if not principal:
             await _refuse(context, "unknown token")
-        return gateway_key
+        return principal if isinstance(principal, Principal) else Principal(principal)
 
     async def _exchange(self, session, gateway_key, node_id, first, requests, context):
         """Answers requests and pushes new snapshots as they come, whichever is first."""
@@ -218,7 +238,8 @@ async def _refuse(context, reason: str):
 
 
 class XdsServer:
-    """A grpc.aio server serving ADS on one address; start and stop on one event loop."""
+    """A grpc.aio server serving ADS on one address (a host and port, or ``unix:<path>`` as
+    ``host``); start and stop on one event loop."""
 
     def __init__(self, service: AggregatedDiscoveryService, host: str = "127.0.0.1", port=0):
         self.service = service
@@ -227,10 +248,14 @@ class XdsServer:
         self._server: aio.Server | None = None
 
     async def start(self) -> int:
-        """Binds and serves; returns the port (useful with port 0)."""
+        """Binds and serves; returns the port (useful with port 0; 0 for a Unix socket)."""
         server = aio.server(options=SERVER_OPTIONS)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self.service, server)
-        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        if self.host.startswith("unix:"):
+            server.add_insecure_port(self.host)
+            self.port = 0
+        else:
+            self.port = server.add_insecure_port(f"{self.host}:{self.port}")
         await server.start()
         self._server = server
         logger.info("xds: serving ADS on %s:%s", self.host, self.port)

@@ -1,5 +1,6 @@
-"""A process the agent (or a validator) starts goes when its parent goes, even on SIGKILL:
-no orphaned Envoy keeps a port."""
+"""The warm validator's Envoy goes when the process that started it goes, even on SIGKILL: no
+orphaned validating Envoy is left behind. (Gateway replicas, on the contrary, outlive the
+runtime agent: see test_agent_restart.py.)"""
 
 import os
 import signal

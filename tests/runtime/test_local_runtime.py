@@ -5,9 +5,12 @@ Reconciles run in the test process (a worker would run the same function); the x
 the agent are the real commands, as subprocesses against the test database.
 """
 
+import contextlib
 import os
 import signal
 import socket
+import stat
+import time
 
 import pytest
 import requests
@@ -18,6 +21,7 @@ from provisioning import tasks
 from provisioning.models import ConfigRevision, LocalPort, LocalReplica
 from provisioning.reconcile import reconcile
 from provisioning.runtimes.local import ports
+from provisioning.runtimes.local.admin import admin_request
 from tenants.roles import Role
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
@@ -206,12 +210,15 @@ def test_replicas_and_their_logs_are_readable_through_the_api(stack, upstream):
         lambda: LocalReplica.objects.filter(gateway=gateway, state="running").first(),
         timeout=5, message="running",
     )  # fmt: skip
-    assert replica.admin_address.startswith("127.0.0.1:")
-    # Envoy's admin answers on loopback only, where the agent said.
-    ready = requests.get(f"http://{replica.admin_address}/ready", timeout=5)
-    assert ready.status_code == 200 and ready.text.strip() == "LIVE"
-    bootstrap = stack.directory / "runtime" / "acme" / f"edge-{gateway.pk}" / "bootstrap-0.json"
-    assert oct(bootstrap.stat().st_mode & 0o777) == "0o600"
+    directory = stack.directory / "runtime" / "acme" / f"edge-{gateway.pk}"
+    # Envoy's admin answers on a Unix socket only the platform's user may open, where the
+    # agent said.
+    assert replica.admin_socket == str(directory / "admin-0.sock")
+    assert stat.S_ISSOCK(os.stat(replica.admin_socket).st_mode)
+    assert oct(os.stat(replica.admin_socket).st_mode & 0o777) == "0o600"
+    assert oct(directory.stat().st_mode & 0o777) == "0o700"
+    assert admin_request(replica.admin_socket, "GET", "/ready") == (200, "LIVE\n")
+    assert oct((directory / "bootstrap-0.json").stat().st_mode & 0o777) == "0o600"
 
     viewer = gateway.org.client(Role.VIEWER)
     base = "/api/v1/tenants/acme/gateways/edge/replicas/"
@@ -222,11 +229,61 @@ def test_replicas_and_their_logs_are_readable_through_the_api(stack, upstream):
     log = viewer.get(base + "0/log/?tail=5")
     assert log.status_code == 200 and log["Content-Type"].startswith("text/plain")
     assert 0 < len(log.content.decode().splitlines()) <= 5
-    full = viewer.get(base + "0/log/?tail=5000").content.decode()
-    assert "starting main dispatch loop" in full
+    # Envoy writes its log file at least every second.
+    full = wait_for(
+        lambda: (text := viewer.get(base + "0/log/?tail=5000").content.decode())
+        and "starting main dispatch loop" in text
+        and text,
+        timeout=5, message="the log's lines",
+    )  # fmt: skip
     assert gateway.org.tokens[Role.VIEWER] not in full  # API tokens never reach Envoy
     assert viewer.get(base + "0/log/?tail=0").json()["error"]["fields"][0]["path"] == "tail"
+    superscript = viewer.get(base + "0/log/?tail=²")  # a digit to isdigit(), not to int()
+    assert superscript.status_code == 400
+    assert superscript.json()["error"]["fields"][0]["path"] == "tail"
     assert viewer.get(base + "7/log/").status_code == 404
     outsider = org.client(Role.OWNER)
     assert outsider.get(base).status_code == 404
     assert outsider.get(base + "0/log/").status_code == 404
+
+
+def test_a_replicas_log_is_rotated_by_size_while_envoy_runs(tmp_path, monkeypatch, upstream):
+    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
+    monkeypatch.setenv("GANTRY_LOCAL_LOG_MAX_BYTES", "4096")  # Envoy's start says more
+    stack = Stack(tmp_path).start()
+    try:
+        gateway = make_gateway(upstream, replicas=1)
+        wait_for(lambda: phase_is(gateway, "Ready", 1), timeout=30, interval=0.05,
+                 message=lambda: f"Ready\n{stack.logs()}")  # fmt: skip
+        directory = stack.directory / "runtime" / "acme" / f"edge-{gateway.pk}"
+        log, old = directory / "replica-0.log", directory / "replica-0.log.1"
+        wait_for(old.exists, timeout=10, message="the log rotated")
+        pid = pids(gateway)[0]
+        # Envoy reopened its log: it now writes the new file, not the renamed one.
+        wait_for(lambda: str(log) in open_files(pid), timeout=5, message="the log reopened")
+        # More log lines: each listener change logs a few. A second rotation replaces the old file.
+        first = old.stat().st_ino
+        for number in range(1, 60):
+            alt = {"name": "alt", "protocol": "HTTP", "port": 8000 + number}
+            listeners = [{"name": "http", "protocol": "HTTP", "port": 80}, alt]
+            services.patch_gateway_spec(ACTOR, gateway, {"listeners": listeners})
+            reconcile(gateway.pk)
+            time.sleep(0.3)
+            if old.stat().st_ino != first:
+                break
+        assert old.stat().st_ino != first, "no second rotation"
+        assert sorted(p.name for p in directory.glob("replica-0.log*")) == [
+            "replica-0.log", "replica-0.log.1"
+        ]  # fmt: skip
+        assert log.stat().st_size < 4096 * 4
+        assert pids(gateway) == [pid]  # rotated while it ran, without a restart
+    finally:
+        stack.stop()
+
+
+def open_files(pid: int) -> set[str]:
+    files = set()
+    for descriptor in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            files.add(os.readlink(f"/proc/{pid}/fd/{descriptor}"))
+    return files

@@ -54,3 +54,25 @@ def test_envoy_accepts_the_bootstrap(api_type, tmp_path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_a_local_replicas_admin_is_a_private_unix_socket_and_envoy_accepts_it(tmp_path):
+    socket_path = str(tmp_path / "admin-1.sock")
+    on_a_socket = bootstrap(admin_port=None, admin_socket=socket_path)
+    assert on_a_socket["admin"] == {"address": {"pipe": {"path": socket_path, "mode": 0o600}}}
+    assert "admin" not in bootstrap(admin_port=None)  # neither: no admin at all
+    over_a_socket = bootstrap(xds_socket=str(tmp_path / "xds.sock"), admin_socket=socket_path)
+    endpoint = over_a_socket["static_resources"]["clusters"][0]["load_assignment"]["endpoints"]
+    assert endpoint[0]["lb_endpoints"][0]["endpoint"]["address"] == {
+        "pipe": {"path": str(tmp_path / "xds.sock")}
+    }
+    for config in (on_a_socket, over_a_socket):
+        json_format.ParseDict(config, Bootstrap())
+        path = tmp_path / "bootstrap.json"
+        path.write_text(json.dumps(config))
+        result = subprocess.run(
+            [envoy_binary(), "--mode", "validate", "--config-path", str(path),
+             "--log-level", "error", "--disable-hot-restart"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr + result.stdout

@@ -5,9 +5,9 @@ Every tick (``GANTRY_AGENT_INTERVAL``, 0.25 s) it reads which gateways want how 
 then:
 
 - starts the replicas that are missing: each gets a bootstrap naming the xDS server
-  (``GANTRY_XDS_ADDRESS``:``GANTRY_XDS_PORT``), its node id ``<tenant>/<gateway>/<index>``
-  and the gateway's xDS token (issued by the agent on first use, kept in the gateway's
-  runtime directory);
+  (``GANTRY_XDS_ADDRESS``:``GANTRY_XDS_PORT``), its node id ``<tenant>/<gateway>/<index>``,
+  an xDS token of its own (issued at every start, valid only under that node id, revoked when
+  the replica stops) and its admin on a Unix socket in the gateway's runtime directory;
 - restarts a replica that exited, after a backoff of 1, 2, 4 … 30 s (reset once a replica
   has run for 30 s), and marks its xDS connection closed at once so the gateway shows
   ``Degraded`` even before the xDS server notices;
@@ -15,16 +15,23 @@ then:
   SIGTERM after ``GANTRY_LOCAL_DRAIN_SECONDS``) and stops at once those of deleted gateways;
 - records each replica (``LocalReplica``: state, pid, restarts, last exit code, log file).
 
+Replicas outlive the agent when it is killed or crashes: an agent starting adopts the replicas
+a previous one left running (``processes.adoptable``: same pid and start time, an Envoy on that
+replica's bootstrap), with no restart. A graceful stop (SIGTERM, SIGINT) stops them all. One
+agent runs per runtime directory (``agent.lock``): a second one waits until the first is gone.
+
 Listener ports are not the agent's business: reconcile allocates them and they reach Envoy over
 xDS. A database outage pauses the bookkeeping only; running Envoys are left alone.
 """
 
 import contextlib
+import fcntl
 import logging
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
@@ -34,10 +41,10 @@ from gateways.models import Gateway
 from gateways.sizes import SIZES
 from provisioning import readiness
 from provisioning.envoy import envoy_binary
-from provisioning.models import LocalReplica, ReplicaConnection
-from provisioning.runtimes.local.processes import Replica, write_private
+from provisioning.models import LocalReplica, ReplicaConnection, XdsCredential
+from provisioning.runtimes.local.processes import Adopted, Replica, adoptable
 from provisioning.xds.bootstrap import envoy_bootstrap
-from provisioning.xds.credentials import authenticate, issue_xds_token
+from provisioning.xds.credentials import issue_replica_token, revoke_replica_token
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +92,10 @@ class Agent:
             settings.GANTRY_LOCAL_DRAIN_SECONDS if drain_seconds is None else drain_seconds
         )
         self.envoy = envoy or envoy_binary()
+        self.log_max_bytes = settings.GANTRY_LOCAL_LOG_MAX_BYTES
         self.replicas: dict[tuple[int, int], Replica] = {}
-        self._tokens: dict[int, str] = {}
         self._wanted: dict[int, Wanted] = {}
+        self._gateway_tokens_revoked: set[int] = set()
 
     # -- one pass ---------------------------------------------------------------------------
     def tick(self) -> None:
@@ -122,7 +130,10 @@ class Agent:
             for index in range(wanted.replicas):
                 replica = self.replicas.get((wanted.gateway_id, index))
                 if replica is None:
-                    replica = Replica(wanted.gateway_id, wanted.key, index, self._directory(wanted))
+                    replica = Replica(
+                        wanted.gateway_id, wanted.key, index, self._directory(wanted),
+                        log_max_bytes=self.log_max_bytes,
+                    )  # fmt: skip
                     self.replicas[(wanted.gateway_id, index)] = replica
                 self._supervise(replica, wanted, now)
 
@@ -144,38 +155,48 @@ class Agent:
             if now >= replica.restart_at:
                 self._start(replica, wanted)
             return
-        if not replica.admin_address and replica.read_admin_address():
-            self._report(replica, LocalReplica.State.RUNNING, "")
+        if not replica.admin_ready and replica.check_admin():
+            adopted = isinstance(replica.process, Adopted)
+            self._report(
+                replica,
+                LocalReplica.State.RUNNING,
+                "adopted after an agent restart" if adopted else "",
+            )
         if replica.failures and now - replica.started_at >= HEALTHY_AFTER:
             replica.failures = 0
+        replica.rotate_log()
 
     def _start(self, replica: Replica, wanted: Wanted) -> None:
-        token = self._token(wanted)
+        token = self._issue_token(replica)
         bootstrap = envoy_bootstrap(
             gateway_key=wanted.key,
             replica=replica.index,
             token=token,
             xds_address=self.xds_address,
             xds_port=self.xds_port,
-            admin_port=0,
+            admin_socket=str(replica.admin_socket),
         )
         replica.start(self.envoy, bootstrap, wanted.concurrency, self.drain_seconds)
         log.info("runtime agent: started %s (pid %s)", replica.node_id, replica.process.pid)
         self._report(replica, LocalReplica.State.STARTING, "")
 
     def _exited(self, replica: Replica, now: float) -> None:
-        code = replica.process.returncode
-        replica.process = None
+        adopted = isinstance(replica.process, Adopted)
+        code = replica.stop()  # it has gone: this only clears its pid file and socket
         replica.failures += 1
         replica.restarts += 1
         delay = backoff(replica.failures)
         replica.restart_at = now + delay
-        message = f"exited with code {code}; restarting in {delay:g} s"
+        how = (
+            "exited (exit code unknown: adopted process)" if adopted else f"exited with code {code}"
+        )
+        message = f"{how}; restarting in {delay:g} s"
         log.warning("runtime agent: %s %s", replica.node_id, message)
+        revoke_replica_token(replica.gateway_id, replica.index)
         ReplicaConnection.objects.filter(
             gateway_id=replica.gateway_id, node_id=replica.node_id
         ).update(connected=False, changed_at=timezone.now())
-        self._report(replica, LocalReplica.State.BACKOFF, message, exit_code=code)
+        self._report(replica, LocalReplica.State.BACKOFF, message, exit_code=code, exited=True)
         readiness.refresh(replica.gateway_id)
 
     def _scale_down(self, replica: Replica, now: float) -> None:
@@ -191,10 +212,11 @@ class Agent:
         code = replica.stop()
         del self.replicas[(replica.gateway_id, replica.index)]
         log.info("runtime agent: stopped %s (exit code %s)", replica.node_id, code)
-        if gone:  # the gateway was deleted: its rows went with it
+        revoke_replica_token(replica.gateway_id, replica.index)
+        if gone:  # the gateway was deleted (its rows went with it) or left the local runtime
             if not any(slot[0] == replica.gateway_id for slot in self.replicas):
                 shutil.rmtree(replica.directory, ignore_errors=True)
-                self._tokens.pop(replica.gateway_id, None)
+                self._gateway_tokens_revoked.discard(replica.gateway_id)
             return
         LocalReplica.objects.filter(gateway_id=replica.gateway_id, index=replica.index).delete()
         ReplicaConnection.objects.filter(
@@ -202,16 +224,18 @@ class Agent:
         ).update(connected=False, changed_at=timezone.now())
         readiness.refresh(replica.gateway_id)
 
-    def _report(self, replica: Replica, state: str, message: str, exit_code=None) -> None:
+    def _report(
+        self, replica: Replica, state: str, message: str, exit_code=None, exited=False
+    ) -> None:
         fields = {
             "state": state,
             "pid": replica.process.pid if replica.process else None,
             "restarts": replica.restarts,
             "message": message,
             "log_path": str(replica.log_path),
-            "admin_address": replica.admin_address,
+            "admin_socket": str(replica.admin_socket) if replica.admin_ready else "",
         }
-        if exit_code is not None:
+        if exited:  # None: unknown (an adopted process is not our child)
             fields["last_exit_code"] = exit_code
         if state == LocalReplica.State.STARTING:
             fields["started_at"] = timezone.now()
@@ -228,22 +252,27 @@ class Agent:
         tenant, _, name = wanted.key.partition("/")
         return self.runtime_dir / tenant / f"{name}-{wanted.gateway_id}"
 
-    def _token(self, wanted: Wanted) -> str:
-        """The gateway's xDS token: the one on disk if it still authenticates, else a new one
-        (issuing rotates: replicas holding an older token cannot reconnect anyway)."""
-        token = self._tokens.get(wanted.gateway_id)
-        if token:
-            return token
-        path = self._directory(wanted) / "xds-token"
-        try:
-            token = path.read_text().strip()
-        except FileNotFoundError:
-            token = ""
-        if not token or authenticate(token) != wanted.key:
-            token = issue_xds_token(Gateway.objects.get(pk=wanted.gateway_id))
-            write_private(path, token)
-        self._tokens[wanted.gateway_id] = token
-        return token
+    def _issue_token(self, replica: Replica) -> str:
+        """A fresh token for this start of the replica, valid only under its node id. A local
+        gateway has no gateway-wide token: one left from the Kubernetes runtime is revoked."""
+        if replica.gateway_id not in self._gateway_tokens_revoked:
+            XdsCredential.objects.filter(gateway_id=replica.gateway_id).delete()
+            (replica.directory / "xds-token").unlink(missing_ok=True)  # older agents kept it
+            self._gateway_tokens_revoked.add(replica.gateway_id)
+        return issue_replica_token(Gateway.objects.get(pk=replica.gateway_id), replica.index)
+
+    def adopt(self) -> None:
+        """Takes over the replicas a previous agent left running (it was killed or crashed)."""
+        for replica in adoptable(self.runtime_dir):
+            replica.log_max_bytes = self.log_max_bytes
+            self.replicas[(replica.gateway_id, replica.index)] = replica
+            log.info("runtime agent: adopted %s (pid %s)", replica.node_id, replica.process.pid)
+        with contextlib.suppress(DatabaseError):
+            for replica in self.replicas.values():
+                restarts = LocalReplica.objects.filter(
+                    gateway_id=replica.gateway_id, index=replica.index
+                ).values_list("restarts", flat=True)
+                replica.restarts = next(iter(restarts), 0)
 
     # -- the process -------------------------------------------------------------------------
     def stop_all(self) -> None:
@@ -251,6 +280,7 @@ class Agent:
             replica.stop()
         try:
             for replica in self.replicas.values():
+                revoke_replica_token(replica.gateway_id, replica.index)
                 ReplicaConnection.objects.filter(
                     gateway_id=replica.gateway_id, node_id=replica.node_id
                 ).update(connected=False, changed_at=timezone.now())
@@ -263,12 +293,37 @@ class Agent:
             log.warning("runtime agent: could not record the stop: %s", error)
         self.replicas.clear()
 
+    def _lock(self, should_stop) -> IO | None:
+        """Waits to be the only agent on this runtime directory (an exclusive ``flock``, which
+        the kernel releases when the holder dies, even on SIGKILL): two agents would both start
+        and adopt the same replicas. None if told to stop first. Envoys never inherit it."""
+        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(self.runtime_dir / "agent.lock", "a")  # noqa: SIM115 (held while running)
+        waiting = False
+        while not should_stop():
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                if not waiting:
+                    log.warning(
+                        "runtime agent: another agent runs on %s; waiting", self.runtime_dir
+                    )
+                    waiting = True
+                time.sleep(0.2)
+        handle.close()
+        return None
+
     def run(self, should_stop, interval: float | None = None) -> None:
         interval = settings.GANTRY_AGENT_INTERVAL if interval is None else interval
+        lock = self._lock(should_stop)
+        if lock is None:
+            return  # stopped while another agent ran: its replicas are not ours to stop
         log.info(
             "runtime agent: supervising local gateways (xDS at %s:%s, files in %s)",
             self.xds_address, self.xds_port, self.runtime_dir,
         )  # fmt: skip
+        self.adopt()
         try:
             while not should_stop():
                 started = time.monotonic()
@@ -276,3 +331,4 @@ class Agent:
                 time.sleep(max(0.0, interval - (time.monotonic() - started)))
         finally:
             self.stop_all()
+            lock.close()
