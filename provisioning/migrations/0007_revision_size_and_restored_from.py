@@ -1,0 +1,47 @@
+"""Revisions: their compiled size and, for rollbacks, the revision restored; credentials'
+unkeyed fingerprints are removed from stored desired states (they could be checked against a
+guessed password)."""
+
+from django.db import migrations, models
+
+
+def _scrub(snapshot: dict) -> bool:
+    changed = False
+    for consumer in (snapshot.get("consumers") or {}).values():
+        for kind in ("apiKeys", "basicAuth"):
+            entries = consumer.get(kind) or []
+            if any(not str(e).startswith("hmac-sha256:") for e in entries):
+                consumer[kind] = ["(fingerprint removed)" for _ in entries]
+                changed = True
+    return changed
+
+
+def forwards(apps, schema_editor):
+    ConfigRevision = apps.get_model("provisioning", "ConfigRevision")
+    for revision in ConfigRevision.objects.iterator(chunk_size=20):
+        revision.size = len(revision.resources.encode())
+        fields = ["size"]
+        if isinstance(revision.desired_state, dict) and _scrub(revision.desired_state):
+            fields.append("desired_state")
+        revision.save(update_fields=fields)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("provisioning", "0006_kubernetes_placement"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="configrevision",
+            name="restored_from",
+            field=models.PositiveIntegerField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name="configrevision",
+            name="size",
+            field=models.PositiveIntegerField(blank=True, null=True),
+        ),
+        migrations.RunPython(forwards, migrations.RunPython.noop, elidable=True),
+    ]
