@@ -276,9 +276,7 @@ GANTRY_LOCAL_PUBLIC_HOST = env_str("GANTRY_LOCAL_PUBLIC_HOST", GANTRY_LOCAL_LIST
 # compiled config a gateway may have, and the largest a request renders as YAML or a diff.
 GANTRY_REVISIONS_KEEP = env_int("GANTRY_REVISIONS_KEEP", 50, minimum=1)
 GANTRY_MAX_COMPILED_BYTES = env_int("GANTRY_MAX_COMPILED_BYTES", 16 * 1024 * 1024, minimum=1)
-GANTRY_REVISION_READ_MAX_BYTES = env_int(
-    "GANTRY_REVISION_READ_MAX_BYTES", 2 * 1024 * 1024, minimum=1
-)
+GANTRY_REVISION_READ_MAX_BYTES = env_int("GANTRY_REVISION_READ_MAX_BYTES", 1024 * 1024, minimum=1)
 
 LOGGING = {
     "version": 1,

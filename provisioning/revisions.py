@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 import yaml
 from django.conf import settings
+from django.core.cache import cache
 from django.utils.crypto import salted_hmac
 
 from config.errors import GantryError
@@ -29,6 +30,7 @@ from provisioning.xds.notify import notify_changed
 # The label the fingerprint key is derived with (never change it: fingerprints would change).
 FINGERPRINT_LABEL = "gantry.provisioning.revisions.secret-fingerprint"
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when the wheel has it
+YAML_CACHE_SECONDS = 3600
 
 
 class TooLarge(GantryError):
@@ -145,8 +147,17 @@ def check_readable(*shown: ConfigRevision) -> None:
 
 
 def as_yaml(revision: ConfigRevision) -> str:
-    """The compiled resources for people: YAML, secrets redacted."""
-    return yaml.dump(redacted(resources_of(revision)), Dumper=_Dumper, sort_keys=False, width=100)
+    """The compiled resources for people: YAML, secrets redacted. A revision never changes, so
+    its YAML is rendered once and cached (per server secret: the fingerprints depend on it)."""
+    key_id = salted_hmac(FINGERPRINT_LABEL, "cache").hexdigest()[:12]
+    key = f"revision-yaml:{revision.pk}:{revision.content_hash}:{key_id}"
+    text = cache.get(key)
+    if text is None:
+        text = yaml.dump(
+            redacted(resources_of(revision)), Dumper=_Dumper, sort_keys=False, width=100
+        )
+        cache.set(key, text, YAML_CACHE_SECONDS)
+    return text
 
 
 def unified_diff(old: ConfigRevision, new: ConfigRevision) -> str:

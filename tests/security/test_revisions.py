@@ -300,3 +300,54 @@ def test_a_password_cannot_be_checked_against_a_revisions_fingerprints(org, sett
     assert masked not in again and "<redacted hmac-sha256:" in again
     snapshot = revisions.desired_snapshot(load_desired_state(gateway.pk))
     assert snapshot["consumers"]["carol"]["basicAuth"][0] != stored
+
+
+def test_a_compiled_config_over_the_limit_is_refused_and_nothing_is_stored(org, settings):
+    gateway = gateway_with_route(org.tenant)
+    settings.GANTRY_MAX_COMPILED_BYTES = 1000
+    outcome = reconcile(gateway.pk)
+    assert outcome.result == "failed"
+    assert not gateway.revisions.exists()
+    operation = org.client(Role.VIEWER).get(BASE + "operations/").json()["results"][0]
+    assert operation["state"] == "failed"
+    assert "over the limit of 1000 bytes (GANTRY_MAX_COMPILED_BYTES)" in operation["message"]
+    size = int(operation["message"].split(" is ")[1].split(" bytes")[0])
+    assert size > 1000
+
+
+def big_route() -> dict:
+    """About 600 KB of route: 16 hostnames × 64 matches × 16 header matches. Each hostname is
+    its own virtual host with every rule, so it compiles to about 5 MB."""
+    rules = [
+        {"matches": [{"path": {"type": "PathPrefix", "value": f"/r{r}/m{m}"},
+                      "headers": [{"name": f"x-h{h}", "value": "v" * 256} for h in range(16)]}
+                     for m in range(8)],
+         "backendRefs": [{"name": "api"}]}
+        for r in range(8)
+    ]  # fmt: skip
+    return {"hostnames": [f"h{i}.example.com" for i in range(16)], "rules": rules}
+
+
+@pytest.mark.slow
+def test_reading_a_huge_revision_is_cheap_and_bounded(org, settings):
+    gateway = gateway_with_route(org.tenant)
+    services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), big_route())
+    revision = reconcile(gateway.pk).revision
+    assert revision.size > 4_000_000, revision.size
+    viewer = org.client(Role.VIEWER)
+    started = time.perf_counter()
+    listed = viewer.get(BASE + "revisions/")
+    shown = viewer.get(BASE + "revisions/1/")
+    diffed = viewer.get(BASE + "revisions/1/diff/?against=1")
+    elapsed = time.perf_counter() - started
+    assert listed.status_code == 200 and listed.json()["results"][0]["size"] == revision.size
+    assert shown.status_code == 200 and shown.json()["resources"] is None
+    omitted = shown.json()["resourcesOmitted"]
+    assert f"{revision.size} bytes" in omitted and "GANTRY_REVISION_READ_MAX_BYTES" in omitted
+    assert diffed.status_code == 422
+    error = diffed.json()["error"]
+    assert (error["code"], error["limit"]) == ("too_large", settings.GANTRY_REVISION_READ_MAX_BYTES)
+    assert elapsed < 2, f"three reads took {elapsed:.2f} s"
+    # Under the limit the YAML is shown as before.
+    settings.GANTRY_REVISION_READ_MAX_BYTES = revision.size
+    assert "h15.example.com" in viewer.get(BASE + "revisions/1/").json()["resources"]
