@@ -10,6 +10,7 @@ desired state supersedes the rollback (reconcile compares with the newest revisi
 from the desired state, not with the rollback).
 """
 
+import subprocess
 from dataclasses import fields
 
 from django.db import transaction
@@ -28,6 +29,7 @@ from tenants import audit
 from tenants.audit import Actor
 
 SNAPSHOT_FIELDS = tuple(item.name for item in fields(DesiredState))
+VALIDATE_SECONDS = 30
 
 
 def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
@@ -72,7 +74,11 @@ def _compiled(gateway: Gateway, revision: ConfigRevision, state: DesiredState) -
         ) from None
     encoded = revisions.canonical_json(resources.as_dict())
     revisions.check_size(gateway, encoded)
-    validation = envoy.validate(resources)
+    # A one-off check: the web process that serves the request keeps no Envoy of its own.
+    try:
+        validation = envoy.validate_cold(resources, timeout=VALIDATE_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise Conflict(f"Envoy gave no verdict within {VALIDATE_SECONDS} s; try again") from None
     if not validation.ok:
         raise Conflict(
             f"Envoy rejects revision {revision.number}'s routing and policy with the current "
