@@ -10,8 +10,8 @@ operator decides what to do (roll back, or fix and apply again). Every report en
 ``readiness.refresh``.
 
 A stream can send NACKs as fast as it likes, so the recorder lets through at most
-``NACK_BURST`` NACKs per node every ``NACK_WINDOW`` seconds; the rest cost neither a database
-write nor a log line beyond one per window.
+``NACK_BURST`` NACKs per node and ``GATEWAY_NACK_BURST`` per gateway every ``NACK_WINDOW``
+seconds; the rest cost neither a database write nor a log line beyond one per window.
 """
 
 import logging
@@ -27,7 +27,8 @@ from provisioning.xds.db import DatabaseThreads
 
 log = logging.getLogger(__name__)
 
-NACK_BURST = 5
+NACK_BURST = 5  # per node and window
+GATEWAY_NACK_BURST = 20  # per gateway and window, whatever node ids the NACKs name
 NACK_WINDOW = 60.0  # seconds
 
 
@@ -56,14 +57,25 @@ def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, erro
 
 
 class NackLimiter:
-    """At most ``burst`` NACKs per (gateway, node) in each window of ``window`` seconds; the
-    first one refused in a window is logged, the others are dropped silently."""
+    """At most ``burst`` NACKs per (gateway, node), and ``gateway_burst`` per gateway whatever
+    node ids they name, in each window of ``window`` seconds. The first NACK of a gateway
+    refused in a window is logged; the others are dropped silently."""
 
-    def __init__(self, burst: int = NACK_BURST, window: float = NACK_WINDOW, clock=time.monotonic):
+    def __init__(self, burst: int = NACK_BURST, window: float = NACK_WINDOW,
+                 gateway_burst: int = GATEWAY_NACK_BURST, clock=time.monotonic):  # fmt: skip
         self.burst = burst
+        self.gateway_burst = gateway_burst
         self.window = window
         self.clock = clock
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def _count(self, key: tuple[str, str], now: float) -> int:
+        """How many came before this one in the key's current window (this one counted)."""
+        started, count = self._windows.get(key, (now, 0))
+        if now - started >= self.window:
+            started, count = now, 0
+        self._windows[key] = (started, count + 1)
+        return count
 
     def allow(self, gateway_key: str, node_id: str) -> bool:
         now = self.clock()
@@ -71,17 +83,13 @@ class NackLimiter:
             self._windows = {
                 key: value for key, value in self._windows.items() if now - value[0] < self.window
             }
-        started, count = self._windows.get((gateway_key, node_id), (now, 0))
-        if now - started >= self.window:
-            started, count = now, 0
-        self._windows[(gateway_key, node_id)] = (started, count + 1)
-        if count < self.burst:
+        node_allowed = self._count((gateway_key, node_id), now) < self.burst
+        # The gateway's allowance is only spent by NACKs its node's allowance lets through.
+        if node_allowed and self._count((gateway_key, ""), now) < self.gateway_burst:
             return True
-        if count == self.burst:
-            log.warning(
-                "xds: %s of %s sends NACKs too fast; ignoring them for up to %.0f s",
-                node_id, gateway_key, self.window - (now - started),
-            )  # fmt: skip
+        if self._count((gateway_key, "refused"), now) == 0:  # one line per gateway and window
+            log.warning("xds: NACKs for %s come too fast (%s among them); ignoring the excess "
+                        "for a while", gateway_key, node_id)  # fmt: skip
         return False
 
 

@@ -195,7 +195,8 @@ class CountingDatabase:
 def test_a_flood_of_nacks_costs_bounded_writes_and_log_lines(loop, caplog):
     database = CountingDatabase()
     now = [0.0]
-    recorder = AckRecorder(database, NackLimiter(burst=5, window=60, clock=lambda: now[0]))
+    limiter = NackLimiter(burst=5, gateway_burst=20, window=60, clock=lambda: now[0])
+    recorder = AckRecorder(database, limiter)
     caplog.set_level(logging.WARNING, logger="provisioning.xds.replicas")
 
     async def flood(count, node="acme/edge/0"):
@@ -207,11 +208,15 @@ def test_a_flood_of_nacks_costs_bounded_writes_and_log_lines(loop, caplog):
     assert len(caplog.records) == 6  # five NACKs logged, and once that the rest are ignored
     loop.run(flood(10, node="acme/edge/1"))  # another node has its own allowance
     assert database.calls == 10
+    for index in range(1000):  # but made-up node ids share the gateway's
+        loop.run(flood(10, node=f"acme/edge/x{index}"))
+    assert database.calls == 20
+    assert len(caplog.records) == 6 + 5 + 10  # 20 NACKs logged, and the excess once
     now[0] = 61.0  # a new window
     loop.run(flood(10_000))
-    assert database.calls == 15
+    assert database.calls == 25
     loop.run(recorder("acme/edge", "acme/edge/0", LISTENER, "v2", None))  # ACKs always count
-    assert database.calls == 16
+    assert database.calls == 26
 
 
 @pytest.mark.slow
