@@ -8,6 +8,7 @@ changes again. Nothing an Envoy replica reports changes which one it is.
 Secrets never leave a revision for people as themselves nor as a plain hash: API keys,
 basic-auth hashes and private keys are shown as a keyed HMAC-SHA256 whose key is derived from
 the server's ``SECRET_KEY``, so a fingerprint cannot be checked against a guessed password.
+The revision's content hash (over the whole config, secrets included) is keyed the same way.
 """
 
 import difflib
@@ -27,8 +28,9 @@ from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.translate import Resources
 from provisioning.xds.notify import notify_changed
 
-# The label the fingerprint key is derived with (never change it: fingerprints would change).
+# The labels keys are derived with (never change them: every fingerprint or hash would).
 FINGERPRINT_LABEL = "gantry.provisioning.revisions.secret-fingerprint"
+CONTENT_HASH_LABEL = "gantry.provisioning.revisions.content-hash"
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when the wheel has it
 YAML_CACHE_SECONDS = 3600
 
@@ -52,13 +54,16 @@ def canonical_json(value) -> str:
 
 
 def content_hash(resources: Resources) -> str:
-    """sha256 of the canonical JSON of the compiled resources (keys included: rotating a key is
-    a change)."""
+    """The hash of the canonical JSON of the compiled resources (secrets included: rotating a
+    key is a change)."""
     return hash_of(canonical_json(resources.as_dict()))
 
 
 def hash_of(encoded: str) -> str:
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    """HMAC-SHA256 keyed from SECRET_KEY, not a plain hash: the compiled config holds secrets
+    and the rest of it can be read as YAML, so a plain hash (shown as ``hash``, sent to Envoy
+    as the version) would let anyone test a guessed password against it."""
+    return salted_hmac(CONTENT_HASH_LABEL, encoded, algorithm="sha256").hexdigest()
 
 
 def fingerprint(text: str) -> str:

@@ -1,8 +1,9 @@
-"""Revisions: their compiled size and, for rollbacks, the revision restored; credentials'
-unkeyed fingerprints are removed from stored desired states (they could be checked against a
-guessed password)."""
+"""Revisions: their compiled size and, for rollbacks, the revision restored; content hashes
+keyed, and credentials' unkeyed fingerprints removed from stored desired states (both could be
+checked against a guessed password)."""
 
 from django.db import migrations, models
+from django.utils.crypto import salted_hmac
 
 
 def _scrub(snapshot: dict) -> bool:
@@ -20,7 +21,12 @@ def forwards(apps, schema_editor):
     ConfigRevision = apps.get_model("provisioning", "ConfigRevision")
     for revision in ConfigRevision.objects.iterator(chunk_size=20):
         revision.size = len(revision.resources.encode())
-        fields = ["size"]
+        # Content hashes become keyed (as provisioning.revisions.hash_of computes them), so
+        # the next reconcile finds the same hash and the served version is not guessable.
+        revision.content_hash = salted_hmac(
+            "gantry.provisioning.revisions.content-hash", revision.resources, algorithm="sha256"
+        ).hexdigest()
+        fields = ["size", "content_hash"]
         if isinstance(revision.desired_state, dict) and _scrub(revision.desired_state):
             fields.append("desired_state")
         revision.save(update_fields=fields)

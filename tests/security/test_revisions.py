@@ -309,6 +309,11 @@ def test_a_password_cannot_be_checked_against_a_revisions_fingerprints(org, sett
         value = fingerprint.removeprefix("hmac-sha256:")
         for digest in unkeyed_hashes(password):
             assert value[:12] not in digest and digest[:12] not in body
+    # Nor can the revision's hash (over the whole config, whose rest the YAML shows).
+    revision = gateway.revisions.get(number=1)
+    shown_hash = viewer.get(BASE + "revisions/").json()["results"][0]["hash"]
+    assert shown_hash == revision.content_hash
+    assert shown_hash != hashlib.sha256(revision.resources.encode()).hexdigest()
     # Under another server secret the same password has another fingerprint.
     settings.SECRET_KEY = "another-installation-" + "x" * 40
     again = viewer.get(BASE + "revisions/1/").json()["resources"]
