@@ -274,6 +274,12 @@ GANTRY_AGENT_INTERVAL = float(env_str("GANTRY_AGENT_INTERVAL", "0.25"))
 # The host name listener URLs show (what clients dial to reach this machine).
 GANTRY_LOCAL_PUBLIC_HOST = env_str("GANTRY_LOCAL_PUBLIC_HOST", GANTRY_LOCAL_LISTEN_ADDRESS)
 
+# Config revisions: how many each gateway keeps (the current one is always kept), the largest
+# compiled config a gateway may have, and the largest a request renders as YAML or a diff.
+GANTRY_REVISIONS_KEEP = env_int("GANTRY_REVISIONS_KEEP", 50, minimum=1)
+GANTRY_MAX_COMPILED_BYTES = env_int("GANTRY_MAX_COMPILED_BYTES", 16 * 1024 * 1024, minimum=1)
+GANTRY_REVISION_READ_MAX_BYTES = env_int("GANTRY_REVISION_READ_MAX_BYTES", 1024 * 1024, minimum=1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

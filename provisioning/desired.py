@@ -31,7 +31,7 @@ def _certificate_names(gateway_spec: dict, backends: dict[str, dict]) -> set[str
     return names
 
 
-def _consumers(tenant, policies: list[dict]) -> dict[str, dict]:
+def consumers_for(tenant, policies: list[dict]) -> dict[str, dict]:
     """The consumers the policies name, with their secrets (kept out of every log and print:
     DesiredState does not show them in its repr, revisions store only fingerprints)."""
     names = {name for policy in policies for _, name in named_consumers(policy["spec"])}
@@ -46,6 +46,18 @@ def _consumers(tenant, policies: list[dict]) -> dict[str, dict]:
         else:
             entry["basicAuth"].append({"hash": credential.secret})
     return consumers
+
+
+def certificates_named(tenant, names) -> dict[str, dict]:
+    """The tenant's certificates of those names that exist, with their private keys."""
+    return {
+        cert.name: {
+            "certificatePem": cert.spec["certificatePem"],
+            "privateKeyPem": cert.private_key or "",
+            "dnsNames": cert.status.get("dnsNames", []),
+        }
+        for cert in Certificate.objects.filter(tenant=tenant, name__in=names)
+    }
 
 
 def load_desired_state(gateway_id: int) -> DesiredState:
@@ -66,16 +78,7 @@ def load_desired_state(gateway_id: int) -> DesiredState:
         backend.name: backend.spec
         for backend in Backend.objects.filter(tenant=gateway.tenant, name__in=wanted)
     }
-    certificates = {
-        cert.name: {
-            "certificatePem": cert.spec["certificatePem"],
-            "privateKeyPem": cert.private_key or "",
-            "dnsNames": cert.status.get("dnsNames", []),
-        }
-        for cert in Certificate.objects.filter(
-            tenant=gateway.tenant, name__in=_certificate_names(gateway.spec, backends)
-        )
-    }
+    certificates = certificates_named(gateway.tenant, _certificate_names(gateway.spec, backends))
     return DesiredState(
         tenant=gateway.tenant.slug,
         gateway=gateway.name,
@@ -84,5 +87,5 @@ def load_desired_state(gateway_id: int) -> DesiredState:
         backends=backends,
         certificates=certificates,
         policies=policies,
-        consumers=_consumers(gateway.tenant, policies),
+        consumers=consumers_for(gateway.tenant, policies),
     )

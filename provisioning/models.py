@@ -18,10 +18,12 @@ class ConfigRevision(models.Model):
     """One compile of a gateway whose output differed from the revision before it.
 
     ``resources`` is the compiled Envoy config as canonical JSON, encrypted at rest because
-    listeners carry their TLS private keys inline; it is exactly what Envoy validated, so a
-    rollback serves it as it was. ``desired_state`` is the input, with certificates reduced to
-    fingerprints (no key is ever stored there). At most one revision per gateway is
-    ``current`` (what the xDS server serves): the newest valid one, unless rolled back.
+    listeners carry their TLS private keys and consumers' credentials inline; it is exactly
+    what Envoy validated. ``desired_state`` is the input, with certificates and credentials
+    reduced to fingerprints (no secret is ever stored there). At most one revision per gateway
+    is ``current`` (what the xDS server serves): the newest valid one, unless rolled back. A
+    rollback never serves an old revision's resources again: it compiles the old desired state
+    with today's certificates and credentials into a new revision (``restored_from``).
     """
 
     class State(models.TextChoices):
@@ -40,6 +42,10 @@ class ConfigRevision(models.Model):
     created_by = models.CharField(max_length=150)
     # When every desired replica first ran it (ACKed every resource type).
     programmed_at = models.DateTimeField(null=True, blank=True)
+    # Bytes of ``resources`` (UTF-8): reads decide from it, without decrypting, what they show.
+    size = models.PositiveIntegerField(null=True, blank=True)
+    # For a rollback: the revision whose routing and policy it restores.
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["gateway", "-number"]

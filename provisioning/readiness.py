@@ -5,8 +5,10 @@ A replica *runs* a revision when it has a stream open (``ReplicaConnection``) an
 that revision's version for every resource type it holds (``ReplicaStatus``). Then:
 
 - ``Programmed`` is ``True`` when every desired replica runs the current revision;
-  ``False``/``Invalid`` while the newest revision is rejected (by validation or by an Envoy
-  NACK; the last good one keeps being served); otherwise ``False``/``Pending``.
+  ``False``/``Invalid`` while the newest revision is rejected by validation (the last good one
+  keeps being served); ``False``/``Rejected`` while a connected replica NACKs the current
+  revision (naming the replica and Envoy's message: that replica keeps serving what it had,
+  and nothing is rolled back on its word); otherwise ``False``/``Pending``.
 - ``phase`` says how the gateway serves: ``Ready`` (every desired replica runs the current
   revision — and, on Kubernetes, the cluster reports the Deployment available and the Service
   addressed: its ``Ready`` condition), ``Degraded`` (fewer do, after the gateway had been
@@ -53,10 +55,12 @@ def assess(
     nodes: dict[str, list[tuple[str, str]]],
     previous_phase: str,
     cluster_available: bool = True,
+    nacked: tuple[str, str] | None = None,
 ) -> Assessment:
     """``current``: (number, hash) of the served revision; ``rejected``: (number, message) when
     the newest revision is rejected; ``cluster_available``: for Kubernetes gateways, whether the
-    cluster reports the Deployment available and the Service addressed."""
+    cluster reports the Deployment available and the Service addressed; ``nacked``: (node id,
+    Envoy's message) of a connected replica that rejected the current revision."""
     ready = replicas_running(current[1], nodes) if current else 0
     if ready >= desired and cluster_available:
         phase = "Ready"
@@ -68,6 +72,9 @@ def assess(
         programmed = ("False", "Invalid", f"revision {rejected[0]} was rejected: {rejected[1]}")
     elif current is None:
         programmed = ("False", "Pending", "waiting for a valid config revision")
+    elif nacked is not None:
+        programmed = ("False", "Rejected", f"replica {nacked[0]} rejected revision {current[0]} "
+                      f"and keeps serving what it had: {nacked[1]}")  # fmt: skip
     elif ready >= desired:
         programmed = ("True", "Programmed", f"{ready} of {desired} replicas run revision "
                       f"{current[0]}")  # fmt: skip
@@ -92,6 +99,18 @@ def _nodes(gateway_id: int) -> dict[str, list[tuple[str, str]]]:
     return nodes
 
 
+def _nacked(gateway_id: int, nodes, version: str) -> tuple[str, str] | None:
+    """A connected replica's NACK of ``version`` (the current revision), if any."""
+    return (
+        ReplicaStatus.objects.filter(
+            gateway_id=gateway_id, node_id__in=list(nodes), rejected_version=version
+        )
+        .order_by("node_id", "type_url")
+        .values_list("node_id", "nack_message")
+        .first()
+    )
+
+
 def refresh(gateway_id: int) -> Assessment | None:
     """Recomputes and stores the gateway's phase, replica counts and ``Programmed``."""
     with transaction.atomic():
@@ -111,13 +130,15 @@ def refresh(gateway_id: int) -> Assessment | None:
                 (c for c in gateway.status.get("conditions", []) if c.get("type") == "Ready"), {}
             )
             cluster_available = ready_condition.get("status") == "True"
+        nodes = _nodes(gateway_id)
         result = assess(
             scaling["minReplicas"] if scaling else gateway.spec.get("replicas", 1),
             current,
             rejected,
-            _nodes(gateway_id),
+            nodes,
             gateway.status.get("phase", "Pending"),
             cluster_available,
+            _nacked(gateway_id, nodes, current[1]) if current and nodes else None,
         )
         status = dict(gateway.status)
         status["phase"] = result.phase

@@ -2,7 +2,9 @@
 
 One reconcile at a time per gateway: the gateway row is locked (``SELECT … FOR UPDATE``) for
 the whole compute-and-store, so a second reconcile waits, then finds the revision the first
-stored and creates nothing. Unchanged output is not a new revision and is not re-validated.
+stored and creates nothing. Unchanged output (compared with the newest revision compiled from
+the desired state, so a rollback sticks until the desired state changes) is not a new revision
+and is not re-validated. Output over ``GANTRY_MAX_COMPILED_BYTES`` fails, storing nothing.
 """
 
 import logging
@@ -12,7 +14,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from config.errors import NotFound
@@ -23,7 +24,6 @@ from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
 from provisioning.models import ConfigRevision, GatewayOperation, KubernetesPlacement
 from provisioning.runtimes.local import ports
-from provisioning.xds.notify import notify_changed
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ def _finish(operation: GatewayOperation, outcome: Outcome, keep: bool = True) ->
     operation.save(update_fields=["state", "message", "revision", "finished_at", "timings"])
 
 
-def _listener_urls(gateway: Gateway, port_map: dict[int, int]) -> None:
-    """``status.listeners[].url``: where each listener answers on this host."""
-    ports = {item["name"]: item for item in gateway.spec.get("listeners", [])}
+def _listener_urls(gateway: Gateway, spec: dict, port_map: dict[int, int]) -> None:
+    """``status.listeners[].url``: where each listener of the compiled ``spec`` answers."""
+    ports = {item["name"]: item for item in spec.get("listeners", [])}
     listeners = []
     for entry in gateway.status.get("listeners", []):
         spec = ports.get(entry.get("name"))
@@ -94,33 +94,25 @@ def _listener_urls(gateway: Gateway, port_map: dict[int, int]) -> None:
     common.store_status(gateway, {**gateway.status, "listeners": listeners})
 
 
-def _compile(gateway: Gateway, state):
+def compile_for(gateway: Gateway, state):
+    """Compiles ``state`` for where the gateway runs (under its lock): on the local runtime,
+    the listener ports of ``state.spec`` get host ports and the listener URLs are updated."""
     if gateway.spec.get("runtime", "local") != "local":
         ports.release(gateway)
         return compile_gateway(state)
-    port_map = ports.allocate(gateway, {item["port"] for item in gateway.spec["listeners"]})
-    _listener_urls(gateway, port_map)
+    listeners = state.spec.get("listeners", [])
+    port_map = ports.allocate(gateway, {item["port"] for item in listeners})
+    _listener_urls(gateway, state.spec, port_map)
     return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map)
 
 
-def _store(gateway: Gateway, resources, digest: str, state, actor: str, watch) -> ConfigRevision:
+def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:
     validation = envoy.validate(resources)
     watch.lap("validate")
-    number = (gateway.revisions.aggregate(Max("number"))["number__max"] or 0) + 1
-    revision = ConfigRevision.objects.create(
-        gateway=gateway,
-        number=number,
-        content_hash=digest,
-        resources=revisions.canonical_json(resources.as_dict()),
-        desired_state=revisions.desired_snapshot(state),
-        state=ConfigRevision.State.VALID if validation.ok else ConfigRevision.State.REJECTED,
-        message="" if validation.ok else validation.message,
-        created_by=actor,
-    )
-    if validation.ok:
-        revisions.make_current(revision)
-        notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
-    return revision
+    return revisions.store(
+        gateway, encoded, state, valid=validation.ok,
+        message="" if validation.ok else validation.message, actor=actor,
+    )  # fmt: skip
 
 
 @transaction.atomic
@@ -136,18 +128,23 @@ def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
     ).update(state=GatewayOperation.State.FAILED, message="interrupted", finished_at=timezone.now())
     state = load_desired_state(gateway_id)
     try:
-        resources = _compile(gateway, state)
+        resources = compile_for(gateway, state)
     except ports.NoFreePort as error:
         return Outcome("failed", message=str(error))
     if gateway.status.get("observedGeneration") != gateway.generation:
         common.store_status(gateway, {**gateway.status, "observedGeneration": gateway.generation})
-    digest = revisions.content_hash(resources)
+    encoded = revisions.canonical_json(resources.as_dict())
+    digest = revisions.hash_of(encoded)
     watch.lap("compile")
-    latest = gateway.revisions.order_by("-number").first()
+    latest = revisions.latest_compiled(gateway)
     if latest is not None and latest.content_hash == digest:
         readiness.refresh(gateway_id)
         return Outcome("unchanged", latest, f"no change (latest revision {latest.number})")
-    revision = _store(gateway, resources, digest, state, actor, watch)
+    try:
+        revisions.check_size(gateway, encoded)
+    except revisions.TooLarge as error:
+        return Outcome("failed", message=error.message)
+    revision = _store(gateway, resources, encoded, state, actor, watch)
     readiness.refresh(gateway_id)
     if revision.state == ConfigRevision.State.VALID:
         return Outcome("created", revision, f"revision {revision.number} is valid")

@@ -1,8 +1,14 @@
-"""Config revisions: hashing, storing, showing (keys redacted), diffing and rolling back.
+"""Config revisions: hashing, storing (with retention and a size limit), showing (secrets
+redacted, large ones bounded) and diffing. Rollbacks are in ``provisioning.rollback``.
 
 The "current" revision of a gateway is the one with ``current=True`` (at most one, enforced by
-the database): the newest valid revision, or the one a rollback chose until the desired state
-changes again.
+the database): the newest valid revision, or the one a rollback stored until the desired state
+changes again. Nothing an Envoy replica reports changes which one it is.
+
+Secrets never leave a revision for people as themselves nor as a plain hash: API keys,
+basic-auth hashes and private keys are shown as a keyed HMAC-SHA256 whose key is derived from
+the server's ``SECRET_KEY``, so a fingerprint cannot be checked against a guessed password.
+The revision's content hash (over the whole config, secrets included) is keyed the same way.
 """
 
 import difflib
@@ -11,18 +17,36 @@ import json
 from dataclasses import asdict
 
 import yaml
-from django.db import transaction
-from django.utils import timezone
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.crypto import salted_hmac
 
-from config.errors import Conflict, NotFound
+from config.errors import GantryError
 from gateways.models import Gateway
-from gateways.services import common
 from provisioning.ir.build import DesiredState
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.translate import Resources
 from provisioning.xds.notify import notify_changed
-from tenants import audit
-from tenants.audit import Actor
+
+# The labels keys are derived with (never change them: every fingerprint or hash would).
+FINGERPRINT_LABEL = "gantry.provisioning.revisions.secret-fingerprint"
+CONTENT_HASH_LABEL = "gantry.provisioning.revisions.content-hash"
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when the wheel has it
+YAML_CACHE_SECONDS = 3600
+
+
+class TooLarge(GantryError):
+    """A revision too large for what was asked (compiling, showing or diffing it)."""
+
+    status = 422
+    code = "too_large"
+
+    def __init__(self, message: str, *, size: int, limit: int, setting: str):
+        super().__init__(message)
+        self.size, self.limit, self.setting = size, limit, setting
+
+    def extra(self) -> dict:
+        return {"size": self.size, "limit": self.limit, "setting": self.setting}
 
 
 def canonical_json(value) -> str:
@@ -30,17 +54,33 @@ def canonical_json(value) -> str:
 
 
 def content_hash(resources: Resources) -> str:
-    """sha256 of the canonical JSON of the compiled resources (keys included: rotating a key is
-    a change)."""
-    return hashlib.sha256(canonical_json(resources.as_dict()).encode()).hexdigest()
+    """The hash of the canonical JSON of the compiled resources (secrets included: rotating a
+    key is a change)."""
+    return hash_of(canonical_json(resources.as_dict()))
+
+
+def hash_of(encoded: str) -> str:
+    """HMAC-SHA256 keyed from SECRET_KEY, not a plain hash: the compiled config holds secrets
+    and the rest of it can be read as YAML, so a plain hash (shown as ``hash``, sent to Envoy
+    as the version) would let anyone test a guessed password against it."""
+    return salted_hmac(CONTENT_HASH_LABEL, encoded, algorithm="sha256").hexdigest()
 
 
 def fingerprint(text: str) -> str:
+    """Of public data (a certificate chain): a plain sha256 anyone can recompute."""
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def secret_fingerprint(text: str) -> str:
+    """Of a secret: HMAC-SHA256 keyed from SECRET_KEY. Equal secrets show equal fingerprints
+    (a change is visible), but without the server's key nothing can be checked against one."""
+    digest = salted_hmac(FINGERPRINT_LABEL, text, algorithm="sha256").hexdigest()
+    return "hmac-sha256:" + digest[:32]
+
+
 def desired_snapshot(state: DesiredState) -> dict:
-    """The desired state as stored in a revision: certificates by fingerprint, never the key."""
+    """The desired state as stored in a revision: certificates by fingerprint, never the key;
+    credentials by keyed fingerprint."""
     snapshot = asdict(state)
     snapshot["certificates"] = {
         name: {
@@ -52,8 +92,8 @@ def desired_snapshot(state: DesiredState) -> dict:
     }
     snapshot["consumers"] = {
         name: {
-            "apiKeys": [fingerprint(key)[:23] for key in consumer.get("apiKeys", [])],
-            "basicAuth": [fingerprint(user["hash"])[:23] for user in consumer.get("basicAuth", [])],
+            "apiKeys": [secret_fingerprint(key) for key in consumer.get("apiKeys", [])],
+            "basicAuth": [secret_fingerprint(u["hash"]) for u in consumer.get("basicAuth", [])],
         }
         for name, consumer in state.consumers.items()
     }
@@ -61,7 +101,7 @@ def desired_snapshot(state: DesiredState) -> dict:
 
 
 def _mask(text: str) -> str:
-    return f"<redacted {fingerprint(text)[:23]}>"
+    return f"<redacted {secret_fingerprint(text)}>"
 
 
 def redacted(value):
@@ -91,12 +131,42 @@ def resources_of(revision: ConfigRevision) -> dict:
     return json.loads(revision.resources)
 
 
+def size_of(revision: ConfigRevision) -> int:
+    if revision.size is None:  # stored before sizes were kept
+        return len(revision.resources.encode())
+    return revision.size
+
+
+def check_readable(*shown: ConfigRevision) -> None:
+    """TooLarge unless the revisions together are small enough to render for a request: YAML
+    and diffs are built in the web process, and a huge one would stall other requests."""
+    limit = settings.GANTRY_REVISION_READ_MAX_BYTES
+    size = sum(size_of(revision) for revision in shown)
+    if size > limit:
+        numbers = " and ".join(str(revision.number) for revision in shown)
+        raise TooLarge(
+            f"revision {numbers} holds {size} bytes of compiled config, over the {limit} bytes "
+            f"shown or compared per request (GANTRY_REVISION_READ_MAX_BYTES)",
+            size=size, limit=limit, setting="GANTRY_REVISION_READ_MAX_BYTES",
+        )  # fmt: skip
+
+
 def as_yaml(revision: ConfigRevision) -> str:
-    """The compiled resources for people: YAML, private keys redacted."""
-    return yaml.safe_dump(redacted(resources_of(revision)), sort_keys=False, width=100)
+    """The compiled resources for people: YAML, secrets redacted. A revision never changes, so
+    its YAML is rendered once and cached (per server secret: the fingerprints depend on it)."""
+    key_id = salted_hmac(FINGERPRINT_LABEL, "cache").hexdigest()[:12]
+    key = f"revision-yaml:{revision.pk}:{revision.content_hash}:{key_id}"
+    text = cache.get(key)
+    if text is None:
+        text = yaml.dump(
+            redacted(resources_of(revision)), Dumper=_Dumper, sort_keys=False, width=100
+        )
+        cache.set(key, text, YAML_CACHE_SECONDS)
+    return text
 
 
 def unified_diff(old: ConfigRevision, new: ConfigRevision) -> str:
+    check_readable(old, new)
     return "".join(
         difflib.unified_diff(
             as_yaml(old).splitlines(keepends=True),
@@ -108,7 +178,35 @@ def unified_diff(old: ConfigRevision, new: ConfigRevision) -> str:
 
 
 def current_revision(gateway: Gateway) -> ConfigRevision | None:
-    return ConfigRevision.objects.filter(gateway=gateway, current=True).first()
+    return (
+        ConfigRevision.objects.filter(gateway=gateway, current=True)
+        .defer("resources", "desired_state")
+        .first()
+    )
+
+
+def latest_compiled(gateway: Gateway) -> ConfigRevision | None:
+    """The newest revision compiled from the desired state (rollbacks aside): reconcile
+    compares with it, so a rollback sticks until the desired state changes."""
+    return (
+        gateway.revisions.filter(restored_from__isnull=True)
+        .only("pk", "number", "content_hash", "state")
+        .order_by("-number")
+        .first()
+    )
+
+
+def check_size(gateway: Gateway, encoded: str) -> int:
+    """The compiled size in bytes, or TooLarge over ``GANTRY_MAX_COMPILED_BYTES``."""
+    size = len(encoded.encode())
+    limit = settings.GANTRY_MAX_COMPILED_BYTES
+    if size > limit:
+        raise TooLarge(
+            f"the compiled config of gateway {gateway.name!r} is {size} bytes, over the limit "
+            f"of {limit} bytes (GANTRY_MAX_COMPILED_BYTES); nothing was stored",
+            size=size, limit=limit, setting="GANTRY_MAX_COMPILED_BYTES",
+        )  # fmt: skip
+    return size
 
 
 def make_current(revision: ConfigRevision) -> None:
@@ -121,37 +219,47 @@ def make_current(revision: ConfigRevision) -> None:
         revision.save(update_fields=["current"])
 
 
-@transaction.atomic
-def rollback(actor: Actor, gateway: Gateway, number: int) -> GatewayOperation:
-    """Makes an earlier valid revision current (the desired state is left as it is; its next
-    change compiles a new revision that supersedes the rollback)."""
-    gateway = common.lock(Gateway, gateway.pk, "tenant")
-    revision = ConfigRevision.objects.filter(gateway=gateway, number=number).first()
-    if revision is None:
-        raise NotFound(f"gateway {gateway.name!r} has no revision {number}")
-    if revision.state != ConfigRevision.State.VALID:
-        raise Conflict(f"revision {number} was rejected by Envoy; only a valid revision is served")
-    previous = current_revision(gateway)
-    make_current(revision)
-    notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
-    now = timezone.now()
-    operation = GatewayOperation.objects.create(
+def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, message: str,
+          actor: str, restored_from: int | None = None) -> ConfigRevision:  # fmt: skip
+    """Under the gateway's lock: revision n+1 from ``encoded`` (canonical JSON of the compiled
+    resources), current when valid, then the old ones past retention pruned."""
+    size = check_size(gateway, encoded)
+    latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
+    revision = ConfigRevision.objects.create(
         gateway=gateway,
-        kind=GatewayOperation.Kind.ROLLBACK,
-        state=GatewayOperation.State.SUCCEEDED,
-        message=f"rolled back from revision {previous.number if previous else 'none'} "
-        f"to revision {number}",
-        finished_at=now,
-        revision=revision,
-        created_by=actor.name,
+        number=(latest or 0) + 1,
+        content_hash=hash_of(encoded),
+        resources=encoded,
+        size=size,
+        desired_state=desired_snapshot(state),
+        state=ConfigRevision.State.VALID if valid else ConfigRevision.State.REJECTED,
+        message=message,
+        created_by=actor,
+        restored_from=restored_from,
     )
-    audit.record(
-        actor,
-        "rollback",
-        "gateway",
-        gateway.name,
-        tenant=gateway.tenant,
-        before={"revision": previous.number if previous else None},
-        after={"revision": number},
+    if valid:
+        make_current(revision)
+        notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
+    prune(gateway)
+    return revision
+
+
+def prune(gateway: Gateway) -> int:
+    """Deletes revisions past the newest ``GANTRY_REVISIONS_KEEP``, always keeping the current
+    one and the newest compiled from the desired state (what reconcile compares with).
+    Operations that named a deleted revision keep their entry (the reference becomes null)."""
+    rows = ConfigRevision.objects.filter(gateway=gateway)
+    keep = set(
+        rows.order_by("-number").values_list("pk", flat=True)[: settings.GANTRY_REVISIONS_KEEP]
     )
-    return operation
+    keep.update(rows.filter(current=True).values_list("pk", flat=True))
+    compiled = latest_compiled(gateway)
+    if compiled is not None:
+        keep.add(compiled.pk)
+    doomed = list(rows.exclude(pk__in=keep).values_list("pk", flat=True))
+    if not doomed:
+        return 0
+    # Only their ids are loaded: a revision is not decrypted only to be deleted.
+    GatewayOperation.objects.filter(revision_id__in=doomed).update(revision=None)
+    ConfigRevision.objects.filter(pk__in=doomed).only("pk").delete()
+    return len(doomed)

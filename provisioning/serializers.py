@@ -11,6 +11,13 @@ class RevisionSerializer(serializers.Serializer):
     hash = serializers.CharField(source="content_hash", read_only=True)
     current = serializers.BooleanField(read_only=True)
     message = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="bytes of compiled config (canonical JSON)"
+    )
+    restoredFrom = serializers.IntegerField(
+        source="restored_from", read_only=True, allow_null=True,
+        help_text="for a rollback: the revision whose routing and policy it restores",
+    )  # fmt: skip
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     createdBy = serializers.CharField(source="created_by", read_only=True)
     programmedAt = serializers.DateTimeField(
@@ -20,14 +27,28 @@ class RevisionSerializer(serializers.Serializer):
 
 
 class RevisionDetailSerializer(RevisionSerializer):
-    """One revision with its compiled resources as YAML (private keys redacted) and the desired
-    state it was compiled from (certificates by fingerprint)."""
+    """One revision with its compiled resources as YAML (secrets redacted) and the desired
+    state it was compiled from (certificates and credentials by fingerprint). A revision over
+    ``GANTRY_REVISION_READ_MAX_BYTES`` is shown without its YAML (``resources`` is null and
+    ``resourcesOmitted`` says why)."""
 
     resources = serializers.SerializerMethodField()
+    resourcesOmitted = serializers.SerializerMethodField()
     desiredState = serializers.JSONField(source="desired_state", read_only=True)
 
-    def get_resources(self, revision) -> str:
+    def get_resources(self, revision) -> str | None:
+        try:
+            revisions.check_readable(revision)
+        except revisions.TooLarge:
+            return None
         return revisions.as_yaml(revision)
+
+    def get_resourcesOmitted(self, revision) -> str | None:  # noqa: N802 (the API's name)
+        try:
+            revisions.check_readable(revision)
+        except revisions.TooLarge as error:
+            return error.message
+        return None
 
 
 class RevisionDiffSerializer(serializers.Serializer):

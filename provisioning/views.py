@@ -1,6 +1,7 @@
 """REST API of a gateway's config revisions and operations timeline. Every member reads them;
 editors roll back."""
 
+import re
 from functools import cached_property
 
 from django.shortcuts import get_object_or_404
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 
 from config.errors import ValidationFailed
 from gateways.models import Gateway
-from provisioning import revisions
+from provisioning import revisions, rollback
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.serializers import (
     OperationSerializer,
@@ -47,11 +48,12 @@ class RevisionViewSet(GatewayChildViewSet, mixins.ListModelMixin):
     serializer_class = RevisionSerializer
     lookup_field = "number"
     lookup_url_kwarg = "number"
-    lookup_value_regex = r"[0-9]+"
+    lookup_value_regex = r"[0-9]{1,9}"
     ordering_aliases = {"number": "number", "createdAt": "created_at"}
 
     def get_queryset(self):
-        return super().get_queryset().order_by("-number")
+        # Compiled resources are loaded (and decrypted) only by the reads that show them.
+        return super().get_queryset().defer("resources", "desired_state").order_by("-number")
 
     def resource_label(self) -> str:
         return "revisions"
@@ -71,8 +73,8 @@ class RevisionViewSet(GatewayChildViewSet, mixins.ListModelMixin):
         against = request.query_params.get("against")
         if against is None:
             against = revision.number - 1
-        elif not against.isdigit():
-            raise ValidationFailed.one("against", "must be a revision number")
+        elif not re.fullmatch(r"[0-9]{1,9}", against):
+            raise ValidationFailed.one("against", "must be a revision number (digits 0-9)")
         old = get_object_or_404(self.get_queryset(), number=int(against))
         body = {"fromRevision": old.number, "toRevision": revision.number,
                 "diff": revisions.unified_diff(old, revision)}  # fmt: skip
@@ -81,8 +83,9 @@ class RevisionViewSet(GatewayChildViewSet, mixins.ListModelMixin):
     @extend_schema(request=None, responses={202: OperationSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, *args, **kwargs):
-        """Serve this (valid) revision again. The next change of the desired state supersedes it."""
-        operation = revisions.rollback(self.actor, self.gateway, self.get_object().number)
+        """Restore this (valid) revision's routing and policy with the current certificates and
+        credentials, as a new revision. The next change of the desired state supersedes it."""
+        operation = rollback.rollback(self.actor, self.gateway, self.get_object().number)
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 

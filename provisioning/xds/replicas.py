@@ -1,25 +1,35 @@
 """What each Envoy replica says to the xDS servers, stored for status (``on_ack``, and the
 stream opening and closing).
 
-An ACK records the version the replica holds. A NACK records the rejected version and Envoy's
-message; when the rejected version is the gateway's current revision, that revision becomes
-``rejected`` (with Envoy's message) and the newest valid revision before it is served again
-(the replica never stopped serving it). Every report ends in ``readiness.refresh``.
+An ACK records the version the replica holds. A NACK records, for that replica only, the
+rejected version and Envoy's message. No report from a replica changes which revision is
+current: revisions become current only by reconcile or by an explicit rollback. A NACK of the
+current revision shows in the gateway's status (``Programmed`` = ``False``/``Rejected``, naming
+the replica and Envoy's message) while the replica keeps serving what it had; the tenant or an
+operator decides what to do (roll back, or fix and apply again). Every report ends in
+``readiness.refresh``.
+
+A stream can send NACKs as fast as it likes, so the recorder lets through at most
+``NACK_BURST`` NACKs per node and ``GATEWAY_NACK_BURST`` per gateway every ``NACK_WINDOW``
+seconds; the rest cost neither a database write nor a log line beyond one per window.
 """
 
 import logging
 import socket
+import time
 
-from django.db import transaction
 from django.utils import timezone
 
 from gateways.models import Gateway
-from provisioning import readiness, revisions
-from provisioning.models import ConfigRevision, ReplicaConnection, ReplicaStatus
+from provisioning import readiness
+from provisioning.models import ReplicaConnection, ReplicaStatus
 from provisioning.xds.db import DatabaseThreads
-from provisioning.xds.notify import notify_changed
 
 log = logging.getLogger(__name__)
+
+NACK_BURST = 5  # per node and window
+GATEWAY_NACK_BURST = 20  # per gateway and window, whatever node ids the NACKs name
+NACK_WINDOW = 60.0  # seconds
 
 
 def _gateway_id(gateway_key: str) -> int | None:
@@ -30,6 +40,7 @@ def _gateway_id(gateway_key: str) -> int | None:
 
 
 def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, error) -> None:
+    """Stores what one replica said of one resource type; never touches revisions."""
     gateway_id = _gateway_id(gateway_key)
     if gateway_id is None:  # deleted while its replicas were still connected
         return
@@ -37,40 +48,49 @@ def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, erro
     if error is None:
         fields = {"acked_version": version, "rejected_version": "", "nack_message": ""}
     else:
-        fields = {"rejected_version": version, "nack_message": error}
+        fields = {"rejected_version": version[:64], "nack_message": str(error)[:4000]}
     ReplicaStatus.objects.update_or_create(
         gateway_id=gateway_id, node_id=node_id, type_url=type_url,
         defaults={**fields, "last_seen": now},
     )  # fmt: skip
-    if error is not None:
-        _reject(gateway_key, gateway_id, version, f"{node_id} rejected it: {error}")
     readiness.refresh(gateway_id)
 
 
-@transaction.atomic
-def _reject(gateway_key: str, gateway_id: int, version: str, message: str) -> None:
-    gateway = Gateway.objects.select_for_update().filter(pk=gateway_id).first()
-    current = ConfigRevision.objects.filter(gateway_id=gateway_id, current=True).first()
-    if gateway is None or current is None or current.content_hash != version:
-        return  # an older version; what is served now is not in question
-    current.state = ConfigRevision.State.REJECTED
-    current.message = message[:4000]
-    current.current = False
-    current.save(update_fields=["state", "message", "current"])
-    previous = (
-        ConfigRevision.objects.filter(
-            gateway_id=gateway_id, state=ConfigRevision.State.VALID, number__lt=current.number
-        )
-        .order_by("-number")
-        .first()
-    )
-    if previous is not None:
-        revisions.make_current(previous)
-    log.warning(
-        "xds: revision %s of %s rejected by a replica; serving %s again",
-        current.number, gateway_key, previous.number if previous else "nothing",
-    )  # fmt: skip
-    notify_changed(gateway_key)
+class NackLimiter:
+    """At most ``burst`` NACKs per (gateway, node), and ``gateway_burst`` per gateway whatever
+    node ids they name, in each window of ``window`` seconds. The first NACK of a gateway
+    refused in a window is logged; the others are dropped silently."""
+
+    def __init__(self, burst: int = NACK_BURST, window: float = NACK_WINDOW,
+                 gateway_burst: int = GATEWAY_NACK_BURST, clock=time.monotonic):  # fmt: skip
+        self.burst = burst
+        self.gateway_burst = gateway_burst
+        self.window = window
+        self.clock = clock
+        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def _count(self, key: tuple[str, str], now: float) -> int:
+        """How many came before this one in the key's current window (this one counted)."""
+        started, count = self._windows.get(key, (now, 0))
+        if now - started >= self.window:
+            started, count = now, 0
+        self._windows[key] = (started, count + 1)
+        return count
+
+    def allow(self, gateway_key: str, node_id: str) -> bool:
+        now = self.clock()
+        if len(self._windows) > 10_000:  # forget finished windows of nodes long gone
+            self._windows = {
+                key: value for key, value in self._windows.items() if now - value[0] < self.window
+            }
+        node_allowed = self._count((gateway_key, node_id), now) < self.burst
+        # The gateway's allowance is only spent by NACKs its node's allowance lets through.
+        if node_allowed and self._count((gateway_key, ""), now) < self.gateway_burst:
+            return True
+        if self._count((gateway_key, "refused"), now) == 0:  # one line per gateway and window
+            log.warning("xds: NACKs for %s come too fast (%s among them); ignoring the excess "
+                        "for a while", gateway_key, node_id)  # fmt: skip
+        return False
 
 
 def record_connection(gateway_key: str, node_id: str, connected: bool, server: str) -> None:
@@ -104,10 +124,15 @@ def server_name(port: int) -> str:
 class AckRecorder:
     """``on_ack`` for the server: records through the database threads."""
 
-    def __init__(self, database: DatabaseThreads):
+    def __init__(self, database: DatabaseThreads, limiter: NackLimiter | None = None):
         self.database = database
+        self.limiter = limiter or NackLimiter()
 
     async def __call__(self, gateway_key, node_id, type_url, version, error) -> None:
+        if error is not None:
+            if not self.limiter.allow(gateway_key, node_id):
+                return
+            log.warning("xds: %s rejected %s version %s: %s", node_id, type_url, version, error)
         await self.database.run(record_ack, gateway_key, node_id, type_url, version, error)
 
 

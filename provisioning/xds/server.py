@@ -211,11 +211,7 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
     async def _handle(self, outcome: tuple[list, list[Ack]], gateway_key, node_id) -> list:
         responses, acks = outcome
         for ack in acks:
-            if ack.error:
-                logger.warning(
-                    "xds: %s rejected %s version %s: %s",
-                    node_id, ack.type_url, ack.version, ack.error,
-                )  # fmt: skip
+            # NACKs are logged by the recorder, which bounds how many a stream can cause.
             if self._on_ack is None:
                 continue
             try:

@@ -12,7 +12,9 @@ from rest_framework.test import APIClient
 
 from gateways import services as gateway_services
 from gateways.models import Credential
+from provisioning.desired import load_desired_state
 from provisioning.models import ConfigRevision, LocalReplica
+from provisioning.revisions import desired_snapshot
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent
@@ -148,6 +150,7 @@ def world(org):
     ConfigRevision.objects.create(  # stored directly: reconciling is not what this file tests
         gateway=gateway, number=1, content_hash="0" * 64, state="valid", current=True,
         resources='{"clusters":[],"listeners":[],"routes":[]}', created_by="tests",
+        desired_state=desired_snapshot(load_desired_state(gateway.pk)),  # rollback rebuilds it
     )  # fmt: skip
     LocalReplica.objects.create(gateway=gateway, index=0, state="running")
     make_user("newcomer")

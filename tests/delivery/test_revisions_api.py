@@ -4,6 +4,7 @@ from django.db import connection
 
 from gateways import services
 from gateways.models import Route
+from provisioning import envoy
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from tenants.models import AuditEvent
@@ -48,21 +49,30 @@ def test_it_lists_shows_and_diffs_revisions(org):
 
 def test_an_editor_rolls_back_to_a_valid_revision(org):
     gateway = two_revisions(org)
+    first = ConfigRevision.objects.get(gateway=gateway, number=1)
     response = org.client(Role.EDITOR).post(BASE + "revisions/1/rollback/")
     assert response.status_code == 202
-    assert response.json()["kind"] == "rollback" and response.json()["revision"] == 1
-    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 1
+    assert response.json()["kind"] == "rollback" and response.json()["revision"] == 3
+    assert "restores revision 1" in response.json()["message"]
+    assert response.json()["createdBy"] == org.users[Role.EDITOR].username
+    # A new revision, compiled again from revision 1's desired state: the same config here.
+    restored = ConfigRevision.objects.get(gateway=gateway, current=True)
+    assert (restored.number, restored.restored_from) == (3, 1)
+    assert restored.content_hash == first.content_hash
+    assert "restores revision 1's routing and policy" in restored.message
+    shown = org.client(Role.VIEWER).get(BASE + "revisions/3/").json()
+    assert (shown["restoredFrom"], shown["createdBy"]) == (1, restored.created_by)
     assert AuditEvent.objects.filter(action="rollback", object_name="edge").exists()
     # The rollback sticks while the desired state is unchanged…
     assert reconcile(gateway.pk).result == "unchanged"
-    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 1
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 3
     timeline = org.client(Role.VIEWER).get(BASE + "operations/").json()["results"]
     assert [op["kind"] for op in timeline[:2]] == ["reconcile", "rollback"]
     assert {op["kind"] for op in timeline} == {"reconcile", "rollback"}
     # …and the next change supersedes it.
     services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_spec("/v3"))
-    assert reconcile(gateway.pk).revision.number == 3
-    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 3
+    assert reconcile(gateway.pk).revision.number == 4
+    assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 4
 
 
 def test_a_rejected_revision_cannot_be_rolled_back_to(org):
@@ -100,7 +110,7 @@ def test_a_private_key_is_never_in_a_revision_or_its_row(org):
         body = viewer.get(BASE + path).content.decode()
         assert key_body not in body, path
         assert "PRIVATE KEY" not in body, path
-    assert "redacted sha256:" in viewer.get(BASE + "revisions/1/").json()["resources"]
+    assert "redacted hmac-sha256:" in viewer.get(BASE + "revisions/1/").json()["resources"]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT resources, desired_state::text FROM provisioning_configrevision WHERE id = %s",
@@ -108,3 +118,38 @@ def test_a_private_key_is_never_in_a_revision_or_its_row(org):
         )
         row = " ".join(cursor.fetchone())
     assert key_body not in row and "PRIVATE KEY" not in row
+
+
+def test_only_the_newest_revisions_are_kept_and_always_the_current_one(org, settings, monkeypatch):
+    settings.GANTRY_REVISIONS_KEEP = 3
+    gateway = gateway_with_route(org.tenant)
+    assert reconcile(gateway.pk).revision.number == 1
+    route = Route.objects.get(gateway=gateway)
+    monkeypatch.setattr(envoy, "validate", lambda resources: envoy.Validation(False, "refused"))
+    for prefix in ("/r2", "/r3", "/r4"):
+        route = services.patch_route_spec(ACTOR, route, route_spec(prefix))
+        assert reconcile(gateway.pk).result == "rejected"
+    # Revision 1 is past the newest three, but it is what the gateway serves.
+    assert list(gateway.revisions.values_list("number", "current")) == [
+        (4, False), (3, False), (2, False), (1, True),
+    ]  # fmt: skip
+    monkeypatch.undo()
+    services.patch_route_spec(ACTOR, route, route_spec("/r5"))
+    assert reconcile(gateway.pk).revision.number == 5
+    viewer = org.client(Role.VIEWER)
+    listed = viewer.get(BASE + "revisions/").json()["results"]
+    assert [r["number"] for r in listed] == [5, 4, 3]
+    # The timeline keeps the entries of the pruned revisions, without the reference.
+    timeline = viewer.get(BASE + "operations/").json()["results"]
+    assert [op["revision"] for op in timeline] == [5, 4, 3, None, None]
+    assert viewer.get(BASE + "revisions/1/").status_code == 404
+
+
+def test_a_revision_number_must_be_ascii_digits(org):
+    two_revisions(org)
+    viewer = org.client(Role.VIEWER)
+    for bad in ("²", "1.0", "-1", "1" * 20):
+        response = viewer.get(BASE + "revisions/2/diff/", {"against": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["fields"][0]["path"] == "against"
+    assert viewer.get(BASE + "revisions/²/").status_code == 404

@@ -9,13 +9,13 @@ from django.db import OperationalError, transaction
 
 from gateways import services
 from gateways.models import Gateway, Route
-from provisioning import revisions, tasks
+from provisioning import revisions, rollback, tasks
 from provisioning.reconcile import reconcile
 from provisioning.translate import Resources
 from provisioning.xds import db_source, notify
 from provisioning.xds.credentials import authenticate, issue_xds_token
 from provisioning.xds.db_source import DatabaseSnapshotSource
-from provisioning.xds.replicas import record_ack
+from provisioning.xds.replicas import record_ack, record_connection
 from provisioning.xds.snapshots import Snapshot
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
@@ -79,7 +79,7 @@ def test_the_source_serves_the_current_revision_and_follows_changes_by_polling(l
         second = change_route(gateway, "/v2")
         assert waiting.result(timeout=3) == expected_snapshot(second)
 
-        revisions.rollback(ACTOR, gateway, 1)
+        rollback.rollback(ACTOR, gateway, 1)
         assert loop.run(source.watch(KEY, second.content_hash)).version == first.content_hash
     finally:
         loop.run(source.close())
@@ -101,7 +101,7 @@ def test_a_redis_notification_wakes_the_source_at_once(loop, no_enqueue):
         waiting = asyncio.run_coroutine_threadsafe(
             source.watch(KEY, second.content_hash), loop.loop
         )
-        revisions.rollback(ACTOR, gateway, 1)
+        rollback.rollback(ACTOR, gateway, 1)
         assert waiting.result(timeout=3).version == first.content_hash
     finally:
         loop.run(source.close())
@@ -207,15 +207,18 @@ def test_acks_and_nacks_are_recorded_per_replica(org):
     assert programmed(gateway)["reason"] == "Pending"
     assert gateway.resource_version == version
 
-    # A NACK of the current revision rejects it; with no valid revision before it, nothing is
-    # current any more (the replicas keep what they had).
+    # A NACK of the current revision from a connected replica shows in the status, naming the
+    # replica and Envoy's message; the revision stays valid and current.
+    record_connection(KEY, "acme/edge/1", True, "tests")
     record_ack(KEY, "acme/edge/1", ROUTES, first.content_hash, "invalid perl operator")
     condition = programmed(gateway)
-    assert (condition["status"], condition["reason"]) == ("False", "Invalid")
-    assert "revision 1 was rejected" in condition["message"]
-    assert "acme/edge/1" in condition["message"] and "invalid perl operator" in condition["message"]
-    assert gateway.resource_version == version + 1
+    assert (condition["status"], condition["reason"]) == ("False", "Rejected")
+    assert "acme/edge/1 rejected revision 1" in condition["message"]
+    assert "invalid perl operator" in condition["message"]
     first.refresh_from_db()
-    assert (first.state, first.current) == ("rejected", False)
+    assert (first.state, first.current) == ("valid", True)
+    # It acks the revision again (say, after a port was freed): the rejection is over.
+    record_ack(KEY, "acme/edge/1", ROUTES, first.content_hash, None)
+    assert programmed(gateway)["reason"] != "Rejected"
     record_ack("acme/deleted", "acme/deleted/0", ROUTES, "v", None)  # no error, nothing stored
     assert Gateway.objects.count() == 1

@@ -85,7 +85,7 @@ def test_secrets_never_reach_a_revisions_text_or_a_printout(org):
     shown = json.dumps(redacted(resources)) + json.dumps(desired_snapshot(state)) + repr(state)
     assert key not in shown and key.split("_", 2)[2] not in shown
     assert password_hash not in shown and "bob-password" not in shown
-    assert "<redacted sha256:" in json.dumps(redacted(resources))
+    assert "<redacted hmac-sha256:" in json.dumps(redacted(resources))
 
 
 def test_a_reconciled_revision_is_valid_and_its_yaml_shows_no_secret(org):

@@ -161,11 +161,13 @@ def test_scaling_down_and_deleting_stop_replicas_and_free_ports(stack, upstream)
         requests.get(url, timeout=2)
 
 
-def test_a_revision_an_envoy_rejects_is_marked_rejected_and_the_last_good_one_served(
+def test_a_revision_an_envoy_rejects_is_shown_and_stays_current_until_rolled_back(
     stack, upstream, monkeypatch
 ):
     gateway = make_gateway(upstream, replicas=1)
+    editor = gateway.org.client(Role.EDITOR)
     wait_for(lambda: phase_is(gateway, "Ready", 1), timeout=30, interval=0.05, message="Ready")
+    first_url = url_of(gateway)
     # A port taken after allocation and before Envoy binds it: validation cannot know, the
     # replica's bind fails, and it rejects the listener.
     squatter = socket.socket()
@@ -181,23 +183,25 @@ def test_a_revision_an_envoy_rejects_is_marked_rejected_and_the_last_good_one_se
         ]
         gateway = services.patch_gateway_spec(ACTOR, gateway, {"listeners": listeners})
         assert reconcile(gateway.pk).result == "created"
-        wait_for(
-            lambda: ConfigRevision.objects.get(gateway=gateway, number=2).state == "rejected",
-            timeout=15, message=lambda: f"the NACK\n{stack.logs()}",
-        )  # fmt: skip
-        rejected = ConfigRevision.objects.get(gateway=gateway, number=2)
-        assert "bind" in rejected.message.lower() or "address" in rejected.message.lower()
-        assert ConfigRevision.objects.get(gateway=gateway, current=True).number == 1
-        wait_for(lambda: condition(gateway, "Programmed")["reason"] == "Invalid", timeout=5,
-                 message="Programmed=False/Invalid")  # fmt: skip
+        wait_for(lambda: condition(gateway, "Programmed")["reason"] == "Rejected", timeout=15,
+                 message=lambda: f"the NACK\n{stack.logs()}")  # fmt: skip
         programmed = condition(gateway, "Programmed")
         assert programmed["status"] == "False"
-        assert "revision 2 was rejected" in programmed["message"]
-        wait_for(lambda: phase_is(gateway, "Ready", 1), timeout=10, message="serving revision 1")
-        first_url = status(gateway)["listeners"][0]["url"]
+        assert "acme/edge/0 rejected revision 2" in programmed["message"]
+        assert "bind" in programmed["message"].lower() or "address" in programmed["message"]
+        # A replica's word changes nothing: revision 2 stays valid and current, and the
+        # replica keeps serving what it had.
+        revision = ConfigRevision.objects.get(gateway=gateway, number=2)
+        assert (revision.state, revision.current) == ("valid", True)
         assert requests.get(first_url, timeout=5).status_code == 200
-        # The same desired state is not compiled and pushed again.
         assert reconcile(gateway.pk).result == "unchanged"
+        # The tenant decides: a rollback to revision 1 is served, and the gateway is Ready.
+        response = editor.post("/api/v1/tenants/acme/gateways/edge/revisions/1/rollback/")
+        assert response.status_code == 202, response.content
+        wait_for(lambda: phase_is(gateway, "Ready", 1), timeout=10, message="serving revision 3")
+        assert condition(gateway, "Programmed")["status"] == "True"
+        assert requests.get(url_of(gateway), timeout=5).status_code == 200
+        assert reconcile(gateway.pk).result == "unchanged"  # the rollback sticks
     finally:
         squatter.close()
 
