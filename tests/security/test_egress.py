@@ -320,3 +320,17 @@ def test_a_reconcile_says_on_the_route_why_its_backend_is_refused(org, editor):
     body = editor.get(GW + "routes/meta/").json()
     resolved = {c["type"]: c for c in body["status"]["conditions"]}["ResolvedRefs"]
     assert resolved["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GANTRY_EGRESS_DENIED_CIDRS", "10.0.0.0/33"), ("GANTRY_EGRESS_ALLOWED_CIDRS", "ten"),
+     ("GANTRY_EGRESS_PLATFORM_CIDRS", "10.0.0.0/8,::1/200"),
+     ("GANTRY_EGRESS_DENIED_HOSTS", "bad_host!"), ("GANTRY_EGRESS_PLATFORM_PORTS", "70000"),
+     ("GANTRY_EGRESS_ALLOW_LOOPBACK", "maybe")],
+)  # fmt: skip
+def test_a_malformed_egress_setting_stops_start_up_naming_it(name, value):
+    from tests.test_settings_and_commands import django_check
+
+    result = django_check({name: value})
+    assert result.returncode != 0 and name in result.stderr, result.stderr
