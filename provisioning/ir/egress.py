@@ -43,5 +43,6 @@ def jwks_refusals(spec: dict, policy: EgressPolicy | None) -> list[str]:
         uri = (provider.get("remoteJWKS") or {}).get("uri")
         reason = uri and policy.check_uri(uri)
         if reason:
-            found.append(f"spec.jwt.providers[{index}].remoteJWKS.uri: {reason}")
+            path = f"spec.jwt.providers[{index}].remoteJWKS.uri"
+            found.append(f"{path}: refused by the egress policy ({reason})")
     return found

@@ -302,24 +302,36 @@ def test_stored_ext_auth_and_jwks_at_refused_addresses_fail_closed(org, editor):
         auth.close()
 
 
-def test_a_reconcile_says_on_the_route_why_its_backend_is_refused(org, editor):
+def condition(editor, url: str, kind: str) -> dict:
+    return {c["type"]: c for c in editor.get(url).json()["status"]["conditions"]}[kind]
+
+
+def test_a_reconcile_says_on_the_route_and_policy_why_an_address_is_refused(org, editor):
     make_gateway(editor)
     response = editor.post(BACKENDS, {"name": "meta", "spec": ip("10.0.0.1")}, format="json")
     assert response.status_code == 202, response.content
     route(editor, "meta", "meta", "/")
+    route(editor, "keys", "meta", "/keys")
+    guard(editor, "jwt", "keys", jwt_policy("https://idp.example/k")["spec"])
     store_unchecked("meta", ip("169.254.169.254"))
+    stored = Policy.objects.get(name="jwt")
+    stored.spec["jwt"]["providers"][0]["remoteJWKS"]["uri"] = "http://metadata/k"
+    stored.save(update_fields=["spec"])
     gateway = org.tenant.gateways.get(name="edge")
     assert reconcile(gateway.pk).result == "created"
-    body = editor.get(GW + "routes/meta/").json()
-    resolved = {c["type"]: c for c in body["status"]["conditions"]}["ResolvedRefs"]
+    resolved = condition(editor, GW + "routes/meta/", "ResolvedRefs")
     assert (resolved["status"], resolved["reason"]) == ("False", "RefNotPermitted")
     assert "169.254.169.254 is link-local" in resolved["message"]
+    accepted = condition(editor, GW + "policies/jwt/", "Accepted")
+    assert (accepted["status"], accepted["reason"]) == ("False", "Invalid")
+    assert "metadata is a cloud metadata name" in accepted["message"]
     assert "169.254.169.254" not in json.dumps(gateway.revisions.get().resources)
     store_unchecked("meta", ip("10.0.0.2"))  # fixed (as an older row would be, by PUT)
+    stored.spec["jwt"]["providers"][0]["remoteJWKS"]["uri"] = "https://idp.example/k"
+    stored.save(update_fields=["spec"])
     reconcile(gateway.pk)
-    body = editor.get(GW + "routes/meta/").json()
-    resolved = {c["type"]: c for c in body["status"]["conditions"]}["ResolvedRefs"]
-    assert resolved["status"] == "True"
+    assert condition(editor, GW + "routes/meta/", "ResolvedRefs")["status"] == "True"
+    assert condition(editor, GW + "policies/jwt/", "Accepted")["status"] == "True"
 
 
 @pytest.mark.parametrize(
