@@ -346,3 +346,21 @@ def test_a_malformed_egress_setting_stops_start_up_naming_it(name, value):
 
     result = django_check({name: value})
     assert result.returncode != 0 and name in result.stderr, result.stderr
+
+
+@override_settings(
+    GANTRY_EGRESS_PLATFORM_CIDRS=["10.244.0.0/16"],
+    GANTRY_EGRESS_DENIED_HOSTS=["vault.corp.example"],
+)
+def test_revisions_never_show_tenants_the_operators_egress_policy(org, editor):
+    make_gateway(editor)
+    response = editor.post(BACKENDS, {"name": "app", "spec": ip("10.1.0.1")}, format="json")
+    assert response.status_code == 202, response.content
+    route(editor, "web", "app", "/")
+    assert reconcile(org.tenant.gateways.get(name="edge").pk).result == "created"
+    viewer = org.client(Role.VIEWER)
+    revisions = viewer.get(GW + "revisions/").json()["results"]
+    detail = viewer.get(GW + f"revisions/{revisions[0]['number']}/").json()
+    text = json.dumps(detail)
+    assert "desiredState" in detail and "10.1.0.1" in text
+    assert "10.244.0.0" not in text and "vault.corp.example" not in text and "egress" not in text
