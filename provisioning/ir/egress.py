@@ -46,3 +46,21 @@ def jwks_refusals(spec: dict, policy: EgressPolicy | None) -> list[str]:
             path = f"spec.jwt.providers[{index}].remoteJWKS.uri"
             found.append(f"{path}: refused by the egress policy ({reason})")
     return found
+
+
+def refused_in_resources(resources: dict, policy: EgressPolicy) -> list[str]:
+    """``cluster: why`` for each endpoint of compiled resources (``Resources.as_dict()``, or a
+    stored revision's) the policy refuses: for configuration compiled under an older policy,
+    such as a revision a rollback would serve again."""
+    found = []
+    for cluster in resources.get("clusters", []):
+        assignment = cluster.get("load_assignment") or {}
+        for group in assignment.get("endpoints", []):
+            for item in group.get("lb_endpoints", []):
+                socket = item.get("endpoint", {}).get("address", {}).get("socket_address", {})
+                if "address" not in socket:
+                    continue
+                reason = policy.check(socket["address"], socket.get("port_value"))
+                if reason:
+                    found.append(f"{cluster.get('name')}: {reason}")
+    return found

@@ -364,3 +364,22 @@ def test_revisions_never_show_tenants_the_operators_egress_policy(org, editor):
     text = json.dumps(detail)
     assert "desiredState" in detail and "10.1.0.1" in text
     assert "10.244.0.0" not in text and "vault.corp.example" not in text and "egress" not in text
+
+
+def test_a_revision_compiled_before_the_policy_is_found_refused(org, editor):
+    """What a rollback would serve again: the stored revision's clusters are checked against
+    the policy of today (``refused_in_resources``)."""
+    from gateways.egress import current_policy
+    from provisioning.ir.egress import refused_in_resources
+
+    make_gateway(editor)
+    response = editor.post(BACKENDS, {"name": "app", "spec": ip("10.0.0.1")}, format="json")
+    assert response.status_code == 202, response.content
+    route(editor, "web", "app", "/")
+    gateway = org.tenant.gateways.get(name="edge")
+    assert reconcile(gateway.pk).result == "created"
+    old = json.loads(gateway.revisions.get().resources)
+    assert refused_in_resources(old, current_policy()) == []
+    with override_settings(GANTRY_EGRESS_DENIED_CIDRS=["10.0.0.0/8"]):
+        found = refused_in_resources(old, current_policy())
+    assert len(found) == 1 and "10.0.0.1 is in 10.0.0.0/8" in found[0]
