@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateways.egress import EgressPolicy
 from tests.kubernetes import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,3 +205,10 @@ def test_production_denies_gateways_loopback_and_the_platforms_cidrs():
     assert config["GANTRY_EGRESS_ALLOW_LOOPBACK"] == "false"
     cidrs = config["GANTRY_EGRESS_PLATFORM_CIDRS"].split(",")
     assert cidrs and all(ipaddress.ip_network(cidr) for cidr in cidrs)
+    policy = EgressPolicy.from_values(
+        platform_cidrs=cidrs, denied_hosts=config["GANTRY_EGRESS_DENIED_HOSTS"].split(",")
+    )
+    for host in ("gantry-xds.gantry.svc.cluster.local", "gantry-web.gantry", "kubernetes.default",
+                 "10.96.0.1", "10.244.1.20"):  # fmt: skip
+        assert policy.check(host, 443), host
+    assert policy.check("api.example.com", 443) is None
