@@ -13,6 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str, require
+from gateways.egress import parse_cidr, parse_name_pattern, parse_port_range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -242,6 +243,33 @@ CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {"task": "provisioning.reconcile_all", "schedule": timedelta(seconds=60)},
 }
+
+# The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.
+GANTRY_PORT = env_int("GANTRY_PORT", 8000, minimum=1)
+
+# Egress: where tenants' gateways may not send traffic (docs/security/egress.md). The safe
+# defaults (link-local, cloud metadata, localhost names, the platform's own ports) always apply.
+GANTRY_EGRESS_DENIED_CIDRS = env_list("GANTRY_EGRESS_DENIED_CIDRS")
+GANTRY_EGRESS_ALLOWED_CIDRS = env_list("GANTRY_EGRESS_ALLOWED_CIDRS")
+GANTRY_EGRESS_PLATFORM_CIDRS = env_list("GANTRY_EGRESS_PLATFORM_CIDRS")
+GANTRY_EGRESS_DENIED_HOSTS = env_list("GANTRY_EGRESS_DENIED_HOSTS")
+GANTRY_EGRESS_PLATFORM_PORTS = env_list("GANTRY_EGRESS_PLATFORM_PORTS")
+# Loopback backends (the README tour's `python3 -m http.server`) suit one machine running the
+# local runtime; on Kubernetes a pod's loopback is its own Envoy, so production denies them.
+GANTRY_EGRESS_ALLOW_LOOPBACK = env_bool("GANTRY_EGRESS_ALLOW_LOOPBACK", not PRODUCTION)
+_egress_checks = [
+    ("GANTRY_EGRESS_DENIED_CIDRS", GANTRY_EGRESS_DENIED_CIDRS, parse_cidr),
+    ("GANTRY_EGRESS_ALLOWED_CIDRS", GANTRY_EGRESS_ALLOWED_CIDRS, parse_cidr),
+    ("GANTRY_EGRESS_PLATFORM_CIDRS", GANTRY_EGRESS_PLATFORM_CIDRS, parse_cidr),
+    ("GANTRY_EGRESS_DENIED_HOSTS", GANTRY_EGRESS_DENIED_HOSTS, parse_name_pattern),
+    ("GANTRY_EGRESS_PLATFORM_PORTS", GANTRY_EGRESS_PLATFORM_PORTS, parse_port_range),
+]
+for _name, _values, _parse in _egress_checks:
+    for _value in _values:
+        try:
+            _parse(_value)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{_name}: {error}") from None
 
 # Delivery: where Envoy replicas find the xDS server, and the local runtime.
 GANTRY_XDS_ADDRESS = env_str("GANTRY_XDS_ADDRESS", "127.0.0.1")

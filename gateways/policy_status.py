@@ -10,13 +10,16 @@ from provisioning.ir.client_traffic import settle_ports
 from provisioning.ir.policies import ACCEPTED, Resolution, resolve
 
 
-def gateway_resolution(policies, routes: dict, listeners, consumers, backends=()) -> Resolution:
+def gateway_resolution(
+    policies, routes: dict, listeners, consumers, backends=(), refused=None, egress=None
+) -> Resolution:
     """``policies``: Policy rows of one gateway, in any order; ``routes``: route name → the
-    names of its rules; ``consumers``, ``backends``: the tenant's names."""
+    names of its rules; ``consumers``, ``backends``: the tenant's names; ``refused``,
+    ``egress``: backends the egress policy refuses (name → why), and that policy."""
     ordered = sorted(policies, key=lambda p: (p.created_at, p.name))
     specs = [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered]
     names = [listener["name"] for listener in listeners]
-    resolution = resolve(specs, routes, names, consumers, backends)
+    resolution = resolve(specs, routes, names, consumers, backends, refused, egress)
     return settle_ports(resolution, specs, listeners)
 
 

@@ -6,12 +6,14 @@
   or ``NoMatchingListenerHostname``.
 - ``ResolvedRefs``: every backend the route sends or mirrors requests to exists. Otherwise
   False, reason ``BackendNotFound``; requests for a missing backend are answered with 500.
+  A backend the egress policy refuses at translation (stored before the policy, or under a
+  laxer one) is ``RefNotPermitted``, and answered with 500 as well.
 
 Pure apart from the clock (``lastTransitionTime``): the services call it on every write that
 can change the answer.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from gateways.conditions import set_condition
 from gateways.validation.routes import referenced_backends
@@ -25,11 +27,13 @@ def route_status(
     listeners: list[dict],
     generation: int,
     previous_status: dict | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> dict:
+    """``refused``: backends the egress policy refuses (name → why), as translation found."""
     conditions = (previous_status or {}).get("conditions", [])
     attached, accepted = _accepted(spec, listeners)
     conditions = set_condition(conditions, "Accepted", *accepted, generation)
-    resolved = _resolved_refs(spec, set(existing_backend_names))
+    resolved = _resolved_refs(spec, set(existing_backend_names), refused or {})
     conditions = set_condition(conditions, "ResolvedRefs", *resolved, generation)
     return {
         "observedGeneration": generation,
@@ -82,8 +86,17 @@ def _accepted(spec: dict, listeners: list[dict]) -> tuple[list[str], tuple[str, 
     )
 
 
-def _resolved_refs(spec: dict, existing: set[str]) -> tuple[str, str, str]:
-    missing = [(path, name) for path, name in referenced_backends(spec) if name not in existing]
+def _resolved_refs(spec: dict, existing: set[str], refused: Mapping[str, str]):
+    refs = referenced_backends(spec)
+    denied = [(path, name) for path, name in refs if name in existing and name in refused]
+    if denied:
+        listed = "; ".join(
+            f"{path}: backend {name!r} is refused by the egress policy ({refused[name]})"
+            for path, name in denied[:MAX_LISTED]
+        )
+        why = f"{listed}. Requests for it are answered with 500 until it is changed."
+        return "False", "RefNotPermitted", why
+    missing = [(path, name) for path, name in refs if name not in existing]
     if not missing:
         return "True", "ResolvedRefs", "every referenced backend exists"
     listed = "; ".join(

@@ -5,6 +5,7 @@ policies' extAuth names, and the certificates its listeners serve or its backend
 Nothing here decides anything; the compiler does.
 """
 
+from gateways.egress import current_policy
 from gateways.models import Backend, Certificate, Credential, Gateway
 from provisioning.ir.build import DesiredState
 from provisioning.ir.ext_auth import named_backends
@@ -88,4 +89,5 @@ def load_desired_state(gateway_id: int) -> DesiredState:
         certificates=certificates,
         policies=policies,
         consumers=consumers_for(gateway.tenant, policies),
+        egress=current_policy(),
     )

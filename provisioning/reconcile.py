@@ -22,6 +22,7 @@ from gateways.services import common
 from provisioning import envoy, readiness, revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
+from provisioning.egress_status import refresh_refusals
 from provisioning.models import ConfigRevision, GatewayOperation, KubernetesPlacement
 from provisioning.runtimes.local import ports
 
@@ -127,6 +128,7 @@ def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
         started_at__lt=timezone.now() - INTERRUPTED_AFTER,
     ).update(state=GatewayOperation.State.FAILED, message="interrupted", finished_at=timezone.now())
     state = load_desired_state(gateway_id)
+    refresh_refusals(gateway, state)
     try:
         resources = compile_for(gateway, state)
     except ports.NoFreePort as error:

@@ -82,6 +82,8 @@ def desired_snapshot(state: DesiredState) -> dict:
     """The desired state as stored in a revision: certificates by fingerprint, never the key;
     credentials by keyed fingerprint."""
     snapshot = asdict(state)
+    # The operator's egress policy is no tenant's business (platform ranges and hosts).
+    snapshot.pop("egress", None)
     snapshot["certificates"] = {
         name: {
             "certificateSha256": fingerprint(cert["certificatePem"]),

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound
+from gateways.egress import current_policy
 from gateways.models import Gateway
 from gateways.services import common
 from provisioning import envoy, readiness, revisions
@@ -28,7 +29,9 @@ from provisioning.runtimes.local import ports
 from tenants import audit
 from tenants.audit import Actor
 
-SNAPSHOT_FIELDS = tuple(item.name for item in fields(DesiredState))
+# What a revision stores of its desired state (the egress policy is the operator's, applied as
+# it is today, never as it was).
+SNAPSHOT_FIELDS = tuple(item.name for item in fields(DesiredState) if item.name != "egress")
 VALIDATE_SECONDS = 30
 
 
@@ -58,6 +61,7 @@ def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
         certificates=certificates,
         policies=snapshot["policies"],
         consumers=consumers_for(gateway.tenant, snapshot["policies"]),
+        egress=current_policy(),
     )
 
 

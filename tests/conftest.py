@@ -151,6 +151,9 @@ def _local_port_range():
 
     from django.conf import settings as django_settings
 
-    low = random.SystemRandom().randrange(20000, 60000 - 300)
+    # Outside the kernel's ephemeral ports (32768-60999), which test servers bound to port 0
+    # get: the egress policy refuses backends on the runtime's ports.
+    starts = [*range(20000, 32768 - 300), *range(61000, 65536 - 300)]
+    low = random.SystemRandom().choice(starts)
     django_settings.GANTRY_LOCAL_PORT_RANGE = f"{low}-{low + 299}"
     yield

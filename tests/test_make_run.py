@@ -96,7 +96,9 @@ class Output:
 
 def port_window() -> str:
     """Gateway ports of their own, away from other tests' (as tests/conftest.py does)."""
-    low = random.SystemRandom().randrange(20000, 60000 - 100)
+    # Outside the kernel's ephemeral ports, which the tour's backend (bound to port 0) gets:
+    # gateways may not reach the runtime's own ports.
+    low = random.SystemRandom().choice([*range(20000, 32768 - 100), *range(61000, 65536 - 100)])
     return f"{low}-{low + 99}"
 
 

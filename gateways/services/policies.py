@@ -7,10 +7,13 @@ from django.db import transaction
 
 from config.api.versioning import merge_patch
 from config.errors import Conflict, ValidationFailed
+from gateways.egress import current_policy
 from gateways.models import Backend, Consumer, Gateway, Policy
 from gateways.policy_status import gateway_resolution, policy_status
 from gateways.services import common
 from gateways.validation.policies import validate_policy_kind, validate_policy_spec
+from provisioning.ir.egress import refused_backends
+from provisioning.ir.ext_auth import named_backends
 from provisioning.ir.policies import rule_names
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit
@@ -40,6 +43,9 @@ def refresh_policies(gateway: Gateway) -> None:
     policies = list(Policy.objects.select_for_update().filter(gateway=gateway).order_by("pk"))
     if not policies:
         return
+    egress = current_policy()
+    named = {name for policy in policies for _, name in named_backends(policy.spec)}
+    services = Backend.objects.filter(tenant_id=gateway.tenant_id, name__in=named)
     resolution = gateway_resolution(
         policies,
         rule_names(
@@ -51,6 +57,8 @@ def refresh_policies(gateway: Gateway) -> None:
         gateway.spec.get("listeners", []),
         set(Consumer.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
         set(Backend.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
+        refused_backends(dict(services.values_list("name", "spec")), egress),
+        egress,
     )
     for policy in policies:
         common.store_status(

@@ -1,13 +1,15 @@
 """Validation of backend specs (Envoy Gateway's ``Backend``, simplified).
 
 A backend's endpoints are all IP addresses (an Envoy STATIC cluster) or all DNS names (a
-STRICT_DNS cluster): Envoy has no cluster type that mixes them.
+STRICT_DNS cluster): Envoy has no cluster type that mixes them. Every endpoint must be one the
+operator's egress policy lets gateways reach (``gateways/egress.py``).
 """
 
 import ipaddress
 
 from rest_framework import serializers
 
+from gateways.egress import current_policy, loose_ipv4
 from gateways.validation.common import (
     PRECISE_HOSTNAME,
     PRECISE_HOSTNAME_MESSAGE,
@@ -48,7 +50,7 @@ class FQDNEndpointSerializer(StrictSerializer):
     def validate_hostname(self, value: str) -> str:
         if not PRECISE_HOSTNAME.fullmatch(value):
             raise serializers.ValidationError(PRECISE_HOSTNAME_MESSAGE)
-        if is_ip_address(value):
+        if is_ip_address(value) or loose_ipv4(value):
             raise serializers.ValidationError("is an IP address: use an ip endpoint instead")
         return value
 
@@ -97,6 +99,15 @@ class BackendSpecSerializer(StrictSerializer):
             if key in seen:
                 errors[index] = {this: [f"duplicates endpoints[{seen[key]}]"]}
             seen.setdefault(key, index)
+        policy = current_policy()
+        for index, endpoint in enumerate(endpoints):
+            if errors[index]:
+                continue
+            this = "ip" if "ip" in endpoint else "fqdn"
+            field = "address" if this == "ip" else "hostname"
+            reason = policy.check(endpoint[this][field], endpoint[this]["port"])
+            if reason:
+                errors[index] = {this: {field: [reason]}}
         if any(errors):
             raise serializers.ValidationError(errors)
         return endpoints

@@ -19,6 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from rest_framework import serializers
 
+from gateways.egress import current_policy
 from gateways.validation.backend_traffic import COOKIE_NAME, duration_field
 from gateways.validation.common import (
     HEADER_NAME,
@@ -255,8 +256,17 @@ def jwks_uri_field() -> serializers.CharField:
             raise serializers.ValidationError("the host must be a DNS name or an IP address")
         if port == 0:
             raise serializers.ValidationError("the port must be 1–65535")
-        if parsed.username or parsed.password or control_problem(value) or " " in value:
+        if (
+            parsed.username is not None
+            or parsed.password is not None
+            or control_problem(value)
+            or " " in value
+            or "\\" in value
+        ):
             raise serializers.ValidationError("must be a plain URI without credentials or spaces")
+        reason = current_policy().check_uri(value)
+        if reason:
+            raise serializers.ValidationError(reason)
 
     return serializers.CharField(trim_whitespace=False, max_length=2048, validators=[check])
 

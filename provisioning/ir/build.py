@@ -6,9 +6,11 @@ Gateway API says; the route's status conditions say why (computed where routes a
 
 from dataclasses import dataclass, field, replace
 
+from gateways.egress import EgressPolicy
 from provisioning.ir import hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
+from provisioning.ir.egress import without_refused
 from provisioning.ir.names import cluster_name
 from provisioning.ir.policy_build import PolicyPlan, split_variant
 from provisioning.ir.types import (
@@ -43,6 +45,8 @@ class DesiredState:
     policies: list[dict] = field(default_factory=list)  # {"name", "kind", "spec"}, oldest first
     # Consumers the policies name: name → {"apiKeys": [key], "basicAuth": [{"hash"}]} (secrets)
     consumers: dict[str, dict] = field(default_factory=dict, repr=False)
+    # Where gateways may send traffic; None: not checked here (the API checked it).
+    egress: EgressPolicy | None = None
 
 
 def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
@@ -261,8 +265,10 @@ def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tup
 
 
 def gateway_ir(state: DesiredState) -> GatewayIR:
+    state, refused = without_refused(state)  # refused backends are treated as missing
     listener_specs = state.spec.get("listeners", [])
-    plan = PolicyPlan(state, [spec["name"] for spec in listener_specs]) if state.policies else None
+    names = [spec["name"] for spec in listener_specs]
+    plan = PolicyPlan(state, names, refused) if state.policies else None
     listeners = tuple(build_listener(state, spec, plan) for spec in listener_specs)
     if plan is not None:
         listeners = attach_client_traffic(listeners, listener_specs, plan.resolution,

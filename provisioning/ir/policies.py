@@ -9,13 +9,15 @@ and by the policies' status, so a status says exactly what the gateway does.
   alphabetical order) wins; the other's target is ``Conflicted``.
 - A route or listener that does not exist: that target is ``TargetNotFound``.
 - A policy that cannot be translated (a SecurityPolicy naming a consumer, or an extAuth
-  backend, that does not exist) still holds its targets, so they fail closed (a direct 500)
+  backend, that does not exist, or an extAuth backend or remoteJWKS URI the egress policy
+  refuses) still holds its targets, so they fail closed (a direct 500)
   instead of falling back to a less specific policy; its targets are ``Invalid``.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from provisioning.ir.egress import jwks_refusals
 from provisioning.ir.ext_auth import named_backends
 
 ACCEPTED = "Accepted"
@@ -58,19 +60,27 @@ def named_consumers(spec: dict) -> list[tuple[str, str]]:
 
 
 def translation_problem(
-    policy: dict, consumers: Collection[str], backends: Collection[str] = ()
+    policy: dict,
+    consumers: Collection[str],
+    backends: Collection[str] = (),
+    refused: Mapping[str, str] | None = None,
+    egress=None,
 ) -> str | None:
-    """Why ``policy`` cannot be translated, or None."""
+    """Why ``policy`` cannot be translated, or None. ``refused``: backends the egress policy
+    refuses (name → why); ``egress``: the policy its remoteJWKS URIs are checked against."""
+    refused = refused or {}
     missing = [
         f"{path}: consumer {name!r} does not exist"
         for path, name in named_consumers(policy["spec"])
         if name not in consumers
     ]
-    missing += [
-        f"{path}: backend {name!r} does not exist"
-        for path, name in named_backends(policy["spec"])
-        if name not in backends
-    ]
+    for path, name in named_backends(policy["spec"]):
+        if name in refused:
+            missing.append(f"{path}: backend {name!r} is refused by the egress policy "
+                           f"({refused[name]})")  # fmt: skip
+        elif name not in backends:
+            missing.append(f"{path}: backend {name!r} does not exist")
+    missing += jwks_refusals(policy["spec"], egress)
     return "; ".join(missing) or None
 
 
@@ -123,13 +133,17 @@ def resolve(
     listener_names: Collection[str],
     consumers: Collection[str],
     backends: Collection[str] = (),
+    refused: Mapping[str, str] | None = None,
+    egress=None,
 ) -> Resolution:
     """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name); ``routes``:
     route name → its rule names (``rule_names``); ``backends``: the tenant's backends (those
-    the policies name, at least)."""
+    the policies name, at least); ``refused``, ``egress``: see ``translation_problem``."""
     claims: dict = {}
     results: dict = {}
-    problems = {p["name"]: translation_problem(p, consumers, backends) for p in policies}
+    problems = {
+        p["name"]: translation_problem(p, consumers, backends, refused, egress) for p in policies
+    }
     problems = {name: problem for name, problem in problems.items() if problem}
     for policy in policies:
         outcome = []

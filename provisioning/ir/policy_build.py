@@ -340,10 +340,11 @@ def split_variant(cluster: str) -> tuple[str, str] | None:
 class PolicyPlan:
     """The gateway's policies, resolved and translated once; applied route by route."""
 
-    def __init__(self, state, listener_names: list[str]):
+    def __init__(self, state, listener_names: list[str], refused: dict | None = None):
         self.resolution: Resolution = settle_ports(
             resolve(state.policies, rule_names(state.routes), listener_names,
-                    state.consumers.keys(), state.backends.keys()),
+                    state.consumers.keys(), state.backends.keys(),
+                    refused=refused or {}, egress=state.egress),
             state.policies, state.spec.get("listeners", []),
         )  # fmt: skip
         self.compiled: dict[str, Compiled] = {}

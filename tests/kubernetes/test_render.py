@@ -4,11 +4,13 @@ properties every rendered gateway must have whatever its spec."""
 
 import base64
 import copy
+import ipaddress
 import subprocess
 
 import pytest
 import yaml
 
+from gateways.egress import ALWAYS_DENIED_NETWORKS
 from provisioning.envoy import envoy_binary
 from provisioning.runtimes.kubernetes import names
 from provisioning.runtimes.kubernetes.render import render_gateway, render_tenant, to_yaml
@@ -180,3 +182,47 @@ def test_port_names_stay_unique_whatever_the_listeners_are_called():
     assert container_names == ["port-80", "port-443", "port-8080", "web", "ready"]
     service_names = [p["name"] for p in objects["Service"]["spec"]["ports"]]
     assert service_names == container_names[:-1]
+
+
+def _opens(block: dict, network) -> bool:
+    """Whether an ipBlock admits some address of ``network``."""
+    cidr = ipaddress.ip_network(block["cidr"])
+    if cidr.version != network.version or not cidr.overlaps(network):
+        return False
+    excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+    return not any(network.subnet_of(e) for e in excepted if e.version == network.version)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_no_backend_rule_opens_a_denied_range(case):
+    """Only the DNS and xDS rules may lead into the platform's ranges or the safe defaults'
+    ones; the operator's exceptions are the only other way in."""
+    cluster, _, gateway = load(case)
+    policy = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "NetworkPolicy")
+    denied = [n for n, _ in ALWAYS_DENIED_NETWORKS]
+    denied += [ipaddress.ip_network(c) for c in cluster.denied_cidrs]
+    allowed = [ipaddress.ip_network(c) for c in cluster.allowed_cidrs]
+    dns, xds, *backends = policy["spec"]["egress"]
+    assert "to" not in dns and {p["port"] for p in dns["ports"]} == {53}
+    assert xds["ports"] == [{"protocol": "TCP", "port": cluster.xds_port}]
+    for rule in backends:
+        assert rule["to"], rule  # never a port open to every address
+        for peer in rule["to"]:
+            block = peer["ipBlock"]
+            for network in denied:
+                if _opens(block, network):
+                    cidr = ipaddress.ip_network(block["cidr"])
+                    assert any(cidr.subnet_of(a) for a in allowed if a.version == cidr.version)
+                    assert not any(_opens(block, n) for n, _ in ALWAYS_DENIED_NETWORKS)
+
+
+def test_refused_backends_get_no_egress_and_exceptions_stay_open():
+    cluster, _, gateway = load("egress-policy")
+    policy = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "NetworkPolicy")
+    blocks = [peer["ipBlock"]["cidr"] for rule in policy["spec"]["egress"]
+              for peer in rule.get("to", [])]  # fmt: skip
+    assert "203.0.113.10/32" in blocks and "192.168.7.20/32" in blocks
+    for refused in ("10.244.3.9/32", "169.254.169.254/32", "192.168.1.5/32"):
+        assert refused not in blocks
+    assert not any("ffff" in block for block in blocks)
+    assert "10.96.0.40/32" in blocks  # the xDS server, inside the platform's service range

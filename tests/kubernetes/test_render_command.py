@@ -5,8 +5,10 @@ from io import StringIO
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from gateways import services as gateway_services
+from gateways.models import Backend, Policy
 from provisioning.models import KubernetesCluster, XdsCredential
 from tests.kubernetes import schemas
 from tests.kubernetes.conftest import ACTOR
@@ -62,6 +64,41 @@ def test_backends_of_the_routes_open_egress(org, k8s_gateway):
         "ports": [{"protocol": "TCP", "port": 9000}],
         "to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
     } in policy["spec"]["egress"]
+
+
+def egress_of(objects: list[dict]) -> list[dict]:
+    return next(
+        o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "envoy-edge"
+    )["spec"]["egress"]
+
+
+@override_settings(GANTRY_EGRESS_PLATFORM_CIDRS=["10.244.0.0/16"])
+def test_a_stored_refused_backend_opens_no_egress_and_the_platform_is_excepted(org, k8s_gateway):
+    """A row stored before the policy; extAuth services and JWKS hosts open egress too."""
+    backend = {"endpoints": [{"ip": {"address": "10.1.2.3", "port": 9000}}]}
+    for name in ("app", "meta", "auth"):
+        gateway_services.create_backend(ACTOR, org.tenant, name, backend)
+    Backend.objects.filter(name="meta").update(
+        spec={"endpoints": [{"ip": {"address": "10.244.0.7", "port": 8000}}]}
+    )
+    Backend.objects.filter(name="auth").update(
+        spec={"endpoints": [{"fqdn": {"hostname": "auth.example", "port": 8443}}]}
+    )
+    rules = [{"backendRefs": [{"name": "app"}]}, {"backendRefs": [{"name": "meta"}]}]
+    gateway_services.create_route(ACTOR, k8s_gateway, "web", {"rules": rules})
+    Policy.objects.create(gateway=k8s_gateway, name="guard", kind=Policy.Kind.SECURITY, spec={
+        "targetRefs": [{"kind": "Gateway", "name": "edge"}],
+        "extAuth": {"http": {"backendRefs": [{"name": "auth"}]}},
+        "jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https://idp.example/k"}}]},
+    })  # fmt: skip
+    egress = egress_of(render("--tenant", "acme", "--gateway", "edge"))
+    blocks = [peer["ipBlock"] for rule in egress for peer in rule.get("to", [])]
+    assert {"cidr": "10.1.2.3/32"} in blocks
+    assert not any(block["cidr"].startswith("10.244.") for block in blocks)
+    ports = {rule["ports"][0]["port"]: rule for rule in egress}
+    for port in (8443, 443):  # by name: anywhere but the denied ranges
+        assert "10.244.0.0/16" in ports[port]["to"][0]["ipBlock"]["except"]
+    assert 8000 not in ports
 
 
 def test_it_uses_the_named_cluster(org, k8s_gateway):

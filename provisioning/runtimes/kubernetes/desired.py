@@ -1,8 +1,12 @@
 """The rendering inputs of a tenant and a gateway, read from the database."""
 
+from urllib.parse import urlsplit
+
+from gateways.egress import current_policy
 from gateways.models import Backend, Gateway
 from gateways.sizes import SIZES
 from provisioning.desired import _backend_names
+from provisioning.ir.ext_auth import named_backends
 from provisioning.models import KubernetesCluster
 from provisioning.runtimes.kubernetes.inputs import (
     Autoscaling,
@@ -33,11 +37,14 @@ def cluster_for(tenant: Tenant, placed: KubernetesCluster | None = None) -> Kube
 
 
 def cluster_settings(cluster: KubernetesCluster) -> ClusterSettings:
+    egress = current_policy()
     return ClusterSettings(
         exposure=cluster.exposure,
         envoy_image=cluster.envoy_image,
         xds_address=cluster.xds_address,
         xds_port=cluster.xds_port,
+        denied_cidrs=tuple(str(network) for network in egress.denied_networks()),
+        allowed_cidrs=tuple(str(network) for network in egress.allowed_cidrs),
     )
 
 
@@ -60,15 +67,28 @@ def tenant_input(tenant: Tenant) -> TenantInput:
 
 
 def _backends(gateway: Gateway) -> tuple[BackendAddress, ...]:
+    """Where the gateway's Envoy connects: its routes' backends, its policies' extAuth
+    services and remote JWKS hosts; never an address the egress policy refuses."""
     routes = [{"spec": route.spec} for route in gateway.routes.all()]
+    policies = [policy.spec for policy in gateway.policies.all()]
+    names = _backend_names(routes) | {n for spec in policies for _, n in named_backends(spec)}
+    egress = current_policy()
     found = set()
-    for backend in Backend.objects.filter(tenant=gateway.tenant, name__in=_backend_names(routes)):
+    for backend in Backend.objects.filter(tenant=gateway.tenant, name__in=names):
         for endpoint in backend.spec.get("endpoints", []):
             target = endpoint.get("ip") or endpoint.get("fqdn") or {}
             host = target.get("address") or target.get("hostname")
             if host and target.get("port"):
                 found.add(BackendAddress(host=host, port=target["port"]))
-    return tuple(sorted(found, key=lambda b: (b.host, b.port)))
+    for spec in policies:
+        for provider in (spec.get("jwt") or {}).get("providers", []):
+            uri = (provider.get("remoteJWKS") or {}).get("uri")
+            if uri:
+                parsed = urlsplit(uri)
+                port = parsed.port or (443 if parsed.scheme == "https" else 80)
+                found.add(BackendAddress(host=parsed.hostname or "", port=port))
+    allowed = {b for b in found if b.host and egress.check(b.host, b.port) is None}
+    return tuple(sorted(allowed, key=lambda b: (b.host, b.port)))
 
 
 def _autoscaling(spec: dict) -> Autoscaling | None:

@@ -6,6 +6,7 @@ import ipaddress
 
 import yaml
 
+from gateways.egress import ALWAYS_DENIED_NETWORKS, EgressPolicy
 from provisioning.runtimes.kubernetes import envoy_pod, names
 from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInput
 
@@ -138,14 +139,73 @@ def _egress_rule(host: str, port: int) -> dict:
     return rule
 
 
+def _ranges(cluster: ClusterSettings) -> tuple[list, list]:
+    """(denied, allowed) networks: the safe defaults always among the denied."""
+    denied = [network for network, _ in ALWAYS_DENIED_NETWORKS]
+    denied += [ipaddress.ip_network(c, strict=False) for c in cluster.denied_cidrs]
+    allowed = [ipaddress.ip_network(c, strict=False) for c in cluster.allowed_cidrs]
+    return list(dict.fromkeys(denied)), allowed
+
+
+def _refused(host: str, cluster: ClusterSettings) -> bool:
+    """An IP backend the egress policy refuses (the API and translation refuse it too)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    policy = EgressPolicy.from_values(
+        denied_cidrs=cluster.denied_cidrs, allowed_cidrs=cluster.allowed_cidrs, allow_loopback=True
+    )
+    return policy.check(host) is not None
+
+
+def _block(cidr, excepted: list) -> dict:
+    inside = sorted(
+        (n for n in excepted if n.version == cidr.version and n != cidr and n.subnet_of(cidr)),
+        key=lambda n: (n.network_address, n.prefixlen),
+    )  # fmt: skip
+    block = {"cidr": str(cidr)}
+    if inside:
+        block["except"] = [str(n) for n in inside]
+    return {"ipBlock": block}
+
+
+def _anywhere_but_denied(cluster: ClusterSettings) -> list[dict]:
+    """Peers for a backend known by DNS name: any address outside the denied ranges (the
+    platform's among them), plus the operator's exceptions (outside the safe defaults)."""
+    denied, allowed = _ranges(cluster)
+    peers = [_block(ipaddress.ip_network(cidr), denied) for cidr in ("0.0.0.0/0", "::/0")]
+    for network in allowed:
+        covered = any(
+            network.version == d.version and network.subnet_of(d)
+            for d, _ in ALWAYS_DENIED_NETWORKS
+        )  # fmt: skip
+        if not covered:
+            peers.append(_block(network, [d for d, _ in ALWAYS_DENIED_NETWORKS]))
+    return peers
+
+
+def _backend_rule(host: str, port: int, cluster: ClusterSettings) -> dict:
+    rule = _egress_rule(host, port)
+    if "to" not in rule:
+        rule["to"] = _anywhere_but_denied(cluster)
+    return rule
+
+
 def network_policy(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
     """Admits the listener ports from anywhere; lets Envoy reach DNS, the xDS server and the
-    gateway's backends, and nothing else (the tenant's default-deny covers the rest)."""
+    gateway's backends, and nothing else (the tenant's default-deny covers the rest).
+
+    A backend by IP gets its /32 (/128), unless the egress policy refuses it; a backend by DNS
+    name, which may resolve anywhere, gets every address outside the denied ranges (the safe
+    defaults, the platform's CIDRs and the operator's denials) on its port."""
     ingress = [{"ports": [{"protocol": "TCP", "port": port} for port in gateway.ports]}]
     egress = [{"ports": DNS_PORTS}, _egress_rule(cluster.xds_address, cluster.xds_port)]
     seen = set()
     for backend in gateway.backends:
-        rule = _egress_rule(backend.host, backend.port)
+        if _refused(backend.host, cluster):
+            continue
+        rule = _backend_rule(backend.host, backend.port, cluster)
         key = repr(rule)
         if key not in seen:
             seen.add(key)

@@ -12,6 +12,10 @@ class ClusterSettings:
     envoy_image: str
     xds_address: str
     xds_port: int
+    # The egress policy's ranges (GANTRY_EGRESS_*): what gateways may never reach (the safe
+    # defaults are added whatever this says), and the operator's exceptions.
+    denied_cidrs: tuple[str, ...] = ()
+    allowed_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,54 @@
+"""Statuses when translation refuses an address under the egress policy: routes'
+``ResolvedRefs`` (a refused backend) and SecurityPolicies' ``Accepted`` (a refused extAuth
+backend or remoteJWKS URI).
+
+The API refuses such addresses, so this only happens to rows stored before the policy (or
+under a laxer one). The reconcile that compiled them says so on its gateway's routes and
+policies, with the gateway's lock held: the lock order every writer uses (gateway first).
+"""
+
+import json
+
+from gateways.models import Gateway
+from gateways.route_status import route_status
+from gateways.services.common import store_status
+from gateways.services.dependents import backend_names
+from gateways.services.policies import refresh_policies
+from gateways.validation.routes import referenced_backends
+from provisioning.ir.egress import jwks_refusals, refused_backends
+from provisioning.ir.ext_auth import named_backends
+
+
+def refresh_refusals(gateway: Gateway, state) -> None:
+    """``gateway``: locked by the caller; ``state``: its desired state, as compiled."""
+    refused = refused_backends(state.backends, state.egress)
+    _refresh_routes(gateway, refused)
+    if _policies_concerned(gateway, state, refused):
+        refresh_policies(gateway)
+
+
+def _policies_concerned(gateway: Gateway, state, refused: dict) -> bool:
+    """Whether a policy names a refused address, or its status still says one was."""
+    for policy in state.policies:
+        spec = policy["spec"]
+        if any(name in refused for _, name in named_backends(spec)):
+            return True
+        if jwks_refusals(spec, state.egress):
+            return True
+    statuses = gateway.policies.values_list("status", flat=True)
+    return any("egress policy" in json.dumps(status) for status in statuses)
+
+
+def _refresh_routes(gateway: Gateway, refused: dict) -> None:
+    routes = gateway.routes.select_for_update().order_by("pk")
+    names = None
+    for route in routes:
+        used = {name for _, name in referenced_backends(route.spec)}
+        conditions = route.status.get("conditions", [])
+        flagged = any(c.get("reason") == "RefNotPermitted" for c in conditions)
+        if not (used & refused.keys()) and not flagged:
+            continue
+        names = names if names is not None else backend_names(gateway.tenant)
+        listeners = gateway.spec.get("listeners", [])
+        store_status(route, route_status(route.spec, names, listeners, route.generation,
+                                         route.status, refused))  # fmt: skip
