@@ -51,7 +51,7 @@ def jwks_refusals(spec: dict, policy: EgressPolicy | None) -> list[str]:
 def refused_in_resources(resources: dict, policy: EgressPolicy) -> list[str]:
     """``cluster: why`` for each endpoint of compiled resources (``Resources.as_dict()``, or a
     stored revision's) the policy refuses: for configuration compiled under an older policy,
-    such as a revision a rollback would serve again."""
+    such as a stored revision (a rollback compiles again, under today's policy)."""
     found = []
     for cluster in resources.get("clusters", []):
         assignment = cluster.get("load_assignment") or {}

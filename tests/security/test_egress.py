@@ -366,9 +366,10 @@ def test_revisions_never_show_tenants_the_operators_egress_policy(org, editor):
     assert "10.244.0.0" not in text and "vault.corp.example" not in text and "egress" not in text
 
 
-def test_a_revision_compiled_before_the_policy_is_found_refused(org, editor):
-    """What a rollback would serve again: the stored revision's clusters are checked against
-    the policy of today (``refused_in_resources``)."""
+def test_a_rollback_never_brings_back_an_address_the_policy_now_refuses(org, editor):
+    """Revision 1 sent to 10.0.0.1; the operator then refuses 10.0.0.0/8. A rollback to
+    revision 1 restores its routing under today's policy: the address is not in the compiled
+    config (the route fails closed), while the stored revision 1 still holds it."""
     from gateways.egress import current_policy
     from provisioning.ir.egress import refused_in_resources
 
@@ -378,8 +379,17 @@ def test_a_revision_compiled_before_the_policy_is_found_refused(org, editor):
     route(editor, "web", "app", "/")
     gateway = org.tenant.gateways.get(name="edge")
     assert reconcile(gateway.pk).result == "created"
-    old = json.loads(gateway.revisions.get().resources)
-    assert refused_in_resources(old, current_policy()) == []
+    editor.delete(GW + "routes/web/")
+    assert reconcile(gateway.pk).result == "created"
+    first = json.loads(gateway.revisions.get(number=1).resources)
     with override_settings(GANTRY_EGRESS_DENIED_CIDRS=["10.0.0.0/8"]):
-        found = refused_in_resources(old, current_policy())
-    assert len(found) == 1 and "10.0.0.1 is in 10.0.0.0/8" in found[0]
+        assert len(refused_in_resources(first, current_policy())) == 1
+        response = editor.post(GW + "revisions/1/rollback/")
+        assert response.status_code == 202, response.content
+        restored = gateway.revisions.get(current=True)
+        assert restored.restored_from == 1
+        resources = json.loads(restored.resources)
+        assert refused_in_resources(resources, current_policy()) == []
+    assert "10.0.0.1" not in restored.resources
+    served = json.dumps([resources["routes"], resources["listeners"]])
+    assert '"direct_response": {"status": 500' in served  # the route fails closed

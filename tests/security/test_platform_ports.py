@@ -123,7 +123,21 @@ def probe_rules(ports) -> tuple[dict, list]:
     return backends, rules
 
 
-def test_no_envoy_admin_of_the_platform_is_reachable_from_a_tenants_gateway(stack, upstream):
+@pytest.fixture
+def no_egress_policy(monkeypatch):
+    """An operator who let gateways reach every port of this host: the admins must stay out of
+    reach by themselves, not only because the egress policy refuses the platform's ports."""
+    from gateways.egress import EgressPolicy
+    from gateways.validation import backends
+    from provisioning import desired
+
+    for module in (backends, desired):
+        monkeypatch.setattr(module, "current_policy", lambda: EgressPolicy(allow_loopback=True))
+
+
+def test_no_envoy_admin_of_the_platform_is_reachable_from_a_tenants_gateway(
+    stack, upstream, no_egress_policy
+):
     acme = make_org("acme").tenant
     victim = make_gateway(
         acme, "edge", 2, {"app": upstream.backend()}, [{"backendRefs": [{"name": "app"}]}]
