@@ -238,9 +238,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# The periodic heal: every gateway reconciled this often (a lost or crashed task converges).
+GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
-    "reconcile-all": {"task": "provisioning.reconcile_all", "schedule": timedelta(seconds=60)},
+    "reconcile-all": {
+        "task": "provisioning.reconcile_all",
+        "schedule": timedelta(seconds=GANTRY_RECONCILE_ALL_SECONDS),
+    },
 }
 
 # Delivery: where Envoy replicas find the xDS server, and the local runtime.
