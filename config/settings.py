@@ -202,15 +202,18 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
-    # The embedded broker: messages are files under var/broker, polled every 50 ms.
+    # The embedded broker: messages are files under var/broker, polled every 50 ms; a message a
+    # worker took stays under claims/ until acknowledged (config/broker.py).
     _BROKER_DIR = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "control_folder": str(_BROKER_DIR / "control"),
+        "claims_folder": str(_BROKER_DIR / "claims"),
         "polling_interval": 0.05,
     }
-    for _folder in ("queue", "control"):  # producers and consumers both need them to exist
+    # Producers and consumers both need them to exist.
+    for _folder in ("queue", "control", "claims"):
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -4,9 +4,12 @@ Envoy replicas report to the xDS servers.
 A replica *runs* a revision when it has a stream open (``ReplicaConnection``) and has ACKed
 that revision's version for every resource type it holds (``ReplicaStatus``). Then:
 
-- ``Programmed`` is ``True`` when every desired replica runs the current revision;
-  ``False``/``Invalid`` while the newest revision is rejected (by validation or by an Envoy
-  NACK; the last good one keeps being served); otherwise ``False``/``Pending``.
+- ``Programmed`` is ``True`` when every desired replica runs the current revision and that
+  revision was compiled from the gateway's current ``generation`` (``status.observedGeneration``,
+  which reconcile stores with the revision: a change whose reconcile has not run yet, or
+  whose worker died, is not programmed); ``False``/``Invalid`` while the newest revision is
+  rejected (by validation or by an Envoy NACK; the last good one keeps being served);
+  otherwise ``False``/``Pending``.
 - ``phase`` says how the gateway serves: ``Ready`` (every desired replica runs the current
   revision — and, on Kubernetes, the cluster reports the Deployment available and the Service
   addressed: its ``Ready`` condition), ``Degraded`` (fewer do, after the gateway had been
@@ -53,10 +56,12 @@ def assess(
     nodes: dict[str, list[tuple[str, str]]],
     previous_phase: str,
     cluster_available: bool = True,
+    uncompiled: int | None = None,
 ) -> Assessment:
     """``current``: (number, hash) of the served revision; ``rejected``: (number, message) when
     the newest revision is rejected; ``cluster_available``: for Kubernetes gateways, whether the
-    cluster reports the Deployment available and the Service addressed."""
+    cluster reports the Deployment available and the Service addressed; ``uncompiled``: the
+    gateway's generation when no revision was compiled from it yet."""
     ready = replicas_running(current[1], nodes) if current else 0
     if ready >= desired and cluster_available:
         phase = "Ready"
@@ -68,6 +73,9 @@ def assess(
         programmed = ("False", "Invalid", f"revision {rejected[0]} was rejected: {rejected[1]}")
     elif current is None:
         programmed = ("False", "Pending", "waiting for a valid config revision")
+    elif uncompiled is not None:
+        programmed = ("False", "Pending", f"generation {uncompiled} is not compiled yet; {ready} "
+                      f"of {desired} replicas run revision {current[0]}")  # fmt: skip
     elif ready >= desired:
         programmed = ("True", "Programmed", f"{ready} of {desired} replicas run revision "
                       f"{current[0]}")  # fmt: skip
@@ -104,6 +112,7 @@ def refresh(gateway_id: int) -> Assessment | None:
         rejected = None
         if latest and latest[1] == ConfigRevision.State.REJECTED:
             rejected = (latest[0], latest[2])
+        compiled = gateway.status.get("observedGeneration", 0) >= gateway.generation
         scaling = gateway.spec.get("autoscaling")
         cluster_available = True
         if gateway.spec.get("runtime") == "kubernetes":
@@ -118,6 +127,7 @@ def refresh(gateway_id: int) -> Assessment | None:
             _nodes(gateway_id),
             gateway.status.get("phase", "Pending"),
             cluster_available,
+            None if compiled else gateway.generation,
         )
         status = dict(gateway.status)
         status["phase"] = result.phase

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export GANTRY_DATA_DIR="${GANTRY_DATA_DIR:-$PWD/var}"
 export GANTRY_PORT="${GANTRY_PORT:-8000}"
 export GANTRY_XDS_PORT="${GANTRY_XDS_PORT:-18000}"
-mkdir -p "$GANTRY_DATA_DIR/broker/queue" "$GANTRY_DATA_DIR/broker/control" "$GANTRY_DATA_DIR/static"
+mkdir -p "$GANTRY_DATA_DIR/broker/queue" "$GANTRY_DATA_DIR/broker/control" \
+  "$GANTRY_DATA_DIR/broker/claims" "$GANTRY_DATA_DIR/static"
 
 env_file="$GANTRY_DATA_DIR/dev.env"
 if [ ! -f "$env_file" ]; then
