@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the embedded default. SQLite and a file-based Celery broker under var/, secrets
-# generated once into var/dev.env, the demo tenant, then every process under one supervisor.
+# generated once into var/dev.env, the demo tenant, then every process under one supervisor
+# (scripts/supervise.py: a process that dies is restarted, the others keep running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,6 @@ set +a
 echo
 echo "  Gantry console and API: http://127.0.0.1:$GANTRY_PORT/  (API docs: /api/v1/docs/)"
 echo "  Gateways listen on 127.0.0.1, ports ${GANTRY_LOCAL_PORT_RANGE:-20000-29999}; xDS on :$GANTRY_XDS_PORT"
-echo "  Ctrl-C stops everything."
+echo "  A process that exits is restarted; Ctrl-C stops everything."
 echo
-exec .venv/bin/honcho -f Procfile.dev start
+exec .venv/bin/python scripts/supervise.py -f Procfile.dev --grace "${GANTRY_STOP_GRACE_SECONDS:-10}"
