@@ -57,6 +57,14 @@ def parse_procfile(text: str) -> list[tuple[str, str]]:
     return entries
 
 
+def shell_command(command: str) -> str:
+    """What ``sh -c`` runs: the shell expands ${VARIABLES} as a Procfile expects, then, for a
+    simple command, becomes it (``exec``), so the pid shown and signalled is the program's."""
+    if re.search(r"[;&|<>()`\n]|\$\(", command):
+        return command
+    return f"exec {command}"
+
+
 def next_delay(previous: float, ran_for: float) -> float:
     """The wait before the next start: doubling while the process keeps failing, from 1 s to
     30 s; back to 1 s after a run of ``STABLE_AFTER`` seconds."""
@@ -82,8 +90,7 @@ class Child:
         return f"{self.name}.1"
 
     def start(self) -> None:
-        # The shell expands ${VARIABLES} as a Procfile expects (and becomes a simple command).
-        argv = ["/bin/sh", "-c", self.command]
+        argv = ["/bin/sh", "-c", shell_command(self.command)]
         setpriv = shutil.which("setpriv")
         if setpriv:
             argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]

@@ -351,10 +351,11 @@ def test_the_supervisor_restarts_a_process_that_exits_and_never_stops_the_others
         "steady: echo steady $$; exec sleep 600\n"
         "flaky: echo flaky ${MARK}; exit 3\n"
         "stubborn: trap '' TERM; echo stubborn $$; while :; do sleep 0.1; done\n"
+        "simple: sleep ${NAP}\n"
     )
     proc = subprocess.Popen(
         [PYTHON, SUPERVISE, "-f", str(procfile), "--grace", "2"], cwd=tmp_path,
-        env={**os.environ, "MARK": "expanded", "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "MARK": "expanded", "NAP": "600", "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     output = Output(proc.stdout)
@@ -362,6 +363,9 @@ def test_the_supervisor_restarts_a_process_that_exits_and_never_stops_the_others
         steady = int(output.wait_for(r"steady\.1 +\| steady (\d+)$", 10).group(1))
         stubborn = int(output.wait_for(r"stubborn\.1 +\| stubborn (\d+)$", 10).group(1))
         output.wait_for(r"flaky\.1 +\| flaky expanded$", 10)
+        # A simple command is the process started (and signalled), not a shell around it.
+        simple = int(output.wait_for(r"simple\.1 +\| started with pid (\d+)$", 10).group(1))
+        assert Path(f"/proc/{simple}/cmdline").read_bytes() == b"sleep\x00600\x00"
         # 1, 2 then 4 seconds between starts: three exits within ~4 s, the fourth start later.
         output.wait_for(r"flaky\.1 .*exited with code 3 .*restarting in 4s", 15)
         assert re.search(r"flaky\.1 .*restarting in 1s", output.text())
@@ -373,7 +377,7 @@ def test_the_supervisor_restarts_a_process_that_exits_and_never_stops_the_others
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
         output.join(timeout=5)
-        assert not alive(steady) and not alive(stubborn)
+        assert not alive(steady) and not alive(stubborn) and not alive(simple)
         assert "SIGTERM received" in output.text()
         assert re.search(r"stubborn\.1 .*still running after 2s: SIGKILL", output.text())
     finally:
