@@ -1,5 +1,6 @@
 """A real Celery worker, over the real Redis broker, runs the periodic tasks against the real
-database: no eager mode, so serialisation and transaction visibility are exercised."""
+database, and a real beat sends them: no eager mode, so serialisation, task options and
+transaction visibility are exercised."""
 
 import os
 import subprocess
