@@ -135,7 +135,7 @@ class Child:
 class Supervisor:
     def __init__(self, entries: list[tuple[str, str]], grace: float):
         self.children = [Child(name, command) for name, command in entries]
-        _width[0] = max(len(child.label) for child in self.children + [Child("system", "")])
+        _width[0] = max(len("system"), *(len(child.label) for child in self.children))
         self.grace = grace
         self.stopping: str | None = None
 

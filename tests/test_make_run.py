@@ -365,7 +365,9 @@ def test_the_supervisor_restarts_a_process_that_exits_and_never_stops_the_others
         output.wait_for(r"flaky\.1 +\| flaky expanded$", 10)
         # A simple command is the process started (and signalled), not a shell around it.
         simple = int(output.wait_for(r"simple\.1 +\| started with pid (\d+)$", 10).group(1))
-        assert Path(f"/proc/{simple}/cmdline").read_bytes() == b"sleep\x00600\x00"
+        cmdline = Path(f"/proc/{simple}/cmdline")
+        wait_until(lambda: cmdline.read_bytes() == b"sleep\x00600\x00", 5,
+                   "the shell replaced by the command", output)  # fmt: skip
         # 1, 2 then 4 seconds between starts: three exits within ~4 s, the fourth start later.
         output.wait_for(r"flaky\.1 .*exited with code 3 .*restarting in 4s", 15)
         assert re.search(r"flaky\.1 .*restarting in 1s", output.text())
