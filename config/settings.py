@@ -203,15 +203,18 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
-    # The embedded broker: messages are files under var/broker, polled every 50 ms.
+    # The embedded broker: messages are files under var/broker, polled every 50 ms; a message a
+    # worker took stays under claims/ until acknowledged (config/broker.py).
     _BROKER_DIR = DATA_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "control_folder": str(_BROKER_DIR / "control"),
+        "claims_folder": str(_BROKER_DIR / "claims"),
         "polling_interval": 0.05,
     }
-    for _folder in ("queue", "control"):  # producers and consumers both need them to exist
+    # Producers and consumers both need them to exist.
+    for _folder in ("queue", "control", "claims"):
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -239,9 +242,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# The periodic heal: every gateway reconciled this often (a lost or crashed task converges).
+GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
-    "reconcile-all": {"task": "provisioning.reconcile_all", "schedule": timedelta(seconds=60)},
+    "reconcile-all": {
+        "task": "provisioning.reconcile_all",
+        "schedule": timedelta(seconds=GANTRY_RECONCILE_ALL_SECONDS),
+    },
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.

@@ -4,11 +4,14 @@ Envoy replicas report to the xDS servers.
 A replica *runs* a revision when it has a stream open (``ReplicaConnection``) and has ACKed
 that revision's version for every resource type it holds (``ReplicaStatus``). Then:
 
-- ``Programmed`` is ``True`` when every desired replica runs the current revision;
-  ``False``/``Invalid`` while the newest revision is rejected by validation (the last good one
-  keeps being served); ``False``/``Rejected`` while a connected replica NACKs the current
-  revision (naming the replica and Envoy's message: that replica keeps serving what it had,
-  and nothing is rolled back on its word); otherwise ``False``/``Pending``.
+- ``Programmed`` is ``True`` when every desired replica runs the current revision and that
+  revision was compiled from the gateway's current ``generation`` (``status.observedGeneration``,
+  which reconcile stores with the revision: a change whose reconcile has not run yet, or
+  whose worker died, is not programmed); ``False``/``Invalid`` while the newest revision is
+  rejected by validation (the last good one keeps being served); ``False``/``Rejected`` while
+  a connected replica NACKs the current revision (naming the replica and Envoy's message: that
+  replica keeps serving what it had, and nothing is rolled back on its word); otherwise
+  ``False``/``Pending``.
 - ``phase`` says how the gateway serves: ``Ready`` (every desired replica runs the current
   revision — and, on Kubernetes, the cluster reports the Deployment available and the Service
   addressed: its ``Ready`` condition), ``Degraded`` (fewer do, after the gateway had been
@@ -56,11 +59,13 @@ def assess(
     previous_phase: str,
     cluster_available: bool = True,
     nacked: tuple[str, str] | None = None,
+    uncompiled: int | None = None,
 ) -> Assessment:
     """``current``: (number, hash) of the served revision; ``rejected``: (number, message) when
     the newest revision is rejected; ``cluster_available``: for Kubernetes gateways, whether the
     cluster reports the Deployment available and the Service addressed; ``nacked``: (node id,
-    Envoy's message) of a connected replica that rejected the current revision."""
+    Envoy's message) of a connected replica that rejected the current revision; ``uncompiled``:
+    the gateway's generation when no revision was compiled from it yet."""
     ready = replicas_running(current[1], nodes) if current else 0
     if ready >= desired and cluster_available:
         phase = "Ready"
@@ -75,6 +80,9 @@ def assess(
     elif nacked is not None:
         programmed = ("False", "Rejected", f"replica {nacked[0]} rejected revision {current[0]} "
                       f"and keeps serving what it had: {nacked[1]}")  # fmt: skip
+    elif uncompiled is not None:
+        programmed = ("False", "Pending", f"generation {uncompiled} is not compiled yet; {ready} "
+                      f"of {desired} replicas run revision {current[0]}")  # fmt: skip
     elif ready >= desired:
         programmed = ("True", "Programmed", f"{ready} of {desired} replicas run revision "
                       f"{current[0]}")  # fmt: skip
@@ -123,6 +131,7 @@ def refresh(gateway_id: int) -> Assessment | None:
         rejected = None
         if latest and latest[1] == ConfigRevision.State.REJECTED:
             rejected = (latest[0], latest[2])
+        compiled = gateway.status.get("observedGeneration", 0) >= gateway.generation
         scaling = gateway.spec.get("autoscaling")
         cluster_available = True
         if gateway.spec.get("runtime") == "kubernetes":
@@ -139,6 +148,7 @@ def refresh(gateway_id: int) -> Assessment | None:
             gateway.status.get("phase", "Pending"),
             cluster_available,
             _nacked(gateway_id, nodes, current[1]) if current and nodes else None,
+            None if compiled else gateway.generation,
         )
         status = dict(gateway.status)
         status["phase"] = result.phase

@@ -39,9 +39,14 @@ def reconcile_gateway(
     return outcome.result
 
 
-@shared_task(name="provisioning.reconcile_all", ignore_result=True, time_limit=120)
+# Its limits are its own and consistent (soft below hard): a soft limit above the hard one, as
+# the global default would give, makes every send from beat fail with a ValueError.
+@shared_task(
+    name="provisioning.reconcile_all", ignore_result=True, time_limit=120, soft_time_limit=100
+)
 def reconcile_all() -> int:
-    """The periodic heal: one reconcile per gateway, so a lost message or drift converges."""
+    """The periodic heal (beat, every ``GANTRY_RECONCILE_ALL_SECONDS``): one reconcile per
+    gateway, so a lost message, a crashed worker or drift converges."""
     count = 0
     for gateway_id in Gateway.objects.values_list("pk", flat=True).iterator():
         send_reconcile(gateway_id, record_unchanged=False)

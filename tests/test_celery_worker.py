@@ -1,5 +1,6 @@
 """A real Celery worker, over the real Redis broker, runs the periodic tasks against the real
-database: no eager mode, so serialisation and transaction visibility are exercised."""
+database, and a real beat sends them: no eager mode, so serialisation, task options and
+transaction visibility are exercised."""
 
 import os
 import subprocess
@@ -53,3 +54,66 @@ def test_a_worker_prunes_old_audit_events(org):
         worker.terminate()
         output, _ = worker.communicate(timeout=20)
     assert "pruned" in output
+
+
+def start(command: list[str], env: dict, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", *command, "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_heals_a_gateway_whose_reconcile_message_was_lost(org, tmp_path, monkeypatch):
+    """The desired state is written but no message sent (as when a broker loses it): a real
+    beat, with a one-second heal, sends reconcile_all; a real worker turns it into a revision."""
+    from gateways import services
+    from provisioning import tasks
+    from provisioning.models import ConfigRevision, GatewayOperation
+    from tests.delivery.helpers import ACTOR
+
+    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)  # lost
+    gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
+    assert not ConfigRevision.objects.filter(gateway=gateway).exists()
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
+        ),
+        "CELERY_BROKER_URL": settings.REDIS_URL,
+        "GANTRY_CELERY_QUEUE": f"gantry-test-{os.urandom(4).hex()}",
+        "GANTRY_DATA_DIR": str(tmp_path),  # beat's schedule file
+        "GANTRY_RECONCILE_ALL_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "beat")}
+    with logs["worker"].open("wb") as worker_log, logs["beat"].open("wb") as beat_log:
+        worker = start(["worker", "--pool", "solo", "--without-mingle", "--without-gossip",
+                        "--without-heartbeat"], env, worker_log)  # fmt: skip
+        beat = start(["beat", "--schedule", str(tmp_path / "schedule")], env, beat_log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if ConfigRevision.objects.filter(gateway=gateway, current=True).exists():
+                break
+            assert beat.poll() is None and worker.poll() is None, "beat or the worker died"
+            time.sleep(0.2)
+        revision = ConfigRevision.objects.filter(gateway=gateway, current=True).first()
+        output = "\n".join(f"--- {name}\n{log.read_text()[-4000:]}" for name, log in logs.items())
+        assert revision is not None, f"no revision from the heal:\n{output}"
+        assert revision.state == "valid" and revision.created_by == "system:reconcile"
+        assert GatewayOperation.objects.filter(gateway=gateway, revision=revision).exists()
+    finally:
+        for process in (beat, worker):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+    beat_output = logs["beat"].read_text()
+    assert "Sending due task reconcile-all (provisioning.reconcile_all)" in beat_output
+    assert "Traceback" not in beat_output and "ValueError" not in beat_output, beat_output
+    assert "Task provisioning.reconcile_all[" in logs["worker"].read_text()

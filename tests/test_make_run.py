@@ -5,7 +5,8 @@ private GANTRY_DATA_DIR, a free port. The web answers, the printed admin passwor
 made with manage.py works against the API, the Celery worker consumes a task from the embedded
 broker, the README tour works (a gateway, a backend and a route through the API, a request
 through the gateway's Envoy, a route change served), and Ctrl-C (SIGINT to the foreground process
-group) stops every process it started, Envoys included.
+group) stops every process it started, Envoys included. The supervisor (scripts/supervise.py)
+restarts a process that exits, with a growing delay, and never stops the others for it.
 """
 
 import contextlib
@@ -152,9 +153,9 @@ def http_get_or_none(url: str) -> int | None:
 def our_processes(data_dir: Path, port: int) -> list[tuple[int, str]]:
     """Live processes (pid, command line) that run.sh started: they carry our data dir or port.
 
-    Honcho starts each Procfile process in its own session, so the process group alone would
-    miss them; the environment (GANTRY_DATA_DIR) finds the Celery ones, whose command lines
-    name neither.
+    The supervisor starts each Procfile process in its own session, so the process group alone
+    would miss them; the environment (GANTRY_DATA_DIR) finds the Celery ones, whose command
+    lines name neither.
     """
     marks = (str(data_dir).encode(), f"127.0.0.1:{port}".encode())
     env_mark = f"GANTRY_DATA_DIR={data_dir}".encode()
@@ -330,3 +331,60 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
         if not output._thread.is_alive():
             proc.stdout.close()
     assert time.monotonic() - started < 60, "make run's smoke test should stay under a minute"
+
+
+SUPERVISE = str(REPO / "scripts" / "supervise.py")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie is gone too
+        return handle.read().split(") ")[1][0] != "Z"
+
+
+@pytest.mark.slow
+def test_the_supervisor_restarts_a_process_that_exits_and_never_stops_the_others(tmp_path):
+    procfile = tmp_path / "Procfile"
+    # "steady" runs until stopped; "flaky" exits at once, every time; "stubborn" ignores SIGTERM.
+    procfile.write_text(
+        "steady: echo steady $$; exec sleep 600\n"
+        "flaky: echo flaky ${MARK}; exit 3\n"
+        "stubborn: trap '' TERM; echo stubborn $$; while :; do sleep 0.1; done\n"
+        "simple: sleep ${NAP}\n"
+    )
+    proc = subprocess.Popen(
+        [PYTHON, SUPERVISE, "-f", str(procfile), "--grace", "2"], cwd=tmp_path,
+        env={**os.environ, "MARK": "expanded", "NAP": "600", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    output = Output(proc.stdout)
+    try:
+        steady = int(output.wait_for(r"steady\.1 +\| steady (\d+)$", 10).group(1))
+        stubborn = int(output.wait_for(r"stubborn\.1 +\| stubborn (\d+)$", 10).group(1))
+        output.wait_for(r"flaky\.1 +\| flaky expanded$", 10)
+        # A simple command is the process started (and signalled), not a shell around it.
+        simple = int(output.wait_for(r"simple\.1 +\| started with pid (\d+)$", 10).group(1))
+        cmdline = Path(f"/proc/{simple}/cmdline")
+        wait_until(lambda: cmdline.read_bytes() == b"sleep\x00600\x00", 5,
+                   "the shell replaced by the command", output)  # fmt: skip
+        # 1, 2 then 4 seconds between starts: three exits within ~4 s, the fourth start later.
+        output.wait_for(r"flaky\.1 .*exited with code 3 .*restarting in 4s", 15)
+        assert re.search(r"flaky\.1 .*restarting in 1s", output.text())
+        assert re.search(r"flaky\.1 .*restarting in 2s", output.text())
+        assert alive(steady) and alive(stubborn), "the others keep running"
+        assert f"started with pid {steady}" in output.text()
+        assert len(re.findall(r"steady\.1 +\| started with pid", output.text())) == 1
+
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        output.join(timeout=5)
+        assert not alive(steady) and not alive(stubborn) and not alive(simple)
+        assert "SIGTERM received" in output.text()
+        assert re.search(r"stubborn\.1 .*still running after 2s: SIGKILL", output.text())
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
