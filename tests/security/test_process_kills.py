@@ -211,7 +211,6 @@ def test_killing_a_platform_process_fails_no_request_and_it_comes_back(stack, na
     kill_under_traffic(stack, name)
 
 
-@pytest.mark.skip(reason="needs replicas that outlive the agent")
 def test_killing_the_runtime_agent_fails_no_request_and_the_next_agent_adopts_the_replicas(
     stack,
 ):
