@@ -163,6 +163,8 @@ GANTRY_API_RATE = env_str("GANTRY_API_RATE", "1200/minute")
 GANTRY_AUDIT_RETENTION_DAYS = env_int("GANTRY_AUDIT_RETENTION_DAYS", 400, minimum=1)
 GANTRY_DEFAULT_PLAN = env_str("GANTRY_DEFAULT_PLAN", "standard")
 GANTRY_TOKEN_DEFAULT_TTL_DAYS = env_int("GANTRY_TOKEN_DEFAULT_TTL_DAYS", 0)
+# The largest request body accepted (API and console): larger ones get 413 naming the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("GANTRY_MAX_REQUEST_BYTES", 2_621_440, minimum=1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -180,7 +182,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.api.parsers.JSONParser",
         "config.api.parsers.MergePatchParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from config.errors import GantryError
@@ -77,6 +78,7 @@ def _consume_form_nonce(request, nonce: str) -> bool:
     return True
 
 
+@never_cache  # the answer to a POST shows a new token's secret: no cache may keep it
 @login_required
 def tokens(request, tenant):
     access = resolve(request.user, tenant)

@@ -46,6 +46,18 @@ class PlanSerializer(StrictSerializer):
     maxRoutesPerGateway = serializers.IntegerField(
         source="max_routes_per_gateway", min_value=0, max_value=100000
     )
+    maxBackends = serializers.IntegerField(
+        source="max_backends", min_value=0, max_value=100000, default=200
+    )
+    maxCertificates = serializers.IntegerField(
+        source="max_certificates", min_value=0, max_value=100000, default=100
+    )
+    maxConsumers = serializers.IntegerField(
+        source="max_consumers", min_value=0, max_value=100000, default=1000
+    )
+    maxTokensPerUser = serializers.IntegerField(
+        source="max_tokens_per_user", min_value=0, max_value=10000, default=25
+    )
     allowedSizes = serializers.ListField(
         source="allowed_sizes", child=serializers.ChoiceField(choices=[]), allow_empty=True
     )

@@ -23,6 +23,10 @@ def test_a_plan_changed_in_the_admin_is_audited(operator_client):
             "max_gateways": 5,
             "max_replicas_per_gateway": 2,
             "max_routes_per_gateway": 50,
+            "max_backends": 20,
+            "max_certificates": 10,
+            "max_consumers": 100,
+            "max_tokens_per_user": 10,
             "allowed_sizes": '["small"]',
         },
     )

@@ -55,7 +55,8 @@ ENDPOINTS = [
     Endpoint("PUT", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 200, {"role": "editor"}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 201, {"name": "ci"}),
+    Endpoint("POST", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 201,
+             {"name": "ci", "expiresAt": "2099-01-01T00:00:00Z"}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/tokens/{own_token}/", Role.VIEWER, 204),
     # Other members' tokens are invisible below admin, hence 404 rather than 403.
     Endpoint("GET", "/api/v1/tenants/{t}/tokens/{spare_token}/", Role.ADMIN, 200, below=404),

