@@ -229,3 +229,73 @@ def test_a_resource_version_must_be_ascii_digits(org, version):
     assert response.status_code == 400
     assert response.json()["error"]["fields"][0]["path"] == "If-Match"
     assert Consumer.objects.get(name="alice").spec == {}
+
+
+# --- route filters and route sizes ----------------------------------------------------------
+
+
+@pytest.fixture
+def gateway(org):
+    editor = org.client(Role.EDITOR)
+    body = {"name": "edge", "spec": GATEWAY_SPEC}
+    assert editor.post(API + "gateways/", body, format="json").status_code == 202
+    return editor
+
+
+def _route_with_filter(kind: str, action: str, name: str) -> dict:
+    field = kind[0].lower() + kind[1:]
+    item = name if action == "remove" else {"name": name, "value": "1"}
+    return {"rules": [{"filters": [{"type": kind, field: {action: [item]}}]}]}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["content-length", "Transfer-Encoding", "connection", "keep-alive", "upgrade", "te",
+     "trailer", "proxy-connection", "host", "x-gantry-consumer", "X-Gantry-Anything"],
+)  # fmt: skip
+@pytest.mark.parametrize("kind", ["RequestHeaderModifier", "ResponseHeaderModifier"])
+@pytest.mark.parametrize("action", ["set", "add", "remove"])
+def test_a_header_filter_cannot_touch_framing_or_platform_headers(gateway, kind, action, name):
+    spec = _route_with_filter(kind, action, name)
+    response = gateway.post(API + "gateways/edge/routes/", {"name": "web", "spec": spec},
+                            format="json")  # fmt: skip
+    assert response.status_code == 400, response.content
+    field = kind[0].lower() + kind[1:]
+    suffix = "" if action == "remove" else ".name"
+    path = f"spec.rules[0].filters[0].{field}.{action}[0]{suffix}"
+    assert [f["path"] for f in response.json()["error"]["fields"]] == [path]
+    assert not Route.objects.exists()
+
+
+def test_a_header_filter_may_still_set_ordinary_headers(gateway):
+    spec = _route_with_filter("RequestHeaderModifier", "set", "x-request-source")
+    response = gateway.post(API + "gateways/edge/routes/", {"name": "web", "spec": spec},
+                            format="json")  # fmt: skip
+    assert response.status_code == 202
+
+
+def _big_route(matches_per_rule: int, value_size: int) -> dict:
+    headers = [{"name": f"x-h{i}", "value": "v" * value_size} for i in range(16)]
+    match = {"path": {"type": "PathPrefix", "value": "/"}, "headers": headers}
+    return {"rules": [{"matches": [match] * matches_per_rule} for _ in range(2)]}
+
+
+def test_a_route_spec_over_64_kib_is_refused_naming_the_limit(gateway):
+    spec = _big_route(matches_per_rule=8, value_size=4096)  # ~1 MB within Gateway API's counts
+    response = gateway.post(API + "gateways/edge/routes/", {"name": "huge", "spec": spec},
+                            format="json")  # fmt: skip
+    assert response.status_code == 400
+    field = response.json()["error"]["fields"][0]
+    assert field["path"] == "spec"
+    assert "65536" in field["message"]
+    assert not Route.objects.exists()
+    patched = _big_route(matches_per_rule=1, value_size=100)
+    created = gateway.post(API + "gateways/edge/routes/", {"name": "web", "spec": patched},
+                           format="json")  # fmt: skip
+    assert created.status_code == 202
+    grown = gateway.patch(API + "gateways/edge/routes/web/", {"spec": spec}, format="json")
+    assert grown.status_code == 400
+    assert (
+        Route.objects.get(name="web").spec["rules"][0]["matches"][0]["headers"][0]["value"]
+        == "v" * 100
+    )
