@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from config.errors import GantryError
+from config.validators import validate_display_text
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken
@@ -20,7 +21,11 @@ from tenants.scoping import resolve, visible_tenants
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="what the token is for, e.g. ci-deploy")
+    name = forms.CharField(
+        max_length=100,
+        validators=[validate_display_text],
+        help_text="what the token is for, e.g. ci-deploy",
+    )
     expires_on = forms.DateField(
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),

@@ -299,3 +299,53 @@ def test_a_route_spec_over_64_kib_is_refused_naming_the_limit(gateway):
         Route.objects.get(name="web").spec["rules"][0]["matches"][0]["headers"][0]["value"]
         == "v" * 100
     )
+
+
+# --- free text shown to other people --------------------------------------------------------
+
+DECEPTIVE = ["invoice\u202egpj.exe", "ad\u2066min\u2069", "a\u200bb", "x\u0000", "line\u2028two",
+             "bell\u0007", "\ufeffbom"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", DECEPTIVE)
+def test_display_names_refuse_bidi_overrides_and_invisible_characters(org, text):
+    admin = org.client(Role.ADMIN)
+    response = admin.patch(API, {"displayName": text}, format="json")
+    assert response.status_code == 400
+    field = response.json()["error"]["fields"][0]
+    assert field["path"] == "displayName"
+    assert "U+" in field["message"]
+    org.tenant.refresh_from_db()
+    assert org.tenant.display_name == "acme"
+
+
+@pytest.mark.parametrize("text", DECEPTIVE[:3])
+def test_token_names_and_consumer_descriptions_refuse_them_too(org, text):
+    editor = org.client(Role.EDITOR)
+    body = {"name": text, "expiresAt": "2099-01-01T00:00:00Z"}
+    token = editor.post(API + "tokens/", body, format="json")
+    assert token.status_code == 400
+    assert token.json()["error"]["fields"][0]["path"] == "name"
+    consumer = editor.post(
+        API + "consumers/", {"name": "alice", "spec": {"description": text}}, format="json"
+    )
+    assert consumer.status_code == 400
+    assert consumer.json()["error"]["fields"][0]["path"] == "spec.description"
+    assert not Consumer.objects.exists()
+
+
+def test_the_console_refuses_them_in_token_names(org, client):
+    client.force_login(org.users[Role.VIEWER])
+    page = client.get("/t/acme/tokens/")
+    nonce = page.content.decode().split('name="nonce" value="')[1].split('"')[0]
+    before = ApiToken.objects.count()
+    answer = client.post("/t/acme/tokens/", {"name": "ci\u202eyek", "nonce": nonce})
+    assert "U+202E" in answer.content.decode()
+    assert ApiToken.objects.count() == before
+
+
+@pytest.mark.parametrize("text", ["Zürich Ops", "شرکت\u200cما", "👩\u200d💻 team", "東京"])
+def test_ordinary_text_in_any_script_is_still_accepted(org, text):
+    response = org.client(Role.ADMIN).patch(API, {"displayName": text}, format="json")
+    assert response.status_code == 200
+    assert response.json()["displayName"] == text
