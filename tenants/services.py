@@ -200,10 +200,31 @@ def _keep_an_owner(membership: Membership) -> None:
         raise Conflict("a tenant must keep at least one owner; add another owner first")
 
 
+def _addable_user(actor: Actor, username: str):
+    """The user a member of ``actor``'s standing may add, or one 400 for every refusal.
+
+    Operators add anyone. Others add only people who already share a tenant with them: they
+    know those names already, so the platform's list of users stays private. "No such user"
+    and "not a user you may add" read the same, and take the same single query.
+    """
+    users = get_user_model().objects.filter(username=username, is_active=True)
+    if not actor.is_staff:
+        users = users.filter(memberships__tenant__memberships__user=actor.user)
+    user = users.distinct().first()
+    if user is None:
+        raise ValidationFailed.one(
+            "user",
+            f"no user {username!r} that you can add: you can add people who already share a "
+            "tenant with you; a platform operator adds anyone else",
+            "not_found",
+        )
+    return user
+
+
 @transaction.atomic
 def add_member(actor: Actor, actor_role: str, tenant: Tenant, username: str, role: str):
     _guard_owner_change(actor_role, role)
-    user = _user_named(username, "user")
+    user = _addable_user(actor, username)
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise Conflict(f"{username!r} is already a member of {tenant.slug!r}")
     membership = Membership.objects.create(tenant=tenant, user=user, role=role)

@@ -18,6 +18,7 @@ from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent
 from tenants.roles import Role, at_least
 from tests.api import pki
+from tests.api.people import colleague
 from tests.conftest import ROLES, make_user
 
 GATEWAY_SPEC = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}
@@ -151,7 +152,7 @@ def world(org):
         resources='{"clusters":[],"listeners":[],"routes":[]}', created_by="tests",
     )  # fmt: skip
     LocalReplica.objects.create(gateway=gateway, index=0, state="running")
-    make_user("newcomer")
+    colleague(org, "newcomer")  # shares a tenant with acme's owner and admin: they may add them
     spare = make_user("spare")
     services.add_member(actor, Role.OWNER, org.tenant, "spare", Role.VIEWER)
     spare_token, _ = services.create_token(actor, org.tenant, "spare's", user=spare)

@@ -349,3 +349,39 @@ def test_ordinary_text_in_any_script_is_still_accepted(org, text):
     response = org.client(Role.ADMIN).patch(API, {"displayName": text}, format="json")
     assert response.status_code == 200
     assert response.json()["displayName"] == text
+
+
+# --- who a tenant admin may add -------------------------------------------------------------
+
+
+def test_an_admin_cannot_add_or_probe_users_they_share_no_tenant_with(org, other_org):
+    make_user("stranger")  # exists, in no tenant of acme's admin
+    admin = org.client(Role.ADMIN)
+    answers = []
+    for username in ("stranger", "globex-owner", "no-such-user"):
+        response = admin.post(API + "members/", {"user": username, "role": "viewer"}, format="json")
+        assert response.status_code == 400
+        error = response.json()["error"]
+        del error["requestId"]
+        answers.append(json.dumps(error).replace(username, "NAME"))
+    assert answers[0] == answers[1] == answers[2]  # nothing tells who exists
+    assert json.loads(answers[0])["fields"][0]["path"] == "user"
+    assert not org.tenant.memberships.filter(user__username="stranger").exists()
+
+
+def test_an_admin_may_add_someone_they_already_share_a_tenant_with(org):
+    from tests.api.people import colleague
+
+    colleague(org, "bob")
+    response = org.client(Role.ADMIN).post(
+        API + "members/", {"user": "bob", "role": "viewer"}, format="json"
+    )
+    assert response.status_code == 201
+
+
+def test_an_operator_may_add_anyone(org, staff_client):
+    make_user("stranger")
+    response = staff_client.post(
+        API + "members/", {"user": "stranger", "role": "viewer"}, format="json"
+    )
+    assert response.status_code == 201
