@@ -175,10 +175,6 @@ def test_the_console_does_not_make_tokens_for_a_suspended_tenant(org, client):
     assert ApiToken.objects.count() == before
 
 
-def _unused(*_):
-    return json, make_user, Route
-
-
 # --- input that used to answer 500 ----------------------------------------------------------
 
 
@@ -385,3 +381,10 @@ def test_an_operator_may_add_anyone(org, staff_client):
         API + "members/", {"user": "stranger", "role": "viewer"}, format="json"
     )
     assert response.status_code == 201
+
+
+def test_a_console_form_over_the_limit_is_a_413_too(client, db, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = client.post("/login/", {"username": "x" * 5000, "password": "y"})
+    assert response.status_code == 413
+    assert "1024 bytes" in response.content.decode()
