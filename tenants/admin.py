@@ -2,10 +2,13 @@
 
 Every write made here goes through ``tenants.services``, like the API's: checked and audited.
 Tenants are created with their first owner (``POST /api/v1/tenants/`` or ``manage.py
-create_tenant``), not here; tokens can only be revoked; audit events are read-only.
+create_tenant``), not here; tokens can only be revoked; audit events are read-only; a user who
+is a member of a tenant cannot be deleted (deactivate them, or remove their memberships first).
 """
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from tenants import services
 from tenants.admin_base import ServiceAdmin
@@ -189,3 +192,22 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class MemberAwareUserAdmin(UserAdmin):
+    """Deleting a user would silently drop their memberships (maybe a tenant's last owner) and
+    tokens, unaudited: members are deactivated instead, or removed from their tenants first."""
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and Membership.objects.filter(user=obj).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        # A user's tokens go with them (tokens have no delete permission of their own).
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {ApiToken._meta.verbose_name}, protected

@@ -200,3 +200,17 @@ def test_cluster_writes_in_the_admin_are_audited_without_the_kubeconfig(operator
     events = AuditEvent.objects.filter(object_type="kubernetes-cluster")
     assert sorted(events.values_list("action", flat=True)) == ["create", "delete"]
     assert "kubeconfig-secret-token" not in str(list(events.values("before", "after")))
+
+
+def test_a_user_who_belongs_to_a_tenant_cannot_be_deleted_in_the_admin(operator_client, org):
+    owner = org.users[Role.OWNER]
+    single = operator_client.post(f"/admin/auth/user/{owner.pk}/delete/", {"post": "yes"})
+    assert single.status_code == 403
+    loner = make_user("loner")
+    body = {"action": "delete_selected", "_selected_action": [owner.pk, loner.pk], "post": "yes"}
+    assert operator_client.post("/admin/auth/user/", body).status_code == 403  # none deleted
+    assert org.tenant.memberships.filter(user=owner, role=Role.OWNER).exists()
+    assert type(owner).objects.filter(username="loner").exists()
+    body["_selected_action"] = [loner.pk]
+    assert operator_client.post("/admin/auth/user/", body).status_code == 302
+    assert not type(owner).objects.filter(username="loner").exists()
