@@ -105,6 +105,20 @@ class QuotaExceeded(GantryError):
         }
 
 
+class PayloadTooLarge(GantryError):
+    """The request body is larger than the API accepts (``GANTRY_MAX_REQUEST_BYTES``)."""
+
+    status = 413
+    code = "payload_too_large"
+
+    def __init__(self, limit: int):
+        super().__init__(f"the request body is larger than {limit} bytes, the most the API accepts")
+        self.limit = limit
+
+    def extra(self) -> dict:
+        return {"limit": self.limit}
+
+
 class DisallowedValue(GantryError):
     """A value the tenant's plan does not allow (a gateway size, say)."""
 

@@ -1,5 +1,8 @@
 """Django-level error pages: the API's JSON envelope under /api/, plain pages elsewhere."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from django.views import defaults
 
 from config.api.errors import json_error_response
@@ -10,9 +13,20 @@ def _is_api(request) -> bool:
 
 
 def bad_request(request, exception):
+    if isinstance(exception, RequestDataTooBig):
+        return payload_too_large(request)
     if _is_api(request):
         return json_error_response(request, 400, "bad_request", "bad request")
     return defaults.bad_request(request, exception)
+
+
+def payload_too_large(request):
+    """413 naming the limit (Django's own answer would be a bare 400)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    message = f"the request body is larger than {limit} bytes, the most accepted"
+    if _is_api(request):
+        return json_error_response(request, 413, "payload_too_large", message, limit=limit)
+    return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
 
 
 def permission_denied(request, exception):

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -66,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: answers sign-ins from a locked-out username and address.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,6 +127,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in lockout (the console's and the admin's): after GANTRY_LOGIN_FAILURE_LIMIT failed
+# sign-ins for one username from one client address, that pair is refused for
+# GANTRY_LOGIN_COOLOFF_MINUTES, whether or not the username exists. A success resets the count.
+AXES_FAILURE_LIMIT = env_int("GANTRY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("GANTRY_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.middleware.client_address"  # honours the trusted proxies
+AXES_LOCKOUT_CALLABLE = "frontend.lockout.locked_out"
+AXES_VERBOSE = False
 LOGIN_URL = "frontend:login"
 LOGIN_REDIRECT_URL = "frontend:home"
 LOGOUT_REDIRECT_URL = "frontend:login"
@@ -161,14 +179,21 @@ if PRODUCTION:
 # How many reverse proxies in front of Gantry append to X-Forwarded-For (0: use the peer).
 GANTRY_TRUSTED_PROXY_COUNT = env_int("GANTRY_TRUSTED_PROXY_COUNT", 0)
 GANTRY_API_RATE = env_str("GANTRY_API_RATE", "1200/minute")
+# Per client address: API requests without credentials, and failed authentications (unknown,
+# revoked or expired tokens). Past either: 429 with Retry-After.
+GANTRY_API_ANON_RATE = env_str("GANTRY_API_ANON_RATE", "60/minute")
+GANTRY_API_AUTH_FAILURE_RATE = env_str("GANTRY_API_AUTH_FAILURE_RATE", "20/minute")
 GANTRY_AUDIT_RETENTION_DAYS = env_int("GANTRY_AUDIT_RETENTION_DAYS", 400, minimum=1)
 GANTRY_DEFAULT_PLAN = env_str("GANTRY_DEFAULT_PLAN", "standard")
 GANTRY_TOKEN_DEFAULT_TTL_DAYS = env_int("GANTRY_TOKEN_DEFAULT_TTL_DAYS", 0)
+# The largest request body accepted (API and console): larger ones get 413 naming the limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("GANTRY_MAX_REQUEST_BYTES", 2_621_440, minimum=1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "config.api.throttling.AnonymousThrottleAuthentication",  # last: no credentials
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.PerCredentialThrottle"],
@@ -181,7 +206,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.api.parsers.JSONParser",
         "config.api.parsers.MergePatchParser",
     ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -8,9 +8,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from config.errors import GantryError
+from config.validators import validate_display_text
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken
@@ -19,7 +21,11 @@ from tenants.scoping import resolve, visible_tenants
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="what the token is for, e.g. ci-deploy")
+    name = forms.CharField(
+        max_length=100,
+        validators=[validate_display_text],
+        help_text="what the token is for, e.g. ci-deploy",
+    )
     expires_on = forms.DateField(
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
@@ -77,6 +83,7 @@ def _consume_form_nonce(request, nonce: str) -> bool:
     return True
 
 
+@never_cache  # the answer to a POST shows a new token's secret: no cache may keep it
 @login_required
 def tokens(request, tenant):
     access = resolve(request.user, tenant)

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
+from config.api.responses import secret_created
 from config.api.versioning import expected_version
 from config.errors import ValidationFailed
 from gateways import services
@@ -285,8 +286,7 @@ class CredentialViewSet(TenantScopedViewSet, mixins.ListModelMixin):
     @extend_schema(request=CredentialSerializer, responses={201: NewCredentialSerializer})
     def create(self, request, *args, **kwargs):
         credential, key = services.create_credential(self.actor, self.consumer, request.data)
-        body = dict(self.serializer_class(credential).data, key=key)
-        return Response(body, status=status.HTTP_201_CREATED)
+        return secret_created(dict(self.serializer_class(credential).data, key=key))
 
     def destroy(self, request, *args, **kwargs):
         services.delete_credential(self.actor, self.get_object())

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from config.api import throttling
 from tenants import tokens
 from tenants.models import ApiToken
 
@@ -19,7 +20,19 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, plaintext = header.partition(" ")
         if scheme.lower() != "bearer":
             return None
-        plaintext = plaintext.strip()
+        throttling.check_failures(request)  # an address that keeps failing waits first
+        token, problem = self._check(plaintext.strip())
+        if problem:
+            throttling.failed_authentication(request)  # 429 once past the allowance
+            raise exceptions.AuthenticationFailed(problem)
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user, token
+
+    @staticmethod
+    def _check(plaintext: str) -> tuple[ApiToken | None, str | None]:
+        """The token, and why it may not be used (None if it may)."""
         prefix = tokens.split(plaintext)
         token = (
             ApiToken.objects.select_related("user", "tenant").filter(prefix=prefix).first()
@@ -27,17 +40,14 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             else None
         )
         if token is None or not tokens.matches(plaintext, token.digest):
-            raise exceptions.AuthenticationFailed("invalid API token")
+            return None, "invalid API token"
         if token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed(f"API token {token.prefix} has been revoked")
-        now = timezone.now()
-        if token.expires_at is not None and token.expires_at <= now:
-            raise exceptions.AuthenticationFailed(f"API token {token.prefix} has expired")
+            return token, f"API token {token.prefix} has been revoked"
+        if token.expires_at is not None and token.expires_at <= timezone.now():
+            return token, f"API token {token.prefix} has expired"
         if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("the token's user is deactivated")
-        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user, token
+            return token, "the token's user is deactivated"
+        return token, None
 
     def authenticate_header(self, request):
         return 'Bearer realm="gantry"'

@@ -17,6 +17,14 @@ class Plan(models.Model):
     max_gateways = models.PositiveIntegerField()
     max_replicas_per_gateway = models.PositiveIntegerField()
     max_routes_per_gateway = models.PositiveIntegerField()
+    # Tenant-wide resources: each is compiled into every gateway of the tenant (or kept for
+    # it), so an unbounded number of them would let one tenant grow everyone's config pushes.
+    max_backends = models.PositiveIntegerField(default=200)
+    max_certificates = models.PositiveIntegerField(default=100)
+    max_consumers = models.PositiveIntegerField(default=1000)
+    max_tokens_per_user = models.PositiveIntegerField(
+        default=25, help_text="active API tokens one user may hold in one tenant"
+    )
     allowed_sizes = models.JSONField(default=list, help_text="gateway sizes, e.g. small, medium")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

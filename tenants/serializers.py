@@ -4,7 +4,12 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from config.validators import DNS_LABEL, DNS_LABEL_MESSAGE
+from config.validators import (
+    DNS_LABEL,
+    DNS_LABEL_MESSAGE,
+    validate_display_paragraphs,
+    validate_display_text,
+)
 from tenants.models import ApiToken, AuditEvent, Membership, Plan
 from tenants.roles import Role
 
@@ -29,6 +34,12 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+def display_text_field(**kwargs) -> serializers.CharField:
+    """One line shown to other people (a display name, a token's name): no control, bidi or
+    invisible formatting characters."""
+    return serializers.CharField(validators=[validate_display_text], **kwargs)
+
+
 def dns_label_field(**kwargs) -> serializers.RegexField:
     return serializers.RegexField(
         DNS_LABEL, max_length=63, error_messages={"invalid": DNS_LABEL_MESSAGE}, **kwargs
@@ -37,14 +48,28 @@ def dns_label_field(**kwargs) -> serializers.RegexField:
 
 class PlanSerializer(StrictSerializer):
     name = dns_label_field()
-    displayName = serializers.CharField(source="display_name", max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    displayName = display_text_field(source="display_name", max_length=100)
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", validators=[validate_display_paragraphs]
+    )
     maxGateways = serializers.IntegerField(source="max_gateways", min_value=0, max_value=100000)
     maxReplicasPerGateway = serializers.IntegerField(
         source="max_replicas_per_gateway", min_value=1, max_value=1000
     )
     maxRoutesPerGateway = serializers.IntegerField(
         source="max_routes_per_gateway", min_value=0, max_value=100000
+    )
+    maxBackends = serializers.IntegerField(
+        source="max_backends", min_value=0, max_value=100000, default=200
+    )
+    maxCertificates = serializers.IntegerField(
+        source="max_certificates", min_value=0, max_value=100000, default=100
+    )
+    maxConsumers = serializers.IntegerField(
+        source="max_consumers", min_value=0, max_value=100000, default=1000
+    )
+    maxTokensPerUser = serializers.IntegerField(
+        source="max_tokens_per_user", min_value=0, max_value=10000, default=25
     )
     allowedSizes = serializers.ListField(
         source="allowed_sizes", child=serializers.ChoiceField(choices=[]), allow_empty=True
@@ -66,7 +91,7 @@ class PlanUpdateSerializer(PlanSerializer):
 
 class TenantSerializer(StrictSerializer):
     slug = dns_label_field()
-    displayName = serializers.CharField(
+    displayName = display_text_field(
         source="display_name", max_length=100, required=False, allow_blank=False
     )
     plan = serializers.SlugRelatedField(
@@ -88,7 +113,7 @@ class TenantCreateSerializer(TenantSerializer):
 
 
 class TenantUpdateSerializer(StrictSerializer):
-    displayName = serializers.CharField(source="display_name", max_length=100, required=False)
+    displayName = display_text_field(source="display_name", max_length=100, required=False)
     plan = serializers.CharField(required=False, max_length=63)
     suspended = serializers.BooleanField(required=False)
     resourceVersion = serializers.CharField(required=False)
@@ -107,7 +132,7 @@ class MemberUpdateSerializer(StrictSerializer):
 
 class TokenSerializer(StrictSerializer):
     prefix = serializers.CharField(read_only=True)
-    name = serializers.CharField(max_length=100)
+    name = display_text_field(max_length=100)
     user = serializers.CharField(source="user.username", read_only=True)
     expiresAt = serializers.DateTimeField(source="expires_at", required=False, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)

@@ -12,8 +12,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.api.versioning import check_version
-from config.errors import Conflict, Forbidden, NotFound, QuotaExceeded, ValidationFailed
-from tenants import audit, tokens
+from config.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    QuotaExceeded,
+    TenantSuspended,
+    ValidationFailed,
+)
+from tenants import audit, quotas, tokens
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent, Membership, Plan, Tenant
 from tenants.roles import Role, at_least
@@ -35,6 +42,10 @@ def snapshot_plan(plan: Plan) -> dict:
         "maxGateways": plan.max_gateways,
         "maxReplicasPerGateway": plan.max_replicas_per_gateway,
         "maxRoutesPerGateway": plan.max_routes_per_gateway,
+        "maxBackends": plan.max_backends,
+        "maxCertificates": plan.max_certificates,
+        "maxConsumers": plan.max_consumers,
+        "maxTokensPerUser": plan.max_tokens_per_user,
         "allowedSizes": list(plan.allowed_sizes),
     }
 
@@ -189,10 +200,31 @@ def _keep_an_owner(membership: Membership) -> None:
         raise Conflict("a tenant must keep at least one owner; add another owner first")
 
 
+def _addable_user(actor: Actor, username: str):
+    """The user a member of ``actor``'s standing may add, or one 400 for every refusal.
+
+    Operators add anyone. Others add only people who already share a tenant with them: they
+    know those names already, so the platform's list of users stays private. "No such user"
+    and "not a user you may add" read the same, and take the same single query.
+    """
+    users = get_user_model().objects.filter(username=username, is_active=True)
+    if not actor.is_staff:
+        users = users.filter(memberships__tenant__memberships__user=actor.user)
+    user = users.distinct().first()
+    if user is None:
+        raise ValidationFailed.one(
+            "user",
+            f"no user {username!r} that you can add: you can add people who already share a "
+            "tenant with you; a platform operator adds anyone else",
+            "not_found",
+        )
+    return user
+
+
 @transaction.atomic
 def add_member(actor: Actor, actor_role: str, tenant: Tenant, username: str, role: str):
     _guard_owner_change(actor_role, role)
-    user = _user_named(username, "user")
+    user = _addable_user(actor, username)
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise Conflict(f"{username!r} is already a member of {tenant.slug!r}")
     membership = Membership.objects.create(tenant=tenant, user=user, role=role)
@@ -253,16 +285,46 @@ def remove_member(actor: Actor, actor_role: str, membership: Membership) -> None
     membership.delete()
 
 
+def _minted_expiry(actor: Actor, expires_at: datetime | None) -> datetime | None:
+    """The expiry of a token made by ``actor``: a request made with an API token can only make
+    tokens that expire no later than that token (omitted: the same expiry). Sessions (the
+    console, operators' commands) may make tokens that never expire."""
+    if not actor.token_prefix:
+        return expires_at
+    parent = ApiToken.objects.filter(prefix=actor.token_prefix).only("expires_at").first()
+    limit = parent.expires_at if parent else None
+    if expires_at is None and limit is None:
+        raise ValidationFailed.one(
+            "expiresAt",
+            "required when the request is made with an API token that never expires: a token "
+            "cannot make a token that never expires (sign in to the console for that)",
+        )
+    if expires_at is None:
+        return limit
+    if limit is not None and expires_at > limit:
+        raise ValidationFailed.one(
+            "expiresAt",
+            f"must not be later than {limit.isoformat()}, when the API token making this "
+            "request expires",
+        )
+    return expires_at
+
+
 @transaction.atomic
 def create_token(
     actor: Actor, tenant: Tenant, name: str, *, user=None, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """A new token for ``user`` (default: the actor). Returns it and its plaintext, shown once."""
     user = user or actor.user
+    tenant = quotas.lock_tenant(tenant)
+    if tenant.suspended and not actor.is_staff:
+        raise TenantSuspended(f"tenant {tenant.slug!r} is suspended and read-only")
     if not Membership.objects.filter(tenant=tenant, user=user).exists() and not user.is_staff:
         raise ValidationFailed.one("user", f"{user.username!r} is not a member of {tenant.slug!r}")
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed.one("expiresAt", "must be in the future")
+    expires_at = _minted_expiry(actor, expires_at)
+    quotas.check_count(tenant, "maxTokensPerUser", active_tokens(tenant, user).count())
     new = tokens.generate()
     token = ApiToken.objects.create(
         prefix=new.prefix,
@@ -286,6 +348,13 @@ def create_token(
         },
     )
     return token, new.plaintext
+
+
+def active_tokens(tenant: Tenant, user):
+    """The user's tokens in the tenant that still work (neither revoked nor expired)."""
+    return ApiToken.objects.filter(tenant=tenant, user=user, revoked_at__isnull=True).exclude(
+        expires_at__lte=timezone.now()
+    )
 
 
 @transaction.atomic

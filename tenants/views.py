@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.ordering import AliasOrderingFilter
+from config.api.responses import secret_created
 from config.api.versioning import expected_version
 from config.errors import TenantSuspended
 from tenants import services
@@ -241,8 +242,7 @@ class TokenViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         token, plaintext = services.create_token(
             self.actor, self.tenant, data["name"], expires_at=data.get("expires_at")
         )
-        body = dict(TokenSerializer(token).data, token=plaintext)
-        return Response(body, status=status.HTTP_201_CREATED)
+        return secret_created(dict(TokenSerializer(token).data, token=plaintext))
 
     def destroy(self, request, *args, **kwargs):
         services.revoke_token(self.actor, self.get_object())

@@ -5,13 +5,15 @@
            "requestId": "..."}}
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import GantryError, ValidationFailed
+from config.errors import GantryError, PayloadTooLarge, ValidationFailed
 
 _DRF_CODES = {
     drf.NotAuthenticated: "not_authenticated",
@@ -63,6 +65,8 @@ def envelope(status: int, code: str, message: str, request=None, **extra) -> dic
 
 def exception_handler(exc, context):
     request = context.get("request")
+    if isinstance(exc, RequestDataTooBig):  # Django's own check, where it reads the body
+        exc = PayloadTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if isinstance(exc, ValidationFailed):
         fields = [{"path": f.path, "message": f.message, "code": f.code} for f in exc.fields]
         data = envelope(exc.status, exc.code, exc.message, request, fields=fields)
@@ -90,5 +94,5 @@ def exception_handler(exc, context):
     return response
 
 
-def json_error_response(request, status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(envelope(status, code, message, request), status=status)
+def json_error_response(request, status: int, code: str, message: str, **extra) -> JsonResponse:
+    return JsonResponse(envelope(status, code, message, request, **extra), status=status)

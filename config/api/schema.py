@@ -11,7 +11,8 @@ adds the errors an operation can answer, each with the ``ErrorEnvelope`` body:
   paginated lists (a page past the end);
 - 400 where the caller sends something to validate: a body, filters, an ``If-Match`` header;
 - 409 on writes (duplicates, stale ``resourceVersion``, objects still in use);
-- 415 where there is a body (only JSON and JSON merge patch are accepted).
+- 413 and 415 where there is a body (at most ``GANTRY_MAX_REQUEST_BYTES``; only JSON and JSON
+  merge patch are accepted).
 
 An explicit ``extend_schema(responses={...})`` for one of these codes wins.
 
@@ -34,6 +35,7 @@ _DESCRIPTIONS = {
     "403": "The caller's role, the tenant's state or its plan does not allow this.",
     "404": "No such object, or not visible to the caller.",
     "409": "Conflicts with the current state (duplicate, stale resourceVersion, still in use).",
+    "413": "The body is larger than the API accepts; `limit` says how many bytes it takes.",
     "415": "The body is not JSON (`application/json` or `application/merge-patch+json`).",
     "429": "Too many requests for this credential; retry after `Retry-After` seconds.",
 }
@@ -73,6 +75,9 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
     fields = ErrorFieldSerializer(many=True, required=False)
     quota = QuotaSerializer(required=False, help_text="with `quota_exceeded`")
+    limit = serializers.IntegerField(
+        required=False, help_text="with `payload_too_large`: the most bytes a body may have"
+    )
     requestId = serializers.CharField(required=False, help_text="quote it when reporting")
 
 
@@ -141,5 +146,5 @@ class GantryAutoSchema(AutoSchema):
         if writing and not open_to_all:
             statuses.append("409")
         if has_body:
-            statuses.append("415")
+            statuses += ["413", "415"]
         return statuses

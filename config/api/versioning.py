@@ -1,6 +1,11 @@
 """Optimistic concurrency and merge-patch helpers shared by every ``spec`` resource."""
 
+import re
+
 from config.errors import StaleVersion, ValidationFailed
+
+# ASCII digits only: int() also takes "٣", "1_0" and " 1 ", and a JSON true would pass as 1.
+_VERSION = re.compile(r"[0-9]{1,19}")
 
 
 def expected_version(request) -> int | None:
@@ -10,11 +15,12 @@ def expected_version(request) -> int | None:
     raw = header.removeprefix("W/").strip('"') if header else body.get("resourceVersion")
     if raw in (None, "", "*"):
         return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        raw = str(raw)
+    if not isinstance(raw, str) or not _VERSION.fullmatch(raw):
         path = "If-Match" if header else "resourceVersion"
-        raise ValidationFailed.one(path, "must be a resourceVersion from a previous read") from None
+        raise ValidationFailed.one(path, "must be a resourceVersion from a previous read")
+    return int(raw)
 
 
 def check_version(current: int, expected: int | None, what: str) -> None:

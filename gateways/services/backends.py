@@ -9,7 +9,7 @@ from gateways.services import common
 from gateways.services.dependents import refresh_policies_naming_backend, refresh_routes_using
 from gateways.validation import validate_backend_spec
 from provisioning.tasks import enqueue_reconcile_tenant
-from tenants import audit
+from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
 
@@ -48,6 +48,8 @@ def backend_status(spec: dict, certificates: set[str], generation: int, previous
 @transaction.atomic
 def create_backend(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Backend:
     spec = validate_backend_spec(raw_spec)
+    tenant = quotas.lock_tenant(tenant)
+    quotas.check_count(tenant, "maxBackends", Backend.objects.filter(tenant=tenant).count())
     backend = common.create_unique(
         Backend,
         f"a backend named {name!r} already exists in {tenant.slug!r}",

@@ -12,7 +12,7 @@ from gateways.services import common
 from gateways.services.dependents import refresh_backends_using
 from gateways.validation import CheckedCertificate, validate_certificate
 from provisioning.tasks import enqueue_reconcile_tenant
-from tenants import audit
+from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
 
@@ -42,6 +42,8 @@ def certificate_status(checked: CheckedCertificate, generation: int, previous: d
 @transaction.atomic
 def create_certificate(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Certificate:
     checked = validate_certificate(raw_spec)
+    tenant = quotas.lock_tenant(tenant)
+    quotas.check_count(tenant, "maxCertificates", Certificate.objects.filter(tenant=tenant).count())
     certificate = common.create_unique(
         Certificate,
         f"a certificate named {name!r} already exists in {tenant.slug!r}",

@@ -21,11 +21,10 @@ from gateways.services import common
 from gateways.services.dependents import refresh_policies_naming
 from gateways.validation.consumers import validate_consumer_spec, validate_credential
 from provisioning.tasks import enqueue_reconcile_tenant
-from tenants import audit
+from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
 
-MAX_CONSUMERS_PER_TENANT = 1000
 MAX_CREDENTIALS_PER_CONSUMER = 8
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -44,8 +43,8 @@ def consumer_status(generation: int, previous: dict) -> dict:
 @transaction.atomic
 def create_consumer(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Consumer:
     spec = validate_consumer_spec(raw_spec)
-    if Consumer.objects.filter(tenant=tenant).count() >= MAX_CONSUMERS_PER_TENANT:
-        raise Conflict(f"a tenant has at most {MAX_CONSUMERS_PER_TENANT} consumers")
+    tenant = quotas.lock_tenant(tenant)  # the plan's maxConsumers, checked under the lock
+    quotas.check_count(tenant, "maxConsumers", Consumer.objects.filter(tenant=tenant).count())
     consumer = common.create_unique(
         Consumer,
         f"a consumer named {name!r} already exists in {tenant.slug!r}",

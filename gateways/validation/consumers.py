@@ -9,7 +9,8 @@ consumer's name there, so ``username`` may be given but must be the consumer's n
 from rest_framework import serializers
 
 from config.errors import ValidationFailed
-from gateways.validation.common import failed, plain, run_spec_serializer, text_field
+from config.validators import validate_display_text
+from gateways.validation.common import failed, plain, run_spec_serializer
 from tenants.serializers import StrictSerializer
 
 CREDENTIAL_TYPES = ["api-key", "basic-auth"]
@@ -18,7 +19,13 @@ MAX_PASSWORD_LENGTH = 256
 
 
 class ConsumerSpecSerializer(StrictSerializer):
-    description = text_field(max_length=256, required=False, allow_blank=True)
+    description = serializers.CharField(
+        max_length=256,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        validators=[validate_display_text],  # shown to other members as it is
+    )
 
 
 def validate_consumer_spec(raw) -> dict:

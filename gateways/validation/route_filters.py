@@ -22,6 +22,39 @@ from tenants.serializers import StrictSerializer, dns_label_field
 _PATH_CHARACTERS = re.compile(r"(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+")
 _PATH_FORBIDDEN = ("//", "/./", "/../", "%2f", "%2F", "#")
 MAX_HEADERS = 16
+# Headers no filter may set, add or remove. Envoy itself refuses only Host and ':'-prefixed
+# pseudo-headers (which the header name rule already keeps out); it would accept the others,
+# and then the message's framing (content-length, transfer-encoding), the connection's
+# hop-by-hop handling, or the identity Gantry forwards upstream would be the tenant's to forge.
+_FRAMING_HEADERS = {
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+}
+PLATFORM_PREFIX = "x-gantry-"  # e.g. x-gantry-consumer: the consumer a request authenticated as
+
+
+def reserved_header_problem(name: str) -> str | None:
+    """Why a header filter may not act on ``name``, or None."""
+    lowered = name.lower()
+    if lowered == "host":
+        return "Envoy does not let header filters change Host; use a URLRewrite filter's hostname"
+    if lowered in _FRAMING_HEADERS:
+        return (
+            f"{lowered} is a framing or hop-by-hop header that the proxy manages; "
+            "a filter may not set, add or remove it"
+        )
+    if lowered.startswith(PLATFORM_PREFIX):
+        return (
+            f"headers starting with {PLATFORM_PREFIX} are the platform's own "
+            "(x-gantry-consumer names the authenticated consumer); a filter may not touch them"
+        )
+    return None
 
 
 def path_problem(value: str) -> str | None:
@@ -61,13 +94,8 @@ class HeaderModifierSerializer(StrictSerializer):
         for action in ("set", "add", "remove"):
             for index, item in enumerate(data.get(action, [])):
                 name = item if action == "remove" else item["name"]
-                problem = None
-                if name.lower() == "host":
-                    problem = (
-                        "Envoy does not let header filters change Host; "
-                        "use a URLRewrite filter's hostname"
-                    )
-                elif name.lower() in seen:
+                problem = reserved_header_problem(name)
+                if problem is None and name.lower() in seen:
                     problem = f"{seen[name.lower()]} already acts on this header; one action each"
                 seen.setdefault(name.lower(), f"{action}[{index}]")
                 if problem:

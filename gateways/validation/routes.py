@@ -1,17 +1,20 @@
 """Validation of route specs: a Gateway API ``HTTPRoute`` spec, same field names and semantics.
 
 Limits are Gateway API's (16 rules, 64 matches a rule and 128 in all, 16 hostnames, filters and
-backendRefs). Regular expressions must compile under RE2 — the engine Envoy uses — within the
-program size Envoy accepts by default, so that no accepted route is refused by Envoy later.
-A backendRef naming a backend that does not exist is valid: the route's status reports it.
+backendRefs), and the whole spec is at most 64 KiB of JSON. Regular expressions must compile
+under RE2 — the engine Envoy uses — within the program size Envoy accepts by default, so that
+no accepted route is refused by Envoy later. A backendRef naming a backend that does not exist
+is valid: the route's status reports it.
 """
 
+import json
 import re
 
 import re2
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.errors import ValidationFailed
 from gateways.validation.common import (
     control_problem,
     duplicate_errors,
@@ -33,6 +36,10 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE"
 # Envoy refuses a regex whose RE2 program is larger (runtime re2.max_program_size.error_level).
 MAX_REGEX_PROGRAM_SIZE = 100
 MAX_MATCHES_PER_ROUTE = 128
+# A route's spec as compact JSON, defaults included. Gateway API's counts alone still allow
+# megabytes (128 matches of 16 headers of 4 KiB each), and each route is compiled into every
+# listener it attaches to: a 594 KB route made a 13 MB revision. Real routes stay far below.
+MAX_ROUTE_SPEC_BYTES = 64 * 1024
 DURATION = re.compile(r"(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}")
 
 
@@ -242,7 +249,21 @@ def validate_route_spec(raw, listeners: list[str] | None = None) -> dict:
 
     ``listeners``: names of the gateway's listeners, which ``parentRefs`` may name.
     """
-    return run_spec_serializer(RouteSpecSerializer, raw, {"listeners": listeners})
+    _check_size(raw)  # before validating: a huge spec is refused without the work
+    spec = run_spec_serializer(RouteSpecSerializer, raw, {"listeners": listeners})
+    _check_size(spec)  # defaults filled in count too
+    return spec
+
+
+def _check_size(spec) -> None:
+    size = len(json.dumps(spec, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_ROUTE_SPEC_BYTES:
+        raise ValidationFailed.one(
+            "spec",
+            f"the route's spec is {size} bytes of JSON; at most {MAX_ROUTE_SPEC_BYTES} "
+            "(64 KiB) are allowed: split it into several routes",
+            "too_large",
+        )
 
 
 def referenced_backends(spec: dict) -> list[tuple[str, str]]:

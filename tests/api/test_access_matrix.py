@@ -20,6 +20,7 @@ from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent
 from tenants.roles import Role, at_least
 from tests.api import pki
+from tests.api.people import colleague
 from tests.conftest import ROLES, make_user
 
 GATEWAY_SPEC = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}
@@ -57,7 +58,8 @@ ENDPOINTS = [
     Endpoint("PUT", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 200, {"role": "editor"}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/members/{member}/", Role.ADMIN, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 200),
-    Endpoint("POST", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 201, {"name": "ci"}),
+    Endpoint("POST", "/api/v1/tenants/{t}/tokens/", Role.VIEWER, 201,
+             {"name": "ci", "expiresAt": "2099-01-01T00:00:00Z"}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/tokens/{own_token}/", Role.VIEWER, 204),
     # Other members' tokens are invisible below admin, hence 404 rather than 403.
     Endpoint("GET", "/api/v1/tenants/{t}/tokens/{spare_token}/", Role.ADMIN, 200, below=404),
@@ -153,7 +155,7 @@ def world(org):
         desired_state=desired_snapshot(load_desired_state(gateway.pk)),  # rollback rebuilds it
     )  # fmt: skip
     LocalReplica.objects.create(gateway=gateway, index=0, state="running")
-    make_user("newcomer")
+    colleague(org, "newcomer")  # shares a tenant with acme's owner and admin: they may add them
     spare = make_user("spare")
     services.add_member(actor, Role.OWNER, org.tenant, "spare", Role.VIEWER)
     spare_token, _ = services.create_token(actor, org.tenant, "spare's", user=spare)

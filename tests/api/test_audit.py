@@ -33,7 +33,11 @@ def test_a_write_is_audited_with_before_after_request_and_address(org):
 def test_token_creation_is_audited_without_the_secret(org):
     created = (
         org.client(Role.VIEWER)
-        .post("/api/v1/tenants/acme/tokens/", {"name": "ci"}, format="json")
+        .post(
+            "/api/v1/tenants/acme/tokens/",
+            {"name": "ci", "expiresAt": "2099-01-01T00:00:00Z"},
+            format="json",
+        )
         .json()
     )
     event = AuditEvent.objects.get(object_type="token", object_name=created["prefix"])

@@ -5,13 +5,14 @@ import pytest
 from gateways.models import Gateway
 from tenants.models import Membership, Tenant
 from tenants.roles import Role
+from tests.api.people import colleague
 from tests.conftest import make_user
 
 MEMBERS = "/api/v1/tenants/acme/members/"
 
 
 def test_admins_add_members_and_change_roles(org):
-    make_user("bob")
+    colleague(org, "bob")
     admin = org.client(Role.ADMIN)
     response = admin.post(MEMBERS, {"user": "bob", "role": "editor"}, format="json")
     assert response.status_code == 201
@@ -30,7 +31,7 @@ def test_adding_an_unknown_user_names_the_field(org):
 
 
 def test_only_owners_grant_or_touch_the_owner_role(org):
-    make_user("bob")
+    colleague(org, "bob")
     admin = org.client(Role.ADMIN)
     response = admin.post(MEMBERS, {"user": "bob", "role": "owner"}, format="json")
     assert response.status_code == 403

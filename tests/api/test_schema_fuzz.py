@@ -46,6 +46,7 @@ from gateways.models import Credential
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent, Plan
+from tests.api.people import colleague
 from tests.conftest import Org, make_org, make_user
 from tests.provisioning.certs import self_signed
 
@@ -169,7 +170,7 @@ def acme(db) -> Org:
         "targetRefs": [{"kind": "Gateway", "name": "edge"}], "retry": {}})  # fmt: skip
     alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
     gateway_services.create_credential(actor, alice, {"type": "api-key"})
-    make_user("newcomer")  # not a member yet: adding them can succeed
+    colleague(org, "newcomer")  # shares a tenant with acme's owner: adding them can succeed
     return org
 
 

@@ -11,6 +11,8 @@ from tenants.models import ApiToken
 from tenants.roles import Role
 
 URL = "/api/v1/tenants/acme/tokens/"
+# A token can only make tokens that expire (no later than itself; these fixtures never expire).
+LATER = "2099-01-01T00:00:00Z"
 
 
 def bearer(token: str) -> APIClient:
@@ -20,7 +22,9 @@ def bearer(token: str) -> APIClient:
 
 
 def test_a_new_token_is_shown_once_and_stored_only_as_a_hash(org):
-    response = org.client(Role.VIEWER).post(URL, {"name": "laptop"}, format="json")
+    response = org.client(Role.VIEWER).post(
+        URL, {"name": "laptop", "expiresAt": LATER}, format="json"
+    )
     assert response.status_code == 201
     body = response.json()
     plaintext = body["token"]
@@ -61,7 +65,9 @@ def test_viewers_see_only_their_own_tokens_admins_see_all(org):
 
 
 def test_revocation_takes_effect_at_once(org):
-    created = org.client(Role.EDITOR).post(URL, {"name": "ci"}, format="json").json()
+    created = (
+        org.client(Role.EDITOR).post(URL, {"name": "ci", "expiresAt": LATER}, format="json").json()
+    )
     client = bearer(created["token"])
     assert client.get("/api/v1/tenants/acme/").status_code == 200
     assert org.client(Role.ADMIN).delete(URL + created["prefix"] + "/").status_code == 204
