@@ -7,6 +7,7 @@ transaction. Rows are locked in id order (the order every writer uses), and only
 status actually changes are written (their resourceVersion moves; generation does not).
 """
 
+from gateways.egress import backend_refusals, current_policy
 from gateways.models import Backend, Gateway, Policy, Route
 from gateways.route_status import route_status
 from gateways.validation.routes import referenced_backends
@@ -17,6 +18,24 @@ from tenants.models import Tenant
 
 def backend_names(tenant: Tenant) -> set[str]:
     return set(Backend.objects.filter(tenant=tenant).values_list("name", flat=True))
+
+
+def refused_backends(tenant: Tenant, spec: dict) -> dict[str, str]:
+    """Backend name → why, for the backends a route ``spec`` names that the egress policy
+    refuses (stored before the policy, or under a laxer one): what translation will find, so
+    a route's status says it as soon as the route is written, not only after a reconcile."""
+    names = {name for _, name in referenced_backends(spec)}
+    if not names:
+        return {}
+    policy = current_policy()
+    refused = {}
+    for name, backend_spec in Backend.objects.filter(tenant=tenant, name__in=names).values_list(
+        "name", "spec"
+    ):
+        found = backend_refusals(backend_spec, policy)
+        if found:
+            refused[name] = f"{found[0][0]}: {found[0][1]}"
+    return refused
 
 
 def refresh_routes_using(tenant: Tenant, backend: str) -> None:
@@ -49,7 +68,8 @@ def _refresh_routes(ids: list[int], tenant: Tenant) -> None:
     )
     for route in routes:
         listeners = route.gateway.spec.get("listeners", [])
-        status = route_status(route.spec, names, listeners, route.generation, route.status)
+        refused = refused_backends(tenant, route.spec)
+        status = route_status(route.spec, names, listeners, route.generation, route.status, refused)
         store_status(route, status)
 
 

@@ -11,7 +11,7 @@ from gateways.models import Gateway, Route
 from gateways.route_conflicts import conflict_condition, find_conflicts
 from gateways.route_status import route_status
 from gateways.services import common
-from gateways.services.dependents import backend_names
+from gateways.services.dependents import backend_names, refused_backends
 from gateways.services.policies import refresh_policies
 from gateways.validation import validate_route_spec
 from provisioning.tasks import enqueue_reconcile
@@ -43,7 +43,8 @@ def _validate(raw_spec, gateway: Gateway) -> dict:
 
 def _status(spec: dict, gateway: Gateway, generation: int, previous: dict) -> dict:
     names = backend_names(gateway.tenant)
-    return route_status(spec, names, _listeners(gateway), generation, previous)
+    refused = refused_backends(gateway.tenant, spec)
+    return route_status(spec, names, _listeners(gateway), generation, previous, refused)
 
 
 @transaction.atomic

@@ -334,6 +334,24 @@ def test_a_reconcile_says_on_the_route_and_policy_why_an_address_is_refused(org,
     assert condition(editor, GW + "policies/jwt/", "Accepted")["status"] == "True"
 
 
+def test_a_route_written_to_a_refused_stored_backend_says_so_at_once(org, editor):
+    """Before any reconcile: the route's status already says what translation will do."""
+    make_gateway(editor)
+    response = editor.post(BACKENDS, {"name": "meta", "spec": ip("10.0.0.1")}, format="json")
+    assert response.status_code == 202, response.content
+    store_unchecked("meta", ip("169.254.169.254"))
+    route(editor, "meta", "meta", "/")
+    resolved = condition(editor, GW + "routes/meta/", "ResolvedRefs")
+    assert (resolved["status"], resolved["reason"]) == ("False", "RefNotPermitted")
+    assert "169.254.169.254 is link-local" in resolved["message"]
+    response = editor.patch(
+        GW + "routes/meta/", {"spec": {"hostnames": ["a.example.com"]}}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    resolved = condition(editor, GW + "routes/meta/", "ResolvedRefs")
+    assert (resolved["status"], resolved["reason"]) == ("False", "RefNotPermitted")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("GANTRY_EGRESS_DENIED_CIDRS", "10.0.0.0/33"), ("GANTRY_EGRESS_ALLOWED_CIDRS", "ten"),
