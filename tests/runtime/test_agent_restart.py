@@ -108,7 +108,7 @@ def test_killing_the_agent_leaves_replicas_serving_and_a_new_agent_adopts_them(s
 
     # An adopted replica that dies is restarted; its exit code is unknown, and said so.
     os.kill(before[0], signal.SIGKILL)
-    wait_for(lambda: pids(gateway) and pids(gateway)[0] != before[0], timeout=15,
+    wait_for(lambda: (now := pids(gateway)) and now[0] != before[0], timeout=15,
              message=lambda: f"restarted\n{stack.logs()}")  # fmt: skip
     restarted = LocalReplica.objects.get(gateway=gateway, index=0)
     assert restarted.restarts == 1 and restarted.last_exit_code is None
