@@ -33,7 +33,8 @@ from tests.test_make_run import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+# One ``make run`` for the module, whichever test process runs it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("make-run-kills")]
 BACK_TIMEOUT = 60  # for a killed process to be restarted and do its job again
 
 
@@ -158,6 +159,11 @@ def stack(tmp_path_factory):
             lambda: run.gateway()["status"]["phase"] == "Ready"
             and run.gateway()["status"]["listeners"][0]["url"],
             READY_TIMEOUT, "gateway web Ready", run.output,
+        )  # fmt: skip
+        # Ready may describe the revision made before the route existed: wait for the route.
+        wait_until(
+            lambda: requests.get(run.url, timeout=5).headers.get("x-version") == "v0",
+            READY_TIMEOUT, "the route served", run.output,
         )  # fmt: skip
         yield run
     finally:
