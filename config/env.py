@@ -29,6 +29,19 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
 
 
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if not number > minimum:
+        raise ImproperlyConfigured(f"{name} must be more than {minimum}, not {number}")
+    return number
+
+
 def env_int(name: str, default: int, minimum: int = 0) -> int:
     value = os.environ.get(name)
     if value is None or not value.strip():

@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str, require
+from config.env import env_bool, env_float, env_int, env_list, env_str, require
 from gateways.egress import parse_cidr, parse_name_pattern, parse_port_range
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -290,6 +290,10 @@ GANTRY_EGRESS_PLATFORM_PORTS = env_list("GANTRY_EGRESS_PLATFORM_PORTS")
 # Loopback backends (the README tour's `python3 -m http.server`) suit one machine running the
 # local runtime; on Kubernetes a pod's loopback is its own Envoy, so production denies them.
 GANTRY_EGRESS_ALLOW_LOOPBACK = env_bool("GANTRY_EGRESS_ALLOW_LOOPBACK", not PRODUCTION)
+# The local runtime resolves backends' host names itself and gives Envoy the checked addresses
+# (no DNS rebinding past the egress policy); Kubernetes NetworkPolicies check on the wire.
+GANTRY_EGRESS_PIN_DNS = env_bool("GANTRY_EGRESS_PIN_DNS", True)
+GANTRY_DNS_TIMEOUT_SECONDS = env_float("GANTRY_DNS_TIMEOUT_SECONDS", 2.0)
 _egress_checks = [
     ("GANTRY_EGRESS_DENIED_CIDRS", GANTRY_EGRESS_DENIED_CIDRS, parse_cidr),
     ("GANTRY_EGRESS_ALLOWED_CIDRS", GANTRY_EGRESS_ALLOWED_CIDRS, parse_cidr),

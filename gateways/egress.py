@@ -354,8 +354,12 @@ def current_policy() -> EgressPolicy:
     return policy_from_settings(settings)
 
 
-def backend_refusals(spec: dict, policy: EgressPolicy) -> list[tuple[str, str]]:
-    """(JSON path, why) of each endpoint of a backend ``spec`` the policy refuses."""
+def backend_refusals(
+    spec: dict, policy: EgressPolicy, resolved: dict[str, tuple[str, ...]] | None = None
+) -> list[tuple[str, str]]:
+    """(JSON path, why) of each endpoint of a backend ``spec`` the policy refuses.
+    ``resolved``: host name → the addresses it resolved to, each checked too (a name the map
+    does not hold is judged by its name alone)."""
     found = []
     for index, endpoint in enumerate(spec.get("endpoints", [])):
         if "ip" in endpoint:
@@ -364,6 +368,16 @@ def backend_refusals(spec: dict, policy: EgressPolicy) -> list[tuple[str, str]]:
             target = endpoint.get("fqdn") or {}
             path, host, port = "fqdn.hostname", target.get("hostname", ""), target.get("port")
         reason = policy.check(host, port)
+        if not reason and resolved and "fqdn" in endpoint:
+            reason = _resolved_refusal(host, port, resolved, policy)
         if reason:
             found.append((f"spec.endpoints[{index}].{path}", reason))
     return found
+
+
+def _resolved_refusal(host: str, port, resolved: dict, policy: EgressPolicy) -> str | None:
+    for text in resolved.get(host.lower().rstrip("."), ()):
+        reason = policy.check_ip(ipaddress.ip_address(text), port, f"{host} (resolving to {text})")
+        if reason:
+            return reason
+    return None

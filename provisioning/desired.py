@@ -5,8 +5,11 @@ policies' extAuth names, and the certificates its listeners serve or its backend
 Nothing here decides anything; the compiler does.
 """
 
-from gateways.egress import current_policy
+from dataclasses import replace
+
+from gateways.egress import EgressPolicy, current_policy
 from gateways.models import Backend, Certificate, Credential, Gateway
+from provisioning import pinned_dns
 from provisioning.ir.build import DesiredState
 from provisioning.ir.ext_auth import named_backends
 from provisioning.ir.policies import named_consumers
@@ -61,6 +64,17 @@ def certificates_named(tenant, names) -> dict[str, dict]:
     }
 
 
+def egress_for(gateway: Gateway, backends: dict[str, dict]) -> dict:
+    """The egress fields of a gateway's desired state: today's policy, and on the local
+    runtime its backends' host names resolved by the platform (``provisioning.pinned_dns``).
+    On Kubernetes a pod's loopback is its own Envoy (its admin among it): always refused."""
+    runtime = gateway.spec.get("runtime", "local")
+    policy: EgressPolicy = current_policy()
+    if runtime == "kubernetes" and policy.allow_loopback:
+        policy = replace(policy, allow_loopback=False)
+    return {"egress": policy, "resolved": pinned_dns.pinned_for(runtime, backends)}
+
+
 def load_desired_state(gateway_id: int) -> DesiredState:
     gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
     routes = [
@@ -89,5 +103,5 @@ def load_desired_state(gateway_id: int) -> DesiredState:
         certificates=certificates,
         policies=policies,
         consumers=consumers_for(gateway.tenant, policies),
-        egress=current_policy(),
+        **egress_for(gateway, backends),
     )

@@ -21,7 +21,7 @@ from provisioning.ir.ext_auth import named_backends
 
 def refresh_refusals(gateway: Gateway, state) -> None:
     """``gateway``: locked by the caller; ``state``: its desired state, as compiled."""
-    refused = refused_backends(state.backends, state.egress)
+    refused = refused_backends(state.backends, state.egress, state.resolved)
     _refresh_routes(gateway, refused)
     if _policies_concerned(gateway, state, refused):
         refresh_policies(gateway)

@@ -84,6 +84,7 @@ def desired_snapshot(state: DesiredState) -> dict:
     snapshot = asdict(state)
     # The operator's egress policy is no tenant's business (platform ranges and hosts).
     snapshot.pop("egress", None)
+    snapshot.pop("resolved", None)  # addresses of the moment; a rollback resolves again
     snapshot["certificates"] = {
         name: {
             "certificateSha256": fingerprint(cert["certificatePem"]),

@@ -17,11 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound
-from gateways.egress import current_policy
 from gateways.models import Gateway
 from gateways.services import common
 from provisioning import envoy, readiness, revisions
-from provisioning.desired import certificates_named, consumers_for
+from provisioning.desired import certificates_named, consumers_for, egress_for
 from provisioning.ir.build import DesiredState
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import compile_for
@@ -30,8 +29,10 @@ from tenants import audit
 from tenants.audit import Actor
 
 # What a revision stores of its desired state (the egress policy is the operator's, applied as
-# it is today, never as it was).
-SNAPSHOT_FIELDS = tuple(item.name for item in fields(DesiredState) if item.name != "egress")
+# it is today, never as it was; host names are resolved again).
+SNAPSHOT_FIELDS = tuple(
+    item.name for item in fields(DesiredState) if item.name not in ("egress", "resolved")
+)
 VALIDATE_SECONDS = 30
 
 
@@ -61,7 +62,7 @@ def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
         certificates=certificates,
         policies=snapshot["policies"],
         consumers=consumers_for(gateway.tenant, snapshot["policies"]),
-        egress=current_policy(),
+        **egress_for(gateway, snapshot["backends"]),
     )
 
 

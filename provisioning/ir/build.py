@@ -47,6 +47,9 @@ class DesiredState:
     consumers: dict[str, dict] = field(default_factory=dict, repr=False)
     # Where gateways may send traffic; None: not checked here (the API checked it).
     egress: EgressPolicy | None = None
+    # Backend host name → the addresses the platform resolved it to (provisioning.pinned_dns):
+    # Envoy gets those addresses, never the name. None: Envoy resolves names itself.
+    resolved: dict[str, tuple[str, ...]] | None = None
 
 
 def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
@@ -54,7 +57,9 @@ def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
     for name in sorted(state.backends):
         spec = state.backends[name]
         endpoints = spec.get("endpoints", [])
-        kind = "dns" if any("fqdn" in e for e in endpoints) else "static"
+        named = [e["fqdn"]["hostname"] for e in endpoints if "fqdn" in e]
+        pinned = bool(named) and state.resolved is not None
+        kind = "dns" if named and not pinned else "static"
         tls = spec.get("tls")
         ca = None
         if tls:
@@ -66,19 +71,29 @@ def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
             Cluster(
                 name=cluster_name(state.tenant, name),
                 kind=kind,
-                endpoints=tuple(
-                    Endpoint(e["ip"]["address"], e["ip"]["port"])
-                    if "ip" in e
-                    else Endpoint(e["fqdn"]["hostname"], e["fqdn"]["port"])
-                    for e in endpoints
-                ),  # fmt: skip
+                endpoints=_endpoints(endpoints, state.resolved if pinned else None),
+                verify_name=named[0] if pinned else None,
                 protocol=spec.get("appProtocol", "HTTP/1.1"),
-                tls=bool(tls),
+                tls=tls is not None,
                 tls_sni=(tls or {}).get("sni"),
                 tls_ca=ca,
             )
         )
     return tuple(clusters)
+
+
+def _endpoints(endpoints: list[dict], resolved: dict | None) -> tuple[Endpoint, ...]:
+    """The backend's endpoints; with ``resolved``, each host name becomes its addresses."""
+    found: list[Endpoint] = []
+    for e in endpoints:
+        if "ip" in e:
+            found.append(Endpoint(e["ip"]["address"], e["ip"]["port"]))
+        elif resolved is None:
+            found.append(Endpoint(e["fqdn"]["hostname"], e["fqdn"]["port"]))
+        else:
+            name = e["fqdn"]["hostname"].lower().rstrip(".")
+            found += [Endpoint(address, e["fqdn"]["port"]) for address in resolved.get(name, ())]
+    return tuple(found)
 
 
 def _header_ops(config: dict | None) -> HeaderOps:

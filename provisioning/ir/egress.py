@@ -12,13 +12,16 @@ from dataclasses import replace
 from gateways.egress import EgressPolicy, backend_refusals
 
 
-def refused_backends(backends: dict[str, dict], policy: EgressPolicy | None) -> dict[str, str]:
-    """Backend name → why the policy refuses it (its first refused endpoint)."""
+def refused_backends(
+    backends: dict[str, dict], policy: EgressPolicy | None, resolved: dict | None = None
+) -> dict[str, str]:
+    """Backend name → why the policy refuses it (its first refused endpoint); ``resolved``:
+    the addresses its host names resolved to, when the platform pins them."""
     if policy is None:
         return {}
     refused = {}
     for name, spec in backends.items():
-        found = backend_refusals(spec, policy)
+        found = backend_refusals(spec, policy, resolved)
         if found:
             path, reason = found[0]
             refused[name] = f"{path}: {reason}"
@@ -27,7 +30,7 @@ def refused_backends(backends: dict[str, dict], policy: EgressPolicy | None) -> 
 
 def without_refused(state):
     """``state`` without its refused backends, and {name: why} of those."""
-    refused = refused_backends(state.backends, state.egress)
+    refused = refused_backends(state.backends, state.egress, state.resolved)
     if not refused:
         return state, refused
     kept = {name: spec for name, spec in state.backends.items() if name not in refused}

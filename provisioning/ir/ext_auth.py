@@ -22,7 +22,7 @@ def _uri(backend: dict, path: str) -> str:
     host = address.get("address") or address.get("hostname")
     if ":" in host:
         host = f"[{host}]"
-    scheme = "https" if backend.get("tls") else "http"
+    scheme = "https" if backend.get("tls") is not None else "http"
     return f"{scheme}://{host}:{address['port']}{path}"
 
 

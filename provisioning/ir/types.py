@@ -411,6 +411,8 @@ class Cluster:
     tls_ca: str | None = None  # PEM bundle
     tls: bool = False
     invalid_backend: bool = False  # stands for missing backends: its requests answer 500
+    # The host name TLS verifies when the platform resolved it (endpoints are its addresses).
+    verify_name: str | None = None
     settings: ClusterSettings | None = None  # a BackendTrafficPolicy's variant
 
 

@@ -62,7 +62,9 @@ def upstream_tls(cluster: Cluster) -> dict:
         {"inline_string": cluster.tls_ca} if cluster.tls_ca else {"filename": SYSTEM_CA_BUNDLE}
     )
     validation: dict = {"trusted_ca": trusted}
-    name = cluster.tls_sni or (cluster.endpoints[0].address if cluster.kind == "dns" else None)
+    name = cluster.tls_sni or cluster.verify_name
+    if not name and cluster.kind == "dns":
+        name = cluster.endpoints[0].address
     if name:
         validation["match_typed_subject_alt_names"] = [
             {"san_type": "DNS", "matcher": {"exact": name}}
