@@ -40,18 +40,7 @@ def _keep_saved(obj, saved) -> None:
 
 @admin.register(Plan)
 class PlanAdmin(ServiceAdmin):
-    list_display = [
-        "name",
-        "display_name",
-        "max_gateways",
-        "max_replicas_per_gateway",
-        "max_routes_per_gateway",
-        "max_backends",
-        "max_certificates",
-        "max_consumers",
-        "max_tokens_per_user",
-        "allowed_sizes",
-    ]
+    list_display = [field for field in _PLAN_FIELDS if field != "description"]
     search_fields = ["name", "display_name"]
     readonly_fields = ["resource_version", "created_at", "updated_at"]
 

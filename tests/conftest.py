@@ -157,3 +157,26 @@ def _local_port_range():
     low = random.SystemRandom().choice(starts)
     django_settings.GANTRY_LOCAL_PORT_RANGE = f"{low}-{low + 299}"
     yield
+
+
+@pytest.fixture
+def upstream():
+    """An HTTP backend on loopback, ``app``, answering JSON about each request it gets."""
+    from tests.provisioning.harness import Upstream
+
+    server = Upstream("app")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def stack(tmp_path, monkeypatch):
+    """The xDS server and the runtime agent as real processes (``tests.runtime.stack``), with
+    reconciles run only where the test calls them."""
+    from provisioning import tasks
+    from tests.runtime.stack import Stack
+
+    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
+    running = Stack(tmp_path).start()
+    yield running
+    running.stop()

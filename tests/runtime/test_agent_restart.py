@@ -13,32 +13,15 @@ import pytest
 import requests
 
 from gateways import services
-from provisioning import tasks
 from provisioning.models import LocalReplica
 from provisioning.reconcile import reconcile
 from provisioning.runtimes.local.processes import Adopted, adoptable, start_time
 from tests.delivery.helpers import ACTOR
-from tests.provisioning.harness import Upstream
-from tests.runtime.stack import Process, Stack
+from tests.runtime.stack import Process
 from tests.runtime.test_local_runtime import alive, make_gateway, phase_is, pids, url_of
 from tests.xds.harness import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
-    stack = Stack(tmp_path).start()
-    yield stack
-    stack.stop()
 
 
 class Traffic:

@@ -21,18 +21,11 @@ from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
-from tests.provisioning.harness import Upstream, free_port
+from tests.provisioning.harness import free_port
 from tests.runtime.stack import Stack, database_url
 from tests.xds.harness import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.close()
 
 
 def route(value: str) -> dict:

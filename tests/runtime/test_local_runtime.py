@@ -26,26 +26,10 @@ from provisioning.runtimes.local.admin import admin_request
 from tenants.roles import Role
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
-from tests.provisioning.harness import Upstream
 from tests.runtime.stack import Stack
 from tests.xds.harness import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
-    stack = Stack(tmp_path).start()
-    yield stack
-    stack.stop()
 
 
 def status(gateway) -> dict:

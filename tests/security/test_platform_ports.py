@@ -16,15 +16,12 @@ import pytest
 import requests
 
 from gateways import services
-from provisioning import tasks
 from provisioning.envoy import envoy_binary
 from provisioning.models import LocalPort, LocalReplica
 from provisioning.reconcile import reconcile
 from provisioning.validator import warm_validator
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
-from tests.provisioning.harness import Upstream
-from tests.runtime.stack import Stack
 from tests.runtime.test_local_runtime import alive, phase_is, pids, url_of
 from tests.xds.harness import wait_for
 
@@ -40,21 +37,6 @@ ADMIN_PATHS = [
 ]
 # What only an Envoy admin says.
 ADMIN_MARKERS = ("envoy.admin.v3", "command_line_options", "gxds_", "active loggers", "\nOK\n")
-
-
-@pytest.fixture
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
-    stack = Stack(tmp_path).start()
-    yield stack
-    stack.stop()
 
 
 def socket_inodes(pid: int) -> set[str]:

@@ -16,36 +16,18 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
 from grpc import aio
 
 from gateways import services
-from provisioning import tasks
 from provisioning.models import ReplicaCredential, XdsCredential
 from provisioning.reconcile import reconcile
 from provisioning.translate.types import CLUSTER
 from provisioning.xds.credentials import identify, issue_xds_token
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
-from tests.provisioning.harness import Upstream
-from tests.runtime.stack import Stack
 from tests.runtime.test_local_runtime import alive, phase_is, pids
 from tests.xds.harness import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 REFUSED = grpc.StatusCode.UNAUTHENTICATED
-
-
-@pytest.fixture
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    monkeypatch.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
-    stack = Stack(tmp_path).start()
-    yield stack
-    stack.stop()
 
 
 async def _open(target: str, token: str, node_id: str, timeout: float = 5):
