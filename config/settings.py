@@ -314,6 +314,9 @@ if GANTRY_XDS_NOTIFIER not in ("", "redis", "postgres", "local", "none"):
     raise ImproperlyConfigured(
         f"GANTRY_XDS_NOTIFIER must be redis, postgres, local or none, not {GANTRY_XDS_NOTIFIER!r}"
     )
+# The platform's own image (what platform/ runs): Kubernetes gateway pods' init container
+# enrolls with it.
+GANTRY_PLATFORM_IMAGE = env_str("GANTRY_PLATFORM_IMAGE", "gantry:0.1.0")
 GANTRY_RUNTIME_DIR = Path(env_str("GANTRY_RUNTIME_DIR", str(DATA_DIR / "runtime")))
 GANTRY_LOCAL_PORT_RANGE = env_str("GANTRY_LOCAL_PORT_RANGE", "20000-29999")
 if not re.fullmatch(r"\d{1,5}-\d{1,5}", GANTRY_LOCAL_PORT_RANGE) or not (

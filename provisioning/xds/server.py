@@ -237,16 +237,26 @@ class XdsServer:
     """A grpc.aio server serving ADS on one address (a host and port, or ``unix:<path>`` as
     ``host``); start and stop on one event loop."""
 
-    def __init__(self, service: AggregatedDiscoveryService, host: str = "127.0.0.1", port=0):
+    def __init__(
+        self,
+        service: AggregatedDiscoveryService,
+        host: str = "127.0.0.1",
+        port=0,
+        handlers: tuple[grpc.GenericRpcHandler, ...] = (),
+    ):
         self.service = service
         self.host = host
         self.port = port
+        # Further gRPC services on the same port (the Kubernetes pods' enrollment).
+        self.handlers = handlers
         self._server: aio.Server | None = None
 
     async def start(self) -> int:
         """Binds and serves; returns the port (useful with port 0; 0 for a Unix socket)."""
         server = aio.server(options=SERVER_OPTIONS)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self.service, server)
+        if self.handlers:
+            server.add_generic_rpc_handlers(self.handlers)
         if self.host.startswith("unix:"):
             server.add_insecure_port(self.host)
             self.port = 0

@@ -52,8 +52,8 @@ def kinds(api, tenant, gateway) -> list[str]:
 def test_create_then_no_op_then_change(target):
     api, cluster, tenant, gateway = target
     created = apply.reconcile(api, tenant, gateway, cluster)
-    assert len(created.applied) == 9
-    assert len(kinds(api, tenant, gateway)) == 9
+    assert len(created.applied) == 8
+    assert len(kinds(api, tenant, gateway)) == 8
     writes = api.counters.writes
     assert apply.reconcile(api, tenant, gateway, cluster).applied == []
     assert api.counters.writes == writes  # a no-op reconcile writes nothing

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 
 from provisioning.xds.db import DatabaseThreads
 from provisioning.xds.db_source import DatabaseSnapshotSource
+from provisioning.xds.enrollment import EnrollmentService
 from provisioning.xds.replicas import (
     AckRecorder,
     Authenticator,
@@ -30,7 +31,9 @@ async def serve(address: str, port: int, ready=None) -> None:
     service = AggregatedDiscoveryService(
         source, Authenticator(database), AckRecorder(database), connections
     )
-    server = XdsServer(service, address, port)
+    # Kubernetes gateway pods enroll on the same port (their only way into the platform).
+    enrollment = EnrollmentService(database)
+    server = XdsServer(service, address, port, handlers=(enrollment.handler(),))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
