@@ -232,9 +232,10 @@ class RateLimiter:
 
 
 # A pod enrolls once per start (a few tries when the API server is slow); a gateway's rollout
-# enrolls each new pod. Past these, attempts are refused before the cluster is asked.
-PEER_BURST, PEER_RATE = 5, 0.2  # per caller address: 5 at once, then one every 5 s
-GATEWAY_BURST, GATEWAY_RATE = 30, 2.0  # per gateway named: 30 at once, then two a second
+# enrolls each new pod. Past these, attempts are refused before the cluster is asked. The
+# bursts are settings (GANTRY_XDS_ENROLL_ADDRESS_BURST, GANTRY_XDS_ENROLL_GATEWAY_BURST).
+PEER_RATE = 0.2  # per caller address: one attempt every 5 s after the burst
+GATEWAY_RATE = 2.0  # per gateway named: two a second after the burst
 
 
 def _host(peer: str) -> str:
@@ -259,11 +260,22 @@ def _dumps(answer: dict) -> bytes:
 class EnrollmentService:
     """The gRPC side: rate limits, then ``enroll`` through the database threads."""
 
-    def __init__(self, database: DatabaseThreads | None = None, enroll_function=None):
+    def __init__(
+        self,
+        database: DatabaseThreads | None = None,
+        enroll_function=None,
+        address_burst: int | None = None,
+        gateway_burst: int | None = None,
+        clock=time.monotonic,
+    ):
+        from django.conf import settings
+
         self.database = database
         self.enroll_function = enroll_function or enroll
-        self.peers = RateLimiter(PEER_BURST, PEER_RATE)
-        self.gateways = RateLimiter(GATEWAY_BURST, GATEWAY_RATE)
+        address_burst = address_burst or settings.GANTRY_XDS_ENROLL_ADDRESS_BURST
+        gateway_burst = gateway_burst or settings.GANTRY_XDS_ENROLL_GATEWAY_BURST
+        self.peers = RateLimiter(address_burst, PEER_RATE, clock)
+        self.gateways = RateLimiter(gateway_burst, GATEWAY_RATE, clock)
 
     async def Enroll(self, raw, context):  # noqa: N802 (the gRPC method's name)
         peer = context.peer()
