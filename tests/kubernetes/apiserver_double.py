@@ -451,8 +451,16 @@ class ApiServerDouble:
             return {"kind": "APIVersions", "versions": ["v1"]} if url.path == "/api" else {
                 "kind": "APIGroupList", "groups": []}  # fmt: skip
         if url.path == TOKEN_REVIEWS and method == "POST":
+            review = json.loads(body or b"{}")
+            # Like the API server, the kind defaults to the one of the URL.
+            review.setdefault("apiVersion", "authentication.k8s.io/v1")
+            review.setdefault("kind", "TokenReview")
+            if self.validate:  # the request, strictly, as a real API server checks it
+                problems = schemas.errors(review, schemas.newest_versions()[-1])
+                if problems:
+                    raise ApiError(422, "TokenReview is invalid: " + "; ".join(problems))
             with self.lock:
-                return self.review(json.loads(body or b"{}"))
+                return self.review(review)
         match = PATH.match(url.path)
         if not match or (match["prefix"], match["resource"]) not in RESOURCES:
             raise ApiError(404, f"the server could not find the requested resource {url.path}")
