@@ -31,8 +31,10 @@ async def serve(address: str, port: int, ready=None) -> None:
     service = AggregatedDiscoveryService(
         source, Authenticator(database), AckRecorder(database), connections
     )
-    # Kubernetes gateway pods enroll on the same port (their only way into the platform).
-    enrollment = EnrollmentService(database)
+    # Kubernetes gateway pods enroll on the same port (their only way into the platform), in
+    # threads of their own: a slow API server never holds up token checks and ACKs.
+    enrollment_threads = DatabaseThreads(workers=2)
+    enrollment = EnrollmentService(enrollment_threads)
     server = XdsServer(service, address, port, handlers=(enrollment.handler(),))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,6 +59,7 @@ async def serve(address: str, port: int, ready=None) -> None:
         await service.drain_reports()
         await source.close()
         await loop.run_in_executor(None, database.close)
+        await loop.run_in_executor(None, enrollment_threads.close)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 
