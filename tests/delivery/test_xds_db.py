@@ -1,5 +1,6 @@
-"""The xDS server's database side: per-gateway tokens, the revision-backed snapshot source (woken
-by Redis or by polling, surviving database errors) and the record of ACKs and NACKs."""
+"""The xDS server's database side: per-replica and per-pod tokens, the revision-backed snapshot
+source (woken by Redis or by polling, surviving database errors) and the record of ACKs and
+NACKs."""
 
 import asyncio
 

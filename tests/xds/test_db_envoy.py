@@ -1,5 +1,5 @@
 """Real Envoys against the xDS server as ``manage.py xds_server`` runs it: config revisions from
-the database, per-gateway tokens, ACKs recorded per replica, changes pushed on a Redis
+the database, per-replica tokens, ACKs recorded per replica, changes pushed on a Redis
 notification or found by polling.
 
 Listener ports: reconcile maps each listener port of a local-runtime gateway to a host port of
