@@ -49,7 +49,6 @@ def fleet(tenants: int, per_tenant: int) -> list[tuple[TenantInput, GatewayInput
                 tenant=tenant.slug, name=f"gw-{g}", vcpu=1 + g % 2, memory_gib=2 + 2 * (g % 2),
                 replicas=1 + g % 3,
                 listeners=(ListenerPort("http", 80, "HTTP"), ListenerPort("https", 443, "HTTPS")),
-                xds_token=f"gxds_bench{t:03d}_{g:042d}",
                 backends=(BackendAddress(f"10.{t}.{g}.1", 8080),),
             )  # fmt: skip
             result.append((tenant, gateway))

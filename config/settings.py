@@ -318,6 +318,13 @@ if GANTRY_XDS_NOTIFIER not in ("", "redis", "postgres", "local", "none"):
     raise ImproperlyConfigured(
         f"GANTRY_XDS_NOTIFIER must be redis, postgres, local or none, not {GANTRY_XDS_NOTIFIER!r}"
     )
+# The platform's own image (what platform/ runs): Kubernetes gateway pods' init container
+# enrolls with it.
+GANTRY_PLATFORM_IMAGE = env_str("GANTRY_PLATFORM_IMAGE", "gantry:0.1.0")
+# Enrollment attempts each xDS server accepts before asking a cluster anything: per caller
+# address (refilled one every 5 s) and per gateway named (refilled two a second).
+GANTRY_XDS_ENROLL_ADDRESS_BURST = env_int("GANTRY_XDS_ENROLL_ADDRESS_BURST", 5, minimum=1)
+GANTRY_XDS_ENROLL_GATEWAY_BURST = env_int("GANTRY_XDS_ENROLL_GATEWAY_BURST", 30, minimum=1)
 GANTRY_RUNTIME_DIR = Path(env_str("GANTRY_RUNTIME_DIR", str(DATA_DIR / "runtime")))
 GANTRY_LOCAL_PORT_RANGE = env_str("GANTRY_LOCAL_PORT_RANGE", "20000-29999")
 if not re.fullmatch(r"\d{1,5}-\d{1,5}", GANTRY_LOCAL_PORT_RANGE) or not (

@@ -97,24 +97,6 @@ class GatewayOperation(models.Model):
         return f"{self.gateway} {self.kind} {self.state}"
 
 
-class XdsCredential(models.Model):
-    """A gateway-wide token its Envoy replicas present to the xDS server (``authorization:
-    Bearer``): any node id of the gateway may stream with it. The Kubernetes runtime uses it (one
-    bootstrap Secret for every pod); local replicas have a ``ReplicaCredential`` each instead.
-
-    Only its SHA-256 is stored; the plaintext is returned once by
-    ``provisioning.xds.credentials.issue_xds_token`` (issuing again rotates it).
-    """
-
-    gateway = models.OneToOneField(Gateway, on_delete=models.CASCADE, related_name="xds_credential")
-    prefix = models.CharField(max_length=16)
-    token_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.gateway} {self.prefix}"
-
-
 class ReplicaCredential(models.Model):
     """The token of one local-runtime replica: it authenticates a stream only under ``node_id``
     (``<tenant>/<gateway>/<index>``).
@@ -136,6 +118,37 @@ class ReplicaCredential(models.Model):
         ordering = ["gateway", "index"]
         constraints = [
             models.UniqueConstraint(fields=["gateway", "index"], name="one_credential_per_replica")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} {self.prefix}"
+
+
+class PodCredential(models.Model):
+    """The token of one Kubernetes pod incarnation: it authenticates a stream only under
+    ``node_id`` (``<tenant>/<gateway>/<pod name>``).
+
+    Issued by the xDS server's enrollment when the pod proves who it is (a projected service
+    account token, checked with a TokenReview on the gateway's cluster, and the Pod read back:
+    ``pod_uid`` is that pod's uid). Enrolling the same pod again replaces it; it is deleted when
+    the pod is gone or terminating (the Kubernetes status sync), when the gateway leaves the
+    cluster and when the gateway is deleted. Only the SHA-256 is stored.
+    """
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="pod_credentials")
+    pod_name = models.CharField(max_length=253)
+    pod_uid = models.CharField(max_length=64)
+    node_id = models.CharField(max_length=255)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # When this token was issued (each enrollment): revocation spares tokens issued after the
+    # pod list it works from was read.
+    issued_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["gateway", "pod_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "pod_name"], name="one_credential_per_pod")
         ]
 
     def __str__(self) -> str:

@@ -3,12 +3,13 @@ reports what the Envoy accepted or rejected.
 
 An Envoy proves who it is with a token (``authorization: Bearer <token>`` in the stream's
 initial metadata, from its bootstrap) and names itself with node id ``<gateway key>/<replica>``.
-The token stands for a ``Principal``: one replica (the node id must be exactly the token's) or,
-for gateway-wide tokens, any replica of one gateway. A stream whose token is unknown, or whose
-node id is not one the token admits, is refused with UNAUTHENTICATED before it is sent anything:
-a proxy only ever gets its own gateway's config. The server keeps no config of its own (it
-reads a ``SnapshotSource``), so several can run side by side and a restarted one picks up where
-the last one left off.
+The token stands for a ``Principal``: one replica of one gateway (a local replica or a
+Kubernetes pod), and the node id must be exactly the principal's. A stream whose token is
+unknown, or whose node id is not the token's, is refused with UNAUTHENTICATED before it is sent
+anything: a proxy only ever gets its own gateway's config, as itself. Other gRPC services can
+share the port (``XdsServer(handlers=...)``: the Kubernetes pods' enrollment). The server
+keeps no config of its own (it reads a ``SnapshotSource``), so several can run side by side and
+a restarted one picks up where the last one left off.
 """
 
 import asyncio
@@ -32,21 +33,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Principal:
-    """What a token lets stream: the gateway ``gateway_key``, as the one node ``node_id`` when
-    the token is bound to a replica, else as any node id of the gateway."""
+    """What a token lets stream: the gateway ``gateway_key``, as the one node ``node_id``."""
 
     gateway_key: str
-    node_id: str | None = None
+    node_id: str
 
     def admits(self, node_id: str) -> bool:
-        if self.node_id is not None:
-            return node_id == self.node_id
-        return gateway_of(node_id) == self.gateway_key
+        return node_id == self.node_id
 
 
-# token → Principal (a plain gateway key means any replica of it) or None; may be a coroutine
-# function (a database lookup).
-Authenticate = Callable[[str], "Principal | str | None | Awaitable[Principal | str | None]"]
+# token → Principal or None; may be a coroutine function (a database lookup).
+Authenticate = Callable[[str], "Principal | None | Awaitable[Principal | None]"]
 # (gateway key, node id, type URL, version, Envoy's error or None); may be async. It runs in
 # the stream's task, before the next push to that replica: keep it quick or hand the work off.
 OnAck = Callable[[str, str, str, str, "str | None"], "None | Awaitable[None]"]
@@ -171,9 +168,9 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         except Exception:
             logger.exception("xds: authentication failed")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "cannot check the token now")
-        if not principal:
+        if not isinstance(principal, Principal):
             await _refuse(context, "unknown token")
-        return principal if isinstance(principal, Principal) else Principal(principal)
+        return principal
 
     async def _exchange(self, session, gateway_key, node_id, first, requests, context):
         """Answers requests and pushes new snapshots as they come, whichever is first."""
@@ -237,16 +234,26 @@ class XdsServer:
     """A grpc.aio server serving ADS on one address (a host and port, or ``unix:<path>`` as
     ``host``); start and stop on one event loop."""
 
-    def __init__(self, service: AggregatedDiscoveryService, host: str = "127.0.0.1", port=0):
+    def __init__(
+        self,
+        service: AggregatedDiscoveryService,
+        host: str = "127.0.0.1",
+        port=0,
+        handlers: tuple[grpc.GenericRpcHandler, ...] = (),
+    ):
         self.service = service
         self.host = host
         self.port = port
+        # Further gRPC services on the same port (the Kubernetes pods' enrollment).
+        self.handlers = handlers
         self._server: aio.Server | None = None
 
     async def start(self) -> int:
         """Binds and serves; returns the port (useful with port 0; 0 for a Unix socket)."""
         server = aio.server(options=SERVER_OPTIONS)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self.service, server)
+        if self.handlers:
+            server.add_generic_rpc_handlers(self.handlers)
         if self.host.startswith("unix:"):
             server.add_insecure_port(self.host)
             self.port = 0

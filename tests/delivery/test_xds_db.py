@@ -1,5 +1,6 @@
-"""The xDS server's database side: per-gateway tokens, the revision-backed snapshot source (woken
-by Redis or by polling, surviving database errors) and the record of ACKs and NACKs."""
+"""The xDS server's database side: per-replica and per-pod tokens, the revision-backed snapshot
+source (woken by Redis or by polling, surviving database errors) and the record of ACKs and
+NACKs."""
 
 import asyncio
 
@@ -13,9 +14,10 @@ from provisioning import revisions, rollback, tasks
 from provisioning.reconcile import reconcile
 from provisioning.translate import Resources
 from provisioning.xds import db_source, notify
-from provisioning.xds.credentials import authenticate, issue_xds_token
+from provisioning.xds.credentials import identify, issue_pod_token, issue_replica_token
 from provisioning.xds.db_source import DatabaseSnapshotSource
 from provisioning.xds.replicas import record_ack, record_connection
+from provisioning.xds.server import Principal
 from provisioning.xds.snapshots import Snapshot
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
@@ -50,18 +52,25 @@ def change_route(gateway, prefix):
     return reconcile(gateway.pk).revision
 
 
-def test_a_gateway_token_authenticates_only_its_gateway(org):
+def test_every_token_names_one_node_of_one_gateway(org):
     gateway = gateway_with_route(org.tenant)
-    token = issue_xds_token(gateway)
+    token = issue_replica_token(gateway, 0)
     assert token.startswith("gxds_") and len(token) > 50
-    assert authenticate(token) == KEY
-    assert authenticate(token[:-1] + ("a" if token[-1] != "a" else "b")) is None
-    assert authenticate("gty_abcdefgh_" + token[14:]) is None
-    assert authenticate("") is None
-    rotated = issue_xds_token(gateway)
-    assert authenticate(token) is None
-    assert authenticate(rotated) == KEY
-    assert token not in str(list(gateway.xds_credential.__dict__.values()))
+    assert identify(token) == Principal(KEY, f"{KEY}/0")
+    assert identify(token[:-1] + ("a" if token[-1] != "a" else "b")) is None
+    assert identify("gty_abcdefgh_" + token[14:]) is None
+    assert identify("") is None
+    rotated = issue_replica_token(gateway, 0)
+    assert identify(token) is None
+    assert identify(rotated) == Principal(KEY, f"{KEY}/0")
+    pod = issue_pod_token(gateway, "envoy-edge-abc12", "uid-1")
+    assert identify(pod) == Principal(KEY, f"{KEY}/envoy-edge-abc12")
+    again = issue_pod_token(gateway, "envoy-edge-abc12", "uid-1")  # the pod enrolled again
+    assert identify(pod) is None and identify(again).node_id == f"{KEY}/envoy-edge-abc12"
+    stored = str(list(gateway.replica_credentials.values())) + str(
+        list(gateway.pod_credentials.values())
+    )
+    assert token not in stored and rotated not in stored and again not in stored
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,6 +18,13 @@ just the behaviour Gantry's applier relies on:
 - Services get a cluster IP, node ports, and a load-balancer address (TEST-NET-3, never
   contacted); Deployments default to one replica and report all replicas available
   ``ready_delay`` seconds after their last change;
+- Pods as a test places them (``add_pod``, as the Deployment controller would; ``terminate_pod``
+  marks one terminating) and TokenReviews (``POST .../tokenreviews``) of tokens a test mints
+  for a pod with ``mint_token`` (audiences, expiry, the pod's service account). A review
+  answers as a real API server does for a pod-bound service account token: not authenticated
+  for an unknown or expired token, for audiences it was not minted for, or when its pod is gone
+  or has another uid; otherwise the username ``system:serviceaccount:<ns>:<sa>`` and the
+  ``pod-name``/``pod-uid`` extras;
 - ``Status`` bodies for 404, 409, 422, 403 and 500;
 - fault injection: ``fail(method, path_part, status, times)`` answers with an error, and
   ``stall(method, path_part, seconds, times, after=True)`` holds the answer (after doing the
@@ -29,6 +36,7 @@ Every request is recorded in ``requests`` (method, path) for counting.
 import copy
 import json
 import re
+import secrets
 import socket
 import threading
 import time
@@ -47,6 +55,7 @@ RESOURCES = {  # (api prefix, resource) → (kind, apiVersion, namespaced)
     ("/api/v1", "limitranges"): ("LimitRange", "v1", True),
     ("/api/v1", "serviceaccounts"): ("ServiceAccount", "v1", True),
     ("/api/v1", "secrets"): ("Secret", "v1", True),
+    ("/api/v1", "pods"): ("Pod", "v1", True),
     ("/api/v1", "services"): ("Service", "v1", True),
     ("/apis/apps/v1", "deployments"): ("Deployment", "apps/v1", True),
     ("/apis/networking.k8s.io/v1", "networkpolicies"): (
@@ -67,7 +76,20 @@ PATH = re.compile(
 )
 LOAD_BALANCER_IP = "203.0.113.10"
 NODE_ADDRESS = "192.0.2.21"
+TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 500: "InternalError"}
+
+
+@dataclass
+class MintedToken:
+    """A projected service account token as the kubelet would get it for a pod."""
+
+    namespace: str
+    service_account: str
+    pod: str
+    pod_uid: str
+    audiences: tuple[str, ...]
+    expires_at: float  # time.time()
 
 
 @dataclass
@@ -152,6 +174,7 @@ class ApiServerDouble:
         self.changed_at: dict[tuple, float] = {}
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
+        self.tokens: dict[str, MintedToken] = {}
         self.version = 0
         self.lock = threading.RLock()
         self._node_ports = iter(range(30000, 32768))
@@ -187,6 +210,101 @@ class ApiServerDouble:
 
     def kinds_in(self, namespace: str) -> list[str]:
         return sorted(k for (k, ns, _) in self.objects if ns == namespace)
+
+    # pods and their service account tokens
+    def add_pod(self, namespace: str, name: str, labels: dict, service_account: str) -> str:
+        """A running pod (as the Deployment controller and the kubelet make it); its uid."""
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {"serviceAccountName": service_account, "containers": []},
+            "status": {"phase": "Running"},
+        }
+        with self.lock:
+            return self._store("Pod", namespace, pod)["metadata"]["uid"]
+
+    def terminate_pod(self, namespace: str, name: str) -> None:
+        """The pod is being deleted (it has a ``deletionTimestamp`` and still exists)."""
+        with self.lock:
+            pod = copy.deepcopy(self.objects[("Pod", namespace, name)])
+            pod["metadata"]["deletionTimestamp"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._store("Pod", namespace, pod)
+
+    def mint_token(
+        self,
+        namespace: str,
+        pod: str,
+        audiences=("gantry-xds",),
+        expires_in: float = 600,
+        service_account: str | None = None,
+    ) -> str:
+        """A token bound to the pod (which must exist here), as a projected volume gets it;
+        ``service_account`` defaults to the pod's."""
+        with self.lock:
+            obj = self.objects[("Pod", namespace, pod)]
+            token = "double." + secrets.token_urlsafe(32)
+            self.tokens[token] = MintedToken(
+                namespace=namespace,
+                service_account=service_account or obj["spec"]["serviceAccountName"],
+                pod=pod,
+                pod_uid=obj["metadata"]["uid"],
+                audiences=tuple(audiences),
+                expires_at=time.time() + expires_in,
+            )
+            return token
+
+    def review(self, body: dict) -> dict:
+        """A TokenReview, answered like the API server's token authenticator."""
+        spec = body.get("spec") or {}
+        wanted = spec.get("audiences") or []
+        minted = self.tokens.get(spec.get("token", ""))
+        status: dict = {"authenticated": False}
+        if minted is None:
+            status["error"] = (
+                "[invalid bearer token, square/go-jose: error in cryptographic primitive]"
+            )
+        elif minted.expires_at <= time.time():
+            status["error"] = "[invalid bearer token, service account token has expired]"
+        elif wanted and not set(wanted) & set(minted.audiences):
+            status["error"] = (
+                "[invalid bearer token, token audiences "
+                + json.dumps(list(minted.audiences))
+                + " is invalid for the target audiences "
+                + json.dumps(wanted)
+                + "]"
+            )
+        else:
+            pod = self.objects.get(("Pod", minted.namespace, minted.pod))
+            if pod is None:
+                status["error"] = f'pods "{minted.pod}" not found'
+            elif pod["metadata"]["uid"] != minted.pod_uid:
+                status["error"] = (
+                    f"pod {minted.pod} UID ({pod['metadata']['uid']}) does not match the "
+                    f"claim ({minted.pod_uid})"
+                )
+            else:
+                status = {
+                    "authenticated": True,
+                    "audiences": [a for a in wanted if a in minted.audiences]
+                    or list(minted.audiences),
+                    "user": {
+                        "username": f"system:serviceaccount:{minted.namespace}:"
+                        f"{minted.service_account}",
+                        "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, minted.service_account)),
+                        "groups": [
+                            "system:serviceaccounts",
+                            f"system:serviceaccounts:{minted.namespace}",
+                            "system:authenticated",
+                        ],
+                        "extra": {
+                            "authentication.kubernetes.io/pod-name": [minted.pod],
+                            "authentication.kubernetes.io/pod-uid": [minted.pod_uid],
+                        },
+                    },
+                }
+        kind = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
+        return {**kind, "metadata": {}, "spec": spec, "status": status}
 
     # storage
     def _store(self, kind, namespace, obj) -> dict:
@@ -332,6 +450,17 @@ class ApiServerDouble:
         if url.path in ("/api", "/apis"):
             return {"kind": "APIVersions", "versions": ["v1"]} if url.path == "/api" else {
                 "kind": "APIGroupList", "groups": []}  # fmt: skip
+        if url.path == TOKEN_REVIEWS and method == "POST":
+            review = json.loads(body or b"{}")
+            # Like the API server, the kind defaults to the one of the URL.
+            review.setdefault("apiVersion", "authentication.k8s.io/v1")
+            review.setdefault("kind", "TokenReview")
+            if self.validate:  # the request, strictly, as a real API server checks it
+                problems = schemas.errors(review, schemas.newest_versions()[-1])
+                if problems:
+                    raise ApiError(422, "TokenReview is invalid: " + "; ".join(problems))
+            with self.lock:
+                return self.review(review)
         match = PATH.match(url.path)
         if not match or (match["prefix"], match["resource"]) not in RESOURCES:
             raise ApiError(404, f"the server could not find the requested resource {url.path}")

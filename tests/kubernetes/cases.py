@@ -17,7 +17,6 @@ from provisioning.runtimes.kubernetes.inputs import (
 
 TESTDATA = Path(__file__).parent / "testdata"
 CASES = sorted(p.name.removesuffix(".in.yaml") for p in TESTDATA.glob("*.in.yaml"))
-TOKEN = "gxds_golden00_" + "x" * 43
 
 
 def cluster_settings(raw: dict) -> ClusterSettings:
@@ -31,7 +30,7 @@ def tenant_input(raw: dict) -> TenantInput:
     return TenantInput(slug=raw["slug"], quota=TenantQuota(**raw["quota"]))
 
 
-def gateway_input(tenant: str, raw: dict, token: str = TOKEN) -> GatewayInput:
+def gateway_input(tenant: str, raw: dict) -> GatewayInput:
     raw = dict(raw)
     scaling = raw.pop("autoscaling", None)
     return GatewayInput(
@@ -39,7 +38,6 @@ def gateway_input(tenant: str, raw: dict, token: str = TOKEN) -> GatewayInput:
         listeners=tuple(ListenerPort(**item) for item in raw.pop("listeners")),
         backends=tuple(BackendAddress(**item) for item in raw.pop("backends", [])),
         autoscaling=Autoscaling(**scaling) if scaling else None,
-        xds_token=token,
         **raw,
     )
 

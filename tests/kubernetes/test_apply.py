@@ -14,7 +14,7 @@ from provisioning.runtimes.kubernetes.status import read_status
 from tests.kubernetes.apiserver_double import LOAD_BALANCER_IP, NODE_ADDRESS, ApiServerDouble
 from tests.kubernetes.cases import load
 
-GATEWAY_KINDS = ["Deployment", "NetworkPolicy", "Secret", "Service", "ServiceAccount"]
+GATEWAY_KINDS = ["Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
 TENANT_KINDS = ["LimitRange", "NetworkPolicy", "ResourceQuota"]
 
 
@@ -61,11 +61,11 @@ def reconcile(api, case, gateway=None, **kwargs):
 
 def test_a_first_reconcile_creates_everything(api, double, case):
     result = reconcile(api, case)
-    assert len(result.applied) == 9 and not result.pruned
+    assert len(result.applied) == 8 and not result.pruned
     assert ("Namespace", None, "gantry-acme") in double.objects
     assert double.kinds_in("gantry-acme") == sorted(TENANT_KINDS + GATEWAY_KINDS)
-    secret = double.objects[("Secret", "gantry-acme", "envoy-edge")]
-    assert secret["metadata"]["labels"][names.GATEWAY_LABEL] == "edge"
+    account = double.objects[("ServiceAccount", "gantry-acme", "envoy-edge")]
+    assert account["metadata"]["labels"][names.GATEWAY_LABEL] == "edge"
     assert all("fieldManager=gantry" in path for method, path in double.writes())
 
 
@@ -75,7 +75,7 @@ def test_a_reconcile_with_nothing_to_change_makes_no_writes(api, double, case):
     double.requests.clear()
     calls_before = api.counters.calls
     result = reconcile(api, case)
-    assert result.applied == [] and result.unchanged == 9
+    assert result.applied == [] and result.unchanged == 8
     assert double.writes() == []
     # Only lists, one per kind Gantry owns, as counted on both sides of the wire.
     assert {method for method, _ in double.requests} == {"GET"}
@@ -141,7 +141,7 @@ def test_deleting_a_gateway_removes_its_objects_and_the_last_one_the_namespace(a
     reconcile(api, case)
     reconcile(api, case, replace(gateway, name="other"))
     deleted = apply.delete_gateway(api, "acme", "edge")
-    assert len(deleted) == 5 and "Namespace gantry-acme" not in deleted
+    assert len(deleted) == 4 and "Namespace gantry-acme" not in deleted
     assert not [k for k in double.objects if k[2] == "envoy-edge"]
     assert ("Deployment", "gantry-acme", "envoy-other") in double.objects
     deleted = apply.delete_gateway(api, "acme", "other")
@@ -187,10 +187,10 @@ def test_a_missing_deployment_is_pending(api, case):
 
 def test_server_errors_and_conflicts_are_retried_until_they_converge(api, double, case):
     double.fail("PATCH", "/deployments/", 500, times=2)
-    double.fail("PATCH", "/secrets/", 409, times=1)
+    double.fail("PATCH", "/serviceaccounts/", 409, times=1)
     double.fail("GET", "/services", 503, times=1)
     result = reconcile(api, case)
-    assert len(result.applied) == 9
+    assert len(result.applied) == 8
     assert api.counters.retries == 4
     assert double.kinds_in("gantry-acme") == sorted(TENANT_KINDS + GATEWAY_KINDS)
     assert reconcile(api, case).applied == []
@@ -200,7 +200,7 @@ def test_a_timeout_after_the_work_is_retried_without_duplicates(warm, double, ca
     api = make_api(double, timeout=(1, 0.3))
     double.stall("PATCH", "/deployments/", seconds=0.8, times=1, after=True)
     result = reconcile(api, case)
-    assert len(result.applied) == 9 and api.counters.retries == 1
+    assert len(result.applied) == 8 and api.counters.retries == 1
     deployments = [k for k in double.objects if k[0] == "Deployment"]
     assert deployments == [("Deployment", "gantry-acme", "envoy-edge")]
     # The retried apply found its own earlier write: nothing changed the second time.
@@ -210,7 +210,7 @@ def test_a_timeout_after_the_work_is_retried_without_duplicates(warm, double, ca
 def test_a_timeout_before_the_work_is_retried(warm, double, case):
     api = make_api(double, timeout=(1, 0.3))
     double.stall("PATCH", "/services/", seconds=0.8, times=2, after=False)
-    assert len(reconcile(api, case).applied) == 9
+    assert len(reconcile(api, case).applied) == 8
     assert api.counters.retries == 2
 
 
@@ -283,8 +283,10 @@ def test_turning_autoscaling_on_hands_the_replica_count_over_without_a_dip(api, 
 
 
 def test_a_namespace_still_terminating_is_waited_for(api, double, case):
-    message = 'secrets "envoy-edge" is forbidden: unable to create new content in namespace '
-    double.fail("PATCH", "/secrets/", 403, times=2, message=message + "gantry-acme because "
+    message = (
+        'serviceaccounts "envoy-edge" is forbidden: unable to create new content in namespace '
+    )
+    double.fail("PATCH", "/serviceaccounts/", 403, times=2, message=message + "gantry-acme because "
                 "it is being terminated", cause="NamespaceTerminating")  # fmt: skip
-    assert len(reconcile(api, case).applied) == 9
+    assert len(reconcile(api, case).applied) == 8
     assert api.counters.retries == 2

@@ -107,16 +107,37 @@ def test_production_runs_several_of_each_stateless_process_and_one_beat():
     assert len(images) == 1 and images.pop().endswith(":0.1.0")
 
 
-def test_only_the_worker_may_talk_to_the_kubernetes_api(objects):
+def test_only_the_worker_and_the_xds_server_may_talk_to_the_kubernetes_api(objects):
     pods = {
         name: d["spec"]["template"]["spec"] for name, d in by_kind(objects, "Deployment").items()
     }
     mounted = {name for name, pod in pods.items() if pod["automountServiceAccountToken"]}
-    assert mounted == {"gantry-worker"}
-    binding = by_kind(objects, "ClusterRoleBinding")["gantry-gateways"]
-    assert binding["subjects"] == [
+    assert mounted == {"gantry-worker", "gantry-xds"}
+    assert pods["gantry-xds"]["serviceAccountName"] == "gantry-xds"
+    bindings = by_kind(objects, "ClusterRoleBinding")
+    assert bindings["gantry-gateways"]["subjects"] == [
         {"kind": "ServiceAccount", "name": "gantry-worker", "namespace": "gantry"}
     ]
+    assert bindings["gantry-xds-enrollment"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gantry-xds", "namespace": "gantry"}
+    ]
+    # The xDS server checks enrollments and nothing else: no Secrets, no writes.
+    rules = by_kind(objects, "ClusterRole")["gantry-xds-enrollment"]["rules"]
+    assert sorted((r["apiGroups"][0], r["resources"][0], tuple(r["verbs"])) for r in rules) == [
+        ("", "pods", ("get",)),
+        ("authentication.k8s.io", "tokenreviews", ("create",)),
+    ]
+    worker = by_kind(objects, "ClusterRole")["gantry-gateways"]["rules"]
+    assert any("pods" in r["resources"] and "list" in r["verbs"] for r in worker)
+
+
+def test_gateway_pods_enroll_with_the_image_the_platform_runs(objects):
+    config = by_kind(objects, "ConfigMap")["gantry-config"]["data"]
+    images = {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in by_kind(objects, "Deployment").values()
+    }
+    assert images == {config["GANTRY_PLATFORM_IMAGE"]}
 
 
 # Who may talk to whom: a small evaluator of the namespace's ingress NetworkPolicies.

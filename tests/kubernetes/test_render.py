@@ -129,39 +129,81 @@ def test_budget_and_autoscaler_follow_the_spec():
     assert "PodDisruptionBudget" in objects
 
 
-def test_rendering_is_deterministic_and_a_token_change_rolls_the_pods():
+def test_rendering_is_deterministic_and_a_new_xds_address_rolls_the_pods():
     cluster, _, gateway = load("single-replica-load-balancer")
     assert render_gateway(gateway, cluster) == render_gateway(gateway, cluster)
     from dataclasses import replace
 
-    rotated = render_gateway(replace(gateway, xds_token="gxds_other000_" + "y" * 43), cluster)
+    moved = render_gateway(gateway, replace(cluster, xds_address="10.96.0.99"))
     before = {o["kind"]: o for o in render_gateway(gateway, cluster)}
-    after = {o["kind"]: o for o in rotated}
-    pod_annotations = [
-        d["Deployment"]["spec"]["template"]["metadata"]["annotations"] for d in (before, after)
-    ]
-    assert pod_annotations[0] != pod_annotations[1]
+    after = {o["kind"]: o for o in moved}
+    templates = [d["Deployment"]["spec"]["template"] for d in (before, after)]
+    assert templates[0] != templates[1]  # the init container enrolls with the new address
     assert before["Service"] == after["Service"]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_bootstrap_is_accepted_by_envoy(case, tmp_path):
+def test_no_object_holds_a_token_and_only_the_init_container_sees_the_pods_identity(case):
     cluster, _, gateway = load(case)
-    secret = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "Secret")
-    bootstrap = base64.b64decode(secret["data"]["bootstrap.yaml"]).decode()
-    assert f"Bearer {gateway.xds_token}" in bootstrap
+    objects = render_gateway(gateway, cluster)
+    assert "Secret" not in [o["kind"] for o in objects]
+    assert "gxds_" not in yaml.safe_dump_all(objects)
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == names.workload(gateway.name)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    identity = volumes["xds-identity"]["projected"]["sources"]
+    assert identity == [{"serviceAccountToken": {
+        "audience": "gantry-xds", "expirationSeconds": 600, "path": "token"}}]  # fmt: skip
+    assert "emptyDir" in volumes["bootstrap"] and "secret" not in volumes["bootstrap"]
+    (enroll,) = pod["initContainers"]
+    (envoy,) = pod["containers"]
+    assert "xds-identity" in [m["name"] for m in enroll["volumeMounts"]]
+    assert "xds-identity" not in [m["name"] for m in envoy["volumeMounts"]]
+    assert enroll["image"] == cluster.platform_image
+    assert enroll["command"] == ["python", "-m", "provisioning.xds.enroll"]
+    args = enroll["args"]
+    assert args[args.index("--xds") + 1] == f"{cluster.xds_address}:{cluster.xds_port}"
+    assert args[args.index("--gateway") + 1] == gateway.key
+    output = args[args.index("--output") + 1]
+    envoy_mount = next(m for m in envoy["volumeMounts"] if m["name"] == "bootstrap")
+    assert envoy_mount["readOnly"] is True
+    assert envoy["args"][envoy["args"].index("-c") + 1] == output
+    assert output.startswith(envoy_mount["mountPath"] + "/")
+    for container in (enroll, envoy):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert container["resources"]["requests"] == container["resources"]["limits"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_an_enrolled_pods_bootstrap_is_accepted_by_envoy(case, tmp_path):
+    from provisioning.runtimes.kubernetes import envoy_pod
+
+    cluster, _, gateway = load(case)
+    bootstrap = envoy_pod.pod_bootstrap(
+        gateway_key=gateway.key, pod_name="envoy-x-1", token="gxds_abcdefgh_" + "x" * 43,
+        xds_address=cluster.xds_address, xds_port=cluster.xds_port, ports=gateway.ports,
+    )  # fmt: skip
+    assert bootstrap["node"]["id"] == f"{gateway.key}/envoy-x-1"
     path = tmp_path / "bootstrap.yaml"
-    path.write_text(bootstrap)
+    path.write_text(yaml.safe_dump(bootstrap))
     result = subprocess.run(
-        [envoy_binary(), "--mode", "validate", "-c", str(path), "--service-node", "x/y/pod-0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        [envoy_binary(), "--mode", "validate", "-c", str(path), "--service-node",
+         f"{gateway.key}/envoy-x-1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert yaml.safe_load(bootstrap)["admin"]["address"]["socket_address"]["address"] == (
-        "127.0.0.1"
-    )
+    assert bootstrap["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    # The probe port Envoy listens on is the one the Deployment probes.
+    deployment = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ready = next(p for p in container["ports"] if p["name"] == names.READY_PORT_NAME)
+    ports = [
+        listener["address"]["socket_address"]["port_value"]
+        for listener in bootstrap["static_resources"]["listeners"]
+    ]
+    assert ports == [ready["containerPort"]]
 
 
 def test_port_names_stay_unique_whatever_the_listeners_are_called():

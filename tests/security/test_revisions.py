@@ -27,7 +27,7 @@ from provisioning.desired import load_desired_state
 from provisioning.models import ConfigRevision, LocalPort
 from provisioning.reconcile import reconcile
 from provisioning.translate.types import CLUSTER, LISTENER
-from provisioning.xds.credentials import issue_xds_token
+from provisioning.xds.credentials import issue_replica_token
 from provisioning.xds.replicas import AckRecorder, NackLimiter
 from tenants.roles import Role
 from tests.api import pki
@@ -156,13 +156,13 @@ def test_forged_nacks_never_roll_back_the_auth_policy(loop, upstreams, no_enqueu
     xds.start()
     forged = []
     try:
-        token = issue_xds_token(gateway)
-        with running_envoy(xds.bootstrap(token)):
+        with running_envoy(xds.bootstrap(issue_replica_token(gateway, 0))):
             wait_for(lambda: answer(port) == (401, None), message="the key required")
             assert answer(port, keys["alice"]) == (200, "a")
             sent, version = 0, gateway.revisions.get(number=2).content_hash
             for index in range(3):
                 node = f"acme/edge/{7 + index}"
+                token = issue_replica_token(gateway, 7 + index)  # a token of each replica
                 replica = ForgedReplica(loop, xds.server.port, token, node, version)
                 forged.append(replica)
                 sent += replica.nack()
@@ -234,7 +234,7 @@ def test_a_rollback_never_revives_a_revoked_api_key(loop, upstreams, no_enqueue)
     xds = DatabaseXds(loop, None, poll_interval=0.2)
     xds.start()
     try:
-        with running_envoy(xds.bootstrap(issue_xds_token(gateway))):
+        with running_envoy(xds.bootstrap(issue_replica_token(gateway, 0))):
             wait_for(lambda: answer(port, keys["bob"]) == (200, "b"), message="revision 3")
             assert answer(port, keys["alice"]) == (401, None)
 

@@ -16,10 +16,10 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
 from grpc import aio
 
 from gateways import services
-from provisioning.models import ReplicaCredential, XdsCredential
+from provisioning.models import PodCredential, ReplicaCredential
 from provisioning.reconcile import reconcile
 from provisioning.translate.types import CLUSTER
-from provisioning.xds.credentials import identify, issue_xds_token
+from provisioning.xds.credentials import identify, issue_pod_token
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR
 from tests.runtime.test_local_runtime import alive, phase_is, pids
@@ -96,10 +96,10 @@ def test_a_replicas_token_streams_only_as_that_replica(stack, two_gateways):
     assert stream(target, first, "globex/web/0") == REFUSED  # another tenant's gateway
     assert stream(target, token_of(stack, globex, 0), "acme/edge/0") == REFUSED
     assert stream(target, first, "acme/edge/0/x") == REFUSED  # not even a longer node id
-    # Only hashes are kept, and no gateway-wide token exists for a local gateway.
+    # Only hashes are kept, and a local gateway has no pod tokens.
     stored = json.dumps(list(ReplicaCredential.objects.values()), default=str)
     assert first not in stored and second not in stored
-    assert not XdsCredential.objects.exists()
+    assert not PodCredential.objects.exists()
 
 
 def test_a_stopped_or_restarted_replicas_token_is_refused(stack, two_gateways):
@@ -127,9 +127,10 @@ def test_a_stopped_or_restarted_replicas_token_is_refused(stack, two_gateways):
 
 
 @pytest.mark.django_db
-def test_a_gateway_wide_token_admits_only_its_own_gateways_node_ids():
-    """The Kubernetes runtime's token (one bootstrap Secret for every pod)."""
+def test_no_token_admits_more_than_one_node_id():
+    """A Kubernetes pod's token (from its enrollment) is bound to its pod's node id too."""
     edge = services.create_gateway(ACTOR, make_org("acme").tenant, "edge", {})
-    principal = identify(issue_xds_token(edge))
-    assert principal.admits("acme/edge/pod-1") and principal.admits("acme/edge/pod-2")
-    assert not principal.admits("acme/other/pod-1") and not principal.admits("acme/edge")
+    principal = identify(issue_pod_token(edge, "envoy-edge-7d9f-abcde", "uid-1"))
+    assert principal.admits("acme/edge/envoy-edge-7d9f-abcde")
+    assert not principal.admits("acme/edge/envoy-edge-7d9f-fghij")
+    assert not principal.admits("acme/other/envoy-edge-7d9f-abcde")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from provisioning.envoy import envoy_binary
 from provisioning.xds.bootstrap import envoy_bootstrap
-from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
+from provisioning.xds.server import AggregatedDiscoveryService, Principal, XdsServer, gateway_of
 from provisioning.xds.snapshots import InMemorySnapshotStore
 from tests.provisioning.harness import free_port
 
@@ -44,10 +44,31 @@ class AckRecord:
     at: float
 
 
+@dataclass(frozen=True)
+class AnyReplicaOf(Principal):
+    """A test-only principal for the protocol tests: any replica of one gateway. The platform
+    has no such credential (every token it issues is bound to one node id)."""
+
+    node_id: str = ""
+
+    def admits(self, node_id: str) -> bool:
+        return gateway_of(node_id) == self.gateway_key
+
+
+def any_replica(tokens: dict[str, str]):
+    """``authenticate`` for tests: token → ``AnyReplicaOf`` its gateway key in ``tokens``."""
+
+    def authenticate(token: str):
+        key = tokens.get(token)
+        return AnyReplicaOf(key) if key else None
+
+    return authenticate
+
+
 class XdsFixture:
     """An in-memory store, the ADS service and its server on a free loopback port.
 
-    ``tokens`` maps token → gateway key; every ACK/NACK lands in ``acks``.
+    ``tokens`` maps token → gateway key (any replica of it); every ACK/NACK lands in ``acks``.
     """
 
     def __init__(self, loop: LoopThread, tokens: dict[str, str]):
@@ -55,7 +76,7 @@ class XdsFixture:
         self.tokens = tokens
         self.store = InMemorySnapshotStore()
         self.acks: list[AckRecord] = []
-        self.service = AggregatedDiscoveryService(self.store, tokens.get, self._record)
+        self.service = AggregatedDiscoveryService(self.store, any_replica(tokens), self._record)
         self.port = free_port()
         self.server: XdsServer | None = None
 

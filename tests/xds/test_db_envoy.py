@@ -1,5 +1,5 @@
 """Real Envoys against the xDS server as ``manage.py xds_server`` runs it: config revisions from
-the database, per-gateway tokens, ACKs recorded per replica, changes pushed on a Redis
+the database, per-replica tokens, ACKs recorded per replica, changes pushed on a Redis
 notification or found by polling.
 
 Listener ports: reconcile maps each listener port of a local-runtime gateway to a host port of
@@ -18,7 +18,7 @@ from provisioning import tasks
 from provisioning.models import LocalPort, ReplicaStatus
 from provisioning.reconcile import reconcile
 from provisioning.translate.types import ROUTE_CONFIGURATION
-from provisioning.xds.credentials import issue_xds_token
+from provisioning.xds.credentials import issue_replica_token
 from provisioning.xds.db import DatabaseThreads
 from provisioning.xds.db_source import DatabaseSnapshotSource
 from provisioning.xds.replicas import AckRecorder, Authenticator, ConnectionRecorder
@@ -128,7 +128,7 @@ def acked(node_id, version):
 def test_a_route_change_is_served_at_once_on_a_redis_notification(loop_thread, gateway, api_type):
     xds = serve(loop_thread, settings.REDIS_URL, poll_interval=60)  # only Redis can wake it
     try:
-        token = issue_xds_token(gateway)
+        token = issue_replica_token(gateway, 0)
         with running_envoy(xds.bootstrap(token, api_type)):
             session = requests.Session()
             assert backend_of(session, gateway.port) == "a"
@@ -147,7 +147,7 @@ def test_a_route_change_is_served_at_once_on_a_redis_notification(loop_thread, g
 def test_a_route_change_is_served_within_two_seconds_by_polling_alone(loop_thread, gateway):
     xds = serve(loop_thread, None, poll_interval=1.0)  # the embedded default: no Redis
     try:
-        token = issue_xds_token(gateway)
+        token = issue_replica_token(gateway, 0)
         with running_envoy(xds.bootstrap(token)):
             session = requests.Session()
             assert backend_of(session, gateway.port) == "a"
@@ -161,7 +161,7 @@ def test_a_route_change_is_served_within_two_seconds_by_polling_alone(loop_threa
 def test_an_envoy_with_a_wrong_token_gets_nothing(loop_thread, gateway, caplog):
     xds = serve(loop_thread, None, poll_interval=1.0)
     try:
-        issue_xds_token(gateway)
+        issue_replica_token(gateway, 0)
         wrong = "gxds_abcdefgh_" + "x" * 43
         with running_envoy(xds.bootstrap(wrong), wait_ready=False) as envoy:
             wait_for(lambda: sum("unknown token" in r.getMessage() for r in caplog.records) >= 2,
@@ -181,12 +181,11 @@ def test_two_xds_servers_side_by_side_each_push_the_change_to_their_replicas(loo
 
     servers = [serve(loop_thread, settings.REDIS_URL, poll_interval=60) for _ in range(2)]
     try:
-        token = issue_xds_token(gateway)
         bootstraps = [
             envoy_bootstrap(
                 gateway_key=KEY,
                 replica=index,
-                token=token,
+                token=issue_replica_token(gateway, index),
                 xds_address="127.0.0.1",
                 xds_port=xds.server.port,
                 admin_port=free_port(),

@@ -9,7 +9,12 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, Disc
 from grpc import aio
 
 from provisioning.translate.types import CLUSTER
-from provisioning.xds.server import AggregatedDiscoveryService, bearer_token, gateway_of
+from provisioning.xds.server import (
+    AggregatedDiscoveryService,
+    Principal,
+    bearer_token,
+    gateway_of,
+)
 from tests.xds.conftest import compiled
 from tests.xds.harness import XdsFixture
 
@@ -107,7 +112,7 @@ def test_token_check_and_ack_recording_may_be_coroutines(loop_thread):
     seen = []
 
     async def authenticate(token):
-        return "acme/edge" if token == "t" else None
+        return Principal("acme/edge", "acme/edge/0") if token == "t" else None
 
     async def on_ack(*args):
         seen.append(args)

@@ -1,11 +1,9 @@
 """``manage.py render_manifests --tenant T --gateway G [--cluster C]``: the Kubernetes objects
 of a gateway (and of its tenant's namespace) as YAML, without touching any cluster.
 
-The gateway's xDS token is never issued, rotated or shown here: the Secret's bootstrap carries
-a placeholder (the applier writes the real token), shown decoded as ``stringData``.
+No object holds an xDS token: each pod enrolls with the xDS server for its own (the init
+container), so nothing here issues, rotates or prints one.
 """
-
-import base64
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -14,18 +12,9 @@ from provisioning.models import KubernetesCluster
 from provisioning.runtimes.kubernetes import desired
 from provisioning.runtimes.kubernetes.render import render_gateway, render_tenant, to_yaml
 
-TOKEN_PLACEHOLDER = "<xds-token: written by the applier, never printed>"
-
-
-def _readable(obj: dict) -> dict:
-    if obj["kind"] != "Secret":
-        return obj
-    data = {key: base64.b64decode(value).decode() for key, value in obj["data"].items()}
-    return {**{k: v for k, v in obj.items() if k != "data"}, "stringData": data}
-
 
 class Command(BaseCommand):
-    help = "Print the Kubernetes manifests of a gateway (the xDS token is a placeholder)."
+    help = "Print the Kubernetes manifests of a gateway (they hold no xDS token)."
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True)
@@ -49,6 +38,6 @@ class Command(BaseCommand):
         except (KubernetesCluster.DoesNotExist, desired.NoCluster) as error:
             raise CommandError(str(error) if cluster == "" else f"no cluster {cluster!r}") from None
         objects = render_tenant(desired.tenant_input(found.tenant)) + render_gateway(
-            desired.gateway_input(found, TOKEN_PLACEHOLDER), desired.cluster_settings(target)
+            desired.gateway_input(found), desired.cluster_settings(target)
         )
-        self.stdout.write(to_yaml([_readable(obj) for obj in objects]), ending="")
+        self.stdout.write(to_yaml(objects), ending="")

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 
 from provisioning.xds.db import DatabaseThreads
 from provisioning.xds.db_source import DatabaseSnapshotSource
+from provisioning.xds.enrollment import EnrollmentService
 from provisioning.xds.replicas import (
     AckRecorder,
     Authenticator,
@@ -30,7 +31,11 @@ async def serve(address: str, port: int, ready=None) -> None:
     service = AggregatedDiscoveryService(
         source, Authenticator(database), AckRecorder(database), connections
     )
-    server = XdsServer(service, address, port)
+    # Kubernetes gateway pods enroll on the same port (their only way into the platform), in
+    # threads of their own: a slow API server never holds up token checks and ACKs.
+    enrollment_threads = DatabaseThreads(workers=2)
+    enrollment = EnrollmentService(enrollment_threads)
+    server = XdsServer(service, address, port, handlers=(enrollment.handler(),))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -54,6 +59,7 @@ async def serve(address: str, port: int, ready=None) -> None:
         await service.drain_reports()
         await source.close()
         await loop.run_in_executor(None, database.close)
+        await loop.run_in_executor(None, enrollment_threads.close)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 

@@ -2,6 +2,8 @@
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 from gateways.egress import current_policy
 from gateways.models import Backend, Gateway
 from gateways.sizes import SIZES
@@ -45,6 +47,7 @@ def cluster_settings(cluster: KubernetesCluster) -> ClusterSettings:
         xds_port=cluster.xds_port,
         denied_cidrs=tuple(str(network) for network in egress.denied_networks()),
         allowed_cidrs=tuple(str(network) for network in egress.allowed_cidrs),
+        platform_image=settings.GANTRY_PLATFORM_IMAGE,
     )
 
 
@@ -104,7 +107,7 @@ def _autoscaling(spec: dict) -> Autoscaling | None:
     )
 
 
-def gateway_input(gateway: Gateway, xds_token: str) -> GatewayInput:
+def gateway_input(gateway: Gateway) -> GatewayInput:
     spec = gateway.spec
     size = SIZES[spec.get("size", "small")]
     return GatewayInput(
@@ -117,7 +120,6 @@ def gateway_input(gateway: Gateway, xds_token: str) -> GatewayInput:
             ListenerPort(name=item["name"], port=item["port"], protocol=item["protocol"])
             for item in spec.get("listeners", [])
         ),
-        xds_token=xds_token,
         backends=_backends(gateway),
         autoscaling=_autoscaling(spec),
     )

@@ -8,22 +8,27 @@ errors that outlast the retries raise ``KubernetesError`` for the caller (a Cele
 ``remove(tenant, gateway, cluster)`` deletes a gateway's objects, and the namespace with the
 tenant's last gateway.
 
-The gateway's xDS token is kept across reconciles: the one in the cluster's bootstrap Secret is
-reused while it still authenticates; otherwise (first apply, rotated, lost) a new one is issued,
-and the pods roll to it.
+No xDS token goes to the cluster: each pod enrolls for its own with the xDS server
+(``provisioning.xds.enrollment``). Every converge lists the gateway's pods and revokes the
+tokens of pods that are gone or terminating; ``remove`` and ``leave`` revoke them all.
 """
 
-import base64
+import logging
+from datetime import timedelta
 
 import yaml
+from django.utils import timezone
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from gateways.models import Gateway
-from provisioning.models import KubernetesCluster, KubernetesPlacement
-from provisioning.runtimes.kubernetes import apply, desired, envoy_pod, names, status
+from provisioning.models import KubernetesCluster, KubernetesPlacement, PodCredential
+from provisioning.runtimes.kubernetes import apply, desired, names, status
 from provisioning.runtimes.kubernetes.client import KubeApi, KubernetesError
-from provisioning.xds.credentials import authenticate, gateway_key, issue_xds_token
+from provisioning.xds.credentials import revoke_pod_tokens
+
+log = logging.getLogger(__name__)
+LIST_MARGIN = timedelta(seconds=5)
 
 
 class UnusableCluster(Exception):
@@ -51,23 +56,29 @@ def api_for(cluster: KubernetesCluster) -> KubeApi:
     return KubeApi(k8s.ApiClient(configuration_for(cluster)))
 
 
-def _token_in(secret: dict | None) -> str | None:
-    try:
-        text = base64.b64decode(secret["data"][envoy_pod.BOOTSTRAP_KEY]).decode()
-        services = yaml.safe_load(text)["dynamic_resources"]["ads_config"]["grpc_services"]
-        value = next(
-            m["value"] for m in services[0]["initial_metadata"] if m["key"] == "authorization"
-        )
-    except (TypeError, KeyError, IndexError, StopIteration, ValueError, yaml.YAMLError):
-        return None
-    return value.removeprefix("Bearer ")
+def live_pods(api: KubeApi, tenant: str, gateway: str) -> list[tuple[str, str]]:
+    """``(name, uid)`` of the gateway's pods that exist and are not terminating."""
+    pods = api.list("Pod", names.namespace(tenant), names.gateway_selector(tenant, gateway))
+    return [
+        (pod["metadata"]["name"], pod["metadata"].get("uid", ""))
+        for pod in pods
+        if not pod["metadata"].get("deletionTimestamp")
+    ]
 
 
-def _token(gateway: Gateway, observed: apply.Observed) -> str:
-    token = _token_in(observed.find("Secret", names.workload(gateway.name)))
-    if token and authenticate(token) == gateway_key(gateway):
-        return token
-    return issue_xds_token(gateway)
+def revoke_gone_pods(api: KubeApi, gateway: Gateway) -> list[str]:
+    """Revokes the xDS tokens of the gateway's pods that are gone or terminating (a pod that
+    comes back under the same name is another incarnation: another uid, so revoked too)."""
+    if not PodCredential.objects.filter(gateway=gateway).exists():
+        return []
+    # Tokens issued after this (to a pod the list may miss) are left for the next converge;
+    # the margin covers clocks of the xDS servers a little ahead of this one.
+    listed_at = timezone.now() - LIST_MARGIN
+    pods = live_pods(api, gateway.tenant.slug, gateway.name)
+    revoked = revoke_pod_tokens(gateway.pk, pods, issued_before=listed_at)
+    if revoked:
+        log.info("kubernetes: revoked the xDS tokens of %s (pods gone)", ", ".join(revoked))
+    return revoked
 
 
 def _placement(gateway: Gateway) -> KubernetesPlacement | None:
@@ -93,7 +104,7 @@ def converge(
         return status.failed(str(error), reason="InvalidCluster")
     try:
         observed = apply.observe(api, gateway.tenant.slug, gateway.name)
-        gateway_input = desired.gateway_input(gateway, _token(gateway, observed))
+        gateway_input = desired.gateway_input(gateway)
         result = apply.reconcile(
             api,
             desired.tenant_input(gateway.tenant),
@@ -102,6 +113,7 @@ def converge(
             observed=observed,
             force=force,
         )
+        revoke_gone_pods(api, gateway)
         if result.applied or result.pruned:
             return status.read_status(api, gateway_input)
         name = names.workload(gateway.name)  # nothing changed: what was listed is current
@@ -115,7 +127,9 @@ def converge(
 
 
 def remove(tenant: str, gateway: str, cluster: KubernetesCluster, api: KubeApi | None = None):
-    """Deletes what Gantry made for the gateway (takes names: the row may be gone)."""
+    """Deletes what Gantry made for the gateway (takes names: the row may be gone) and revokes
+    its pods' xDS tokens (a deleted gateway's went with its row)."""
+    PodCredential.objects.filter(gateway__tenant__slug=tenant, gateway__name=gateway).delete()
     return apply.delete_gateway(api or api_for(cluster), tenant, gateway)
 
 

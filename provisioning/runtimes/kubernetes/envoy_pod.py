@@ -8,8 +8,8 @@ to the admin's ``/ready`` (200 once Envoy is initialised and live); every other 
 from provisioning.translate.types import HCM, ROUTER
 from provisioning.xds.bootstrap import envoy_bootstrap
 
-BOOTSTRAP_PATH = "/etc/envoy/bootstrap.yaml"
-BOOTSTRAP_KEY = "bootstrap.yaml"
+BOOTSTRAP_DIR = "/etc/envoy"
+BOOTSTRAP_PATH = f"{BOOTSTRAP_DIR}/bootstrap.yaml"
 DRAIN_SECONDS = 30
 # Long enough for the pre-stop hook (drain, then wait) plus Envoy's own exit.
 TERMINATION_GRACE_SECONDS = DRAIN_SECONDS + 15
@@ -67,14 +67,20 @@ def _admin_cluster(admin_port: int) -> dict:
 
 
 def pod_bootstrap(
-    *, gateway_key: str, token: str, xds_address: str, xds_port: int, ports: tuple[int, ...]
+    *,
+    gateway_key: str,
+    pod_name: str,
+    token: str,
+    xds_address: str,
+    xds_port: int,
+    ports: tuple[int, ...],
 ) -> dict:
-    """The bootstrap every replica of the gateway shares (the node id comes from the pod name,
-    see ``envoy_args``)."""
+    """The bootstrap of one pod, with its own node id and xDS token: the xDS server's
+    enrollment renders it for a pod that proved who it is (``provisioning.xds.enrollment``)."""
     admin_port, ready_port = internal_ports(ports)
     bootstrap = envoy_bootstrap(
         gateway_key=gateway_key,
-        replica="pod",
+        replica=pod_name,
         token=token,
         xds_address=xds_address,
         xds_port=xds_port,
@@ -87,8 +93,8 @@ def pod_bootstrap(
 
 
 def envoy_args(gateway_key: str, concurrency: int) -> list[str]:
-    """``--service-node`` overrides the bootstrap's node id with one per pod (Kubernetes expands
-    ``$(POD_NAME)`` from the downward API), so the xDS server records ACKs per replica."""
+    """``--service-node`` repeats the node id the enrolled bootstrap already has (Kubernetes
+    expands ``$(POD_NAME)`` from the downward API); the pod's token admits only that one."""
     return [
         "-c",
         BOOTSTRAP_PATH,

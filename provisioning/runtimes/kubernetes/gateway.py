@@ -1,13 +1,10 @@
-"""The objects of one gateway: identity, bootstrap Secret, Service, autoscaling, disruption
-budget and network policy. The Deployment is in ``workload.py``."""
+"""The objects of one gateway: identity, Service, autoscaling, disruption budget and network
+policy. The Deployment is in ``workload.py``."""
 
-import base64
 import ipaddress
 
-import yaml
-
 from gateways.egress import ALWAYS_DENIED_NETWORKS, EgressPolicy
-from provisioning.runtimes.kubernetes import envoy_pod, names
+from provisioning.runtimes.kubernetes import names
 from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInput
 
 DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
@@ -23,39 +20,13 @@ def meta(gateway: GatewayInput, name: str | None = None) -> dict:
 
 
 def service_account(gateway: GatewayInput) -> dict:
+    """The identity the pods prove to the xDS server's enrollment (by a projected token; no
+    token is mounted automatically)."""
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": meta(gateway),
         "automountServiceAccountToken": False,
-    }
-
-
-def bootstrap_yaml(gateway: GatewayInput, cluster: ClusterSettings) -> str:
-    bootstrap = envoy_pod.pod_bootstrap(
-        gateway_key=gateway.key,
-        token=gateway.xds_token,
-        xds_address=cluster.xds_address,
-        xds_port=cluster.xds_port,
-        ports=gateway.ports,
-    )
-    return yaml.dump(bootstrap, Dumper=_NoAliases, sort_keys=True)
-
-
-class _NoAliases(yaml.SafeDumper):
-    def ignore_aliases(self, data):
-        return True
-
-
-def bootstrap_secret(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
-    """The bootstrap, which carries the gateway's xDS token in its ADS ``initial_metadata``."""
-    content = base64.b64encode(bootstrap_yaml(gateway, cluster).encode()).decode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": meta(gateway),
-        "type": "Opaque",
-        "data": {envoy_pod.BOOTSTRAP_KEY: content},
     }
 
 

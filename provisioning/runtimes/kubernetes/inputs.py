@@ -16,6 +16,8 @@ class ClusterSettings:
     # defaults are added whatever this says), and the operator's exceptions.
     denied_cidrs: tuple[str, ...] = ()
     allowed_cidrs: tuple[str, ...] = ()
+    # The platform's own image: the pods' init container enrolls with it (GANTRY_PLATFORM_IMAGE).
+    platform_image: str = "gantry:0.1.0"
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,6 @@ class GatewayInput:
     memory_gib: int
     replicas: int
     listeners: tuple[ListenerPort, ...]
-    xds_token: str
     backends: tuple[BackendAddress, ...] = ()
     autoscaling: Autoscaling | None = None
 

@@ -37,11 +37,10 @@ def render_tenant(tenant: TenantInput) -> list[dict]:
 
 
 def render_gateway(gateway: GatewayInput, cluster: ClusterSettings) -> list[dict]:
-    """ServiceAccount, bootstrap Secret, Deployment, Service, NetworkPolicy, and an HPA when
+    """ServiceAccount, Deployment, Service, NetworkPolicy, and an HPA when
     autoscaling is set, a PodDisruptionBudget when it may run two replicas or more."""
     objects = [
         gateway_objects.service_account(gateway),
-        gateway_objects.bootstrap_secret(gateway, cluster),
         deployment(gateway, cluster),
         gateway_objects.service(gateway, cluster),
         gateway_objects.network_policy(gateway, cluster),

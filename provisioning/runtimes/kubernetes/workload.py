@@ -1,13 +1,24 @@
-"""The Deployment of a gateway's Envoy replicas."""
+"""The Deployment of a gateway's Envoy replicas.
 
-import hashlib
+Each pod starts with an init container (the platform's image) that enrolls the pod with the
+xDS server: it proves which pod it is with a projected service account token (audience
+``gantry-xds``, ten minutes, mounted into the init container only) and writes the bootstrap it
+gets back (the pod's own node id and xDS token) into a memory ``emptyDir`` that Envoy reads. No
+Secret and no object of the namespace holds an xDS token.
+"""
 
 from provisioning.runtimes.kubernetes import envoy_pod, names
-from provisioning.runtimes.kubernetes.gateway import bootstrap_yaml, meta, service_ports
+from provisioning.runtimes.kubernetes.gateway import meta, service_ports
 from provisioning.runtimes.kubernetes.inputs import ClusterSettings, GatewayInput
 
-ENVOY_UID = 101  # the envoy user of the official image
-BOOTSTRAP_HASH_ANNOTATION = "gantry.io/bootstrap-hash"
+ENVOY_UID = 101  # the envoy user of the official image (the init container runs as it too)
+IDENTITY_VOLUME = "xds-identity"
+IDENTITY_DIR = "/var/run/secrets/gantry-xds"
+IDENTITY_AUDIENCE = "gantry-xds"
+IDENTITY_SECONDS = 600  # the shortest lifetime Kubernetes allows
+ENROLL_DEADLINE_SECONDS = 300
+# What the init container may use (requests = limits, for Guaranteed QoS).
+ENROLL_RESOURCES = {"cpu": "100m", "memory": "256Mi"}
 
 
 def _spread(gateway: GatewayInput) -> list[dict]:
@@ -55,29 +66,62 @@ def _container(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
             "failureThreshold": 6,
         },
         "lifecycle": {"preStop": {"exec": {"command": envoy_pod.drain_command(admin_port)}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": _locked_down(),
         "volumeMounts": [
-            {"name": "bootstrap", "mountPath": "/etc/envoy", "readOnly": True},
+            {"name": "bootstrap", "mountPath": envoy_pod.BOOTSTRAP_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (a private emptyDir)
+        ],
+    }
+
+
+def _locked_down() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _enroll_container(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
+    """Proves the pod's identity to the xDS server and writes the bootstrap it answers with."""
+    return {
+        "name": "enroll",
+        "image": cluster.platform_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "provisioning.xds.enroll"],
+        "args": [
+            "--xds",
+            f"{cluster.xds_address}:{cluster.xds_port}",
+            "--gateway",
+            gateway.key,
+            "--token-file",
+            f"{IDENTITY_DIR}/token",
+            "--output",
+            envoy_pod.BOOTSTRAP_PATH,
+            "--deadline",
+            str(ENROLL_DEADLINE_SECONDS),
+        ],
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+        ],
+        "resources": {"requests": ENROLL_RESOURCES, "limits": ENROLL_RESOURCES},
+        "securityContext": _locked_down(),
+        "volumeMounts": [
+            {"name": IDENTITY_VOLUME, "mountPath": IDENTITY_DIR, "readOnly": True},
+            {"name": "bootstrap", "mountPath": envoy_pod.BOOTSTRAP_DIR},
         ],
     }
 
 
 def deployment(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
     selector = names.selector_labels(gateway.tenant, gateway.name)
-    # A new bootstrap (token, xDS address) only reaches Envoy through a restart: roll the pods.
-    bootstrap_hash = hashlib.sha256(bootstrap_yaml(gateway, cluster).encode()).hexdigest()
-    pod_meta = {
-        "labels": names.gateway_labels(gateway.tenant, gateway.name),
-        "annotations": {BOOTSTRAP_HASH_ANNOTATION: bootstrap_hash},
-    }
+    pod_meta = {"labels": names.gateway_labels(gateway.tenant, gateway.name)}
     pod_spec = {
         "serviceAccountName": names.workload(gateway.name),
+        # No API token anywhere in the pod: only the init container's projected one, which
+        # the API server accepts for audience gantry-xds only.
         "automountServiceAccountToken": False,
         # No environment variables for every Service of the namespace (other gateways').
         "enableServiceLinks": False,
@@ -86,18 +130,32 @@ def deployment(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
             "runAsNonRoot": True,
             "runAsUser": ENVOY_UID,
             "runAsGroup": ENVOY_UID,
-            "fsGroup": ENVOY_UID,  # can read the bootstrap (mode 0440)
+            "fsGroup": ENVOY_UID,  # owns the volumes: the bootstrap, the identity token
             "seccompProfile": {"type": "RuntimeDefault"},
             # Listeners bind their own ports (80, 443) without any capability.
             "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
         },
         "topologySpreadConstraints": _spread(gateway),
+        "initContainers": [_enroll_container(gateway, cluster)],
         "containers": [_container(gateway, cluster)],
         "volumes": [
             {
-                "name": "bootstrap",
-                "secret": {"secretName": names.workload(gateway.name), "defaultMode": 0o440},
+                "name": IDENTITY_VOLUME,
+                "projected": {
+                    "defaultMode": 0o440,
+                    "sources": [
+                        {
+                            "serviceAccountToken": {
+                                "audience": IDENTITY_AUDIENCE,
+                                "expirationSeconds": IDENTITY_SECONDS,
+                                "path": "token",
+                            }
+                        }
+                    ],
+                },
             },
+            # Written by the init container (mode 0600, the envoy user), read by Envoy.
+            {"name": "bootstrap", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
         ],
     }

@@ -41,7 +41,7 @@ from gateways.models import Gateway
 from gateways.sizes import SIZES
 from provisioning import readiness
 from provisioning.envoy import envoy_binary
-from provisioning.models import LocalReplica, ReplicaConnection, XdsCredential
+from provisioning.models import LocalReplica, PodCredential, ReplicaConnection
 from provisioning.runtimes.local.processes import Adopted, Replica, adoptable
 from provisioning.xds.bootstrap import envoy_bootstrap
 from provisioning.xds.credentials import issue_replica_token, revoke_replica_token
@@ -254,9 +254,9 @@ class Agent:
 
     def _issue_token(self, replica: Replica) -> str:
         """A fresh token for this start of the replica, valid only under its node id. A local
-        gateway has no gateway-wide token: one left from the Kubernetes runtime is revoked."""
+        gateway has no pods: tokens left from the Kubernetes runtime are revoked."""
         if replica.gateway_id not in self._gateway_tokens_revoked:
-            XdsCredential.objects.filter(gateway_id=replica.gateway_id).delete()
+            PodCredential.objects.filter(gateway_id=replica.gateway_id).delete()
             (replica.directory / "xds-token").unlink(missing_ok=True)  # older agents kept it
             self._gateway_tokens_revoked.add(replica.gateway_id)
         return issue_replica_token(Gateway.objects.get(pk=replica.gateway_id), replica.index)
