@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class BillingConfig(AppConfig):
-    """Prices, metering, invoices and usage reports (to come)."""
+    """Usage rollups and reports; prices and invoices to come."""
 
     name = "billing"
     verbose_name = "Billing"

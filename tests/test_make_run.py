@@ -202,6 +202,7 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
     env.update(
         GANTRY_DATA_DIR=str(tmp_path), GANTRY_PORT=str(port), PYTHONUNBUFFERED="1",
         GANTRY_XDS_PORT=str(free_port()), GANTRY_LOCAL_PORT_RANGE=port_window(),
+        GANTRY_METERING_SECONDS="1", GANTRY_USAGE_ROLLUP_SECONDS="2",
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     started = time.monotonic()
@@ -301,6 +302,15 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
                 lambda: json.loads(http_get(url + "hello")[1])["path"] == "/v2/hello",
                 5, "the route change served", output,
             )  # fmt: skip
+
+            # 5b. Usage: the agent reads the replica's counters, beat's rollup sums them, and
+            # the requests just served show in the usage API.
+            def served_requests():
+                usage = json.loads(http_get(api + "usage/?gateway=web", token)[1])["results"]
+                return sum(row["responses"]["2xx"] for row in usage) >= 2
+
+            wait_until(served_requests, 30, "the requests in the usage API", output)
+            assert re.search(r"beat\.1 .*Sending due task rollup-usage", output.text())
         finally:
             app.close()
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from billing.views import UsageViewSet
 from config.api.root import ApiRootView
 from gateways.views import (
     BackendViewSet,
@@ -37,6 +38,7 @@ per_tenant.register("gateways", GatewayViewSet, basename="gateway")
 per_tenant.register("certificates", CertificateViewSet, basename="certificate")
 per_tenant.register("backends", BackendViewSet, basename="backend")
 per_tenant.register("consumers", ConsumerViewSet, basename="consumer")
+per_tenant.register("usage", UsageViewSet, basename="usage")
 
 per_consumer = SimpleRouter(trailing_slash=True)
 per_consumer.register("credentials", CredentialViewSet, basename="credential")

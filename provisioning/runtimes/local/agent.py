@@ -13,7 +13,10 @@ then:
   ``Degraded`` even before the xDS server notices;
 - drains and stops replicas beyond ``spec.replicas`` (scale-down: ``/drain_listeners``, then
   SIGTERM after ``GANTRY_LOCAL_DRAIN_SECONDS``) and stops at once those of deleted gateways;
-- records each replica (``LocalReplica``: state, pid, restarts, last exit code, log file).
+- records each replica (``LocalReplica``: state, pid, restarts, last exit code, log file);
+- meters each run (``provisioning.metering``): opens a ``ReplicaIncarnation`` at the start,
+  reads Envoy's counters over the admin socket every ``GANTRY_METERING_SECONDS`` and once more
+  before a graceful stop (after the drain), and closes the incarnation when the process stops.
 
 Replicas outlive the agent when it is killed or crashes: an agent starting adopts the replicas
 a previous one left running (``processes.adoptable``: same pid and start time, an Envoy on that
@@ -29,6 +32,7 @@ import fcntl
 import logging
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -39,9 +43,14 @@ from django.utils import timezone
 
 from gateways.models import Gateway
 from gateways.sizes import SIZES
-from provisioning import readiness
+from provisioning import metering, readiness
 from provisioning.envoy import envoy_binary
-from provisioning.models import LocalReplica, PodCredential, ReplicaConnection
+from provisioning.models import (
+    LocalReplica,
+    PodCredential,
+    ReplicaConnection,
+    ReplicaIncarnation,
+)
 from provisioning.runtimes.local.processes import Adopted, Replica, adoptable
 from provisioning.xds.bootstrap import envoy_bootstrap
 from provisioning.xds.credentials import issue_replica_token, revoke_replica_token
@@ -59,6 +68,7 @@ class Wanted:
     key: str  # <tenant>/<gateway>
     replicas: int
     concurrency: int
+    size: str = "small"
 
 
 def wanted_gateways() -> dict[int, Wanted]:
@@ -67,8 +77,11 @@ def wanted_gateways() -> dict[int, Wanted]:
     )
     result = {}
     for pk, tenant, name, spec in rows:
-        size = SIZES.get(spec.get("size", "small"), SIZES["small"])
-        result[pk] = Wanted(pk, f"{tenant}/{name}", int(spec.get("replicas", 1)), size.concurrency)
+        name_of_size = spec.get("size", "small") if spec.get("size") in SIZES else "small"
+        size = SIZES[name_of_size]
+        result[pk] = Wanted(
+            pk, f"{tenant}/{name}", int(spec.get("replicas", 1)), size.concurrency, name_of_size
+        )
     return result
 
 
@@ -93,6 +106,7 @@ class Agent:
         )
         self.envoy = envoy or envoy_binary()
         self.log_max_bytes = settings.GANTRY_LOCAL_LOG_MAX_BYTES
+        self.metering_seconds = settings.GANTRY_METERING_SECONDS
         self.replicas: dict[tuple[int, int], Replica] = {}
         self._wanted: dict[int, Wanted] = {}
         self._gateway_tokens_revoked: set[int] = set()
@@ -162,6 +176,9 @@ class Agent:
                 LocalReplica.State.RUNNING,
                 "adopted after an agent restart" if adopted else "",
             )
+            self._metering(metering.mark_ready, replica.incarnation)
+        if replica.admin_ready and now - replica.metered_at >= self.metering_seconds:
+            self._meter(replica)
         if replica.failures and now - replica.started_at >= HEALTHY_AFTER:
             replica.failures = 0
         replica.rotate_log()
@@ -178,10 +195,15 @@ class Agent:
         )
         replica.start(self.envoy, bootstrap, wanted.concurrency, self.drain_seconds)
         log.info("runtime agent: started %s (pid %s)", replica.node_id, replica.process.pid)
+        self._metering(
+            metering.open_incarnation, replica.incarnation, replica.gateway_id, replica.node_id,
+            wanted.size, replica.process.pid, str(self.runtime_dir),
+        )  # fmt: skip
         self._report(replica, LocalReplica.State.STARTING, "")
 
     def _exited(self, replica: Replica, now: float) -> None:
         adopted = isinstance(replica.process, Adopted)
+        incarnation = replica.incarnation
         code = replica.stop()  # it has gone: this only clears its pid file and socket
         replica.failures += 1
         replica.restarts += 1
@@ -192,6 +214,7 @@ class Agent:
         )
         message = f"{how}; restarting in {delay:g} s"
         log.warning("runtime agent: %s %s", replica.node_id, message)
+        self._metering(metering.close_incarnation, incarnation, ReplicaIncarnation.Stop.EXITED)
         revoke_replica_token(replica.gateway_id, replica.index)
         ReplicaConnection.objects.filter(
             gateway_id=replica.gateway_id, node_id=replica.node_id
@@ -209,7 +232,10 @@ class Agent:
         self._remove(replica, gone=False)
 
     def _remove(self, replica: Replica, gone: bool) -> None:
+        self._meter(replica, final=True)
         code = replica.stop()
+        stop = ReplicaIncarnation.Stop.DELETED if gone else ReplicaIncarnation.Stop.SCALED_DOWN
+        self._metering(metering.close_incarnation, replica.incarnation, stop)
         del self.replicas[(replica.gateway_id, replica.index)]
         log.info("runtime agent: stopped %s (exit code %s)", replica.node_id, code)
         revoke_replica_token(replica.gateway_id, replica.index)
@@ -247,6 +273,41 @@ class Agent:
             )
         replica.reported = fields
 
+    # -- metering --------------------------------------------------------------------------
+    def _meter(self, replica: Replica, final: bool = False) -> None:
+        """Reads the replica's counters into a usage sample (nothing when its admin does not
+        answer: the next read carries what this one would have)."""
+        replica.metered_at = time.monotonic()
+        if replica.incarnation is None or not replica.admin_ready or not replica.alive():
+            return
+        try:
+            if final:  # a read merges the workers' histograms for the next one: merge first
+                replica.admin("GET", metering.STATS_URL, timeout=2.0)
+                time.sleep(metering.MERGE_SECONDS)
+            status, body = replica.admin("GET", metering.STATS_URL, timeout=2.0)
+            if status != 200:
+                return
+            by_port = metering.parse_stats(body, metering.stat_prefix(replica.gateway_key))
+        except (OSError, ValueError) as error:
+            log.info("metering: cannot read %s's counters: %s", replica.node_id, error)
+            return
+        if self._metering(
+            metering.record_sample, replica.incarnation, replica.seq, timezone.now(), by_port,
+            final,
+        ) is not False:  # fmt: skip
+            replica.seq += 1
+
+    def _metering(self, function, *args):
+        """Metering never stops supervision: a database error is logged (False returned) and
+        the next read or the lifecycle reconciliation makes up for it."""
+        if args and args[0] is None:
+            return None
+        try:
+            return function(*args)
+        except DatabaseError as error:
+            log.warning("metering: %s failed (retried later): %s", function.__name__, error)
+            return False
+
     # -- files and tokens ------------------------------------------------------------------
     def _directory(self, wanted: Wanted) -> Path:
         tenant, _, name = wanted.key.partition("/")
@@ -273,11 +334,39 @@ class Agent:
                     gateway_id=replica.gateway_id, index=replica.index
                 ).values_list("restarts", flat=True)
                 replica.restarts = next(iter(restarts), 0)
+                self._adopt_incarnation(replica)
+        self._metering(
+            metering.close_lost, str(self.runtime_dir),
+            {r.incarnation for r in self.replicas.values() if r.incarnation},
+        )  # fmt: skip
+
+    def _adopt_incarnation(self, replica: Replica) -> None:
+        """An adopted replica goes on with its run (its counters did not restart); one from
+        an agent that kept no incarnation gets a new one, from now."""
+        if (
+            replica.incarnation is None
+            or not ReplicaIncarnation.objects.filter(
+                id=replica.incarnation, stopped_at__isnull=True
+            ).exists()
+        ):
+            replica.incarnation = uuid.uuid4()
+            wanted = wanted_gateways().get(replica.gateway_id)
+            metering.open_incarnation(
+                replica.incarnation, replica.gateway_id, replica.node_id,
+                wanted.size if wanted else "small", replica.process.pid, str(self.runtime_dir),
+            )  # fmt: skip
+            replica._write_pid()
+        replica.seq = metering.next_seq(replica.incarnation)
 
     # -- the process -------------------------------------------------------------------------
     def stop_all(self) -> None:
         for replica in list(self.replicas.values()):
+            self._meter(replica, final=True)
             replica.stop()
+            self._metering(
+                metering.close_incarnation, replica.incarnation,
+                ReplicaIncarnation.Stop.AGENT_STOPPED,
+            )  # fmt: skip
         try:
             for replica in self.replicas.values():
                 revoke_replica_token(replica.gateway_id, replica.index)

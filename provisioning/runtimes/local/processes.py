@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,6 +154,10 @@ class Replica:
     admin_ready: bool = False
     log_max_bytes: int = LOG_ROTATE_BYTES
     reported: dict = field(default_factory=dict)
+    # Metering: this run's ReplicaIncarnation, the next sample's number, when it was last read.
+    incarnation: uuid.UUID | None = None
+    seq: int = 0
+    metered_at: float = 0.0
 
     @property
     def node_id(self) -> str:
@@ -182,6 +187,8 @@ class Replica:
         return self.process is not None and self.process.running()
 
     def start(self, envoy: str, bootstrap: dict, concurrency: int, drain_seconds: float) -> None:
+        """Starts Envoy as a new incarnation (``self.incarnation``, also in the pid file)."""
+        self.incarnation, self.seq, self.metered_at = uuid.uuid4(), 0, 0.0
         write_private(self.bootstrap_path, json.dumps(bootstrap))
         self.admin_socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.admin_socket.unlink(missing_ok=True)
@@ -222,6 +229,7 @@ class Replica:
             "gateway_id": self.gateway_id,
             "gateway_key": self.gateway_key,
             "index": self.index,
+            "incarnation": str(self.incarnation) if self.incarnation else None,
         }
         write_private(self.pid_path, json.dumps(record))
 
@@ -302,5 +310,7 @@ def adoptable(runtime_dir: Path) -> list[Replica]:
             continue
         replica.process = Adopted(pid, started)
         replica.started_at = time.monotonic()
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            replica.incarnation = uuid.UUID(record["incarnation"])
         found.append(replica)
     return found

@@ -1,0 +1,141 @@
+"""Hourly usage from the raw facts: samples of Envoy's counters and replica runs.
+
+Requests and bytes: each sample of a replica run's port holds cumulative counters, so what it
+adds is its difference from the sample before it in the same run (the first sample of a run
+adds all of itself: Envoy starts counting at zero). What a sample adds belongs to the hour it
+was taken in. A repeated sample is stored once (unique), a missing one only moves counts to the
+next sample, and a counter lower than before (a reset that should not happen within one
+process) starts again from zero rather than subtracting.
+
+Replica time: each run counts from its start to its stop, or while it runs to the last time the
+runtime saw it; a run found open after the platform itself was down was closed at its last
+sighting (``provisioning.metering.close_lost``). Time is split at hour boundaries, exactly, in
+milliseconds.
+
+``rollup(start, end)`` recomputes every hour in the range whole and replaces its rows in one
+transaction: idempotent, and safe to run again after late samples.
+"""
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import ReplicaHour, UsageHour
+from provisioning.metering import COUNTERS, bucket_delta
+from provisioning.models import ReplicaIncarnation, UsageSample
+
+HOUR = timedelta(hours=1)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _previous(incarnation_id, port: int, before_seq: int) -> UsageSample | None:
+    return (
+        UsageSample.objects.filter(incarnation_id=incarnation_id, port=port, seq__lt=before_seq)
+        .order_by("-seq")
+        .first()
+    )
+
+
+def _added(sample: UsageSample, before: UsageSample | None) -> tuple[dict[str, int], dict]:
+    now = {name: getattr(sample, name) for name in COUNTERS}
+    if before is None:
+        return now, dict(sample.latency)
+    then = {name: getattr(before, name) for name in COUNTERS}
+    if any(now[name] < then[name] for name in COUNTERS):
+        return now, dict(sample.latency)  # a reset: count from zero
+    return {name: now[name] - then[name] for name in COUNTERS}, bucket_delta(
+        sample.latency, before.latency
+    )
+
+
+def traffic(start: datetime, end: datetime) -> dict[tuple, dict]:
+    """(tenant id, gateway name, hour, port) → counters and latency buckets added then."""
+    rows: dict[tuple, dict] = {}
+    samples = (
+        UsageSample.objects.filter(taken_at__gte=start, taken_at__lt=end)
+        .select_related("incarnation")
+        .order_by("incarnation_id", "port", "seq")
+    )
+    last: dict[tuple, UsageSample | None] = {}
+    for sample in samples.iterator(chunk_size=2000):
+        run = sample.incarnation
+        if run.tenant_id is None:
+            continue  # the tenant is gone, and its usage with it
+        stream = (sample.incarnation_id, sample.port)
+        if stream not in last:
+            last[stream] = _previous(sample.incarnation_id, sample.port, sample.seq)
+        counters, latency = _added(sample, last[stream])
+        last[stream] = sample
+        key = (run.tenant_id, run.gateway_name, hour_of(sample.taken_at), sample.port)
+        row = rows.setdefault(key, {"counters": dict.fromkeys(COUNTERS, 0), "latency": {}})
+        for name, value in counters.items():
+            row["counters"][name] += value
+        for bound, count in latency.items():
+            row["latency"][bound] = row["latency"].get(bound, 0) + count
+    return rows
+
+
+def replica_time(start: datetime, end: datetime) -> dict[tuple, int]:
+    """(tenant id, gateway name, hour, size) → milliseconds replicas ran in that hour."""
+    found: dict[tuple, int] = defaultdict(int)
+    runs = ReplicaIncarnation.objects.filter(
+        Q(stopped_at__gt=start) | Q(stopped_at__isnull=True),
+        started_at__lt=end,
+        tenant__isnull=False,
+    )
+    for run in runs.iterator(chunk_size=2000):
+        until = min(run.stopped_at or run.last_seen_at, end)
+        moment = max(run.started_at, start)
+        while moment < until:
+            hour = hour_of(moment)
+            slice_end = min(hour + HOUR, until)
+            milliseconds = round((slice_end - moment).total_seconds() * 1000)
+            found[(run.tenant_id, run.gateway_name, hour, run.size)] += milliseconds
+            moment = slice_end
+    return found
+
+
+@transaction.atomic
+def rollup(start: datetime, end: datetime) -> tuple[int, int]:
+    """Recomputes the hours from ``start``'s to the one before ``end`` (whole hours); the
+    number of (usage, replica) rows now there."""
+    start = hour_of(start)
+    end = hour_of(end) + (HOUR if end != hour_of(end) else timedelta(0))
+    usage = traffic(start, end)
+    replicas = replica_time(start, end)
+    UsageHour.objects.filter(hour__gte=start, hour__lt=end).delete()
+    ReplicaHour.objects.filter(hour__gte=start, hour__lt=end).delete()
+    UsageHour.objects.bulk_create(
+        UsageHour(
+            tenant_id=tenant,
+            gateway_name=gateway,
+            hour=hour,
+            port=port,
+            latency=row["latency"],
+            **row["counters"],
+        )  # fmt: skip
+        for (tenant, gateway, hour, port), row in sorted(usage.items(), key=_order)
+    )
+    ReplicaHour.objects.bulk_create(
+        ReplicaHour(
+            tenant_id=tenant, gateway_name=gateway, hour=hour, size=size, milliseconds=milliseconds
+        )  # fmt: skip
+        for (tenant, gateway, hour, size), milliseconds in sorted(replicas.items(), key=_order)
+    )
+    return len(usage), len(replicas)
+
+
+def _order(item) -> tuple:
+    return tuple(str(part) for part in item[0])
+
+
+def rollup_recent(lookback: timedelta = timedelta(hours=2)) -> tuple[int, int]:
+    """The periodic rollup: the hours a sample or a run can still change."""
+    now = timezone.now()
+    return rollup(now - lookback, now + HOUR)

@@ -1,0 +1,198 @@
+"""Metering at the source: replica lifecycles and Envoy's own counters, as the runtimes see them.
+
+The local runtime agent opens a ``ReplicaIncarnation`` when it starts an Envoy, reads the
+replica's counters over its private admin socket every ``GANTRY_METERING_SECONDS`` (and once
+more after a drain, just before a graceful stop) and closes the incarnation when the process
+stops. Billing (``billing.rollups``) turns samples into hourly usage; nothing here prices.
+
+What a sample holds, per gateway listener port (the HTTP connection manager's stat prefix is
+``<tenant>.<gateway>.port.<port>``): responses by status class (``downstream_rq_1xx`` …
+``5xx``: every answered request counted once, whatever its status), bytes received and sent
+on its connections, and the request-time histogram's cumulative buckets. Replicas are started
+with ``stats_flush_on_admin`` so the histogram is current at every read.
+"""
+
+import json
+import logging
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from gateways.models import Gateway
+from provisioning.models import ReplicaIncarnation, UsageSample
+
+log = logging.getLogger(__name__)
+
+_STATS = r"^http\..+\.port\.[0-9]+\.(downstream_rq_[1-5]xx|downstream_cx_[rt]x_bytes_total|downstream_rq_time)$"  # noqa: E501
+STATS_URL = "/stats?format=json&usedonly&histogram_buckets=detailed&filter=" + quote(_STATS)
+_NAME = re.compile(r"^http\.(?P<prefix>.+)\.port\.(?P<port>[0-9]+)\.(?P<stat>[a-z0-9_]+)$")
+_FIELDS = {
+    "downstream_rq_1xx": "responses_1xx",
+    "downstream_rq_2xx": "responses_2xx",
+    "downstream_rq_3xx": "responses_3xx",
+    "downstream_rq_4xx": "responses_4xx",
+    "downstream_rq_5xx": "responses_5xx",
+    "downstream_cx_rx_bytes_total": "bytes_received",
+    "downstream_cx_tx_bytes_total": "bytes_sent",
+}
+COUNTERS = tuple(_FIELDS.values())
+# A read of the stats merges the worker threads' histograms in the background: the read shows
+# the merge before it. A last read (before a stop) is made this long after a first one.
+MERGE_SECONDS = 0.2
+
+
+@dataclass
+class PortCounters:
+    """One listener port's cumulative counters (zero until Envoy has counted something)."""
+
+    values: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    latency: dict[str, int] = field(default_factory=dict)  # lower bound (ms) → count
+
+
+def parse_stats(body: str, prefix: str) -> dict[int, PortCounters]:
+    """Port → counters, from the admin's ``/stats?format=json`` answer to ``STATS_URL``, for
+    the gateway whose stat prefix is ``prefix`` (``<tenant>.<gateway>``) only."""
+    found: dict[int, PortCounters] = {}
+    for stat in json.loads(body).get("stats", []):
+        if "histograms" in stat:
+            for detail in stat["histograms"].get("details", []):
+                match = _NAME.match(detail.get("name", ""))
+                if match and match["prefix"] == prefix and match["stat"] == "downstream_rq_time":
+                    counters = found.setdefault(int(match["port"]), PortCounters())
+                    for bucket in detail.get("totals", []):
+                        key = f"{bucket['lower_bound']:g}"
+                        counters.latency[key] = counters.latency.get(key, 0) + bucket["count"]
+            continue
+        match = _NAME.match(stat.get("name", ""))
+        if match and match["prefix"] == prefix and match["stat"] in _FIELDS:
+            counters = found.setdefault(int(match["port"]), PortCounters())
+            counters.values[_FIELDS[match["stat"]]] = int(stat.get("value", 0))
+    return found
+
+
+def stat_prefix(gateway_key: str) -> str:
+    """``tenant/gateway`` → the stat prefix its listeners' counters carry (before ``.port.``)."""
+    return gateway_key.replace("/", ".")
+
+
+# -- percentiles of Envoy's log-linear histogram buckets --------------------------------------
+
+
+def bucket_width(lower: float) -> float:
+    """Envoy's histograms keep two significant digits: [1.2, 1.3), [35, 36), [120, 130)."""
+    if lower <= 0:
+        return 0.0
+    return 10 ** (math.floor(math.log10(lower)) - 1)
+
+
+def percentile(buckets: dict[str, int], q: float) -> float | None:
+    """The ``q`` quantile (0–1) of {lower bound: count}, interpolated within its bucket."""
+    ordered = sorted((float(lower), count) for lower, count in buckets.items() if count > 0)
+    total = sum(count for _, count in ordered)
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for lower, count in ordered:
+        if seen + count >= rank:
+            return lower + bucket_width(lower) * max(0.0, rank - seen) / count
+        seen += count
+    lower = ordered[-1][0]
+    return lower + bucket_width(lower)
+
+
+def bucket_delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Cumulative buckets → what was added between two samples (a reset: all of ``now``)."""
+    if any(now.get(key, 0) < count for key, count in before.items()):
+        return dict(now)
+    added = {key: count - before.get(key, 0) for key, count in now.items()}
+    return {key: count for key, count in added.items() if count > 0}
+
+
+# -- the lifecycle record ---------------------------------------------------------------------
+
+
+def open_incarnation(
+    incarnation: uuid.UUID, gateway_id: int, node_id: str, size: str, pid: int | None,
+    location: str, runtime: str = "local",
+) -> None:  # fmt: skip
+    gateway = Gateway.objects.select_related("tenant").filter(pk=gateway_id).first()
+    if gateway is None:
+        return
+    now = timezone.now()
+    ReplicaIncarnation.objects.get_or_create(
+        id=incarnation,
+        defaults={
+            "tenant": gateway.tenant, "gateway": gateway, "tenant_slug": gateway.tenant.slug,
+            "gateway_name": gateway.name, "runtime": runtime, "location": location,
+            "node_id": node_id, "size": size, "pid": pid, "started_at": now,
+            "last_seen_at": now,
+        },
+    )  # fmt: skip
+
+
+def mark_ready(incarnation: uuid.UUID) -> None:
+    ReplicaIncarnation.objects.filter(id=incarnation, ready_at__isnull=True).update(
+        ready_at=timezone.now()
+    )
+
+
+def next_seq(incarnation: uuid.UUID) -> int:
+    found = UsageSample.objects.filter(incarnation_id=incarnation).aggregate(last=Max("seq"))
+    return 0 if found["last"] is None else found["last"] + 1
+
+
+@transaction.atomic
+def record_sample(
+    incarnation: uuid.UUID, seq: int, taken_at: datetime, by_port: dict[int, PortCounters],
+    final: bool = False,
+) -> None:  # fmt: skip
+    """Stores one read of a replica's counters (a repeat of the same sequence number changes
+    nothing) and notes the replica was seen then."""
+    if not ReplicaIncarnation.objects.filter(id=incarnation, stopped_at__isnull=True).exists():
+        return  # closed meanwhile (e.g. as lost by another agent): its samples end there
+    UsageSample.objects.bulk_create(
+        [
+            UsageSample(
+                incarnation_id=incarnation,
+                seq=seq,
+                port=port,
+                taken_at=taken_at,
+                final=final,
+                latency=counters.latency,
+                **counters.values,
+            )  # fmt: skip
+            for port, counters in sorted(by_port.items())
+        ],
+        ignore_conflicts=True,
+    )
+    ReplicaIncarnation.objects.filter(id=incarnation).update(last_seen_at=taken_at)
+
+
+def close_incarnation(incarnation: uuid.UUID, reason: str, at: datetime | None = None) -> None:
+    ReplicaIncarnation.objects.filter(id=incarnation, stopped_at__isnull=True).update(
+        stopped_at=at or timezone.now(), stop_reason=reason
+    )
+
+
+def close_lost(location: str, keep: set[uuid.UUID]) -> int:
+    """Closes the open incarnations of runtime directory ``location`` that no process carries
+    on (the platform went down with them) at the last time they were seen: replica-seconds
+    never run on while nobody watched."""
+    lost = ReplicaIncarnation.objects.filter(location=location, stopped_at__isnull=True).exclude(
+        id__in=keep
+    )
+    count = 0
+    for row in lost.only("id", "last_seen_at"):
+        count += ReplicaIncarnation.objects.filter(id=row.id, stopped_at__isnull=True).update(
+            stopped_at=row.last_seen_at, stop_reason=ReplicaIncarnation.Stop.LOST
+        )
+    if count:
+        log.warning("metering: %d replica run(s) closed as lost (at their last sighting)", count)
+    return count

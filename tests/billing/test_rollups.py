@@ -1,0 +1,200 @@
+"""Hourly rollups from samples and replica runs: exact, idempotent, and indifferent to repeated,
+late or missing samples; the usage API over them (JSON and CSV)."""
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from billing import rollups
+from billing.models import ReplicaHour, UsageHour
+from gateways import services
+from provisioning import metering
+from provisioning.metering import PortCounters
+from provisioning.models import ReplicaIncarnation
+from tenants.roles import Role
+from tests.delivery.helpers import ACTOR
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)  # a Tuesday, 09:00 UTC
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def counters(ok=0, client=0, server=0, received=0, sent=0, latency=None) -> dict[int, PortCounters]:
+    values = dict.fromkeys(metering.COUNTERS, 0)
+    values.update(responses_2xx=ok, responses_4xx=client, responses_5xx=server,
+                  bytes_received=received, bytes_sent=sent)  # fmt: skip
+    return {80: PortCounters(values, dict(latency or {}))}
+
+
+@pytest.fixture
+def gateway(org):
+    return services.create_gateway(ACTOR, org.tenant, "edge", {})
+
+
+def run(gateway, node: str = "acme/edge/0", start: float = 0, size: str = "small") -> uuid.UUID:
+    incarnation = uuid.uuid4()
+    metering.open_incarnation(incarnation, gateway.pk, node, size, 4242, "/runtime")
+    ReplicaIncarnation.objects.filter(id=incarnation).update(
+        started_at=at(start), last_seen_at=at(start)
+    )
+    return incarnation
+
+
+def sample(incarnation, seq: int, minutes: float, **values) -> None:
+    metering.record_sample(incarnation, seq, at(minutes), counters(**values))
+
+
+def hours() -> dict[datetime, UsageHour]:
+    return {row.hour: row for row in UsageHour.objects.order_by("hour")}
+
+
+def test_deltas_of_cumulative_samples_land_in_the_hour_they_were_taken(gateway):
+    first = run(gateway)
+    sample(first, 0, 10, ok=5, client=1, received=500, sent=900)
+    sample(first, 1, 59, ok=8, client=1, server=2, received=800, sent=1500)
+    sample(first, 2, 61, ok=20, client=3, server=2, received=2000, sent=3000)
+    rollups.rollup(at(0), at(120))
+    found = hours()
+    assert (found[T0].responses_2xx, found[T0].responses_4xx, found[T0].responses_5xx) == (8, 1, 2)
+    later = found[T0 + timedelta(hours=1)]
+    assert (later.responses_2xx, later.responses_4xx, later.bytes_received) == (12, 2, 1200)
+
+
+def test_repeated_late_and_missing_samples_count_each_request_once(gateway):
+    first = run(gateway)
+    sample(first, 0, 5, ok=10)
+    sample(first, 0, 5, ok=10)  # the same read again: stored once
+    rollups.rollup(at(0), at(60))
+    assert hours()[T0].responses_2xx == 10
+    sample(first, 2, 30, ok=25)  # seq 1 never arrives: its requests come with seq 2
+    rollups.rollup(at(0), at(60))
+    rollups.rollup(at(0), at(60))  # and again: the same rows
+    assert hours()[T0].responses_2xx == 25
+    assert UsageHour.objects.count() == 1
+
+
+def test_a_new_run_counts_from_zero_and_a_reset_is_never_subtracted(gateway):
+    first = run(gateway)
+    sample(first, 0, 5, ok=10)
+    metering.close_incarnation(first, ReplicaIncarnation.Stop.EXITED, at(6))
+    second = run(gateway, start=7)  # restarted: Envoy counts from zero again
+    sample(second, 0, 9, ok=3)
+    sample(second, 1, 12, ok=1)  # lower than before within one run: counted from zero
+    rollups.rollup(at(0), at(60))
+    assert hours()[T0].responses_2xx == 10 + 3 + 1
+
+
+def test_a_stopped_runs_samples_end_with_it(gateway):
+    first = run(gateway)
+    sample(first, 0, 5, ok=10)
+    metering.close_incarnation(first, ReplicaIncarnation.Stop.LOST, at(6))
+    sample(first, 1, 8, ok=12)  # an agent that did not know: refused
+    rollups.rollup(at(0), at(60))
+    assert hours()[T0].responses_2xx == 10
+
+
+def test_replica_time_is_split_at_hours_exactly_and_an_open_run_counts_to_its_last_sighting(
+    gateway,
+):
+    first = run(gateway, start=30)  # 09:30:00
+    metering.close_incarnation(first, ReplicaIncarnation.Stop.SCALED_DOWN, at(150.5))
+    second = run(gateway, node="acme/edge/1", start=45, size="large")
+    sample(second, 0, 70)  # seen at 10:10: open, counted to then
+    rollups.rollup(at(0), at(240))
+    rows = {(row.hour, row.size): row.milliseconds for row in ReplicaHour.objects.all()}
+    assert rows == {
+        (T0, "small"): 30 * 60_000,
+        (T0 + timedelta(hours=1), "small"): 60 * 60_000,
+        (T0 + timedelta(hours=2), "small"): 30 * 60_000 + 30_000,
+        (T0, "large"): 15 * 60_000,
+        (T0 + timedelta(hours=1), "large"): 10 * 60_000,
+    }
+
+
+def test_runs_found_open_after_an_outage_close_at_their_last_sighting(gateway):
+    kept, lost = run(gateway), run(gateway, node="acme/edge/1")
+    sample(lost, 0, 20)
+    assert metering.close_lost("/runtime", keep={kept}) == 1
+    closed = ReplicaIncarnation.objects.get(id=lost)
+    assert (closed.stopped_at, closed.stop_reason) == (at(20), "lost")
+    assert ReplicaIncarnation.objects.get(id=kept).stopped_at is None
+
+
+def test_percentiles_interpolate_within_envoys_buckets():
+    buckets = {"1": 50, "2": 40, "10": 9, "100": 1}
+    assert metering.percentile(buckets, 0.5) == pytest.approx(1.1)
+    assert metering.percentile(buckets, 0.99) == pytest.approx(10 + 1 * (99 - 90) / 9)
+    assert metering.percentile({}, 0.5) is None
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def usage(gateway):
+    first = run(gateway)
+    sample(first, 0, 10, ok=7, client=2, server=1, received=100, sent=200,
+           latency={"1": 6, "20": 4})  # fmt: skip
+    sample(first, 1, 70, ok=9, client=2, server=1, received=150, sent=300,
+           latency={"1": 8, "20": 4})  # fmt: skip
+    metering.close_incarnation(first, ReplicaIncarnation.Stop.SCALED_DOWN, at(90))
+    rollups.rollup(at(0), at(120))
+
+
+URL = "/api/v1/tenants/acme/usage/"
+
+
+def test_usage_by_hour_and_by_day(org, usage):
+    client = org.client(Role.VIEWER)
+    by_hour = client.get(URL, {"from": "2026-11-03T09:00:00Z", "to": "2026-11-03T11:00:00Z",
+                               "granularity": "hour"})  # fmt: skip
+    assert by_hour.status_code == 200, by_hour.content
+    rows = by_hour.json()["results"]
+    assert [(r["start"], r["requests"], r["replicaSeconds"]) for r in rows] == [
+        ("2026-11-03T09:00:00Z", 10, 3600.0),
+        ("2026-11-03T10:00:00Z", 2, 1800.0),
+    ]
+    assert rows[0]["responses"] == {"1xx": 0, "2xx": 7, "3xx": 0, "4xx": 2, "5xx": 1}
+    assert (rows[0]["bytesReceived"], rows[0]["bytesSent"]) == (100, 200)
+    assert rows[0]["latencyMs"]["p50"] < 2 and rows[0]["latencyMs"]["p99"] >= 20
+    by_day = client.get(URL, {"from": "2026-11-03", "to": "2026-11-04", "gateway": "edge"})
+    assert [(r["requests"], r["replicaSeconds"], r["end"]) for r in by_day.json()["results"]] == [
+        (12, 5400.0, "2026-11-04T00:00:00Z")
+    ]
+
+
+def test_usage_as_csv_has_the_same_totals(org, usage):
+    answer = org.client(Role.VIEWER).get(
+        URL, {"from": "2026-11-03", "to": "2026-11-04", "granularity": "hour", "format": "csv"}
+    )
+    assert answer.status_code == 200 and answer["Content-Type"].startswith("text/csv")
+    assert "attachment" in answer["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode())))
+    assert sum(int(row["requests"]) for row in rows) == 12
+    assert sum(float(row["replica_seconds"]) for row in rows) == 5400.0
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ({"granularity": "week"}, "granularity", "hour or day"),
+        ({"from": "yesterday"}, "from", "not a date"),
+        ({"from": "2026-11-04", "to": "2026-11-03"}, "to", "after from"),
+        ({"from": "2024-01-01", "to": "2026-11-03", "granularity": "hour"}, "to", "at most"),
+    ],
+)
+def test_a_bad_query_is_a_400_naming_the_field(org, params, field, words):
+    answer = org.client(Role.VIEWER).get(URL, params)
+    assert answer.status_code == 400, answer.content
+    fields = {f["path"]: f["message"] for f in answer.json()["error"]["fields"]}
+    assert words in fields[field], fields
+
+
+def test_another_tenants_usage_is_a_404(org, other_org, usage):
+    assert other_org.client(Role.ADMIN).get(URL).status_code == 404
