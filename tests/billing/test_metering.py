@@ -3,7 +3,9 @@ across a graceful scale-down and a runtime-agent restart, and replica time as th
 really ran. The agent, the xDS server and Envoy are real processes; the counters come from
 Envoy's admin over its Unix socket."""
 
+import contextlib
 import os
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -164,3 +166,63 @@ def test_every_answered_request_is_metered_once_and_replica_time_is_as_the_proce
         metered = sum(row.milliseconds for row in ReplicaHour.objects.filter(size="small"))
         lived = (stopped_0 - started[0]) + (stopped_1 - started[1])
         assert abs(metered / 1000 - lived) < 2.0, (metered, lived)
+
+
+def test_a_replica_killed_outright_loses_at_most_what_it_served_since_its_last_read(tmp_path):
+    """SIGKILL leaves no time for a last read: what the replica answered after its last sample
+    is lost, and nothing more (the runs before and after are exact)."""
+    interval = 1.0
+    ok = Upstream("ok")
+    stack = Stack(tmp_path)
+    stack.env["GANTRY_METERING_SECONDS"] = str(interval)
+    stack.start()
+    answered: list[float] = []  # when each 2xx came back
+    stop = threading.Event()
+
+    def load(url: str) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url, timeout=2).status_code == 200:
+                    answered.append(time.time())
+            time.sleep(0.005)
+
+    try:
+        tenant = make_org("acme").tenant
+        gateway = services.create_gateway(ACTOR, tenant, "edge", {"replicas": 1})
+        services.create_backend(ACTOR, tenant, "ok", ok.backend())
+        services.create_route(ACTOR, gateway, "ok", route("/", "ok"))
+        assert reconcile(gateway.pk).result == "created"
+        wait_for(lambda: len(running(gateway)) == 1, timeout=60, interval=0.1,
+                 message=lambda: f"the replica running\n{stack.logs()}")  # fmt: skip
+        url = Gateway.objects.get(pk=gateway.pk).status["listeners"][0]["url"]
+        wait_for(lambda: status_of(url) == 200, timeout=30, interval=0.1, message="served")
+        sender = threading.Thread(target=load, args=(url,), daemon=True)
+        sender.start()
+        time.sleep(3.3)
+        victim = running(gateway)[0].pid
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.time()
+        wait_for(lambda: [r.pid for r in running(gateway)] not in ([], [victim]), timeout=60,
+                 interval=0.1, message=lambda: f"restarted\n{stack.logs()}")  # fmt: skip
+        time.sleep(3)
+        stop.set()
+        sender.join(5)
+        time.sleep(interval + 0.5)  # the new run's last requests are read
+        stack.agent.stop()  # a graceful stop: a last read of the new run
+    finally:
+        stop.set()
+        stack.stop()
+        ok.close()
+
+    now = timezone.now()
+    rollups.rollup(now - timedelta(hours=2), now + timedelta(hours=1))
+    metered = sum(row.responses_2xx for row in UsageHour.objects.all())
+    lost = len(answered) - metered
+    window = [t for t in answered if killed_at - interval - 0.5 <= t <= killed_at]
+    print(
+        f"\nSIGKILL: {len(answered)} answered, {metered} metered, {lost} lost; "
+        f"{len(window)} answered in the last {interval + 0.5:g} s before the kill"
+    )
+    assert 0 <= lost <= len(window), (lost, len(window))
+    runs = ReplicaIncarnation.objects.order_by("started_at")
+    assert [run.stop_reason for run in runs] == ["exited", "agent-stopped"]
