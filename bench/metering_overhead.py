@@ -13,8 +13,9 @@ Gantry compiles for a gateway with one route):
   every 10 s (``GANTRY_METERING_SECONDS``' default), parsed as the agent does;
 - ``metering, every 1 s``: the same, ten times as often.
 
-Prints medians over the rounds (rounds interleave the variants, each round starting with the next one) and the ratios to ``metering
-off``, with Envoy's CPU time per request (from /proc). Goal (usage issue): ≤ 2 % throughput.
+Prints medians over the rounds (rounds interleave the variants, each round starting with the
+next one) and the ratios to ``metering off``, with Envoy's CPU time per request (from
+/proc). Goal (usage issue): ≤ 2 % throughput.
 """
 
 import argparse
