@@ -1,14 +1,28 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import views
+from frontend.views import audit, gateways, routes, tenant, tokens
 
 app_name = "frontend"
+GATEWAY = "t/<slug:tenant>/gateways/<slug:gateway>/"
+ROUTE = GATEWAY + "routes/<slug:route>/"
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", tenant.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("t/<slug:tenant>/", views.tenant_overview, name="tenant"),
-    path("t/<slug:tenant>/tokens/", views.tokens, name="tokens"),
-    path("t/<slug:tenant>/tokens/<str:prefix>/revoke/", views.revoke_token, name="revoke-token"),
+    path("t/<slug:tenant>/", tenant.dashboard, name="tenant"),
+    path("t/<slug:tenant>/tokens/", tokens.tokens, name="tokens"),
+    path("t/<slug:tenant>/tokens/<str:prefix>/revoke/", tokens.revoke_token, name="revoke-token"),
+    path("t/<slug:tenant>/audit/", audit.audit_log, name="audit"),
+    path("t/<slug:tenant>/gateways/", gateways.gateway_list, name="gateways"),
+    path("t/<slug:tenant>/gateways/new/", gateways.gateway_create, name="gateway-new"),
+    path(GATEWAY, gateways.gateway_detail, name="gateway"),
+    path(GATEWAY + "status/", gateways.gateway_status, name="gateway-status"),
+    path(GATEWAY + "scale/", gateways.gateway_scale, name="gateway-scale"),
+    path(GATEWAY + "delete/", gateways.gateway_delete, name="gateway-delete"),
+    path(GATEWAY + "routes/", routes.route_list, name="routes"),
+    path(GATEWAY + "routes/new/", routes.route_create, name="route-new"),
+    path(ROUTE, routes.route_detail, name="route"),
+    path(ROUTE + "edit/", routes.route_edit, name="route-edit"),
+    path(ROUTE + "delete/", routes.route_delete, name="route-delete"),
 ]

@@ -1,4 +1,4 @@
-"""Console pages. Thin: tenant scoping and writes go through the same code as the API."""
+"""API tokens: every member creates and revokes their own; admins see and revoke everyone's."""
 
 import secrets
 from datetime import datetime, time
@@ -13,11 +13,10 @@ from django.views.decorators.http import require_POST
 
 from config.errors import GantryError
 from config.validators import validate_display_text
+from frontend.access import page_context, tenant_access
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken
-from tenants.roles import Role, at_least
-from tenants.scoping import resolve, visible_tenants
 
 
 class TokenForm(forms.Form):
@@ -33,29 +32,9 @@ class TokenForm(forms.Form):
     )
 
 
-@login_required
-def home(request):
-    tenants = list(visible_tenants(request.user))
-    if len(tenants) == 1:
-        return redirect("frontend:tenant", tenant=tenants[0].slug)
-    return render(request, "frontend/home.html", {"tenants": tenants})
-
-
-@login_required
-def tenant_overview(request, tenant):
-    access = resolve(request.user, tenant)
-    context = {
-        "access": access,
-        "tenant": access.tenant,
-        "gateways": access.tenant.gateways.all(),
-        "members": access.tenant.memberships.select_related("user"),
-    }
-    return render(request, "frontend/tenant.html", context)
-
-
 def _visible_tokens(request, access):
     tokens = ApiToken.objects.filter(tenant=access.tenant).select_related("user")
-    if not at_least(access.role, Role.ADMIN):
+    if not access.is_admin:
         tokens = tokens.filter(user=request.user)
     return tokens
 
@@ -86,7 +65,7 @@ def _consume_form_nonce(request, nonce: str) -> bool:
 @never_cache  # the answer to a POST shows a new token's secret: no cache may keep it
 @login_required
 def tokens(request, tenant):
-    access = resolve(request.user, tenant)
+    access = tenant_access(request, tenant)
     if request.method == "POST" and not _consume_form_nonce(request, request.POST.get("nonce", "")):
         messages.info(
             request,
@@ -112,21 +91,22 @@ def tokens(request, tenant):
             form = TokenForm()
         except GantryError as error:
             form.add_error(None, error.message)
-    context = {
-        "access": access,
-        "tenant": access.tenant,
-        "tokens": _visible_tokens(request, access),
-        "form": form,
-        "form_nonce": _issue_form_nonce(request),
-        "created": created,
-    }
+    context = page_context(
+        request,
+        access,
+        "frontend:tokens",
+        tokens=_visible_tokens(request, access),
+        form=form,
+        form_nonce=_issue_form_nonce(request),
+        created=created,
+    )
     return render(request, "frontend/tokens.html", context)
 
 
 @login_required
 @require_POST
 def revoke_token(request, tenant, prefix):
-    access = resolve(request.user, tenant)
+    access = tenant_access(request, tenant)
     token = get_object_or_404(_visible_tokens(request, access), prefix=prefix)
     services.revoke_token(Actor.from_request(request), token)
     messages.success(request, f"Token {token.prefix} revoked.")

@@ -1,0 +1,152 @@
+"""Console forms. They collect input and turn it into what a service takes; they validate
+nothing themselves (every field is a plain text field, even behind a select or a number
+input): the services, and for names the API's own body serializer, decide, and
+``form_errors.apply_service_error`` shows their verdict next to the field it names."""
+
+import copy
+
+from django import forms
+
+from frontend import structured_input
+from gateways.serializers import GatewayCreateSerializer
+from gateways.sizes import SIZES
+from gateways.validation import RUNTIMES
+from gateways.validation.common import failed
+
+ROUTE_PATH_TYPES = ["PathPrefix", "Exact", "RegularExpression"]
+
+
+def checked_name(name: str) -> str:
+    """``name`` if the API would accept it for a new object; else ValidationFailed at
+    ``name`` with the API's message (the API checks names with this serializer)."""
+    body = GatewayCreateSerializer(data={"name": name})
+    if not body.is_valid():
+        raise failed({"name": body.errors["name"]}, prefix="")
+    return body.validated_data["name"]
+
+
+def _text(label: str, help_text: str = "", widget=None, **attrs) -> forms.CharField:
+    widget = widget or forms.TextInput()
+    widget.attrs.update(attrs)
+    return forms.CharField(
+        label=label, required=False, strip=False, help_text=help_text, widget=widget
+    )
+
+
+def _choice(label: str, choices: list[str], help_text: str = "") -> forms.CharField:
+    return _text(label, help_text, forms.Select(choices=[(c, c) for c in choices]))
+
+
+def _code(label: str, help_text: str, rows: int = 8) -> forms.CharField:
+    widget = forms.Textarea(attrs={"rows": rows, "spellcheck": "false", "class": "code"})
+    return _text(label, help_text, widget)
+
+
+class GatewayForm(forms.Form):
+    """A new gateway: name and the common parts of its spec."""
+
+    FIELDS = {
+        "name": "name",
+        "size": "spec.size",
+        "replicas": "spec.replicas",
+        "runtime": "spec.runtime",
+        "listeners": "spec.listeners",
+    }
+    name = _text("Name", "lowercase letters, digits and '-', e.g. edge", autocomplete="off")
+    size = _choice("Size", list(SIZES), "Envoy worker threads and memory per replica")
+    replicas = _text("Replicas", "", forms.NumberInput(), min="1", inputmode="numeric")
+    runtime = _choice("Runtime", RUNTIMES)
+    listeners = _code(
+        "Listeners (YAML or JSON list)",
+        "each with name, protocol (HTTP or HTTPS), port, optional hostname and, for HTTPS, "
+        "tls.certificateRefs",
+        rows=6,
+    )
+
+    def name_and_spec(self) -> tuple[str, dict]:
+        """(name, spec) for ``create_gateway``; ValidationFailed if the listeners do not parse
+        or the name would be refused."""
+        data = self.cleaned_data
+        name = checked_name(data["name"])
+        spec = {key: data[key] for key in ("size", "replicas", "runtime") if data[key] != ""}
+        listeners = structured_input.parse(data["listeners"], "spec.listeners", expect=list)
+        if listeners is not None:
+            spec["listeners"] = listeners
+        return name, spec
+
+
+class ScaleForm(forms.Form):
+    FIELDS = {"replicas": "spec.replicas"}
+    replicas = _text("Replicas", "", forms.NumberInput(), min="1", inputmode="numeric")
+    resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
+
+
+class RouteForm(forms.Form):
+    """A route, edited either through its common fields (the first rule's first path match
+    and first backend, the hostnames) or as the whole spec in YAML or JSON: the button
+    pressed (``mode``) says which. The common fields change only what they show."""
+
+    COMMON_FIELDS = {
+        "name": "name",
+        "hostnames": "spec.hostnames",
+        "path_type": "spec.rules[0].matches[0].path.type",
+        "path_value": "spec.rules[0].matches[0].path.value",
+        "backend": "spec.rules[0].backendRefs[0].name",
+    }
+    SPEC_FIELDS = {"name": "name", "spec": "spec"}
+
+    name = _text("Name", "lowercase letters, digits and '-', e.g. web", autocomplete="off")
+    hostnames = _text(
+        "Hostnames", "one per line or comma-separated; empty: every hostname of the listeners",
+        forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+    path_type = _choice("Path match", ROUTE_PATH_TYPES, "of the first rule's first match")
+    path_value = _text("Path", "e.g. / or /api", autocomplete="off")
+    backend = _text("Backend", "the first rule's first backend, by name", autocomplete="off")
+    spec = _code(
+        "Whole spec (YAML or JSON)",
+        "a Gateway API HTTPRoute spec: parentRefs, hostnames, rules (matches, filters, "
+        "backendRefs, timeouts)",
+        rows=18,
+    )
+    resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    @staticmethod
+    def initial_for(spec: dict) -> dict:
+        rule = (spec.get("rules") or [{}])[0]
+        path = ((rule.get("matches") or [{}])[0]).get("path", {})
+        backends = rule.get("backendRefs") or [{}]
+        return {
+            "hostnames": "\n".join(spec.get("hostnames", [])),
+            "path_type": path.get("type", "PathPrefix"),
+            "path_value": path.get("value", "/"),
+            "backend": backends[0].get("name", ""),
+            "spec": structured_input.dump(spec) if spec else "",
+        }
+
+    def spec_from_fields(self, current: dict) -> dict:
+        """``current`` with the common fields written into it."""
+        data = self.cleaned_data
+        spec = copy.deepcopy(current)
+        hostnames = [h.strip() for h in data["hostnames"].replace(",", "\n").splitlines()]
+        if any(hostnames):
+            spec["hostnames"] = [h for h in hostnames if h]
+        else:
+            spec.pop("hostnames", None)
+        rules = spec.setdefault("rules", [{}]) or [{}]
+        spec["rules"] = rules
+        rule = rules[0]
+        matches = rule.setdefault("matches", [{}]) or [{}]
+        rule["matches"] = matches
+        matches[0]["path"] = {"type": data["path_type"], "value": data["path_value"]}
+        refs = rule.get("backendRefs") or []
+        if data["backend"].strip():
+            first = dict(refs[0]) if refs else {}
+            first["name"] = data["backend"].strip()
+            rule["backendRefs"] = [first, *refs[1:]]
+        elif refs:
+            rule["backendRefs"] = refs[1:]
+        return spec
+
+    def spec_from_text(self) -> dict:
+        return structured_input.parse(self.cleaned_data["spec"], "spec", empty={})

@@ -1,0 +1,115 @@
+"""The console's tables (django-tables2). Sorting is by the model's columns and JSON keys the
+API lists; the rows are the API's FilterSets' querysets."""
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from gateways.models import Gateway, Route
+
+
+def badge(text: str, kind: str):
+    return format_html('<span class="badge {}">{}</span>', kind, text)
+
+
+PHASE_BADGES = {"Ready": "good", "Degraded": "bad", "Pending": "neutral"}
+
+
+def condition(record, type_: str) -> dict:
+    return next((c for c in record.status.get("conditions", []) if c.get("type") == type_), {})
+
+
+def condition_badge(record, type_: str):
+    found = condition(record, type_)
+    if not found:
+        return "—"
+    kind = {"True": "good", "False": "bad"}.get(found.get("status"), "neutral")
+    return badge(f"{found.get('status')} · {found.get('reason', '')}", kind)
+
+
+class GatewayTable(tables.Table):
+    name = tables.Column(linkify=lambda record: record_url(record))
+    phase = tables.Column(accessor="status__phase", order_by="status__phase", default="Pending")
+    replicas = tables.Column(accessor="spec__replicas", order_by="spec__replicas")
+    runtime = tables.Column(accessor="spec__runtime", order_by="spec__runtime")
+    size = tables.Column(accessor="spec__size", order_by="spec__size")
+    listeners = tables.Column(accessor="spec__listeners", orderable=False)
+
+    class Meta:
+        model = Gateway
+        fields = ["name", "phase", "replicas", "runtime", "size", "listeners"]
+        order_by = "name"
+        empty_text = "No gateways match."
+        attrs = {"class": "data"}
+
+    def render_phase(self, value):
+        return badge(value, PHASE_BADGES.get(value, "neutral"))
+
+    def render_replicas(self, value, record):
+        counts = record.status.get("replicas") or {}
+        return f"{counts.get('ready', 0)} of {counts.get('desired', value)} ready"
+
+    def render_listeners(self, value):
+        return format_html_join(
+            ", ", "{} {}:{}", ((item["name"], item["protocol"], item["port"]) for item in value)
+        )
+
+
+def record_url(gateway: Gateway) -> str:
+    return reverse("frontend:gateway", args=[gateway.tenant.slug, gateway.name])
+
+
+class RouteTable(tables.Table):
+    name = tables.Column(
+        linkify=lambda record: reverse(
+            "frontend:route", args=[record.gateway.tenant.slug, record.gateway.name, record.name]
+        )
+    )
+    hostnames = tables.Column(accessor="spec__hostnames", orderable=False, default="any")
+    rules = tables.Column(accessor="spec__rules", orderable=False)
+    backends = tables.Column(accessor="spec__rules", orderable=False, verbose_name="Backends")
+    accepted = tables.Column(accessor="status", orderable=False, verbose_name="Accepted")
+    resolved = tables.Column(accessor="status", orderable=False, verbose_name="Resolved refs")
+    updated_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Updated")
+
+    class Meta:
+        model = Route
+        fields = ["name", "hostnames", "rules", "backends", "accepted", "resolved", "updated_at"]
+        order_by = "name"
+        empty_text = "No routes match."
+        attrs = {"class": "data"}
+
+    def render_hostnames(self, value):
+        return ", ".join(value) if value else "any"
+
+    def render_rules(self, value):
+        return len(value)
+
+    def render_backends(self, value):
+        names = dict.fromkeys(ref["name"] for rule in value for ref in rule.get("backendRefs", []))
+        return ", ".join(names) or "—"
+
+    def render_accepted(self, record):
+        return condition_badge(record, "Accepted")
+
+    def render_resolved(self, record):
+        return condition_badge(record, "ResolvedRefs")
+
+
+class AuditTable(tables.Table):
+    """The audit log without ``before``/``after``: the API serves those to admins who ask."""
+
+    created_at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="When")
+    actor_name = tables.Column(verbose_name="Who")
+    token_prefix = tables.Column(verbose_name="Token", default="")
+    action = tables.Column()
+    object_type = tables.Column(verbose_name="Type")
+    object_name = tables.Column(verbose_name="Object")
+    request_id = tables.Column(verbose_name="Request", orderable=False)
+
+    class Meta:
+        fields = ["created_at", "actor_name", "token_prefix", "action", "object_type",
+                  "object_name", "request_id"]  # fmt: skip
+        order_by = "-created_at"
+        empty_text = "No audit events match."
+        attrs = {"class": "data"}

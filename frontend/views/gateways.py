@@ -1,0 +1,163 @@
+"""Gateways: list, create, detail with live status, scale, delete."""
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+
+from frontend import structured_input
+from frontend.access import page_context, tenant_access
+from frontend.forms import GatewayForm, ScaleForm
+from frontend.tables import GatewayTable, condition
+from frontend.views.common import posted, render_form, submit, table_page
+from gateways import services
+from gateways.filters import GatewayFilter
+from gateways.models import Gateway
+from provisioning.models import GatewayOperation, LocalReplica
+from tenants.audit import Actor
+from tenants.roles import Role
+
+DEFAULT_LISTENERS = [{"name": "http", "protocol": "HTTP", "port": 80}]
+POLL_SECONDS = 2
+
+
+def get_gateway(access, name: str) -> Gateway:
+    """The tenant's gateway ``name``, or Http404 (another tenant's is a 404 too)."""
+    rows = Gateway.objects.select_related("tenant")
+    return get_object_or_404(rows, tenant=access.tenant, name=name)
+
+
+def settled(gateway: Gateway) -> bool:
+    """Nothing is being applied: every replica runs the current generation, or the platform
+    is stuck on the tenant's config (a rejected revision) and waits for a change."""
+    programmed = condition(gateway, "Programmed")
+    if programmed.get("reason") in ("Invalid", "Rejected"):
+        return True
+    return programmed.get("status") == "True" and gateway.status.get("phase") == "Ready"
+
+
+def gateway_url(gateway: Gateway, view: str = "frontend:gateway") -> str:
+    return reverse(view, args=[gateway.tenant.slug, gateway.name])
+
+
+@login_required
+def gateway_list(request, tenant):
+    access = tenant_access(request, tenant)
+    rows = Gateway.objects.filter(tenant=access.tenant).select_related("tenant")
+    filterset, table = table_page(request, GatewayFilter, rows, GatewayTable, "Gateways")
+    context = page_context(request, access, "frontend:gateways", filter=filterset, table=table)
+    return render(request, "frontend/gateways/list.html", context)
+
+
+@login_required
+def gateway_create(request, tenant):
+    access = tenant_access(request, tenant, write=Role.EDITOR)
+    initial = {"size": "small", "replicas": "1", "runtime": "local",
+               "listeners": structured_input.dump(DEFAULT_LISTENERS)}  # fmt: skip
+    form = GatewayForm(posted(request), initial=initial)
+
+    def write():
+        name, spec = form.name_and_spec()
+        return services.create_gateway(Actor.from_request(request), access.tenant, name, spec)
+
+    answer = submit(request, form, GatewayForm.FIELDS, write, "Gateway created.", gateway_url,
+                    conflict_field="name")  # fmt: skip
+    if answer is not None:
+        return answer
+    context = page_context(request, access, "frontend:gateways", form=form)
+    return render_form(request, "frontend/gateways/form.html", context)
+
+
+def _status_context(gateway: Gateway) -> dict:
+    replicas = LocalReplica.objects.filter(gateway=gateway).order_by("index")
+    return {
+        "gateway": gateway,
+        "settled": settled(gateway),
+        "poll_seconds": POLL_SECONDS,
+        "replica_rows": replicas.only("index", "state", "restarts", "message", "started_at"),
+        "conditions": gateway.status.get("conditions", []),
+        "listeners": _listeners(gateway),
+    }
+
+
+def _listeners(gateway: Gateway) -> list[dict]:
+    """The spec's listeners with what status says of each (URL, conditions)."""
+    reported = {entry.get("name"): entry for entry in gateway.status.get("listeners", [])}
+    return [
+        {**listener, "url": reported.get(listener["name"], {}).get("url", ""),
+         "conditions": reported.get(listener["name"], {}).get("conditions", [])}
+        for listener in gateway.spec.get("listeners", [])
+    ]  # fmt: skip
+
+
+def tabs(gateway: Gateway, current: str) -> list[dict]:
+    return [
+        {"label": "Overview", "url": gateway_url(gateway), "current": current == "overview"},
+        {"label": f"Routes ({gateway.routes.count()})",
+         "url": gateway_url(gateway, "frontend:routes"), "current": current == "routes"},
+    ]  # fmt: skip
+
+
+@login_required
+def gateway_detail(request, tenant, gateway):
+    access = tenant_access(request, tenant)
+    gateway = get_gateway(access, gateway)
+    operations = GatewayOperation.objects.filter(gateway=gateway).select_related("revision")
+    context = page_context(
+        request,
+        access,
+        "frontend:gateways",
+        tabs=tabs(gateway, "overview"),
+        operations=operations.order_by("-started_at", "-id")[:10],
+        **_status_context(gateway),
+    )
+    return render(request, "frontend/gateways/detail.html", context)
+
+
+@login_required
+def gateway_status(request, tenant, gateway):
+    """The live part of the detail page, polled by htmx until the gateway settles."""
+    access = tenant_access(request, tenant)
+    gateway = get_gateway(access, gateway)
+    return render(request, "frontend/gateways/status.html", _status_context(gateway))
+
+
+@login_required
+def gateway_scale(request, tenant, gateway):
+    access = tenant_access(request, tenant, write=Role.EDITOR)
+    gateway = get_gateway(access, gateway)
+    form = ScaleForm(posted(request), initial={"replicas": gateway.spec.get("replicas")})
+
+    def write():
+        # A merge patch under the row lock: the gateway's status moves while it converges, so
+        # the page's resourceVersion would often be stale for no reason a user would care about.
+        services.patch_gateway_spec(
+            Actor.from_request(request), gateway, {"replicas": form.cleaned_data["replicas"]}
+        )
+
+    answer = submit(request, form, ScaleForm.FIELDS, write, "Scaling applied.",
+                    gateway_url(gateway))  # fmt: skip
+    if answer is not None:
+        return answer
+    context = page_context(request, access, "frontend:gateways", gateway=gateway, form=form)
+    return render_form(request, "frontend/gateways/scale.html", context)
+
+
+@login_required
+def gateway_delete(request, tenant, gateway):
+    access = tenant_access(request, tenant, write=Role.EDITOR)
+    gateway = get_gateway(access, gateway)
+    form = forms.Form(posted(request))  # no fields: it carries the service's refusal
+
+    def write():
+        services.delete_gateway(Actor.from_request(request), gateway)
+
+    answer = submit(request, form, {}, write, f"Gateway {gateway.name} deleted.",
+                    reverse("frontend:gateways", args=[access.tenant.slug]))  # fmt: skip
+    if answer is not None:
+        return answer
+    context = page_context(
+        request, access, "frontend:gateways", gateway=gateway, form=form,
+        routes=gateway.routes.count(), policies=gateway.policies.count(),
+    )  # fmt: skip
+    return render(request, "frontend/gateways/delete.html", context)

@@ -1,0 +1,484 @@
+"""The console's resource pages through Django's test client, where a browser adds nothing:
+roles as in the API, bad input shown next to the field it names with nothing saved, writes
+through the same services as the API (audited, reconciled), lists, live status, no secrets.
+Each test has an owner, an editor, a viewer and another tenant (``tests.conftest``)."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from config.errors import FieldError, ValidationFailed
+from frontend.form_errors import apply_service_error
+from frontend.forms import RouteForm
+from gateways import services
+from gateways.models import Gateway, Route
+from provisioning import tasks
+from tenants import services as tenant_services
+from tenants.audit import Actor
+from tenants.models import AuditEvent
+from tenants.roles import Role
+from tests.api.pki import certificate
+
+SYSTEM = Actor.system("tests")
+LISTENERS = "- name: http\n  protocol: HTTP\n  port: 80\n"
+
+
+@pytest.fixture
+def reconciles(monkeypatch):
+    """Gateway ids whose reconcile the writes enqueued: what ``enqueue_reconcile`` sends once
+    the write commits (tests run ``committed`` to run those callbacks)."""
+    sent = []
+    monkeypatch.setattr(tasks, "send_reconcile", lambda gateway_id, **kw: sent.append(gateway_id))
+    return sent
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """``committed(client.post, url, data)``: the request, then what runs when it commits."""
+
+    def run(call, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call(*args, **kwargs)
+
+    return run
+
+
+def signed_in(user, csrf: bool = False) -> Client:
+    client = Client(enforce_csrf_checks=csrf)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def editor(org):
+    return signed_in(org.users[Role.EDITOR])
+
+
+@pytest.fixture
+def viewer(org):
+    return signed_in(org.users[Role.VIEWER])
+
+
+@pytest.fixture
+def edge(org):
+    gateway = services.create_gateway(SYSTEM, org.tenant, "edge", {"replicas": 2})
+    services.create_route(SYSTEM, gateway, "web", {"rules": [{"backendRefs": [{"name": "app"}]}]})
+    return gateway
+
+
+def field_errors(response, field: str) -> str:
+    """The text of the error list shown under form field ``field``."""
+    html = response.content.decode()
+    match = re.search(rf'<ul class="errorlist" id="id_{field}_error">(.*?)</ul>', html, re.S)
+    return re.sub(r"<[^>]+>", " ", match.group(1)) if match else ""
+
+
+def page_text(response) -> str:
+    return response.content.decode()
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+PAGES = [
+    "/t/acme/",
+    "/t/acme/gateways/",
+    "/t/acme/gateways/edge/",
+    "/t/acme/gateways/edge/status/",
+    "/t/acme/gateways/edge/routes/",
+    "/t/acme/gateways/edge/routes/web/",
+]
+WRITE_PAGES = [
+    "/t/acme/gateways/new/",
+    "/t/acme/gateways/edge/scale/",
+    "/t/acme/gateways/edge/delete/",
+    "/t/acme/gateways/edge/routes/new/",
+    "/t/acme/gateways/edge/routes/web/edit/",
+    "/t/acme/gateways/edge/routes/web/delete/",
+]
+WRITE_LABELS = ["New gateway", "Scale", ">Delete<", ">Edit<", "New route"]
+
+
+def test_it_sends_an_unauthenticated_user_to_sign_in(edge):
+    client = Client()
+    for url in PAGES + WRITE_PAGES:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/login/?next="), url
+    response = client.post("/t/acme/gateways/new/", {"name": "sneaky"})
+    assert response.status_code == 302
+    assert not Gateway.objects.filter(name="sneaky").exists()
+
+
+def test_a_viewer_sees_no_write_controls_and_an_editor_does(edge, viewer, editor):
+    for url in PAGES:
+        text = page_text(viewer.get(url))
+        for label in WRITE_LABELS:
+            assert label not in text, (url, label)
+    shown = "".join(page_text(editor.get(url)) for url in PAGES)
+    for label in WRITE_LABELS:
+        assert label in shown, label
+
+
+def test_a_viewers_forged_posts_are_403_and_change_nothing(org, edge):
+    client = signed_in(org.users[Role.VIEWER], csrf=True)
+    client.get("/t/acme/gateways/")  # the CSRF cookie, as a browser has it
+    token = client.cookies["csrftoken"].value
+    posts = {
+        "/t/acme/gateways/new/": {"name": "forged", "replicas": "1"},
+        "/t/acme/gateways/edge/scale/": {"replicas": "3"},
+        "/t/acme/gateways/edge/delete/": {},
+        "/t/acme/gateways/edge/routes/new/": {"name": "forged", "mode": "spec", "spec": "{}"},
+        "/t/acme/gateways/edge/routes/web/edit/": {"mode": "spec", "spec": "hostnames: [a.io]"},
+        "/t/acme/gateways/edge/routes/web/delete/": {},
+    }
+    events = AuditEvent.objects.count()
+    for url, data in posts.items():
+        response = client.post(url, {**data, "csrfmiddlewaretoken": token})
+        assert response.status_code == 403, url
+        assert "you need editor or above" in page_text(response), url
+    for url in WRITE_PAGES:
+        assert client.get(url).status_code == 403, url
+    edge.refresh_from_db()
+    assert edge.spec["replicas"] == 2
+    assert list(Route.objects.values_list("name", "spec__hostnames")) == [("web", None)]
+    assert not Gateway.objects.filter(name="forged").exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_another_tenants_gateways_and_routes_are_404(org, other_org, editor):
+    theirs = services.create_gateway(SYSTEM, other_org.tenant, "secret-gw", {})
+    services.create_route(SYSTEM, theirs, "hidden", {})
+    paths = ["", "status/", "scale/", "delete/", "routes/", "routes/hidden/", "routes/hidden/edit/",
+             "routes/hidden/delete/", "routes/new/"]  # fmt: skip
+    for prefix in ("/t/globex/gateways/secret-gw/", "/t/acme/gateways/secret-gw/"):
+        for path in paths:
+            response = editor.get(prefix + path)
+            assert response.status_code == 404, prefix + path
+            assert "secret-gw" not in page_text(response)
+            assert editor.post(prefix + path, {"replicas": "5"}).status_code == 404
+    for url in ("/t/globex/", "/t/globex/gateways/", "/t/globex/gateways/new/", "/t/globex/audit/"):
+        assert editor.get(url).status_code == 404, url
+    assert Gateway.objects.get(pk=theirs.pk).spec["replicas"] == 1
+    assert Route.objects.filter(name="hidden").exists()
+
+
+def test_a_suspended_tenant_is_read_only(org, edge):
+    org.tenant.suspended = True
+    org.tenant.save()
+    owner = signed_in(org.users[Role.OWNER])
+    text = page_text(owner.get("/t/acme/gateways/edge/"))
+    assert "suspended" in text
+    assert "Scale" not in text
+    response = owner.post("/t/acme/gateways/edge/scale/", {"replicas": "3"})
+    assert response.status_code == 403
+    assert Gateway.objects.get(pk=edge.pk).spec["replicas"] == 2
+
+
+def test_the_audit_log_is_for_admins(org, edge, editor):
+    assert editor.get("/t/acme/audit/").status_code == 403
+    assert "Audit log" not in page_text(editor.get("/t/acme/"))
+    admin = signed_in(org.users[Role.ADMIN])
+    response = admin.get("/t/acme/audit/?objectType=route")
+    assert response.status_code == 200
+    assert "edge/web" in page_text(response)
+    assert "Recent audit events" in page_text(admin.get("/t/acme/"))
+
+
+# --- Bad input ----------------------------------------------------------------------------------
+
+GATEWAY_MISTAKES = [
+    ({"name": "Bad_Name"}, "name", "must be a DNS label"),
+    ({"name": ""}, "name", "may not be blank"),
+    ({"replicas": "0"}, "replicas", "greater than or equal to 1"),
+    ({"replicas": "many"}, "replicas", "A valid integer is required"),
+    ({"replicas": "500"}, None, "quota maxReplicasPerGateway"),
+    ({"size": "xlarge"}, "size", "size 'xlarge' is not allowed by plan 'standard'"),
+    ({"size": "huge"}, "size", '"huge" is not a valid choice'),
+    ({"listeners": "- {name: http, protocol: HTTP, port: 0}"}, "listeners",
+     "spec.listeners[0].port: Ensure this value is greater than or equal to 1."),
+    ({"listeners": "- {name: http, protocol: FTP, port: 21}"}, "listeners",
+     "spec.listeners[0].protocol:"),
+    ({"listeners": "[unclosed"}, "listeners", "is not valid YAML or JSON"),
+    ({"listeners": "name: http"}, "listeners", "must be a list"),
+    ({"listeners": "- &a [1]\n- *a"}, "listeners", "aliases (*name) are not accepted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field", "message"), GATEWAY_MISTAKES)
+def test_bad_gateway_input_is_shown_at_its_field_and_nothing_is_saved(
+    org, editor, reconciles, committed, change, field, message
+):
+    form = {"name": "edge", "size": "small", "replicas": "1", "runtime": "local",
+            "listeners": LISTENERS, **change}  # fmt: skip
+    response = committed(editor.post, "/t/acme/gateways/new/", form)
+    assert response.status_code == 400
+    shown = field_errors(response, field) if field else page_text(response)
+    assert message.replace("'", "&#x27;").replace('"', "&quot;") in shown or message in shown
+    assert "Nothing was saved" in page_text(response)
+    assert not Gateway.objects.exists()
+    assert not AuditEvent.objects.filter(object_type="gateway").exists()
+    assert reconciles == []
+
+
+def test_a_taken_gateway_name_is_shown_at_the_name(org, edge, editor):
+    response = editor.post("/t/acme/gateways/new/", {"name": "edge", "listeners": LISTENERS})
+    assert response.status_code == 400
+    assert "already exists" in field_errors(response, "name")
+    assert Gateway.objects.count() == 1
+
+
+def test_bad_scale_is_shown_at_replicas_and_nothing_changes(org, edge, editor):
+    response = editor.post("/t/acme/gateways/edge/scale/", {"replicas": "-1"})
+    assert response.status_code == 400
+    assert "greater than or equal to 1" in field_errors(response, "replicas")
+    edge.refresh_from_db()
+    assert (edge.spec["replicas"], edge.generation) == (2, 1)
+
+
+ROUTE_SPEC_MISTAKES = [
+    ("rules:\n- backendRefs:\n  - name: Not_A_Name\n",
+     "spec.rules[0].backendRefs[0].name: must be a DNS label"),
+    ("rules:\n- matches:\n  - path: {type: RegularExpression, value: '(?=x)'}\n",
+     "spec.rules[0].matches[0].path.value: is not a valid RE2 regular expression"),
+    ("hostnames: [10.0.0.1]\n", "spec.hostnames[0]:"),
+    ("retry: {}\n", "spec.retry:"),
+    ("- just a list\n", "must be an object"),
+    ("rules: [", "is not valid YAML or JSON"),
+    ("a: &x [1, 2]\nb: *x\n", "aliases (*name) are not accepted"),
+    ("a:" + " [" * 70 + " ]" * 70, "nested more than 64 levels"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), ROUTE_SPEC_MISTAKES)
+def test_a_bad_route_spec_is_shown_at_the_spec_and_nothing_is_saved(
+    edge, editor, reconciles, committed, text, message
+):
+    route = Route.objects.get(name="web")
+    url = "/t/acme/gateways/edge/routes/web/edit/"
+    response = committed(editor.post, url, {"mode": "spec", "spec": text})
+    assert response.status_code == 400
+    assert message.replace("'", "&#x27;") in field_errors(response, "spec")
+    assert Route.objects.get(pk=route.pk).spec == route.spec
+    assert Route.objects.get(pk=route.pk).generation == 1
+    assert not AuditEvent.objects.filter(object_type="route", action="update").exists()
+    assert reconciles == []
+
+
+ROUTE_FIELD_MISTAKES = [
+    ({"backend": "Not_A_Name"}, "backend", "must be a DNS label"),
+    ({"path_type": "RegularExpression", "path_value": "(?=x)"}, "path_value",
+     "is not a valid RE2 regular expression"),
+    ({"path_value": "no-slash"}, "path_value", ""),
+    ({"hostnames": "ok.example.com, Bad_Host"}, "hostnames", "spec.hostnames[1]:"),
+    ({"name": "Web"}, "name", "must be a DNS label"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field", "message"), ROUTE_FIELD_MISTAKES)
+def test_bad_route_fields_are_shown_at_their_field_and_nothing_is_saved(
+    edge, editor, change, field, message
+):
+    form = {"name": "api", "mode": "fields", "path_type": "PathPrefix", "path_value": "/api",
+            "backend": "app", "hostnames": "", **change}  # fmt: skip
+    response = editor.post("/t/acme/gateways/edge/routes/new/", form)
+    assert response.status_code == 400
+    shown = field_errors(response, field)
+    assert shown.strip(), page_text(response)
+    assert message in shown
+    assert list(Route.objects.values_list("name", flat=True)) == ["web"]
+
+
+def test_a_stale_route_edit_is_refused(edge, editor):
+    route = Route.objects.get(name="web")
+    services.patch_route_spec(SYSTEM, route, {"hostnames": ["new.example.com"]})
+    response = editor.post(
+        "/t/acme/gateways/edge/routes/web/edit/",
+        {"mode": "spec", "spec": "hostnames: [mine.example.com]",
+         "resource_version": str(route.resource_version)},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "has changed since you read it" in page_text(response)
+    assert Route.objects.get(pk=route.pk).spec["hostnames"] == ["new.example.com"]
+
+
+# --- Writes go through the services --------------------------------------------------------------
+
+
+def audit(action: str, object_type: str, name: str) -> AuditEvent:
+    return AuditEvent.objects.get(action=action, object_type=object_type, object_name=name)
+
+
+def test_console_writes_are_audited_and_reconciled_as_the_apis(org, reconciles, committed):
+    user = org.users[Role.EDITOR].username
+    client = signed_in(org.users[Role.EDITOR])
+
+    class editor:  # every request runs its commit callbacks
+        @staticmethod
+        def post(*args, **kwargs):
+            return committed(client.post, *args, **kwargs)
+
+    form = {"name": "edge", "size": "small", "replicas": "2", "runtime": "local",
+            "listeners": LISTENERS}  # fmt: skip
+    response = editor.post("/t/acme/gateways/new/", form)
+    assert response.status_code == 302
+    gateway = Gateway.objects.get(name="edge")
+    assert response["Location"] == "/t/acme/gateways/edge/"
+    assert gateway.spec["replicas"] == 2
+    event = audit("create", "gateway", "edge")
+    assert (event.actor_name, event.tenant_id) == (user, org.tenant.pk)
+    assert event.request_id
+    assert reconciles == [gateway.pk]
+
+    editor.post("/t/acme/gateways/edge/scale/", {"replicas": "3"})
+    assert Gateway.objects.get(pk=gateway.pk).spec["replicas"] == 3
+    assert audit("update", "gateway", "edge").after["spec"]["replicas"] == 3
+
+    form = {"name": "web", "mode": "fields", "path_type": "PathPrefix", "path_value": "/",
+            "backend": "app", "hostnames": "a.example.com"}  # fmt: skip
+    response = editor.post("/t/acme/gateways/edge/routes/new/", form)
+    assert response["Location"] == "/t/acme/gateways/edge/routes/web/"
+    route = Route.objects.get(name="web")
+    assert route.spec["hostnames"] == ["a.example.com"]
+    assert route.spec["rules"][0]["backendRefs"] == [{"name": "app", "weight": 1}]
+    assert audit("create", "route", "edge/web").actor_name == user
+
+    spec = "hostnames: [b.example.com]\nrules:\n- backendRefs: [{name: app, weight: 5}]\n"
+    editor.post("/t/acme/gateways/edge/routes/web/edit/", {"mode": "spec", "spec": spec,
+                "resource_version": str(route.resource_version)})  # fmt: skip
+    route.refresh_from_db()
+    assert (route.spec["hostnames"], route.generation) == (["b.example.com"], 2)
+    assert audit("update", "route", "edge/web").actor_name == user
+
+    editor.post("/t/acme/gateways/edge/routes/web/delete/")
+    assert not Route.objects.exists()
+    assert audit("delete", "route", "edge/web").actor_name == user
+
+    response = editor.post("/t/acme/gateways/edge/delete/")
+    assert response["Location"] == "/t/acme/gateways/"
+    assert not Gateway.objects.exists()
+    assert audit("delete", "gateway", "edge").actor_name == user
+    assert reconciles == [gateway.pk] * 5
+
+
+def test_editing_common_fields_keeps_the_rest_of_the_spec(edge, editor):
+    route = Route.objects.get(name="web")
+    full = {"rules": [
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/a"}}, {"method": "POST"}],
+         "filters": [{"type": "ResponseHeaderModifier",
+                      "responseHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]}}],
+         "backendRefs": [{"name": "app", "weight": 3}, {"name": "canary", "weight": 1}]},
+        {"backendRefs": [{"name": "other"}]}]}  # fmt: skip
+    route = services.replace_route_spec(SYSTEM, route, full)
+    form = RouteForm.initial_for(route.spec) | {"mode": "fields", "backend": "app2",
+                                                "path_value": "/b"}  # fmt: skip
+    response = editor.post("/t/acme/gateways/edge/routes/web/edit/", form)
+    assert response.status_code == 302
+    route.refresh_from_db()
+    rule = route.spec["rules"][0]
+    assert rule["matches"][0]["path"] == {"type": "PathPrefix", "value": "/b"}
+    assert rule["matches"][1]["method"] == "POST"
+    assert rule["backendRefs"] == [{"name": "app2", "weight": 3}, {"name": "canary", "weight": 1}]
+    assert rule["filters"] == full["rules"][0]["filters"]
+    assert route.spec["rules"][1]["backendRefs"][0]["name"] == "other"
+
+
+# --- Lists and live status ----------------------------------------------------------------------
+
+
+def test_gateway_list_sorts_filters_and_paginates(org, editor):
+    org.tenant.plan.max_gateways = 100
+    org.tenant.plan.save()
+    for index in range(30):
+        services.create_gateway(SYSTEM, org.tenant, f"gw-{index:02d}", {"replicas": 1 + index % 3})
+
+    def names(response):
+        return re.findall(r'href="/t/acme/gateways/(gw-\d+)/"', page_text(response))
+
+    assert names(editor.get("/t/acme/gateways/"))[:2] == ["gw-00", "gw-01"]
+    assert len(names(editor.get("/t/acme/gateways/"))) == 25
+    assert names(editor.get("/t/acme/gateways/?page=2")) == [f"gw-{i}" for i in range(25, 30)]
+    assert names(editor.get("/t/acme/gateways/?sort=-name"))[0] == "gw-29"
+    by_replicas = names(editor.get("/t/acme/gateways/?sort=-replicas"))
+    assert Gateway.objects.get(name=by_replicas[0]).spec["replicas"] == 3
+    assert names(editor.get("/t/acme/gateways/?name=gw-1")) == [f"gw-1{i}" for i in range(10)]
+    response = editor.get("/t/acme/gateways/?size=huge&page=zz&sort=nonsense")
+    assert response.status_code == 200
+    assert names(response) == []
+    assert "Select a valid choice" in page_text(response)
+    assert "30 in all" in page_text(editor.get("/t/acme/gateways/"))
+
+
+def test_route_list_filters_by_the_apis_filterset(edge, editor):
+    services.create_route(SYSTEM, edge, "api-v1", {})
+    services.create_route(SYSTEM, edge, "api-v2", {})
+    text = page_text(editor.get("/t/acme/gateways/edge/routes/?name=api&sort=-name"))
+    assert re.findall(r"routes/(api-v\d)/\"", text) == ["api-v2", "api-v1"]
+    assert "BackendNotFound" in page_text(editor.get("/t/acme/gateways/edge/routes/"))
+
+
+def test_the_status_partial_polls_only_until_the_gateway_settles(edge, editor):
+    response = editor.get("/t/acme/gateways/edge/status/")
+    assert 'hx-trigger="every 2s"' in page_text(response)
+    assert "<html" not in page_text(response)
+    status = dict(edge.status, phase="Ready")
+    status["conditions"] = [
+        dict(c, status="True", reason="Programmed") if c["type"] == "Programmed" else c
+        for c in status["conditions"]
+    ]
+    status["listeners"][0]["url"] = "http://127.0.0.1:20000/"
+    Gateway.objects.filter(pk=edge.pk).update(status=status)
+    text = page_text(editor.get("/t/acme/gateways/edge/status/"))
+    assert "hx-get" not in text
+    assert 'data-settled="true"' in text
+    assert "http://127.0.0.1:20000/" in text
+    detail = page_text(editor.get("/t/acme/gateways/edge/"))
+    assert "hx-get" not in detail
+    assert "Ready" in detail
+
+
+# --- Secrets and the one helper ----------------------------------------------------------------
+
+
+def test_no_page_renders_a_private_key_or_an_api_key(org, edge, reconciles):
+    chain, key = certificate(("app.example.com",))
+    services.create_certificate(SYSTEM, org.tenant, "app-cert",
+                                {"certificatePem": chain, "privateKeyPem": key})  # fmt: skip
+    consumer = services.create_consumer(SYSTEM, org.tenant, "mobile", {})
+    _, api_key = services.create_credential(SYSTEM, consumer, {"type": "api-key"})
+    https = {"name": "https", "protocol": "HTTPS", "port": 443,
+             "tls": {"certificateRefs": [{"name": "app-cert"}]}}  # fmt: skip
+    services.patch_gateway_spec(SYSTEM, edge, {"listeners": [https]})
+    token, plaintext = tenant_services.create_token(SYSTEM, org.tenant, "ci",
+                                                    user=org.users[Role.OWNER])  # fmt: skip
+    owner = signed_in(org.users[Role.OWNER])
+    key_body = key.splitlines()[1]
+    for url in [*PAGES, *WRITE_PAGES, "/t/acme/audit/", "/t/acme/tokens/"]:
+        text = page_text(owner.get(url))
+        for secret in (key_body, api_key, plaintext, "PRIVATE KEY"):
+            assert secret not in text, (url, secret[:12])
+
+
+def test_service_errors_go_to_the_field_with_the_longest_matching_path():
+    form = RouteForm({"mode": "fields"})
+    assert form.is_valid()
+    error = ValidationFailed([
+        FieldError("spec.rules[0].backendRefs[0].name", "bad name"),
+        FieldError("spec.rules[0].backendRefs[1].name", "bad too"),
+        FieldError("spec.hostnames[2]", "bad host"),
+        FieldError("spec.parentRefs[0].sectionName", "no such listener"),
+        FieldError("name", "taken"),
+    ])  # fmt: skip
+    apply_service_error(form, error, RouteForm.COMMON_FIELDS)
+    assert form.errors["backend"] == ["bad name"]
+    assert form.errors["hostnames"] == ["spec.hostnames[2]: bad host"]
+    assert form.errors["name"] == ["taken"]
+    assert form.non_field_errors() == [
+        "spec.rules[0].backendRefs[1].name: bad too",
+        "spec.parentRefs[0].sectionName: no such listener",
+    ]
+    form = RouteForm({"mode": "spec"})
+    assert form.is_valid()
+    apply_service_error(form, error, RouteForm.SPEC_FIELDS)
+    assert form.errors["spec"][0] == "spec.rules[0].backendRefs[0].name: bad name"
+    assert len(form.errors["spec"]) == 4
