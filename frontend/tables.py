@@ -29,11 +29,17 @@ def condition_badge(record, type_: str):
 
 class GatewayTable(tables.Table):
     name = tables.Column(linkify=lambda record: record_url(record))
-    phase = tables.Column(accessor="status__phase", order_by="status__phase", default="Pending")
-    replicas = tables.Column(accessor="spec__replicas", order_by="spec__replicas")
-    runtime = tables.Column(accessor="spec__runtime", order_by="spec__runtime")
-    size = tables.Column(accessor="spec__size", order_by="spec__size")
-    listeners = tables.Column(accessor="spec__listeners", orderable=False)
+    phase = tables.Column(
+        accessor="status__phase", order_by="status__phase", default="Pending", verbose_name="Phase"
+    )
+    replicas = tables.Column(
+        accessor="spec__replicas", order_by="spec__replicas", verbose_name="Replicas"
+    )
+    runtime = tables.Column(
+        accessor="spec__runtime", order_by="spec__runtime", verbose_name="Runtime"
+    )
+    size = tables.Column(accessor="spec__size", order_by="spec__size", verbose_name="Size")
+    listeners = tables.Column(accessor="spec__listeners", orderable=False, verbose_name="Listeners")
 
     class Meta:
         model = Gateway
@@ -65,8 +71,10 @@ class RouteTable(tables.Table):
             "frontend:route", args=[record.gateway.tenant.slug, record.gateway.name, record.name]
         )
     )
-    hostnames = tables.Column(accessor="spec__hostnames", orderable=False, default="any")
-    rules = tables.Column(accessor="spec__rules", orderable=False)
+    hostnames = tables.Column(
+        accessor="spec__hostnames", orderable=False, default="any", verbose_name="Hostnames"
+    )
+    rules = tables.Column(accessor="spec__rules", orderable=False, verbose_name="Rules")
     backends = tables.Column(accessor="spec__rules", orderable=False, verbose_name="Backends")
     accepted = tables.Column(accessor="status", orderable=False, verbose_name="Accepted")
     resolved = tables.Column(accessor="status", orderable=False, verbose_name="Resolved refs")
