@@ -79,3 +79,11 @@ def page_context(request, access: ConsoleAccess, section: str = "", **extra) -> 
         "switch_tenants": visible_tenants(request.user)[:SWITCHER_LIMIT],
         **extra,
     }
+
+
+def actions(access: ConsoleAccess, *items: tuple[str, str, bool]) -> list[dict]:
+    """The write actions of a page header, (label, URL, dangerous); none for those who may
+    not write (the views refuse them anyway)."""
+    if not access.can_write:
+        return []
+    return [{"label": label, "url": url, "danger": danger} for label, url, danger in items]

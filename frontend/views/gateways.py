@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from frontend import structured_input
-from frontend.access import page_context, tenant_access
+from frontend.access import actions, page_context, tenant_access
 from frontend.forms import GatewayForm, ScaleForm
 from frontend.tables import GatewayTable, condition
 from frontend.views.common import posted, render_form, submit, table_page
@@ -45,7 +45,9 @@ def gateway_list(request, tenant):
     access = tenant_access(request, tenant)
     rows = Gateway.objects.filter(tenant=access.tenant).select_related("tenant")
     filterset, table = table_page(request, GatewayFilter, rows, GatewayTable, "Gateways")
-    context = page_context(request, access, "frontend:gateways", filter=filterset, table=table)
+    new = reverse("frontend:gateway-new", args=[access.tenant.slug])
+    context = page_context(request, access, "frontend:gateways", filter=filterset, table=table,
+                           actions=actions(access, ("New gateway", new, False)))  # fmt: skip
     return render(request, "frontend/gateways/list.html", context)
 
 
@@ -108,6 +110,11 @@ def gateway_detail(request, tenant, gateway):
         access,
         "frontend:gateways",
         tabs=tabs(gateway, "overview"),
+        actions=actions(
+            access,
+            ("Scale", gateway_url(gateway, "frontend:gateway-scale"), False),
+            ("Delete", gateway_url(gateway, "frontend:gateway-delete"), True),
+        ),
         operations=operations.order_by("-started_at", "-id")[:10],
         **_status_context(gateway),
     )

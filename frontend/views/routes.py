@@ -6,11 +6,11 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from frontend import structured_input
-from frontend.access import page_context, tenant_access
+from frontend.access import actions, page_context, tenant_access
 from frontend.forms import RouteForm, checked_name
 from frontend.tables import RouteTable
 from frontend.views.common import posted, render_form, submit, table_page, version
-from frontend.views.gateways import get_gateway, tabs
+from frontend.views.gateways import gateway_url, get_gateway, tabs
 from gateways import services
 from gateways.filters import RouteFilter
 from gateways.models import Route
@@ -41,6 +41,7 @@ def route_list(request, tenant, gateway):
     context = page_context(
         request, access, "frontend:gateways", gateway=gateway, filter=filterset, table=table,
         tabs=tabs(gateway, "routes"),
+        actions=actions(access, ("New route", gateway_url(gateway, "frontend:route-new"), False)),
     )  # fmt: skip
     return render(request, "frontend/routes/list.html", context)
 
@@ -108,6 +109,8 @@ def route_detail(request, tenant, gateway, route):
         conditions=route.status.get("conditions", []),
         attached=route.status.get("attachedListeners", []),
         spec_yaml=structured_input.dump(route.spec), tabs=tabs(gateway, "routes"),
+        actions=actions(access, ("Edit", route_url(route, "frontend:route-edit"), False),
+                        ("Delete", route_url(route, "frontend:route-delete"), True)),
     )  # fmt: skip
     return render(request, "frontend/routes/detail.html", context)
 
