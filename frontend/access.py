@@ -18,6 +18,7 @@ from tenants.scoping import TenantAccess, resolve, visible_tenants
 NAVIGATION = [
     ("Dashboard", "frontend:tenant", Role.VIEWER),
     ("Gateways", "frontend:gateways", Role.VIEWER),
+    ("Backends", "frontend:backends", Role.VIEWER),
     ("API tokens", "frontend:tokens", Role.VIEWER),
     ("Audit log", "frontend:audit", Role.ADMIN),
 ]

@@ -11,7 +11,8 @@ from frontend import structured_input
 from gateways.serializers import GatewayCreateSerializer
 from gateways.sizes import SIZES
 from gateways.validation import RUNTIMES
-from gateways.validation.common import failed
+from gateways.validation.backends import APP_PROTOCOLS
+from gateways.validation.common import failed, is_ip_address
 
 ROUTE_PATH_TYPES = ["PathPrefix", "Exact", "RegularExpression"]
 
@@ -128,9 +129,9 @@ class RouteForm(forms.Form):
         """``current`` with the common fields written into it."""
         data = self.cleaned_data
         spec = copy.deepcopy(current)
-        hostnames = [h.strip() for h in data["hostnames"].replace(",", "\n").splitlines()]
-        if any(hostnames):
-            spec["hostnames"] = [h for h in hostnames if h]
+        hostnames = _lines(data["hostnames"])
+        if hostnames:
+            spec["hostnames"] = hostnames
         else:
             spec.pop("hostnames", None)
         rules = spec.setdefault("rules", [{}]) or [{}]
@@ -146,6 +147,89 @@ class RouteForm(forms.Form):
             rule["backendRefs"] = [first, *refs[1:]]
         elif refs:
             rule["backendRefs"] = refs[1:]
+        return spec
+
+    def spec_from_text(self) -> dict:
+        return structured_input.parse(self.cleaned_data["spec"], "spec", empty={})
+
+
+def _lines(text: str) -> list[str]:
+    """Items written one per line or separated by commas."""
+    return [item.strip() for item in text.replace(",", "\n").splitlines() if item.strip()]
+
+
+def _endpoint(text: str) -> dict:
+    """``10.0.0.1:8080``, ``[2001:db8::1]:8080`` or ``api.internal:443`` as an endpoint; the
+    service judges the address and the port (a missing port is its "required")."""
+    host, _, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not host:
+        host, port = text, ""
+    host = host.removeprefix("[").removesuffix("]")
+    kind, field = ("ip", "address") if is_ip_address(host) else ("fqdn", "hostname")
+    return {kind: {field: host, **({"port": port} if port else {})}}
+
+
+class BackendForm(forms.Form):
+    """A backend, through its fields (endpoints, protocol, TLS: the whole spec) or as YAML."""
+
+    COMMON_FIELDS = {
+        "name": "name",
+        "endpoints": "spec.endpoints",
+        "app_protocol": "spec.appProtocol",
+        "sni": "spec.tls.sni",
+        "ca_refs": "spec.tls.caCertificateRefs",
+        "tls": "spec.tls",
+    }
+    SPEC_FIELDS = {"name": "name", "spec": "spec"}
+    COMMON = ["endpoints", "app_protocol", "tls", "sni", "ca_refs"]
+
+    name = _text("Name", "lowercase letters, digits and '-', e.g. api", autocomplete="off")
+    endpoints = _text(
+        "Endpoints", "one per line: address:port ([v6 address]:port) or hostname:port, all of "
+        "one kind", forms.Textarea(attrs={"rows": 3, "class": "code", "spellcheck": "false"}),
+    )  # fmt: skip
+    app_protocol = _choice("Protocol", APP_PROTOCOLS)
+    tls = _text("TLS to the backend", "", forms.Select(choices=[("", "no"), ("on", "yes")]))
+    sni = _text("TLS server name (SNI)", "optional; sent to the backend", autocomplete="off")
+    ca_refs = _text(
+        "CA certificates", "optional; certificate names whose chains verify the backend, "
+        "comma-separated; none: the system's public CAs", autocomplete="off",
+    )  # fmt: skip
+    spec = _code("Whole spec (YAML or JSON)", "endpoints, appProtocol, tls (sni, "
+                 "caCertificateRefs)", rows=12)  # fmt: skip
+    resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    @staticmethod
+    def initial_for(spec: dict) -> dict:
+        endpoints = []
+        for endpoint in spec.get("endpoints", []):
+            value = endpoint.get("ip") or endpoint.get("fqdn") or {}
+            host = value.get("address") or value.get("hostname", "")
+            endpoints.append(f"[{host}]:{value.get('port')}" if ":" in host else
+                             f"{host}:{value.get('port')}")  # fmt: skip
+        tls = spec.get("tls")
+        return {
+            "endpoints": "\n".join(endpoints),
+            "app_protocol": spec.get("appProtocol", "HTTP/1.1"),
+            "tls": "on" if tls is not None else "",
+            "sni": (tls or {}).get("sni", ""),
+            "ca_refs": ", ".join(ref["name"] for ref in (tls or {}).get("caCertificateRefs", [])),
+            "spec": structured_input.dump(spec) if spec else "",
+        }
+
+    def spec_from_fields(self) -> dict:
+        data = self.cleaned_data
+        spec = {"endpoints": [_endpoint(line) for line in data["endpoints"].splitlines()
+                              if line.strip()]}  # fmt: skip
+        if data["app_protocol"]:
+            spec["appProtocol"] = data["app_protocol"]
+        if data["tls"] or data["sni"].strip() or data["ca_refs"].strip():
+            tls = {}
+            if data["sni"].strip():
+                tls["sni"] = data["sni"].strip()
+            if data["ca_refs"].strip():
+                tls["caCertificateRefs"] = [{"name": name} for name in _lines(data["ca_refs"])]
+            spec["tls"] = tls
         return spec
 
     def spec_from_text(self) -> dict:

@@ -121,3 +121,40 @@ class AuditTable(tables.Table):
         order_by = "-created_at"
         empty_text = "No audit events match."
         attrs = {"class": "data"}
+
+
+class BackendTable(tables.Table):
+    name = tables.Column(
+        linkify=lambda record: reverse("frontend:backend", args=[record.tenant.slug, record.name])
+    )
+    endpoints = tables.Column(accessor="spec__endpoints", orderable=False, verbose_name="Endpoints")
+    protocol = tables.Column(
+        accessor="spec__appProtocol", order_by="spec__appProtocol", verbose_name="Protocol"
+    )
+    tls = tables.Column(accessor="spec", orderable=False, verbose_name="TLS")
+    accepted = tables.Column(accessor="status", orderable=False, verbose_name="Accepted")
+    resolved = tables.Column(accessor="status", orderable=False, verbose_name="Resolved refs")
+    updated_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Updated")
+
+    class Meta:
+        fields = ["name", "endpoints", "protocol", "tls", "accepted", "resolved", "updated_at"]
+        order_by = "name"
+        empty_text = "No backends match."
+        attrs = {"class": "data"}
+
+    def render_endpoints(self, value):
+        shown = []
+        for endpoint in value[:3]:
+            item = endpoint.get("ip") or endpoint.get("fqdn") or {}
+            shown.append(f"{item.get('address') or item.get('hostname')}:{item.get('port')}")
+        more = f" and {len(value) - 3} more" if len(value) > 3 else ""
+        return ", ".join(shown) + more
+
+    def render_tls(self, value):
+        return "yes" if "tls" in value else "no"
+
+    def render_accepted(self, record):
+        return condition_badge(record, "Accepted")
+
+    def render_resolved(self, record):
+        return condition_badge(record, "ResolvedRefs")

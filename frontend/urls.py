@@ -1,11 +1,12 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend.views import audit, gateways, routes, tenant, tokens
+from frontend.views import audit, backends, gateways, routes, tenant, tokens
 
 app_name = "frontend"
 GATEWAY = "t/<slug:tenant>/gateways/<slug:gateway>/"
 ROUTE = GATEWAY + "routes/<slug:route>/"
+BACKEND = "t/<slug:tenant>/backends/<slug:backend>/"
 urlpatterns = [
     path("", tenant.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -20,6 +21,11 @@ urlpatterns = [
     path(GATEWAY + "status/", gateways.gateway_status, name="gateway-status"),
     path(GATEWAY + "scale/", gateways.gateway_scale, name="gateway-scale"),
     path(GATEWAY + "delete/", gateways.gateway_delete, name="gateway-delete"),
+    path("t/<slug:tenant>/backends/", backends.backend_list, name="backends"),
+    path("t/<slug:tenant>/backends/new/", backends.backend_create, name="backend-new"),
+    path(BACKEND, backends.backend_detail, name="backend"),
+    path(BACKEND + "edit/", backends.backend_edit, name="backend-edit"),
+    path(BACKEND + "delete/", backends.backend_delete, name="backend-delete"),
     path(GATEWAY + "routes/", routes.route_list, name="routes"),
     path(GATEWAY + "routes/new/", routes.route_create, name="route-new"),
     path(ROUTE, routes.route_detail, name="route"),

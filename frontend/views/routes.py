@@ -46,6 +46,10 @@ def route_list(request, tenant, gateway):
     return render(request, "frontend/routes/list.html", context)
 
 
+def _common(form) -> list:
+    return [form[name] for name in ("hostnames", "path_type", "path_value", "backend")]
+
+
 def _mode(request) -> str:
     return "spec" if request.POST.get("mode") == "spec" else "fields"
 
@@ -71,7 +75,7 @@ def route_create(request, tenant, gateway):
     if answer is not None:
         return answer
     context = page_context(request, access, "frontend:gateways", gateway=gateway, form=form,
-                           creating=True)  # fmt: skip
+                           creating=True, common_fields=_common(form))  # fmt: skip
     return render_form(request, "frontend/routes/form.html", context)
 
 
@@ -95,7 +99,7 @@ def route_edit(request, tenant, gateway, route):
     if answer is not None:
         return answer
     context = page_context(request, access, "frontend:gateways", gateway=gateway, route=route,
-                           form=form)  # fmt: skip
+                           form=form, common_fields=_common(form))  # fmt: skip
     return render_form(request, "frontend/routes/form.html", context)
 
 

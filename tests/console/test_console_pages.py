@@ -10,9 +10,9 @@ from django.test import Client
 
 from config.errors import FieldError, ValidationFailed
 from frontend.form_errors import apply_service_error
-from frontend.forms import RouteForm
+from frontend.forms import BackendForm, RouteForm
 from gateways import services
-from gateways.models import Gateway, Route
+from gateways.models import Backend, Gateway, Route
 from provisioning import tasks
 from tenants import services as tenant_services
 from tenants.audit import Actor
@@ -22,6 +22,7 @@ from tests.api.pki import certificate
 
 SYSTEM = Actor.system("tests")
 LISTENERS = "- name: http\n  protocol: HTTP\n  port: 80\n"
+IP_ENDPOINT = {"ip": {"address": "10.0.0.1", "port": 8080}}
 
 
 @pytest.fixture
@@ -64,6 +65,7 @@ def viewer(org):
 def edge(org):
     gateway = services.create_gateway(SYSTEM, org.tenant, "edge", {"replicas": 2})
     services.create_route(SYSTEM, gateway, "web", {"rules": [{"backendRefs": [{"name": "app"}]}]})
+    services.create_backend(SYSTEM, org.tenant, "api", {"endpoints": [IP_ENDPOINT]})
     return gateway
 
 
@@ -87,6 +89,8 @@ PAGES = [
     "/t/acme/gateways/edge/status/",
     "/t/acme/gateways/edge/routes/",
     "/t/acme/gateways/edge/routes/web/",
+    "/t/acme/backends/",
+    "/t/acme/backends/api/",
 ]
 WRITE_PAGES = [
     "/t/acme/gateways/new/",
@@ -95,8 +99,11 @@ WRITE_PAGES = [
     "/t/acme/gateways/edge/routes/new/",
     "/t/acme/gateways/edge/routes/web/edit/",
     "/t/acme/gateways/edge/routes/web/delete/",
+    "/t/acme/backends/new/",
+    "/t/acme/backends/api/edit/",
+    "/t/acme/backends/api/delete/",
 ]
-WRITE_LABELS = ["New gateway", "Scale", ">Delete<", ">Edit<", "New route"]
+WRITE_LABELS = ["New gateway", "Scale", ">Delete<", ">Edit<", "New route", "New backend"]
 
 
 def test_it_sends_an_unauthenticated_user_to_sign_in(edge):
@@ -131,6 +138,9 @@ def test_a_viewers_forged_posts_are_403_and_change_nothing(org, edge):
         "/t/acme/gateways/edge/routes/new/": {"name": "forged", "mode": "spec", "spec": "{}"},
         "/t/acme/gateways/edge/routes/web/edit/": {"mode": "spec", "spec": "hostnames: [a.io]"},
         "/t/acme/gateways/edge/routes/web/delete/": {},
+        "/t/acme/backends/new/": {"name": "forged", "mode": "fields", "endpoints": "10.0.0.9:80"},
+        "/t/acme/backends/api/edit/": {"mode": "fields", "endpoints": "10.0.0.9:80"},
+        "/t/acme/backends/api/delete/": {},
     }
     events = AuditEvent.objects.count()
     for url, data in posts.items():
@@ -143,12 +153,19 @@ def test_a_viewers_forged_posts_are_403_and_change_nothing(org, edge):
     assert edge.spec["replicas"] == 2
     assert list(Route.objects.values_list("name", "spec__hostnames")) == [("web", None)]
     assert not Gateway.objects.filter(name="forged").exists()
+    assert list(Backend.objects.values_list("name", "spec__endpoints")) == [("api", [IP_ENDPOINT])]
     assert AuditEvent.objects.count() == events
 
 
 def test_another_tenants_gateways_and_routes_are_404(org, other_org, editor):
     theirs = services.create_gateway(SYSTEM, other_org.tenant, "secret-gw", {})
     services.create_route(SYSTEM, theirs, "hidden", {})
+    services.create_backend(SYSTEM, other_org.tenant, "secret-be", {"endpoints": [IP_ENDPOINT]})
+    for prefix in ("/t/globex/backends/secret-be/", "/t/acme/backends/secret-be/"):
+        for path in ("", "edit/", "delete/"):
+            assert editor.get(prefix + path).status_code == 404, prefix + path
+            assert editor.post(prefix + path, {"mode": "spec", "spec": "{}"}).status_code == 404
+    assert Backend.objects.filter(name="secret-be").exists()
     paths = ["", "status/", "scale/", "delete/", "routes/", "routes/hidden/", "routes/hidden/edit/",
              "routes/hidden/delete/", "routes/new/"]  # fmt: skip
     for prefix in ("/t/globex/gateways/secret-gw/", "/t/acme/gateways/secret-gw/"):
@@ -482,3 +499,85 @@ def test_service_errors_go_to_the_field_with_the_longest_matching_path():
     apply_service_error(form, error, RouteForm.SPEC_FIELDS)
     assert form.errors["spec"][0] == "spec.rules[0].backendRefs[0].name: bad name"
     assert len(form.errors["spec"]) == 4
+
+
+# --- Backends ------------------------------------------------------------------------------------
+
+BACKEND_MISTAKES = [
+    ({"endpoints": "169.254.169.254:80"}, "endpoints",
+     "spec.endpoints[0].ip.address: 169.254.169.254 is link-local"),
+    ({"endpoints": "10.0.0.1"}, "endpoints", "spec.endpoints[0].ip.port: This field is required"),
+    ({"endpoints": "10.0.0.1:http"}, "endpoints", "spec.endpoints[0].ip.port: A valid integer"),
+    ({"endpoints": "10.0.0.1:80\napi.internal:80"}, "endpoints",
+     "spec.endpoints[1]: cannot mix ip and fqdn endpoints"),
+    ({"endpoints": ""}, "endpoints", "This list may not be empty"),
+    ({"app_protocol": "h3"}, "app_protocol", "is not a valid choice"),
+    ({"sni": "Not A Host"}, "sni", "must be a lowercase DNS name"),
+    ({"ca_refs": "ok, Bad_Name"}, "ca_refs", "spec.tls.caCertificateRefs[1].name: must be a DNS"),
+    ({"name": "-bad"}, "name", "must be a DNS label"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field", "message"), BACKEND_MISTAKES)
+def test_bad_backend_fields_are_shown_at_their_field_and_nothing_is_saved(
+    org, editor, change, field, message
+):
+    form = {"name": "api", "mode": "fields", "endpoints": "10.0.0.1:8080",
+            "app_protocol": "HTTP/1.1", **change}  # fmt: skip
+    response = editor.post("/t/acme/backends/new/", form)
+    assert response.status_code == 400
+    assert message in field_errors(response, field).replace("&#x27;", "'"), page_text(response)
+    assert not Backend.objects.exists()
+
+
+def test_backends_are_created_edited_and_deleted_through_the_services(
+    org, edge, reconciles, committed
+):
+    client = signed_in(org.users[Role.EDITOR])
+    form = {"name": "app", "mode": "fields", "endpoints": "10.0.0.1:8080\n[2001:db8::1]:8080",
+            "app_protocol": "h2c", "tls": "on", "sni": "app.internal"}  # fmt: skip
+    response = committed(client.post, "/t/acme/backends/new/", form)
+    assert response["Location"] == "/t/acme/backends/app/"
+    backend = Backend.objects.get(name="app")
+    assert backend.spec == {
+        "endpoints": [{"ip": {"address": "10.0.0.1", "port": 8080}},
+                      {"ip": {"address": "2001:db8::1", "port": 8080}}],
+        "appProtocol": "h2c",
+        "tls": {"sni": "app.internal"},
+    }  # fmt: skip
+    assert audit("create", "backend", "app").actor_name == org.users[Role.EDITOR].username
+    assert reconciles == [edge.pk]
+    # The route naming it resolves now.
+    assert "BackendNotFound" not in page_text(client.get("/t/acme/gateways/edge/routes/web/"))
+    page = page_text(client.get("/t/acme/backends/app/"))
+    assert "2001:db8::1" in page and "SNI" in page
+
+    edit = {**BackendForm.initial_for(backend.spec), "mode": "fields", "endpoints": "a.internal:80",
+            "resource_version": str(backend.resource_version)}  # fmt: skip
+    response = committed(client.post, "/t/acme/backends/app/edit/", edit)
+    assert response.status_code == 302
+    backend.refresh_from_db()
+    assert backend.spec["endpoints"] == [{"fqdn": {"hostname": "a.internal", "port": 80}}]
+    assert backend.spec["tls"] == {"sni": "app.internal"}
+
+    response = committed(client.post, "/t/acme/backends/app/edit/",
+                         {"mode": "spec", "spec": '{"endpoints": [{"ip": {"address": "10.0.0.2", '
+                          '"port": 81}}]}'})  # fmt: skip
+    backend.refresh_from_db()
+    assert backend.spec == {"endpoints": [{"ip": {"address": "10.0.0.2", "port": 81}}],
+                            "appProtocol": "HTTP/1.1"}  # fmt: skip
+
+    response = committed(client.post, "/t/acme/backends/app/delete/")
+    assert response["Location"] == "/t/acme/backends/"
+    assert not Backend.objects.filter(name="app").exists()
+    assert audit("delete", "backend", "app").actor_name == org.users[Role.EDITOR].username
+    assert reconciles == [edge.pk] * 4
+    assert "BackendNotFound" in page_text(client.get("/t/acme/gateways/edge/routes/web/"))
+
+
+def test_backend_list_filters_by_protocol(org, editor):
+    services.create_backend(SYSTEM, org.tenant, "grpc-api",
+                            {"endpoints": [IP_ENDPOINT], "appProtocol": "gRPC"})  # fmt: skip
+    services.create_backend(SYSTEM, org.tenant, "web-api", {"endpoints": [IP_ENDPOINT]})
+    text = page_text(editor.get("/t/acme/backends/?appProtocol=gRPC"))
+    assert "grpc-api" in text and "web-api" not in text
