@@ -158,3 +158,46 @@ class BackendTable(tables.Table):
 
     def render_resolved(self, record):
         return condition_badge(record, "ResolvedRefs")
+
+
+class RevisionTable(tables.Table):
+    """A gateway's config revisions, newest first; a roll-back link on the valid ones that are
+    not served now (``can_write``: only for those who may roll back)."""
+
+    number = tables.Column(verbose_name="Revision")
+    state = tables.Column()
+    current = tables.BooleanColumn(yesno="serving,", verbose_name="Served")
+    restored_from = tables.Column(verbose_name="Restores", default="")
+    created_at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="Created")
+    created_by = tables.Column(verbose_name="By")
+    programmed_at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="Programmed",
+                                          default="—")  # fmt: skip
+    message = tables.Column(orderable=False, default="")
+    rollback = tables.Column(accessor="number", orderable=False, verbose_name="",
+                             empty_values=())  # fmt: skip
+
+    class Meta:
+        fields = ["number", "state", "current", "restored_from", "created_at", "created_by",
+                  "programmed_at", "message", "rollback"]  # fmt: skip
+        order_by = "-number"
+        empty_text = "No revision yet: the gateway's first reconcile makes one."
+        attrs = {"class": "data"}
+
+    def __init__(self, *args, gateway=None, can_write=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gateway, self.can_write = gateway, can_write
+
+    def render_state(self, value):
+        return badge(value, "good" if value == "valid" else "bad")
+
+    def render_message(self, value):
+        return value if len(value) <= 160 else value[:159] + "…"
+
+    def render_rollback(self, record):
+        if not self.can_write or record.current or record.state != "valid":
+            return ""
+        gateway = self.gateway
+        url = reverse(
+            "frontend:revision-rollback", args=[gateway.tenant.slug, gateway.name, record.number]
+        )
+        return format_html('<a href="{}">Roll back to {}</a>', url, record.number)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend.views import audit, backends, gateways, routes, tenant, tokens
+from frontend.views import audit, backends, gateways, revisions, routes, tenant, tokens
 
 app_name = "frontend"
 GATEWAY = "t/<slug:tenant>/gateways/<slug:gateway>/"
@@ -26,6 +26,12 @@ urlpatterns = [
     path(BACKEND, backends.backend_detail, name="backend"),
     path(BACKEND + "edit/", backends.backend_edit, name="backend-edit"),
     path(BACKEND + "delete/", backends.backend_delete, name="backend-delete"),
+    path(GATEWAY + "revisions/", revisions.revision_list, name="revisions"),
+    path(
+        GATEWAY + "revisions/<int:number>/rollback/",
+        revisions.revision_rollback,
+        name="revision-rollback",
+    ),  # fmt: skip
     path(GATEWAY + "routes/", routes.route_list, name="routes"),
     path(GATEWAY + "routes/new/", routes.route_create, name="route-new"),
     path(ROUTE, routes.route_detail, name="route"),

@@ -97,6 +97,8 @@ def tabs(gateway: Gateway, current: str) -> list[dict]:
         {"label": "Overview", "url": gateway_url(gateway), "current": current == "overview"},
         {"label": f"Routes ({gateway.routes.count()})",
          "url": gateway_url(gateway, "frontend:routes"), "current": current == "routes"},
+        {"label": "Revisions", "url": gateway_url(gateway, "frontend:revisions"),
+         "current": current == "revisions"},
     ]  # fmt: skip
 
 
