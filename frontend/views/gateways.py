@@ -2,6 +2,9 @@
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.db.models import F
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
@@ -106,7 +109,9 @@ def tabs(gateway: Gateway, current: str) -> list[dict]:
 def gateway_detail(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
-    operations = GatewayOperation.objects.filter(gateway=gateway).select_related("revision")
+    operations = GatewayOperation.objects.filter(gateway=gateway).annotate(
+        revision_number=F("revision__number")  # not the revision's compiled config
+    )
     context = page_context(
         request,
         access,
@@ -123,11 +128,28 @@ def gateway_detail(request, tenant, gateway):
     return render(request, "frontend/gateways/detail.html", context)
 
 
-@login_required
 def gateway_status(request, tenant, gateway):
-    """The live part of the detail page, polled by htmx until the gateway settles."""
+    """The live part of the detail page, polled by htmx until the gateway settles.
+
+    Polling ends cleanly when the page outlives what it shows: signed out meanwhile, the whole
+    page goes to sign-in (``HX-Redirect``); the gateway deleted meanwhile, the section says so
+    and polling stops (286, htmx's "stop polling")."""
+    page = request.path.removesuffix("status/")
+    polled = request.headers.get("HX-Request") == "true"
+    if not request.user.is_authenticated:
+        to_login = redirect_to_login(page)
+        if not polled:
+            return to_login
+        response = HttpResponse()
+        response["HX-Redirect"] = to_login["Location"]
+        return response
     access = tenant_access(request, tenant)
-    gateway = get_gateway(access, gateway)
+    try:
+        gateway = get_gateway(access, gateway)
+    except Http404:
+        if not polled:
+            raise
+        return render(request, "frontend/gateways/status_gone.html", {"name": gateway}, status=286)
     return render(request, "frontend/gateways/status.html", _status_context(gateway))
 
 

@@ -1,7 +1,7 @@
 """The home page (your tenants) and a tenant's dashboard."""
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max
 from django.shortcuts import redirect, render
 
 from frontend.access import page_context, tenant_access
@@ -45,7 +45,8 @@ def dashboard(request, tenant):
     access = tenant_access(request, tenant)
     operations = (
         GatewayOperation.objects.filter(gateway__tenant=access.tenant)
-        .select_related("gateway", "revision")
+        .select_related("gateway")
+        .annotate(revision_number=F("revision__number"))  # not the revision's compiled config
         .order_by("-started_at", "-id")[:RECENT]
     )
     audit = None

@@ -581,3 +581,16 @@ def test_backend_list_filters_by_protocol(org, editor):
     services.create_backend(SYSTEM, org.tenant, "web-api", {"endpoints": [IP_ENDPOINT]})
     text = page_text(editor.get("/t/acme/backends/?appProtocol=gRPC"))
     assert "grpc-api" in text and "web-api" not in text
+
+
+def test_polling_ends_cleanly_when_signed_out_or_the_gateway_is_gone(org, edge, editor):
+    polled = {"HTTP_HX_REQUEST": "true"}
+    response = Client().get("/t/acme/gateways/edge/status/", **polled)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/login/?next=/t/acme/gateways/edge/"
+    services.delete_gateway(SYSTEM, edge)
+    response = editor.get("/t/acme/gateways/edge/status/", **polled)
+    assert response.status_code == 286  # htmx stops polling
+    assert "was deleted" in page_text(response) and "hx-get" not in page_text(response)
+    assert editor.get("/t/acme/gateways/edge/status/").status_code == 404
+    assert editor.get("/t/globex/gateways/edge/status/", **polled).status_code == 404
