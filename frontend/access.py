@@ -19,6 +19,7 @@ NAVIGATION = [
     ("Dashboard", "frontend:tenant", Role.VIEWER),
     ("Gateways", "frontend:gateways", Role.VIEWER),
     ("Backends", "frontend:backends", Role.VIEWER),
+    ("Certificates", "frontend:certificates", Role.VIEWER),
     ("API tokens", "frontend:tokens", Role.VIEWER),
     ("Audit log", "frontend:audit", Role.ADMIN),
 ]

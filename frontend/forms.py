@@ -234,3 +234,40 @@ class BackendForm(forms.Form):
 
     def spec_from_text(self) -> dict:
         return structured_input.parse(self.cleaned_data["spec"], "spec", empty={})
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders a value: a private key typed into it is not sent back
+    in the page, not even when the form is shown again with errors."""
+
+    def format_value(self, value):
+        return None
+
+
+class CertificateForm(forms.Form):
+    """A certificate chain and, to serve TLS, its private key (write-only)."""
+
+    FIELDS = {
+        "name": "name",
+        "certificate_pem": "spec.certificatePem",
+        "private_key_pem": "spec.privateKeyPem",
+    }
+    name = _text("Name", "lowercase letters, digits and '-', e.g. example-cert",
+                 autocomplete="off")  # fmt: skip
+    certificate_pem = _code("Certificate chain (PEM)", "the leaf first, then intermediates")
+    private_key_pem = _text(
+        "Private key (PEM)",
+        "of the leaf, unencrypted; RSA of 2048 bits or more, or ECDSA P-256/384/521. Stored "
+        "encrypted and never shown again, not even here. Empty: a CA bundle on create; the "
+        "stored key kept on replace",
+        SecretTextarea(attrs={"rows": 6, "class": "code", "spellcheck": "false",
+                              "autocomplete": "off"}),
+    )  # fmt: skip
+    resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    def spec(self) -> dict:
+        data = self.cleaned_data
+        spec = {"certificatePem": data["certificate_pem"]}
+        if data["private_key_pem"].strip():
+            spec["privateKeyPem"] = data["private_key_pem"]
+        return spec

@@ -201,3 +201,36 @@ class RevisionTable(tables.Table):
             "frontend:revision-rollback", args=[gateway.tenant.slug, gateway.name, record.number]
         )
         return format_html('<a href="{}">Roll back to {}</a>', url, record.number)
+
+
+class CertificateTable(tables.Table):
+    """What a certificate's status says of it; the key only as whether there is one."""
+
+    name = tables.Column(
+        linkify=lambda record: reverse(
+            "frontend:certificate", args=[record.tenant.slug, record.name]
+        )
+    )
+    subject = tables.Column(accessor="status__subject", orderable=False, verbose_name="Subject")
+    dns_names = tables.Column(accessor="status__dnsNames", orderable=False,
+                              verbose_name="DNS names", default="—")  # fmt: skip
+    not_after = tables.Column(accessor="status__notAfter", order_by="status__notAfter",
+                              verbose_name="Expires")  # fmt: skip
+    has_key = tables.BooleanColumn(accessor="status__hasPrivateKey", orderable=False,
+                                   verbose_name="Key", yesno="stored,CA only")  # fmt: skip
+    accepted = tables.Column(accessor="status", orderable=False, verbose_name="Accepted")
+
+    class Meta:
+        fields = ["name", "subject", "dns_names", "not_after", "has_key", "accepted"]
+        order_by = "name"
+        empty_text = "No certificates match."
+        attrs = {"class": "data"}
+
+    def render_dns_names(self, value):
+        return ", ".join(value[:4]) + (f" and {len(value) - 4} more" if len(value) > 4 else "")
+
+    def render_not_after(self, value):
+        return value[:10]
+
+    def render_accepted(self, record):
+        return condition_badge(record, "Accepted")

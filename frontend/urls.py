@@ -1,12 +1,22 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend.views import audit, backends, gateways, revisions, routes, tenant, tokens
+from frontend.views import (
+    audit,
+    backends,
+    certificates,
+    gateways,
+    revisions,
+    routes,
+    tenant,
+    tokens,
+)
 
 app_name = "frontend"
 GATEWAY = "t/<slug:tenant>/gateways/<slug:gateway>/"
 ROUTE = GATEWAY + "routes/<slug:route>/"
 BACKEND = "t/<slug:tenant>/backends/<slug:backend>/"
+CERTIFICATE = "t/<slug:tenant>/certificates/<slug:certificate>/"
 urlpatterns = [
     path("", tenant.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -32,6 +42,13 @@ urlpatterns = [
         revisions.revision_rollback,
         name="revision-rollback",
     ),  # fmt: skip
+    path("t/<slug:tenant>/certificates/", certificates.certificate_list, name="certificates"),
+    path(
+        "t/<slug:tenant>/certificates/new/", certificates.certificate_create, name="certificate-new"
+    ),  # fmt: skip
+    path(CERTIFICATE, certificates.certificate_detail, name="certificate"),
+    path(CERTIFICATE + "edit/", certificates.certificate_edit, name="certificate-edit"),
+    path(CERTIFICATE + "delete/", certificates.certificate_delete, name="certificate-delete"),
     path(GATEWAY + "routes/", routes.route_list, name="routes"),
     path(GATEWAY + "routes/new/", routes.route_create, name="route-new"),
     path(ROUTE, routes.route_detail, name="route"),

@@ -12,7 +12,7 @@ from config.errors import FieldError, ValidationFailed
 from frontend.form_errors import apply_service_error
 from frontend.forms import BackendForm, RouteForm
 from gateways import services
-from gateways.models import Backend, Gateway, Route
+from gateways.models import Backend, Certificate, Gateway, Route
 from provisioning import tasks
 from tenants import services as tenant_services
 from tenants.audit import Actor
@@ -470,7 +470,15 @@ def test_no_page_renders_a_private_key_or_an_api_key(org, edge, reconciles):
                                                     user=org.users[Role.OWNER])  # fmt: skip
     owner = signed_in(org.users[Role.OWNER])
     key_body = key.splitlines()[1]
-    for url in [*PAGES, *WRITE_PAGES, "/t/acme/audit/", "/t/acme/tokens/"]:
+    for url in [
+        *PAGES,
+        *WRITE_PAGES,
+        "/t/acme/audit/",
+        "/t/acme/tokens/",
+        "/t/acme/certificates/",
+        "/t/acme/certificates/app-cert/",
+        "/t/acme/certificates/app-cert/edit/",
+    ]:
         text = page_text(owner.get(url))
         for secret in (key_body, api_key, plaintext, "PRIVATE KEY"):
             assert secret not in text, (url, secret[:12])
@@ -594,3 +602,52 @@ def test_polling_ends_cleanly_when_signed_out_or_the_gateway_is_gone(org, edge, 
     assert "was deleted" in page_text(response) and "hx-get" not in page_text(response)
     assert editor.get("/t/acme/gateways/edge/status/").status_code == 404
     assert editor.get("/t/globex/gateways/edge/status/", **polled).status_code == 404
+
+
+# --- Certificates: the key is write-only ---------------------------------------------------------
+
+
+def test_a_certificate_key_is_stored_and_never_rendered_not_even_after_a_mistake(
+    org, edge, reconciles, committed
+):
+    chain, key = certificate(("app.example.com",))
+    other_chain, _ = certificate(("other.example.com",), label="other")
+    key_body = key.splitlines()[1]
+    client = signed_in(org.users[Role.EDITOR])
+    # A chain that does not match the key: refused at the key or chain, and the key typed is
+    # not sent back in the page that shows the error.
+    form = {"name": "app-cert", "certificate_pem": other_chain, "private_key_pem": key}
+    response = client.post("/t/acme/certificates/new/", form)
+    assert response.status_code == 400
+    shown = field_errors(response, "private_key_pem")
+    assert "does not match the public key of the first certificate" in shown
+    assert key_body not in page_text(response)
+    assert not Certificate.objects.exists()
+
+    form = {"name": "app-cert", "certificate_pem": chain, "private_key_pem": key}
+    response = committed(client.post, "/t/acme/certificates/new/", form)
+    assert response["Location"] == "/t/acme/certificates/app-cert/"
+    stored = Certificate.objects.get(name="app-cert")
+    assert stored.private_key and stored.status["hasPrivateKey"]
+    event = audit("create", "certificate", "app-cert")
+    assert key_body not in str(event.after)
+    assert reconciles == [edge.pk]
+    owner = signed_in(org.users[Role.OWNER])
+    for url in ("/t/acme/certificates/", "/t/acme/certificates/app-cert/",
+                "/t/acme/certificates/app-cert/edit/", "/t/acme/certificates/app-cert/delete/",
+                "/t/acme/audit/", "/t/acme/"):  # fmt: skip
+        text = page_text(owner.get(url))
+        assert key_body not in text and "PRIVATE KEY" not in text, url
+    detail = page_text(owner.get("/t/acme/certificates/app-cert/"))
+    assert "app.example.com" in detail and "stored, encrypted (never shown)" in detail
+
+    # A renewal with the chain alone keeps the stored key.
+    response = client.post("/t/acme/certificates/app-cert/edit/", {"certificate_pem": chain})
+    assert response.status_code == 302
+    assert Certificate.objects.get(name="app-cert").private_key == stored.private_key
+
+    viewer = signed_in(org.users[Role.VIEWER])
+    assert viewer.post("/t/acme/certificates/app-cert/delete/").status_code == 403
+    assert client.post("/t/acme/certificates/app-cert/delete/").status_code == 302
+    assert not Certificate.objects.exists()
+    assert audit("delete", "certificate", "app-cert").actor_name == org.users[Role.EDITOR].username

@@ -180,7 +180,8 @@ def test_pages_fit_a_phone_and_work_by_keyboard(page, live_server, acme):  # noq
     base = f"{live_server.url}/t/acme/"
     for path in ("", "gateways/", "gateways/new/", f"gateways/{gateway.name}/",
                  f"gateways/{gateway.name}/routes/", f"gateways/{gateway.name}/routes/web/edit/",
-                 "backends/", "backends/new/", "audit/", "tokens/"):  # fmt: skip
+                 "backends/", "backends/new/", "certificates/", "certificates/new/",
+                 "audit/", "tokens/"):  # fmt: skip
         page.goto(base + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         wide = page.evaluate(WIDER_THAN_THE_SCREEN)
