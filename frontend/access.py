@@ -20,6 +20,7 @@ NAVIGATION = [
     ("Gateways", "frontend:gateways", Role.VIEWER),
     ("Backends", "frontend:backends", Role.VIEWER),
     ("Certificates", "frontend:certificates", Role.VIEWER),
+    ("Consumers", "frontend:consumers", Role.VIEWER),
     ("API tokens", "frontend:tokens", Role.VIEWER),
     ("Audit log", "frontend:audit", Role.ADMIN),
 ]

@@ -271,3 +271,32 @@ class CertificateForm(forms.Form):
         if data["private_key_pem"].strip():
             spec["privateKeyPem"] = data["private_key_pem"]
         return spec
+
+
+class ConsumerForm(forms.Form):
+    FIELDS = {"name": "name", "description": "spec.description"}
+    name = _text("Name", "what SecurityPolicies name it by, e.g. mobile-app", autocomplete="off")
+    description = _text("Description", "optional; shown to every member")
+    resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    def spec(self) -> dict:
+        description = self.cleaned_data["description"]
+        return {"description": description} if description else {}
+
+
+class CredentialForm(forms.Form):
+    """A new credential: an API key (Gantry makes it, shown once) or the basic-auth password."""
+
+    FIELDS = {"type": "type", "password": "password", "username": "username"}
+    type = _text("Kind", "", forms.HiddenInput())
+    password = _text(
+        "Password", "8 to 256 characters; only its hash is kept",
+        forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )  # fmt: skip
+
+    def body(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "type": data["type"],
+            **({"password": data["password"]} if data["password"] else {}),
+        }

@@ -234,3 +234,18 @@ class CertificateTable(tables.Table):
 
     def render_accepted(self, record):
         return condition_badge(record, "Accepted")
+
+
+class ConsumerTable(tables.Table):
+    name = tables.Column(
+        linkify=lambda record: reverse("frontend:consumer", args=[record.tenant.slug, record.name])
+    )
+    description = tables.Column(accessor="spec__description", orderable=False, default="",
+                                verbose_name="Description")  # fmt: skip
+    updated_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Updated")
+
+    class Meta:
+        fields = ["name", "description", "updated_at"]
+        order_by = "name"
+        empty_text = "No consumers match."
+        attrs = {"class": "data"}

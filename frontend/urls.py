@@ -5,6 +5,7 @@ from frontend.views import (
     audit,
     backends,
     certificates,
+    consumers,
     gateways,
     revisions,
     routes,
@@ -17,6 +18,7 @@ GATEWAY = "t/<slug:tenant>/gateways/<slug:gateway>/"
 ROUTE = GATEWAY + "routes/<slug:route>/"
 BACKEND = "t/<slug:tenant>/backends/<slug:backend>/"
 CERTIFICATE = "t/<slug:tenant>/certificates/<slug:certificate>/"
+CONSUMER = "t/<slug:tenant>/consumers/<slug:consumer>/"
 urlpatterns = [
     path("", tenant.home, name="home"),
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
@@ -49,6 +51,16 @@ urlpatterns = [
     path(CERTIFICATE, certificates.certificate_detail, name="certificate"),
     path(CERTIFICATE + "edit/", certificates.certificate_edit, name="certificate-edit"),
     path(CERTIFICATE + "delete/", certificates.certificate_delete, name="certificate-delete"),
+    path("t/<slug:tenant>/consumers/", consumers.consumer_list, name="consumers"),
+    path("t/<slug:tenant>/consumers/new/", consumers.consumer_create, name="consumer-new"),
+    path(CONSUMER, consumers.consumer_detail, name="consumer"),
+    path(CONSUMER + "edit/", consumers.consumer_edit, name="consumer-edit"),
+    path(CONSUMER + "delete/", consumers.consumer_delete, name="consumer-delete"),
+    path(
+        CONSUMER + "credentials/<str:credential>/delete/",
+        consumers.credential_delete,
+        name="credential-delete",
+    ),  # fmt: skip
     path(GATEWAY + "routes/", routes.route_list, name="routes"),
     path(GATEWAY + "routes/new/", routes.route_create, name="route-new"),
     path(ROUTE, routes.route_detail, name="route"),

@@ -1,6 +1,5 @@
 """API tokens: every member creates and revokes their own; admins see and revoke everyone's."""
 
-import secrets
 from datetime import datetime, time
 
 from django import forms
@@ -14,6 +13,7 @@ from django.views.decorators.http import require_POST
 from config.errors import GantryError
 from config.validators import validate_display_text
 from frontend.access import page_context, tenant_access
+from frontend.once import consume_form_nonce, issue_form_nonce
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken
@@ -39,34 +39,11 @@ def _visible_tokens(request, access):
     return tokens
 
 
-# Each rendered "create a token" form carries a one-time nonce, kept in the session. A POST
-# whose nonce was already used is a browser reload (or back + resubmit) of the page that showed
-# a new token: it must not silently create a second token and show another secret.
-_FORM_NONCES = "console_token_form_nonces"
-_MAX_FORM_NONCES = 20  # forms open at once in one session (several tabs)
-
-
-def _issue_form_nonce(request) -> str:
-    nonce = secrets.token_urlsafe(16)
-    kept = request.session.get(_FORM_NONCES, [])[-(_MAX_FORM_NONCES - 1) :]
-    request.session[_FORM_NONCES] = [*kept, nonce]
-    return nonce
-
-
-def _consume_form_nonce(request, nonce: str) -> bool:
-    nonces = request.session.get(_FORM_NONCES, [])
-    if not nonce or nonce not in nonces:
-        return False
-    nonces.remove(nonce)
-    request.session[_FORM_NONCES] = nonces
-    return True
-
-
 @never_cache  # the answer to a POST shows a new token's secret: no cache may keep it
 @login_required
 def tokens(request, tenant):
     access = tenant_access(request, tenant)
-    if request.method == "POST" and not _consume_form_nonce(request, request.POST.get("nonce", "")):
+    if request.method == "POST" and not consume_form_nonce(request, request.POST.get("nonce", "")):
         messages.info(
             request,
             "That form was already submitted, so no new token was created "
@@ -97,7 +74,7 @@ def tokens(request, tenant):
         "frontend:tokens",
         tokens=_visible_tokens(request, access),
         form=form,
-        form_nonce=_issue_form_nonce(request),
+        form_nonce=issue_form_nonce(request),
         created=created,
     )
     return render(request, "frontend/tokens.html", context)

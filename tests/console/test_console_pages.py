@@ -12,7 +12,7 @@ from config.errors import FieldError, ValidationFailed
 from frontend.form_errors import apply_service_error
 from frontend.forms import BackendForm, RouteForm
 from gateways import services
-from gateways.models import Backend, Certificate, Gateway, Route
+from gateways.models import Backend, Certificate, Credential, Gateway, Route
 from provisioning import tasks
 from tenants import services as tenant_services
 from tenants.audit import Actor
@@ -478,6 +478,8 @@ def test_no_page_renders_a_private_key_or_an_api_key(org, edge, reconciles):
         "/t/acme/certificates/",
         "/t/acme/certificates/app-cert/",
         "/t/acme/certificates/app-cert/edit/",
+        "/t/acme/consumers/",
+        "/t/acme/consumers/mobile/",
     ]:
         text = page_text(owner.get(url))
         for secret in (key_body, api_key, plaintext, "PRIVATE KEY"):
@@ -651,3 +653,69 @@ def test_a_certificate_key_is_stored_and_never_rendered_not_even_after_a_mistake
     assert client.post("/t/acme/certificates/app-cert/delete/").status_code == 302
     assert not Certificate.objects.exists()
     assert audit("delete", "certificate", "app-cert").actor_name == org.users[Role.EDITOR].username
+
+
+# --- Consumers: an API key is shown once ---------------------------------------------------------
+
+
+def nonce_of(response) -> str:
+    return re.search(r'name="nonce" value="([^"]+)"', page_text(response)).group(1)
+
+
+def test_a_consumers_api_key_is_shown_once_and_passwords_never(org, edge, reconciles, committed):
+    client = signed_in(org.users[Role.EDITOR])
+    response = committed(client.post, "/t/acme/consumers/new/",
+                         {"name": "mobile", "description": "the iOS app"})  # fmt: skip
+    assert response["Location"] == "/t/acme/consumers/mobile/"
+    assert audit("create", "consumer", "mobile").after["spec"] == {"description": "the iOS app"}
+
+    page = client.get("/t/acme/consumers/mobile/")
+    form = {"type": "api-key", "nonce": nonce_of(page)}
+    answer = committed(client.post, "/t/acme/consumers/mobile/", form)
+    assert answer.status_code == 200
+    assert answer["Cache-Control"].startswith("max-age=0") and "no-store" in answer["Cache-Control"]
+    credential = Credential.objects.get(type="api-key")
+    shown = re.search(r'value="(gak_[^"]+)" aria-label="new API key"', page_text(answer)).group(1)
+    assert shown == credential.secret
+    assert reconciles == [edge.pk, edge.pk]
+    # A reload re-sends the form: no second key, none shown; nor on the next visit.
+    again = client.post("/t/acme/consumers/mobile/", form)
+    assert again.status_code == 302
+    assert Credential.objects.filter(type="api-key").count() == 1
+    assert shown not in page_text(client.get("/t/acme/consumers/mobile/"))
+
+    page = client.get("/t/acme/consumers/mobile/")
+    short = {"type": "basic-auth", "password": "short", "nonce": nonce_of(page)}
+    response = client.post("/t/acme/consumers/mobile/", short)
+    assert response.status_code == 400
+    assert "at least 8 characters" in field_errors(response, "password")
+    assert 'value="short"' not in page_text(response)
+    assert not Credential.objects.filter(type="basic-auth").exists()
+
+    good = {"type": "basic-auth", "password": "correct horse", "nonce": nonce_of(response)}
+    response = client.post("/t/acme/consumers/mobile/", good)
+    assert "Password set" in page_text(response)
+    assert "correct horse" not in page_text(response)
+    assert Credential.objects.get(type="basic-auth").secret.startswith("{SHA}")
+    again = {**good, "nonce": nonce_of(response)}
+    response = client.post("/t/acme/consumers/mobile/", again)
+    assert response.status_code == 400
+    assert "already has a basic-auth credential" in page_text(response)
+
+    owner = signed_in(org.users[Role.OWNER])
+    for url in ("/t/acme/consumers/", "/t/acme/consumers/mobile/", "/t/acme/audit/"):
+        text = page_text(owner.get(url))
+        assert shown not in text and "{SHA}" not in text, url
+
+    viewer = signed_in(org.users[Role.VIEWER])
+    assert "Create API key" not in page_text(viewer.get("/t/acme/consumers/mobile/"))
+    assert viewer.post("/t/acme/consumers/mobile/", {"type": "api-key"}).status_code == 403
+    url = f"/t/acme/consumers/mobile/credentials/{credential.key_id}/delete/"
+    assert viewer.post(url).status_code == 403
+    assert client.post(url)["Location"] == "/t/acme/consumers/mobile/"
+    assert not Credential.objects.filter(pk=credential.pk).exists()
+    assert audit("delete", "credential", f"mobile/{credential.key_id}").actor_name == (
+        org.users[Role.EDITOR].username
+    )
+    assert client.post("/t/acme/consumers/mobile/delete/")["Location"] == "/t/acme/consumers/"
+    assert not Credential.objects.exists()

@@ -175,12 +175,14 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, tex
 def test_pages_fit_a_phone_and_work_by_keyboard(page, live_server, acme):  # noqa: F811
     gateway = services.create_gateway(SYSTEM, acme.tenant, "a-rather-long-gateway-name", {})
     services.create_route(SYSTEM, gateway, "web", {"hostnames": ["a.example.com"]})
+    services.create_consumer(SYSTEM, acme.tenant, "mobile", {"description": "the iOS app"})
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in_as(page, live_server, acme, Role.OWNER)
     base = f"{live_server.url}/t/acme/"
     for path in ("", "gateways/", "gateways/new/", f"gateways/{gateway.name}/",
                  f"gateways/{gateway.name}/routes/", f"gateways/{gateway.name}/routes/web/edit/",
                  "backends/", "backends/new/", "certificates/", "certificates/new/",
+                 "consumers/", "consumers/new/", "consumers/mobile/",
                  "audit/", "tokens/"):  # fmt: skip
         page.goto(base + path)
         width = page.evaluate("document.documentElement.scrollWidth")
