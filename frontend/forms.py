@@ -300,3 +300,21 @@ class CredentialForm(forms.Form):
             "type": data["type"],
             **({"password": data["password"]} if data["password"] else {}),
         }
+
+
+class PolicyForm(forms.Form):
+    """A policy of a gateway: its kind (fixed once made) and its spec as YAML or JSON."""
+
+    FIELDS = {"name": "name", "kind": "kind", "spec": "spec"}
+    name = _text("Name", "lowercase letters, digits and '-', e.g. require-jwt", autocomplete="off")
+    kind = _choice("Kind", ["SecurityPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy"])
+    spec = _code(
+        "Spec (YAML or JSON)",
+        "Envoy Gateway's spec for the kind: targetRefs (the gateway, a listener or a route) and "
+        "what to apply; see docs/policies.md",
+        rows=16,
+    )
+    resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
+
+    def spec_value(self) -> dict:
+        return structured_input.parse(self.cleaned_data["spec"], "spec", empty={})

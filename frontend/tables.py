@@ -249,3 +249,32 @@ class ConsumerTable(tables.Table):
         order_by = "name"
         empty_text = "No consumers match."
         attrs = {"class": "data"}
+
+
+class PolicyTable(tables.Table):
+    name = tables.Column(
+        linkify=lambda record: reverse(
+            "frontend:policy", args=[record.gateway.tenant.slug, record.gateway.name, record.name]
+        )
+    )
+    kind = tables.Column()
+    targets = tables.Column(accessor="spec__targetRefs", orderable=False, default="—",
+                            verbose_name="Targets")  # fmt: skip
+    accepted = tables.Column(accessor="status", orderable=False, verbose_name="Accepted")
+    updated_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Updated")
+
+    class Meta:
+        fields = ["name", "kind", "targets", "accepted", "updated_at"]
+        order_by = "name"
+        empty_text = "No policies match."
+        attrs = {"class": "data"}
+
+    def render_targets(self, value):
+        return ", ".join(
+            f"{ref.get('kind', '')} {ref.get('name', '')}"
+            + (f" ({ref['sectionName']})" if ref.get("sectionName") else "")
+            for ref in value
+        )
+
+    def render_accepted(self, record):
+        return condition_badge(record, "Accepted")

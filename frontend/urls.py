@@ -7,6 +7,7 @@ from frontend.views import (
     certificates,
     consumers,
     gateways,
+    policies,
     revisions,
     routes,
     tenant,
@@ -16,6 +17,7 @@ from frontend.views import (
 app_name = "frontend"
 GATEWAY = "t/<slug:tenant>/gateways/<slug:gateway>/"
 ROUTE = GATEWAY + "routes/<slug:route>/"
+POLICY = GATEWAY + "policies/<slug:policy>/"
 BACKEND = "t/<slug:tenant>/backends/<slug:backend>/"
 CERTIFICATE = "t/<slug:tenant>/certificates/<slug:certificate>/"
 CONSUMER = "t/<slug:tenant>/consumers/<slug:consumer>/"
@@ -61,6 +63,11 @@ urlpatterns = [
         consumers.credential_delete,
         name="credential-delete",
     ),  # fmt: skip
+    path(GATEWAY + "policies/", policies.policy_list, name="policies"),
+    path(GATEWAY + "policies/new/", policies.policy_create, name="policy-new"),
+    path(POLICY, policies.policy_detail, name="policy"),
+    path(POLICY + "edit/", policies.policy_edit, name="policy-edit"),
+    path(POLICY + "delete/", policies.policy_delete, name="policy-delete"),
     path(GATEWAY + "routes/", routes.route_list, name="routes"),
     path(GATEWAY + "routes/new/", routes.route_create, name="route-new"),
     path(ROUTE, routes.route_detail, name="route"),

@@ -100,6 +100,8 @@ def tabs(gateway: Gateway, current: str) -> list[dict]:
         {"label": "Overview", "url": gateway_url(gateway), "current": current == "overview"},
         {"label": f"Routes ({gateway.routes.count()})",
          "url": gateway_url(gateway, "frontend:routes"), "current": current == "routes"},
+        {"label": f"Policies ({gateway.policies.count()})",
+         "url": gateway_url(gateway, "frontend:policies"), "current": current == "policies"},
         {"label": "Revisions", "url": gateway_url(gateway, "frontend:revisions"),
          "current": current == "revisions"},
     ]  # fmt: skip

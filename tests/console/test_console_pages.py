@@ -12,7 +12,7 @@ from config.errors import FieldError, ValidationFailed
 from frontend.form_errors import apply_service_error
 from frontend.forms import BackendForm, RouteForm
 from gateways import services
-from gateways.models import Backend, Certificate, Credential, Gateway, Route
+from gateways.models import Backend, Certificate, Credential, Gateway, Policy, Route
 from provisioning import tasks
 from tenants import services as tenant_services
 from tenants.audit import Actor
@@ -91,6 +91,8 @@ PAGES = [
     "/t/acme/gateways/edge/routes/web/",
     "/t/acme/backends/",
     "/t/acme/backends/api/",
+    "/t/acme/gateways/edge/policies/",
+    "/t/acme/gateways/edge/revisions/",
 ]
 WRITE_PAGES = [
     "/t/acme/gateways/new/",
@@ -102,8 +104,17 @@ WRITE_PAGES = [
     "/t/acme/backends/new/",
     "/t/acme/backends/api/edit/",
     "/t/acme/backends/api/delete/",
+    "/t/acme/gateways/edge/policies/new/",
 ]
-WRITE_LABELS = ["New gateway", "Scale", ">Delete<", ">Edit<", "New route", "New backend"]
+WRITE_LABELS = [
+    "New gateway",
+    "Scale",
+    ">Delete<",
+    ">Edit<",
+    "New route",
+    "New backend",
+    "New policy",
+]
 
 
 def test_it_sends_an_unauthenticated_user_to_sign_in(edge):
@@ -141,6 +152,7 @@ def test_a_viewers_forged_posts_are_403_and_change_nothing(org, edge):
         "/t/acme/backends/new/": {"name": "forged", "mode": "fields", "endpoints": "10.0.0.9:80"},
         "/t/acme/backends/api/edit/": {"mode": "fields", "endpoints": "10.0.0.9:80"},
         "/t/acme/backends/api/delete/": {},
+        "/t/acme/gateways/edge/policies/new/": {"name": "forged", "kind": "SecurityPolicy"},
     }
     events = AuditEvent.objects.count()
     for url, data in posts.items():
@@ -719,3 +731,52 @@ def test_a_consumers_api_key_is_shown_once_and_passwords_never(org, edge, reconc
     )
     assert client.post("/t/acme/consumers/mobile/delete/")["Location"] == "/t/acme/consumers/"
     assert not Credential.objects.exists()
+
+
+# --- Policies ------------------------------------------------------------------------------------
+
+POLICY_SPEC = """targetRefs:
+- kind: Gateway
+  name: edge
+apiKeyAuth:
+  credentialRefs:
+  - name: mobile
+  extractFrom:
+  - headers: [x-api-key]
+"""
+
+
+def test_policies_are_written_as_yaml_through_the_services(org, edge, reconciles, committed):
+    client = signed_in(org.users[Role.EDITOR])
+    bad = {"name": "keys", "kind": "SecurityPolicy",
+           "spec": POLICY_SPEC.replace("name: edge", "name: other")}  # fmt: skip
+    response = client.post("/t/acme/gateways/edge/policies/new/", bad)
+    assert response.status_code == 400
+    assert "spec.targetRefs[0].name:" in field_errors(response, "spec")
+    response = client.post("/t/acme/gateways/edge/policies/new/", {**bad, "kind": "Nonsense"})
+    assert field_errors(response, "kind").strip()
+    assert not Policy.objects.exists()
+
+    form = {"name": "keys", "kind": "SecurityPolicy", "spec": POLICY_SPEC}
+    response = committed(client.post, "/t/acme/gateways/edge/policies/new/", form)
+    assert response["Location"] == "/t/acme/gateways/edge/policies/keys/"
+    policy = Policy.objects.get(name="keys")
+    assert policy.spec["apiKeyAuth"]["credentialRefs"][0]["name"] == "mobile"
+    assert audit("create", "policy", "edge/keys").actor_name == org.users[Role.EDITOR].username
+    assert reconciles == [edge.pk]
+    listing = page_text(client.get("/t/acme/gateways/edge/policies/?kind=SecurityPolicy"))
+    assert "keys" in listing and "Gateway edge" in listing
+    assert "Policies (1)" in page_text(client.get("/t/acme/gateways/edge/"))
+
+    edit = {"spec": POLICY_SPEC.replace("x-api-key", "x-key"),
+            "resource_version": str(policy.resource_version)}  # fmt: skip
+    assert client.post("/t/acme/gateways/edge/policies/keys/edit/", edit).status_code == 302
+    policy.refresh_from_db()
+    assert policy.spec["apiKeyAuth"]["extractFrom"] == [{"headers": ["x-key"]}]
+
+    viewer = signed_in(org.users[Role.VIEWER])
+    assert viewer.get("/t/acme/gateways/edge/policies/keys/").status_code == 200
+    assert viewer.post("/t/acme/gateways/edge/policies/keys/delete/").status_code == 403
+    response = client.post("/t/acme/gateways/edge/policies/keys/delete/")
+    assert response["Location"] == "/t/acme/gateways/edge/policies/"
+    assert not Policy.objects.exists()
