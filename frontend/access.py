@@ -21,6 +21,7 @@ NAVIGATION = [
     ("Backends", "frontend:backends", Role.VIEWER),
     ("Certificates", "frontend:certificates", Role.VIEWER),
     ("Consumers", "frontend:consumers", Role.VIEWER),
+    ("Policies", "frontend:all-policies", Role.VIEWER),
     ("API tokens", "frontend:tokens", Role.VIEWER),
     ("Audit log", "frontend:audit", Role.ADMIN),
 ]

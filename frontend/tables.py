@@ -257,6 +257,8 @@ class PolicyTable(tables.Table):
             "frontend:policy", args=[record.gateway.tenant.slug, record.gateway.name, record.name]
         )
     )
+    gateway = tables.Column(accessor="gateway__name", order_by="gateway__name",
+                            verbose_name="Gateway")  # fmt: skip
     kind = tables.Column()
     targets = tables.Column(accessor="spec__targetRefs", orderable=False, default="—",
                             verbose_name="Targets")  # fmt: skip
@@ -264,7 +266,7 @@ class PolicyTable(tables.Table):
     updated_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Updated")
 
     class Meta:
-        fields = ["name", "kind", "targets", "accepted", "updated_at"]
+        fields = ["name", "gateway", "kind", "targets", "accepted", "updated_at"]
         order_by = "name"
         empty_text = "No policies match."
         attrs = {"class": "data"}

@@ -63,6 +63,7 @@ urlpatterns = [
         consumers.credential_delete,
         name="credential-delete",
     ),  # fmt: skip
+    path("t/<slug:tenant>/policies/", policies.tenant_policies, name="all-policies"),
     path(GATEWAY + "policies/", policies.policy_list, name="policies"),
     path(GATEWAY + "policies/new/", policies.policy_create, name="policy-new"),
     path(POLICY, policies.policy_detail, name="policy"),

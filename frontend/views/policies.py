@@ -32,11 +32,23 @@ def policy_url(policy: Policy, view: str = "frontend:policy") -> str:
 
 
 @login_required
+def tenant_policies(request, tenant):
+    """Every gateway's policies in one table (each policy belongs to one gateway)."""
+    access = tenant_access(request, tenant)
+    rows = Policy.objects.filter(gateway__tenant=access.tenant).select_related("gateway__tenant")
+    filterset, table = table_page(request, PolicyFilter, rows, PolicyTable, "Policies")
+    context = page_context(request, access, "frontend:all-policies", filter=filterset,
+                           table=table)  # fmt: skip
+    return render(request, "frontend/policies/all.html", context)
+
+
+@login_required
 def policy_list(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
     rows = Policy.objects.filter(gateway=gateway).select_related("gateway__tenant")
     filterset, table = table_page(request, PolicyFilter, rows, PolicyTable, "Policies")
+    table.columns.hide("gateway")  # the page is one gateway's
     context = page_context(
         request, access, SECTION, gateway=gateway, filter=filterset, table=table,
         tabs=tabs(gateway, "policies"),

@@ -766,7 +766,11 @@ def test_policies_are_written_as_yaml_through_the_services(org, edge, reconciles
     assert reconciles == [edge.pk]
     listing = page_text(client.get("/t/acme/gateways/edge/policies/?kind=SecurityPolicy"))
     assert "keys" in listing and "Gateway edge" in listing
+    assert ">Gateway<" not in listing.split("<thead>")[1].split("</thead>")[0]  # one gateway
     assert "Policies (1)" in page_text(client.get("/t/acme/gateways/edge/"))
+    everywhere = page_text(client.get("/t/acme/policies/?name=key"))
+    assert "/t/acme/gateways/edge/policies/keys/" in everywhere and ">edge<" in everywhere
+    assert ">Gateway<" in everywhere.split("<thead>")[1].split("</thead>")[0]
 
     edit = {"spec": POLICY_SPEC.replace("x-api-key", "x-key"),
             "resource_version": str(policy.resource_version)}  # fmt: skip
