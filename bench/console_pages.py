@@ -1,6 +1,7 @@
 """How long the console's pages take to render on the server, with many objects: one gateway
-with 1,000 routes (besides 99 other gateways and 5,000 audit events), each page requested in
-process through the whole Django stack (middleware, session, views, queries, templates).
+with 1,000 routes (besides 99 other gateways, 50 backends and 5,000 audit events), each page
+requested in process through the whole Django stack (middleware, session, views, queries,
+templates).
 
     .venv/bin/python scripts/with_services.py -- .venv/bin/python bench/console_pages.py
     ... bench/console_pages.py --routes 1000 --requests 50
@@ -34,7 +35,7 @@ from django.test.utils import (  # noqa: E402
 )
 
 from gateways import services  # noqa: E402
-from gateways.models import Gateway, Route  # noqa: E402
+from gateways.models import Backend, Gateway, Route  # noqa: E402
 from provisioning import tasks  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
@@ -76,6 +77,18 @@ def populate(routes: int, gateways: int, events: int):
         Gateway(tenant=tenant, name=f"gw-{index:03d}", spec=edge.spec, status=edge.status)
         for index in range(gateways - 1)
     )
+    Backend.objects.bulk_create(
+        Backend(
+            tenant=tenant,
+            name=f"app-{index}",
+            status={"conditions": []},
+            spec={
+                "endpoints": [{"ip": {"address": f"10.0.0.{index + 1}", "port": 8080}}],
+                "appProtocol": "HTTP/1.1",
+            },
+        )  # fmt: skip
+        for index in range(50)
+    )
     AuditEvent.objects.bulk_create(
         AuditEvent(
             tenant=tenant,
@@ -101,6 +114,8 @@ PAGES = {
     "route list, filtered, sorted": "/t/bench/gateways/edge/routes/?name=route-09&sort=-name",
     "route detail": "/t/bench/gateways/edge/routes/route-0500/",
     "route edit": "/t/bench/gateways/edge/routes/route-0500/edit/",
+    "backend list (50)": "/t/bench/backends/",
+    "policies of every gateway": "/t/bench/policies/",
     "audit log": "/t/bench/audit/",
 }
 
