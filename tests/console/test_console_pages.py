@@ -784,3 +784,15 @@ def test_policies_are_written_as_yaml_through_the_services(org, edge, reconciles
     response = client.post("/t/acme/gateways/edge/policies/keys/delete/")
     assert response["Location"] == "/t/acme/gateways/edge/policies/"
     assert not Policy.objects.exists()
+
+
+def test_the_tenant_switcher_appears_for_members_of_several_tenants(org, other_org):
+    single = signed_in(org.users[Role.VIEWER])
+    assert 'class="switcher"' not in page_text(single.get("/t/acme/"))
+    tenant_services.add_member(SYSTEM, Role.OWNER, other_org.tenant,
+                               org.users[Role.VIEWER].username, Role.VIEWER)  # fmt: skip
+    text = page_text(single.get("/t/acme/gateways/"))
+    switcher = text.split('class="switcher"')[1].split("</details>")[0]
+    assert 'href="/t/acme/" aria-current="true"' in switcher
+    assert 'href="/t/globex/"' in switcher
+    assert "switch tenant" in switcher  # its name for screen readers
