@@ -166,6 +166,12 @@ class RevisionTable(tables.Table):
 
     number = tables.Column(verbose_name="Revision")
     state = tables.Column()
+
+    def render_number(self, value):
+        gateway = self.gateway
+        url = reverse("frontend:revision", args=[gateway.tenant.slug, gateway.name, value])
+        return format_html('<a href="{}">{}</a>', url, value)
+
     current = tables.BooleanColumn(yesno="serving,", verbose_name="Served")
     restored_from = tables.Column(verbose_name="Restores", default="")
     created_at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="Created")

@@ -41,6 +41,7 @@ urlpatterns = [
     path(BACKEND + "edit/", backends.backend_edit, name="backend-edit"),
     path(BACKEND + "delete/", backends.backend_delete, name="backend-delete"),
     path(GATEWAY + "revisions/", revisions.revision_list, name="revisions"),
+    path(GATEWAY + "revisions/<int:number>/", revisions.revision_detail, name="revision"),
     path(
         GATEWAY + "revisions/<int:number>/rollback/",
         revisions.revision_rollback,

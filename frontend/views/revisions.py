@@ -9,7 +9,7 @@ from frontend.access import page_context, tenant_access
 from frontend.tables import RevisionTable
 from frontend.views.common import PER_PAGE, posted, submit
 from frontend.views.gateways import gateway_url, get_gateway, tabs
-from provisioning import rollback
+from provisioning import revisions, rollback
 from provisioning.models import ConfigRevision
 from tenants.audit import Actor
 from tenants.roles import Role
@@ -55,3 +55,27 @@ def revision_rollback(request, tenant, gateway, number):
     return render(
         request, "frontend/revisions/rollback.html", context, status=400 if form.errors else 200
     )
+
+
+@login_required
+def revision_detail(request, tenant, gateway, number):
+    """A revision's compiled Envoy config as YAML, secrets redacted (the API's rendering), and
+    what changed since the revision before it."""
+    access = tenant_access(request, tenant)
+    gateway = get_gateway(access, gateway)
+    rows = ConfigRevision.objects.filter(gateway=gateway)
+    revision = get_object_or_404(rows, number=number)
+    previous = rows.filter(number__lt=number).order_by("-number").first()
+    config, diff, omitted = "", "", ""
+    try:
+        revisions.check_readable(revision)
+        config = revisions.as_yaml(revision)
+        if previous is not None:
+            diff = revisions.unified_diff(previous, revision)
+    except revisions.TooLarge as error:
+        omitted = error.message
+    context = page_context(
+        request, access, SECTION, gateway=gateway, revision=revision, previous=previous,
+        config=config, diff=diff, omitted=omitted, tabs=tabs(gateway, "revisions"),
+    )  # fmt: skip
+    return render(request, "frontend/revisions/detail.html", context)

@@ -12,6 +12,7 @@ from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from tenants.models import AuditEvent
 from tenants.roles import Role
+from tests.api.pki import certificate
 from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
 
 URL = "/t/acme/gateways/edge/revisions/"
@@ -40,7 +41,7 @@ def rollback_links(html: str) -> list[str]:
 def test_members_see_revisions_and_only_editors_may_roll_back(org, edge):
     viewer = signed_in(org.users[Role.VIEWER])
     text = viewer.get(URL).content.decode()
-    assert re.findall(r"<td >(\d+)</td>", text)[:2] == ["2", "1"]
+    assert re.findall(r'revisions/(\d+)/">', text) == ["2", "1"]
     assert "serving" in text
     assert rollback_links(text) == []
     assert viewer.get(URL + "1/rollback/").status_code == 403
@@ -84,3 +85,22 @@ def test_a_refused_rollback_is_shown_and_changes_nothing(org, edge):
     assert "revision 1 was rejected by Envoy" in response.content.decode()
     assert ConfigRevision.objects.filter(gateway=edge).count() == 2
     assert not AuditEvent.objects.filter(action="rollback").exists()
+
+
+def test_a_revision_shows_its_config_with_keys_redacted_and_what_changed(org, edge):
+    chain, key = certificate(("app.example.com",))
+    services.create_certificate(ACTOR, org.tenant, "app-cert",
+                                {"certificatePem": chain, "privateKeyPem": key})  # fmt: skip
+    https = {"name": "https", "protocol": "HTTPS", "port": 443,
+             "tls": {"certificateRefs": [{"name": "app-cert"}]}}  # fmt: skip
+    services.patch_gateway_spec(ACTOR, edge, {"listeners": [https]})
+    reconcile(edge.pk)
+    number = ConfigRevision.objects.get(gateway=edge, current=True).number
+    viewer = signed_in(org.users[Role.VIEWER])
+    text = viewer.get(f"{URL}{number}/").content.decode()
+    assert "private_key" in text and "&lt;redacted " in text
+    assert key.splitlines()[1] not in text and "PRIVATE KEY" not in text
+    assert f"Changes since revision {number - 1}" in text
+    assert "+" in text.split("unified diff")[1]
+    assert "Roll back to" not in text
+    assert viewer.get(f"{URL}99/").status_code == 404
