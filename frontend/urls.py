@@ -35,6 +35,7 @@ urlpatterns = [
     path(GATEWAY + "status/", gateways.gateway_status, name="gateway-status"),
     path(GATEWAY + "scale/", gateways.gateway_scale, name="gateway-scale"),
     path(GATEWAY + "delete/", gateways.gateway_delete, name="gateway-delete"),
+    path(GATEWAY + "replicas/<int:index>/log/", gateways.replica_log, name="replica-log"),
     path("t/<slug:tenant>/backends/", backends.backend_list, name="backends"),
     path("t/<slug:tenant>/backends/new/", backends.backend_create, name="backend-new"),
     path(BACKEND, backends.backend_detail, name="backend"),

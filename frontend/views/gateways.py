@@ -17,11 +17,13 @@ from gateways import services
 from gateways.filters import GatewayFilter
 from gateways.models import Gateway
 from provisioning.models import GatewayOperation, LocalReplica
+from provisioning.runtimes.local.logs import tail
 from tenants.audit import Actor
 from tenants.roles import Role
 
 DEFAULT_LISTENERS = [{"name": "http", "protocol": "HTTP", "port": 80}]
 POLL_SECONDS = 2
+LOG_LINES = 200  # the API's default tail
 
 
 def get_gateway(access, name: str) -> Gateway:
@@ -194,3 +196,17 @@ def gateway_delete(request, tenant, gateway):
         routes=gateway.routes.count(), policies=gateway.policies.count(),
     )  # fmt: skip
     return render(request, "frontend/gateways/delete.html", context)
+
+
+@login_required
+def replica_log(request, tenant, gateway, index):
+    """The last lines of one replica's Envoy log, as the API's ``replicas/{i}/log/`` gives."""
+    access = tenant_access(request, tenant)
+    gateway = get_gateway(access, gateway)
+    replica = get_object_or_404(LocalReplica.objects.only("index", "state", "log_path"),
+                                gateway=gateway, index=index)  # fmt: skip
+    text = tail(replica.log_path, LOG_LINES) if replica.log_path else ""
+    context = page_context(request, access, "frontend:gateways", gateway=gateway,
+                           replica=replica, log=text, lines=LOG_LINES,
+                           title=f"Replica {replica.index}")  # fmt: skip
+    return render(request, "frontend/gateways/replica_log.html", context)

@@ -796,3 +796,22 @@ def test_the_tenant_switcher_appears_for_members_of_several_tenants(org, other_o
     assert 'href="/t/acme/" aria-current="true"' in switcher
     assert 'href="/t/globex/"' in switcher
     assert "switch tenant" in switcher  # its name for screen readers
+
+
+def test_a_replicas_log_tail_is_readable_by_members_only(org, other_org, edge, viewer, tmp_path):
+    from django.utils import timezone
+
+    from provisioning.models import LocalReplica
+
+    log = tmp_path / "envoy-0.log"
+    log.write_text("".join(f"line {i}\n" for i in range(500)))
+    LocalReplica.objects.create(gateway=edge, index=0, state="running", restarts=2,
+                                log_path=str(log), started_at=timezone.now())  # fmt: skip
+    status = page_text(viewer.get("/t/acme/gateways/edge/status/"))
+    assert 'href="/t/acme/gateways/edge/replicas/0/log/"' in status
+    text = page_text(viewer.get("/t/acme/gateways/edge/replicas/0/log/"))
+    assert "line 499" in text and "line 300" in text and "line 299\n" not in text
+    assert str(tmp_path) not in text  # where logs live is the platform's business
+    assert viewer.get("/t/acme/gateways/edge/replicas/1/log/").status_code == 404
+    outsider = signed_in(other_org.users[Role.OWNER])
+    assert outsider.get("/t/acme/gateways/edge/replicas/0/log/").status_code == 404
