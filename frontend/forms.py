@@ -13,6 +13,7 @@ from gateways.sizes import SIZES
 from gateways.validation import RUNTIMES
 from gateways.validation.backends import APP_PROTOCOLS
 from gateways.validation.common import failed, is_ip_address
+from tenants.serializers import MemberSerializer
 
 ROUTE_PATH_TYPES = ["PathPrefix", "Exact", "RegularExpression"]
 
@@ -318,3 +319,25 @@ class PolicyForm(forms.Form):
 
     def spec_value(self) -> dict:
         return structured_input.parse(self.cleaned_data["spec"], "spec", empty={})
+
+
+ROLES = ["viewer", "editor", "admin", "owner"]
+
+
+def checked_member(username: str, role: str) -> tuple[str, str]:
+    """(username, role) if the API's member serializer accepts them; else ValidationFailed at
+    ``user`` or ``role`` with its messages (who may be added, and by whom, the service says)."""
+    body = MemberSerializer(data={"user": username, "role": role})
+    if not body.is_valid():
+        raise failed(body.errors, prefix="")
+    return body.validated_data["user"]["username"], body.validated_data["role"]
+
+
+class MemberForm(forms.Form):
+    FIELDS = {"user": "user", "role": "role"}
+    user = _text("Username", "someone who already shares a tenant with you; a platform "
+                 "operator adds anyone else", autocomplete="off")  # fmt: skip
+    role = _choice(
+        "Role", ROLES, "viewer reads; editor manages gateways and what they use; admin also "
+        "members, tokens and the audit log; owner also the tenant itself",
+    )  # fmt: skip

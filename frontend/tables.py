@@ -286,3 +286,27 @@ class PolicyTable(tables.Table):
 
     def render_accepted(self, record):
         return condition_badge(record, "Accepted")
+
+
+class MemberTable(tables.Table):
+    user = tables.Column(accessor="user__username", order_by="user__username",
+                         verbose_name="User")  # fmt: skip
+    role = tables.Column()
+    created_at = tables.DateTimeColumn(format="Y-m-d", verbose_name="Member since")
+    manage = tables.Column(accessor="user__username", orderable=False, verbose_name="",
+                           empty_values=())  # fmt: skip
+
+    class Meta:
+        fields = ["user", "role", "created_at", "manage"]
+        order_by = "user"
+        empty_text = "No members match."
+        attrs = {"class": "data"}
+
+    def render_manage(self, record):
+        slug, name = record.tenant.slug, record.user.username
+        return format_html(
+            '<a href="{}">Change role<span class="sr-only"> of {}</span></a> · '
+            '<a href="{}">Remove<span class="sr-only"> {}</span></a>',
+            reverse("frontend:member-edit", args=[slug, name]), name,
+            reverse("frontend:member-remove", args=[slug, name]), name,
+        )  # fmt: skip

@@ -7,6 +7,7 @@ from frontend.views import (
     certificates,
     consumers,
     gateways,
+    members,
     policies,
     revisions,
     routes,
@@ -29,6 +30,13 @@ urlpatterns = [
     path("t/<slug:tenant>/tokens/", tokens.tokens, name="tokens"),
     path("t/<slug:tenant>/tokens/<str:prefix>/revoke/", tokens.revoke_token, name="revoke-token"),
     path("t/<slug:tenant>/audit/", audit.audit_log, name="audit"),
+    path("t/<slug:tenant>/members/", members.member_list, name="members"),
+    path("t/<slug:tenant>/members/<str:username>/", members.member_edit, name="member-edit"),
+    path(
+        "t/<slug:tenant>/members/<str:username>/remove/",
+        members.member_remove,
+        name="member-remove",
+    ),  # fmt: skip
     path("t/<slug:tenant>/gateways/", gateways.gateway_list, name="gateways"),
     path("t/<slug:tenant>/gateways/new/", gateways.gateway_create, name="gateway-new"),
     path(GATEWAY, gateways.gateway_detail, name="gateway"),

@@ -14,6 +14,7 @@ def table_page(request, filterset_class, rows, table_class, caption: str):
     """(filterset, table) for a list page: the API's FilterSet filters ``rows``, the table
     sorts (``?sort=``) and paginates (``?page=``) them. Invalid filters show no rows."""
     filterset = filterset_class(request.GET, queryset=rows)
+    filterset.form.auto_id = "filter_%s"  # ids apart from a form on the same page
     shown = filterset.qs if filterset.is_valid() else rows.none()
     table = table_class(shown)
     table.caption = caption

@@ -19,6 +19,7 @@ from tenants.audit import Actor
 from tenants.models import AuditEvent
 from tenants.roles import Role
 from tests.api.pki import certificate
+from tests.conftest import make_user
 
 SYSTEM = Actor.system("tests")
 LISTENERS = "- name: http\n  protocol: HTTP\n  port: 80\n"
@@ -815,3 +816,58 @@ def test_a_replicas_log_tail_is_readable_by_members_only(org, other_org, edge, v
     assert viewer.get("/t/acme/gateways/edge/replicas/1/log/").status_code == 404
     outsider = signed_in(other_org.users[Role.OWNER])
     assert outsider.get("/t/acme/gateways/edge/replicas/0/log/").status_code == 404
+
+
+# --- Members -------------------------------------------------------------------------------------
+
+
+def test_admins_manage_members_through_the_services(org, other_org):
+    admin = signed_in(org.users[Role.ADMIN])
+    newcomer = make_user("nina")
+    tenant_services.add_member(SYSTEM, Role.OWNER, other_org.tenant, "nina", Role.VIEWER)
+    tenant_services.add_member(SYSTEM, Role.OWNER, other_org.tenant,
+                               org.users[Role.ADMIN].username, Role.VIEWER)  # fmt: skip
+    # Someone the admin shares no tenant with reads the same as someone who does not exist.
+    for name in ("stranger", "nobody-at-all"):
+        if name == "stranger":
+            make_user(name)
+        response = admin.post("/t/acme/members/", {"user": name, "role": "viewer"})
+        assert response.status_code == 400
+        assert "that you can add" in field_errors(response, "user").replace("&#x27;", "'")
+    response = admin.post("/t/acme/members/", {"user": "nina", "role": "owner"})
+    assert response.status_code == 400
+    assert "only owners may grant" in page_text(response)
+    response = admin.post("/t/acme/members/", {"user": "nina", "role": "boss"})
+    assert "is not a valid choice" in field_errors(response, "role")
+    assert not newcomer.memberships.filter(tenant=org.tenant).exists()
+
+    assert admin.post("/t/acme/members/", {"user": "nina", "role": "editor"}).status_code == 302
+    assert newcomer.memberships.get(tenant=org.tenant).role == "editor"
+    event = AuditEvent.objects.get(tenant=org.tenant, action="create", object_name="nina")
+    assert event.actor_name == org.users[Role.ADMIN].username
+    response = admin.post("/t/acme/members/nina/", {"role": "admin"})
+    assert response["Location"] == "/t/acme/members/"
+    assert newcomer.memberships.get(tenant=org.tenant).role == "admin"
+    tenant_services.create_token(SYSTEM, org.tenant, "laptop", user=newcomer)
+    assert admin.post("/t/acme/members/nina/remove/").status_code == 302
+    assert not newcomer.memberships.filter(tenant=org.tenant).exists()
+    assert not newcomer.api_tokens.filter(tenant=org.tenant, revoked_at__isnull=True).exists()
+
+    owner_name = org.users[Role.OWNER].username
+    response = signed_in(org.users[Role.OWNER]).post(f"/t/acme/members/{owner_name}/remove/")
+    assert response.status_code == 400
+    assert "must keep at least one owner" in page_text(response)
+
+
+def test_members_are_listed_for_everyone_and_managed_by_admins_only(org, editor):
+    text = page_text(editor.get("/t/acme/members/"))
+    assert org.users[Role.VIEWER].username in text
+    assert "Add member" not in text and "Change role" not in text
+    viewer_name = org.users[Role.VIEWER].username
+    assert editor.post("/t/acme/members/", {"user": "x", "role": "viewer"}).status_code == 403
+    assert editor.post(f"/t/acme/members/{viewer_name}/", {"role": "admin"}).status_code == 403
+    assert editor.post(f"/t/acme/members/{viewer_name}/remove/").status_code == 403
+    assert org.tenant.memberships.get(user__username=viewer_name).role == "viewer"
+    admin_text = page_text(signed_in(org.users[Role.ADMIN]).get("/t/acme/members/?role=viewer"))
+    assert "Add member" in admin_text and "Change role" in admin_text
+    assert viewer_name in admin_text and org.users[Role.EDITOR].username not in admin_text

@@ -183,7 +183,7 @@ def test_pages_fit_a_phone_and_work_by_keyboard(page, live_server, acme):  # noq
                  f"gateways/{gateway.name}/routes/", f"gateways/{gateway.name}/routes/web/edit/",
                  "backends/", "backends/new/", "certificates/", "certificates/new/",
                  "consumers/", "consumers/new/", "consumers/mobile/",
-                 "audit/", "tokens/"):  # fmt: skip
+                 "members/", "audit/", "tokens/"):  # fmt: skip
         page.goto(base + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         wide = page.evaluate(WIDER_THAN_THE_SCREEN)
