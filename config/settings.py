@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "axes",
     "rest_framework",
     "django_filters",
+    "django_tables2",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "tenants",
@@ -145,6 +146,8 @@ AXES_VERBOSE = False
 LOGIN_URL = "frontend:login"
 LOGIN_REDIRECT_URL = "frontend:home"
 LOGOUT_REDIRECT_URL = "frontend:login"
+# The console's tables (sorting and pagination links; the markup is the console's own).
+DJANGO_TABLES2_TEMPLATE = "frontend/partials/table.html"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

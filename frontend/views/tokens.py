@@ -1,6 +1,5 @@
-"""Console pages. Thin: tenant scoping and writes go through the same code as the API."""
+"""API tokens: every member creates and revokes their own; admins see and revoke everyone's."""
 
-import secrets
 from datetime import datetime, time
 
 from django import forms
@@ -13,11 +12,11 @@ from django.views.decorators.http import require_POST
 
 from config.errors import GantryError
 from config.validators import validate_display_text
+from frontend.access import page_context, tenant_access
+from frontend.once import consume_form_nonce, issue_form_nonce
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken
-from tenants.roles import Role, at_least
-from tenants.scoping import resolve, visible_tenants
 
 
 class TokenForm(forms.Form):
@@ -33,61 +32,18 @@ class TokenForm(forms.Form):
     )
 
 
-@login_required
-def home(request):
-    tenants = list(visible_tenants(request.user))
-    if len(tenants) == 1:
-        return redirect("frontend:tenant", tenant=tenants[0].slug)
-    return render(request, "frontend/home.html", {"tenants": tenants})
-
-
-@login_required
-def tenant_overview(request, tenant):
-    access = resolve(request.user, tenant)
-    context = {
-        "access": access,
-        "tenant": access.tenant,
-        "gateways": access.tenant.gateways.all(),
-        "members": access.tenant.memberships.select_related("user"),
-    }
-    return render(request, "frontend/tenant.html", context)
-
-
 def _visible_tokens(request, access):
     tokens = ApiToken.objects.filter(tenant=access.tenant).select_related("user")
-    if not at_least(access.role, Role.ADMIN):
+    if not access.is_admin:
         tokens = tokens.filter(user=request.user)
     return tokens
-
-
-# Each rendered "create a token" form carries a one-time nonce, kept in the session. A POST
-# whose nonce was already used is a browser reload (or back + resubmit) of the page that showed
-# a new token: it must not silently create a second token and show another secret.
-_FORM_NONCES = "console_token_form_nonces"
-_MAX_FORM_NONCES = 20  # forms open at once in one session (several tabs)
-
-
-def _issue_form_nonce(request) -> str:
-    nonce = secrets.token_urlsafe(16)
-    kept = request.session.get(_FORM_NONCES, [])[-(_MAX_FORM_NONCES - 1) :]
-    request.session[_FORM_NONCES] = [*kept, nonce]
-    return nonce
-
-
-def _consume_form_nonce(request, nonce: str) -> bool:
-    nonces = request.session.get(_FORM_NONCES, [])
-    if not nonce or nonce not in nonces:
-        return False
-    nonces.remove(nonce)
-    request.session[_FORM_NONCES] = nonces
-    return True
 
 
 @never_cache  # the answer to a POST shows a new token's secret: no cache may keep it
 @login_required
 def tokens(request, tenant):
-    access = resolve(request.user, tenant)
-    if request.method == "POST" and not _consume_form_nonce(request, request.POST.get("nonce", "")):
+    access = tenant_access(request, tenant)
+    if request.method == "POST" and not consume_form_nonce(request, request.POST.get("nonce", "")):
         messages.info(
             request,
             "That form was already submitted, so no new token was created "
@@ -112,21 +68,22 @@ def tokens(request, tenant):
             form = TokenForm()
         except GantryError as error:
             form.add_error(None, error.message)
-    context = {
-        "access": access,
-        "tenant": access.tenant,
-        "tokens": _visible_tokens(request, access),
-        "form": form,
-        "form_nonce": _issue_form_nonce(request),
-        "created": created,
-    }
+    context = page_context(
+        request,
+        access,
+        "frontend:tokens",
+        tokens=_visible_tokens(request, access),
+        form=form,
+        form_nonce=issue_form_nonce(request),
+        created=created,
+    )
     return render(request, "frontend/tokens.html", context)
 
 
 @login_required
 @require_POST
 def revoke_token(request, tenant, prefix):
-    access = resolve(request.user, tenant)
+    access = tenant_access(request, tenant)
     token = get_object_or_404(_visible_tokens(request, access), prefix=prefix)
     services.revoke_token(Actor.from_request(request), token)
     messages.success(request, f"Token {token.prefix} revoked.")
