@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -60,6 +62,7 @@ class UsageViewSet(TenantScopedViewSet):
     pagination_class = None
     filter_backends = []
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def list(self, request, *args, **kwargs):
         start, end, granularity, gateway = self._query(request.query_params)
         rows = usage_rows(self.tenant, start, end, granularity, gateway)
