@@ -27,13 +27,9 @@ class UsageCSVRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        if isinstance(data, dict) and "results" in data:
-            writer.writerow(CSV_COLUMNS)
-            for row in data["results"]:
-                writer.writerow(["" if value is None else value for value in csv_values(row)])
-        else:  # an error: its message, as one cell
-            writer.writerow(["error"])
-            writer.writerow([(data or {}).get("error", {}).get("message", "")])
+        writer.writerow(CSV_COLUMNS)
+        for row in data["results"]:
+            writer.writerow(["" if value is None else value for value in csv_values(row)])
         return out.getvalue().encode()
 
 
@@ -62,7 +58,20 @@ class UsageViewSet(TenantScopedViewSet):
     pagination_class = None
     filter_backends = []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/csv"): OpenApiTypes.STR,
+        }
+    )
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Only usage rows are CSV: errors and OPTIONS answers are JSON, whatever was asked."""
+        data = getattr(response, "data", None)
+        if not (isinstance(data, dict) and "results" in data):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
     def list(self, request, *args, **kwargs):
         start, end, granularity, gateway = self._query(request.query_params)
         rows = usage_rows(self.tenant, start, end, granularity, gateway)
