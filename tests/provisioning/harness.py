@@ -1,6 +1,7 @@
 """Real Envoy and real upstream servers for traffic tests (loopback only, bounded)."""
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -19,8 +20,11 @@ from provisioning.translate import translate
 
 # Ports for test listeners come from below the kernel's ephemeral range (32768 and up), where
 # no outgoing connection takes them between the check and Envoy's bind; each test process (xdist
-# worker) has its own slice and never hands out a port twice.
+# worker) has its own slice and never hands out a port twice. Test runs side by side on one
+# machine (each with its own GANTRY_TEST_RUN_ID) mostly get different slices too: a port a test
+# frees for a moment (an xDS server restarted on the same port) is not taken by the other run.
 _PORTS_LOW, _PORTS_HIGH = 21000, 32000
+_RUN_LANES = 4
 _handed_out: set[int] = set()
 _next_port: list[int] = []
 
@@ -29,8 +33,10 @@ def _my_slice() -> range:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    size = (_PORTS_HIGH - _PORTS_LOW) // max(count, 1)
-    start = _PORTS_LOW + index * size
+    run_id = os.environ.get("GANTRY_TEST_RUN_ID", "")
+    lane = int(hashlib.sha256(run_id.encode()).hexdigest(), 16) % _RUN_LANES if run_id else 0
+    size = (_PORTS_HIGH - _PORTS_LOW) // (max(count, 1) * _RUN_LANES)
+    start = _PORTS_LOW + (index * _RUN_LANES + lane) * size
     return range(start, start + size)
 
 
