@@ -22,7 +22,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from gateways.models import Gateway
@@ -154,9 +154,11 @@ def record_sample(
     final: bool = False,
 ) -> None:  # fmt: skip
     """Stores one read of a replica's counters (a repeat of the same sequence number changes
-    nothing) and notes the replica was seen then."""
-    if not ReplicaIncarnation.objects.filter(id=incarnation, stopped_at__isnull=True).exists():
-        return  # closed meanwhile (e.g. as lost by another agent): its samples end there
+    nothing) and notes the replica was seen then. A sample that arrives late is kept when it
+    was taken while the run was open; ``last_seen_at`` only ever moves forward."""
+    open_then = Q(stopped_at__isnull=True) | Q(stopped_at__gte=taken_at)
+    if not ReplicaIncarnation.objects.filter(open_then, id=incarnation).exists():
+        return  # taken after the run was closed (e.g. as lost): its samples end there
     UsageSample.objects.bulk_create(
         [
             UsageSample(
@@ -172,7 +174,9 @@ def record_sample(
         ],
         ignore_conflicts=True,
     )
-    ReplicaIncarnation.objects.filter(id=incarnation).update(last_seen_at=taken_at)
+    ReplicaIncarnation.objects.filter(
+        id=incarnation, stopped_at__isnull=True, last_seen_at__lt=taken_at
+    ).update(last_seen_at=taken_at)
 
 
 def close_incarnation(incarnation: uuid.UUID, reason: str, at: datetime | None = None) -> None:

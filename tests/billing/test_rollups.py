@@ -99,6 +99,19 @@ def test_a_stopped_runs_samples_end_with_it(gateway):
     assert hours()[T0].responses_2xx == 10
 
 
+def test_a_sample_delivered_late_counts_and_never_moves_the_last_sighting_back(gateway):
+    first = run(gateway)
+    sample(first, 1, 20, ok=15)
+    sample(first, 0, 10, ok=10)  # seq 0 arrives after seq 1 (a retried write)
+    assert ReplicaIncarnation.objects.get(id=first).last_seen_at == at(20)
+    metering.close_incarnation(first, ReplicaIncarnation.Stop.SCALED_DOWN, at(30))
+    sample(first, 2, 29, ok=18)  # taken before the stop, stored after it: kept
+    sample(first, 3, 31, ok=19)  # taken after the stop: refused
+    rollups.rollup(at(0), at(60))
+    assert hours()[T0].responses_2xx == 18
+    assert ReplicaIncarnation.objects.get(id=first).last_seen_at == at(20)
+
+
 def test_replica_time_is_split_at_hours_exactly_and_an_open_run_counts_to_its_last_sighting(
     gateway,
 ):
