@@ -276,6 +276,9 @@ GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minim
 # this many days (longer than a billing period, so a month can be recomputed before it closes).
 GANTRY_USAGE_ROLLUP_SECONDS = env_int("GANTRY_USAGE_ROLLUP_SECONDS", 60, minimum=1)
 GANTRY_USAGE_SAMPLE_RETENTION_DAYS = env_int("GANTRY_USAGE_SAMPLE_RETENTION_DAYS", 45, minimum=1)
+# The bearer token a Prometheus scrape job sends to read GET /metrics (staff sessions may too);
+# empty: only staff sessions can. See docs/operations.md.
+GANTRY_METRICS_TOKEN = env_str("GANTRY_METRICS_TOKEN", "") or ""
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {

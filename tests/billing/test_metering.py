@@ -12,7 +12,10 @@ from datetime import timedelta
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
+from django.test import Client as DjangoClient
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from billing import rollups
 from billing.models import ReplicaHour, UsageHour
@@ -96,6 +99,19 @@ def running(gateway) -> list[LocalReplica]:
     return list(LocalReplica.objects.filter(gateway=gateway, state="running").order_by("index"))
 
 
+def scraped_responses() -> int:
+    """Every response of every live replica, as ``GET /metrics`` counts them."""
+    operator = DjangoClient()
+    operator.force_login(get_user_model().objects.get_or_create(username="ops", is_staff=True)[0])
+    body = operator.get("/metrics").content.decode()
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "gantry_gateway_responses_total"
+    )
+
+
 def test_every_answered_request_is_metered_once_and_replica_time_is_as_the_processes_ran(
     tmp_path,
 ):
@@ -120,6 +136,9 @@ def test_every_answered_request_is_metered_once_and_replica_time_is_as_the_proce
         client.sent["2xx"] += 1  # the request just above
         started = {r.index: process_started(r.pid) for r in running(gateway)}
         client.send(10)
+        # The operators' /metrics shows the replicas' own counters, as last read.
+        wait_for(lambda: scraped_responses() == client.total, timeout=10, interval=0.2,
+                 message=lambda: f"/metrics: {scraped_responses()} of {client.total}")  # fmt: skip
 
         # A graceful scale-down: replica 1 drains, is read a last time, and stops.
         pid_1 = running(gateway)[1].pid
