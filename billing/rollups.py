@@ -17,6 +17,7 @@ transaction: idempotent, and safe to run again after late samples.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -54,14 +55,19 @@ def _added(sample: UsageSample, before: UsageSample | None) -> tuple[dict[str, i
     )
 
 
-def traffic(start: datetime, end: datetime) -> dict[tuple, dict]:
-    """(tenant id, gateway name, hour, port) → counters and latency buckets added then."""
+def traffic(
+    start: datetime, end: datetime, bucket: Callable[[datetime], datetime] = hour_of,
+    runs: Q | None = None,
+) -> dict[tuple, dict]:  # fmt: skip
+    """(tenant id, gateway name, bucket, port) → counters and latency buckets added then.
+
+    ``bucket`` maps a sample's time to the start of its period (the hour, by default);
+    ``runs`` narrows to some replica runs (a filter on ``incarnation``)."""
     rows: dict[tuple, dict] = {}
-    samples = (
-        UsageSample.objects.filter(taken_at__gte=start, taken_at__lt=end)
-        .select_related("incarnation")
-        .order_by("incarnation_id", "port", "seq")
-    )
+    samples = UsageSample.objects.filter(taken_at__gte=start, taken_at__lt=end)
+    if runs is not None:
+        samples = samples.filter(runs)
+    samples = samples.select_related("incarnation").order_by("incarnation_id", "port", "seq")
     last: dict[tuple, UsageSample | None] = {}
     for sample in samples.iterator(chunk_size=2000):
         run = sample.incarnation
@@ -72,7 +78,7 @@ def traffic(start: datetime, end: datetime) -> dict[tuple, dict]:
             last[stream] = _previous(sample.incarnation_id, sample.port, sample.seq)
         counters, latency = _added(sample, last[stream])
         last[stream] = sample
-        key = (run.tenant_id, run.gateway_name, hour_of(sample.taken_at), sample.port)
+        key = (run.tenant_id, run.gateway_name, bucket(sample.taken_at), sample.port)
         row = rows.setdefault(key, {"counters": dict.fromkeys(COUNTERS, 0), "latency": {}})
         for name, value in counters.items():
             row["counters"][name] += value

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from billing.metrics_views import GatewayMetricsViewSet
 from billing.views import UsageViewSet
 from config.api.root import ApiRootView
 from gateways.views import (
@@ -49,6 +50,7 @@ per_gateway.register("policies", PolicyViewSet, basename="policy")
 per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")
 per_gateway.register("replicas", ReplicaViewSet, basename="replica")
+per_gateway.register("metrics", GatewayMetricsViewSet, basename="gateway-metrics")
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),

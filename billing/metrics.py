@@ -1,0 +1,106 @@
+"""A gateway's traffic over time, for charts: ``GET …/gateways/{g}/metrics/``.
+
+Steps under an hour come from the raw samples (kept ``GANTRY_USAGE_SAMPLE_RETENTION_DAYS``),
+by the same arithmetic as the hourly rollups (``billing.rollups.traffic``); steps of an hour or
+a day come from the hourly rollups themselves, so they are the numbers invoices are made of
+and outlive the samples. A period ends where the next begins; every period in the range is a
+point, zeros included, so a chart has no gaps where nothing was served.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Q
+
+from billing.models import ReplicaHour, UsageHour
+from billing.rollups import traffic
+from provisioning.metering import COUNTERS, percentile
+
+STEPS = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+MAX_POINTS = 1440  # a day by the minute, two months by the hour
+CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def floor(moment: datetime, step: timedelta) -> datetime:
+    """The start of ``moment``'s period: periods are aligned to the Unix epoch (UTC)."""
+    return EPOCH + ((moment.astimezone(UTC) - EPOCH) // step) * step
+
+
+@dataclass
+class Point:
+    counters: dict
+    latency: dict
+    milliseconds: int = 0
+
+
+def series(tenant, gateway: str, start: datetime, end: datetime, step: str) -> list[dict]:
+    """One point per period of ``step`` from ``start``'s to the one holding ``end``."""
+    width = STEPS[step]
+    first = floor(start, width)
+    points: dict[datetime, Point] = {}
+    moment = first
+    while moment < end:
+        points[moment] = Point(dict.fromkeys(COUNTERS, 0), {})
+        moment += width
+    if width < timedelta(hours=1):
+        runs = Q(incarnation__tenant=tenant, incarnation__gateway_name=gateway)
+        found = traffic(first, moment, bucket=lambda taken: floor(taken, width), runs=runs)
+        for (_tenant, _gateway, period, _port), row in found.items():
+            _add(points[period], row["counters"], row["latency"])
+    else:
+        hours = UsageHour.objects.filter(
+            tenant=tenant, gateway_name=gateway, hour__gte=first, hour__lt=moment
+        )
+        for row in hours.iterator():
+            counters = {name: getattr(row, name) for name in COUNTERS}
+            _add(points[floor(row.hour, width)], counters, row.latency)
+        replicas = ReplicaHour.objects.filter(
+            tenant=tenant, gateway_name=gateway, hour__gte=first, hour__lt=moment
+        )
+        for row in replicas.iterator():
+            points[floor(row.hour, width)].milliseconds += row.milliseconds
+    return [_point(period, width, point) for period, point in points.items()]
+
+
+def _add(point: Point, counters: dict, latency: dict) -> None:
+    for name in COUNTERS:
+        point.counters[name] += counters[name]
+    for bound, count in latency.items():
+        point.latency[bound] = point.latency.get(bound, 0) + count
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _point(period: datetime, width: timedelta, point: Point) -> dict:
+    responses = {kind: point.counters[f"responses_{kind}"] for kind in CLASSES}
+    requests = sum(responses.values())
+    found = {
+        "start": _iso(period),
+        "end": _iso(period + width),
+        "requests": requests,
+        "responses": responses,
+        "errorRate": round(responses["5xx"] / requests, 6) if requests else 0.0,
+        "clientErrorRate": round(responses["4xx"] / requests, 6) if requests else 0.0,
+        "bytesReceived": point.counters["bytes_received"],
+        "bytesSent": point.counters["bytes_sent"],
+        "latencyMs": {
+            "p50": _ms(percentile(point.latency, 0.5)),
+            "p95": _ms(percentile(point.latency, 0.95)),
+            "p99": _ms(percentile(point.latency, 0.99)),
+        },
+    }
+    if width >= timedelta(hours=1):
+        found["replicaSeconds"] = point.milliseconds / 1000
+    return found
