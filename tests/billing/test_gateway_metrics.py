@@ -72,9 +72,11 @@ def test_hourly_points_are_the_rollups_invoices_use_with_replica_seconds(org, ed
     assert answer.status_code == 200, answer.content
     points = answer.json()["points"]
     assert [p["requests"] for p in points[:2]] == [7, 4]
-    usage = org.client(Role.VIEWER).get(
-        f"/api/v1/tenants/acme/usage/?granularity=hour&from={iso(hour)}"
-    ).json()["results"]
+    usage = (
+        org.client(Role.VIEWER)
+        .get(f"/api/v1/tenants/acme/usage/?granularity=hour&from={iso(hour)}")
+        .json()["results"]
+    )
     assert [row["requests"] for row in usage] == [p["requests"] for p in points if p["requests"]]
     assert all("replicaSeconds" in p for p in points)
 
