@@ -84,7 +84,7 @@ def _plans_named(names: list[str]) -> list[Plan]:
     return [found[name] for name in dict.fromkeys(names)]
 
 
-def _kubeconfig_problem(cluster: KubernetesCluster) -> str | None:
+def kubeconfig_problem(cluster: KubernetesCluster) -> str | None:
     """Why the kubeconfig (or the in-cluster account) cannot be used, without its text."""
     from provisioning.runtimes.kubernetes.driver import UnusableCluster, configuration_for
 
@@ -119,7 +119,7 @@ def _validate(cluster: KubernetesCluster) -> None:
     elif not cluster.in_cluster and not cluster.kubeconfig:
         errors.append(FieldError("kubeconfig", "required unless inCluster is set", "required"))
     elif not any(e.path == "name" for e in errors):
-        problem = _kubeconfig_problem(cluster)
+        problem = kubeconfig_problem(cluster)
         if problem:
             errors.append(FieldError("kubeconfig", f"cannot be used: {problem}"))
     if errors:

@@ -153,9 +153,10 @@ def test_a_connection_test_against_the_api_server(staff_client, double):
     result = response.json()
     assert result["ok"] is True, result
     assert result["latencyMs"] > 0 and result["serverVersion"].startswith("v1.")
-    assert [
-        (method, path.split("?")[0]) for method, path in double.requests
-    ] == [("GET", "/version"), ("GET", "/api")]
+    assert [(method, path.split("?")[0]) for method, path in double.requests] == [
+        ("GET", "/version"),
+        ("GET", "/api"),
+    ]
     assert SECRET not in response.content.decode()
     event = AuditEvent.objects.get(object_type="kubernetes-cluster", action="test")
     assert event.after["ok"] is True
