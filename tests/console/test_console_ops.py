@@ -334,8 +334,8 @@ def _clusters(count: int, start: int = 0) -> None:
                                           "xds_address": "x", "plans": ["standard"]})  # fmt: skip
 
 
-@pytest.mark.parametrize("url", ["/ops/tenants/", "/ops/plans/", "/ops/clusters/",
-                                 "/ops/health/", "/ops/tenants/t0/"])  # fmt: skip
+@pytest.mark.parametrize("url", ["/ops/tenants/", "/ops/plans/", "/ops/clusters/", "/ops/health/",
+                                 "/ops/tenants/t0/", "/ops/clusters/c0/"])  # fmt: skip
 def test_each_page_takes_the_same_queries_for_1_or_30_rows(db, operator, url):
     _tenants(1)
     _clusters(1)
@@ -346,3 +346,40 @@ def test_each_page_takes_the_same_queries_for_1_or_30_rows(db, operator, url):
         gateway = tenant.gateways.get()
         GatewayOperation.objects.create(gateway=gateway, kind="reconcile", state="failed")
     assert _queries(operator, url) == one
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_health_shows_queue_depth_and_a_live_worker(settings):
+    """A real worker on the real broker: messages waiting in its queue are counted, and once it
+    runs it answers the page's ping by name."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from config.celery_app import app
+
+    queue = f"gantry-test-ops-{os.urandom(4).hex()}"
+    settings.GANTRY_CELERY_QUEUE = queue
+    operator = signed_in(make_user("root", is_staff=True))
+    for _ in range(3):  # no such task: the worker discards them once it runs
+        app.send_task("gantry.tests.nothing", queue=queue)
+    page = operator.get("/ops/health/").content.decode()
+    assert "3 messages waiting" in page and "reachable" in page
+    name = f"ops-{os.urandom(3).hex()}@health"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", queue,
+         "-n", name, "--without-mingle", "--without-gossip", "--without-heartbeat"],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while name not in page and time.monotonic() < deadline:
+            time.sleep(0.5)
+            page = operator.get("/ops/health/").content.decode()
+        assert name in page and "0 messages waiting" in page
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
