@@ -90,16 +90,21 @@ def kubeconfig_problem(cluster: KubernetesCluster) -> str | None:
 
     if cluster.kubeconfig:
         try:
-            yaml.safe_load(cluster.kubeconfig)
+            loaded = yaml.safe_load(cluster.kubeconfig)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(error, "problem", None) or "not valid YAML"
             return f"not valid YAML: {problem}{where}"
+        if not isinstance(loaded, dict):
+            return "not a kubeconfig: expected a YAML mapping (apiVersion, clusters, users, …)"
         try:
             configuration_for(cluster)
         except UnusableCluster as error:
             return str(error).removeprefix(f"cluster {cluster.name}: ")
+        except Exception as error:  # noqa: BLE001 — the client's loader raises many kinds
+            kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+            return f"the Kubernetes client cannot load it ({kind})"
     return None
 
 
