@@ -91,6 +91,7 @@ def test_a_cluster_is_registered_and_its_kubeconfig_never_comes_back(staff_clien
         ({"name": "Prod_EU"}, "name", ""),
         ({"exposure": "Ingress"}, "exposure", ""),
         ({"context": "nowhere"}, "kubeconfig", "nowhere"),
+        ({"kubeconfig": "- just a list"}, "kubeconfig", "expected a YAML mapping"),
     ],
 )
 def test_bad_input_names_its_field_and_changes_nothing(staff_client, overrides, path, words):
