@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from frontend.views import (
     audit,
@@ -24,6 +24,7 @@ CERTIFICATE = "t/<slug:tenant>/certificates/<slug:certificate>/"
 CONSUMER = "t/<slug:tenant>/consumers/<slug:consumer>/"
 urlpatterns = [
     path("", tenant.home, name="home"),
+    path("ops/", include("frontend.ops_urls")),  # the operators' pages
     path("login/", auth_views.LoginView.as_view(template_name="frontend/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("t/<slug:tenant>/", tenant.dashboard, name="tenant"),

@@ -1,35 +1,41 @@
 """The operators' admin for Kubernetes clusters. A kubeconfig is write-only: the form never
 shows the stored one, and leaving the field empty on a change keeps it.
 
-Clusters are platform settings with no tenant-facing service: every save and delete made here
-(bulk deletes included) leaves an audit event, without the kubeconfig. A cluster gateways are
-placed on cannot be deleted (the placements protect it)."""
+The admin writes nothing itself: saves and deletes (bulk deletes included) call
+``provisioning.cluster_services``, like the API, the operators' console and ``manage.py
+clusters``: validated, audited without the kubeconfig, the gateways on a changed cluster
+reconciled, and a cluster gateways run on refused deletion (the message names them).
+"""
 
 from django import forms
 from django.contrib import admin
 
+from provisioning import cluster_services
 from provisioning.models import KubernetesCluster
-from tenants import audit
+from tenants.admin_base import ServiceAdmin
 from tenants.audit import Actor
 
+# The form's fields the services take (all of them: the form has no other).
+_FIELDS = ["name", "in_cluster", "kubeconfig", "context", "exposure", "envoy_image",
+           "xds_address", "xds_port", "plans"]  # fmt: skip
 
-def snapshot(cluster: KubernetesCluster) -> dict:
-    return {
-        "name": cluster.name,
-        "inCluster": cluster.in_cluster,
-        "context": cluster.context,
-        "exposure": cluster.exposure,
-        "envoyImage": cluster.envoy_image,
-        "xdsAddress": cluster.xds_address,
-        "xdsPort": cluster.xds_port,
-    }
+
+def _service_value(field: str, value):
+    return sorted(plan.name for plan in value) if field == "plans" else value
+
+
+class _SecretTextarea(forms.Textarea):
+    """Never renders a value: not even what was typed, when the form comes back with errors."""
+
+    def format_value(self, value):
+        return None
 
 
 class KubernetesClusterForm(forms.ModelForm):
     kubeconfig = forms.CharField(
         required=False,
         strip=False,
-        widget=forms.Textarea(attrs={"rows": 8, "autocomplete": "off"}),
+        widget=_SecretTextarea(attrs={"rows": 8, "autocomplete": "off"}),
         help_text="paste a kubeconfig; stored encrypted and never shown again "
         "(leave empty to keep the stored one)",
     )
@@ -61,25 +67,29 @@ class KubernetesClusterForm(forms.ModelForm):
 
 
 @admin.register(KubernetesCluster)
-class KubernetesClusterAdmin(admin.ModelAdmin):
+class KubernetesClusterAdmin(ServiceAdmin):
     form = KubernetesClusterForm
     list_display = ["name", "in_cluster", "exposure", "envoy_image", "xds_address", "xds_port"]
     search_fields = ["name"]
     filter_horizontal = ["plans"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["name"] if obj is not None else []  # a cluster's name cannot be changed
+
     def save_model(self, request, obj, form, change):
-        before = snapshot(KubernetesCluster.objects.get(pk=obj.pk)) if change else None
-        super().save_model(request, obj, form, change)
-        action = "update" if change else "create"
-        audit.record(Actor.from_request(request), action, "kubernetes-cluster", obj.name,
-                     tenant=None, before=before, after=snapshot(obj))  # fmt: skip
-
-    def delete_model(self, request, obj):
-        self.delete_queryset(request, KubernetesCluster.objects.filter(pk=obj.pk))
-
-    def delete_queryset(self, request, queryset):
         actor = Actor.from_request(request)
-        for cluster in queryset:
-            audit.record(actor, "delete", "kubernetes-cluster", cluster.name, tenant=None,
-                         before=snapshot(cluster))  # fmt: skip
-            cluster.delete()
+        if change:
+            changes = {field: _service_value(field, form.cleaned_data[field])
+                       for field in form.changed_data if field in _FIELDS}  # fmt: skip
+            cluster_services.update_cluster(actor, obj, changes)
+        else:
+            fields = {field: _service_value(field, form.cleaned_data[field])
+                      for field in _FIELDS if field in form.cleaned_data}  # fmt: skip
+            saved = cluster_services.register_cluster(actor, fields)
+            obj.pk, obj._state.adding, obj._state.db = saved.pk, False, saved._state.db
+
+    def save_related(self, request, form, formsets, change):
+        """The plans were set by the service (``form.save_m2m`` would set them unaudited)."""
+
+    def service_delete(self, actor, obj):
+        cluster_services.delete_cluster(actor, obj)

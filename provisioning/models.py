@@ -229,12 +229,11 @@ class KubernetesCluster(models.Model):
         if not self.in_cluster and not self.kubeconfig:
             raise ValidationError({"kubeconfig": "required unless in_cluster is set"})
         if self.kubeconfig:
-            from provisioning.runtimes.kubernetes.driver import UnusableCluster, configuration_for
+            from provisioning.cluster_services import kubeconfig_problem
 
-            try:
-                configuration_for(self)
-            except UnusableCluster as error:
-                raise ValidationError({"kubeconfig": f"cannot be used: {error}"}) from None
+            problem = kubeconfig_problem(self)  # never quotes the kubeconfig's text
+            if problem:
+                raise ValidationError({"kubeconfig": f"cannot be used: {problem}"})
 
 
 class ReplicaConnection(models.Model):

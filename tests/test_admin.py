@@ -202,6 +202,60 @@ def test_cluster_writes_in_the_admin_are_audited_without_the_kubeconfig(operator
     assert "kubeconfig-secret-token" not in str(list(events.values("before", "after")))
 
 
+def _cluster_form(**overrides) -> dict:
+    from tests.kubernetes.conftest import KUBECONFIG
+
+    form = {"name": "prod-eu", "kubeconfig": KUBECONFIG, "context": "",
+            "exposure": "LoadBalancer", "envoy_image": "envoyproxy/envoy:v1.40.0",
+            "xds_address": "gantry-xds.gantry.svc", "xds_port": "18000",
+            "plans": [Plan.objects.get(name="standard").pk]}  # fmt: skip
+    return form | overrides
+
+
+def test_a_cluster_changed_in_the_admin_goes_through_the_services(
+    operator_client, org, django_capture_on_commit_callbacks, monkeypatch
+):
+    from provisioning import tasks
+    from provisioning.models import KubernetesPlacement
+
+    sent = []
+    monkeypatch.setattr(tasks, "send_reconcile", lambda gateway_id, **kw: sent.append(gateway_id))
+    operator_client.post("/admin/provisioning/kubernetescluster/add/", _cluster_form())
+    cluster = KubernetesCluster.objects.get(name="prod-eu")
+    event = AuditEvent.objects.get(object_type="kubernetes-cluster", action="create")
+    assert event.after["plans"] == ["standard"] and event.actor_name == "root"
+    gateway = gateway_services.create_gateway(Actor.system("tests"), org.tenant, "edge", {})
+    KubernetesPlacement.objects.create(gateway=gateway, cluster=cluster)
+    change = _cluster_form(kubeconfig="", plans=[Plan.objects.get(name="enterprise").pk])
+    del change["name"]  # read-only once registered
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            f"/admin/provisioning/kubernetescluster/{cluster.pk}/change/", change
+        )
+    assert response.status_code == 302, response.content[:2000]
+    event = AuditEvent.objects.get(object_type="kubernetes-cluster", action="update")
+    assert (event.before["plans"], event.after["plans"]) == (["standard"], ["enterprise"])
+    assert sent == [gateway.pk]  # the gateway on it is reconciled (its plan lost the cluster)
+    cluster.refresh_from_db()
+    assert cluster.kubeconfig.startswith("apiVersion: v1")  # kept
+    # Deleting it is refused while the gateway runs there, naming it; nothing is deleted.
+    url = f"/admin/provisioning/kubernetescluster/{cluster.pk}/delete/"
+    refused = operator_client.post(url, {"post": "yes"}, follow=True)
+    assert "acme/edge" in refused.content.decode()
+    assert KubernetesCluster.objects.filter(pk=cluster.pk).exists()
+    assert not AuditEvent.objects.filter(object_type="kubernetes-cluster", action="delete")
+
+
+def test_a_broken_kubeconfig_in_the_admin_is_not_echoed_back(operator_client):
+    broken = "clusters: [\nusers: {token: kubeconfig-secret-token-1234"
+    response = operator_client.post(
+        "/admin/provisioning/kubernetescluster/add/", _cluster_form(kubeconfig=broken)
+    )
+    assert response.status_code == 200 and b"not valid YAML" in response.content
+    assert b"kubeconfig-secret-token" not in response.content
+    assert not KubernetesCluster.objects.exists()
+
+
 def test_a_user_who_belongs_to_a_tenant_cannot_be_deleted_in_the_admin(operator_client, org):
     owner = org.users[Role.OWNER]
     single = operator_client.post(f"/admin/auth/user/{owner.pk}/delete/", {"post": "yes"})

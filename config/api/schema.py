@@ -132,7 +132,10 @@ class GantryAutoSchema(AutoSchema):
         has_body = "requestBody" in operation
         open_to_all = all(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions())
         statuses = ["401", "429"]
-        if not open_to_all and (writing or hasattr(self.view, "read_role")):
+        refuses_reads = hasattr(self.view, "read_role") or any(
+            getattr(p, "refuses_reads", False) for p in self.view.get_permissions()
+        )  # a role too low to read, or an operators-only resource
+        if not open_to_all and (writing or refuses_reads):
             statuses.append("403")
         if any(p["in"] == "path" for p in parameters) or any(
             p["in"] == "query" and p["name"] == "page" for p in parameters

@@ -16,6 +16,7 @@ from gateways.views import (
     PolicyViewSet,
     RouteViewSet,
 )
+from provisioning.cluster_views import ClusterViewSet
 from provisioning.replica_views import ReplicaViewSet
 from provisioning.views import OperationViewSet, RevisionViewSet
 from tenants.views import (
@@ -30,6 +31,7 @@ from tenants.views import (
 platform = SimpleRouter(trailing_slash=True)
 platform.register("plans", PlanViewSet, basename="plan")
 platform.register("tenants", TenantViewSet, basename="tenant")
+platform.register("clusters", ClusterViewSet, basename="cluster")
 
 per_tenant = SimpleRouter(trailing_slash=True)
 per_tenant.register("members", MemberViewSet, basename="member")

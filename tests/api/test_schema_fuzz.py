@@ -43,11 +43,13 @@ from schemathesis.checks import (
 
 from gateways import services as gateway_services
 from gateways.models import Credential
+from provisioning import cluster_services
 from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken, AuditEvent, Plan
 from tests.api.people import colleague
 from tests.conftest import Org, make_org, make_user
+from tests.kubernetes.conftest import KUBECONFIG
 from tests.provisioning.certs import self_signed
 
 pytestmark = pytest.mark.slow
@@ -62,7 +64,10 @@ CHECKS = [
     response_schema_conformance,
 ]
 # The owner gets 403 from operator-only writes: fuzzing shows that, coverage would repeat it.
-OPERATOR_ONLY_WRITES = re.compile(r"^(POST|PUT|PATCH|DELETE) /api/v1/(plans/|tenants/$)")
+# Clusters are the operators' alone, reads included.
+OPERATOR_ONLY_WRITES = re.compile(
+    r"^((POST|PUT|PATCH|DELETE) /api/v1/(plans/|tenants/$)|[A-Z]+ /api/v1/clusters/)"
+)
 # Inside a tenant the operator acts exactly as its owner, whose run covers it.
 INSIDE_A_TENANT = re.compile(r"^[A-Z]+ /api/v1/tenants/\{tenant\}/[a-z-]+/")
 
@@ -127,7 +132,7 @@ def known_values(org: Org) -> dict[str, list]:
         "username": sorted(m.user.username for m in tenant.memberships.select_related("user")),
         "prefix": sorted(ApiToken.objects.filter(tenant=tenant).values_list("prefix", flat=True)),
         "id": sorted(AuditEvent.objects.filter(tenant=tenant).values_list("pk", flat=True)),
-        "name": sorted(Plan.objects.values_list("name", flat=True)),
+        "name": sorted(Plan.objects.values_list("name", flat=True)) + ["lab"],  # plans, a cluster
         "If-Match": ['"1"', "1", "*"],  # gateway edge's resourceVersion, or any
     }
 
@@ -171,6 +176,9 @@ def acme(db) -> Org:
     alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
     gateway_services.create_credential(actor, alice, {"type": "api-key"})
     colleague(org, "newcomer")  # shares a tenant with acme's owner: adding them can succeed
+    # A cluster whose API server is not there (a connection test fails at once).
+    cluster_services.register_cluster(actor, {"name": "lab", "kubeconfig": KUBECONFIG,
+                                              "xds_address": "xds.example.com"})  # fmt: skip
     return org
 
 

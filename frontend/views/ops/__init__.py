@@ -1,0 +1,1 @@
+"""The operators' pages (``/ops/``): tenants, plans, clusters and platform health."""
