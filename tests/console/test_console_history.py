@@ -275,3 +275,37 @@ def test_bad_usage_parameters_are_named_and_another_tenant_is_404(org, other_org
     outsider = signed_in(other_org.users[Role.OWNER])
     assert outsider.get("/t/acme/usage/").status_code == 404
     assert outsider.get(GATEWAY + "usage/").status_code == 404
+
+
+# --- A malformed resourceVersion ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["abc", "-1", "1.0", "٣", "1" * 20])
+def test_an_edit_with_a_malformed_resource_version_is_refused(org, edge, raw):
+    editor = signed_in(org.users[Role.EDITOR])
+    route = Route.objects.get(gateway=edge, name="api")
+    before = route.spec
+    response = editor.post(
+        GATEWAY + "routes/api/edit/",
+        {"mode": "spec", "spec": "hostnames: [mine.example.com]", "resource_version": raw},
+    )
+    assert response.status_code == 400
+    assert "resourceVersion: must be a resourceVersion from a previous read" in text(response)
+    assert Route.objects.get(pk=route.pk).spec == before
+    backend = editor.post(
+        "/t/acme/backends/api/edit/",
+        {"mode": "spec", "spec": "endpoints: []", "resource_version": raw},
+    )
+    assert backend.status_code == 400 and "resourceVersion: must be" in text(backend)
+    services.create_policy(ACTOR, edge, "sec", "BackendTrafficPolicy",
+                           {"targetRefs": [{"kind": "Gateway", "name": "edge"}],
+                            "timeout": {"http": {"requestTimeout": "2s"}}})  # fmt: skip
+    policy = editor.post(GATEWAY + "policies/sec/edit/",
+                         {"spec": "targetRefs: []", "resource_version": raw})  # fmt: skip
+    assert policy.status_code == 400 and "resourceVersion: must be" in text(policy)
+    consumer = services.create_consumer(ACTOR, org.tenant, "mob", {})
+    answer = editor.post("/t/acme/consumers/mob/edit/",
+                         {"description": "x", "resource_version": raw})  # fmt: skip
+    assert answer.status_code == 400 and "resourceVersion: must be" in text(answer)
+    consumer.refresh_from_db()
+    assert consumer.spec.get("description", "") == ""
