@@ -103,7 +103,10 @@ def chart(title: str, description: str, unit: str, labels: list[str],
     result.ticks = [{"y": y(v), "label": _number(v)} for v in (0, top / 2, top)]
     if labels:
         shown = sorted({0, len(labels) // 2, len(labels) - 1})
+        anchors = {0: "start", len(labels) - 1: "end"}  # the ends stay inside the chart
         result.x_labels = [
-            {"x": round(LEFT + (i + 0.5) * slot, 1), "label": labels[i]} for i in shown
-        ]
+            {"x": round(LEFT + (i + 0.5) * slot, 1), "label": labels[i],
+             "anchor": anchors.get(i, "middle") if len(labels) > 1 else "middle"}
+            for i in shown
+        ]  # fmt: skip
     return result
