@@ -53,7 +53,7 @@ def _same(rows: list[Row], old: list[str], new: list[str], i1: int, i2: int, j1:
 def compare(old_text: str, new_text: str) -> SideBySide:
     """The rows that show ``old_text`` (left) against ``new_text`` (right)."""
     old, new = old_text.splitlines(), new_text.splitlines()
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, old, new)  # as unified_diff matches (autojunk)
     opcodes = matcher.get_opcodes()
     rows: list[Row] = []
     added = removed = changed = 0
