@@ -14,6 +14,16 @@ from tenants.audit import redact
 from tenants.filters import AuditEventFilter
 from tenants.models import AuditEvent
 
+# The API's filter names (its query parameters), labelled for people.
+FILTER_LABELS = {
+    "actor": ("Actor", "a username, or system:<component>"),
+    "objectType": ("Object type", "gateway, route, policy, backend, certificate, consumer, …"),
+    "objectName": ("Object name", "routes and policies: <gateway>/<name>"),
+    "action": ("Action", "create, update, delete, rollback, …"),
+    "requestId": ("Request id", ""),
+    "since": ("From", "ISO 8601, e.g. 2026-12-01T00:00:00Z"),
+    "until": ("Until (before)", "ISO 8601, e.g. 2026-12-02T00:00:00Z"),
+}
 COLUMNS = ("created_at", "actor_name", "token_prefix", "action", "object_type", "object_name",
            "request_id", "tenant_slug")  # fmt: skip
 
@@ -34,6 +44,11 @@ def audit_log(request, tenant):
     rows = AuditEvent.objects.filter(tenant=access.tenant).only(*COLUMNS)
     filterset, table = table_page(request, AuditEventFilter, rows, AuditEventTable,
                                   "Audit events")  # fmt: skip
+    for name, (label, placeholder) in FILTER_LABELS.items():
+        field = filterset.form.fields[name]
+        field.label = filterset.form[name].label = label  # the bound field is made already
+        if placeholder:
+            field.widget.attrs["placeholder"] = placeholder
     context = page_context(request, access, "frontend:audit", filter=filterset, table=table)
     return render(request, "frontend/audit.html", context)
 

@@ -2,7 +2,7 @@
 charts: what a member sees, what another tenant gets (404) and that no secret is rendered."""
 
 import re
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -309,3 +309,27 @@ def test_an_edit_with_a_malformed_resource_version_is_refused(org, edge, raw):
     assert answer.status_code == 400 and "resourceVersion: must be" in text(answer)
     consumer.refresh_from_db()
     assert consumer.spec.get("description", "") == ""
+
+
+def test_the_audit_log_filters_by_actor_object_action_and_time(org, edge):
+    admin = signed_in(org.users[Role.ADMIN])
+    page = text(admin.get("/t/acme/audit/"))
+    for label in ("Actor", "Object type", "Object name", "Action", "From", "Until (before)"):
+        assert f">{label}</label>" in page, label
+    patch = AuditEvent.objects.get(action="update", object_type="route")
+    AuditEvent.objects.filter(pk=patch.pk).update(created_at=datetime(2026, 1, 2, tzinfo=UTC))
+
+    def events(query: str) -> set[int]:
+        found = re.findall(
+            r'href="/t/acme/audit/(\d+)/"', text(admin.get("/t/acme/audit/" + query))
+        )
+        return {int(pk) for pk in found}
+
+    assert events("?objectType=route&objectName=edge/api&action=update") == {patch.pk}
+    assert events("?actor=system:tests&since=2026-01-01T00:00:00Z&until=2026-01-03T00:00:00Z") == {
+        patch.pk
+    }
+    assert patch.pk not in events("?since=2026-01-03T00:00:00Z")
+    response = admin.get("/t/acme/audit/?since=yesterday")
+    assert events("?since=yesterday") == set()  # an invalid filter is shown and matches nothing
+    assert "Enter a valid date/time." in text(response)
