@@ -69,17 +69,15 @@ def operations(gateway):
     )
 
 
-def revisions(gateway, columns):
-    """The gateway's revisions (only ``columns``: never the compiled config), each with
-    ``operation_id`` (the operation that stored it), ``cause_id`` and ``cause_actor``."""
+def revisions(gateway, columns=()):
+    """The gateway's revisions (only ``columns`` when given: a list never loads the compiled
+    config), each with ``operation_id`` (the operation that stored it), ``cause_id`` and
+    ``cause_actor``."""
     made_by = GatewayOperation.objects.filter(revision=OuterRef("pk")).order_by("started_at", "id")
     rollback = Q(restored_from__isnull=False)
-    return (
-        ConfigRevision.objects.filter(gateway=gateway)
-        .only(*columns)
-        .annotate(
-            operation_id=Subquery(made_by.values("id")[:1]),
-            cause_id=_cause(gateway, "created_at", rollback, "id"),
-            cause_actor=_cause(gateway, "created_at", rollback, "actor_name"),
-        )
+    rows = ConfigRevision.objects.filter(gateway=gateway)
+    return (rows.only(*columns) if columns else rows).annotate(
+        operation_id=Subquery(made_by.values("id")[:1]),
+        cause_id=_cause(gateway, "created_at", rollback, "id"),
+        cause_actor=_cause(gateway, "created_at", rollback, "actor_name"),
     )

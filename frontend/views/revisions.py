@@ -74,7 +74,7 @@ def revision_detail(request, tenant, gateway, number):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
     rows = ConfigRevision.objects.filter(gateway=gateway)
-    revision = get_object_or_404(rows, number=number)
+    revision = get_object_or_404(history.revisions(gateway), number=number)
     previous = rows.filter(number__lt=number).order_by("-number").first()
     config, diff, omitted = "", "", ""
     try:

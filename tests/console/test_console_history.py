@@ -131,6 +131,10 @@ def test_the_timeline_shows_stages_and_the_write_that_caused_each(org, edge):
     assert f'/t/acme/audit/{patch.pk}/">system:tests' in revisions  # revision 2's cause
     assert f'operations/{operations[1].pk}/">#{operations[1].pk}</a>' in revisions
 
+    revision = text(admin.get(GATEWAY + "revisions/2/"))
+    assert f'/t/acme/audit/{patch.pk}/">system:tests' in revision
+    assert f'operations/{operations[1].pk}/">operation #{operations[1].pk}</a>' in revision
+
     viewer = signed_in(org.users[Role.VIEWER])
     assert "/t/acme/audit/" not in text(viewer.get(GATEWAY + "revisions/"))  # admins only
     detail = viewer.get(GATEWAY + f"operations/{first.pk}/")
