@@ -1,5 +1,6 @@
 """How long the console's pages take to render on the server, with many objects: one gateway
-with 1,000 routes (besides 99 other gateways, 50 backends and 5,000 audit events), each page
+with 1,000 routes (besides 99 other gateways, 50 backends, 5,000 audit events, two revisions
+of the big gateway and 30 days of hourly usage of every gateway), each page
 requested in process through the whole Django stack (middleware, session, views, queries,
 templates).
 
@@ -26,6 +27,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from datetime import UTC, timedelta  # noqa: E402
+
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import (  # noqa: E402
@@ -33,10 +36,13 @@ from django.test.utils import (  # noqa: E402
     setup_test_environment,
     teardown_databases,
 )
+from django.utils import timezone  # noqa: E402
 
+from billing.models import ReplicaHour, UsageHour  # noqa: E402
 from gateways import services  # noqa: E402
 from gateways.models import Backend, Gateway, Route  # noqa: E402
 from provisioning import tasks  # noqa: E402
+from provisioning.reconcile import reconcile  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
 from tenants.models import AuditEvent, Plan  # noqa: E402
@@ -100,7 +106,29 @@ def populate(routes: int, gateways: int, events: int):
         )  # fmt: skip
         for index in range(events)
     )
+    # Two revisions of the big gateway (compiled and checked by Envoy, as a worker would).
+    reconcile(edge.pk)
+    services.patch_route_spec(SYSTEM, Route.objects.get(gateway=edge, name="route-0000"),
+                              {"hostnames": ["changed.example.com"]})  # fmt: skip
+    reconcile(edge.pk)
+    usage(tenant, [edge.name, *(f"gw-{index:03d}" for index in range(gateways - 1))])
     return user
+
+
+def usage(tenant, names: list[str], days: int = 30) -> None:
+    """An hour of traffic and of replica time for every gateway and hour of the last ``days``."""
+    now = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [now - timedelta(hours=back) for back in range(days * 24)]
+    UsageHour.objects.bulk_create(
+        UsageHour(tenant=tenant, gateway_name=name, hour=hour, port=80, responses_2xx=900,
+                  responses_4xx=60, responses_5xx=4, latency={"1": 500, "5": 400, "50": 64})
+        for name in names for hour in hours
+    )  # fmt: skip
+    ReplicaHour.objects.bulk_create(
+        ReplicaHour(tenant=tenant, gateway_name=name, hour=hour, size="small",
+                    milliseconds=3_600_000)
+        for name in names for hour in hours
+    )  # fmt: skip
 
 
 PAGES = {
@@ -117,6 +145,15 @@ PAGES = {
     "backend list (50)": "/t/bench/backends/",
     "policies of every gateway": "/t/bench/policies/",
     "audit log": "/t/bench/audit/",
+    "audit log, filtered by actor and object": "/t/bench/audit/?actor=bench&objectType=route",
+    "audit event": "/t/bench/audit/{event}/",
+    "revisions": "/t/bench/gateways/edge/revisions/",
+    "revisions 1 and 2 side by side": "/t/bench/gateways/edge/revisions/compare/?from=1&to=2",
+    "operations": "/t/bench/gateways/edge/operations/",
+    "usage, 24 h by hour (100 gateways)": "/t/bench/usage/",
+    "usage, 30 days by day (100 gateways)": "/t/bench/usage/?range=30d",
+    "usage of one gateway, 24 h": "/t/bench/gateways/edge/usage/",
+    "usage CSV, 30 days by day": "/t/bench/usage/csv/?range=30d",
 }
 
 
@@ -152,11 +189,12 @@ def main() -> int:
         client.force_login(user)
         print(f"{args.routes} routes on one gateway, {args.gateways} gateways, "
               f"{args.events} audit events; {args.requests} requests per page")  # fmt: skip
-        print(f"{'page':36} {'p50 ms':>8} {'p95 ms':>8}")
+        print(f"{'page':40} {'p50 ms':>8} {'p95 ms':>8}")
+        event = AuditEvent.objects.filter(tenant__slug="bench").first().pk
         for name, url in PAGES.items():
-            times = measure(client, url, args.requests)
+            times = measure(client, url.format(event=event), args.requests)
             p50, p95 = statistics.median(times), percentile(times, 0.95)
-            print(f"{name:36} {p50:8.1f} {p95:8.1f}")
+            print(f"{name:40} {p50:8.1f} {p95:8.1f}")
     finally:
         teardown_databases(databases, verbosity=0)
     return 0

@@ -22,6 +22,7 @@ NAVIGATION = [
     ("Certificates", "frontend:certificates", Role.VIEWER),
     ("Consumers", "frontend:consumers", Role.VIEWER),
     ("Policies", "frontend:all-policies", Role.VIEWER),
+    ("Usage", "frontend:usage", Role.VIEWER),
     ("Members", "frontend:members", Role.VIEWER),
     ("API tokens", "frontend:tokens", Role.VIEWER),
     ("Audit log", "frontend:audit", Role.ADMIN),

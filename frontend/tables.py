@@ -310,3 +310,46 @@ class MemberTable(tables.Table):
             reverse("frontend:member-edit", args=[slug, name]), name,
             reverse("frontend:member-remove", args=[slug, name]), name,
         )  # fmt: skip
+
+
+class RevisionHistoryTable(RevisionTable):
+    """The revisions table with who caused each revision (the actor of the audit event behind
+    it, linked to that event for those who may read the audit log) and the operation that
+    stored it (rows from ``frontend.history.revisions``)."""
+
+    caused_by = tables.Column(accessor="cause_actor", orderable=False, verbose_name="Caused by",
+                              default="—")  # fmt: skip
+    operation = tables.Column(accessor="operation_id", orderable=False, verbose_name="Operation",
+                              default="—")  # fmt: skip
+
+    class Meta(RevisionTable.Meta):
+        fields = ["number", "state", "current", "restored_from", "created_at", "caused_by",
+                  "operation", "programmed_at", "message", "rollback"]  # fmt: skip
+        sequence = fields
+        exclude = ["created_by"]
+
+    def __init__(self, *args, show_audit=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.show_audit = show_audit
+
+    def render_caused_by(self, value, record):
+        if not self.show_audit or record.cause_id is None:
+            return value
+        url = reverse("frontend:audit-event", args=[self.gateway.tenant.slug, record.cause_id])
+        return format_html('<a href="{}">{}<span class="sr-only"> (audit event)</span></a>',
+                           url, value)  # fmt: skip
+
+    def render_operation(self, value):
+        gateway = self.gateway
+        url = reverse("frontend:operation", args=[gateway.tenant.slug, gateway.name, value])
+        return format_html('<a href="{}">#{}</a>', url, value)
+
+
+class AuditEventTable(AuditTable):
+    """The audit log with a link from each event to its page (before and after)."""
+
+    created_at = tables.DateTimeColumn(
+        format="Y-m-d H:i:s", verbose_name="When",
+        linkify=lambda record: reverse("frontend:audit-event",
+                                       args=[record.tenant_slug, record.pk]),
+    )  # fmt: skip

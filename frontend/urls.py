@@ -8,11 +8,13 @@ from frontend.views import (
     consumers,
     gateways,
     members,
+    operations,
     policies,
     revisions,
     routes,
     tenant,
     tokens,
+    usage,
 )
 
 app_name = "frontend"
@@ -51,6 +53,14 @@ urlpatterns = [
     path(BACKEND + "edit/", backends.backend_edit, name="backend-edit"),
     path(BACKEND + "delete/", backends.backend_delete, name="backend-delete"),
     path(GATEWAY + "revisions/", revisions.revision_list, name="revisions"),
+    path(GATEWAY + "revisions/compare/", revisions.revision_compare, name="revision-compare"),
+    path(GATEWAY + "operations/", operations.operation_list, name="operations"),
+    path(GATEWAY + "operations/<int:operation>/", operations.operation_detail, name="operation"),
+    path(GATEWAY + "usage/", usage.gateway_usage, name="gateway-usage"),
+    path(GATEWAY + "usage/csv/", usage.gateway_usage_csv, name="gateway-usage-csv"),
+    path("t/<slug:tenant>/usage/", usage.tenant_usage, name="usage"),
+    path("t/<slug:tenant>/usage/csv/", usage.tenant_usage_csv, name="usage-csv"),
+    path("t/<slug:tenant>/audit/<int:event>/", audit.audit_event, name="audit-event"),
     path(GATEWAY + "revisions/<int:number>/", revisions.revision_detail, name="revision"),
     path(
         GATEWAY + "revisions/<int:number>/rollback/",

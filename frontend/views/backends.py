@@ -9,7 +9,8 @@ from frontend import structured_input
 from frontend.access import actions, page_context, tenant_access
 from frontend.forms import BackendForm, checked_name
 from frontend.tables import BackendTable
-from frontend.views.common import posted, render_form, submit, table_page, version
+from frontend.views.common import posted, submit, table_page
+from frontend.views.editing import expected_version, for_create, form_page
 from gateways import services
 from gateways.filters import BackendFilter
 from gateways.models import Backend
@@ -57,8 +58,7 @@ def backend_list(request, tenant):
 @login_required
 def backend_create(request, tenant):
     access = tenant_access(request, tenant, write=Role.EDITOR)
-    form = BackendForm(posted(request), initial=BackendForm.initial_for({}))
-    del form.fields["resource_version"]
+    form = for_create(BackendForm(posted(request), initial=BackendForm.initial_for({})))
 
     def write():
         name = checked_name(form.cleaned_data["name"])
@@ -66,12 +66,11 @@ def backend_create(request, tenant):
             Actor.from_request(request), access.tenant, name, _spec(request, form)
         )
 
-    answer = submit(request, form, _fields(request), write, "Backend created.", backend_url,
-                    conflict_field="name")  # fmt: skip
-    if answer is not None:
-        return answer
-    context = _form_context(request, access, form, creating=True)
-    return render_form(request, "frontend/backends/form.html", context)
+    return form_page(
+        request, form, write, fields=_fields(request), done="Backend created.",
+        success_url=backend_url, conflict_field="name", template="frontend/backends/form.html",
+        context=lambda: _form_context(request, access, form, creating=True),
+    )  # fmt: skip
 
 
 @login_required
@@ -106,16 +105,15 @@ def backend_edit(request, tenant, backend):
     del form.fields["name"]
 
     def write():
-        expected = version(form.cleaned_data["resource_version"])
         return services.replace_backend_spec(
-            Actor.from_request(request), backend, _spec(request, form), expected
+            Actor.from_request(request), backend, _spec(request, form), expected_version(form)
         )
 
-    answer = submit(request, form, _fields(request), write, "Backend saved.", backend_url)
-    if answer is not None:
-        return answer
-    context = _form_context(request, access, form, backend=backend)
-    return render_form(request, "frontend/backends/form.html", context)
+    return form_page(
+        request, form, write, fields=_fields(request), done="Backend saved.",
+        success_url=backend_url, template="frontend/backends/form.html",
+        context=lambda: _form_context(request, access, form, backend=backend),
+    )  # fmt: skip
 
 
 @login_required

@@ -10,7 +10,8 @@ from django.views.decorators.cache import never_cache
 from frontend.access import actions, page_context, tenant_access
 from frontend.forms import CertificateForm, checked_name
 from frontend.tables import CertificateTable
-from frontend.views.common import posted, render_form, submit, table_page, version
+from frontend.views.common import posted, render_form, submit, table_page
+from frontend.views.editing import expected_version
 from gateways import services
 from gateways.filters import CertificateFilter
 from gateways.models import Certificate
@@ -90,7 +91,7 @@ def certificate_edit(request, tenant, certificate):
     del form.fields["name"]
 
     def write():
-        expected = version(form.cleaned_data["resource_version"])
+        expected = expected_version(form)
         return services.replace_certificate(
             Actor.from_request(request), certificate, form.spec(), expected
         )

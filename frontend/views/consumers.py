@@ -14,7 +14,8 @@ from frontend.form_errors import apply_service_error
 from frontend.forms import ConsumerForm, CredentialForm, checked_name
 from frontend.once import consume_form_nonce, issue_form_nonce
 from frontend.tables import ConsumerTable
-from frontend.views.common import posted, render_form, submit, table_page, version
+from frontend.views.common import posted, render_form, submit, table_page
+from frontend.views.editing import expected_version
 from gateways import services
 from gateways.filters import ConsumerFilter
 from gateways.models import Consumer, Credential
@@ -74,7 +75,7 @@ def consumer_edit(request, tenant, consumer):
     del form.fields["name"]
 
     def write():
-        expected = version(form.cleaned_data["resource_version"])
+        expected = expected_version(form)
         return services.replace_consumer_spec(Actor.from_request(request), consumer, form.spec(),
                                               expected)  # fmt: skip
 

@@ -106,6 +106,10 @@ def tabs(gateway: Gateway, current: str) -> list[dict]:
          "url": gateway_url(gateway, "frontend:policies"), "current": current == "policies"},
         {"label": "Revisions", "url": gateway_url(gateway, "frontend:revisions"),
          "current": current == "revisions"},
+        {"label": "Operations", "url": gateway_url(gateway, "frontend:operations"),
+         "current": current == "operations"},
+        {"label": "Usage", "url": gateway_url(gateway, "frontend:gateway-usage"),
+         "current": current == "usage"},
     ]  # fmt: skip
 
 

@@ -10,7 +10,8 @@ from frontend import structured_input
 from frontend.access import actions, page_context, tenant_access
 from frontend.forms import PolicyForm, checked_name
 from frontend.tables import PolicyTable
-from frontend.views.common import posted, render_form, submit, table_page, version
+from frontend.views.common import posted, submit, table_page
+from frontend.views.editing import expected_version, for_create, form_page
 from frontend.views.gateways import gateway_url, get_gateway, tabs
 from gateways import services
 from gateways.filters import PolicyFilter
@@ -61,8 +62,7 @@ def policy_list(request, tenant, gateway):
 def policy_create(request, tenant, gateway):
     access = tenant_access(request, tenant, write=Role.EDITOR)
     gateway = get_gateway(access, gateway)
-    form = PolicyForm(posted(request), initial={"kind": "SecurityPolicy"})
-    del form.fields["resource_version"]
+    form = for_create(PolicyForm(posted(request), initial={"kind": "SecurityPolicy"}))
 
     def write():
         data = form.cleaned_data
@@ -71,12 +71,11 @@ def policy_create(request, tenant, gateway):
             Actor.from_request(request), gateway, name, data["kind"], form.spec_value()
         )
 
-    answer = submit(request, form, PolicyForm.FIELDS, write, "Policy created.", policy_url,
-                    conflict_field="name")  # fmt: skip
-    if answer is not None:
-        return answer
-    context = page_context(request, access, SECTION, gateway=gateway, form=form, creating=True)
-    return render_form(request, "frontend/policies/form.html", context)
+    return form_page(
+        request, form, write, fields=PolicyForm.FIELDS, done="Policy created.",
+        success_url=policy_url, conflict_field="name", template="frontend/policies/form.html",
+        context=lambda: page_context(request, access, SECTION, gateway=gateway, creating=True),
+    )  # fmt: skip
 
 
 @login_required
@@ -105,15 +104,14 @@ def policy_edit(request, tenant, gateway, policy):
     del form.fields["name"], form.fields["kind"]
 
     def write():
-        expected = version(form.cleaned_data["resource_version"])
         return services.replace_policy_spec(Actor.from_request(request), policy,
-                                            form.spec_value(), expected)  # fmt: skip
+                                            form.spec_value(), expected_version(form))  # fmt: skip
 
-    answer = submit(request, form, PolicyForm.FIELDS, write, "Policy saved.", policy_url)
-    if answer is not None:
-        return answer
-    context = page_context(request, access, SECTION, gateway=gateway, policy=policy, form=form)
-    return render_form(request, "frontend/policies/form.html", context)
+    return form_page(
+        request, form, write, fields=PolicyForm.FIELDS, done="Policy saved.",
+        success_url=policy_url, template="frontend/policies/form.html",
+        context=lambda: page_context(request, access, SECTION, gateway=gateway, policy=policy),
+    )  # fmt: skip
 
 
 @login_required

@@ -2,11 +2,13 @@
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django_tables2 import RequestConfig
 
+from frontend import history, side_by_side
 from frontend.access import page_context, tenant_access
-from frontend.tables import RevisionTable
+from frontend.tables import RevisionHistoryTable
 from frontend.views.common import PER_PAGE, posted, submit
 from frontend.views.gateways import gateway_url, get_gateway, tabs
 from provisioning import revisions, rollback
@@ -24,12 +26,20 @@ def revision_list(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
     # The compiled config (large, encrypted) is never loaded for a list.
-    rows = ConfigRevision.objects.filter(gateway=gateway).only(*COLUMNS)
-    table = RevisionTable(rows, gateway=gateway, can_write=access.can_write)
+    rows = history.revisions(gateway, COLUMNS)
+    table = RevisionHistoryTable(rows, gateway=gateway, can_write=access.can_write,
+                                 show_audit=access.is_admin)  # fmt: skip
     table.caption = "Revisions"
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    numbers = list(
+        ConfigRevision.objects.filter(gateway=gateway)
+        .order_by("-number")
+        .values_list("number", flat=True)
+    )
     context = page_context(request, access, SECTION, gateway=gateway, table=table,
-                           tabs=tabs(gateway, "revisions"))  # fmt: skip
+                           tabs=tabs(gateway, "revisions"), numbers=numbers,
+                           compare_from=numbers[1] if len(numbers) > 1 else None,
+                           compare_to=numbers[0] if numbers else None)  # fmt: skip
     return render(request, "frontend/revisions/list.html", context)
 
 
@@ -64,7 +74,7 @@ def revision_detail(request, tenant, gateway, number):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
     rows = ConfigRevision.objects.filter(gateway=gateway)
-    revision = get_object_or_404(rows, number=number)
+    revision = get_object_or_404(history.revisions(gateway), number=number)
     previous = rows.filter(number__lt=number).order_by("-number").first()
     config, diff, omitted = "", "", ""
     try:
@@ -79,3 +89,44 @@ def revision_detail(request, tenant, gateway, number):
         config=config, diff=diff, omitted=omitted, tabs=tabs(gateway, "revisions"),
     )  # fmt: skip
     return render(request, "frontend/revisions/detail.html", context)
+
+
+def _number(raw: str | None, name: str, errors: list[str]) -> int | None:
+    raw = (raw or "").strip()
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
+        return int(raw)
+    errors.append(f"{name}: {raw!r} is not a revision number" if raw else f"{name}: choose a "
+                  "revision")  # fmt: skip
+    return None
+
+
+@login_required
+def revision_compare(request, tenant, gateway):
+    """Two revisions' compiled configs side by side (``?from=3&to=7``), secrets redacted as on
+    a revision's page. A number that is not one is a 400 naming it; a revision the gateway
+    does not have (another gateway's, or one pruned) is a 404."""
+    access = tenant_access(request, tenant)
+    gateway = get_gateway(access, gateway)
+    errors: list[str] = []
+    old_number = _number(request.GET.get("from"), "from", errors)
+    new_number = _number(request.GET.get("to"), "to", errors)
+    rows = ConfigRevision.objects.filter(gateway=gateway)
+    numbers = list(rows.order_by("-number").values_list("number", flat=True))
+    context = page_context(request, access, SECTION, gateway=gateway, errors=errors,
+                           tabs=tabs(gateway, "revisions"), numbers=numbers,
+                           compare_from=old_number, compare_to=new_number)  # fmt: skip
+    if errors:
+        return render(request, "frontend/revisions/compare.html", context, status=400)
+    found = {revision.number: revision for revision in rows.filter(
+        number__in=(old_number, new_number))}  # fmt: skip
+    missing = [n for n in (old_number, new_number) if n not in found]
+    if missing:
+        raise Http404(f"gateway {gateway.name!r} has no revision {missing[0]}")
+    old, new = found[old_number], found[new_number]
+    context.update(old=old, new=new)
+    try:
+        revisions.check_readable(*{old.pk: old, new.pk: new}.values())  # each once
+        context["diff"] = side_by_side.compare(revisions.as_yaml(old), revisions.as_yaml(new))
+    except revisions.TooLarge as error:
+        context["omitted"] = error.message
+    return render(request, "frontend/revisions/compare.html", context)

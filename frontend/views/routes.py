@@ -9,7 +9,8 @@ from frontend import structured_input
 from frontend.access import actions, page_context, tenant_access
 from frontend.forms import RouteForm, checked_name
 from frontend.tables import RouteTable
-from frontend.views.common import posted, render_form, submit, table_page, version
+from frontend.views.common import posted, submit, table_page
+from frontend.views.editing import expected_version, for_create, form_page
 from frontend.views.gateways import gateway_url, get_gateway, tabs
 from gateways import services
 from gateways.filters import RouteFilter
@@ -62,21 +63,19 @@ def _fields(request) -> dict[str, str]:
 def route_create(request, tenant, gateway):
     access = tenant_access(request, tenant, write=Role.EDITOR)
     gateway = get_gateway(access, gateway)
-    form = RouteForm(posted(request), initial=RouteForm.initial_for({}))
-    del form.fields["resource_version"]
+    form = for_create(RouteForm(posted(request), initial=RouteForm.initial_for({})))
 
     def write():
         name = checked_name(form.cleaned_data["name"])
         spec = form.spec_from_text() if _mode(request) == "spec" else form.spec_from_fields({})
         return services.create_route(Actor.from_request(request), gateway, name, spec)
 
-    answer = submit(request, form, _fields(request), write, "Route created.", route_url,
-                    conflict_field="name")  # fmt: skip
-    if answer is not None:
-        return answer
-    context = page_context(request, access, "frontend:gateways", gateway=gateway, form=form,
-                           creating=True, common_fields=_common(form))  # fmt: skip
-    return render_form(request, "frontend/routes/form.html", context)
+    return form_page(
+        request, form, write, fields=_fields(request), done="Route created.",
+        success_url=route_url, conflict_field="name", template="frontend/routes/form.html",
+        context=lambda: page_context(request, access, "frontend:gateways", gateway=gateway,
+                                     creating=True, common_fields=_common(form)),
+    )  # fmt: skip
 
 
 @login_required
@@ -92,15 +91,15 @@ def route_edit(request, tenant, gateway, route):
         spec = (
             form.spec_from_text() if _mode(request) == "spec" else form.spec_from_fields(route.spec)
         )
-        expected = version(form.cleaned_data["resource_version"])
+        expected = expected_version(form)
         return services.replace_route_spec(Actor.from_request(request), route, spec, expected)
 
-    answer = submit(request, form, _fields(request), write, "Route saved.", route_url)
-    if answer is not None:
-        return answer
-    context = page_context(request, access, "frontend:gateways", gateway=gateway, route=route,
-                           form=form, common_fields=_common(form))  # fmt: skip
-    return render_form(request, "frontend/routes/form.html", context)
+    return form_page(
+        request, form, write, fields=_fields(request), done="Route saved.",
+        success_url=route_url, template="frontend/routes/form.html",
+        context=lambda: page_context(request, access, "frontend:gateways", gateway=gateway,
+                                     route=route, common_fields=_common(form)),
+    )  # fmt: skip
 
 
 @login_required

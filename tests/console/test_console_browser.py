@@ -20,6 +20,7 @@ from tenants import services
 from tenants.audit import Actor
 from tenants.models import ApiToken
 from tests.conftest import make_user
+from tests.console.screenshots import Recorder
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,8 +49,9 @@ def test_chromium_is_installed():
 
 
 @pytest.fixture
-def page(live_server, transactional_db, monkeypatch):
-    """A fresh Chromium page, alive only inside the test's database setup and teardown.
+def page(live_server, transactional_db, monkeypatch, request):
+    """A fresh Chromium page, alive only inside the test's database setup and teardown. Each
+    page it loads is kept as a full-page screenshot (``tests/console/screenshots.py``).
 
     Playwright's sync API keeps an asyncio loop running in this thread. While it runs, Django
     refuses ORM calls ("SynchronousOnlyOperation", hence DJANGO_ALLOW_ASYNC_UNSAFE) and keeps
@@ -69,7 +71,10 @@ def page(live_server, transactional_db, monkeypatch):
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
+            new_page = context.new_page()
+            new_page.screenshots = Recorder(new_page, request.node.name)
+            yield new_page
+            new_page.screenshots.finish()
         finally:
             connections.close_all()
             browser.close()
