@@ -276,6 +276,8 @@ GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minim
 # this many days (longer than a billing period, so a month can be recomputed before it closes).
 GANTRY_USAGE_ROLLUP_SECONDS = env_int("GANTRY_USAGE_ROLLUP_SECONDS", 60, minimum=1)
 GANTRY_USAGE_SAMPLE_RETENTION_DAYS = env_int("GANTRY_USAGE_SAMPLE_RETENTION_DAYS", 45, minimum=1)
+# Invoices: the previous month is closed once it has been over this long (late samples arrive).
+GANTRY_BILLING_CLOSE_DELAY_MINUTES = env_int("GANTRY_BILLING_CLOSE_DELAY_MINUTES", 120, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {
@@ -287,6 +289,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=GANTRY_USAGE_ROLLUP_SECONDS),
     },
     "prune-usage-samples": {"task": "billing.prune_usage_samples", "schedule": timedelta(hours=6)},
+    "close-billing-periods": {"task": "billing.close_periods", "schedule": timedelta(minutes=10)},
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.
