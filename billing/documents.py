@@ -77,6 +77,15 @@ def _latin1(value: str) -> str:
     return value.encode("latin-1", "replace").decode("latin-1")
 
 
+def _fitted_cell(pdf, width: float, value: str, align: str, size: float = 9) -> None:
+    """A table cell whose text is made smaller (down to 6 pt) rather than run into the next."""
+    while size > 6 and pdf.get_string_width(value) > width - 2:
+        size -= 0.5
+        pdf.set_font_size(size)
+    pdf.cell(width, 6, value, align=align)
+    pdf.set_font_size(9)
+
+
 def as_pdf(body: dict, tenant_name: str = "") -> bytes:
     """A one-page (or more) A4 invoice: header, period, lines table, subtotal and total."""
     from fpdf import FPDF  # imported here: only PDF downloads need it
@@ -103,7 +112,7 @@ def as_pdf(body: dict, tenant_name: str = "") -> bytes:
         pdf.cell(30, 6, label + ":")
         pdf.cell(0, 6, _latin1(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    widths = (80, 28, 32, 22, 28)
+    widths = (92, 24, 28, 20, 26)  # the 190 mm between A4's margins
     headers = ("Description", "Quantity", "Unit", "Unit price", "Amount")
     pdf.set_font("Helvetica", "B", 9)
     pdf.set_fill_color(235, 235, 235)
@@ -117,7 +126,7 @@ def as_pdf(body: dict, tenant_name: str = "") -> bytes:
                   line["amount"])  # fmt: skip
         for width, header, value in zip(widths, headers, values, strict=True):
             align = "L" if header in ("Description", "Unit") else "R"
-            pdf.cell(width, 6, _latin1(value), align=align)
+            _fitted_cell(pdf, width, _latin1(value), align)
         pdf.ln()
     pdf.ln(2)
     for label, value, style in (("Subtotal", body["subtotal"], ""),

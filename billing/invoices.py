@@ -272,8 +272,10 @@ def close_all(month: date, *, tenant: Tenant | None = None, now: datetime | None
 
 
 def needs_closing(month: date) -> bool:
-    """Whether a tenant that existed during the month has no invoice for it yet (so the beat
-    task refreshes a whole month of rollups only when there is something to close)."""
+    """Whether a tenant that existed during the month, on a plan with prices, has no invoice
+    for it yet (so the beat task refreshes a whole month of rollups only when there is
+    something it can close)."""
     start, end = month_bounds(month)
     closed = Invoice.objects.filter(period_start=start, tenant__isnull=False).values("tenant")
-    return Tenant.objects.filter(created_at__lt=end).exclude(pk__in=closed).exists()
+    unclosed = Tenant.objects.filter(created_at__lt=end).exclude(pk__in=closed)
+    return unclosed.filter(plan__price_book__isnull=False).exists()

@@ -444,3 +444,30 @@ def test_an_unknown_plans_prices_are_a_404(staff_client):
     assert staff_client.get("/api/v1/plans/nope/prices/").status_code == 404
     assert staff_client.put("/api/v1/plans/nope/prices/", PRICES, format="json").status_code == 404
     assert not Plan.objects.filter(name="nope").exists()
+
+
+def test_prices_changed_in_the_admin_are_validated_and_audited(client):
+    from tests.conftest import make_user
+
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    book = PriceBook.objects.get(plan__name="developer")
+    form = {
+        "currency": "EUR",
+        "replica_hour": '{"small": "0.01", "medium": "0.02", "large": "0.04", "xlarge": "0.08"}',
+        "per_million_requests": "0.45",
+        "per_gb_sent": "0.08",
+        "included_requests": "1000000",
+        "included_gb_sent": "10",
+        "included_replica_hours": "744",
+    }
+    url = f"/admin/billing/pricebook/{book.pk}/change/"
+    refused = client.post(url, dict(form, replica_hour='{"small": "0.01"}'))
+    assert refused.status_code == 200 and "replicaHour.xlarge" in refused.content.decode()
+    assert PriceBook.objects.get(pk=book.pk).currency == "USD"
+    assert client.post(url, form).status_code == 302
+    book.refresh_from_db()
+    assert (book.currency, book.per_million_requests) == ("EUR", Decimal("0.45"))
+    event = AuditEvent.objects.get(object_type="price-book", object_name="developer")
+    assert (event.actor_name, event.before["currency"], event.after["currency"]) == (
+        "root", "USD", "EUR"
+    )  # fmt: skip
