@@ -284,6 +284,9 @@ def test_upcoming_prices_the_running_month_without_storing_it(priced):
     assert Invoice.objects.count() == 0
     pdf = priced.client(Role.VIEWER).get("/api/v1/tenants/acme/invoices/upcoming/?format=pdf")
     assert "draft" in PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    sheet = priced.client(Role.VIEWER).get("/api/v1/tenants/acme/invoices/upcoming/?format=csv")
+    rows = list(csv.DictReader(io.StringIO(sheet.content.decode())))
+    assert (rows[-1]["description"], rows[-1]["amount"]) == ("Total", "0.47")
 
 
 def test_members_read_invoices_other_tenants_get_404_anonymous_401(november, other_org):
