@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class BillingConfig(AppConfig):
-    """Usage rollups and reports; prices and invoices to come."""
+    """Usage rollups and reports, price books, invoices and budgets."""
 
     name = "billing"
     verbose_name = "Billing"

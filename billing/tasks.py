@@ -1,4 +1,5 @@
-"""Periodic usage work: rollups and the raw samples' retention (both idempotent)."""
+"""Periodic billing work: rollups (then budget checks), the raw samples' retention, and closing
+the previous month's invoices. All idempotent."""
 
 import logging
 from datetime import timedelta
@@ -7,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from billing import rollups
+from billing import budgets, invoices, rollups
 from provisioning.models import ReplicaIncarnation, UsageSample
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,9 @@ def rollup_usage() -> int:
     """Recomputes the hours recent samples and replica runs can still change."""
     usage, replicas = rollups.rollup_recent()
     log.info("usage rolled up: %d traffic rows, %d replica rows", usage, replicas)
+    alerts = budgets.check_budgets()  # the running month's totals just changed
+    if alerts:
+        log.info("%d budget alerts recorded", alerts)
     return usage + replicas
 
 
@@ -30,3 +34,24 @@ def prune_usage_samples() -> int:
     runs, _ = ReplicaIncarnation.objects.filter(stopped_at__lt=cutoff).delete()
     log.info("pruned %d usage samples and %d replica runs older than %s", deleted, runs, cutoff)
     return deleted
+
+
+@shared_task(name="billing.close_periods", ignore_result=True, time_limit=3600)
+def close_periods() -> int:
+    """Closes the previous month for every tenant, once it has been over for
+    ``GANTRY_BILLING_CLOSE_DELAY_MINUTES`` (late samples arrive first). The number of invoices
+    written now (a closed month is found, not written again)."""
+    now = timezone.now()
+    month = invoices.previous_month(now)
+    _, end = invoices.month_bounds(month)
+    if now < end + timedelta(minutes=settings.GANTRY_BILLING_CLOSE_DELAY_MINUTES):
+        return 0
+    if not invoices.needs_closing(month):
+        return 0
+    written = 0
+    for tenant, _invoice, new, problem in invoices.close_all(month, now=now):
+        if problem:
+            log.error("billing period %s of %s not closed: %s", f"{month:%Y-%m}", tenant, problem)
+        written += int(new)
+    log.info("closed billing period %s: %d invoices written", f"{month:%Y-%m}", written)
+    return written

@@ -1,19 +1,44 @@
-"""The usage API: ``GET /api/v1/tenants/{t}/usage/`` (JSON, or CSV with ``?format=csv``)."""
+"""The billing API: usage (JSON, or CSV with ``?format=csv``), invoices (JSON, CSV, PDF),
+budgets, and the plans' price books (operators)."""
 
 import csv
 import io
 from datetime import UTC, datetime
 
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, permissions
+from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from billing import budgets, documents, invoices, prices
+from billing.models import Invoice, PriceBook
+from billing.serializers import (
+    BudgetSerializer,
+    BudgetUpdateSerializer,
+    InvoiceSerializer,
+    PriceBookSerializer,
+)
 from billing.usage import CSV_COLUMNS, GRANULARITIES, csv_values, usage_rows
-from config.errors import FieldError, ValidationFailed
+from config.api.schema import ErrorEnvelopeSerializer
+from config.errors import FieldError, NotFound, ValidationFailed
 from tenants.api_base import TenantScopedViewSet
+from tenants.audit import Actor
+from tenants.models import Plan
+from tenants.roles import Role
+from tenants.views import IsStaffOrReadOnly
+
+CONFLICT = OpenApiResponse(ErrorEnvelopeSerializer, description="The plan has no price book.")
 
 # At most this many periods per request: a year by day, a month (and a bit) by hour.
 MAX_PERIODS = 800
@@ -115,3 +140,146 @@ class UsageViewSet(TenantScopedViewSet):
         if errors:
             raise ValidationFailed(errors)
         return start, end, granularity, gateway
+
+
+# -- invoices -----------------------------------------------------------------------------------
+
+
+class InvoiceCSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return documents.as_csv(data)
+
+
+class InvoicePDFRenderer(BaseRenderer):
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        view = (renderer_context or {}).get("view")
+        tenant = getattr(view, "tenant", None)
+        return documents.as_pdf(data, tenant.display_name if tenant else "")
+
+
+FORMAT = OpenApiParameter(
+    "format", str, enum=["json", "csv", "pdf"], required=False,
+    description="json (default), csv (the lines, then subtotal and total rows) or pdf",
+)  # fmt: skip
+DOCUMENT_RESPONSES = {
+    (200, "application/json"): InvoiceSerializer,
+    (200, "text/csv"): OpenApiTypes.STR,
+    (200, "application/pdf"): OpenApiTypes.BINARY,
+}
+
+
+def _is_document(data) -> bool:
+    return isinstance(data, dict) and "lines" in data and "total" in data
+
+
+@extend_schema_view(
+    list=extend_schema(responses=InvoiceSerializer(many=True)),
+    retrieve=extend_schema(parameters=[FORMAT], responses=DOCUMENT_RESPONSES),
+)
+class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """The tenant's final monthly invoices, newest first, and the upcoming one (the running
+    month so far, a draft). One invoice as JSON, CSV (``?format=csv``) or PDF
+    (``?format=pdf``). Every member reads them."""
+
+    renderer_classes = [JSONRenderer, InvoiceCSVRenderer, InvoicePDFRenderer]
+    serializer_class = InvoiceSerializer
+    filter_backends = []
+    lookup_field = "number"
+    lookup_value_regex = "[A-Za-z0-9-]+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Invoice.objects.none()
+        return Invoice.objects.filter(tenant=self.tenant).prefetch_related("lines")
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Only one invoice is CSV or PDF: lists, errors and OPTIONS answers are JSON."""
+        if not _is_document(getattr(response, "data", None)):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([documents.invoice_body(i) for i in page])
+
+    def retrieve(self, request, *args, **kwargs):
+        invoice = self.get_object()
+        return self._document(request, documents.invoice_body(invoice), invoice.number)
+
+    @extend_schema(parameters=[FORMAT], responses={**DOCUMENT_RESPONSES, 409: CONFLICT})
+    @action(detail=False, methods=["get"])
+    def upcoming(self, request, *args, **kwargs):
+        """The running month so far, priced now: a draft, never stored."""
+        body = documents.draft_body(invoices.upcoming(self.tenant))
+        name = f"GTY-{body['periodStart'][:7]}-{self.tenant.slug}-draft"
+        return self._document(request, body, name)
+
+    def _document(self, request, body: dict, name: str) -> Response:
+        response = Response(body)
+        renderer = getattr(request, "accepted_renderer", None)
+        if renderer is not None and renderer.format in ("csv", "pdf"):
+            disposition = f'attachment; filename="{name}.{renderer.format}"'
+            response["Content-Disposition"] = disposition
+        return response
+
+
+# -- budgets ------------------------------------------------------------------------------------
+
+
+class BudgetView(TenantScopedViewSet):
+    """The tenant's monthly budget, what the running month has cost so far, and this month's
+    alerts (80 % and 100 %, each recorded once). Every member reads it; admins set it."""
+
+    write_role = Role.ADMIN
+    pagination_class = None
+    filter_backends = []
+    serializer_class = BudgetUpdateSerializer
+
+    def resource_label(self) -> str:
+        return "the budget"
+
+    def get_object(self):
+        return self.tenant  # the budget is the tenant's (OPTIONS asks for it)
+
+    @extend_schema(responses={200: BudgetSerializer, 409: CONFLICT})
+    def retrieve(self, request, *args, **kwargs):
+        return Response(budgets.status(self.tenant))
+
+    @extend_schema(request=BudgetUpdateSerializer, responses=BudgetSerializer)
+    def update(self, request, *args, **kwargs):
+        budgets.set_budget(self.actor, self.tenant, request.data)
+        return Response(budgets.status(self.tenant))
+
+
+# -- price books (operators) --------------------------------------------------------------------
+
+
+class PriceBookView(APIView):
+    """A plan's prices. Everyone signed in reads them; platform operators set them."""
+
+    permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
+
+    def _plan(self, name: str) -> Plan:
+        return get_object_or_404(Plan, name=name)
+
+    @extend_schema(responses={200: PriceBookSerializer})
+    def get(self, request, name: str):
+        book = PriceBook.objects.filter(plan=self._plan(name)).select_related("plan").first()
+        if book is None:
+            raise NotFound(f"plan {name!r} has no price book yet")
+        return Response(prices.as_json(book))
+
+    @extend_schema(request=PriceBookSerializer, responses={200: PriceBookSerializer})
+    def put(self, request, name: str):
+        book = prices.set_price_book(Actor.from_request(request), self._plan(name), request.data)
+        return Response(prices.as_json(book))

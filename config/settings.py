@@ -279,6 +279,8 @@ GANTRY_USAGE_SAMPLE_RETENTION_DAYS = env_int("GANTRY_USAGE_SAMPLE_RETENTION_DAYS
 # The bearer token a Prometheus scrape job sends to read GET /metrics (staff sessions may too);
 # empty: only staff sessions can. See docs/operations.md.
 GANTRY_METRICS_TOKEN = env_str("GANTRY_METRICS_TOKEN", "") or ""
+# Invoices: the previous month is closed once it has been over this long (late samples arrive).
+GANTRY_BILLING_CLOSE_DELAY_MINUTES = env_int("GANTRY_BILLING_CLOSE_DELAY_MINUTES", 120, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {
@@ -290,6 +292,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=GANTRY_USAGE_ROLLUP_SECONDS),
     },
     "prune-usage-samples": {"task": "billing.prune_usage_samples", "schedule": timedelta(hours=6)},
+    "close-billing-periods": {"task": "billing.close_periods", "schedule": timedelta(minutes=10)},
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.

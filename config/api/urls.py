@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from billing.metrics_views import GatewayMetricsViewSet
-from billing.views import UsageViewSet
+from billing.views import BudgetView, InvoiceViewSet, PriceBookView, UsageViewSet
 from config.api.root import ApiRootView
 from gateways.views import (
     BackendViewSet,
@@ -42,6 +42,7 @@ per_tenant.register("certificates", CertificateViewSet, basename="certificate")
 per_tenant.register("backends", BackendViewSet, basename="backend")
 per_tenant.register("consumers", ConsumerViewSet, basename="consumer")
 per_tenant.register("usage", UsageViewSet, basename="usage")
+per_tenant.register("invoices", InvoiceViewSet, basename="invoice")
 
 per_consumer = SimpleRouter(trailing_slash=True)
 per_consumer.register("credentials", CredentialViewSet, basename="credential")
@@ -59,6 +60,12 @@ urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path(
+        "tenants/<slug:tenant>/budget/",
+        BudgetView.as_view({"get": "retrieve", "put": "update"}),
+        name="budget",
+    ),
+    path("plans/<slug:name>/prices/", PriceBookView.as_view(), name="plan-prices"),
     path("tenants/<slug:tenant>/", include(per_tenant.urls)),
     path("tenants/<slug:tenant>/gateways/<slug:gateway>/", include(per_gateway.urls)),
     path("tenants/<slug:tenant>/consumers/<slug:consumer>/", include(per_consumer.urls)),
