@@ -45,7 +45,7 @@ def _remove_this_runs_redis_keys():
 
 @pytest.fixture(autouse=True)
 def _default_plans(request):
-    """The plans a data migration creates, back before every database test.
+    """The plans (and price books) data migrations create, back before every database test.
 
     A transactional test ends with a flush of every table, which removes them for whatever test
     runs next in the same process (serialized rollback would restore them, but collides with
@@ -62,6 +62,9 @@ def _default_plans(request):
         return
     for fields in DEFAULT_PLANS:
         Plan.objects.get_or_create(name=fields["name"], defaults=fields)
+    from billing.prices import ensure_default_price_books
+
+    ensure_default_price_books()  # and their prices, which a data migration also creates
 
 
 @pytest.fixture(autouse=True)
