@@ -10,8 +10,6 @@ point, zeros included, so a chart has no gaps where nothing was served.
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Q
-
 from billing.models import ReplicaHour, UsageHour
 from billing.rollups import traffic
 from provisioning.metering import COUNTERS, percentile
@@ -49,8 +47,7 @@ def series(tenant, gateway: str, start: datetime, end: datetime, step: str) -> l
         points[moment] = Point(dict.fromkeys(COUNTERS, 0), {})
         moment += width
     if width < timedelta(hours=1):
-        runs = Q(incarnation__tenant=tenant, incarnation__gateway_name=gateway)
-        found = traffic(first, moment, bucket=lambda taken: floor(taken, width), runs=runs)
+        found = traffic(first, moment, width, tenant_id=tenant.pk, gateway=gateway)
         for (_tenant, _gateway, period, _port), row in found.items():
             _add(points[period], row["counters"], row["latency"])
     else:

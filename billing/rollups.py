@@ -17,18 +17,19 @@ transaction: idempotent, and safe to run again after late samples.
 """
 
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing import traffic_sql
 from billing.models import ReplicaHour, UsageHour
 from provisioning.metering import COUNTERS, bucket_delta
 from provisioning.models import ReplicaIncarnation, UsageSample
 
 HOUR = timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -56,17 +57,33 @@ def _added(sample: UsageSample, before: UsageSample | None) -> tuple[dict[str, i
 
 
 def traffic(
-    start: datetime, end: datetime, bucket: Callable[[datetime], datetime] = hour_of,
-    runs: Q | None = None,
+    start: datetime, end: datetime, width: timedelta = HOUR, tenant_id: int | None = None,
+    gateway: str | None = None,
 ) -> dict[tuple, dict]:  # fmt: skip
-    """(tenant id, gateway name, bucket, port) → counters and latency buckets added then.
+    """(tenant id, gateway name, period start, port) → counters and latency buckets added in
+    each period of ``width`` (aligned to the Unix epoch: hours and days are UTC's), optionally
+    of one tenant's gateway. PostgreSQL computes it in one pass (``billing.traffic_sql``);
+    elsewhere (SQLite) sample by sample, here."""
+    if connection.vendor == "postgresql":
+        return traffic_sql.traffic(start, end, width, tenant_id, gateway)
+    return traffic_in_python(start, end, width, tenant_id, gateway)
 
-    ``bucket`` maps a sample's time to the start of its period (the hour, by default);
-    ``runs`` narrows to some replica runs (a filter on ``incarnation``)."""
+
+def _period_of(moment: datetime, width: timedelta) -> datetime:
+    return EPOCH + ((moment.astimezone(UTC) - EPOCH) // width) * width
+
+
+def traffic_in_python(
+    start: datetime, end: datetime, width: timedelta = HOUR, tenant_id: int | None = None,
+    gateway: str | None = None,
+) -> dict[tuple, dict]:  # fmt: skip
+    """The reference arithmetic, one sample at a time."""
     rows: dict[tuple, dict] = {}
     samples = UsageSample.objects.filter(taken_at__gte=start, taken_at__lt=end)
-    if runs is not None:
-        samples = samples.filter(runs)
+    if tenant_id is not None:
+        samples = samples.filter(
+            incarnation__tenant_id=tenant_id, incarnation__gateway_name=gateway
+        )
     samples = samples.select_related("incarnation").order_by("incarnation_id", "port", "seq")
     last: dict[tuple, UsageSample | None] = {}
     for sample in samples.iterator(chunk_size=2000):
@@ -78,12 +95,13 @@ def traffic(
             last[stream] = _previous(sample.incarnation_id, sample.port, sample.seq)
         counters, latency = _added(sample, last[stream])
         last[stream] = sample
-        key = (run.tenant_id, run.gateway_name, bucket(sample.taken_at), sample.port)
+        key = (run.tenant_id, run.gateway_name, _period_of(sample.taken_at, width), sample.port)
         row = rows.setdefault(key, {"counters": dict.fromkeys(COUNTERS, 0), "latency": {}})
         for name, value in counters.items():
             row["counters"][name] += value
         for bound, count in latency.items():
-            row["latency"][bound] = row["latency"].get(bound, 0) + count
+            if count > 0:  # an empty bucket adds nothing
+                row["latency"][bound] = row["latency"].get(bound, 0) + count
     return rows
 
 

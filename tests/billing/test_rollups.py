@@ -7,13 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from billing import rollups
+from billing import rollups, traffic_sql
 from billing.models import ReplicaHour, UsageHour
 from gateways import services
 from provisioning import metering
 from provisioning.metering import PortCounters
-from provisioning.models import ReplicaIncarnation
+from provisioning.models import ReplicaIncarnation, UsageSample
 from tenants.roles import Role
 from tests.delivery.helpers import ACTOR
 
@@ -211,3 +213,61 @@ def test_a_bad_query_is_a_400_naming_the_field(org, params, field, words):
 
 def test_another_tenants_usage_is_a_404(org, other_org, usage):
     assert other_org.client(Role.ADMIN).get(URL).status_code == 404
+
+
+# -- PostgreSQL's one-pass rollup against the sample-by-sample reference ----------------------
+
+BOUNDS = ("0.5", "1", "2.5", "10", "120")
+_history = st.lists(  # runs: each a list of (seq step, minutes step, counter steps, buckets)
+    st.lists(
+        st.tuples(
+            st.integers(1, 3),  # seq gaps: a lost sample
+            st.floats(0, 40),  # minutes after the sample before (0: the same instant)
+            st.lists(
+                st.integers(-3, 20),
+                min_size=len(metering.COUNTERS),
+                max_size=len(metering.COUNTERS),
+            ),  # fmt: skip  # < 0: a reset
+            st.dictionaries(st.sampled_from(BOUNDS), st.integers(-2, 9), max_size=4),
+        ),
+        min_size=1,
+        max_size=12,
+    ),  # fmt: skip
+    min_size=1,
+    max_size=3,
+)
+
+
+@given(
+    history=_history,
+    window=st.tuples(st.integers(0, 180), st.integers(1, 300)),
+    width=st.sampled_from([timedelta(minutes=1), timedelta(minutes=5), timedelta(hours=1)]),
+    narrowed=st.booleans(),
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_database_rollup_adds_exactly_what_the_reference_adds(
+    gateway, history, window, width, narrowed
+):
+    UsageSample.objects.all().delete()
+    ReplicaIncarnation.objects.all().delete()
+    for index, samples in enumerate(history):
+        incarnation = run(gateway, node=f"acme/edge/{index}")
+        seq, minutes = 0, 0.0
+        values = dict.fromkeys(metering.COUNTERS, 0)
+        buckets: dict[str, int] = {}
+        for seq_step, minutes_step, steps, bucket_steps in samples:
+            seq, minutes = seq + seq_step, minutes + minutes_step
+            for name, step in zip(metering.COUNTERS, steps, strict=True):
+                values[name] = max(0, values[name] + step)
+            for bound, step in bucket_steps.items():
+                buckets[bound] = max(0, buckets.get(bound, 0) + step)
+            metering.record_sample(
+                incarnation, seq, at(minutes), {80: PortCounters(dict(values), dict(buckets))}
+            )
+    start, length = window
+    begin, end = at(start), at(start + length)
+    scope = {"tenant_id": gateway.tenant_id, "gateway": "edge"} if narrowed else {}
+    expected = rollups.traffic_in_python(begin, end, width, **scope)
+    assert traffic_sql.traffic(begin, end, width, **scope) == expected
