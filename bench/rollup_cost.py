@@ -45,7 +45,7 @@ from django.utils import timezone  # noqa: E402
 from billing import rollups  # noqa: E402
 from billing.models import UsageHour  # noqa: E402
 from gateways.models import Gateway  # noqa: E402
-from provisioning.metering import COUNTERS  # noqa: E402
+from provisioning.metering import COUNTERS, added  # noqa: E402
 from provisioning.models import ReplicaIncarnation, UsageSample  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.audit import Actor  # noqa: E402
@@ -94,16 +94,20 @@ def populate(gateways: int, replicas: int, interval: int, hours: int) -> tuple[d
     batch: list[UsageSample] = []
     count = 0
     for run in current:
+        before = None
         for step in range(steps):
             served = 30 * (step + 1)
             values = dict.fromkeys(COUNTERS, 0)
             values.update(responses_2xx=served - step // 10, responses_5xx=step // 10,
                           bytes_received=400 * served, bytes_sent=2000 * served)  # fmt: skip
             latency = {bound: (index + 1) * (step + 1) for index, bound in enumerate(BUCKETS)}
+            counters, buckets = added(values, latency, before)  # as record_sample stores it
+            before = (values, latency)
             batch.append(UsageSample(
                 incarnation_id=run.id, seq=step, port=80,
                 taken_at=start + timedelta(seconds=interval * step + 5), latency=latency,
-                **values,
+                added_latency=buckets, **values,
+                **{f"added_{name}": value for name, value in counters.items()},
             ))  # fmt: skip
             if len(batch) >= 20_000:
                 UsageSample.objects.bulk_create(batch)

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing import traffic_sql
 from billing.models import ReplicaHour, UsageHour
-from provisioning.metering import COUNTERS, bucket_delta
+from provisioning.metering import ADDED_FIELDS, COUNTERS, added
 from provisioning.models import ReplicaIncarnation, UsageSample
 
 HOUR = timedelta(hours=1)
@@ -44,29 +44,41 @@ def _previous(incarnation_id, port: int, before_seq: int) -> UsageSample | None:
     )
 
 
-def _added(sample: UsageSample, before: UsageSample | None) -> tuple[dict[str, int], dict]:
-    now = {name: getattr(sample, name) for name in COUNTERS}
-    if before is None:
-        return now, dict(sample.latency)
-    then = {name: getattr(before, name) for name in COUNTERS}
-    if any(now[name] < then[name] for name in COUNTERS):
-        return now, dict(sample.latency)  # a reset: count from zero
-    return {name: now[name] - then[name] for name in COUNTERS}, bucket_delta(
-        sample.latency, before.latency
-    )
-
-
 def traffic(
     start: datetime, end: datetime, width: timedelta = HOUR, tenant_id: int | None = None,
     gateway: str | None = None,
 ) -> dict[tuple, dict]:  # fmt: skip
     """(tenant id, gateway name, period start, port) → counters and latency buckets added in
     each period of ``width`` (aligned to the Unix epoch: hours and days are UTC's), optionally
-    of one tenant's gateway. PostgreSQL computes it in one pass (``billing.traffic_sql``);
-    elsewhere (SQLite) sample by sample, here."""
+    of one tenant's gateway: the sums of what each sample of the range adds, worked out when
+    it was stored. PostgreSQL sums them (``billing.traffic_sql``); elsewhere (SQLite), Python."""
     if connection.vendor == "postgresql":
         return traffic_sql.traffic(start, end, width, tenant_id, gateway)
-    return traffic_in_python(start, end, width, tenant_id, gateway)
+    return summed_in_python(start, end, width, tenant_id, gateway)
+
+
+def summed_in_python(
+    start: datetime, end: datetime, width: timedelta = HOUR, tenant_id: int | None = None,
+    gateway: str | None = None,
+) -> dict[tuple, dict]:  # fmt: skip
+    """``traffic``'s sums, one sample at a time (the path on SQLite)."""
+    samples = UsageSample.objects.filter(
+        taken_at__gte=start, taken_at__lt=end, incarnation__tenant__isnull=False
+    )
+    if tenant_id is not None:
+        samples = samples.filter(
+            incarnation__tenant_id=tenant_id, incarnation__gateway_name=gateway
+        )
+    rows: dict[tuple, dict] = {}
+    fields = ("incarnation__tenant_id", "incarnation__gateway_name", "taken_at", "port")
+    for tenant, name, taken_at, port, *values in samples.values_list(*fields, *ADDED_FIELDS):
+        key = (tenant, name, _period_of(taken_at, width), port)
+        row = rows.setdefault(key, {"counters": dict.fromkeys(COUNTERS, 0), "latency": {}})
+        for counter, value in zip(COUNTERS, values, strict=False):
+            row["counters"][counter] += value
+        for bound, count in values[-1].items():
+            row["latency"][bound] = row["latency"].get(bound, 0) + count
+    return rows
 
 
 def _period_of(moment: datetime, width: timedelta) -> datetime:
@@ -77,7 +89,8 @@ def traffic_in_python(
     start: datetime, end: datetime, width: timedelta = HOUR, tenant_id: int | None = None,
     gateway: str | None = None,
 ) -> dict[tuple, dict]:  # fmt: skip
-    """The reference arithmetic, one sample at a time."""
+    """The reference: every sample of the range against the one before it, at rollup time
+    (what ``traffic`` must always agree with, whatever order the samples arrived in)."""
     rows: dict[tuple, dict] = {}
     samples = UsageSample.objects.filter(taken_at__gte=start, taken_at__lt=end)
     if tenant_id is not None:
@@ -93,7 +106,11 @@ def traffic_in_python(
         stream = (sample.incarnation_id, sample.port)
         if stream not in last:
             last[stream] = _previous(sample.incarnation_id, sample.port, sample.seq)
-        counters, latency = _added(sample, last[stream])
+        before = last[stream]
+        counters, latency = added(
+            {name: getattr(sample, name) for name in COUNTERS}, sample.latency,
+            None if before is None else ({n: getattr(before, n) for n in COUNTERS}, before.latency),
+        )  # fmt: skip
         last[stream] = sample
         key = (run.tenant_id, run.gateway_name, _period_of(sample.taken_at, width), sample.port)
         row = rows.setdefault(key, {"counters": dict.fromkeys(COUNTERS, 0), "latency": {}})

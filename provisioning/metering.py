@@ -148,6 +148,35 @@ def next_seq(incarnation: uuid.UUID) -> int:
     return 0 if found["last"] is None else found["last"] + 1
 
 
+def added(
+    values: dict[str, int], latency: dict[str, int], before: tuple[dict, dict] | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """What a sample (cumulative ``values`` and ``latency`` buckets) adds to ``before``, the
+    sample before it in its run and port: the difference, or all of itself when it is the
+    first or any counter went down (a reset). Latency buckets: the differences, or all of them
+    when any bucket went down; only what is positive."""
+    if before is None or any(values[name] < before[0][name] for name in COUNTERS):
+        return dict(values), {key: count for key, count in latency.items() if count > 0}
+    counters = {name: values[name] - before[0][name] for name in COUNTERS}
+    return counters, {k: c for k, c in bucket_delta(latency, before[1]).items() if c > 0}
+
+
+def _cumulative(sample: UsageSample) -> tuple[dict, dict]:
+    return {name: getattr(sample, name) for name in COUNTERS}, sample.latency
+
+
+def _set_added(sample: UsageSample, before: UsageSample | None) -> None:
+    counters, latency = added(
+        *_cumulative(sample), None if before is None else _cumulative(before)
+    )  # fmt: skip
+    for name, value in counters.items():
+        setattr(sample, f"added_{name}", value)
+    sample.added_latency = latency
+
+
+ADDED_FIELDS = [f"added_{name}" for name in COUNTERS] + ["added_latency"]
+
+
 @transaction.atomic
 def record_sample(
     incarnation: uuid.UUID, seq: int, taken_at: datetime, by_port: dict[int, PortCounters],
@@ -157,23 +186,31 @@ def record_sample(
     nothing) and notes the replica was seen then. A sample that arrives late is kept when it
     was taken while the run was open; ``last_seen_at`` only ever moves forward."""
     open_then = Q(stopped_at__isnull=True) | Q(stopped_at__gte=taken_at)
-    if not ReplicaIncarnation.objects.filter(open_then, id=incarnation).exists():
+    # Locked: one writer at a time per run, so each sample's difference is from its neighbour.
+    runs = ReplicaIncarnation.objects.select_for_update().filter(open_then, id=incarnation)
+    if not runs.values_list("id", flat=True):
         return  # taken after the run was closed (e.g. as lost): its samples end there
-    UsageSample.objects.bulk_create(
-        [
-            UsageSample(
-                incarnation_id=incarnation,
-                seq=seq,
-                port=port,
-                taken_at=taken_at,
-                final=final,
-                latency=counters.latency,
-                **counters.values,
-            )  # fmt: skip
-            for port, counters in sorted(by_port.items())
-        ],
-        ignore_conflicts=True,
-    )
+    stored = set(
+        UsageSample.objects.filter(incarnation_id=incarnation, seq=seq).values_list(
+            "port", flat=True
+        )
+    )  # fmt: skip
+    new = []
+    for port, counters in sorted(by_port.items()):
+        if port in stored:
+            continue  # the same read again: stored once
+        sample = UsageSample(
+            incarnation_id=incarnation, seq=seq, port=port, taken_at=taken_at, final=final,
+            latency=counters.latency, **counters.values,
+        )  # fmt: skip
+        stream = UsageSample.objects.filter(incarnation_id=incarnation, port=port)
+        _set_added(sample, stream.filter(seq__lt=seq).order_by("-seq").first())
+        new.append(sample)
+        after = stream.filter(seq__gt=seq).order_by("seq").first()
+        if after is not None:  # this one arrived late: the next one now adds to it
+            _set_added(after, sample)
+            after.save(update_fields=ADDED_FIELDS)
+    UsageSample.objects.bulk_create(new, ignore_conflicts=True)
     ReplicaIncarnation.objects.filter(
         id=incarnation, stopped_at__isnull=True, last_seen_at__lt=taken_at
     ).update(last_seen_at=taken_at)

@@ -416,6 +416,18 @@ class UsageSample(TrafficCounters):
     taken_at = models.DateTimeField()
     final = models.BooleanField(default=False)  # taken after the drain, just before the stop
     created_at = models.DateTimeField(auto_now_add=True)
+    # What this sample adds to the one before it in its run and port (all of itself for the
+    # first, or after a reset), worked out when it is stored and again for the next sample
+    # when one arrives late in between (``provisioning.metering.record_sample``): rollups sum
+    # these, and never need the samples before their range.
+    added_responses_1xx = models.BigIntegerField(default=0)
+    added_responses_2xx = models.BigIntegerField(default=0)
+    added_responses_3xx = models.BigIntegerField(default=0)
+    added_responses_4xx = models.BigIntegerField(default=0)
+    added_responses_5xx = models.BigIntegerField(default=0)
+    added_bytes_received = models.BigIntegerField(default=0)
+    added_bytes_sent = models.BigIntegerField(default=0)
+    added_latency = models.JSONField(default=dict)
 
     class Meta:
         ordering = ["incarnation", "seq", "port"]
