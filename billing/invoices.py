@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -178,14 +177,11 @@ def upcoming(tenant: Tenant, now: datetime | None = None) -> Draft:
 
 
 def refresh_rollups(month: date, now: datetime | None = None) -> None:
-    """Recomputes the month's hourly rollups, except hours whose raw samples may have been
-    pruned already (older than the retention less a day): those rows are kept as they are."""
-    start, end = month_bounds(month)
-    now = now or timezone.now()
-    keep_before = now - timedelta(days=settings.GANTRY_USAGE_SAMPLE_RETENTION_DAYS - 1)
-    start = max(start, rollups.hour_of(keep_before) + rollups.HOUR)
-    if start < end:
-        rollups.rollup(start, end)
+    """Brings the rollups up to date before a month is priced: the periodic rollup's work,
+    done now (recent hours, and any hour of the month a late sample changed since it last
+    ran), not a recomputation of the whole month."""
+    del month  # every hour with something new is brought up to date, whatever its month
+    rollups.rollup_recent(now=now)
 
 
 def _check_closable(month: date, now: datetime) -> None:

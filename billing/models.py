@@ -199,3 +199,17 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.month:%Y-%m} {self.threshold}%"
+
+
+class RollupState(models.Model):
+    """Where the periodic rollup got to (one row): the hours before ``rolled_until`` are
+    rolled up from every sample stored or changed before ``samples_seen_until`` (both times of
+    its last run). The next run recomputes the recent hours and the hours of samples stored or
+    changed since (late arrivals for older hours): nothing is missed, even after beat was down
+    for a while, and a month's close recomputes only what changed."""
+
+    rolled_until = models.DateTimeField(null=True)
+    samples_seen_until = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"rolled up until {self.rolled_until}"

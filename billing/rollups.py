@@ -20,11 +20,11 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from billing import traffic_sql
-from billing.models import ReplicaHour, UsageHour
+from billing.models import ReplicaHour, RollupState, UsageHour
 from provisioning.metering import ADDED_FIELDS, COUNTERS, added
 from provisioning.models import ReplicaIncarnation, UsageSample
 
@@ -176,7 +176,40 @@ def _order(item) -> tuple:
     return tuple(str(part) for part in item[0])
 
 
-def rollup_recent(lookback: timedelta = timedelta(hours=2)) -> tuple[int, int]:
-    """The periodic rollup: the hours a sample or a run can still change."""
-    now = timezone.now()
-    return rollup(now - lookback, now + HOUR)
+# A sample is written in a short transaction: one created this long before a run started may
+# still be invisible to it, so the next run looks this far back for late arrivals.
+COMMIT_SLACK = timedelta(minutes=10)
+
+
+def rollup_recent(
+    lookback: timedelta = timedelta(hours=2), now: datetime | None = None
+) -> tuple[int, int]:
+    """The periodic rollup: the hours recent samples and runs can still change, from the end
+    of the previous run's (at the latest ``lookback`` ago); and the hours of samples stored
+    since the previous run that arrived late for older hours. The first run starts from the
+    oldest sample or run kept. ``now`` is the end of the hours rolled up (the current time)."""
+    started = timezone.now()
+    now = now or started
+    state, _ = RollupState.objects.get_or_create(pk=1)
+    start = now - lookback
+    if state.rolled_until is None:
+        oldest = [
+            UsageSample.objects.aggregate(at=Min("taken_at"))["at"],
+            ReplicaIncarnation.objects.aggregate(at=Min("started_at"))["at"],
+        ]
+        start = min([start, *(at for at in oldest if at is not None)])
+    else:
+        start = min(start, state.rolled_until - lookback)
+    start = hour_of(start)
+    late: set[datetime] = set()
+    if state.samples_seen_until is not None:
+        arrived = UsageSample.objects.filter(
+            changed_at__gte=state.samples_seen_until - COMMIT_SLACK, taken_at__lt=start
+        )
+        late = {hour_of(at) for at in arrived.values_list("taken_at", flat=True)}
+    usage, replicas = rollup(start, now + HOUR)
+    for hour in sorted(late):
+        rollup(hour, hour + HOUR)
+    state.rolled_until, state.samples_seen_until = now, started
+    state.save()
+    return usage, replicas

@@ -209,7 +209,8 @@ def record_sample(
         after = stream.filter(seq__gt=seq).order_by("seq").first()
         if after is not None:  # this one arrived late: the next one now adds to it
             _set_added(after, sample)
-            after.save(update_fields=ADDED_FIELDS)
+            after.changed_at = timezone.now()
+            after.save(update_fields=[*ADDED_FIELDS, "changed_at"])
     UsageSample.objects.bulk_create(new, ignore_conflicts=True)
     ReplicaIncarnation.objects.filter(
         id=incarnation, stopped_at__isnull=True, last_seen_at__lt=taken_at

@@ -8,6 +8,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from config.crypto import EncryptedTextField
 from config.validators import validate_dns_label
@@ -428,6 +429,9 @@ class UsageSample(TrafficCounters):
     added_bytes_received = models.BigIntegerField(default=0)
     added_bytes_sent = models.BigIntegerField(default=0)
     added_latency = models.JSONField(default=dict)
+    # When the row was stored, or what it adds was worked out again (a late sample before it):
+    # the periodic rollup recomputes the hours of rows changed since its last run.
+    changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["incarnation", "seq", "port"]
@@ -436,7 +440,10 @@ class UsageSample(TrafficCounters):
                 fields=["incarnation", "seq", "port"], name="one_sample_per_seq_and_port"
             )
         ]
-        indexes = [models.Index(fields=["taken_at"], name="sample_taken_at")]
+        indexes = [
+            models.Index(fields=["taken_at"], name="sample_taken_at"),
+            models.Index(fields=["changed_at"], name="sample_changed_at"),  # late arrivals
+        ]
 
     def __str__(self) -> str:
         return f"{self.incarnation_id}#{self.seq} port {self.port}"

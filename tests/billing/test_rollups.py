@@ -7,11 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import rollups, traffic_sql
 from billing.models import ReplicaHour, UsageHour
+from billing.rollups import hour_of
 from gateways import services
 from provisioning import metering
 from provisioning.metering import PortCounters
@@ -279,3 +281,30 @@ def test_what_samples_add_sums_to_the_reference_whatever_order_they_arrive_in(
     expected = rollups.traffic_in_python(begin, end, width, **scope)
     assert traffic_sql.traffic(begin, end, width, **scope) == expected
     assert rollups.summed_in_python(begin, end, width, **scope) == expected
+
+
+# -- the periodic rollup: recent hours, late arrivals, and nothing else ---------------------
+
+
+def test_the_periodic_rollup_recomputes_recent_hours_and_the_hours_late_samples_changed(gateway):
+    first = run(gateway)
+    for seq in range(20):  # ten hours, a read every 30 minutes; the read of 10:31 is late
+        if seq != 3:
+            sample(first, seq, 30 * seq + 1, ok=20 * (seq + 1))
+    rollups.rollup_recent(now=at(600))  # the first run: every hour kept, from the oldest
+    assert UsageHour.objects.count() == 10
+
+    rollups.rollup_recent(now=at(620))  # beat again: the recent hours only
+    ids = {row.hour: row.pk for row in UsageHour.objects.all()}
+    # Those were stored as they were read, long before now (the clock here is the test's).
+    UsageSample.objects.update(changed_at=timezone.now() - timedelta(hours=1))
+    sample(first, 3, 91, ok=80)  # 10:31, stored now: 10:00 and 11:00 (the next read) change
+    rollups.rollup_recent(now=at(625))
+    now = {row.hour: row for row in UsageHour.objects.all()}
+    changed = {hour for hour, pk in ids.items() if now[hour].pk != pk}
+    recent = {hour for hour in ids if hour >= hour_of(at(625 - 120))}
+    assert changed == {T0 + timedelta(hours=1), T0 + timedelta(hours=2)} | recent
+    expected = rollups.traffic_in_python(at(0), at(700))
+    assert {hour: row.responses_2xx for hour, row in now.items()} == {
+        key[2]: row["counters"]["responses_2xx"] for key, row in expected.items()
+    }
