@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from billing.metrics import MAX_POINTS, STEPS, floor, series
-from billing.views import _moment
+from billing.query import parse_moment
 from config.errors import FieldError, ValidationFailed
 from gateways.models import Gateway
 from tenants.api_base import TenantScopedViewSet
@@ -63,8 +63,8 @@ class GatewayMetricsViewSet(TenantScopedViewSet):
         if step not in STEPS:
             errors.append(FieldError("step", f"must be one of {', '.join(STEPS)}, not {step!r}"))
         now = timezone.now().astimezone(UTC)
-        end = _moment(params["to"], "to", errors) if "to" in params else now
-        start = _moment(params["from"], "from", errors) if "from" in params else None
+        end = parse_moment(params["to"], "to", errors) if "to" in params else now
+        start = parse_moment(params["from"], "from", errors) if "from" in params else None
         if not errors:
             width = STEPS[step]
             start = start or end - timedelta(hours=1)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,6 +22,7 @@ from rest_framework.views import APIView
 
 from billing import budgets, documents, invoices, prices
 from billing.models import Invoice, PriceBook
+from billing.query import parse_moment
 from billing.serializers import (
     BudgetSerializer,
     BudgetUpdateSerializer,
@@ -56,22 +56,6 @@ class UsageCSVRenderer(BaseRenderer):
         for row in data["results"]:
             writer.writerow(["" if value is None else value for value in csv_values(row)])
         return out.getvalue().encode()
-
-
-def _moment(text: str, path: str, errors: list) -> datetime | None:
-    """An ISO 8601 date (midnight UTC) or date-time (UTC when it names no zone)."""
-    try:
-        moment = parse_datetime(text)
-        if moment is None:
-            day = parse_date(text)
-            moment = datetime.combine(day, datetime.min.time()) if day else None
-    except ValueError:
-        moment = None
-    if moment is None:
-        errors.append(FieldError(path, f"{text!r} is not a date (2026-12-01) or a date-time "
-                                       "(2026-12-01T10:00:00Z)"))  # fmt: skip
-        return None
-    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment.astimezone(UTC)
 
 
 class UsageViewSet(TenantScopedViewSet):
@@ -122,9 +106,9 @@ class UsageViewSet(TenantScopedViewSet):
         start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         end = now
         if "from" in params:
-            start = _moment(params["from"], "from", errors) or start
+            start = parse_moment(params["from"], "from", errors) or start
         if "to" in params:
-            end = _moment(params["to"], "to", errors) or end
+            end = parse_moment(params["to"], "to", errors) or end
         gateway = params.get("gateway") or None
         if not errors:
             step = GRANULARITIES[granularity]
