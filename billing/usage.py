@@ -32,8 +32,13 @@ def _period(granularity: str):
     return F("hour") if granularity == "hour" else TruncDay("hour", tzinfo=UTC)
 
 
-def usage_rows(tenant, start: datetime, end: datetime, granularity: str, gateway: str | None):
-    """One row per gateway and period with any usage, oldest first: the API's shape.
+def usage_rows(
+    tenant, start: datetime, end: datetime, granularity: str, gateway: str | None,
+    combined: bool = False,
+) -> list[dict]:  # fmt: skip
+    """One row per gateway and period with any usage, oldest first: the API's shape. With
+    ``combined``, one row per period for all the gateways together (``gateway`` empty): counts
+    add up, and latency percentiles come from the gateways' histograms added together.
 
     The database sums the counters and the replica time per gateway and period, and (on
     PostgreSQL) the latency histograms' buckets too: a month of a hundred gateways is a few
@@ -49,9 +54,9 @@ def usage_rows(tenant, start: datetime, end: datetime, granularity: str, gateway
     periods: dict[tuple[str, datetime], Period] = {}
 
     def period(name: str, moment: datetime) -> Period:
-        key = (name, moment.astimezone(UTC))
+        key = ("" if combined else name, moment.astimezone(UTC))
         if key not in periods:
-            periods[key] = Period(name, key[1], dict.fromkeys(COUNTERS, 0), {})
+            periods[key] = Period(key[0], key[1], dict.fromkeys(COUNTERS, 0), {})
         return periods[key]
 
     sums = (

@@ -154,11 +154,17 @@ def check_readable(*shown: ConfigRevision) -> None:
         )  # fmt: skip
 
 
+def rendering_key(revision: ConfigRevision) -> str:
+    """What a rendering of the revision for people depends on: the revision and the server
+    secret its fingerprints are keyed with (a cache key part)."""
+    key_id = salted_hmac(FINGERPRINT_LABEL, "cache").hexdigest()[:12]
+    return f"{revision.pk}:{revision.content_hash}:{key_id}"
+
+
 def as_yaml(revision: ConfigRevision) -> str:
     """The compiled resources for people: YAML, secrets redacted. A revision never changes, so
     its YAML is rendered once and cached (per server secret: the fingerprints depend on it)."""
-    key_id = salted_hmac(FINGERPRINT_LABEL, "cache").hexdigest()[:12]
-    key = f"revision-yaml:{revision.pk}:{revision.content_hash}:{key_id}"
+    key = f"revision-yaml:{rendering_key(revision)}"
     text = cache.get(key)
     if text is None:
         text = yaml.dump(

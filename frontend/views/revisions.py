@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django_tables2 import RequestConfig
@@ -126,7 +127,17 @@ def revision_compare(request, tenant, gateway):
     context.update(old=old, new=new)
     try:
         revisions.check_readable(*{old.pk: old, new.pk: new}.values())  # each once
-        context["diff"] = side_by_side.compare(revisions.as_yaml(old), revisions.as_yaml(new))
+        context["diff"] = _side_by_side(old, new)
     except revisions.TooLarge as error:
         context["omitted"] = error.message
     return render(request, "frontend/revisions/compare.html", context)
+
+
+def _side_by_side(old: ConfigRevision, new: ConfigRevision) -> side_by_side.SideBySide:
+    """Revisions never change: their comparison is worked out once and cached as their YAML is."""
+    key = f"revision-side-by-side:{revisions.rendering_key(old)}:{revisions.rendering_key(new)}"
+    found = cache.get(key)
+    if found is None:
+        found = side_by_side.compare(revisions.as_yaml(old), revisions.as_yaml(new))
+        cache.set(key, found, revisions.YAML_CACHE_SECONDS)
+    return found

@@ -62,9 +62,8 @@ def _label(moment, granularity: str) -> str:
 
 
 def charts(rows: list[dict], chosen: dict, one_gateway: bool) -> list:
-    """Requests, errors, latency and replica-hours per period. Across gateways counts and
-    hours add up; latency percentiles do not, so the tenant's chart shows the slowest
-    gateway's p50 and p99 of each period."""
+    """Requests, errors, latency and replica-hours per period (for a tenant, its gateways'
+    rows combined: their latency histograms added, so p50 and p99 are of all its requests)."""
     granularity = chosen["granularity"]
     starts = periods(chosen["start"], chosen["end"], granularity)
     index = {moment: i for i, moment in enumerate(starts)}
@@ -80,14 +79,11 @@ def charts(rows: list[dict], chosen: dict, one_gateway: bool) -> list:
         e4[i] += row["responses"]["4xx"]
         e5[i] += row["responses"]["5xx"]
         hours[i] += row["replicaSeconds"] / 3600
-        for values, key in ((p50, "p50"), (p99, "p99")):
-            value = row["latencyMs"][key]
-            if value is not None and (values[i] is None or value > values[i]):
-                values[i] = value
+        p50[i], p99[i] = row["latencyMs"]["p50"], row["latencyMs"]["p99"]
     hours = [round(h, 3) for h in hours]
     labels = [_label(moment, granularity) for moment in starts]
     per = f"per {granularity}"
-    which = "" if one_gateway else " of the slowest gateway in each period"
+    which = "" if one_gateway else " of all the gateways' requests"
     return [
         chart("Requests", f"Requests answered {per}, {chosen['label']}; "
               f"{sum(requests)} in all.", "requests", labels,
@@ -112,7 +108,7 @@ def _page(request, access, section, gateway=None, **extra):
     chosen, errors = query(request.GET)
     name = gateway.name if gateway else None
     rows = [] if errors else usage_rows(access.tenant, chosen["start"], chosen["end"],
-                                        chosen["granularity"], name)  # fmt: skip
+                                        chosen["granularity"], name, combined=True)  # fmt: skip
     csv_query = urlencode({"range": chosen["range"], "granularity": chosen["granularity"]})
     context = page_context(
         request, access, section, gateway=gateway, chosen=chosen, errors=errors,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from billing import rollups, traffic_sql
 from billing.models import ReplicaHour, UsageHour
 from billing.rollups import hour_of
+from billing.usage import usage_rows
 from gateways import services
 from provisioning import metering
 from provisioning.metering import PortCounters
@@ -308,3 +309,17 @@ def test_the_periodic_rollup_recomputes_recent_hours_and_the_hours_late_samples_
     assert {hour: row.responses_2xx for hour, row in now.items()} == {
         key[2]: row["counters"]["responses_2xx"] for key, row in expected.items()
     }
+
+
+def test_gateways_combined_have_the_percentiles_of_all_their_requests(org):
+    for name, bucket, count in (("fast", "1", 30), ("slow", "100", 10)):
+        UsageHour.objects.create(tenant=org.tenant, gateway_name=name, hour=T0, port=80,
+                                 responses_2xx=count, latency={bucket: count})  # fmt: skip
+    rows = usage_rows(org.tenant, T0, T0 + timedelta(hours=1), "hour", None, combined=True)
+    assert [(row["gateway"], row["requests"]) for row in rows] == [("", 40)]
+    # 30 of the 40 requests took about 1 ms: the median is one of them, whatever the slow
+    # gateway's own median (about 100 ms) says.
+    assert 1 <= rows[0]["latencyMs"]["p50"] < 1.1
+    assert rows[0]["latencyMs"]["p99"] >= 100
+    per_gateway = usage_rows(org.tenant, T0, T0 + timedelta(hours=1), "hour", None)
+    assert [row["gateway"] for row in per_gateway] == ["fast", "slow"]
