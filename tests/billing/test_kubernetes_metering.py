@@ -21,6 +21,7 @@ from provisioning.models import PodCredential, ReplicaIncarnation, UsageSample
 from provisioning.reconcile import reconcile
 from provisioning.runtimes.kubernetes import driver
 from provisioning.xds import metrics
+from provisioning.xds.credentials import issue_replica_token
 from tests.delivery.helpers import ACTOR
 from tests.provisioning.harness import free_port
 from tests.security.test_kubernetes_xds_credentials import (  # noqa: F401 (fixtures)
@@ -124,10 +125,21 @@ def test_pods_push_their_counters_and_each_pod_is_one_run(xds, gateways, double)
         wait_for(lambda: status_of(url + "/fail") == 500, timeout=30, interval=0.1,
                  message="the routes served")  # fmt: skip
         sent["5xx"] += 1
-        send(url, 5, sent)
+        send(url, 3, sent)
+        wait_for(lambda: metered(run_1) == sum(sent.values()), timeout=15, interval=0.1,
+                 message=lambda: f"{metered(run_1)} of {sum(sent.values())} metered")  # fmt: skip
+        # The xDS server is killed and started again: the pod reconnects, the same run goes on.
+        before = UsageSample.objects.filter(incarnation_id=run_1).count()
+        xds.xds.kill()
+        send(url, 2, sent)  # served meanwhile, pushed after the reconnect
+        xds.xds.start()
+        xds.wait_for_xds()
         total_1 = sum(sent.values())
         wait_for(lambda: metered(run_1) == total_1, timeout=15, interval=0.1,
                  message=lambda: f"{metered(run_1)} of {total_1} metered")  # fmt: skip
+        seqs = list(UsageSample.objects.filter(incarnation_id=run_1).values_list("seq", flat=True))
+        assert len(seqs) > before and seqs == sorted(set(seqs)), seqs
+    assert ReplicaIncarnation.objects.count() == 1, "one run, across the xDS server restart"
     run = ReplicaIncarnation.objects.get(id=run_1)
     assert (run.runtime, run.node_id, run.size) == ("kubernetes", f"acme/edge/{first}", "small")
     assert run.ready_at is not None and run.stopped_at is None
@@ -185,9 +197,10 @@ def test_a_pods_token_writes_only_its_own_run_and_nothing_else_writes(xds, gatew
     # Its own counters go to its own run only.
     export(xds, counter(f"http.acme.edge.port.{acme_port}.downstream_rq_2xx", 7), token)
     assert [(s.incarnation_id, s.responses_2xx) for s in UsageSample.objects.all()] == [(own.id, 7)]
-    # Refused, and nothing written: no token, an unknown one, a revoked one.
+    # Refused, and nothing written: no token, an unknown one, a local replica's, a revoked one.
     forged = counter(f"http.globex.web.port.{web_port}.downstream_rq_2xx", 5)
-    for bad in (None, "gxds_abcdefgh_" + "x" * 43, "not-a-token"):
+    replica = issue_replica_token(globex.row, 0)
+    for bad in (None, "gxds_abcdefgh_" + "x" * 43, "not-a-token", replica):
         with pytest.raises(grpc.RpcError) as caught:
             export(xds, forged, bad)
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, bad
