@@ -294,8 +294,22 @@ def close_pods(
     gone = ReplicaIncarnation.objects.filter(
         runtime="kubernetes", node_id__in=list(node_ids), stopped_at__isnull=True
     ).exclude(id__in=[pod_incarnation(uid) for uid in keep])
+    return _close_at_last_sighting(gone, reason)
+
+
+def close_gateway_pods(tenant_slug: str, gateway_name: str) -> int:
+    """The gateway left its cluster (deleted, moved, or back to the local runtime): every run
+    of its pods ends at its last flush (takes names: the row may be gone)."""
+    runs = ReplicaIncarnation.objects.filter(
+        runtime="kubernetes", tenant_slug=tenant_slug, gateway_name=gateway_name,
+        stopped_at__isnull=True,
+    )  # fmt: skip
+    return _close_at_last_sighting(runs, ReplicaIncarnation.Stop.DELETED)
+
+
+def _close_at_last_sighting(runs, reason: str) -> int:
     count = 0
-    for row in gone.only("id", "last_seen_at"):
+    for row in runs.only("id", "last_seen_at"):
         count += ReplicaIncarnation.objects.filter(id=row.id, stopped_at__isnull=True).update(
             stopped_at=row.last_seen_at, stop_reason=reason
         )

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp
 from billing import rollups
 from billing.models import UsageHour
 from gateways import services
+from provisioning import tasks
 from provisioning.metering import pod_incarnation
 from provisioning.models import PodCredential, ReplicaIncarnation, UsageSample
 from provisioning.reconcile import reconcile
@@ -106,7 +107,7 @@ def counter(name: str, value: int) -> otlp.ExportMetricsServiceRequest:
     return request
 
 
-def test_pods_push_their_counters_and_each_pod_is_one_run(xds, gateways, double):  # noqa: F811
+def test_pods_push_their_counters_and_each_pod_is_one_run(xds, gateways, double, monkeypatch):  # noqa: F811
     acme, globex = gateways
     # Answers Envoy gives itself (a pod's upstreams are out of reach here): a redirect, no
     # route, and a backend that does not exist (500, as the Gateway API asks).
@@ -166,6 +167,17 @@ def test_pods_push_their_counters_and_each_pod_is_one_run(xds, gateways, double)
         gone = ReplicaIncarnation.objects.get(id=run_1)
         assert gone.stopped_at == gone.last_seen_at
         assert ReplicaIncarnation.objects.get(id=run_2).stopped_at is None
+
+        # The gateway deleted while its pod still runs: the pod's run ends at its last flush.
+        removals = []
+        monkeypatch.setattr(tasks.remove_kubernetes_gateway, "apply_async",
+                            lambda args, **kwargs: removals.append(args))  # fmt: skip
+        services.delete_gateway(ACTOR, acme.row)
+        assert ReplicaIncarnation.objects.get(id=run_2).stopped_at is None
+        for args in removals:
+            tasks.remove_kubernetes_gateway(*args)  # what the worker runs
+        ended = ReplicaIncarnation.objects.get(id=run_2)
+        assert (ended.stopped_at, ended.stop_reason) == (ended.last_seen_at, "deleted")
 
     assert metered(run_1) == total_1, "nothing of the second pod in the first pod's run"
     now = timezone.now()

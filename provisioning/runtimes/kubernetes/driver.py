@@ -130,9 +130,10 @@ def converge(
 
 
 def remove(tenant: str, gateway: str, cluster: KubernetesCluster, api: KubeApi | None = None):
-    """Deletes what Gantry made for the gateway (takes names: the row may be gone) and revokes
-    its pods' xDS tokens (a deleted gateway's went with its row)."""
+    """Deletes what Gantry made for the gateway (takes names: the row may be gone), revokes
+    its pods' xDS tokens (a deleted gateway's went with its row) and ends their usage runs."""
     PodCredential.objects.filter(gateway__tenant__slug=tenant, gateway__name=gateway).delete()
+    metering.close_gateway_pods(tenant, gateway)
     return apply.delete_gateway(api or api_for(cluster), tenant, gateway)
 
 
