@@ -3,6 +3,8 @@ double and real Envoys on enrolled bootstraps (a pod each): every answered reque
 once, in the run of the pod that answered it, from the counters the pod pushes itself; a pod's
 token writes only its own pod's run, and a call without one writes nothing."""
 
+import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import grpc
@@ -21,7 +23,9 @@ from provisioning.metering import pod_incarnation
 from provisioning.models import PodCredential, ReplicaIncarnation, UsageSample
 from provisioning.reconcile import reconcile
 from provisioning.runtimes.kubernetes import driver
+from provisioning.translate.types import HCM, ROUTER
 from provisioning.xds import metrics
+from provisioning.xds.bootstrap import METERED_STATS, envoy_bootstrap, metrics_sink
 from provisioning.xds.credentials import issue_replica_token
 from tests.delivery.helpers import ACTOR
 from tests.provisioning.harness import free_port
@@ -222,3 +226,63 @@ def test_a_pods_token_writes_only_its_own_run_and_nothing_else_writes(xds, gatew
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert not ReplicaIncarnation.objects.filter(gateway_name="web").exists()
     assert UsageSample.objects.count() == 1
+
+
+def test_the_pods_stats_sink_sends_only_the_metered_stats_with_its_token(tmp_path):
+    """The sink of the pods' bootstrap, in a real Envoy, against a plain collector: each flush
+    carries the pod's token and the listener's metered stats, and nothing else of Envoy's."""
+    received: list[tuple[list[str], str]] = []
+
+    def collect(request, context):
+        names = [
+            metric.name
+            for resource in request.resource_metrics
+            for scope in resource.instrumentation_library_metrics
+            for metric in scope.metrics
+        ]
+        received.append((names, dict(context.invocation_metadata()).get("authorization")))
+        return otlp.ExportMetricsServiceResponse()
+
+    method = grpc.unary_unary_rpc_method_handler(
+        collect,
+        request_deserializer=otlp.ExportMetricsServiceRequest.FromString,
+        response_serializer=otlp.ExportMetricsServiceResponse.SerializeToString,
+    )
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(metrics.SERVICE, {metrics.METHOD: method}),)
+    )
+    collector_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port, token = free_port(), "gxds_abcdefgh_" + "x" * 43
+    manager = {
+        "@type": HCM,
+        "stat_prefix": f"acme.edge.port.{port}",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "direct_response": {"status": 204}}]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}],
+    }  # fmt: skip
+    bootstrap = envoy_bootstrap(gateway_key="acme/edge", replica="p", token=token,
+                                xds_address="127.0.0.1", xds_port=collector_port,
+                                admin_port=free_port())  # fmt: skip
+    bootstrap.pop("dynamic_resources")  # no ADS here: a static listener
+    bootstrap["static_resources"]["listeners"] = [{
+        "name": "http",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{"name": "hcm", "typed_config": manager}]}],
+    }]  # fmt: skip
+    bootstrap["stats_sinks"] = [metrics_sink(token)]
+    bootstrap["stats_flush_interval"] = FLUSH
+    try:
+        with running_envoy(bootstrap, wait_ready=False):
+            wait_for(lambda: status_of(f"http://127.0.0.1:{port}/") == 204, timeout=20,
+                     interval=0.1, message="the listener")  # fmt: skip
+            wait_for(lambda: any(names for names, _ in received), timeout=10, interval=0.1,
+                     message="a flush with the listener's stats")  # fmt: skip
+    finally:
+        server.stop(0)
+    assert {auth for _, auth in received} == {f"Bearer {token}"}
+    sent = {name for names, _ in received for name in names}
+    prefix = f"http.acme.edge.port.{port}."
+    assert sent >= {prefix + "downstream_rq_2xx", prefix + "downstream_rq_time"}
+    assert all(re.match(METERED_STATS, name) for name in sent), sent
