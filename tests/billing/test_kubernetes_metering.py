@@ -3,7 +3,9 @@ double and real Envoys on enrolled bootstraps (a pod each): every answered reque
 once, in the run of the pod that answered it, from the counters the pod pushes itself; a pod's
 token writes only its own pod's run, and a call without one writes nothing."""
 
+import asyncio
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -11,7 +13,6 @@ import grpc
 import pytest
 import requests
 import yaml
-from django.conf import settings
 from django.utils import timezone
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp
 
@@ -43,6 +44,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 FLUSH = "0.5s"
 
 
+@pytest.fixture(autouse=True)
+def flush_often(monkeypatch):
+    """The xDS server (started after this) renders pods' bootstraps flushing every 0.5 s, and
+    stores a pod's pushes at most every 0.25 s."""
+    monkeypatch.setenv("GANTRY_METERING_SECONDS", "0.5")
+
+
 def route(path: str, **rule) -> dict:
     return {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}], **rule}]}
 
@@ -52,8 +60,7 @@ def pod_bootstrap(stack, gateway, pod: str) -> dict:
     shared machine and a short flush interval."""
     answer = enroll(stack, gateway.key, pod, gateway.token(pod))
     bootstrap = yaml.safe_load(answer["bootstrap"])
-    assert bootstrap["stats_flush_interval"] == f"{settings.GANTRY_METERING_SECONDS:g}s"
-    bootstrap["stats_flush_interval"] = FLUSH
+    assert bootstrap["stats_flush_interval"] == FLUSH  # the server's GANTRY_METERING_SECONDS
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = free_port()
     probe = bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]
     probe["port_value"] = free_port()
@@ -211,6 +218,7 @@ def test_a_pods_token_writes_only_its_own_run_and_nothing_else_writes(xds, gatew
     assert own.id == pod_incarnation(pod_uid(double, pod))
     assert not UsageSample.objects.exists()
     # Its own counters go to its own run only.
+    time.sleep(0.3)  # pushes come one flush apart (faster ones are dropped unread)
     export(xds, counter(f"http.acme.edge.port.{acme_port}.downstream_rq_2xx", 7), token)
     assert [(s.incarnation_id, s.responses_2xx) for s in UsageSample.objects.all()] == [(own.id, 7)]
     # Refused, and nothing written: no token, an unknown one, a local replica's, a revoked one.
@@ -286,3 +294,45 @@ def test_the_pods_stats_sink_sends_only_the_metered_stats_with_its_token(tmp_pat
     prefix = f"http.acme.edge.port.{port}."
     assert sent >= {prefix + "downstream_rq_2xx", prefix + "downstream_rq_time"}
     assert all(re.match(METERED_STATS, name) for name in sent), sent
+
+
+class FakeContext:
+    def __init__(self, token: str | None):
+        self.token = token
+
+    def invocation_metadata(self):
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+    def peer(self):
+        return "ipv4:10.0.0.7:40000"
+
+    async def abort(self, code, message):
+        raise grpc.RpcError(code, message)
+
+
+class Database:
+    """Stands in for the database threads: records what would be stored."""
+
+    def __init__(self):
+        self.calls = []
+
+    async def run(self, function, *args):
+        self.calls.append(args)
+
+
+def test_a_pod_pushing_too_fast_has_its_extra_pushes_dropped_unread():
+    now = [0.0]
+    database = Database()
+    service = metrics.MetricsService(database, min_interval=5, clock=lambda: now[0])
+    request = otlp.ExportMetricsServiceRequest()
+
+    def push(token):
+        return asyncio.run(service.Export(request, FakeContext(token)))
+
+    for _ in range(50):
+        push("gxds_aaaaaaaa_" + "a" * 43)
+    push("gxds_bbbbbbbb_" + "b" * 43)  # another pod is not held up
+    assert len(database.calls) == 2
+    now[0] += 5
+    push("gxds_aaaaaaaa_" + "a" * 43)
+    assert len(database.calls) == 3
