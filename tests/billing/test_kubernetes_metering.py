@@ -38,6 +38,7 @@ from tests.security.test_kubernetes_xds_credentials import (  # noqa: F401 (fixt
     xds,
     xds_token,
 )
+from tests.security.test_xds_credentials import stream
 from tests.xds.harness import running_envoy, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -294,6 +295,22 @@ def test_the_pods_stats_sink_sends_only_the_metered_stats_with_its_token(tmp_pat
     prefix = f"http.acme.edge.port.{port}."
     assert sent >= {prefix + "downstream_rq_2xx", prefix + "downstream_rq_time"}
     assert all(re.match(METERED_STATS, name) for name in sent), sent
+
+
+def test_a_pods_run_opens_at_its_first_xds_stream_not_at_enrollment(xds, gateways, double):  # noqa: F811
+    acme, _ = gateways
+    pod = acme.pod("envoy-edge-6f7c9-aaaaa")
+    token = xds_token(enroll(xds, acme.key, pod, acme.token(pod)))
+    assert not ReplicaIncarnation.objects.exists()  # enrolled, not yet running
+    assert stream(target(xds), token, f"acme/edge/{pod}") == "served"
+    run = wait_for(lambda: ReplicaIncarnation.objects.filter(gateway_name="edge").first(),
+                   timeout=10, interval=0.05, message="the pod's run")  # fmt: skip
+    assert run.id == pod_incarnation(pod_uid(double, pod))
+    assert (run.runtime, run.node_id, run.stopped_at) == ("kubernetes", f"acme/edge/{pod}", None)
+    assert run.ready_at is not None and not UsageSample.objects.exists()
+    # Its stream again (a reconnect, or another xDS server): the same run, not a second one.
+    assert stream(target(xds), token, f"acme/edge/{pod}") == "served"
+    assert list(ReplicaIncarnation.objects.values_list("id", flat=True)) == [run.id]
 
 
 class FakeContext:
