@@ -77,6 +77,36 @@ def parse_stats(body: str, prefix: str) -> dict[int, PortCounters]:
     return found
 
 
+def parse_otlp(request, prefix: str) -> dict[int, PortCounters]:
+    """Port → counters, from what a Kubernetes pod's stats sink pushed (an OpenTelemetry
+    ``ExportMetricsServiceRequest``: cumulative sums and histograms under full stat names), for
+    the gateway whose stat prefix is ``prefix`` only: any other name is ignored. The histogram's
+    buckets are Envoy's default ones, each stored under its lower bound (0 for the first).
+    The installed OpenTelemetry messages are an older release than Envoy's: its ``scope_metrics``
+    arrive as ``instrumentation_library_metrics`` (the same field, the same wire format)."""
+    found: dict[int, PortCounters] = {}
+    for resource in request.resource_metrics:
+        for scope in resource.instrumentation_library_metrics:
+            for metric in scope.metrics:
+                match = _NAME.match(metric.name)
+                if not match or match["prefix"] != prefix:
+                    continue
+                kind, stat = metric.WhichOneof("data"), match["stat"]
+                if kind == "sum" and stat in _FIELDS:
+                    counters = found.setdefault(int(match["port"]), PortCounters())
+                    value = sum(max(0, point.as_int) for point in metric.sum.data_points)
+                    counters.values[_FIELDS[stat]] = value
+                elif kind == "histogram" and stat == "downstream_rq_time":
+                    counters = found.setdefault(int(match["port"]), PortCounters())
+                    for point in metric.histogram.data_points:
+                        lowers = [0.0, *point.explicit_bounds]
+                        for lower, count in zip(lowers, point.bucket_counts, strict=False):
+                            if count:
+                                key = f"{lower:g}"
+                                counters.latency[key] = counters.latency.get(key, 0) + count
+    return found
+
+
 def stat_prefix(gateway_key: str) -> str:
     """``tenant/gateway`` → the stat prefix its listeners' counters carry (before ``.port.``)."""
     return gateway_key.replace("/", ".")
@@ -237,4 +267,88 @@ def close_lost(location: str, keep: set[uuid.UUID]) -> int:
         )
     if count:
         log.warning("metering: %d replica run(s) closed as lost (at their last sighting)", count)
+    return count
+
+
+# -- Kubernetes pods ---------------------------------------------------------------------------
+
+# Incarnation ids of pods derive from their uid: the same pod is the same run whichever xDS
+# server it talks to, before and after any of them restarts.
+POD_RUNS = uuid.UUID("5f0b9a64-2f4e-4d0c-9a53-0c2f7b1e6a10")
+POD_LOCATION = "kubernetes"
+
+
+def pod_incarnation(pod_uid: str) -> uuid.UUID:
+    return uuid.uuid5(POD_RUNS, pod_uid)
+
+
+def open_pod(credential) -> uuid.UUID:
+    """The run of the pod a ``PodCredential`` was issued to, opened (ready) if it was not."""
+    from gateways.sizes import SIZES
+
+    incarnation = pod_incarnation(credential.pod_uid)
+    size = credential.gateway.spec.get("size", "small")
+    size = size if size in SIZES else "small"
+    open_incarnation(
+        incarnation, credential.gateway_id, credential.node_id, size, None, POD_LOCATION,
+        runtime="kubernetes",
+    )  # fmt: skip
+    mark_ready(incarnation)
+    return incarnation
+
+
+def open_pod_of(node_id: str) -> uuid.UUID | None:
+    """At a pod's first xDS stream (its Envoy is about to be ready): opens its run."""
+    from provisioning.models import PodCredential
+
+    credential = PodCredential.objects.select_related("gateway").filter(node_id=node_id).first()
+    return None if credential is None else open_pod(credential)
+
+
+def record_pod_push(credential, request, taken_at: datetime) -> uuid.UUID:
+    """One flush of a pod's stats sink (``request``: an OpenTelemetry metrics export) as the
+    next sample of the pod's own run. Only the counters under its own gateway's stat prefix
+    are read, whatever else the message holds."""
+    from provisioning.xds.credentials import gateway_key
+
+    incarnation = open_pod(credential)
+    by_port = parse_otlp(request, stat_prefix(gateway_key(credential.gateway)))
+    with transaction.atomic():
+        # One flush at a time per run (an Envoy sends them in order; a second server or a
+        # retried export must not take the same sequence number for different counters).
+        ReplicaIncarnation.objects.select_for_update().filter(id=incarnation).first()
+        record_sample(incarnation, next_seq(incarnation), taken_at, by_port)
+    return incarnation
+
+
+def close_pods(
+    node_ids, keep: set[str] = frozenset(), reason: str = ReplicaIncarnation.Stop.EXITED
+) -> int:
+    """Closes the open runs of the pods ``node_ids`` (gone: their tokens were just revoked),
+    except those of the live pod uids ``keep``, at the last time each was seen: a pod that
+    stopped reporting is never billed past its last flush."""
+    if not node_ids:
+        return 0
+    gone = ReplicaIncarnation.objects.filter(
+        runtime="kubernetes", node_id__in=list(node_ids), stopped_at__isnull=True
+    ).exclude(id__in=[pod_incarnation(uid) for uid in keep])
+    return _close_at_last_sighting(gone, reason)
+
+
+def close_gateway_pods(tenant_slug: str, gateway_name: str) -> int:
+    """The gateway left its cluster (deleted, moved, or back to the local runtime): every run
+    of its pods ends at its last flush (takes names: the row may be gone)."""
+    runs = ReplicaIncarnation.objects.filter(
+        runtime="kubernetes", tenant_slug=tenant_slug, gateway_name=gateway_name,
+        stopped_at__isnull=True,
+    )  # fmt: skip
+    return _close_at_last_sighting(runs, ReplicaIncarnation.Stop.DELETED)
+
+
+def _close_at_last_sighting(runs, reason: str) -> int:
+    count = 0
+    for row in runs.only("id", "last_seen_at"):
+        count += ReplicaIncarnation.objects.filter(id=row.id, stopped_at__isnull=True).update(
+            stopped_at=row.last_seen_at, stop_reason=reason
+        )
     return count

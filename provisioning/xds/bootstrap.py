@@ -111,3 +111,59 @@ def envoy_bootstrap(
         address = {"address": "127.0.0.1", "port_value": admin_port}
         bootstrap["admin"] = {"address": {"socket_address": address}}
     return bootstrap
+
+
+# -- usage counters pushed by Kubernetes pods ---------------------------------------------------
+
+# The listener stats metering keeps (``provisioning.metering``): everything else is dropped in
+# Envoy before it is sent.
+METERED_STATS = (
+    r"^http\..+\.port\.[0-9]+\."
+    r"(downstream_rq_[1-5]xx|downstream_cx_[rt]x_bytes_total|downstream_rq_time)$"
+)
+_TYPES = "type.googleapis.com/envoy.extensions"
+STAT_SINK = "envoy.stat_sinks.open_telemetry"
+
+
+def metrics_sink(token: str) -> dict:
+    """Envoy's OpenTelemetry stats sink, over the xDS cluster with the replica's own xDS token:
+    cumulative counters and histograms, full stat names, only the metered listener stats."""
+    drop_others = {
+        "predicate": {
+            "not_matcher": {
+                "single_predicate": {
+                    "input": {
+                        "name": "stat_full_name",
+                        "typed_config": {
+                            "@type": f"{_TYPES}.matching.common_inputs.stats.v3"
+                            ".StatFullNameMatchInput"
+                        },
+                    },
+                    "value_match": {"safe_regex": {"google_re2": {}, "regex": METERED_STATS}},
+                }
+            }
+        },
+        "on_match": {
+            "action": {
+                "name": "drop",
+                "typed_config": {
+                    "@type": f"{_TYPES}.stat_sinks.open_telemetry.v3.SinkConfig.DropAction"
+                },
+            }
+        },
+    }
+    return {
+        "name": STAT_SINK,
+        "typed_config": {
+            "@type": f"{_TYPES}.stat_sinks.open_telemetry.v3.SinkConfig",
+            "grpc_service": {
+                "envoy_grpc": {"cluster_name": XDS_CLUSTER},
+                "initial_metadata": [{"key": "authorization", "value": f"Bearer {token}"}],
+            },
+            "report_counters_as_deltas": False,
+            "report_histograms_as_deltas": False,
+            "emit_tags_as_attributes": False,
+            "use_tag_extracted_name": False,
+            "custom_metric_conversions": {"matcher_list": {"matchers": [drop_others]}},
+        },
+    }

@@ -117,6 +117,20 @@ def revoke_pod_tokens(
     return [node_id for _, node_id in stale]
 
 
+def pod_credential(token: str) -> PodCredential | None:
+    """The pod token ``token`` is (with its gateway and tenant), or None: usage counters are
+    taken only from Kubernetes pods (local replicas are read by their agent)."""
+    if not token or not _well_formed(token):
+        return None
+    wanted = digest(token)
+    found = (
+        PodCredential.objects.select_related("gateway__tenant").filter(token_hash=wanted).first()
+    )
+    if found is not None and hmac.compare_digest(found.token_hash, wanted):
+        return found
+    return None
+
+
 def identify(token: str) -> Principal | None:
     """The one node a token lets stream (a replica's or a pod's), or None for an unknown
     token."""

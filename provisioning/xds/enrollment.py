@@ -168,6 +168,8 @@ def enroll(raw, *, api_for=None) -> dict:
     """The whole check and the answer (runs in a database thread: it reads the database and
     talks to the cluster's API server). Raises ``Refused``; ``KubernetesError`` when the
     cluster cannot be asked."""
+    from django.conf import settings
+
     from provisioning.runtimes.kubernetes import envoy_pod, names
     from provisioning.runtimes.kubernetes.client import Backoff, KubeApi
     from provisioning.runtimes.kubernetes.driver import UnusableCluster, configuration_for
@@ -204,6 +206,7 @@ def enroll(raw, *, api_for=None) -> dict:
         xds_address=cluster.xds_address,
         xds_port=cluster.xds_port,
         ports=_listener_ports(gateway.spec),
+        metering_seconds=settings.GANTRY_METERING_SECONDS,
     )
     node = make_node_id(request.gateway, request.pod)
     log.info("xds: enrolled pod %s (uid %s) as %s", request.pod, uid, node)

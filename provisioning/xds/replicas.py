@@ -21,7 +21,7 @@ import time
 from django.utils import timezone
 
 from gateways.models import Gateway
-from provisioning import readiness
+from provisioning import metering, readiness
 from provisioning.models import ReplicaConnection, ReplicaStatus
 from provisioning.xds.db import DatabaseThreads
 
@@ -101,6 +101,8 @@ def record_connection(gateway_key: str, node_id: str, connected: bool, server: s
         return
     if connected:
         ReplicaStatus.objects.filter(gateway_id=gateway_id, node_id=node_id).delete()
+        # A Kubernetes pod's usage run starts as its Envoy connects for its first config.
+        metering.open_pod_of(node_id)
     ReplicaConnection.objects.update_or_create(
         gateway_id=gateway_id, node_id=node_id,
         defaults={"connected": connected, "server": server, "changed_at": timezone.now()},

@@ -186,6 +186,17 @@ def test_an_enrolled_pods_bootstrap_is_accepted_by_envoy(case, tmp_path):
         xds_address=cluster.xds_address, xds_port=cluster.xds_port, ports=gateway.ports,
     )  # fmt: skip
     assert bootstrap["node"]["id"] == f"{gateway.key}/envoy-x-1"
+    # Usage counters go to the xDS server, with the pod's xDS token, cumulative, every 10 s.
+    (sink,) = bootstrap["stats_sinks"]
+    config = sink["typed_config"]
+    assert config["grpc_service"]["envoy_grpc"]["cluster_name"] == "xds"
+    assert config["grpc_service"]["initial_metadata"] == [
+        {"key": "authorization", "value": "Bearer gxds_abcdefgh_" + "x" * 43}
+    ]
+    assert (config["report_counters_as_deltas"], config["report_histograms_as_deltas"]) == (
+        False, False
+    )  # fmt: skip
+    assert bootstrap["stats_flush_interval"] == "10s"
     path = tmp_path / "bootstrap.yaml"
     path.write_text(yaml.safe_dump(bootstrap))
     result = subprocess.run(

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from provisioning.xds.db import DatabaseThreads
 from provisioning.xds.db_source import DatabaseSnapshotSource
 from provisioning.xds.enrollment import EnrollmentService
+from provisioning.xds.metrics import MetricsService
 from provisioning.xds.replicas import (
     AckRecorder,
     Authenticator,
@@ -35,7 +36,10 @@ async def serve(address: str, port: int, ready=None) -> None:
     # threads of their own: a slow API server never holds up token checks and ACKs.
     enrollment_threads = DatabaseThreads(workers=2)
     enrollment = EnrollmentService(enrollment_threads)
-    server = XdsServer(service, address, port, handlers=(enrollment.handler(),))
+    # The pods push their usage counters on it too (``provisioning.xds.metrics``).
+    metrics = MetricsService(database)
+    handlers = (enrollment.handler(), metrics.handler())
+    server = XdsServer(service, address, port, handlers=handlers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -22,6 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from gateways.models import Gateway
+from provisioning import metering
 from provisioning.models import KubernetesCluster, KubernetesPlacement, PodCredential
 from provisioning.runtimes.kubernetes import apply, desired, names, status
 from provisioning.runtimes.kubernetes.client import KubeApi, KubernetesError
@@ -78,6 +79,8 @@ def revoke_gone_pods(api: KubeApi, gateway: Gateway) -> list[str]:
     revoked = revoke_pod_tokens(gateway.pk, pods, issued_before=listed_at)
     if revoked:
         log.info("kubernetes: revoked the xDS tokens of %s (pods gone)", ", ".join(revoked))
+        # Their usage runs end at their last flush (a live pod's own run is never touched).
+        metering.close_pods(revoked, keep={uid for _, uid in pods})
     return revoked
 
 
@@ -127,9 +130,10 @@ def converge(
 
 
 def remove(tenant: str, gateway: str, cluster: KubernetesCluster, api: KubeApi | None = None):
-    """Deletes what Gantry made for the gateway (takes names: the row may be gone) and revokes
-    its pods' xDS tokens (a deleted gateway's went with its row)."""
+    """Deletes what Gantry made for the gateway (takes names: the row may be gone), revokes
+    its pods' xDS tokens (a deleted gateway's went with its row) and ends their usage runs."""
     PodCredential.objects.filter(gateway__tenant__slug=tenant, gateway__name=gateway).delete()
+    metering.close_gateway_pods(tenant, gateway)
     return apply.delete_gateway(api or api_for(cluster), tenant, gateway)
 
 

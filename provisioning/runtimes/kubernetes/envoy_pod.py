@@ -6,7 +6,7 @@ to the admin's ``/ready`` (200 once Envoy is initialised and live); every other 
 """
 
 from provisioning.translate.types import HCM, ROUTER
-from provisioning.xds.bootstrap import envoy_bootstrap
+from provisioning.xds.bootstrap import envoy_bootstrap, metrics_sink
 
 BOOTSTRAP_DIR = "/etc/envoy"
 BOOTSTRAP_PATH = f"{BOOTSTRAP_DIR}/bootstrap.yaml"
@@ -74,9 +74,12 @@ def pod_bootstrap(
     xds_address: str,
     xds_port: int,
     ports: tuple[int, ...],
+    metering_seconds: float = 10,
 ) -> dict:
     """The bootstrap of one pod, with its own node id and xDS token: the xDS server's
-    enrollment renders it for a pod that proved who it is (``provisioning.xds.enrollment``)."""
+    enrollment renders it for a pod that proved who it is (``provisioning.xds.enrollment``).
+    The pod pushes its usage counters to the xDS server every ``metering_seconds``, on the same
+    connection and with the same token as its xDS stream (``provisioning.xds.metrics``)."""
     admin_port, ready_port = internal_ports(ports)
     bootstrap = envoy_bootstrap(
         gateway_key=gateway_key,
@@ -89,6 +92,8 @@ def pod_bootstrap(
     static = bootstrap["static_resources"]
     static["clusters"] = [*static["clusters"], _admin_cluster(admin_port)]
     static["listeners"] = [_ready_listener(ready_port)]
+    bootstrap["stats_sinks"] = [metrics_sink(token)]
+    bootstrap["stats_flush_interval"] = f"{metering_seconds:g}s"
     return bootstrap
 
 
