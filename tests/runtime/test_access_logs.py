@@ -92,7 +92,16 @@ def test_requests_appear_in_the_api_with_their_route_status_and_id_and_no_secret
 
         wait_for(lambda: stored() == 2, timeout=15, interval=0.1,
                  message=lambda: f"the entries stored\n{stack.logs()}")  # fmt: skip
-        log_text = "".join(path.read_text() for path in (tmp_path / "runtime").rglob("access.log*"))
+
+        # The agent is killed and started again: it adopts the replica and reads on from where
+        # the last one stopped, storing no line twice.
+        stack.agent.kill()
+        assert requests.get(url + "/open/after", timeout=5).status_code == 200
+        stack.agent.start()
+        wait_for(lambda: AccessLogEntry.objects.filter(path="/open/after").exists(),
+                 timeout=20, interval=0.1, message=lambda: f"read on\n{stack.logs()}")  # fmt: skip
+        assert "adopted" in stack.agent.output()
+        log_text = "".join(path.read_text() for path in (tmp_path / "runtime").rglob("access.log"))
     finally:
         stack.stop()
         app.close()
@@ -132,6 +141,8 @@ def test_requests_appear_in_the_api_with_their_route_status_and_id_and_no_secret
         for secret_text in (key, WRONG_KEY, BEARER, "apikey"):
             assert secret_text not in text, secret_text
     assert "/keys/a" in log_text
+    lines = [line for line in log_text.splitlines() if line.strip()]
+    assert AccessLogEntry.objects.count() == len(lines), "each line stored once"
 
 
 @pytest.mark.django_db
