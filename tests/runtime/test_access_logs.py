@@ -200,3 +200,15 @@ def test_a_line_read_again_after_a_rotation_is_read_from_where_it_stopped(tmp_pa
     assert [(s, o) for s, o, _ in lines] == [(0, len(line)), (1, 0)]
     assert access_logs.parse_line(lines[0][2])["path"] == "/a"
     assert tail.read()[0] == []
+
+
+@pytest.mark.django_db
+def test_operators_set_a_plans_access_log_retention_and_a_bad_one_changes_nothing(staff_client):
+    url = "/api/v1/plans/standard/"
+    assert staff_client.get(url).json()["accessLogRetentionDays"] == 7
+    refused = staff_client.patch(url, {"accessLogRetentionDays": 0}, format="json")
+    assert refused.status_code == 400 and "accessLogRetentionDays" in refused.content.decode()
+    assert Plan.objects.get(name="standard").access_log_retention_days == 7
+    changed = staff_client.patch(url, {"accessLogRetentionDays": 30}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert Plan.objects.get(name="standard").access_log_retention_days == 30
