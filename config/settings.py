@@ -293,6 +293,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-usage-samples": {"task": "billing.prune_usage_samples", "schedule": timedelta(hours=6)},
     "close-billing-periods": {"task": "billing.close_periods", "schedule": timedelta(minutes=10)},
+    "prune-access-logs": {"task": "provisioning.prune_access_logs", "schedule": timedelta(hours=1)},
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.
@@ -362,6 +363,8 @@ GANTRY_LOCAL_LOG_MAX_BYTES = env_int("GANTRY_LOCAL_LOG_MAX_BYTES", 5 * 1024 * 10
 # How often the runtime agent reads each replica's counters for metering (seconds): what a
 # replica killed outright (SIGKILL) can lose at most. A graceful stop reads them last.
 GANTRY_METERING_SECONDS = env_float("GANTRY_METERING_SECONDS", 10.0)
+# How often the runtime agent reads each local replica's access log into the database.
+GANTRY_ACCESS_LOG_SECONDS = env_float("GANTRY_ACCESS_LOG_SECONDS", 2.0)
 # How often the runtime agent looks at the gateways and its processes (seconds).
 GANTRY_AGENT_INTERVAL = float(env_str("GANTRY_AGENT_INTERVAL", "0.25"))
 # The host name listener URLs show (what clients dial to reach this machine).

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 from provisioning.ir.build import DesiredState, gateway_ir
 from provisioning.translate import Resources, translate
+from provisioning.translate.access_log import DEFAULT_PATH
 
 
 @contextmanager
@@ -26,6 +27,8 @@ def compile_gateway(
     *,
     address: str = "0.0.0.0",  # noqa: S104 (gateways listen on every interface by default)
     port_map: dict[int, int] | None = None,
+    access_log_path: str = DEFAULT_PATH,
 ) -> Resources:
     with gc_paused():
-        return translate(gateway_ir(state), address=address, port_map=port_map)
+        return translate(gateway_ir(state), address=address, port_map=port_map,
+                         access_log_path=access_log_path)  # fmt: skip

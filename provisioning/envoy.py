@@ -106,11 +106,14 @@ def validate_cold(resources: Resources, timeout: float = 120) -> Validation:
         json.dump(static_bootstrap(resources), handle)
         path = handle.name
     try:
-        result = subprocess.run(
-            [envoy_binary(), "--mode", "validate", "--config-path", path,
-             "--log-level", "error", "--disable-hot-restart"],
-            capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+        # In a directory of its own: validating opens the access log, which a relative path
+        # (the local runtime's) creates in the working directory.
+        with tempfile.TemporaryDirectory() as scratch:
+            result = subprocess.run(
+                [envoy_binary(), "--mode", "validate", "--config-path", path,
+                 "--log-level", "error", "--disable-hot-restart"],
+                capture_output=True, text=True, timeout=timeout, cwd=scratch,
+            )  # fmt: skip
     finally:
         os.unlink(path)
     output = (result.stderr + result.stdout).strip()

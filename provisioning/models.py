@@ -447,3 +447,59 @@ class UsageSample(TrafficCounters):
 
     def __str__(self) -> str:
         return f"{self.incarnation_id}#{self.seq} port {self.port}"
+
+
+class AccessLogEntry(models.Model):
+    """One request a gateway's Envoy answered, from its access log (``provisioning.access_logs``).
+
+    Never holds a secret: no query string, no credential header (see
+    ``translate.access_log``). ``(incarnation, segment, offset)`` names the line it was read
+    from (the replica run, the file of that run — the count of rotations before it — and the
+    line's byte offset), so a line read twice is stored once. Kept the tenant's plan's
+    ``access_log_retention_days``."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    gateway_name = models.CharField(max_length=63)
+    replica = models.PositiveIntegerField()
+    incarnation = models.UUIDField()
+    segment = models.PositiveIntegerField()
+    offset = models.PositiveBigIntegerField()
+    timestamp = models.DateTimeField()
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    method = models.CharField(max_length=16, blank=True, default="")
+    path = models.CharField(max_length=2048, blank=True, default="")
+    status = models.PositiveSmallIntegerField()  # 0: no response was sent
+    flags = models.CharField(max_length=64, blank=True, default="")
+    route = models.CharField(max_length=63, blank=True, default="")  # the Gantry route's name
+    consumer = models.CharField(max_length=255, blank=True, default="")
+    bytes_received = models.PositiveBigIntegerField(default=0)
+    bytes_sent = models.PositiveBigIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    upstream_ms = models.PositiveIntegerField(null=True, blank=True)
+    upstream_host = models.CharField(max_length=255, blank=True, default="")
+    client_address = models.CharField(max_length=64, blank=True, default="")
+    port = models.PositiveIntegerField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incarnation", "segment", "offset"], name="access_log_line_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "gateway_name", "-timestamp"], name="access_log_time"),
+            models.Index(fields=["tenant", "gateway_name", "request_id"], name="access_log_rid"),
+            models.Index(
+                fields=["tenant", "gateway_name", "status", "-timestamp"], name="access_log_status"
+            ),  # fmt: skip
+            models.Index(
+                fields=["tenant", "gateway_name", "route", "-timestamp"], name="access_log_route"
+            ),  # fmt: skip
+            models.Index(fields=["timestamp"], name="access_log_prune"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway_name} {self.method} {self.path} {self.status}"

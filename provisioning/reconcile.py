@@ -25,6 +25,7 @@ from provisioning.desired import load_desired_state
 from provisioning.egress_status import refresh_refusals
 from provisioning.models import ConfigRevision, GatewayOperation, KubernetesPlacement
 from provisioning.runtimes.local import ports
+from provisioning.translate import access_log
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def compile_for(gateway: Gateway, state):
     listeners = state.spec.get("listeners", [])
     port_map = ports.allocate(gateway, {item["port"] for item in listeners})
     _listener_urls(gateway, state.spec, port_map)
-    return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map)
+    return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map,
+                           access_log_path=access_log.LOCAL_PATH)  # fmt: skip
 
 
 def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:

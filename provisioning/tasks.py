@@ -104,3 +104,11 @@ def enqueue_removal(tenant: str, gateway: str, cluster_id: int) -> None:
             (tenant, gateway, cluster_id), queue=settings.GANTRY_CELERY_QUEUE
         )
     )
+
+
+@shared_task(name="provisioning.prune_access_logs", ignore_result=True, time_limit=600)
+def prune_access_logs() -> int:
+    """Deletes access log entries older than their tenant's plan keeps them (beat, hourly)."""
+    from provisioning.access_logs import prune
+
+    return prune()

@@ -131,6 +131,7 @@ class WarmValidator:
                     "--drain-time-s", "0", "--drain-strategy", "immediate",
                     "--log-level", "warning"]),
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                cwd=self._directory,  # where a relative access log path opens
             )  # fmt: skip
         if not self._connected.wait(self.start_timeout):
             raise Unavailable(f"the validating Envoy did not connect:\n{self._log_tail()}")

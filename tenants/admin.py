@@ -27,6 +27,7 @@ _PLAN_FIELDS = [
     "max_certificates",
     "max_consumers",
     "max_tokens_per_user",
+    "access_log_retention_days",
     "allowed_sizes",
 ]
 

@@ -26,6 +26,9 @@ class Plan(models.Model):
         default=25, help_text="active API tokens one user may hold in one tenant"
     )
     allowed_sizes = models.JSONField(default=list, help_text="gateway sizes, e.g. small, medium")
+    access_log_retention_days = models.PositiveIntegerField(
+        default=7, help_text="days a gateway's access log entries are kept"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     resource_version = models.PositiveBigIntegerField(default=1)

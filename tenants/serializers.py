@@ -71,6 +71,9 @@ class PlanSerializer(StrictSerializer):
     maxTokensPerUser = serializers.IntegerField(
         source="max_tokens_per_user", min_value=0, max_value=10000, default=25
     )
+    accessLogRetentionDays = serializers.IntegerField(
+        source="access_log_retention_days", min_value=1, max_value=3650, default=7
+    )
     allowedSizes = serializers.ListField(
         source="allowed_sizes", child=serializers.ChoiceField(choices=[]), allow_empty=True
     )

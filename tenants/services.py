@@ -46,6 +46,7 @@ def snapshot_plan(plan: Plan) -> dict:
         "maxCertificates": plan.max_certificates,
         "maxConsumers": plan.max_consumers,
         "maxTokensPerUser": plan.max_tokens_per_user,
+        "accessLogRetentionDays": plan.access_log_retention_days,
         "allowedSizes": list(plan.allowed_sizes),
     }
 

@@ -33,6 +33,7 @@ def test_a_plan_changed_in_the_admin_is_audited(operator_client):
             "max_certificates": 10,
             "max_consumers": 100,
             "max_tokens_per_user": 10,
+            "access_log_retention_days": 7,
             "allowed_sizes": '["small"]',
         },
     )

@@ -16,6 +16,7 @@ from gateways.views import (
     PolicyViewSet,
     RouteViewSet,
 )
+from provisioning.access_log_views import AccessLogViewSet
 from provisioning.cluster_views import ClusterViewSet
 from provisioning.replica_views import ReplicaViewSet
 from provisioning.views import OperationViewSet, RevisionViewSet
@@ -54,6 +55,7 @@ per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")
 per_gateway.register("replicas", ReplicaViewSet, basename="replica")
 per_gateway.register("metrics", GatewayMetricsViewSet, basename="gateway-metrics")
+per_gateway.register("access-logs", AccessLogViewSet, basename="access-log")
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),

@@ -13,6 +13,7 @@ from provisioning.translate import (
     jwt_authn,
     local_rate_limit,
 )
+from provisioning.translate.access_log import DEFAULT_PATH
 from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
 from provisioning.translate.routes import route_configuration
@@ -54,8 +55,10 @@ def translate(
     *,
     address: str = "0.0.0.0",  # noqa: S104 (a gateway listens on every interface by default)
     port_map: dict[int, int] | None = None,
+    access_log_path: str = DEFAULT_PATH,
 ) -> Resources:
-    """``port_map`` maps a listener's port to the port Envoy binds (local runtime ranges)."""
+    """``port_map`` maps a listener's port to the port Envoy binds (local runtime ranges);
+    ``access_log_path`` is where Envoy writes its access log (``translate.access_log``)."""
     by_port: dict[int, list[Listener]] = {}
     for listener in ir.listeners:
         by_port.setdefault(listener.port, []).append(listener)
@@ -69,7 +72,7 @@ def translate(
         filters = _http_filters(ir, routes_here)
         mappers = jwt_authn.local_reply_mappers(routes_here)
         listener = envoy_listener(name, port, bind_port, address, group, invalid_backends,
-                                  filters, mappers)  # fmt: skip
+                                  filters, mappers, access_log_path)  # fmt: skip
         if listener["filter_chains"]:
             listeners.append(listener)
             routes.append(route_configuration(name, group))

@@ -3,6 +3,7 @@
 from provisioning.ir.policy_build import CONSUMER_HEADER
 from provisioning.ir.types import Listener
 from provisioning.translate import client_traffic
+from provisioning.translate.access_log import DEFAULT_PATH, access_log
 from provisioning.translate.route_features import INVALID_BACKEND_HEADER
 from provisioning.translate.types import (
     DOWNSTREAM_TLS,
@@ -20,6 +21,7 @@ def http_connection_manager(
     invalid_backends: bool = False,
     http_filters: tuple[dict, ...] = (),
     reply_mappers: tuple[dict, ...] = (),
+    access_log_path: str = DEFAULT_PATH,
 ) -> dict:
     hcm = {
         "name": "envoy.filters.network.http_connection_manager",
@@ -38,6 +40,7 @@ def http_connection_manager(
             "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
             # WebSocket upgrades are proxied by default (as in Envoy Gateway).
             "upgrade_configs": [{"upgrade_type": "websocket"}],
+            "access_log": access_log(access_log_path),
             "rds": {
                 "route_config_name": route_config_name,
                 "config_source": {"ads": {}, "resource_api_version": "V3"},
@@ -99,10 +102,11 @@ def envoy_listener(
     invalid_backends: bool = False,
     http_filters: tuple[dict, ...] = (),
     reply_mappers: tuple[dict, ...] = (),
+    access_log_path: str = DEFAULT_PATH,
 ) -> dict:
     """The Envoy listener for every gateway listener on ``port``; ``name`` names its routes."""
     hcm = http_connection_manager(name.replace("/", "."), name, invalid_backends, http_filters,
-                                  reply_mappers)  # fmt: skip
+                                  reply_mappers, access_log_path)  # fmt: skip
     envoy: dict = {
         "@type": LISTENER,
         "name": name,

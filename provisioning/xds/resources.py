@@ -38,6 +38,7 @@ MESSAGE_MODULES = (
     "envoy.extensions.filters.http.rbac.v3.rbac_pb2",
     "envoy.extensions.filters.http.jwt_authn.v3.config_pb2",
     "envoy.extensions.access_loggers.filters.cel.v3.cel_pb2",
+    "envoy.extensions.access_loggers.file.v3.file_pb2",
     "envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2",
     "envoy.extensions.filters.http.header_mutation.v3.header_mutation_pb2",
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",

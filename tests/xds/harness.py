@@ -152,7 +152,7 @@ def running_envoy(bootstrap: dict, wait_ready: bool = True, timeout: float = 30)
         process = subprocess.Popen(
             [envoy_binary(), "--config-path", config, "--use-dynamic-base-id",
              "--concurrency", "1", "--log-level", "info"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
         )  # fmt: skip
         envoy = Envoy(process, admin_port, log_path)
         try:

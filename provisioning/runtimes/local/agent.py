@@ -14,6 +14,9 @@ then:
 - drains and stops replicas beyond ``spec.replicas`` (scale-down: ``/drain_listeners``, then
   SIGTERM after ``GANTRY_LOCAL_DRAIN_SECONDS``) and stops at once those of deleted gateways;
 - records each replica (``LocalReplica``: state, pid, restarts, last exit code, log file);
+- reads each replica's access log (``work-<i>/access.log``) into the database every
+  ``GANTRY_ACCESS_LOG_SECONDS``, and once more when the process stops
+  (``provisioning.access_logs``);
 - meters each run (``provisioning.metering``): opens a ``ReplicaIncarnation`` at the start,
   reads Envoy's counters over the admin socket every ``GANTRY_METERING_SECONDS`` and once more
   before a graceful stop (after the drain), and closes the incarnation when the process stops.
@@ -43,7 +46,7 @@ from django.utils import timezone
 
 from gateways.models import Gateway
 from gateways.sizes import SIZES
-from provisioning import metering, readiness
+from provisioning import access_logs, metering, readiness
 from provisioning.envoy import envoy_binary
 from provisioning.models import (
     LocalReplica,
@@ -107,6 +110,9 @@ class Agent:
         self.envoy = envoy or envoy_binary()
         self.log_max_bytes = settings.GANTRY_LOCAL_LOG_MAX_BYTES
         self.metering_seconds = settings.GANTRY_METERING_SECONDS
+        self.access_log_seconds = settings.GANTRY_ACCESS_LOG_SECONDS
+        self.tails: dict[tuple[int, int], access_logs.Tail] = {}
+        self._owners: dict[int, tuple[int, str]] = {}
         self.replicas: dict[tuple[int, int], Replica] = {}
         self._wanted: dict[int, Wanted] = {}
         self._gateway_tokens_revoked: set[int] = set()
@@ -179,6 +185,8 @@ class Agent:
             self._metering(metering.mark_ready, replica.incarnation)
         if replica.admin_ready and now - replica.metered_at >= self.metering_seconds:
             self._meter(replica)
+        if now - replica.access_read_at >= self.access_log_seconds:
+            self._collect(replica)
         if replica.failures and now - replica.started_at >= HEALTHY_AFTER:
             replica.failures = 0
         replica.rotate_log()
@@ -193,6 +201,7 @@ class Agent:
             xds_port=self.xds_port,
             admin_socket=str(replica.admin_socket),
         )
+        self._tail(replica).reset()  # what the last run wrote was read when it stopped
         replica.start(self.envoy, bootstrap, wanted.concurrency, self.drain_seconds)
         log.info("runtime agent: started %s (pid %s)", replica.node_id, replica.process.pid)
         self._metering(
@@ -205,6 +214,7 @@ class Agent:
         adopted = isinstance(replica.process, Adopted)
         incarnation = replica.incarnation
         code = replica.stop()  # it has gone: this only clears its pid file and socket
+        self._collect(replica, incarnation)
         replica.failures += 1
         replica.restarts += 1
         delay = backoff(replica.failures)
@@ -234,6 +244,8 @@ class Agent:
     def _remove(self, replica: Replica, gone: bool) -> None:
         self._meter(replica, final=True)
         code = replica.stop()
+        self._collect(replica)
+        self.tails.pop((replica.gateway_id, replica.index), None)
         stop = ReplicaIncarnation.Stop.DELETED if gone else ReplicaIncarnation.Stop.SCALED_DOWN
         self._metering(metering.close_incarnation, replica.incarnation, stop)
         del self.replicas[(replica.gateway_id, replica.index)]
@@ -308,6 +320,48 @@ class Agent:
             log.warning("metering: %s failed (retried later): %s", function.__name__, error)
             return False
 
+    # -- access logs ------------------------------------------------------------------------
+    def _tail(self, replica: Replica) -> access_logs.Tail:
+        slot = (replica.gateway_id, replica.index)
+        tail = self.tails.get(slot)
+        if tail is None or tail.path != replica.access_log_path:
+            tail = self.tails[slot] = access_logs.Tail(replica.access_log_path)
+        return tail
+
+    def _collect(self, replica: Replica, incarnation: uuid.UUID | None = None) -> None:
+        """Stores the access log lines written since the last read (its run's: ``incarnation``,
+        else the replica's current one). A database error keeps the position: the next read
+        stores them."""
+        replica.access_read_at = time.monotonic()
+        incarnation = incarnation or replica.incarnation
+        if incarnation is None:
+            return
+        tail = self._tail(replica)
+        try:
+            lines, position = tail.read()
+            if not lines and position == tail.position:
+                return
+            owner = self._owners.get(replica.gateway_id)
+            if owner is None:
+                owner = Gateway.objects.filter(pk=replica.gateway_id).values_list(
+                    "tenant_id", "name"
+                ).first()  # fmt: skip
+                if owner is None:
+                    return  # the gateway was deleted: nobody can read its entries
+                self._owners[replica.gateway_id] = owner
+            access_logs.store(owner[0], owner[1], replica.index, incarnation, lines)
+        except DatabaseError as error:
+            log.warning("access logs: cannot store %s's (retried): %s", replica.node_id, error)
+            return
+        except OSError as error:
+            log.warning("access logs: cannot read %s's: %s", replica.node_id, error)
+            return
+        tail.position = position
+        try:
+            tail.save()
+        except OSError as error:
+            log.info("access logs: cannot save %s's position: %s", replica.node_id, error)
+
     # -- files and tokens ------------------------------------------------------------------
     def _directory(self, wanted: Wanted) -> Path:
         tenant, _, name = wanted.key.partition("/")
@@ -327,6 +381,7 @@ class Agent:
         for replica in adoptable(self.runtime_dir):
             replica.log_max_bytes = self.log_max_bytes
             self.replicas[(replica.gateway_id, replica.index)] = replica
+            self._tail(replica).load()  # where the last agent stopped reading
             log.info("runtime agent: adopted %s (pid %s)", replica.node_id, replica.process.pid)
         with contextlib.suppress(DatabaseError):
             for replica in self.replicas.values():
@@ -363,6 +418,7 @@ class Agent:
         for replica in list(self.replicas.values()):
             self._meter(replica, final=True)
             replica.stop()
+            self._collect(replica)
             self._metering(
                 metering.close_incarnation, replica.incarnation,
                 ReplicaIncarnation.Stop.AGENT_STOPPED,

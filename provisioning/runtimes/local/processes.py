@@ -3,7 +3,9 @@ here).
 
 A replica's files live in ``<runtime dir>/<tenant>/<gateway>-<id>/`` (mode 0700):
 ``bootstrap-<i>.json`` (mode 0600: it holds the replica's xDS token), ``replica-<i>.log``
-(Envoy's output), ``admin-<i>.sock`` (Envoy's admin, a Unix socket of mode 0600: never a TCP
+(Envoy's output), ``work-<i>/`` (Envoy's working directory, mode 0700, holding its access log
+``access.log``: the compiled config names it relatively, the same for every replica),
+``admin-<i>.sock`` (Envoy's admin, a Unix socket of mode 0600: never a TCP
 port a gateway could reach) and ``replica-<i>.pid`` (pid and start time, so that an agent
 started later can adopt the process).
 
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioning.runtimes.local.admin import admin_request
+from provisioning.translate.access_log import LOCAL_PATH as ACCESS_LOG
 
 LOG_ROTATE_BYTES = 5 * 1024 * 1024  # the default of GANTRY_LOCAL_LOG_MAX_BYTES
 # sun_path holds 108 bytes with its NUL; longer socket paths go to a short directory instead.
@@ -158,6 +161,7 @@ class Replica:
     incarnation: uuid.UUID | None = None
     seq: int = 0
     metered_at: float = 0.0
+    access_read_at: float = 0.0  # when its access log was last read
 
     @property
     def node_id(self) -> str:
@@ -166,6 +170,14 @@ class Replica:
     @property
     def log_path(self) -> Path:
         return self.directory / f"replica-{self.index}.log"
+
+    @property
+    def work_directory(self) -> Path:
+        return self.directory / f"work-{self.index}"
+
+    @property
+    def access_log_path(self) -> Path:
+        return self.work_directory / ACCESS_LOG
 
     @property
     def admin_socket(self) -> Path:
@@ -193,6 +205,7 @@ class Replica:
         self.admin_socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.admin_socket.unlink(missing_ok=True)
         _rotate(self.log_path, self.log_max_bytes)
+        self.work_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         command = [
             envoy,
             "-c", str(self.bootstrap_path),
@@ -213,7 +226,7 @@ class Replica:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                cwd=self.directory,
+                cwd=self.work_directory,  # where the access log's relative path opens
                 start_new_session=True,
             )
         self.process = Started(popen)
@@ -244,10 +257,15 @@ class Replica:
         return self.admin_ready
 
     def rotate_log(self) -> bool:
-        """Rotates the log once it is over ``log_max_bytes``, while Envoy runs: rename, then
-        ``/reopen_logs`` so Envoy writes a new file (its stdout, still open on the old one, only
-        carries a crash's last words)."""
-        if not self.admin_ready or not _rotate(self.log_path, self.log_max_bytes):
+        """Rotates the log and the access log once over ``log_max_bytes``, while Envoy runs:
+        rename, then ``/reopen_logs`` so Envoy writes new files (its stdout, still open on the
+        old log, only carries a crash's last words). The access log's reader finishes the
+        renamed file before it reads the new one (``access_logs.Tail``)."""
+        if not self.admin_ready:
+            return False
+        rotated = _rotate(self.log_path, self.log_max_bytes)
+        rotated = _rotate(self.access_log_path, self.log_max_bytes) or rotated
+        if not rotated:
             return False
         with contextlib.suppress(OSError):
             self.admin("POST", "/reopen_logs")
