@@ -155,6 +155,10 @@ PAGES = {
     "usage of one gateway, 24 h": "/t/bench/gateways/edge/usage/",
     "usage CSV, 30 days by day": "/t/bench/usage/csv/?range=30d",
 }
+# Measured as a platform operator.
+OPS_PAGES = {
+    "revenue, running month (ops)": "/ops/revenue/",
+}
 
 
 def measure(client: Client, url: str, requests: int) -> list[float]:
@@ -193,6 +197,12 @@ def main() -> int:
         event = AuditEvent.objects.filter(tenant__slug="bench").first().pk
         for name, url in PAGES.items():
             times = measure(client, url.format(event=event), args.requests)
+            p50, p95 = statistics.median(times), percentile(times, 0.95)
+            print(f"{name:40} {p50:8.1f} {p95:8.1f}")
+        operator = Client()
+        operator.force_login(get_user_model().objects.create_user("bench-ops", is_staff=True))
+        for name, url in OPS_PAGES.items():
+            times = measure(operator, url, args.requests)
             p50, p95 = statistics.median(times), percentile(times, 0.95)
             print(f"{name:40} {p50:8.1f} {p95:8.1f}")
     finally:
