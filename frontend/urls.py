@@ -4,6 +4,7 @@ from django.urls import include, path
 from frontend.views import (
     audit,
     backends,
+    budget,
     certificates,
     consumers,
     gateways,
@@ -60,6 +61,7 @@ urlpatterns = [
     path(GATEWAY + "usage/", usage.gateway_usage, name="gateway-usage"),
     path(GATEWAY + "usage/csv/", usage.gateway_usage_csv, name="gateway-usage-csv"),
     path("t/<slug:tenant>/usage/", usage.tenant_usage, name="usage"),
+    path("t/<slug:tenant>/budget/", budget.budget, name="budget"),
     path("t/<slug:tenant>/invoices/", invoices.invoice_list, name="invoices"),
     path("t/<slug:tenant>/invoices/<str:number>/", invoices.invoice_detail, name="invoice"),
     path(

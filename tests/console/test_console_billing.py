@@ -4,7 +4,8 @@
 import pytest
 from django.test import Client
 
-from billing.models import InvoiceLine
+from billing.models import Budget, InvoiceLine
+from tenants.models import AuditEvent
 from tenants.roles import Role
 from tests.billing.test_revenue import invoice
 from tests.conftest import make_org, make_user
@@ -99,3 +100,43 @@ def test_downloads_are_the_apis_bytes(org, kind, number):
     assert console["Content-Disposition"] == api["Content-Disposition"]
     if kind == "pdf":
         assert console.content.startswith(b"%PDF")
+
+
+# -- the budget ---------------------------------------------------------------------------------
+
+BUDGET = "/t/acme/budget/"
+
+
+def test_an_admin_sets_and_clears_the_budget(org):
+    admin = signed_in(org.users[Role.ADMIN])
+    response = admin.post(BUDGET, {"amount": "100.00"})
+    assert response.status_code == 302
+    page = admin.get(BUDGET).content.decode()
+    assert "100.00 USD" in page and "Spent this month" in page
+    assert str(Budget.objects.get(tenant=org.tenant).amount) == "100.0000"
+    assert AuditEvent.objects.filter(object_type="budget").count() == 1
+    assert admin.post(BUDGET, {"amount": ""}).status_code == 302
+    assert not Budget.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "amount,words",
+    [("-5", "must not be negative"), ("abc", "not a decimal"), ("1.005", "2 decimal places")],
+)
+def test_a_bad_budget_is_shown_at_its_field_and_changes_nothing(org, amount, words):
+    admin = signed_in(org.users[Role.ADMIN])
+    admin.post(BUDGET, {"amount": "100.00"})
+    response = admin.post(BUDGET, {"amount": amount})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert words in page and 'aria-invalid="true"' in page
+    assert str(Budget.objects.get().amount) == "100.0000"
+
+
+def test_a_viewer_sees_no_form_and_a_forged_post_is_403(org, other_org):
+    viewer = signed_in(org.users[Role.VIEWER])
+    page = viewer.get(BUDGET).content.decode()
+    assert "Spent this month" in page and 'name="amount"' not in page
+    assert viewer.post(BUDGET, {"amount": "5"}).status_code == 403
+    assert not Budget.objects.exists()
+    assert signed_in(other_org.users[Role.OWNER]).get(BUDGET).status_code == 404
