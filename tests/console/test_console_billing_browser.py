@@ -1,0 +1,49 @@
+"""The billing pages in real Chromium: an admin sets a budget, the running month crosses 80 %
+of it (usage rows written directly, as the rollups would), the banner shows; then an invoice
+opens and its PDF downloads."""
+
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from billing import budgets, invoices, prices
+from billing.models import ReplicaHour
+from tenants.roles import Role
+from tests.conftest import make_org
+from tests.console.test_console_billing import invoice, lines
+from tests.console.test_console_browser import page  # noqa: F401 (a fixture)
+from tests.console.test_console_resources_browser import sign_in_as
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_budget_banner_then_an_invoice_and_its_pdf(page, live_server):  # noqa: F811
+    prices.ensure_default_price_books()  # standard: a small replica-hour is USD 0.025
+    org = make_org("acme")
+    sign_in_as(page, live_server, org, Role.ADMIN)
+    page.goto(f"{live_server.url}/t/acme/budget/")
+    page.get_by_label("Monthly budget").fill("10.00")
+    page.get_by_role("button", name="Save budget").click()
+    page.wait_for_url(f"{live_server.url}/t/acme/budget/")
+    assert "10.00 USD" in page.locator("#budget-amount").inner_text()
+
+    # 330 small replica-hours this month: USD 8.25, 82 % of the budget.
+    start, _ = invoices.month_bounds(invoices.month_of(timezone.now()))
+    ReplicaHour.objects.create(tenant=org.tenant, gateway_name="edge", hour=start,
+                               size="small", milliseconds=330 * 3_600_000)  # fmt: skip
+    assert [alert.threshold for alert in budgets.check(org.tenant)] == [80]
+    page.goto(f"{live_server.url}/t/acme/")
+    assert "You have used 82 % of your monthly budget" in page.content()
+
+    lines(invoice(org.tenant, "12.50"))
+    page.get_by_role("link", name="Invoices").first.click()
+    page.wait_for_url(f"{live_server.url}/t/acme/invoices/")
+    page.get_by_role("link", name="GTY-2026-11-acme-0001").click()
+    page.wait_for_url(f"{live_server.url}/t/acme/invoices/GTY-2026-11-acme-0001/")
+    assert "12.50 USD" in page.locator("#invoice-total").inner_text()
+    with page.expect_download() as download:
+        page.locator("#download-pdf").click()
+    content = Path(download.value.path()).read_bytes()
+    assert content.startswith(b"%PDF")
+    assert download.value.suggested_filename == "GTY-2026-11-acme-0001.pdf"
