@@ -154,6 +154,10 @@ PAGES = {
     "usage, 30 days by day (100 gateways)": "/t/bench/usage/?range=30d",
     "usage of one gateway, 24 h": "/t/bench/gateways/edge/usage/",
     "usage CSV, 30 days by day": "/t/bench/usage/csv/?range=30d",
+    "invoices, with the running month": "/t/bench/invoices/",
+    "upcoming invoice (100 gateways)": "/t/bench/invoices/upcoming/",
+    "upcoming invoice PDF": "/t/bench/invoices/upcoming/pdf/",
+    "budget": "/t/bench/budget/",
 }
 # Measured as a platform operator.
 OPS_PAGES = {
