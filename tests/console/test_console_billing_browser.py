@@ -13,7 +13,12 @@ from tenants.roles import Role
 from tests.conftest import make_org
 from tests.console.test_console_billing import invoice, lines
 from tests.console.test_console_browser import page  # noqa: F401 (a fixture)
-from tests.console.test_console_resources_browser import sign_in_as
+from tests.console.test_console_resources_browser import (
+    UNLABELLED_CONTROLS,
+    WIDER_THAN_THE_SCREEN,
+    sign_in_as,
+)
+from tests.delivery.helpers import ACTOR
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,3 +52,18 @@ def test_budget_banner_then_an_invoice_and_its_pdf(page, live_server):  # noqa: 
     content = Path(download.value.path()).read_bytes()
     assert content.startswith(b"%PDF")
     assert download.value.suggested_filename == "GTY-2026-11-acme-0001.pdf"
+
+
+def test_the_billing_pages_fit_a_phone_and_label_every_control(page, live_server):  # noqa: F811
+    prices.ensure_default_price_books()
+    org = make_org("acme")
+    lines(invoice(org.tenant, "12.50"))
+    budgets.set_budget(ACTOR, org.tenant, {"amount": "10.00"})
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in_as(page, live_server, org, Role.OWNER)
+    base = f"{live_server.url}/t/acme/"
+    for path in ("invoices/", "invoices/GTY-2026-11-acme-0001/", "invoices/upcoming/", "budget/"):
+        assert page.goto(base + path).status == 200, path
+        assert page.evaluate(UNLABELLED_CONTROLS) == [], path
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width, page.evaluate(WIDER_THAN_THE_SCREEN))
