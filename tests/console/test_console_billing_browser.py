@@ -10,9 +10,9 @@ from django.utils import timezone
 from billing import budgets, invoices, prices
 from billing.models import ReplicaHour
 from tenants.roles import Role
-from tests.conftest import make_org
+from tests.conftest import make_org, make_user
 from tests.console.test_console_billing import invoice, lines
-from tests.console.test_console_browser import page  # noqa: F401 (a fixture)
+from tests.console.test_console_browser import log_in, page  # noqa: F401 (a fixture)
 from tests.console.test_console_resources_browser import (
     UNLABELLED_CONTROLS,
     WIDER_THAN_THE_SCREEN,
@@ -67,3 +67,18 @@ def test_the_billing_pages_fit_a_phone_and_label_every_control(page, live_server
         assert page.evaluate(UNLABELLED_CONTROLS) == [], path
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width, page.evaluate(WIDER_THAN_THE_SCREEN))
+
+
+def test_the_revenue_page_fits_a_phone(page, live_server):  # noqa: F811
+    prices.ensure_default_price_books()
+    org = make_org("acme")
+    invoice(org.tenant, "12.50")
+    make_user("root", is_staff=True)  # password pw-root
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, "root", "pw-root")
+    for month in ("2026-11", ""):
+        assert page.goto(f"{live_server.url}/ops/revenue/?month={month}").status == 200
+        assert page.evaluate(UNLABELLED_CONTROLS) == [], month
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (month, width, page.evaluate(WIDER_THAN_THE_SCREEN))
+    assert "12.50 USD" in page.goto(f"{live_server.url}/ops/revenue/?month=2026-11").text()
