@@ -154,6 +154,14 @@ PAGES = {
     "usage, 30 days by day (100 gateways)": "/t/bench/usage/?range=30d",
     "usage of one gateway, 24 h": "/t/bench/gateways/edge/usage/",
     "usage CSV, 30 days by day": "/t/bench/usage/csv/?range=30d",
+    "invoices, with the running month": "/t/bench/invoices/",
+    "upcoming invoice (100 gateways)": "/t/bench/invoices/upcoming/",
+    "upcoming invoice PDF": "/t/bench/invoices/upcoming/pdf/",
+    "budget": "/t/bench/budget/",
+}
+# Measured as a platform operator.
+OPS_PAGES = {
+    "revenue, running month (ops)": "/ops/revenue/",
 }
 
 
@@ -193,6 +201,12 @@ def main() -> int:
         event = AuditEvent.objects.filter(tenant__slug="bench").first().pk
         for name, url in PAGES.items():
             times = measure(client, url.format(event=event), args.requests)
+            p50, p95 = statistics.median(times), percentile(times, 0.95)
+            print(f"{name:40} {p50:8.1f} {p95:8.1f}")
+        operator = Client()
+        operator.force_login(get_user_model().objects.create_user("bench-ops", is_staff=True))
+        for name, url in OPS_PAGES.items():
+            times = measure(operator, url, args.requests)
             p50, p95 = statistics.median(times), percentile(times, 0.95)
             print(f"{name:40} {p50:8.1f} {p95:8.1f}")
     finally:

@@ -70,3 +70,34 @@ class BudgetSerializer(serializers.Serializer):
     spent = serializers.CharField(help_text="the running month's total so far")
     percent = serializers.IntegerField(allow_null=True, help_text="whole percent, rounded down")
     alerts = BudgetAlertSerializer(many=True)
+
+
+class RevenueTenantSerializer(serializers.Serializer):
+    tenant = serializers.CharField()
+    name = serializers.CharField()
+    plan = serializers.CharField()
+    currency = serializers.CharField()
+    total = serializers.CharField(help_text="decimal, in the currency's minor unit")
+    final = serializers.BooleanField(help_text="from a final invoice (false: the running month)")
+    invoice = serializers.CharField(allow_null=True)
+    requests = serializers.IntegerField()
+    replicaHours = serializers.CharField(help_text="decimal, 6 places")
+
+
+class RevenueCurrencySerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    total = serializers.CharField()
+    tenants = serializers.IntegerField()
+
+
+class RevenuePlanSerializer(RevenueCurrencySerializer):
+    plan = serializers.CharField()
+
+
+class RevenueSerializer(serializers.Serializer):
+    month = serializers.CharField()
+    running = serializers.BooleanField(help_text="the month is the current one (drafts)")
+    tenants = RevenueTenantSerializer(many=True)
+    topTenants = RevenueTenantSerializer(many=True)
+    totalsByCurrency = RevenueCurrencySerializer(many=True)
+    totalsByPlan = RevenuePlanSerializer(many=True)

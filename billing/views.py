@@ -20,7 +20,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import budgets, documents, invoices, prices
+from billing import budgets, documents, invoices, prices, reports
 from billing.models import Invoice, PriceBook
 from billing.query import parse_moment
 from billing.serializers import (
@@ -28,10 +28,12 @@ from billing.serializers import (
     BudgetUpdateSerializer,
     InvoiceSerializer,
     PriceBookSerializer,
+    RevenueSerializer,
 )
 from billing.usage import CSV_COLUMNS, GRANULARITIES, csv_values, usage_rows
 from config.api.schema import ErrorEnvelopeSerializer
 from config.errors import FieldError, NotFound, ValidationFailed
+from provisioning.cluster_views import IsOperator
 from tenants.api_base import TenantScopedViewSet
 from tenants.audit import Actor
 from tenants.models import Plan
@@ -267,3 +269,30 @@ class PriceBookView(APIView):
     def put(self, request, name: str):
         book = prices.set_price_book(Actor.from_request(request), self._plan(name), request.data)
         return Response(prices.as_json(book))
+
+
+# -- revenue (operators) ------------------------------------------------------------------------
+
+
+class IsRevenueOperator(IsOperator):
+    message = "only platform operators may see the revenue report"
+
+
+MONTH = OpenApiParameter(
+    "month", str, required=False, description="YYYY-MM (UTC); default: the running month"
+)
+
+
+class RevenueView(APIView):
+    """One month's revenue and usage across every tenant (platform operators only): totals
+    from final invoices (the running month: from the upcoming computation), per currency and
+    per plan (currencies are never added together), top tenants, requests and replica-hours."""
+
+    permission_classes = [permissions.IsAuthenticated, IsRevenueOperator]
+
+    @extend_schema(parameters=[MONTH], responses={200: RevenueSerializer})
+    def get(self, request):
+        text = request.query_params.get("month")
+        now = timezone.now()
+        month = invoices.parse_month(text) if text is not None else invoices.month_of(now)
+        return Response(reports.report(month, now))

@@ -23,6 +23,7 @@ NAVIGATION = [
     ("Consumers", "frontend:consumers", Role.VIEWER),
     ("Policies", "frontend:all-policies", Role.VIEWER),
     ("Usage", "frontend:usage", Role.VIEWER),
+    ("Invoices", "frontend:invoices", Role.VIEWER),
     ("Members", "frontend:members", Role.VIEWER),
     ("API tokens", "frontend:tokens", Role.VIEWER),
     ("Audit log", "frontend:audit", Role.ADMIN),

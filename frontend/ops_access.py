@@ -17,6 +17,7 @@ NAVIGATION = [
     ("Plans", "frontend:ops-plans"),
     ("Clusters", "frontend:ops-clusters"),
     ("Platform health", "frontend:ops-health"),
+    ("Revenue", "frontend:ops-revenue"),
 ]
 
 

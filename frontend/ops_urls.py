@@ -4,7 +4,7 @@ from django.shortcuts import redirect
 from django.urls import path
 
 from frontend.ops_access import operator_required
-from frontend.views.ops import clusters, health, plans, tenants
+from frontend.views.ops import clusters, health, plans, revenue, tenants
 
 TENANT = "tenants/<slug:slug>/"
 CLUSTER = "clusters/<slug:name>/"
@@ -37,4 +37,5 @@ urlpatterns = [
     path(CLUSTER + "edit/", clusters.cluster_edit, name="ops-cluster-edit"),
     path(CLUSTER + "delete/", clusters.cluster_delete, name="ops-cluster-delete"),
     path("health/", health.platform_health, name="ops-health"),
+    path("revenue/", revenue.revenue, name="ops-revenue"),
 ]

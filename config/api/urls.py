@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from billing.metrics_views import GatewayMetricsViewSet
-from billing.views import BudgetView, InvoiceViewSet, PriceBookView, UsageViewSet
+from billing.views import BudgetView, InvoiceViewSet, PriceBookView, RevenueView, UsageViewSet
 from config.api.root import ApiRootView
 from gateways.views import (
     BackendViewSet,
@@ -67,6 +67,7 @@ urlpatterns = [
         BudgetView.as_view({"get": "retrieve", "put": "update"}),
         name="budget",
     ),
+    path("revenue/", RevenueView.as_view(), name="revenue"),
     path("plans/<slug:name>/prices/", PriceBookView.as_view(), name="plan-prices"),
     path("tenants/<slug:tenant>/", include(per_tenant.urls)),
     path("tenants/<slug:tenant>/gateways/<slug:gateway>/", include(per_gateway.urls)),

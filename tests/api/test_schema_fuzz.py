@@ -64,9 +64,9 @@ CHECKS = [
     response_schema_conformance,
 ]
 # The owner gets 403 from operator-only writes: fuzzing shows that, coverage would repeat it.
-# Clusters are the operators' alone, reads included.
+# Clusters and the revenue report are the operators' alone, reads included.
 OPERATOR_ONLY_WRITES = re.compile(
-    r"^((POST|PUT|PATCH|DELETE) /api/v1/(plans/|tenants/$)|[A-Z]+ /api/v1/clusters/)"
+    r"^((POST|PUT|PATCH|DELETE) /api/v1/(plans/|tenants/$)|[A-Z]+ /api/v1/(clusters|revenue)/)"
 )
 # Inside a tenant the operator acts exactly as its owner, whose run covers it.
 INSIDE_A_TENANT = re.compile(r"^[A-Z]+ /api/v1/tenants/\{tenant\}/[a-z-]+/")
