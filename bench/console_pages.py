@@ -38,6 +38,7 @@ from django.test.utils import (  # noqa: E402
 )
 from django.utils import timezone  # noqa: E402
 
+from billing import rollups  # noqa: E402
 from billing.models import ReplicaHour, UsageHour  # noqa: E402
 from gateways import services  # noqa: E402
 from gateways.models import Backend, Gateway, Route  # noqa: E402
@@ -129,6 +130,7 @@ def usage(tenant, names: list[str], days: int = 30) -> None:
                     milliseconds=3_600_000)
         for name in names for hour in hours
     )  # fmt: skip
+    rollups.roll_days(hours[-1], now + timedelta(hours=1))  # the days, as the rollup keeps them
 
 
 PAGES = {

@@ -61,6 +61,30 @@ class ReplicaHour(models.Model):
         return f"{self.gateway_name} {self.size} at {self.hour:%Y-%m-%d %H:00}"
 
 
+class UsageDay(TrafficCounters):
+    """What one gateway answered and ran on one day (UTC): its hourly rows (``UsageHour``,
+    ``ReplicaHour``) summed, every port and size together. Kept by the rollup, which recomputes
+    a day whenever one of its hours changes, so a month's report reads 30 rows a gateway.
+    Reports only: invoices read the hours (they need the sizes)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_days")
+    gateway_name = models.CharField(max_length=63)
+    day = models.DateTimeField()  # its start, UTC midnight
+    replica_milliseconds = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["tenant", "gateway_name", "day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "gateway_name", "day"], name="one_usage_row_per_day"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="usage_day_tenant_day")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway_name} on {self.day:%Y-%m-%d}"
+
+
 class PriceBook(models.Model):
     """What a plan's tenants pay: per replica-hour of each size, per million requests, per GB
     (10^9 bytes) sent, beyond monthly allowances. Written only by ``billing.prices``."""

@@ -1,4 +1,4 @@
-"""Hourly usage from the raw facts: samples of Envoy's counters and replica runs.
+"""Hourly (and daily) usage from the raw facts: samples of Envoy's counters and replica runs.
 
 Requests and bytes: each sample of a replica run's port holds cumulative counters, so what it
 adds is its difference from the sample before it in the same run (the first sample of a run
@@ -23,8 +23,8 @@ from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from billing import traffic_sql
-from billing.models import ReplicaHour, RollupState, UsageHour
+from billing import traffic_sql, usage
+from billing.models import ReplicaHour, RollupState, UsageDay, UsageHour
 from provisioning.metering import ADDED_FIELDS, COUNTERS, added
 from provisioning.models import ReplicaIncarnation, UsageSample
 
@@ -143,12 +143,13 @@ def replica_time(start: datetime, end: datetime) -> dict[tuple, int]:
 
 
 @transaction.atomic
-def rollup(start: datetime, end: datetime) -> tuple[int, int]:
-    """Recomputes the hours from ``start``'s to the one before ``end`` (whole hours); the
-    number of (usage, replica) rows now there."""
+def rollup(start: datetime, end: datetime, days: bool = True) -> tuple[int, int]:
+    """Recomputes the hours from ``start``'s to the one before ``end`` (whole hours), and
+    (unless ``days`` is false) the days holding them; the number of (usage, replica) hourly
+    rows now there."""
     start = hour_of(start)
     end = hour_of(end) + (HOUR if end != hour_of(end) else timedelta(0))
-    usage = traffic(start, end)
+    counted = traffic(start, end)
     replicas = replica_time(start, end)
     UsageHour.objects.filter(hour__gte=start, hour__lt=end).delete()
     ReplicaHour.objects.filter(hour__gte=start, hour__lt=end).delete()
@@ -161,7 +162,7 @@ def rollup(start: datetime, end: datetime) -> tuple[int, int]:
             latency=row["latency"],
             **row["counters"],
         )  # fmt: skip
-        for (tenant, gateway, hour, port), row in sorted(usage.items(), key=_order)
+        for (tenant, gateway, hour, port), row in sorted(counted.items(), key=_order)
     )
     ReplicaHour.objects.bulk_create(
         ReplicaHour(
@@ -169,7 +170,44 @@ def rollup(start: datetime, end: datetime) -> tuple[int, int]:
         )  # fmt: skip
         for (tenant, gateway, hour, size), milliseconds in sorted(replicas.items(), key=_order)
     )
-    return len(usage), len(replicas)
+    if days:
+        roll_days(start, end)
+    return len(counted), len(replicas)
+
+
+@transaction.atomic
+def roll_days(start: datetime, end: datetime) -> int:
+    """Recomputes the daily rows (``UsageDay``) of the days from ``start``'s to the one holding
+    the moment before ``end``, from their hourly rows; the number of daily rows now there."""
+    first = usage.day_of(start)
+    last = usage.day_of(end - timedelta(microseconds=1)) + usage.DAY
+    found: dict[tuple, usage.Period] = {}
+
+    def period(tenant_id, name: str, moment: datetime) -> usage.Period:
+        key = (tenant_id, name, moment.astimezone(UTC))
+        if key not in found:
+            found[key] = usage.Period(name, key[2], dict.fromkeys(COUNTERS, 0), {})
+        return found[key]
+
+    usage.sum_hours(
+        UsageHour.objects.filter(hour__gte=first, hour__lt=last),
+        ReplicaHour.objects.filter(hour__gte=first, hour__lt=last),
+        "day",
+        period,
+    )
+    UsageDay.objects.filter(day__gte=first, day__lt=last).delete()
+    UsageDay.objects.bulk_create(
+        UsageDay(
+            tenant_id=tenant_id,
+            gateway_name=name,
+            day=day,
+            latency=row.latency,
+            replica_milliseconds=row.milliseconds,
+            **row.counters,
+        )
+        for (tenant_id, name, day), row in sorted(found.items(), key=_order)
+    )
+    return len(found)
 
 
 def _order(item) -> tuple:
@@ -207,9 +245,11 @@ def rollup_recent(
             changed_at__gte=state.samples_seen_until - COMMIT_SLACK, taken_at__lt=start
         )
         late = {hour_of(at) for at in arrived.values_list("taken_at", flat=True)}
-    usage, replicas = rollup(start, now + HOUR)
+    traffic_rows, replica_rows = rollup(start, now + HOUR)
     for hour in sorted(late):
-        rollup(hour, hour + HOUR)
+        rollup(hour, hour + HOUR, days=False)
+    for day in sorted({usage.day_of(hour) for hour in late}):
+        roll_days(day, day + usage.DAY)
     state.rolled_until, state.samples_seen_until = now, started
     state.save()
-    return usage, replicas
+    return traffic_rows, replica_rows

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import rollups, traffic_sql
-from billing.models import ReplicaHour, UsageHour
+from billing.models import ReplicaHour, UsageDay, UsageHour
 from billing.rollups import hour_of
 from billing.usage import usage_rows
 from gateways import services
@@ -323,3 +323,86 @@ def test_gateways_combined_have_the_percentiles_of_all_their_requests(org):
     assert rows[0]["latencyMs"]["p99"] >= 100
     per_gateway = usage_rows(org.tenant, T0, T0 + timedelta(hours=1), "hour", None)
     assert [row["gateway"] for row in per_gateway] == ["fast", "slow"]
+
+
+# -- daily rows: a day recomputed whenever one of its hours is ------------------------------
+
+
+def _reference_days(tenant, start, end, gateway=None) -> dict[tuple, tuple]:
+    """(gateway, day) → (requests, bytes sent, replica ms, latency buckets) from the hours."""
+    found: dict[tuple, list] = {}
+    for model in (UsageHour, ReplicaHour):
+        rows = model.objects.filter(tenant=tenant, hour__gte=start, hour__lt=end)
+        for row in rows.filter(gateway_name=gateway) if gateway else rows:
+            key = (row.gateway_name, row.hour.replace(hour=0))
+            day = found.setdefault(key, [0, 0, 0, {}])
+            if model is ReplicaHour:
+                day[2] += row.milliseconds
+                continue
+            day[0] += row.requests
+            day[1] += row.bytes_sent
+            for bound, count in row.latency.items():
+                day[3][bound] = day[3].get(bound, 0) + count
+    return {key: (a, b, c, d) for key, (a, b, c, d) in found.items()}
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    hours_used=st.lists(
+        st.tuples(st.sampled_from(["edge", "api"]), st.integers(0, 24 * 4 - 1),
+                  st.integers(0, 50), st.sampled_from(["1", "5", "100"])),
+        min_size=1, max_size=40,
+    ),
+    edges=st.tuples(st.integers(0, 24 * 4 * 60), st.integers(0, 24 * 4 * 60)),
+)  # fmt: skip
+def test_days_from_the_daily_rows_equal_the_same_days_summed_from_the_hours(org, hours_used, edges):
+    UsageHour.objects.all().delete()
+    ReplicaHour.objects.all().delete()
+    day0 = T0.replace(hour=0)
+    for name, hour, count, bucket in hours_used:
+        moment = day0 + timedelta(hours=hour)
+        UsageHour.objects.update_or_create(
+            tenant=org.tenant, gateway_name=name, hour=moment, port=80,
+            defaults={"responses_2xx": count, "bytes_sent": 10 * count, "latency": {bucket: count}},
+        )  # fmt: skip
+        ReplicaHour.objects.update_or_create(
+            tenant=org.tenant, gateway_name=name, hour=moment, size="small",
+            defaults={"milliseconds": 1000 * hour + 7},
+        )  # fmt: skip
+    rollups.roll_days(day0, day0 + timedelta(days=4))
+    low, high = sorted(edges)
+    start, end = day0 + timedelta(minutes=low), day0 + timedelta(minutes=high)
+    answer = usage_rows(org.tenant, start, end, "day", None)
+    # The reference rounds the range out to whole hours, as the hourly rows are.
+    start_hour = hour_of(start) + (timedelta(hours=1) if hour_of(start) < start else timedelta(0))
+    expected = _reference_days(org.tenant, start_hour, end)
+    got = {
+        (row["gateway"], datetime.fromisoformat(row["start"])): (
+            row["requests"],
+            row["bytesSent"],
+            round(row["replicaSeconds"] * 1000),
+        )
+        for row in answer
+    }
+    assert got == {key: value[:3] for key, value in expected.items()}
+    combined = usage_rows(org.tenant, start, end, "day", None, combined=True)
+    assert sum(row["requests"] for row in combined) == sum(v[0] for v in expected.values())
+
+
+def test_a_late_sample_changes_its_day_as_well_as_its_hour(gateway):
+    first = run(gateway)
+    sample(first, 0, 1, ok=10)  # day 1, 09:01
+    sample(first, 2, 15 * 60 + 31, ok=50)  # day 2, 00:31; the read of 23:31 (seq 1) is late
+    rollups.rollup_recent(now=at(16 * 60))
+    days = {row.day: row.requests for row in UsageDay.objects.all()}
+    day1, day2 = T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=1)
+    assert days == {day1: 10, day2: 40}
+    UsageSample.objects.update(changed_at=timezone.now() - timedelta(hours=1))
+    sample(first, 1, 14 * 60 + 31, ok=45)  # day 1, 23:31: 35 more on day 1, 35 fewer on day 2
+    rollups.rollup_recent(now=at(40 * 60))  # day 1 is long past the recent hours
+    days = {row.day: row.requests for row in UsageDay.objects.all()}
+    assert days == {day1: 45, day2: 5}
+    rows = usage_rows(gateway.tenant, day1, day2 + timedelta(days=1), "day", "edge")
+    assert [row["requests"] for row in rows] == [45, 5]

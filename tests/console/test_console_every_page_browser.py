@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 import pytest
 from django.utils import timezone
 
+from billing import rollups
 from billing.models import ReplicaHour, UsageHour
 from gateways import services
 from gateways.models import Route
@@ -52,6 +53,7 @@ def furnish(org):
         ReplicaHour.objects.create(tenant=org.tenant, gateway_name="edge", size="small",
                                    hour=hour - timedelta(hours=back),
                                    milliseconds=3_600_000)  # fmt: skip
+    rollups.roll_days(hour - timedelta(hours=5), hour + timedelta(hours=1))
     return gateway, credential
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from billing import rollups
 from billing.models import ReplicaHour, UsageHour
 from frontend import charts, field_diff, side_by_side
 from gateways import services
@@ -215,6 +216,7 @@ def _usage(org, hour, gateway="edge", requests=10, errors=(1, 2), p50_bucket="5"
     )  # fmt: skip
     ReplicaHour.objects.create(tenant=org.tenant, gateway_name=gateway, hour=hour,
                                size="small", milliseconds=3_600_000)  # fmt: skip
+    rollups.roll_days(hour, hour + timedelta(hours=1))  # as the rollup does after an hour
 
 
 def test_charts_lay_out_bars_and_lines():

@@ -9,6 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from billing import rollups
 from billing.models import ReplicaHour, UsageHour
 from gateways import services
 from gateways.models import Route
@@ -72,6 +73,7 @@ class World:
                 ReplicaHour.objects.create(tenant=tenant, gateway_name=gateway, size="small",
                                            hour=hour - timedelta(hours=i),
                                            milliseconds=1000)  # fmt: skip
+                rollups.roll_days(hour - timedelta(hours=i), hour - timedelta(hours=i - 1))
         # Revisions and operations: copies of the first (what the pages read of them).
         if not ConfigRevision.objects.filter(gateway=edge).exists():
             reconcile(edge.pk)
