@@ -16,13 +16,13 @@ import hashlib
 import json
 from dataclasses import asdict
 
-import yaml
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.crypto import salted_hmac
 
 from config.errors import GantryError
 from gateways.models import Gateway
+from provisioning import yaml_text
 from provisioning.ir.build import DesiredState
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.translate import Resources
@@ -31,7 +31,6 @@ from provisioning.xds.notify import notify_changed
 # The labels keys are derived with (never change them: every fingerprint or hash would).
 FINGERPRINT_LABEL = "gantry.provisioning.revisions.secret-fingerprint"
 CONTENT_HASH_LABEL = "gantry.provisioning.revisions.content-hash"
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when the wheel has it
 YAML_CACHE_SECONDS = 3600
 
 
@@ -167,9 +166,7 @@ def as_yaml(revision: ConfigRevision) -> str:
     key = f"revision-yaml:{rendering_key(revision)}"
     text = cache.get(key)
     if text is None:
-        text = yaml.dump(
-            redacted(resources_of(revision)), Dumper=_Dumper, sort_keys=False, width=100
-        )
+        text = yaml_text.dump(redacted(resources_of(revision)))
         cache.set(key, text, YAML_CACHE_SECONDS)
     return text
 
