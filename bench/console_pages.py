@@ -14,6 +14,7 @@ services gave the first, which is what a page reads. Goal: p50 under 150 ms for 
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -189,6 +190,11 @@ def main() -> int:
     parser.add_argument("--gateways", type=int, default=100)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--only", default="", help="pages whose name holds one of these (a,b)")
+    parser.add_argument("--gc-off", action="store_true", help="no garbage collection while timed")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="leave the setup's objects to the collector (config/wsgi.py freezes "
+                             "a web process's after start-up)")  # fmt: skip
     args = parser.parse_args()
     tasks.send_reconcile = lambda *a, **k: None  # no worker: what is measured is the page
     setup_test_environment()
@@ -201,13 +207,22 @@ def main() -> int:
               f"{args.events} audit events; {args.requests} requests per page")  # fmt: skip
         print(f"{'page':40} {'p50 ms':>8} {'p95 ms':>8}")
         event = AuditEvent.objects.filter(tenant__slug="bench").first().pk
+        if not args.no_freeze:  # as a web process does once started (config/wsgi.py)
+            gc.collect()
+            gc.freeze()
+        if args.gc_off:
+            gc.disable()
         for name, url in PAGES.items():
+            if not any(part in name for part in args.only.split(",")):
+                continue
             times = measure(client, url.format(event=event), args.requests)
             p50, p95 = statistics.median(times), percentile(times, 0.95)
             print(f"{name:40} {p50:8.1f} {p95:8.1f}")
         operator = Client()
         operator.force_login(get_user_model().objects.create_user("bench-ops", is_staff=True))
         for name, url in OPS_PAGES.items():
+            if not any(part in name for part in args.only.split(",")):
+                continue
             times = measure(operator, url, args.requests)
             p50, p95 = statistics.median(times), percentile(times, 0.95)
             print(f"{name:40} {p50:8.1f} {p95:8.1f}")
