@@ -12,14 +12,14 @@ import json
 import math
 import re
 
-# A plain scalar that YAML 1.1 (PyYAML) reads back as this same string: starts with a letter
-# or one of a few safe characters, holds no indicator that could end or change it, and is
-# none of the words YAML reads as booleans or null. Anything else is double-quoted.
-_PLAIN = re.compile(r"[A-Za-z_/.][A-Za-z0-9_./()+=-]*(?:[ :@][A-Za-z0-9_./()+=-]+)*")
-_SPECIAL_WORDS = {
-    "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~",
-}  # fmt: skip
-_NUMBERISH = re.compile(r"[-+.0-9]")
+import yaml
+
+# A plain scalar: starts with a letter, digit or one of a few safe characters and holds no
+# indicator that could end or change it. It is still quoted when PyYAML's own implicit
+# resolvers would read it as something else (a number, boolean, null, date, ...).
+_PLAIN = re.compile(r"[A-Za-z0-9_/.][A-Za-z0-9_./()+=-]*(?:[ :@][A-Za-z0-9_./()+=-]+)*")
+_RESOLVER = yaml.resolver.Resolver()
+_STRING_TAG = "tag:yaml.org,2002:str"
 # What YAML does not allow as it is (its non-printable characters), or reads as a line break or
 # byte-order mark, and JSON leaves as it is: escaped.
 _UNPRINTABLE = re.compile(
@@ -36,11 +36,7 @@ def _escape(match: re.Match) -> str:
 def _string(value: str) -> str:
     if (
         _PLAIN.fullmatch(value)
-        and value.lower() not in _SPECIAL_WORDS
-        and not _NUMBERISH.match(value)
-        and not value.startswith(".")
-        and ": " not in value
-        and " #" not in value
+        and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STRING_TAG
     ):
         return value
     return _UNPRINTABLE.sub(_escape, json.dumps(value, ensure_ascii=False))

@@ -41,3 +41,8 @@ def test_reads_as_pyyaml_writes_it():
     config = {"resources": [{"name": "edge", "routes": [{"match": {"prefix": "/"}, "weight": 3}],
                              "empty": {}, "none": [], "enabled": True}]}  # fmt: skip
     assert yaml_text.dump(config) == yaml.safe_dump(config, sort_keys=False)
+
+
+def test_durations_and_names_stay_readable():
+    text = yaml_text.dump({"timeout": "5.000s", "name": "route-0001", "version": "1.2", "n": "1"})
+    assert text == 'timeout: 5.000s\nname: route-0001\nversion: "1.2"\nn: "1"\n'
