@@ -11,7 +11,10 @@ Gantry compiles for a gateway with one route):
 - ``metering, every 10 s``: the replica bootstrap's ``stats_flush_on_admin`` and the agent's
   read (``provisioning.metering.STATS_URL``: counters and the request-time histogram's buckets)
   every 10 s (``GANTRY_METERING_SECONDS``' default), parsed as the agent does;
-- ``metering, every 1 s``: the same, ten times as often.
+- ``metering, every 1 s``: the same, ten times as often;
+- ``no access log``: ``metering off`` without the access log. Every other variant writes each
+  request's JSON line to a file, as a local replica does (``provisioning/translate/access_log.py``):
+  this one shows what the access log itself costs.
 
 Prints medians over the rounds (rounds interleave the variants, each round starting with the
 next one) and the ratios to ``metering off``, with Envoy's CPU time per request (from
@@ -19,6 +22,7 @@ next one) and the ratios to ``metering off``, with Envoy's CPU time per request 
 """
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -35,6 +39,31 @@ from policy_throughput import NGINX, ROOT, cpu_seconds, free_port, gantry, wrk  
 
 from provisioning import metering  # noqa: E402
 from provisioning.envoy import envoy_binary, static_bootstrap  # noqa: E402
+
+
+def access_logged_to(resources, path: str | None):
+    """``resources`` with every access log writing to ``path`` (None: no access log)."""
+
+    def walk(value):
+        if isinstance(value, dict):
+            found = {}
+            for key, item in value.items():
+                if key == "access_log":
+                    if path is not None:
+                        found[key] = [
+                            {**log, "typed_config": {**log["typed_config"], "path": path}}
+                            for log in item
+                        ]
+                    continue
+                found[key] = walk(item)
+            return found
+        if isinstance(value, list | tuple):
+            return type(value)(walk(item) for item in value)
+        return value
+
+    return dataclasses.replace(resources, **{
+        field.name: walk(getattr(resources, field.name)) for field in dataclasses.fields(resources)
+    })  # fmt: skip
 
 
 class MeteredEnvoy:
@@ -96,7 +125,8 @@ def main() -> int:
          "-e", str(directory / "error.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    variants = {"metering off": None, "metering, every 10 s": 10.0, "metering, every 1 s": 1.0}
+    variants = {"metering off": None, "metering, every 10 s": 10.0, "metering, every 1 s": 1.0,
+                "no access log": None}  # fmt: skip
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     try:
         time.sleep(0.5)
@@ -107,7 +137,9 @@ def main() -> int:
             for name in names[shift:] + names[:shift]:
                 every = variants[name]
                 port = free_port()
-                envoy = MeteredEnvoy(gantry(port, upstream, []), directory, every)
+                log = None if name == "no access log" else str(directory / f"access-{port}.log")
+                resources = access_logged_to(gantry(port, upstream, []), log)
+                envoy = MeteredEnvoy(resources, directory, every)
                 try:
                     before = cpu_seconds(envoy.process.pid)
                     rps, p99, requests = wrk(f"http://127.0.0.1:{port}/", args.seconds, {})
@@ -117,6 +149,8 @@ def main() -> int:
                         raise RuntimeError(f"{name}: the counters were never read")
                 finally:
                     envoy.stop()
+                    if log is not None:
+                        Path(log).unlink(missing_ok=True)  # some 60 MB a run
             print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         nginx.terminate()
@@ -136,6 +170,9 @@ def main() -> int:
     ok = ratio >= 0.98
     print(f"\ngoal (≥ 0.98× throughput with the default read interval): "
           f"{'met' if ok else 'NOT met'} ({ratio:.3f}×)")  # fmt: skip
+    logged = base_rps / median("no access log", 0)
+    print(f"the access log (a JSON line a request, to a file): {logged:.3f}× the throughput "
+          f"without it")  # fmt: skip
     return 0 if ok else 1
 
 

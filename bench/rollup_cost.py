@@ -12,6 +12,8 @@ replica restarted once a day), then times, each ``--runs`` times:
 - ``rollup_recent()``: what beat runs every ``GANTRY_USAGE_ROLLUP_SECONDS`` (the last two hours
   and the current one);
 - ``replica_time(a month)``: the replica-hours of every run of the month;
+- ``roll_days(one day)``: the daily rows of a day whose 24 hours are all there (what the
+  rollup adds whenever an hour of that day changes);
 - ``rollup(a month)`` as a month's close recomputes it, extrapolated from the hour (samples are
   pruned after the retention window, so a month is 720 of those hours).
 
@@ -43,7 +45,7 @@ from django.test.utils import (  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from billing import rollups  # noqa: E402
-from billing.models import UsageHour  # noqa: E402
+from billing.models import ReplicaHour, UsageHour  # noqa: E402
 from gateways.models import Gateway  # noqa: E402
 from provisioning.metering import COUNTERS, added  # noqa: E402
 from provisioning.models import ReplicaIncarnation, UsageSample  # noqa: E402
@@ -117,6 +119,28 @@ def populate(gateways: int, replicas: int, interval: int, hours: int) -> tuple[d
     return start, count + len(batch)
 
 
+def full_day(day: datetime) -> datetime:
+    """Hourly rows for every gateway and hour of ``day`` (what ``roll_days`` sums)."""
+    tenant_gateways = list(
+        UsageHour.objects.filter(hour__gte=day + timedelta(days=2)).values_list(
+            "tenant_id", "gateway_name"
+        ).distinct()
+    )  # fmt: skip
+    hours = [day + timedelta(hours=h) for h in range(24)]
+    UsageHour.objects.bulk_create(
+        (UsageHour(tenant_id=tenant, gateway_name=name, hour=hour, port=80, responses_2xx=900,
+                   responses_5xx=4, bytes_sent=10**6, latency={"1": 500, "5": 400, "50": 4})
+         for tenant, name in tenant_gateways for hour in hours),
+        batch_size=5000,
+    )  # fmt: skip
+    ReplicaHour.objects.bulk_create(
+        (ReplicaHour(tenant_id=tenant, gateway_name=name, hour=hour, size="small",
+                     milliseconds=7_200_000) for tenant, name in tenant_gateways for hour in hours),
+        batch_size=5000,
+    )  # fmt: skip
+    return day
+
+
 def timed(function, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -148,11 +172,14 @@ def main() -> int:
         month_start = start.replace(hour=0) - timedelta(days=29)
         replicas = timed(lambda: rollups.replica_time(month_start, start), args.runs)
         rows = UsageHour.objects.filter(hour=start).count()
+        day = full_day(start.replace(hour=0) - timedelta(days=2))
+        days = timed(lambda: rollups.roll_days(day, day + timedelta(days=1)), args.runs)
         print(f"{'what':44} {'median s':>9} {'max s':>8}")
         for name, times in (
             (f"rollup(one hour): {rows:,} usage rows", hour),
             ("rollup_recent() (beat, every minute)", recent),
             ("replica_time(30 days of runs)", replicas),
+            ("roll_days(one day: 24 hourly rows a gateway)", days),
         ):
             print(f"{name:44} {statistics.median(times):9.2f} {max(times):8.2f}")
         per_hour = statistics.median(hour)
