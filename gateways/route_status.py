@@ -6,6 +6,8 @@
   or ``NoMatchingListenerHostname``.
 - ``ResolvedRefs``: every backend the route sends or mirrors requests to exists. Otherwise
   False, reason ``BackendNotFound``; requests for a missing backend are answered with 500.
+  A backendRef of another kind than Envoy Gateway's ``Backend`` (a core ``Service``, say) is
+  ``InvalidKind``, its share of requests answered with 500 too.
   A backend the egress policy refuses at translation (stored before the policy, or under a
   laxer one) is ``RefNotPermitted``, and answered with 500 as well.
 
@@ -16,7 +18,7 @@ can change the answer.
 from collections.abc import Collection, Mapping
 
 from gateways.conditions import set_condition
-from gateways.validation.routes import referenced_backends
+from gateways.validation.routes import BACKEND_GROUP, invalid_kinds, referenced_backends
 
 MAX_LISTED = 5
 
@@ -87,6 +89,13 @@ def _accepted(spec: dict, listeners: list[dict]) -> tuple[list[str], tuple[str, 
 
 
 def _resolved_refs(spec: dict, existing: set[str], refused: Mapping[str, str]):
+    wrong = invalid_kinds(spec)
+    if wrong:
+        listed = "; ".join(
+            f"{path}: {kind} is not a kind Gantry routes to (only {BACKEND_GROUP}/Backend)"
+            for path, kind in wrong[:MAX_LISTED]
+        )
+        return "False", "InvalidKind", f"{listed}. Requests for it are answered with 500."
     refs = referenced_backends(spec)
     denied = [(path, name) for path, name in refs if name in existing and name in refused]
     if denied:

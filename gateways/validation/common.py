@@ -155,3 +155,32 @@ def unique(items: list, keys: list, what: str = "", field: str | None = None) ->
     if errors:
         raise serializers.ValidationError(errors)
     return items
+
+
+# CORS: Envoy Gateway's Origin and method patterns (SecurityPolicy cors, HTTPRoute CORS filter).
+ORIGIN = re.compile(
+    r"\*|https?://(\*|(\*\.)?([A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+)(:(?P<port>[0-9]{1,5}))?"
+)
+ORIGIN_MESSAGE = (
+    "must be '*' or an origin such as https://example.com, https://*.example.com or "
+    "http://localhost:8080"
+)
+METHOD = re.compile(r"\*|[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,32}")
+
+
+def origin_field() -> serializers.CharField:
+    def check(value: str) -> None:
+        match = ORIGIN.fullmatch(value)
+        if not match:
+            raise serializers.ValidationError(ORIGIN_MESSAGE, code="invalid")
+        if match.group("port") and not 1 <= int(match.group("port")) <= 65535:
+            raise serializers.ValidationError("the port must be 1–65535", code="invalid")
+
+    return serializers.CharField(trim_whitespace=False, max_length=253, validators=[check])
+
+
+def header_or_star_field() -> serializers.CharField:
+    return pattern_field(
+        re.compile(rf"\*|{HEADER_NAME.pattern[1:-1]}"),
+        "must be an HTTP header name or '*'", max_length=256,
+    )  # fmt: skip

@@ -11,7 +11,11 @@ import re
 from rest_framework import serializers
 
 from gateways.validation.common import (
+    METHOD,
     header_name_field,
+    header_or_star_field,
+    origin_field,
+    pattern_field,
     port_field,
     precise_hostname_field,
     text_field,
@@ -151,11 +155,48 @@ class BackendObjectRefSerializer(StrictSerializer):
     port = port_field(required=False, help_text="accepted for Gateway API compatibility")
 
 
+class FractionSerializer(StrictSerializer):
+    numerator = serializers.IntegerField(min_value=0, max_value=1_000_000)
+    denominator = serializers.IntegerField(min_value=1, max_value=1_000_000, default=100)
+
+    def validate(self, data):
+        if data["numerator"] > data["denominator"]:
+            raise serializers.ValidationError(
+                {"numerator": [f"must not be more than denominator ({data['denominator']})"]}
+            )
+        return data
+
+
 class MirrorSerializer(StrictSerializer):
     backendRef = BackendObjectRefSerializer()
     percent = serializers.IntegerField(
         min_value=0, max_value=100, required=False, help_text="default: every request"
     )
+    fraction = FractionSerializer(required=False, help_text="numerator/denominator of requests")
+
+    def validate(self, data):
+        if "percent" in data and "fraction" in data:
+            raise serializers.ValidationError(
+                {"fraction": ["only one of percent and fraction may be set"]}
+            )
+        return data
+
+
+class CORSFilterSerializer(StrictSerializer):
+    """Gateway API's HTTPCORSFilter: SecurityPolicy ``cors``'s checks, ``maxAge`` in seconds."""
+
+    allowOrigins = serializers.ListField(child=origin_field(), max_length=64, allow_empty=False)
+    allowMethods = serializers.ListField(
+        child=pattern_field(METHOD, "must be an HTTP method or '*'"), max_length=64,
+        required=False,
+    )  # fmt: skip
+    allowHeaders = serializers.ListField(child=header_or_star_field(), max_length=64,
+                                         required=False)  # fmt: skip
+    exposeHeaders = serializers.ListField(child=header_or_star_field(), max_length=64,
+                                          required=False)  # fmt: skip
+    maxAge = serializers.IntegerField(min_value=1, max_value=86400 * 365, default=5,
+                                      help_text="seconds; Gateway API's default is 5")  # fmt: skip
+    allowCredentials = serializers.BooleanField(required=False)
 
 
 # Filter type → the field holding its configuration.
@@ -165,7 +206,10 @@ FILTER_FIELDS = {
     "RequestRedirect": "requestRedirect",
     "URLRewrite": "urlRewrite",
     "RequestMirror": "requestMirror",
+    "CORS": "cors",
 }
+# What a backendRef's own filters may be (Gateway API allows these two on a backend's share).
+BACKEND_FILTERS = ("RequestHeaderModifier", "ResponseHeaderModifier")
 
 
 class FilterSerializer(StrictSerializer):
@@ -175,6 +219,7 @@ class FilterSerializer(StrictSerializer):
     requestRedirect = RedirectSerializer(required=False)
     urlRewrite = URLRewriteSerializer(required=False)
     requestMirror = MirrorSerializer(required=False)
+    cors = CORSFilterSerializer(required=False)
 
     def validate(self, data):
         wanted = FILTER_FIELDS[data["type"]]

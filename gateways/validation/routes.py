@@ -26,7 +26,12 @@ from gateways.validation.common import (
     run_spec_serializer,
     text_field,
 )
-from gateways.validation.route_filters import FilterSerializer, path_problem, rule_filter_errors
+from gateways.validation.route_filters import (
+    BACKEND_FILTERS,
+    FilterSerializer,
+    path_problem,
+    rule_filter_errors,
+)
 from provisioning.ir.durations import to_ms
 from tenants.serializers import StrictSerializer, dns_label_field
 
@@ -140,12 +145,72 @@ class MatchSerializer(StrictSerializer):
         return params
 
 
+# What a backendRef may name: a Backend of the tenant (Envoy Gateway's kind), the default.
+BACKEND_GROUP, BACKEND_KIND = "gateway.envoyproxy.io", "Backend"
+KIND = re.compile(r"[A-Za-z]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?")
+GROUP = re.compile(r"([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+
+
+def is_backend_kind(ref: dict) -> bool:
+    """Whether a backendRef names a Gantry Backend (any other kind is ``InvalidKind``)."""
+    return ref.get("kind", BACKEND_KIND) == BACKEND_KIND and ref.get("group", BACKEND_GROUP) in (
+        BACKEND_GROUP,
+        "",
+    )
+
+
 class BackendRefSerializer(StrictSerializer):
+    group = pattern_field(GROUP, "must be an API group such as gateway.envoyproxy.io",
+                          max_length=253, required=False, allow_blank=True)  # fmt: skip
+    kind = pattern_field(KIND, "must be a kind such as Backend", max_length=63, required=False)
     name = dns_label_field(help_text="a backend of the tenant; a missing one answers 500")
     port = port_field(
         required=False, help_text="accepted for Gateway API compatibility; endpoints carry ports"
     )
     weight = serializers.IntegerField(min_value=0, max_value=1_000_000, default=1)
+    filters = FilterSerializer(many=True, required=False, max_length=16)
+
+    def validate_filters(self, filters):
+        errors: dict = {}
+        seen: dict[str, int] = {}
+        for index, item in enumerate(filters):
+            if item["type"] not in BACKEND_FILTERS:
+                errors[index] = {"type": [
+                    f"a backendRef's filters may be {' or '.join(BACKEND_FILTERS)}"
+                ]}  # fmt: skip
+            elif item["type"] in seen:
+                errors[index] = {"type": [
+                    f"{item['type']} cannot be repeated (filters[{seen[item['type']]}] is one)"
+                ]}  # fmt: skip
+            seen.setdefault(item["type"], index)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return filters
+
+
+class RetrySerializer(StrictSerializer):
+    """Gateway API's HTTPRouteRetry."""
+
+    codes = serializers.ListField(
+        child=serializers.IntegerField(min_value=400, max_value=599), max_length=16,
+        required=False, help_text="statuses retried; none: only failed connections and resets",
+    )  # fmt: skip
+    attempts = serializers.IntegerField(min_value=0, max_value=10, default=2,
+                                        help_text="retries after the first try")  # fmt: skip
+    backoff = pattern_field(
+        DURATION, "must be a Gateway API duration such as 25ms or 1s", required=False
+    )
+
+    def validate_codes(self, codes):
+        errors = duplicate_errors(codes, "codes")
+        if errors:
+            raise serializers.ValidationError(errors)
+        return codes
+
+    def validate_backoff(self, value):
+        if to_ms(value) < 1:
+            raise serializers.ValidationError("must be at least 1ms")
+        return value
 
 
 class TimeoutsSerializer(StrictSerializer):
@@ -165,12 +230,62 @@ class TimeoutsSerializer(StrictSerializer):
         return data
 
 
+SESSION_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")  # a cookie or header name
+DEFAULT_SESSION_NAMES = {"Cookie": "gantry-session", "Header": "x-gantry-session"}
+
+
+class CookieConfigSerializer(StrictSerializer):
+    lifetimeType = serializers.ChoiceField(choices=["Session", "Permanent"], default="Session")
+
+
+class SessionPersistenceSerializer(StrictSerializer):
+    """Gateway API's SessionPersistence, as Envoy's stateful sessions can keep it."""
+
+    sessionName = pattern_field(
+        SESSION_TOKEN, "must be a cookie or header name (RFC 9110 token characters)",
+        required=False, help_text="default gantry-session (Cookie) or x-gantry-session (Header)",
+    )  # fmt: skip
+    type = serializers.ChoiceField(choices=["Cookie", "Header"], default="Cookie")
+    absoluteTimeout = pattern_field(
+        DURATION, "must be a Gateway API duration such as 1h or 30m", required=False
+    )
+    idleTimeout = pattern_field(
+        DURATION, "must be a Gateway API duration such as 1h or 30m", required=False
+    )
+    cookieConfig = CookieConfigSerializer(required=False)
+
+    def validate(self, data):
+        errors = {}
+        lifetime = data.get("cookieConfig", {}).get("lifetimeType", "Session")
+        if "idleTimeout" in data:
+            errors["idleTimeout"] = ["is not supported: Envoy's sessions have no idle timeout"]
+        if data["type"] == "Header":
+            if "cookieConfig" in data:
+                errors["cookieConfig"] = ["only allowed when type is Cookie"]
+            if "absoluteTimeout" in data:
+                errors["absoluteTimeout"] = ["only allowed when type is Cookie"]
+        elif lifetime == "Permanent" and "absoluteTimeout" not in data:
+            errors["absoluteTimeout"] = ["required when cookieConfig.lifetimeType is Permanent"]
+        elif lifetime == "Session" and "absoluteTimeout" in data:
+            errors["absoluteTimeout"] = [
+                "needs cookieConfig.lifetimeType Permanent (a session cookie lasts as long "
+                "as the browser keeps it)"
+            ]
+        elif "absoluteTimeout" in data and to_ms(data["absoluteTimeout"]) < 1000:
+            errors["absoluteTimeout"] = ["must be at least 1s (cookies count whole seconds)"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+
 class RuleSerializer(StrictSerializer):
     name = dns_label_field(required=False)
     matches = MatchSerializer(many=True, max_length=64, default=_default_matches)
     filters = FilterSerializer(many=True, required=False, max_length=16)
     backendRefs = BackendRefSerializer(many=True, required=False, max_length=16)
     timeouts = TimeoutsSerializer(required=False)
+    retry = RetrySerializer(required=False)
+    sessionPersistence = SessionPersistenceSerializer(required=False)
 
     def validate_matches(self, matches):
         return matches or _default_matches()  # no matches: every request, as Gateway API says
@@ -271,10 +386,22 @@ def referenced_backends(spec: dict) -> list[tuple[str, str]]:
     refs = []
     for rule_index, rule in enumerate(spec.get("rules", [])):
         for index, ref in enumerate(rule.get("backendRefs", [])):
-            refs.append((f"spec.rules[{rule_index}].backendRefs[{index}]", ref["name"]))
+            if is_backend_kind(ref):  # another kind is no backend of the tenant: InvalidKind
+                refs.append((f"spec.rules[{rule_index}].backendRefs[{index}]", ref["name"]))
         for index, item in enumerate(rule.get("filters", [])):
             mirror = item.get("requestMirror")
             if mirror:
                 path = f"spec.rules[{rule_index}].filters[{index}].requestMirror.backendRef"
                 refs.append((path, mirror["backendRef"]["name"]))
     return refs
+
+
+def invalid_kinds(spec: dict) -> list[tuple[str, str]]:
+    """(JSON path, "group/kind") of every backendRef naming something other than a Backend."""
+    found = []
+    for rule_index, rule in enumerate(spec.get("rules", [])):
+        for index, ref in enumerate(rule.get("backendRefs", [])):
+            if not is_backend_kind(ref):
+                kind = f"{ref.get('group', '') or 'core'}/{ref.get('kind', BACKEND_KIND)}"
+                found.append((f"spec.rules[{rule_index}].backendRefs[{index}]", kind))
+    return found

@@ -22,28 +22,22 @@ from rest_framework import serializers
 from gateways.egress import current_policy
 from gateways.validation.backend_traffic import COOKIE_NAME, duration_field
 from gateways.validation.common import (
-    HEADER_NAME,
+    METHOD,
     PRECISE_HOSTNAME,
     LaterFieldsSerializer,
     cidr_field,
     control_problem,
     header_name_field,
+    header_or_star_field,
     is_ip_address,
     no_control_characters,
+    origin_field,
     pattern_field,
     text_field,
     unique,
 )
 from tenants.serializers import StrictSerializer
 
-ORIGIN = re.compile(
-    r"\*|https?://(\*|(\*\.)?([A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+)(:(?P<port>[0-9]{1,5}))?"
-)
-ORIGIN_MESSAGE = (
-    "must be '*' or an origin such as https://example.com, https://*.example.com or "
-    "http://localhost:8080"
-)
-METHOD = re.compile(r"\*|[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,32}")
 ACTIONS = ["Allow", "Deny"]
 MAX_ITEMS = 64
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
@@ -53,24 +47,6 @@ MAX_HEADER_VALUES = 16
 PRINCIPAL_FIELDS = ("clientCIDRs", "headers", "consumers", "jwt")
 SCOPE = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]{1,256}")  # RFC 6749 scope-token
 MAX_CLAIM_VALUES = 16
-
-
-def origin_field() -> serializers.CharField:
-    def check(value: str) -> None:
-        match = ORIGIN.fullmatch(value)
-        if not match:
-            raise serializers.ValidationError(ORIGIN_MESSAGE, code="invalid")
-        if match.group("port") and not 1 <= int(match.group("port")) <= 65535:
-            raise serializers.ValidationError("the port must be 1–65535", code="invalid")
-
-    return serializers.CharField(trim_whitespace=False, max_length=253, validators=[check])
-
-
-def header_or_star_field() -> serializers.CharField:
-    return pattern_field(
-        re.compile(rf"\*|{HEADER_NAME.pattern[1:-1]}"),
-        "must be an HTTP header name or '*'", max_length=256,
-    )  # fmt: skip
 
 
 class CORSSerializer(StrictSerializer):

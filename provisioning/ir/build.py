@@ -7,12 +7,13 @@ Gateway API says; the route's status conditions say why (computed where routes a
 from dataclasses import dataclass, field, replace
 
 from gateways.egress import EgressPolicy
+from gateways.validation.routes import DEFAULT_SESSION_NAMES, is_backend_kind
 from provisioning.ir import hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
 from provisioning.ir.egress import without_refused
 from provisioning.ir.names import cluster_name
-from provisioning.ir.policy_build import PolicyPlan, split_variant
+from provisioning.ir.policy_build import PolicyPlan, cors_filter, rule_retry, split_variant
 from provisioning.ir.types import (
     Cluster,
     DirectResponse,
@@ -26,6 +27,7 @@ from provisioning.ir.types import (
     Redirect,
     Rewrite,
     Route,
+    SessionPersistence,
     TLSCertificate,
     VirtualHost,
     WeightedBackend,
@@ -139,8 +141,16 @@ def _rule_actions(state: DesiredState, rule: dict) -> dict:
             cfg = flt.get("requestMirror", {})
             ref = cfg.get("backendRef", {}).get("name")
             if ref in state.backends:
-                mirrors.append(Mirror(cluster_name(state.tenant, ref), cfg.get("percent", 100)))
+                fraction = cfg.get("fraction") or {"numerator": cfg.get("percent", 100)}
+                mirrors.append(Mirror(cluster_name(state.tenant, ref), fraction["numerator"],
+                                      fraction.get("denominator", 100)))  # fmt: skip
+        elif kind == "CORS":
+            actions["cors"] = cors_filter(flt["cors"])
     actions["mirrors"] = tuple(mirrors)
+    if rule.get("retry"):
+        actions["retry"] = rule_retry(rule["retry"])
+    if rule.get("sessionPersistence"):
+        actions["session"] = _session(rule["sessionPersistence"])
     timeouts = rule.get("timeouts", {})
     if "request" in timeouts:
         actions["timeout_ms"] = to_ms(timeouts["request"])
@@ -162,17 +172,35 @@ def _backend_actions(state: DesiredState, refs: list[dict]) -> dict:
     weight; with no valid backend at all, every request does.
     """
     weighted = [ref for ref in refs if ref.get("weight", 1) > 0]
+    usable = [ref for ref in weighted if ref["name"] in state.backends and is_backend_kind(ref)]
     valid = tuple(
-        WeightedBackend(cluster_name(state.tenant, ref["name"]), ref.get("weight", 1))
-        for ref in weighted
-        if ref["name"] in state.backends
-    )
+        WeightedBackend(cluster_name(state.tenant, ref["name"]), ref.get("weight", 1),
+                        *_backend_headers(ref))
+        for ref in usable
+    )  # fmt: skip
     if not valid:
         return {"direct_response": DirectResponse(500)}
-    missing = sum(ref.get("weight", 1) for ref in weighted if ref["name"] not in state.backends)
+    missing = sum(ref.get("weight", 1) for ref in weighted if not any(ref is u for u in usable))
     if missing:
         valid += (WeightedBackend(invalid_backend_cluster(state), missing),)
     return {"backends": valid}
+
+
+def _session(spec: dict) -> SessionPersistence:
+    kind = spec.get("type", "Cookie")
+    timeout = spec.get("absoluteTimeout")
+    return SessionPersistence(
+        kind, spec.get("sessionName") or DEFAULT_SESSION_NAMES[kind],
+        None if timeout is None else to_ms(timeout) // 1000,
+    )  # fmt: skip
+
+
+def _backend_headers(ref: dict) -> tuple[HeaderOps, HeaderOps]:
+    """A backendRef's own RequestHeaderModifier and ResponseHeaderModifier."""
+    found = {item["type"]: item for item in ref.get("filters", [])}
+    request = found.get("RequestHeaderModifier", {}).get("requestHeaderModifier")
+    response = found.get("ResponseHeaderModifier", {}).get("responseHeaderModifier")
+    return _header_ops(request), _header_ops(response)
 
 
 def _match(raw: dict) -> dict:

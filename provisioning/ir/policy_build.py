@@ -39,7 +39,6 @@ from provisioning.ir.types import (
     RateLimitSelector,
     Retry,
     Route,
-    WeightedBackend,
 )
 
 CONSUMER_HEADER = "x-gantry-consumer"
@@ -103,6 +102,28 @@ def _cors(spec: dict) -> Cors:
         max_age_s=None if max_age is None else math.floor(to_ms(max_age) / 1000),
         allow_credentials=spec.get("allowCredentials"),
     )  # fmt: skip
+
+
+def cors_filter(spec: dict) -> Cors:
+    """An HTTPRoute CORS filter: SecurityPolicy cors's translation, ``maxAge`` in seconds."""
+    return replace(_cors({**spec, "maxAge": None}), max_age_s=spec.get("maxAge", 5))
+
+
+# What an HTTPRoute rule's retry retries besides its codes (Gateway API: failed connections).
+RULE_RETRY_ON = ("connect-failure", "refused-stream", "reset")
+
+
+def rule_retry(spec: dict) -> Retry:
+    """An HTTPRoute rule's ``retry``: ``attempts`` retries on its ``codes`` and on failed
+    connections, ``backoff`` as the first interval (Envoy doubles it, up to ten times)."""
+    codes = tuple(spec.get("codes", []))
+    backoff = spec.get("backoff")
+    return Retry(
+        num_retries=spec.get("attempts", 2),
+        retry_on=RULE_RETRY_ON + (("retriable-status-codes",) if codes else ()),
+        status_codes=codes,
+        backoff_base_ms=None if backoff is None else to_ms(backoff),
+    )
 
 
 def _jwt_principal(policy: str, spec: dict | None) -> JwtPrincipal | None:
@@ -403,12 +424,15 @@ class PolicyPlan:
 
     def _apply_one(self, route: Route, fields: dict, traffic, compiled) -> Route:
         changes = dict(fields)
+        for own in ("retry", "cors"):  # the rule's own (HTTPRoute retry, CORS filter) win
+            if getattr(route, own) is not None:
+                changes.pop(own, None)
         if compiled and compiled.request_timeout_ms is not None and route.timeout_ms is None:
             changes["timeout_ms"] = compiled.request_timeout_ms  # the route's own wins
         if compiled and compiled.settings:
             changes["backends"] = tuple(
                 backend if backend.cluster.endswith("/invalid-backend")
-                else WeightedBackend(variant_name(backend.cluster, traffic), backend.weight)
+                else replace(backend, cluster=variant_name(backend.cluster, traffic))
                 for backend in route.backends
             )  # fmt: skip
         return replace(route, **changes)

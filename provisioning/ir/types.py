@@ -30,6 +30,9 @@ class HeaderOps:
 class WeightedBackend:
     cluster: str
     weight: int
+    # A backendRef's own filters: headers changed only on the requests sent to this backend.
+    request_headers: HeaderOps = field(default_factory=HeaderOps)
+    response_headers: HeaderOps = field(default_factory=HeaderOps)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class Rewrite:
 @dataclass(frozen=True)
 class Mirror:
     cluster: str
-    percent: int = 100
+    numerator: int = 100  # of the requests, mirrored: numerator / denominator
+    denominator: int = 100
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,16 @@ class HashPolicy:
 
 
 @dataclass(frozen=True)
+class SessionPersistence:
+    """An HTTPRoute rule's sessionPersistence: requests carrying the session go to the
+    endpoint that answered its first request."""
+
+    kind: str  # Cookie | Header
+    name: str
+    ttl_s: int | None = None  # a Permanent cookie's lifetime; None: a session cookie
+
+
+@dataclass(frozen=True)
 class Route:
     """One match of one rule of one HTTPRoute, with everything its rule does."""
 
@@ -278,6 +292,7 @@ class Route:
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None
     rate_limit: LocalRateLimit | None = None
+    session: SessionPersistence | None = None
     # Precedence tie-breakers (Gateway API): route creation order, then route name, rule order.
     order: tuple = ()
 

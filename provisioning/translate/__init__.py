@@ -12,6 +12,7 @@ from provisioning.translate import (
     fault,
     jwt_authn,
     local_rate_limit,
+    stateful_session,
 )
 from provisioning.translate.access_log import DEFAULT_PATH
 from provisioning.translate.clusters import envoy_cluster
@@ -24,7 +25,7 @@ from provisioning.translate.routes import route_configuration
 HTTP_FILTERS = (
     fault.http_filter, cors.http_filter, ext_authz.http_filters, api_key_auth.http_filter,
     basic_auth.http_filter, jwt_authn.http_filter, authorization.http_filter,
-    local_rate_limit.http_filter,
+    local_rate_limit.http_filter, stateful_session.http_filter,
 )  # fmt: skip
 
 

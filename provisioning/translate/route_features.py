@@ -16,6 +16,7 @@ from provisioning.translate import (
     fault,
     jwt_authn,
     local_rate_limit,
+    stateful_session,
 )
 from provisioning.translate.types import duration
 
@@ -44,12 +45,16 @@ def _header_values(ops: HeaderOps) -> list[dict]:
     ]
 
 
-def header_modifiers(route: Route, envoy: dict) -> None:
-    for ops, prefix in ((route.request_headers, "request"), (route.response_headers, "response")):
+def _add_header_ops(target: dict, request: HeaderOps, response: HeaderOps) -> None:
+    for ops, prefix in ((request, "request"), (response, "response")):
         if ops.set or ops.add:
-            envoy[f"{prefix}_headers_to_add"] = _header_values(ops)
+            target[f"{prefix}_headers_to_add"] = _header_values(ops)
         if ops.remove:
-            envoy[f"{prefix}_headers_to_remove"] = list(ops.remove)
+            target[f"{prefix}_headers_to_remove"] = list(ops.remove)
+
+
+def header_modifiers(route: Route, envoy: dict) -> None:
+    _add_header_ops(envoy, route.request_headers, route.response_headers)
 
 
 def _prefix_rewrite(match_prefix: str, replacement: str) -> dict:
@@ -97,9 +102,10 @@ def backends(route: Route, envoy: dict) -> None:
     if not route.backends:
         return
     action = envoy.setdefault("route", {})
-    if len(route.backends) == 1:
-        action["cluster"] = route.backends[0].cluster
-    else:
+    only = route.backends[0]
+    if len(route.backends) == 1 and not (only.request_headers or only.response_headers):
+        action["cluster"] = only.cluster
+    else:  # several, or one with its own header filters (which only a weighted cluster has)
         action["weighted_clusters"] = {"clusters": [_weighted(b) for b in route.backends]}
 
 
@@ -110,6 +116,8 @@ def _weighted(backend) -> dict:
             {"header": {"key": INVALID_BACKEND_HEADER, "value": "1"},
              "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
         ]  # fmt: skip
+        return entry
+    _add_header_ops(entry, backend.request_headers, backend.response_headers)
     return entry
 
 
@@ -132,14 +140,19 @@ def mirrors(route: Route, envoy: dict) -> None:
     if not route.mirrors or "route" not in envoy:
         return
     envoy["route"]["request_mirror_policies"] = [
-        {
-            "cluster": m.cluster,
-            "runtime_fraction": {
-                "default_value": {"numerator": m.percent, "denominator": "HUNDRED"}
-            },
-        }
+        {"cluster": m.cluster, "runtime_fraction": {"default_value": _fraction(m)}}
         for m in route.mirrors
     ]
+
+
+def _fraction(mirror) -> dict:
+    """Envoy's fractions are of a hundred, ten thousand or a million: a Gateway API fraction
+    of another denominator becomes the nearest millionths."""
+    if mirror.denominator in (100, 10_000, 1_000_000):
+        names = {100: "HUNDRED", 10_000: "TEN_THOUSAND", 1_000_000: "MILLION"}
+        return {"numerator": mirror.numerator, "denominator": names[mirror.denominator]}
+    return {"numerator": round(mirror.numerator * 1_000_000 / mirror.denominator),
+            "denominator": "MILLION"}  # fmt: skip
 
 
 def timeouts(route: Route, envoy: dict) -> None:
@@ -162,6 +175,6 @@ ROUTE_FEATURES = (
     backend_traffic.retry, backend_traffic.hash_policy, fault.route_config, cors.route_config,
     ext_authz.route_config, api_key_auth.route_config, basic_auth.route_config,
     jwt_authn.route_config, authorization.route_config,
-    local_rate_limit.route_config,
+    local_rate_limit.route_config, stateful_session.route_config,
     backend_traffic.fail_closed,
 )  # fmt: skip

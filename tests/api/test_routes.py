@@ -133,6 +133,20 @@ def test_every_feature_round_trips(editor):
     assert editor.get(URL + "web/").json()["spec"] == spec
 
 
+def test_a_backend_ref_of_another_kind_is_accepted_and_reported_invalid_kind(editor):
+    """Gateway API: a backendRef to a kind the implementation does not know is accepted, the
+    route's ResolvedRefs is False with reason InvalidKind, and its requests answer 500."""
+    refs = [{"name": "api", "group": "gateway.envoyproxy.io", "kind": "Backend", "weight": 3},
+            {"name": "api", "group": "", "kind": "Service", "weight": 1}]  # fmt: skip
+    response = create(editor, rules=[{"backendRefs": refs}])
+    assert response.status_code == 202, response.content
+    resolved = conditions(response.json())["ResolvedRefs"]
+    assert (resolved["status"], resolved["reason"]) == ("False", "InvalidKind")
+    assert "spec.rules[0].backendRefs[1]: core/Service" in resolved["message"]
+    assert "backendRefs[0]" not in resolved["message"]
+    assert response.json()["spec"]["rules"][0]["backendRefs"][1]["kind"] == "Service"
+
+
 def test_a_missing_backend_is_accepted_and_reported(editor):
     rule = {
         "backendRefs": [{"name": "api"}, {"name": "payments"}],
