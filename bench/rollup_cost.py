@@ -127,6 +127,8 @@ def full_day(day: datetime) -> datetime:
         ).distinct()
     )  # fmt: skip
     hours = [day + timedelta(hours=h) for h in range(24)]
+    for model in (UsageHour, ReplicaHour):  # the month's replica rows may hold some already
+        model.objects.filter(hour__gte=day, hour__lt=day + timedelta(days=1)).delete()
     UsageHour.objects.bulk_create(
         (UsageHour(tenant_id=tenant, gateway_name=name, hour=hour, port=80, responses_2xx=900,
                    responses_5xx=4, bytes_sent=10**6, latency={"1": 500, "5": 400, "50": 4})
