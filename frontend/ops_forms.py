@@ -89,8 +89,10 @@ class PlanForm(forms.Form):
         "max_consumers": "maxConsumers",
         "max_tokens_per_user": "maxTokensPerUser",
         "allowed_sizes": "allowedSizes",
+        "access_log_retention_days": "accessLogRetentionDays",
     }
     QUOTAS = [field for field in FIELDS if field.startswith("max_")]
+    NUMBERS = [*QUOTAS, "access_log_retention_days"]
     name = _text("Name", "lowercase letters, digits and '-'; cannot be changed later",
                  autocomplete="off")  # fmt: skip
     display_name = _text("Display name")
@@ -106,6 +108,9 @@ class PlanForm(forms.Form):
         label="Allowed gateway sizes", required=False, widget=forms.CheckboxSelectMultiple,
         choices=[(size, size) for size in SIZES],
     )  # fmt: skip
+    access_log_retention_days = _number(
+        "Access-log retention (days)", "how long each request's access-log entry is kept, 1–3650"
+    )
     resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
 
     @classmethod
@@ -116,7 +121,7 @@ class PlanForm(forms.Form):
     def body(self) -> dict:
         data = self.cleaned_data
         body = {api: data[field] for field, api in self.FIELDS.items() if field in self.fields}
-        for field in self.QUOTAS:
+        for field in self.NUMBERS:
             body[self.FIELDS[field]] = _number_or_text(data[field])
         return body
 

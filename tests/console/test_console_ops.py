@@ -175,7 +175,8 @@ def plan_form(**overrides) -> dict:
     data = {"name": "gold", "display_name": "Gold", "description": "", "max_gateways": "20",
             "max_replicas_per_gateway": "10", "max_routes_per_gateway": "500",
             "max_backends": "200", "max_certificates": "100", "max_consumers": "1000",
-            "max_tokens_per_user": "25", "allowed_sizes": ["small", "medium"]}  # fmt: skip
+            "max_tokens_per_user": "25", "allowed_sizes": ["small", "medium"],
+            "access_log_retention_days": "14"}  # fmt: skip
     return data | overrides
 
 
@@ -192,6 +193,12 @@ def test_an_operator_creates_and_edits_a_plan(db, operator):
     plan.refresh_from_db()
     assert plan.max_gateways == 30 and plan.allowed_sizes == ["large"]
     assert events("plan", "update").get().after["maxGateways"] == 30
+    assert plan.access_log_retention_days == 14  # kept by the edit, as the form showed it
+    form = plan_form(access_log_retention_days="30", resource_version=str(plan.resource_version))
+    del form["name"]
+    assert operator.post("/ops/plans/gold/", form).status_code == 302
+    plan.refresh_from_db()
+    assert plan.access_log_retention_days == 30
 
 
 @pytest.mark.parametrize(
@@ -200,6 +207,7 @@ def test_an_operator_creates_and_edits_a_plan(db, operator):
         ({"max_gateways": "-1"}, "max_gateways", "greater than or equal to 0"),
         ({"max_replicas_per_gateway": "many"}, "max_replicas_per_gateway", "valid integer"),
         ({"allowed_sizes": ["huge"]}, "allowed_sizes", ""),
+        ({"access_log_retention_days": "0"}, "access_log_retention_days", "greater than or"),
         ({"name": "standard"}, "name", "already exists"),
     ],
 )
