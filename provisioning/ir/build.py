@@ -7,7 +7,7 @@ Gateway API says; the route's status conditions say why (computed where routes a
 from dataclasses import dataclass, field, replace
 
 from gateways.egress import EgressPolicy
-from provisioning.ir import hostnames
+from provisioning.ir import grpc, hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
 from provisioning.ir.egress import without_refused
@@ -39,7 +39,7 @@ class DesiredState:
     tenant: str
     gateway: str
     spec: dict
-    routes: list[dict] = field(default_factory=list)  # {"name", "spec"}, oldest first
+    routes: list[dict] = field(default_factory=list)  # {"name", "spec", "kind"?}, oldest first
     backends: dict[str, dict] = field(default_factory=dict)  # name → spec
     certificates: dict[str, dict] = field(default_factory=dict)  # name → chain, key, dnsNames
     policies: list[dict] = field(default_factory=list)  # {"name", "kind", "spec"}, oldest first
@@ -193,8 +193,9 @@ def _match(raw: dict) -> dict:
 
 def build_routes(state: DesiredState, route: dict, index: int) -> list[Route]:
     base = f"{state.tenant}/{state.gateway}/route/{route['name']}"
+    spec = grpc.http_spec(route["spec"]) if grpc.is_grpc(route) else route["spec"]
     result = []
-    for r, rule in enumerate(route["spec"].get("rules", [{}])):
+    for r, rule in enumerate(spec.get("rules", [{}])):
         actions = _rule_actions(state, rule)
         for m, raw in enumerate(rule.get("matches") or [{}]):
             result.append(
@@ -222,6 +223,7 @@ def _attached(route: dict, listener: dict) -> bool:
 
 def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = None) -> Listener:
     by_domain: dict[str, list[Route]] = {}
+    grpc_domains: set[str] = set()
     for index, route in enumerate(state.routes):
         if not _attached(route, spec):
             continue
@@ -233,14 +235,16 @@ def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = No
             routes = plan.apply(routes, spec["name"], route)
         for domain in domains:
             by_domain.setdefault(domain, []).extend(routes)
-    vhosts = tuple(
-        VirtualHost(
-            name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}/host/{domain}",
-            domains=(domain,),
-            routes=tuple(sorted(routes, key=precedence)),
-        )
-        for domain, routes in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0]))
-    )
+            if grpc.is_grpc(route):
+                grpc_domains.add(domain)
+    vhosts = []
+    for domain, routes in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0])):
+        name = f"{state.tenant}/{state.gateway}/listener/{spec['name']}/host/{domain}"
+        ordered = tuple(sorted(routes, key=precedence))
+        if domain in grpc_domains:
+            ordered += (grpc.unimplemented_route(name),)
+        vhosts.append(VirtualHost(name=name, domains=(domain,), routes=ordered))
+    vhosts = tuple(vhosts)
     certificates = tuple(
         TLSCertificate(
             name=f"{state.tenant}/certificate/{ref['name']}",
