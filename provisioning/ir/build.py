@@ -267,6 +267,15 @@ def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = No
     )
 
 
+def _usable_settings(settings, cluster: Cluster):
+    """A gRPC health check needs HTTP/2 to the backend: Envoy refuses it on an HTTP/1.1 cluster,
+    so on a backend without ``appProtocol`` gRPC or h2c the check is left out (docs/grpc.md)."""
+    check = settings.active_health_check
+    if check is not None and check.protocol == "GRPC" and cluster.protocol not in HTTP2:
+        return replace(settings, active_health_check=None)
+    return settings
+
+
 def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tuple[Cluster, ...]:
     """The clusters BackendTrafficPolicies asked for: a backend's cluster with their settings."""
     by_name = {cluster.name: cluster for cluster in clusters}
@@ -279,8 +288,12 @@ def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tup
     for name in wanted:
         base, policy = split_variant(name)
         if base in by_name:
-            variants.append(replace(by_name[base], name=name, settings=plan.settings[policy]))
+            settings = _usable_settings(plan.settings[policy], by_name[base])
+            variants.append(replace(by_name[base], name=name, settings=settings))
     return tuple(variants)
+
+
+HTTP2 = ("h2c", "gRPC")
 
 
 def gateway_ir(state: DesiredState) -> GatewayIR:

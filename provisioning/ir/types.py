@@ -354,7 +354,8 @@ class ActiveHealthCheck:
     unhealthy_threshold: int = 3
     healthy_threshold: int = 1
     expected_statuses: tuple[int, ...] = ()
-    protocol: str = "HTTP"  # HTTP | TCP
+    protocol: str = "HTTP"  # HTTP | TCP | GRPC
+    grpc_service: str | None = None  # GRPC: the service asked about (None: the whole server)
     send: bytes | None = None
     receive: bytes | None = None
 

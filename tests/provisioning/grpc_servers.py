@@ -6,12 +6,21 @@ from concurrent import futures
 
 import grpc
 
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# grpc.health.v1.HealthCheckResponse {status = 1}, protobuf wire format: field 1, varint.
+SERVING, NOT_SERVING = 1, 2
+
 
 class EchoServer:
-    """Answers any unary call with ``<name>|<method>|<x-echo header>|<request>``; records calls."""
+    """Answers any unary call with ``<name>|<method>|<x-echo header>|<request>``; records calls.
+
+    It also serves the standard health service (``grpc.health.v1.Health/Check``): ``serving``
+    says what it answers; the requests it got are in ``health_checks``."""
 
     def __init__(self, name: str):
         self.name = name
+        self.serving = SERVING
+        self.health_checks: list[bytes] = []
         self.calls: list[dict] = []
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -40,6 +49,13 @@ class _AnyMethod(grpc.GenericRpcHandler):
 
     def service(self, details):
         method = details.method
+        if method == HEALTH_CHECK:
+
+            def check(request: bytes, context) -> bytes:
+                self.owner.health_checks.append(request)
+                return bytes([0x08, self.owner.serving])
+
+            return grpc.unary_unary_rpc_method_handler(check)
 
         def answer(request: bytes, context) -> bytes:
             metadata = {key: value for key, value in context.invocation_metadata()}
