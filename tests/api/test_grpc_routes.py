@@ -145,3 +145,24 @@ def test_another_tenants_gateway_is_404(editor, org, other_org):
     assert create(other, name="mine", rules=[RULE]).status_code == 404
     assert other.delete(f"{URL}greeter/").status_code == 404
     assert Route.objects.filter(name="greeter").exists()
+
+
+@pytest.mark.slow
+def test_a_stored_grpc_route_compiles_as_grpc_and_envoy_accepts_it(editor, org):
+    from provisioning.compile import compile_gateway
+    from provisioning.desired import load_desired_state
+    from provisioning.envoy import validate
+
+    create(editor, rules=[RULE])
+    create(editor, name="web", url=HTTP_URL)
+    gateway = org.tenant.gateways.get(name="edge")
+    state = load_desired_state(gateway.pk)
+    assert [(r["name"], r["kind"]) for r in state.routes] == [
+        ("greeter", "GRPCRoute"),
+        ("web", "HTTPRoute"),
+    ]
+    resources = compile_gateway(state)
+    routes = resources.routes[0]["virtual_hosts"][0]["routes"]
+    assert routes[0]["match"]["path"] == "/helloworld.Greeter/SayHello"
+    assert routes[-1]["direct_response"]["status"] == 200
+    assert validate(resources).ok
