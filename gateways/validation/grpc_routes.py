@@ -19,6 +19,7 @@ from gateways.validation.routes import (
     _duplicates,
     regex_problem,
 )
+from provisioning.ir.grpc import path_match
 from tenants.serializers import StrictSerializer, dns_label_field
 
 METHOD_MATCH_TYPES = ["Exact", "RegularExpression"]
@@ -60,6 +61,14 @@ class GRPCMethodMatchSerializer(StrictSerializer):
                     errors[field] = [problem]
         if errors:
             raise serializers.ValidationError(errors)
+        # What Envoy gets is one regex over the path: it must fit Envoy's RE2 limit as a whole.
+        path = path_match(data)
+        problem = regex_problem(path["value"]) if path["type"] == "RegularExpression" else None
+        if problem:
+            field = "method" if data.get("method") else "service"
+            raise serializers.ValidationError(
+                {field: [f"the path pattern it makes ({path['value']}) {problem}"]}
+            )
         return data
 
 

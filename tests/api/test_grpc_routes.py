@@ -13,6 +13,7 @@ from tenants.roles import Role
 URL = "/api/v1/tenants/acme/gateways/edge/grpcroutes/"
 HTTP_URL = "/api/v1/tenants/acme/gateways/edge/routes/"
 BACKEND = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 50051}}], "appProtocol": "gRPC"}
+ALTERNATIVES = "(ab|cd|ef|gh)" * 5  # RE2 program size 54: fits alone, not twice in one path regex
 RULE = {
     "matches": [{"method": {"service": "helloworld.Greeter", "method": "SayHello"}}],
     "backendRefs": [{"name": "greeter"}],
@@ -81,6 +82,12 @@ def test_missing_backend_is_reported_in_the_status(editor):
         ({"rules": [{"matches": [{"method": {"type": "Prefix", "service": "a.B"}}]}]},
          "spec.rules[0].matches[0].method.type"),
         ({"rules": [{"matches": [{"method": {}}]}]}, "spec.rules[0].matches[0].method.service"),
+        # Alone each fits; the one path regex Envoy gets would exceed its RE2 program size.
+        ({"rules": [{"matches": [{"method": {"method": "M" * 200}}]}]},
+         "spec.rules[0].matches[0].method.method"),
+        ({"rules": [{"matches": [{"method": {"type": "RegularExpression",
+                                             "service": ALTERNATIVES, "method": ALTERNATIVES}}]}]},
+         "spec.rules[0].matches[0].method.method"),
         ({"rules": [{"matches": [{"path": {"value": "/x"}}]}]}, "spec.rules[0].matches[0].path"),
         ({"rules": [{"matches": [{"headers": [{"name": "bad name", "value": "x"}]}]}]},
          "spec.rules[0].matches[0].headers[0].name"),
