@@ -172,7 +172,9 @@ def _backend_actions(state: DesiredState, refs: list[dict]) -> dict:
     missing = sum(ref.get("weight", 1) for ref in weighted if ref["name"] not in state.backends)
     if missing:
         valid += (WeightedBackend(invalid_backend_cluster(state), missing),)
-    return {"backends": valid}
+    sets = [state.backends[ref["name"]].get("grpcDescriptorSet") for ref in weighted
+            if ref["name"] in state.backends]  # fmt: skip
+    return {"backends": valid, "transcoder": grpc.transcoder(sets)}
 
 
 def _match(raw: dict) -> dict:

@@ -6,7 +6,18 @@ only → the ``/<service>/`` segment prefix; method only, or regular expressions
 Headers, filters and backendRefs keep HTTPRoute's shape and meaning.
 """
 
-from provisioning.ir.types import DirectResponse, HeaderMatch, HeaderOps, PathMatch, Route
+import base64
+
+from google.protobuf import descriptor_pb2
+
+from provisioning.ir.types import (
+    DirectResponse,
+    GrpcTranscoder,
+    HeaderMatch,
+    HeaderOps,
+    PathMatch,
+    Route,
+)
 
 GRPC = "GRPCRoute"
 # Requests a gRPC client (or a gRPC-Web one) sends: application/grpc, application/grpc+proto,
@@ -68,3 +79,16 @@ def unimplemented_route(vhost_name: str) -> Route:
         ),
         order=((1 << 30),),
     )
+
+
+def transcoder(descriptor_sets: list[str | None]) -> GrpcTranscoder | None:
+    """Transcoding for a rule whose backends all carry the same descriptor set, else None."""
+    if not descriptor_sets or descriptor_sets[0] is None or len(set(descriptor_sets)) != 1:
+        return None
+    files = descriptor_pb2.FileDescriptorSet.FromString(base64.b64decode(descriptor_sets[0]))
+    services = tuple(
+        f"{file.package}.{service.name}" if file.package else service.name
+        for file in files.file
+        for service in file.service
+    )
+    return GrpcTranscoder(descriptor_sets[0], services)

@@ -62,6 +62,14 @@ class DirectResponse:
 
 
 @dataclass(frozen=True)
+class GrpcTranscoder:
+    """gRPC-JSON transcoding to the route's backend: its descriptor set and services."""
+
+    descriptor_set: str  # base64 FileDescriptorSet
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ApiKeyAuth:
     """SecurityPolicy apiKeyAuth on a route: which consumers' keys, looked for where."""
 
@@ -263,6 +271,7 @@ class Route:
     response_headers: HeaderOps = field(default_factory=HeaderOps)
     mirrors: tuple[Mirror, ...] = ()
     direct_response: DirectResponse | None = None
+    transcoder: GrpcTranscoder | None = None
     timeout_ms: int | None = None
     backend_timeout_ms: int | None = None
     # Policies (the most specific of each kind): a policy that cannot be translated makes the

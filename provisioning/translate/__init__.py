@@ -10,6 +10,7 @@ from provisioning.translate import (
     cors,
     ext_authz,
     fault,
+    grpc_json,
     grpc_web,
     jwt_authn,
     local_rate_limit,
@@ -27,7 +28,7 @@ HTTP_FILTERS = (
     grpc_web.http_filter, fault.http_filter, cors.http_filter, ext_authz.http_filters,
     api_key_auth.http_filter, basic_auth.http_filter, jwt_authn.http_filter,
     authorization.http_filter,
-    local_rate_limit.http_filter,
+    local_rate_limit.http_filter, grpc_json.http_filter,
 )  # fmt: skip
 
 
