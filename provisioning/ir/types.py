@@ -195,6 +195,7 @@ class ExtAuth:
     headers_to_backend: tuple[str, ...] = ()
     timeout_ms: int = 10_000
     fail_open: bool = False
+    grpc: bool = False  # Envoy's gRPC authorization API (Authorization/Check) over the cluster
 
 
 @dataclass(frozen=True)
