@@ -64,9 +64,11 @@ def gateway():
         gateway="edge",
         spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
         routes=[{"name": name, "spec": {"hostnames": [f"{name}.test"], "rules": [
-            {"backendRefs": [{"name": "app"}]}]}} for name in ("guarded", "down")],
-        backends={"app": app.backend(), "authz": grpc_backend(port), "dead": grpc_backend(dead)},
-        policies=[policy("guarded", "authz"), policy("down", "dead", timeout="2s")],
+            {"backendRefs": [{"name": "app"}]}]}} for name in ("guarded", "down", "http1")],
+        backends={"app": app.backend(), "authz": grpc_backend(port), "dead": grpc_backend(dead),
+                  "authz-http1": {"endpoints": grpc_backend(port)["endpoints"]}},
+        policies=[policy("guarded", "authz"), policy("down", "dead", timeout="2s"),
+                  policy("http1", "authz-http1", timeout="2s")],
     )  # fmt: skip
     with running_envoy(state) as ports:
 
@@ -98,4 +100,10 @@ def test_a_denied_request_gets_the_services_answer(gateway):
 
 def test_a_service_that_is_down_fails_closed(gateway):
     answer = gateway("down.test", "/", {"Authorization": "Bearer letmein"})
+    assert answer.status_code == 403
+
+
+def test_a_service_declared_http11_fails_closed(gateway):
+    """gRPC needs HTTP/2: the same authorizer as an HTTP/1.1 backend cannot be asked."""
+    answer = gateway("http1.test", "/", {"Authorization": "Bearer letmein"})
     assert answer.status_code == 403
