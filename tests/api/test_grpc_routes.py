@@ -173,3 +173,20 @@ def test_a_stored_grpc_route_compiles_as_grpc_and_envoy_accepts_it(editor, org):
     assert routes[0]["match"]["path"] == "/helloworld.Greeter/SayHello"
     assert routes[-1]["direct_response"]["status"] == 200
     assert validate(resources).ok
+
+
+def test_the_console_shows_http_routes_only(editor, org):
+    """GRPCRoutes are managed through the API; the console's route pages are HTTPRoutes'."""
+    from django.test import Client
+
+    create(editor, rules=[RULE])
+    create(editor, name="web", url=HTTP_URL)
+    console = Client()
+    console.force_login(org.users[Role.EDITOR])
+    page = console.get("/t/acme/gateways/edge/routes/")
+    assert page.status_code == 200
+    assert b"/routes/web/" in page.content
+    assert b"/routes/greeter/" not in page.content
+    assert b"Routes (1)" in page.content
+    assert console.get("/t/acme/gateways/edge/routes/greeter/").status_code == 404
+    assert console.get("/t/acme/gateways/edge/routes/greeter/edit/").status_code == 404
