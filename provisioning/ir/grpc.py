@@ -7,6 +7,7 @@ Headers, filters and backendRefs keep HTTPRoute's shape and meaning.
 """
 
 import base64
+import functools
 
 from google.protobuf import descriptor_pb2
 
@@ -85,10 +86,15 @@ def transcoder(descriptor_sets: list[str | None]) -> GrpcTranscoder | None:
     """Transcoding for a rule whose backends all carry the same descriptor set, else None."""
     if not descriptor_sets or descriptor_sets[0] is None or len(set(descriptor_sets)) != 1:
         return None
-    files = descriptor_pb2.FileDescriptorSet.FromString(base64.b64decode(descriptor_sets[0]))
+    return _transcoder(descriptor_sets[0])
+
+
+@functools.lru_cache(maxsize=64)  # parsed once per descriptor set, not once per rule
+def _transcoder(descriptor_set: str) -> GrpcTranscoder:
+    files = descriptor_pb2.FileDescriptorSet.FromString(base64.b64decode(descriptor_set))
     services = tuple(
         f"{file.package}.{service.name}" if file.package else service.name
         for file in files.file
         for service in file.service
     )
-    return GrpcTranscoder(descriptor_sets[0], services)
+    return GrpcTranscoder(descriptor_set, services)
