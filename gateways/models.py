@@ -83,7 +83,14 @@ class Route(SpecResource):
     Names are unique per gateway (the gateway is the route's parent in the URL).
     """
 
+    class Kind(models.TextChoices):
+        HTTP = "HTTPRoute"
+        GRPC = "GRPCRoute"
+
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="routes")
+    # HTTPRoute or GRPCRoute (its spec a Gateway API GRPCRoute spec). Names are unique per
+    # gateway whatever the kind, and the route quota counts both. The kind never changes.
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.HTTP)
 
     class Meta:
         ordering = ["gateway", "name"]

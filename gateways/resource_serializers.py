@@ -11,6 +11,7 @@ from gateways.validation import (
     BackendSpecSerializer,
     CertificateSpecSerializer,
     ConsumerSpecSerializer,
+    GRPCRouteSpecSerializer,
     RouteSpecSerializer,
 )
 from gateways.validation.backend_traffic import (
@@ -119,6 +120,15 @@ class RouteSerializer(_ResourceSerializer):
 CertificateCreateDoc, CertificateReplaceDoc = _docs("Certificate", CertificateSpecSerializer)
 BackendCreateDoc, BackendReplaceDoc = _docs("Backend", BackendSpecSerializer)
 RouteCreateDoc, RouteReplaceDoc = _docs("Route", RouteSpecSerializer)
+
+
+class GRPCRouteSerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    spec = GRPCRouteSpecSerializer(read_only=True)
+    status = RouteStatusSerializer(read_only=True)
+
+
+GRPCRouteCreateDoc, GRPCRouteReplaceDoc = _docs("GRPCRoute", GRPCRouteSpecSerializer)
 
 
 class ConsumerSerializer(_ResourceSerializer):

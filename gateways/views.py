@@ -36,6 +36,9 @@ from gateways.resource_serializers import (
     ConsumerReplaceDoc,
     ConsumerSerializer,
     CredentialOutSerializer,
+    GRPCRouteCreateDoc,
+    GRPCRouteReplaceDoc,
+    GRPCRouteSerializer,
     NewCredentialSerializer,
     PolicyCreateDoc,
     PolicyCreateSerializer,
@@ -232,7 +235,11 @@ class RouteViewSet(SpecResourceViewSet):
     def gateway(self) -> Gateway:
         return get_object_or_404(Gateway, tenant=self.tenant, name=self.kwargs["gateway"])
 
+    route_kind = Route.Kind.HTTP
+
     def scope(self) -> dict:
+        if self.model is Route:  # HTTPRoutes and GRPCRoutes have their own URLs
+            return {"gateway": self.gateway, "kind": self.route_kind}
         return {"gateway": self.gateway}
 
     def parent(self):
@@ -240,6 +247,23 @@ class RouteViewSet(SpecResourceViewSet):
 
     def get_queryset(self):
         return super().get_queryset().select_related("gateway")
+
+
+@documented(GRPCRouteSerializer, GRPCRouteCreateDoc, GRPCRouteReplaceDoc)
+class GRPCRouteViewSet(RouteViewSet):
+    """gRPC routes of a gateway (Gateway API GRPCRoute specs). A missing gateway is 404.
+
+    Names are shared with the gateway's HTTPRoutes: a name taken by either kind is a 409."""
+
+    serializer_class = GRPCRouteSerializer
+    lookup_url_kwarg = "grpcroute"
+    route_kind = Route.Kind.GRPC
+    writes = Writes(
+        services.create_grpc_route,
+        services.replace_route_spec,
+        services.patch_route_spec,
+        services.delete_route,
+    )
 
 
 @documented(ConsumerSerializer, ConsumerCreateDoc, ConsumerReplaceDoc)

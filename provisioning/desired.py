@@ -78,7 +78,7 @@ def egress_for(gateway: Gateway, backends: dict[str, dict]) -> dict:
 def load_desired_state(gateway_id: int) -> DesiredState:
     gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
     routes = [
-        {"name": route.name, "spec": route.spec}
+        {"name": route.name, "spec": route.spec, "kind": route.kind}
         for route in gateway.routes.order_by("created_at", "name")
     ]
     policies = [

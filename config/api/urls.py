@@ -13,6 +13,7 @@ from gateways.views import (
     ConsumerViewSet,
     CredentialViewSet,
     GatewayViewSet,
+    GRPCRouteViewSet,
     PolicyViewSet,
     RouteViewSet,
 )
@@ -50,6 +51,7 @@ per_consumer.register("credentials", CredentialViewSet, basename="credential")
 
 per_gateway = SimpleRouter(trailing_slash=True)
 per_gateway.register("routes", RouteViewSet, basename="route")
+per_gateway.register("grpcroutes", GRPCRouteViewSet, basename="grpcroute")
 per_gateway.register("policies", PolicyViewSet, basename="policy")
 per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")

@@ -20,8 +20,9 @@ from tenants.roles import Role
 
 
 def get_route(gateway, name: str) -> Route:
+    """An HTTPRoute of the gateway (GRPCRoutes are managed through the API: docs/grpc.md)."""
     return get_object_or_404(Route.objects.select_related("gateway__tenant"), gateway=gateway,
-                             name=name)  # fmt: skip
+                             name=name, kind=Route.Kind.HTTP)  # fmt: skip
 
 
 def route_url(route: Route, view: str = "frontend:route") -> str:
@@ -37,7 +38,9 @@ def _routes_url(gateway) -> str:
 def route_list(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
-    rows = Route.objects.filter(gateway=gateway).select_related("gateway__tenant")
+    rows = Route.objects.filter(gateway=gateway, kind=Route.Kind.HTTP).select_related(
+        "gateway__tenant"
+    )
     filterset, table = table_page(request, RouteFilter, rows, RouteTable, "Routes")
     context = page_context(
         request, access, "frontend:gateways", gateway=gateway, filter=filterset, table=table,

@@ -38,6 +38,7 @@ from gateways.services.policies import (
     replace_policy_spec,
 )
 from gateways.services.routes import (
+    create_grpc_route,
     create_route,
     delete_route,
     patch_route_spec,
@@ -52,6 +53,7 @@ __all__ = [
     "create_certificate",
     "create_gateway",
     "create_policy",
+    "create_grpc_route",
     "create_route",
     "delete_backend",
     "delete_consumer",

@@ -13,10 +13,14 @@ from gateways.route_status import route_status
 from gateways.services import common
 from gateways.services.dependents import backend_names, refused_backends
 from gateways.services.policies import refresh_policies
-from gateways.validation import validate_route_spec
+from gateways.validation import validate_grpc_route_spec, validate_route_spec
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
 from tenants.audit import Actor
+
+
+def audit_type(route: Route) -> str:
+    return "grpcroute" if route.kind == Route.Kind.GRPC else "route"
 
 
 def audit_name(route: Route) -> str:
@@ -37,8 +41,9 @@ def _listeners(gateway: Gateway) -> list[dict]:
     return gateway.spec.get("listeners", [])
 
 
-def _validate(raw_spec, gateway: Gateway) -> dict:
-    return validate_route_spec(raw_spec, [listener["name"] for listener in _listeners(gateway)])
+def _validate(raw_spec, gateway: Gateway, kind: str = Route.Kind.HTTP) -> dict:
+    validate = validate_grpc_route_spec if kind == Route.Kind.GRPC else validate_route_spec
+    return validate(raw_spec, [listener["name"] for listener in _listeners(gateway)])
 
 
 def _status(spec: dict, gateway: Gateway, generation: int, previous: dict) -> dict:
@@ -48,9 +53,12 @@ def _status(spec: dict, gateway: Gateway, generation: int, previous: dict) -> di
 
 
 @transaction.atomic
-def create_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+def create_route(
+    actor: Actor, gateway: Gateway, name: str, raw_spec, kind: str = Route.Kind.HTTP
+) -> Route:
+    """A new HTTPRoute or GRPCRoute; names are unique per gateway whatever the kind."""
     gateway = common.lock(Gateway, gateway.pk, "tenant__plan")
-    spec = _validate(raw_spec, gateway)
+    spec = _validate(raw_spec, gateway, kind)
     duplicate = f"gateway {gateway.name!r} already has a route named {name!r}"
     if Route.objects.filter(gateway=gateway, name=name).exists():
         raise Conflict(duplicate)
@@ -60,11 +68,17 @@ def create_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
         duplicate,
         gateway=gateway,
         name=name,
+        kind=kind,
         spec=spec,
         status=_status(spec, gateway, 1, {}),
     )
     audit.record(
-        actor, "create", "route", audit_name(route), tenant=gateway.tenant, after=snapshot(route)
+        actor,
+        "create",
+        audit_type(route),
+        audit_name(route),
+        tenant=gateway.tenant,
+        after=snapshot(route),
     )
     refresh_conflicts(gateway)
     refresh_policies(gateway)  # a policy may target the new route
@@ -78,7 +92,10 @@ def refresh_conflicts(gateway: Gateway) -> None:
 
     Callers hold the gateway's lock, which every route writer takes first.
     """
-    routes = list(Route.objects.filter(gateway=gateway).order_by("created_at", "name"))
+    # HTTPRoutes only: a GRPCRoute's matches (service and method) are never compared to paths.
+    routes = list(
+        Route.objects.filter(gateway=gateway, kind=Route.Kind.HTTP).order_by("created_at", "name")
+    )
     conflicts = find_conflicts([(route.name, route.spec) for route in routes])
     for route in routes:
         status, reason, message = conflict_condition(conflicts.get(route.name, []))
@@ -111,7 +128,7 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
     audit.record(
         actor,
         "update",
-        "route",
+        audit_type(locked),
         audit_name(locked),
         tenant=locked.gateway.tenant,
         before=before,
@@ -128,7 +145,7 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
 def replace_route_spec(actor: Actor, route: Route, raw_spec, expected: int | None = None):
     """PUT: the new spec replaces the old one whole (omitted fields take their defaults)."""
     locked = _lock(route, expected)
-    return _write(actor, locked, _validate(raw_spec, locked.gateway))
+    return _write(actor, locked, _validate(raw_spec, locked.gateway, locked.kind))
 
 
 @transaction.atomic
@@ -136,7 +153,7 @@ def patch_route_spec(actor: Actor, route: Route, patch, expected: int | None = N
     """PATCH: an RFC 7386 merge patch into the stored spec (lists replace), validated whole."""
     locked = _lock(route, expected)
     merged = merge_patch(locked.spec, patch if patch is not None else {})
-    return _write(actor, locked, _validate(merged, locked.gateway))
+    return _write(actor, locked, _validate(merged, locked.gateway, locked.kind))
 
 
 @transaction.atomic
@@ -145,7 +162,7 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
     audit.record(
         actor,
         "delete",
-        "route",
+        audit_type(locked),
         audit_name(locked),
         tenant=locked.gateway.tenant,
         before=snapshot(locked),
@@ -154,3 +171,7 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
     refresh_conflicts(locked.gateway)
     refresh_policies(locked.gateway)  # policies targeting it lose that target
     enqueue_reconcile(locked.gateway_id)
+
+
+def create_grpc_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+    return create_route(actor, gateway, name, raw_spec, Route.Kind.GRPC)

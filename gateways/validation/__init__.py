@@ -17,6 +17,7 @@ from gateways.validation.consumers import (
     validate_credential,
 )
 from gateways.validation.gateways import RUNTIMES, GatewaySpecSerializer, validate_gateway_spec
+from gateways.validation.grpc_routes import GRPCRouteSpecSerializer, validate_grpc_route_spec
 from gateways.validation.routes import RouteSpecSerializer, validate_route_spec
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "CheckedCertificate",
     "ConsumerSpecSerializer",
     "CredentialSerializer",
+    "GRPCRouteSpecSerializer",
     "GatewaySpecSerializer",
     "RouteSpecSerializer",
     "validate_backend_spec",
@@ -33,5 +35,6 @@ __all__ = [
     "validate_consumer_spec",
     "validate_credential",
     "validate_gateway_spec",
+    "validate_grpc_route_spec",
     "validate_route_spec",
 ]

@@ -179,6 +179,14 @@ class ActiveTCPSerializer(StrictSerializer):
     receive = PayloadSerializer(required=False, help_text="must then be found in the answer")
 
 
+class ActiveGRPCSerializer(StrictSerializer):
+    service = text_field(
+        max_length=1024,
+        required=False,
+        help_text="the service name sent in grpc.health.v1 Health/Check; omitted: the server",
+    )
+
+
 class ActiveHealthCheckSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=["HTTP", "TCP", "GRPC"])
     timeout = duration_field(1, default="1s")
@@ -187,14 +195,16 @@ class ActiveHealthCheckSerializer(StrictSerializer):
     healthyThreshold = serializers.IntegerField(min_value=1, max_value=UINT32, default=1)
     http = ActiveHTTPSerializer(required=False)
     tcp = ActiveTCPSerializer(required=False, help_text="without send or receive: connect only")
+    grpc = ActiveGRPCSerializer(
+        required=False, help_text="type GRPC: the standard gRPC health service (HTTP/2 backends)"
+    )
 
     def validate(self, data):
         kind = data["type"]
-        if kind == "GRPC":
-            raise serializers.ValidationError({"type": ["GRPC is not supported yet"]})
-        wanted, other = ("http", "tcp") if kind == "HTTP" else ("tcp", "http")
-        if other in data:
-            raise serializers.ValidationError({other: [f"not allowed with type {kind}"]})
+        wanted = {"HTTP": "http", "TCP": "tcp", "GRPC": "grpc"}[kind]
+        for other in ("http", "tcp", "grpc"):
+            if other != wanted and other in data:
+                raise serializers.ValidationError({other: [f"not allowed with type {kind}"]})
         if kind == "HTTP" and "http" not in data:
             raise serializers.ValidationError({"http": ["required for type HTTP"]})
         return data

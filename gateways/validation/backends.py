@@ -5,6 +5,8 @@ STRICT_DNS cluster): Envoy has no cluster type that mixes them. Every endpoint m
 operator's egress policy lets gateways reach (``gateways/egress.py``).
 """
 
+import base64
+import binascii
 import ipaddress
 
 from rest_framework import serializers
@@ -22,6 +24,38 @@ from gateways.validation.gateways import ObjectRefSerializer
 from tenants.serializers import StrictSerializer
 
 APP_PROTOCOLS = ["HTTP/1.1", "h2c", "gRPC"]
+MAX_DESCRIPTOR_BYTES = 64 * 1024
+MAX_DESCRIPTOR_BASE64 = (MAX_DESCRIPTOR_BYTES + 2) // 3 * 4
+
+
+def descriptor_set_problem(value: str) -> str | None:
+    """Why Envoy's gRPC-JSON transcoder could not use this base64 FileDescriptorSet, or None:
+    it must decode, parse, build (every import included) and define at least one service."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return "must be base64"
+    if len(raw) > MAX_DESCRIPTOR_BYTES:
+        return f"is {len(raw)} bytes; at most {MAX_DESCRIPTOR_BYTES} (64 KiB) are allowed"
+    try:
+        files = descriptor_pb2.FileDescriptorSet.FromString(raw)
+    except Exception:  # noqa: BLE001 - any parse error means the same to the user
+        return "is not a serialized protobuf FileDescriptorSet"
+    pool = descriptor_pool.DescriptorPool()
+    try:
+        for file in files.file:
+            pool.Add(file)
+        for file in files.file:
+            pool.FindFileByName(file.name)
+    except Exception as error:  # noqa: BLE001
+        return f"does not build: {str(error)[:200]} (include every imported file)"
+    if not any(file.service for file in files.file):
+        return "defines no service"
+    return None
+
+
 MAX_ENDPOINTS = 64
 
 
@@ -82,6 +116,29 @@ class BackendSpecSerializer(StrictSerializer):
     endpoints = EndpointSerializer(many=True, allow_empty=False, max_length=MAX_ENDPOINTS)
     appProtocol = serializers.ChoiceField(choices=APP_PROTOCOLS, default="HTTP/1.1")
     tls = BackendTLSSerializer(required=False)
+    grpcDescriptorSet = serializers.CharField(
+        required=False,
+        max_length=MAX_DESCRIPTOR_BASE64,
+        help_text="base64 protobuf FileDescriptorSet of the backend's gRPC services (with its "
+        "imports): REST clients call them as JSON (docs/grpc.md); at most 64 KiB",
+    )
+
+    def validate_grpcDescriptorSet(self, value):
+        problem = descriptor_set_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate(self, data):
+        if "grpcDescriptorSet" in data and data.get("appProtocol") not in ("gRPC", "h2c"):
+            raise serializers.ValidationError(
+                {
+                    "grpcDescriptorSet": [
+                        "needs appProtocol gRPC (the backend is called over HTTP/2)"
+                    ]
+                }
+            )
+        return data
 
     def validate_endpoints(self, endpoints):
         errors: list = [{} for _ in endpoints]

@@ -10,8 +10,11 @@ HTTP authorization service that is one of the tenant's backends.
 - ``headersToExtAuth``: request headers sent to the service besides Envoy's fixed set;
   ``timeout`` (default 10s); ``failOpen`` (default false: refused when the service fails).
 
-Envoy Gateway's ``grpc``, ``bodyToExtAuth`` and ``recomputeRoute``, and the single
-``backendRef`` and ``backendSettings`` of its HTTP service, are refused by name.
+- ``grpc.backendRefs``: instead of ``http``, one backend speaking Envoy's gRPC authorization
+  API (``envoy.service.auth.v3.Authorization/Check``) over HTTP/2 (``appProtocol: gRPC``).
+
+Envoy Gateway's ``bodyToExtAuth`` and ``recomputeRoute``, and the single ``backendRef`` and
+``backendSettings`` of its services, are refused by name.
 """
 
 import re
@@ -27,7 +30,7 @@ from gateways.validation.common import (
 )
 from tenants.serializers import StrictSerializer, dns_label_field
 
-EXT_AUTH_LATER = ["grpc", "bodyToExtAuth", "recomputeRoute", "contextExtensions"]
+EXT_AUTH_LATER = ["bodyToExtAuth", "recomputeRoute", "contextExtensions"]
 HTTP_LATER = ["backendRef", "backendSettings"]
 MAX_HEADERS = 64
 # An absolute path of RFC 3986 path characters (no query or fragment).
@@ -94,9 +97,18 @@ class HTTPExtAuthSerializer(LaterFieldsSerializer):
         return _unique_headers(names)
 
 
+class GRPCExtAuthSerializer(LaterFieldsSerializer):
+    later = HTTP_LATER
+    backendRefs = ExtAuthBackendRefSerializer(
+        many=True, allow_empty=False, max_length=1,
+        help_text="the gRPC authorization service: one backend of the tenant (appProtocol gRPC)",
+    )  # fmt: skip
+
+
 class ExtAuthSerializer(LaterFieldsSerializer):
     later = EXT_AUTH_LATER
     http = HTTPExtAuthSerializer(required=False)
+    grpc = GRPCExtAuthSerializer(required=False)
     headersToExtAuth = _headers_field(
         help_text="request headers sent to the service besides Envoy's fixed set"
     )
@@ -109,6 +121,8 @@ class ExtAuthSerializer(LaterFieldsSerializer):
         return _unique_headers(names)
 
     def validate(self, data):
-        if "http" not in data:
-            raise serializers.ValidationError({"http": ["is required (grpc is not supported yet)"]})
+        if "http" not in data and "grpc" not in data:
+            raise serializers.ValidationError({"http": ["http or grpc is required"]})
+        if "http" in data and "grpc" in data:
+            raise serializers.ValidationError({"grpc": ["only one of http and grpc"]})
         return data

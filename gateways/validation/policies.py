@@ -66,11 +66,11 @@ QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
 
 class TargetRefSerializer(StrictSerializer):
     group = serializers.ChoiceField(choices=[GROUP], default=GROUP)
-    kind = serializers.ChoiceField(choices=["Gateway", "HTTPRoute"])
+    kind = serializers.ChoiceField(choices=["Gateway", "HTTPRoute", "GRPCRoute"])
     name = dns_label_field()
     sectionName = dns_label_field(
         required=False,
-        help_text="a Gateway's listener, or an HTTPRoute's rule (by the rule's name)",
+        help_text="a Gateway's listener, or an HTTPRoute's or GRPCRoute's rule (by its name)",
     )
 
     def validate(self, data):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from gateways.egress import EgressPolicy
 from gateways.validation.routes import DEFAULT_SESSION_NAMES, is_backend_kind
-from provisioning.ir import hostnames
+from provisioning.ir import grpc, hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
 from provisioning.ir.egress import without_refused
@@ -41,7 +41,7 @@ class DesiredState:
     tenant: str
     gateway: str
     spec: dict
-    routes: list[dict] = field(default_factory=list)  # {"name", "spec"}, oldest first
+    routes: list[dict] = field(default_factory=list)  # {"name", "spec", "kind"?}, oldest first
     backends: dict[str, dict] = field(default_factory=dict)  # name → spec
     certificates: dict[str, dict] = field(default_factory=dict)  # name → chain, key, dnsNames
     policies: list[dict] = field(default_factory=list)  # {"name", "kind", "spec"}, oldest first
@@ -183,7 +183,8 @@ def _backend_actions(state: DesiredState, refs: list[dict]) -> dict:
     missing = sum(ref.get("weight", 1) for ref in weighted if not any(ref is u for u in usable))
     if missing:
         valid += (WeightedBackend(invalid_backend_cluster(state), missing),)
-    return {"backends": valid}
+    sets = [state.backends[ref["name"]].get("grpcDescriptorSet") for ref in usable]
+    return {"backends": valid, "transcoder": grpc.transcoder(sets)}
 
 
 def _session(spec: dict) -> SessionPersistence:
@@ -221,8 +222,9 @@ def _match(raw: dict) -> dict:
 
 def build_routes(state: DesiredState, route: dict, index: int) -> list[Route]:
     base = f"{state.tenant}/{state.gateway}/route/{route['name']}"
+    spec = grpc.http_spec(route["spec"]) if grpc.is_grpc(route) else route["spec"]
     result = []
-    for r, rule in enumerate(route["spec"].get("rules", [{}])):
+    for r, rule in enumerate(spec.get("rules", [{}])):
         actions = _rule_actions(state, rule)
         for m, raw in enumerate(rule.get("matches") or [{}]):
             result.append(
@@ -250,6 +252,7 @@ def _attached(route: dict, listener: dict) -> bool:
 
 def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = None) -> Listener:
     by_domain: dict[str, list[Route]] = {}
+    grpc_domains: set[str] = set()
     for index, route in enumerate(state.routes):
         if not _attached(route, spec):
             continue
@@ -261,14 +264,16 @@ def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = No
             routes = plan.apply(routes, spec["name"], route)
         for domain in domains:
             by_domain.setdefault(domain, []).extend(routes)
-    vhosts = tuple(
-        VirtualHost(
-            name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}/host/{domain}",
-            domains=(domain,),
-            routes=tuple(sorted(routes, key=precedence)),
-        )
-        for domain, routes in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0]))
-    )
+            if grpc.is_grpc(route):
+                grpc_domains.add(domain)
+    vhosts = []
+    for domain, routes in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0])):
+        name = f"{state.tenant}/{state.gateway}/listener/{spec['name']}/host/{domain}"
+        ordered = tuple(sorted(routes, key=precedence))
+        if domain in grpc_domains:
+            ordered += (grpc.unimplemented_route(name),)
+        vhosts.append(VirtualHost(name=name, domains=(domain,), routes=ordered))
+    vhosts = tuple(vhosts)
     certificates = tuple(
         TLSCertificate(
             name=f"{state.tenant}/certificate/{ref['name']}",
@@ -291,6 +296,15 @@ def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = No
     )
 
 
+def _usable_settings(settings, cluster: Cluster):
+    """A gRPC health check needs HTTP/2 to the backend: Envoy refuses it on an HTTP/1.1 cluster,
+    so on a backend without ``appProtocol`` gRPC or h2c the check is left out (docs/grpc.md)."""
+    check = settings.active_health_check
+    if check is not None and check.protocol == "GRPC" and cluster.protocol not in HTTP2:
+        return replace(settings, active_health_check=None)
+    return settings
+
+
 def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tuple[Cluster, ...]:
     """The clusters BackendTrafficPolicies asked for: a backend's cluster with their settings."""
     by_name = {cluster.name: cluster for cluster in clusters}
@@ -303,8 +317,12 @@ def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tup
     for name in wanted:
         base, policy = split_variant(name)
         if base in by_name:
-            variants.append(replace(by_name[base], name=name, settings=plan.settings[policy]))
+            settings = _usable_settings(plan.settings[policy], by_name[base])
+            variants.append(replace(by_name[base], name=name, settings=settings))
     return tuple(variants)
+
+
+HTTP2 = ("h2c", "gRPC")
 
 
 def gateway_ir(state: DesiredState) -> GatewayIR:

@@ -10,8 +10,10 @@ DEFAULT_TIMEOUT = "10s"  # Envoy Gateway's
 
 def named_backends(spec: dict) -> list[tuple[str, str]]:
     """(JSON path, backend name) of every backend a SecurityPolicy names."""
-    refs = ((spec.get("extAuth") or {}).get("http") or {}).get("backendRefs", [])
-    return [(f"spec.extAuth.http.backendRefs[{index}]", ref["name"])
+    ext_auth = spec.get("extAuth") or {}
+    kind = "grpc" if "grpc" in ext_auth else "http"
+    refs = (ext_auth.get(kind) or {}).get("backendRefs", [])
+    return [(f"spec.extAuth.{kind}.backendRefs[{index}]", ref["name"])
             for index, ref in enumerate(refs)]  # fmt: skip
 
 
@@ -28,6 +30,14 @@ def _uri(backend: dict, path: str) -> str:
 
 def build_ext_auth(tenant: str, policy: str, spec: dict, backends: dict[str, dict]) -> ExtAuth:
     """``spec``: the policy's ``extAuth``; its backend exists (else the policy is invalid)."""
+    if "grpc" in spec:
+        backend = spec["grpc"]["backendRefs"][0]["name"]
+        return ExtAuth(
+            policy=policy, cluster=cluster_name(tenant, backend), uri="", grpc=True,
+            headers_to_ext_auth=tuple(h.lower() for h in spec.get("headersToExtAuth", [])),
+            timeout_ms=to_ms(spec.get("timeout", DEFAULT_TIMEOUT)),
+            fail_open=spec.get("failOpen", False),
+        )  # fmt: skip
     http = spec["http"]
     backend = http["backendRefs"][0]["name"]
     path = http.get("path", "")

@@ -30,7 +30,7 @@ LEVELS = {"gateway": 0, "listener": 1, "route": 2, "rule": 3}
 
 
 def scope_of(ref: dict) -> tuple:
-    if ref["kind"] == "HTTPRoute":
+    if ref["kind"] in ("HTTPRoute", "GRPCRoute"):  # route names are unique across both kinds
         if ref.get("sectionName"):
             return ("rule", ref["name"], ref["sectionName"])
         return ("route", ref["name"])

@@ -265,6 +265,7 @@ def _health(spec: dict) -> dict:
             healthy_threshold=active.get("healthyThreshold", 1),
             expected_statuses=tuple(http.get("expectedStatuses", [])),
             protocol=active.get("type", "HTTP"),
+            grpc_service=(active.get("grpc") or {}).get("service"),
             send=_payload(tcp.get("send")), receive=_payload(tcp.get("receive")),
         )  # fmt: skip
     passive = spec.get("passive")

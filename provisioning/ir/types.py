@@ -66,6 +66,14 @@ class DirectResponse:
 
 
 @dataclass(frozen=True)
+class GrpcTranscoder:
+    """gRPC-JSON transcoding to the route's backend: its descriptor set and services."""
+
+    descriptor_set: str  # base64 FileDescriptorSet
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ApiKeyAuth:
     """SecurityPolicy apiKeyAuth on a route: which consumers' keys, looked for where."""
 
@@ -191,6 +199,7 @@ class ExtAuth:
     headers_to_backend: tuple[str, ...] = ()
     timeout_ms: int = 10_000
     fail_open: bool = False
+    grpc: bool = False  # Envoy's gRPC authorization API (Authorization/Check) over the cluster
 
 
 @dataclass(frozen=True)
@@ -277,6 +286,7 @@ class Route:
     response_headers: HeaderOps = field(default_factory=HeaderOps)
     mirrors: tuple[Mirror, ...] = ()
     direct_response: DirectResponse | None = None
+    transcoder: GrpcTranscoder | None = None
     timeout_ms: int | None = None
     backend_timeout_ms: int | None = None
     # Policies (the most specific of each kind): a policy that cannot be translated makes the
@@ -369,7 +379,8 @@ class ActiveHealthCheck:
     unhealthy_threshold: int = 3
     healthy_threshold: int = 1
     expected_statuses: tuple[int, ...] = ()
-    protocol: str = "HTTP"  # HTTP | TCP
+    protocol: str = "HTTP"  # HTTP | TCP | GRPC
+    grpc_service: str | None = None  # GRPC: the service asked about (None: the whole server)
     send: bytes | None = None
     receive: bytes | None = None
 

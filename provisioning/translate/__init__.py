@@ -10,6 +10,8 @@ from provisioning.translate import (
     cors,
     ext_authz,
     fault,
+    grpc_json,
+    grpc_web,
     jwt_authn,
     local_rate_limit,
     stateful_session,
@@ -19,13 +21,15 @@ from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
 from provisioning.translate.routes import route_configuration
 
-# Policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
+# gRPC-Web (listeners with GRPCRoutes) first, so every filter after it sees a gRPC call; then
+# policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
 # Each is disabled by default and enabled by the routes its policies apply to.
 # A translator gives one filter (or None), or a tuple of them (ext_authz: one per policy).
 HTTP_FILTERS = (
-    fault.http_filter, cors.http_filter, ext_authz.http_filters, api_key_auth.http_filter,
-    basic_auth.http_filter, jwt_authn.http_filter, authorization.http_filter,
-    local_rate_limit.http_filter, stateful_session.http_filter,
+    grpc_web.http_filter, fault.http_filter, cors.http_filter, ext_authz.http_filters,
+    api_key_auth.http_filter, basic_auth.http_filter, jwt_authn.http_filter,
+    authorization.http_filter,
+    local_rate_limit.http_filter, stateful_session.http_filter, grpc_json.http_filter,
 )  # fmt: skip
 
 

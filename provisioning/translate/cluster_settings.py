@@ -53,6 +53,11 @@ def _connection_options(settings: ClusterSettings, envoy: dict) -> None:
 
 
 def _checker(check: ActiveHealthCheck) -> tuple[str, dict]:
+    if check.protocol == "GRPC":  # grpc.health.v1.Health/Check over the cluster's HTTP/2
+        grpc: dict = {}
+        if check.grpc_service:
+            grpc["service_name"] = check.grpc_service
+        return "grpc_health_check", grpc
     if check.protocol == "TCP":  # no payloads: a connect-only check
         # Payloads as hex ``text``: Envoy's TCP checker sends nothing for a ``binary`` one.
         tcp: dict = {}
@@ -75,6 +80,10 @@ def _health_check(check: ActiveHealthCheck) -> dict:
     return {
         "timeout": duration(check.timeout_ms),
         "interval": duration(check.interval_ms),
+        # Envoy checks a cluster that has had no traffic yet only every 60 s by default: an
+        # endpoint going unhealthy before the first request would still get it. ``interval``
+        # is the interval, traffic or not.
+        "no_traffic_interval": duration(check.interval_ms),
         "unhealthy_threshold": check.unhealthy_threshold,
         "healthy_threshold": check.healthy_threshold,
         field: checker,

@@ -38,6 +38,14 @@ def _exact(names: tuple[str, ...]) -> dict:
 
 
 def _config(ext_auth: ExtAuth) -> dict:
+    if ext_auth.grpc:
+        config = {"@type": EXT_AUTHZ, "transport_api_version": "V3",
+                  "failure_mode_allow": ext_auth.fail_open,
+                  "grpc_service": {"envoy_grpc": {"cluster_name": ext_auth.cluster},
+                                   "timeout": duration(ext_auth.timeout_ms)}}  # fmt: skip
+        if ext_auth.headers_to_ext_auth:
+            config["allowed_headers"] = _exact(ext_auth.headers_to_ext_auth)
+        return config
     service: dict = {
         "server_uri": {"uri": ext_auth.uri, "cluster": ext_auth.cluster,
                        "timeout": duration(ext_auth.timeout_ms)},

@@ -44,6 +44,9 @@ MESSAGE_MODULES = (
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",
     "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
     "envoy.extensions.filters.network.connection_limit.v3.connection_limit_pb2",
+    # gRPC
+    "envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2",
+    "envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2",
 )
 for _module in MESSAGE_MODULES:
     importlib.import_module(_module)

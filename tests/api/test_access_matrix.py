@@ -117,6 +117,15 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 202,
              {"spec": {"hostnames": ["api.example.com"]}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/routes/{route}/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/rpc/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/", Role.EDITOR, 202,
+             {"name": "second-rpc", "spec": ROUTE_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/rpc/", Role.EDITOR, 202,
+             {"spec": {"hostnames": ["rpc.example.com"]}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/rpc/", Role.EDITOR, 202,
+             {"spec": {"hostnames": ["grpc.example.com"]}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/rpc/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.VIEWER, 200),
     Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.EDITOR, 202,
@@ -146,6 +155,7 @@ def world(org):
     gateway_services.create_certificate(actor, org.tenant, "example-cert", CERTIFICATE_SPEC)
     gateway_services.create_backend(actor, org.tenant, "api", BACKEND_SPEC)
     gateway_services.create_route(actor, gateway, "web", ROUTE_SPEC)
+    gateway_services.create_grpc_route(actor, gateway, "rpc", ROUTE_SPEC)
     gateway_services.create_policy(actor, gateway, "retries", "BackendTrafficPolicy", POLICY_SPEC)
     alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
     gateway_services.create_credential(actor, alice, {"type": "api-key"})

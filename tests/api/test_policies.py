@@ -214,7 +214,10 @@ BAD_TRAFFIC = [
      "spec.healthCheck.active.http"),
     ({"healthCheck": {"active": {"type": "HTTP", "http": {"path": "/"}, "tcp": {}}}},
      "spec.healthCheck.active.tcp"),
-    ({"healthCheck": {"active": {"type": "GRPC"}}}, "spec.healthCheck.active.type"),
+    ({"healthCheck": {"active": {"type": "GRPC", "http": {"path": "/"}}}},
+     "spec.healthCheck.active.http"),
+    ({"healthCheck": {"active": {"type": "GRPC", "grpc": {"service": "s" * 1025}}}},
+     "spec.healthCheck.active.grpc.service"),
     ({"healthCheck": {"active": {"type": "TCP", "tcp": {"send": {"type": "Text"}}}}},
      "spec.healthCheck.active.tcp.send.text"),
     ({"healthCheck": {"active": {"type": "TCP", "tcp": {"send": {

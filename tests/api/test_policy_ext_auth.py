@@ -65,7 +65,11 @@ def test_the_desired_state_holds_the_service_even_if_no_route_uses_it(editor):
 
 
 BAD = [
-    ({"grpc": {"backendRefs": [{"name": "auth"}]}}, "spec.extAuth.grpc", "not supported yet"),
+    ({"http": HTTP, "grpc": {"backendRefs": [{"name": "auth"}]}}, "spec.extAuth.grpc",
+     "only one of http and grpc"),
+    ({"grpc": {"backendRefs": []}}, "spec.extAuth.grpc.backendRefs", ""),
+    ({"grpc": {"backendRefs": [{"name": "auth"}], "backendSettings": {}}},
+     "spec.extAuth.grpc.backendSettings", "not supported yet"),
     ({"http": HTTP, "bodyToExtAuth": {"maxRequestBytes": 10}}, "spec.extAuth.bodyToExtAuth",
      "not supported yet"),
     ({"http": HTTP, "recomputeRoute": True}, "spec.extAuth.recomputeRoute", "not supported yet"),

@@ -124,6 +124,7 @@ def known_values(org: Org) -> dict[str, list]:
         "certificate": ["example-cert"],
         "backend": ["api"],
         "route": ["web"],
+        "grpcroute": ["rpc"],
         "policy": ["retries"],
         "consumer": ["alice"],
         "credential": sorted(
@@ -170,6 +171,9 @@ def acme(db) -> Org:
     )
     gateway_services.create_route(
         actor, gateway, "web", {"rules": [{"backendRefs": [{"name": "api"}]}]}
+    )
+    gateway_services.create_grpc_route(
+        actor, gateway, "rpc", {"rules": [{"backendRefs": [{"name": "api"}]}]}
     )
     gateway_services.create_policy(actor, gateway, "retries", "BackendTrafficPolicy", {
         "targetRefs": [{"kind": "Gateway", "name": "edge"}], "retry": {}})  # fmt: skip
