@@ -35,7 +35,7 @@ class ResultSerializer(serializers.Serializer):
     kind = serializers.CharField()
     name = serializers.CharField()
     gateway = serializers.CharField(required=False, help_text="routes and policies")
-    action = serializers.ChoiceField(choices=["created", "configured", "unchanged", "pruned"])
+    action = serializers.CharField(help_text="created, configured, unchanged or pruned")
     diff = serializers.CharField(help_text="unified diff of the document, live → applied")
 
 
