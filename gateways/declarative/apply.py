@@ -237,6 +237,8 @@ def _write_all(actor: Actor, tenant: Tenant, items: list[Item], prune: bool) -> 
         except GantryError as error:
             error.message = f"documents[{item.index}] ({item.label()}): {error.message}"
             error.args = (error.message,)
+            if isinstance(getattr(error, "path", None), str):  # DisallowedValue: spec.size…
+                error.path = f"documents[{item.index}].{error.path}"
             raise
         if existing is None:
             action = "created"
