@@ -80,10 +80,8 @@ def apply(actor: Actor, tenant: Tenant, documents, *, dry_run: bool = False,
 
 def _check(tenant: Tenant, items: list[Item]) -> None:
     live_gateways = {g.name: g.spec for g in Gateway.objects.filter(tenant=tenant)}
-    input_gateways = {}
-    for item in items:
-        if item.resource == "gateway" and not item.errors:
-            input_gateways[item.name] = item
+    # A gateway document with errors still counts: its routes are not also "without a gateway".
+    input_gateways = {item.name for item in items if item.resource == "gateway" and item.name}
     _resolve_policy_gateways(tenant, items)
     seen: dict[tuple, int] = {}
     for item in items:
