@@ -224,12 +224,13 @@ def _diff(before: str, after: str, label: str) -> str:
 
 def _write_all(actor: Actor, tenant: Tenant, items: list[Item], prune: bool) -> list[Result]:
     rows = _rows(tenant)
+    gateways: dict[str, Gateway] = {}
     results = []
     for item in sorted(items, key=lambda i: (ORDER[i.resource], i.index)):
         existing = rows.get(item.key)
         before = _text(existing)
         try:
-            row = _write_one(actor, tenant, item, existing)
+            row = _write_one(actor, tenant, item, existing, gateways)
         except ValidationFailed as error:
             raise ValidationFailed([_in_document(item, field) for field in error.fields]) from None
         except GantryError as error:
@@ -251,9 +252,12 @@ def _write_all(actor: Actor, tenant: Tenant, items: list[Item], prune: bool) -> 
     return results
 
 
-def _write_one(actor: Actor, tenant: Tenant, item: Item, existing):
+def _write_one(actor: Actor, tenant: Tenant, item: Item, existing, gateways: dict):
     if item.resource in ("route", "policy"):
-        gateway = Gateway.objects.get(tenant=tenant, name=item.gateway)
+        # The services lock the gateway by its key; the row here only tells them which one.
+        if item.gateway not in gateways:
+            gateways[item.gateway] = Gateway.objects.get(tenant=tenant, name=item.gateway)
+        gateway = gateways[item.gateway]
     if item.resource == "gateway":
         if existing is None:
             return services.create_gateway(actor, tenant, item.name, item.spec)
