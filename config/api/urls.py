@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from billing.metrics_views import GatewayMetricsViewSet
 from billing.views import BudgetView, InvoiceViewSet, PriceBookView, RevenueView, UsageViewSet
 from config.api.root import ApiRootView
+from gateways.declarative.views import DeclarativeViewSet
 from gateways.views import (
     BackendViewSet,
     CertificateViewSet,
@@ -68,6 +69,16 @@ urlpatterns = [
         "tenants/<slug:tenant>/budget/",
         BudgetView.as_view({"get": "retrieve", "put": "update"}),
         name="budget",
+    ),
+    path(
+        "tenants/<slug:tenant>/apply/",
+        DeclarativeViewSet.as_view({"post": "apply"}),
+        name="tenant-apply",
+    ),
+    path(
+        "tenants/<slug:tenant>/export/",
+        DeclarativeViewSet.as_view({"get": "export"}),
+        name="tenant-export",
     ),
     path("revenue/", RevenueView.as_view(), name="revenue"),
     path("plans/<slug:name>/prices/", PriceBookView.as_view(), name="plan-prices"),

@@ -28,6 +28,12 @@ CERT_PEM, KEY_PEM = pki.certificate(["app.example.com"])
 CERTIFICATE_SPEC = {"certificatePem": CERT_PEM, "privateKeyPem": KEY_PEM}
 BACKEND_SPEC = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 8080}}]}
 ROUTE_SPEC = {"rules": [{"backendRefs": [{"name": "api"}]}]}
+APPLY_DOCUMENT = {
+    "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+    "kind": "Backend",
+    "metadata": {"name": "declared"},
+    "spec": BACKEND_SPEC,
+}
 POLICY_SPEC = {"targetRefs": [{"kind": "Gateway", "name": "edge"}], "retry": {}}
 
 
@@ -135,6 +141,10 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 202,
              {"spec": {"retry": {"numRetries": 4}}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/export/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/apply/?dryRun=true", Role.EDITOR, 200,
+             [APPLY_DOCUMENT]),
+    Endpoint("POST", "/api/v1/tenants/{t}/apply/", Role.EDITOR, 200, [APPLY_DOCUMENT]),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/revisions/1/diff/?against=1",
