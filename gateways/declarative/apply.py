@@ -29,6 +29,7 @@ from gateways.validation import (
     validate_gateway_spec,
     validate_route_spec,
 )
+from gateways.validation.grpc_routes import validate_grpc_route_spec
 from gateways.validation.policies import validate_policy_spec
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -110,7 +111,9 @@ def _check(tenant: Tenant, items: list[Item]) -> None:
             elif item.resource == "backend":
                 validate_backend_spec(item.spec)
             elif item.resource == "route":
-                validate_route_spec(item.spec, listeners.get(item.gateway, []))
+                validate = validate_grpc_route_spec if item.kind == "GRPCRoute" else (
+                    validate_route_spec)  # fmt: skip
+                validate(item.spec, listeners.get(item.gateway, []))
             elif item.resource == "policy":
                 validate_policy_spec(item.kind, item.spec, item.gateway,
                                      listeners.get(item.gateway, []))  # fmt: skip
@@ -157,17 +160,20 @@ def _resolve_policy_gateways(tenant: Tenant, items: list[Item]) -> None:
 
 
 def _check_policy_kinds(tenant: Tenant, items: list[Item]) -> None:
-    live = {
-        (gateway, name): kind
-        for gateway, name, kind in Policy.objects.filter(gateway__tenant=tenant).values_list(
-            "gateway__name", "name", "kind"
-        )
-    }
-    for item in items:
-        current = live.get((item.gateway, item.name))
-        if item.resource == "policy" and not item.errors and current and current != item.kind:
-            _fail(item, "kind", f"the policy is a {current}; a policy's kind cannot change "
-                                "(delete it first, or give the new one another name)")  # fmt: skip
+    """A policy's kind, and a route's (HTTPRoute or GRPCRoute), never change."""
+    for model, resource, what in ((Policy, "policy", "policy"), (Route, "route", "route")):
+        live = {
+            (gateway, name): kind
+            for gateway, name, kind in model.objects.filter(gateway__tenant=tenant).values_list(
+                "gateway__name", "name", "kind"
+            )
+        }
+        for item in items:
+            current = live.get((item.gateway, item.name))
+            changed = current and current != item.kind
+            if item.resource == resource and not item.errors and changed:
+                _fail(item, "kind", f"the {what} is a {current}; a {what}'s kind cannot "
+                      "change (delete it first, or give the new one another name)")  # fmt: skip
 
 
 def _fail(item: Item, path: str, message: str) -> None:
@@ -200,9 +206,9 @@ def _rows(tenant: Tenant) -> dict[tuple, object]:
 
 
 def _kind_of(row) -> str:
-    if isinstance(row, Policy):
-        return row.kind
-    return {Gateway: "Gateway", Backend: "Backend", Route: "HTTPRoute"}[type(row)]
+    if isinstance(row, Policy | Route):
+        return row.kind  # HTTPRoute or GRPCRoute; a policy's kind
+    return {Gateway: "Gateway", Backend: "Backend"}[type(row)]
 
 
 def _text(row) -> str:
@@ -268,7 +274,7 @@ def _write_one(actor: Actor, tenant: Tenant, item: Item, existing, gateways: dic
         return services.replace_backend_spec(actor, existing, item.spec)
     if item.resource == "route":
         if existing is None:
-            return services.create_route(actor, gateway, item.name, item.spec)
+            return services.create_route(actor, gateway, item.name, item.spec, kind=item.kind)
         return services.replace_route_spec(actor, existing, item.spec)
     if existing is None:
         return services.create_policy(actor, gateway, item.name, item.kind, item.spec)

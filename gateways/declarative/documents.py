@@ -129,6 +129,7 @@ KINDS: dict[str, Kind] = {
     "Backend": Kind(ENVOY_GATEWAY, "backend", _backend_in, _policy_out, 0),
     "Gateway": Kind(GATEWAY_API, "gateway", _gateway_in, _gateway_out, 1),
     "HTTPRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
+    "GRPCRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
     "SecurityPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "BackendTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "ClientTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
@@ -136,7 +137,6 @@ KINDS: dict[str, Kind] = {
 POLICY_KINDS = ("SecurityPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy")
 
 NOT_YET = {
-    "GRPCRoute": "kind GRPCRoute is not supported yet",
     "Secret": "kind Secret is not supported yet: upload certificates and their keys with the "
     "certificates API (keys are never part of declarative files)",
     "TLSRoute": "kind TLSRoute is not supported yet",

@@ -14,7 +14,7 @@ def export_documents(tenant: Tenant) -> list[dict]:
             .order_by("name")]  # fmt: skip
     routes = Route.objects.filter(gateway__tenant=tenant).select_related("gateway")
     out += [
-        document("HTTPRoute", r.name, r.spec, r.gateway.name)
+        document(r.kind, r.name, r.spec, r.gateway.name)
         for r in routes.order_by("gateway__name", "name")
     ]
     policies = Policy.objects.filter(gateway__tenant=tenant).select_related("gateway")

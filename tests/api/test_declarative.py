@@ -215,7 +215,7 @@ def test_a_bad_fifth_document_leaves_everything_as_it_was(org, editor):
     docs = list(yaml.safe_load_all(FILE.format(port=9001)))
     docs[4]["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Sometimes"
     docs[6]["spec"]["surprise"] = True
-    docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+    docs.append({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
                  "metadata": {"name": "rpc"}, "spec": {}})  # fmt: skip
     answer = post(editor, "acme", "---\n".join(yaml.safe_dump(d) for d in docs))
     assert answer.status_code == 400
@@ -225,7 +225,7 @@ def test_a_bad_fifth_document_leaves_everything_as_it_was(org, editor):
         "HTTPRoute edge/api"
     )
     assert "documents[6].spec.surprise" in fields
-    assert fields["documents[8].kind"] == "kind GRPCRoute is not supported yet"
+    assert fields["documents[8].kind"] == "kind TLSRoute is not supported yet"
     assert snapshot_tables() == before
 
 
@@ -304,6 +304,53 @@ def test_export_then_apply_elsewhere_reproduces_it(org, other_org, editor):
     assert post(other, "globex", text).status_code == 200
     assert other.get(EXPORT.format("globex")).content.decode() == text
     assert post(other, "globex", text).json()["summary"]["unchanged"] == 8
+
+
+GRPC_FILE = """\
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: greeter}
+spec:
+  appProtocol: gRPC
+  endpoints:
+  - ip: {address: 127.0.0.1, port: 50051}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: rpc}
+spec:
+  listeners:
+  - {name: http, protocol: HTTP, port: 80}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: greet}
+spec:
+  parentRefs: [{name: rpc}]
+  rules:
+  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
+    backendRefs: [{name: greeter}]
+"""
+
+
+def test_grpc_routes_apply_export_and_keep_their_kind(org, editor):
+    answer = post(editor, "acme", GRPC_FILE)
+    assert answer.status_code == 200, answer.content
+    route = Route.objects.get(name="greet")
+    assert route.kind == Route.Kind.GRPC
+    assert route.spec["rules"][0]["matches"][0]["method"]["service"] == "helloworld.Greeter"
+    exported = editor.get(EXPORT.format("acme")).content.decode()
+    assert [d["kind"] for d in yaml.safe_load_all(exported)] == ["Backend", "Gateway", "GRPCRoute"]
+    assert post(editor, "acme", exported).json()["summary"]["unchanged"] == 3
+    # The same name as an HTTPRoute: a route's kind never changes.
+    as_http = GRPC_FILE.replace("kind: GRPCRoute", "kind: HTTPRoute").replace(
+        "  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]\n", "  - "
+    )
+    answer = post(editor, "acme", as_http)
+    assert answer.status_code == 400, answer.content
+    fields = {f["path"]: f["message"] for f in answer.json()["error"]["fields"]}
+    assert "cannot change" in fields["documents[2].kind"]
+    assert Route.objects.get(name="greet").kind == Route.Kind.GRPC
 
 
 def test_roles_and_other_tenants(org, other_org, editor):
