@@ -218,3 +218,33 @@ def prune(now: datetime | None = None) -> tuple[int, int]:
     deleted_minutes, _ = AnalyticsMinute.objects.filter(start__lt=minutes).delete()
     deleted_hours, _ = AnalyticsHour.objects.filter(start__lt=hours).delete()
     return deleted_minutes, deleted_hours
+
+
+def hourly(
+    tenant, start: datetime, end: datetime, gateway: str | None = None,
+    route: str | None = None, consumer: str | None = None,
+) -> dict[datetime, dict]:  # fmt: skip
+    """hour → the sums of a tenant's hourly rows in [start, end): of one gateway, route and/or
+    consumer when named, else combined (histograms added, so percentiles are of them all)."""
+    rows = AnalyticsHour.objects.filter(tenant=tenant, start__gte=start, start__lt=end)
+    for name, value in (("gateway_name", gateway), ("route", route), ("consumer", consumer)):
+        if value is not None:
+            rows = rows.filter(**{name: value})
+    found: dict[datetime, dict] = defaultdict(_empty)
+    for row in rows.iterator():
+        merge(found[row.start], row)
+    return dict(found)
+
+
+def top(tenant, gateway: str, start: datetime, end: datetime, by: str,
+        limit: int = 10) -> list[dict]:  # fmt: skip
+    """The ``limit`` routes or consumers (``by``) of a gateway with the most requests in the
+    hours of [start, end): name, the sums and the histograms, most requests first."""
+    rows = AnalyticsHour.objects.filter(
+        tenant=tenant, gateway_name=gateway, start__gte=start, start__lt=end
+    )
+    found: dict[str, dict] = defaultdict(_empty)
+    for row in rows.iterator():
+        merge(found[getattr(row, by)], row)
+    ordered = sorted(found.items(), key=lambda item: (-item[1]["requests"], item[0]))
+    return [{"name": name, **sums} for name, sums in ordered[:limit]]
