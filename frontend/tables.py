@@ -358,7 +358,7 @@ class AuditEventTable(AuditTable):
 class AccessLogTable(tables.Table):
     """A gateway's access log, newest first (the API's fields; everything shown as text)."""
 
-    timestamp = tables.DateTimeColumn(format="Y-m-d H:i:s.u", verbose_name="When (UTC)")
+    timestamp = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="When (UTC)")
     method = tables.Column()
     path = tables.Column(orderable=False)
     status = tables.Column()
