@@ -8,7 +8,8 @@ backend's) in fixed buckets of two significant digits, so percentiles are interp
 ``provisioning.metering.percentile`` like the counters' ones.
 
 ``rollup_minutes(start, end)`` recomputes the minutes in the range whole and replaces their
-rows, then the hours holding them from their minutes, in one transaction: running it twice, or
+rows, then the hours holding them from their minutes, in one transaction (on PostgreSQL with
+two ``INSERT … SELECT`` statements: nothing goes through Python): running it twice, or
 again after a late entry, leaves the right rows. ``rollup_recent`` is the periodic run.
 """
 
@@ -58,16 +59,9 @@ def _empty() -> dict:
     return {**dict.fromkeys(SUMS, 0), "latency": {}, "upstream_latency": {}}
 
 
-def counts(start: datetime, end: datetime) -> dict[tuple, dict]:
-    """(tenant id, gateway, route, consumer, minute) → the sums of the entries in [start, end).
-    PostgreSQL sums them; elsewhere (SQLite), Python."""
-    if connection.vendor == "postgresql":
-        return _counts_sql(start, end)
-    return counts_in_python(start, end)
-
-
 def counts_in_python(start: datetime, end: datetime) -> dict[tuple, dict]:
-    """The reference arithmetic, one entry at a time."""
+    """(tenant id, gateway, route, consumer, minute) → the sums of the entries in [start, end),
+    one entry at a time: the reference arithmetic, and the path on SQLite."""
     rows: dict[tuple, dict] = {}
     fields = ("tenant_id", "gateway_name", "route", "consumer", "timestamp", "status",
               "bytes_received", "bytes_sent", "duration_ms", "upstream_ms")  # fmt: skip
@@ -97,34 +91,69 @@ def counts_in_python(start: datetime, end: datetime) -> dict[tuple, dict]:
     return rows
 
 
-def _counts_sql(start: datetime, end: datetime) -> dict[tuple, dict]:
-    table = AccessLogEntry._meta.db_table
-    keys = "tenant_id, gateway_name, route, consumer, date_trunc('minute', timestamp)"
-    where = f"FROM {table} WHERE timestamp >= %s AND timestamp < %s"
+KEYS = "tenant_id, gateway_name, route, consumer"
+
+
+def _minutes_sql(cursor, start: datetime, end: datetime) -> int:
+    """Writes the minute rows of [start, end) from the entries, summed by PostgreSQL."""
+    source = AccessLogEntry._meta.db_table
+    where = f"FROM {source} WHERE timestamp >= %(start)s AND timestamp < %(end)s"
     classes = ", ".join(
         f"count(*) FILTER (WHERE status >= {n}00 AND status < {n + 1}00)" for n in range(1, 6)
     )
-    rows: dict[tuple, dict] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {keys}, count(*), {classes}, coalesce(sum(bytes_received), 0),"
-            f" coalesce(sum(bytes_sent), 0) {where} GROUP BY 1, 2, 3, 4, 5",
-            [start, end],
+    histograms = []
+    for column in ("duration_ms", "upstream_ms"):
+        histograms.append(
+            f"SELECT {KEYS}, minute, jsonb_object_agg(lower::text, total) AS buckets FROM ("
+            f"SELECT {KEYS}, date_trunc('minute', timestamp) AS minute,"
+            f" {_BUCKET_SQL.format(c=column)} AS lower, count(*) AS total {where}"
+            f" AND {column} IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6) AS b GROUP BY 1, 2, 3, 4, 5"
         )
-        for tenant, gateway, route, consumer, minute, *values in cursor.fetchall():
-            row = rows.setdefault((tenant, gateway, route, consumer, minute), _empty())
-            for name, value in zip(SUMS, values, strict=True):
-                row[name] = int(value)
-        for column, name in (("duration_ms", "latency"), ("upstream_ms", "upstream_latency")):
-            expression = _BUCKET_SQL.format(c=column)
-            cursor.execute(
-                f"SELECT {keys}, {expression}, count(*) {where} AND {column} IS NOT NULL"
-                " GROUP BY 1, 2, 3, 4, 5, 6",
-                [start, end],
-            )
-            for tenant, gateway, route, consumer, minute, lower, count in cursor.fetchall():
-                rows[(tenant, gateway, route, consumer, minute)][name][str(int(lower))] = count
-    return rows
+    cursor.execute(
+        f"""
+        WITH sums AS (
+            SELECT {KEYS}, date_trunc('minute', timestamp) AS minute, count(*) AS requests,
+                {classes}, coalesce(sum(bytes_received), 0), coalesce(sum(bytes_sent), 0)
+            {where} GROUP BY 1, 2, 3, 4, 5
+        ), latency AS ({histograms[0]}), upstream AS ({histograms[1]})
+        INSERT INTO {AnalyticsMinute._meta.db_table} ({KEYS}, start, {", ".join(SUMS)},
+            latency, upstream_latency)
+        SELECT sums.*, coalesce(latency.buckets, '{{}}'), coalesce(upstream.buckets, '{{}}')
+        FROM sums LEFT JOIN latency USING ({KEYS}, minute)
+            LEFT JOIN upstream USING ({KEYS}, minute)
+        """,
+        {"start": start, "end": end},
+    )  # fmt: skip
+    return cursor.rowcount
+
+
+def _hours_sql(cursor, first: datetime, last: datetime) -> int:
+    """Writes the hour rows of [first, last) from their minute rows, summed by PostgreSQL."""
+    minutes = AnalyticsMinute._meta.db_table
+    where = f"FROM {minutes} WHERE start >= %(first)s AND start < %(last)s"
+    histograms = [
+        f"SELECT {KEYS}, hour, jsonb_object_agg(key, total) AS buckets FROM ("
+        f"SELECT {KEYS}, date_trunc('hour', start) AS hour, e.key, sum(e.value::bigint) AS total"
+        f" FROM {minutes}, jsonb_each_text({column}) AS e"
+        f" WHERE start >= %(first)s AND start < %(last)s"
+        f" GROUP BY 1, 2, 3, 4, 5, 6) AS b GROUP BY 1, 2, 3, 4, 5"
+        for column in ("latency", "upstream_latency")
+    ]
+    cursor.execute(
+        f"""
+        WITH sums AS (
+            SELECT {KEYS}, date_trunc('hour', start) AS hour,
+                {", ".join(f"sum({name})" for name in SUMS)}
+            {where} GROUP BY 1, 2, 3, 4, 5
+        ), latency AS ({histograms[0]}), upstream AS ({histograms[1]})
+        INSERT INTO {AnalyticsHour._meta.db_table} ({KEYS}, start, {", ".join(SUMS)},
+            latency, upstream_latency)
+        SELECT sums.*, coalesce(latency.buckets, '{{}}'), coalesce(upstream.buckets, '{{}}')
+        FROM sums LEFT JOIN latency USING ({KEYS}, hour) LEFT JOIN upstream USING ({KEYS}, hour)
+        """,
+        {"first": first, "last": last},
+    )  # fmt: skip
+    return cursor.rowcount
 
 
 def merge(into: dict, row) -> None:
@@ -143,43 +172,28 @@ def rollup_minutes(start: datetime, end: datetime) -> tuple[int, int]:
     then the hours holding them from their minutes; the number of (minute, hour) rows written."""
     start = floor(start, MINUTE)
     end = floor(end, MINUTE) + (MINUTE if end != floor(end, MINUTE) else timedelta(0))
-    found = counts(start, end)
-    AnalyticsMinute.objects.filter(start__gte=start, start__lt=end).delete()
-    AnalyticsMinute.objects.bulk_create(
-        (
-            AnalyticsMinute(
-                tenant_id=key[0],
-                gateway_name=key[1],
-                route=key[2],
-                consumer=key[3],
-                start=key[4],
-                **row,
-            )  # fmt: skip
-            for key, row in found.items()
-        ),
-        batch_size=2000,
-    )
     first, last = floor(start, HOUR), floor(end - MINUTE, HOUR) + HOUR
+    AnalyticsMinute.objects.filter(start__gte=start, start__lt=end).delete()
+    AnalyticsHour.objects.filter(start__gte=first, start__lt=last).delete()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            return _minutes_sql(cursor, start, end), _hours_sql(cursor, first, last)
+    found = counts_in_python(start, end)
+    AnalyticsMinute.objects.bulk_create(
+        (AnalyticsMinute(tenant_id=key[0], gateway_name=key[1], route=key[2], consumer=key[3],
+                         start=key[4], **row) for key, row in found.items()),
+        batch_size=2000,
+    )  # fmt: skip
     hours: dict[tuple, dict] = defaultdict(_empty)
     for minute in AnalyticsMinute.objects.filter(start__gte=first, start__lt=last).iterator():
         key = (minute.tenant_id, minute.gateway_name, minute.route, minute.consumer,
                floor(minute.start, HOUR))  # fmt: skip
         merge(hours[key], minute)
-    AnalyticsHour.objects.filter(start__gte=first, start__lt=last).delete()
     AnalyticsHour.objects.bulk_create(
-        (
-            AnalyticsHour(
-                tenant_id=key[0],
-                gateway_name=key[1],
-                route=key[2],
-                consumer=key[3],
-                start=key[4],
-                **row,
-            )  # fmt: skip
-            for key, row in hours.items()
-        ),
+        (AnalyticsHour(tenant_id=key[0], gateway_name=key[1], route=key[2], consumer=key[3],
+                       start=key[4], **row) for key, row in hours.items()),
         batch_size=2000,
-    )
+    )  # fmt: skip
     return len(found), len(hours)
 
 

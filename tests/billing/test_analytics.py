@@ -217,3 +217,33 @@ def test_another_tenants_gateway_is_not_found_per_route_either(org, other_org):
     analytics.rollup_recent()
     assert metrics(org, gateway="web", route="api").status_code == 404
     assert metrics(other_org, gateway="web", route="api").status_code == 200
+
+
+def test_the_python_path_writes_the_same_rows_as_postgresql(org, monkeypatch):
+    base = floor(timezone.now() - timedelta(minutes=50), MINUTE)
+    for n in range(40):
+        at, upstream = base + timedelta(seconds=37 * n), 3 * n if n % 5 else None
+        route, consumer, status = ("api", "web", "")[n % 3], ("alice", "")[n % 2], n % 4 * 150
+        entry(org.tenant, at, route, consumer, status, 7 * n, upstream)
+
+    def written():
+        analytics.rollup_minutes(base, base + 40 * MINUTE)
+        return {
+            table.__name__: sorted(
+                (
+                    r.route,
+                    r.consumer,
+                    r.start,
+                    *(getattr(r, name) for name in analytics.SUMS),
+                    r.latency,
+                    r.upstream_latency,
+                )
+                for r in table.objects.all()
+            )  # fmt: skip
+            for table in (AnalyticsMinute, AnalyticsHour)
+        }
+
+    in_postgresql = written()
+    monkeypatch.setattr(analytics.connection, "vendor", "sqlite")
+    assert written() == in_postgresql
+    assert sum(row[3] for row in in_postgresql["AnalyticsHour"]) == 40
