@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from billing.models import AnalyticsHour, AnalyticsMinute, AnalyticsState
@@ -201,7 +202,8 @@ def rollup_minutes(start: datetime, end: datetime) -> tuple[int, int]:
 def rollup_recent(now: datetime | None = None) -> tuple[int, int]:
     """The periodic rollup: the minutes from the previous run's end (at most the minute
     retention back; the first run starts at the oldest entry within it, less ``LOOKBACK``) to
-    now, and the minutes of entries stored since the previous run with older timestamps."""
+    now, and the minutes of entries stored since the previous run with older timestamps (per
+    hour, the span from its first such minute to its last: one recomputation per hour)."""
     now = now or timezone.now()
     state, _ = AnalyticsState.objects.select_for_update().get_or_create(pk=1)
     oldest = now - timedelta(hours=settings.GANTRY_ANALYTICS_MINUTE_RETENTION_HOURS)
@@ -214,10 +216,14 @@ def rollup_recent(now: datetime | None = None) -> tuple[int, int]:
     late = AccessLogEntry.objects.filter(
         id__gt=state.entries_seen_id, id__lte=newest, timestamp__lt=start, timestamp__gte=oldest
     )
-    minutes = sorted({floor(at, MINUTE) for at in late.values_list("timestamp", flat=True)})
+    minutes = late.annotate(minute=TruncMinute("timestamp")).values_list("minute", flat=True)
+    spans: dict[datetime, list[datetime]] = {}  # per hour: its first and last late minute
+    for minute in minutes.distinct():
+        span = spans.setdefault(floor(minute, HOUR), [minute, minute])
+        span[0], span[1] = min(span[0], minute), max(span[1], minute)
     written = rollup_minutes(start, now)
-    for minute in minutes:
-        rollup_minutes(minute, minute + MINUTE)
+    for first, last in spans.values():
+        rollup_minutes(first, last + MINUTE)
     state.rolled_until, state.entries_seen_id = now, newest
     state.save()
     return written

@@ -94,12 +94,16 @@ def test_a_late_entry_is_counted_by_the_next_periodic_run(org):
     analytics.rollup_recent(now)
     assert AnalyticsMinute.objects.filter(start__lt=now - timedelta(hours=1)).count() == 0
     entry(org.tenant, old + timedelta(seconds=1), "api", "alice", 500)  # read late by the agent
+    entry(org.tenant, old + timedelta(minutes=7), "api", "", 404)
+    entry(org.tenant, old - timedelta(hours=1), "", "bob", 200)  # another hour
     analytics.rollup_recent(now + MINUTE)
     analytics.rollup_recent(now + 2 * MINUTE)
     late = AnalyticsMinute.objects.get(start=old)
     assert (late.requests, late.responses_5xx) == (1, 1)
+    assert AnalyticsMinute.objects.get(start=old + 7 * MINUTE).responses_4xx == 1
+    assert AnalyticsMinute.objects.get(consumer="bob").requests == 1
     assert AnalyticsMinute.objects.filter(start__gte=now - 3 * MINUTE).get().requests == 1
-    assert sum(AnalyticsHour.objects.values_list("requests", flat=True)) == 2
+    assert sum(AnalyticsHour.objects.values_list("requests", flat=True)) == 4
 
 
 def test_old_rows_are_pruned_minutes_after_a_day_hours_after_the_usage_retention(org, settings):
