@@ -237,3 +237,79 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rolled up until {self.rolled_until}"
+
+
+class AnalyticsCounts(models.Model):
+    """What one gateway answered for one route and one consumer in one period, from its access
+    log entries (``billing.analytics``): every request, not a sample. ``route`` and ``consumer``
+    are ``""`` for requests that matched no route or named no consumer. ``latency`` and
+    ``upstream_latency`` are {bucket lower bound in ms: count} of ``duration_ms`` and
+    ``upstream_ms`` (two significant digits, like Envoy's histograms)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    gateway_name = models.CharField(max_length=63)
+    route = models.CharField(max_length=63, blank=True, default="")
+    consumer = models.CharField(max_length=255, blank=True, default="")
+    start = models.DateTimeField()  # the period's start, UTC
+    requests = models.BigIntegerField(default=0)  # every entry, those with no response too
+    responses_1xx = models.BigIntegerField(default=0)
+    responses_2xx = models.BigIntegerField(default=0)
+    responses_3xx = models.BigIntegerField(default=0)
+    responses_4xx = models.BigIntegerField(default=0)
+    responses_5xx = models.BigIntegerField(default=0)
+    bytes_received = models.BigIntegerField(default=0)
+    bytes_sent = models.BigIntegerField(default=0)
+    latency = models.JSONField(default=dict)
+    upstream_latency = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+        ordering = ["tenant", "gateway_name", "start", "route", "consumer"]
+
+
+class AnalyticsMinute(AnalyticsCounts):
+    """A minute's counts, kept ``GANTRY_ANALYTICS_MINUTE_RETENTION_HOURS``."""
+
+    class Meta(AnalyticsCounts.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "gateway_name", "start", "route", "consumer"],
+                name="one_analytics_row_per_minute",
+            )
+        ]
+        indexes = [models.Index(fields=["start"], name="analytics_minute_start")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.gateway_name} {self.route!r} {self.consumer!r} at {self.start:%Y-%m-%d %H:%M}"
+        )
+
+
+class AnalyticsHour(AnalyticsCounts):
+    """An hour's counts (the sum of its minutes), kept ``GANTRY_USAGE_SAMPLE_RETENTION_DAYS``."""
+
+    class Meta(AnalyticsCounts.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "gateway_name", "start", "route", "consumer"],
+                name="one_analytics_row_per_hour",
+            )
+        ]
+        indexes = [models.Index(fields=["start"], name="analytics_hour_start")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.gateway_name} {self.route!r} {self.consumer!r} at {self.start:%Y-%m-%d %H:00}"
+        )
+
+
+class AnalyticsState(models.Model):
+    """Where the analytics rollup got to (one row): minutes before ``rolled_until`` are rolled
+    up from every access log entry up to id ``entries_seen_id``; entries stored since with an
+    older timestamp (late arrivals) have their minutes recomputed on the next run."""
+
+    rolled_until = models.DateTimeField(null=True)
+    entries_seen_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"analytics rolled up until {self.rolled_until}"

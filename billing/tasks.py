@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from billing import budgets, invoices, rollups
+from billing import analytics, budgets, invoices, rollups
 from provisioning.models import ReplicaIncarnation, UsageSample
 
 log = logging.getLogger(__name__)
@@ -55,3 +55,21 @@ def close_periods() -> int:
         written += int(new)
     log.info("closed billing period %s: %d invoices written", f"{month:%Y-%m}", written)
     return written
+
+
+@shared_task(name="billing.rollup_analytics", ignore_result=True, time_limit=600)
+def rollup_analytics() -> int:
+    """Recomputes the recent minutes (and their hours) of per-route and per-consumer traffic
+    from the access log entries, and the minutes of entries that arrived late."""
+    minutes, hours = analytics.rollup_recent()
+    log.info("analytics rolled up: %d minute rows, %d hour rows", minutes, hours)
+    return minutes + hours
+
+
+@shared_task(name="billing.prune_analytics", ignore_result=True, time_limit=600)
+def prune_analytics() -> int:
+    """Deletes analytics minutes older than a day (and a margin) and hours older than the
+    usage retention."""
+    minutes, hours = analytics.prune()
+    log.info("pruned %d analytics minute rows and %d hour rows", minutes, hours)
+    return minutes + hours

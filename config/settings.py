@@ -276,6 +276,12 @@ GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minim
 # this many days (longer than a billing period, so a month can be recomputed before it closes).
 GANTRY_USAGE_ROLLUP_SECONDS = env_int("GANTRY_USAGE_ROLLUP_SECONDS", 60, minimum=1)
 GANTRY_USAGE_SAMPLE_RETENTION_DAYS = env_int("GANTRY_USAGE_SAMPLE_RETENTION_DAYS", 45, minimum=1)
+# Analytics (per route and consumer, from access logs): recomputed this often (seconds); minute
+# rows are kept this many hours, hourly rows as long as the usage samples.
+GANTRY_ANALYTICS_ROLLUP_SECONDS = env_int("GANTRY_ANALYTICS_ROLLUP_SECONDS", 60, minimum=1)
+GANTRY_ANALYTICS_MINUTE_RETENTION_HOURS = env_int(
+    "GANTRY_ANALYTICS_MINUTE_RETENTION_HOURS", 26, minimum=1
+)
 # The bearer token a Prometheus scrape job sends to read GET /metrics (staff sessions may too);
 # empty: only staff sessions can. See docs/operations.md.
 GANTRY_METRICS_TOKEN = env_str("GANTRY_METRICS_TOKEN", "") or ""
@@ -293,6 +299,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-usage-samples": {"task": "billing.prune_usage_samples", "schedule": timedelta(hours=6)},
     "close-billing-periods": {"task": "billing.close_periods", "schedule": timedelta(minutes=10)},
+    "rollup-analytics": {
+        "task": "billing.rollup_analytics",
+        "schedule": timedelta(seconds=GANTRY_ANALYTICS_ROLLUP_SECONDS),
+    },
+    "prune-analytics": {"task": "billing.prune_analytics", "schedule": timedelta(hours=1)},
     "prune-access-logs": {"task": "provisioning.prune_access_logs", "schedule": timedelta(hours=1)},
 }
 

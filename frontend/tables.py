@@ -353,3 +353,26 @@ class AuditEventTable(AuditTable):
         linkify=lambda record: reverse("frontend:audit-event",
                                        args=[record.tenant_slug, record.pk]),
     )  # fmt: skip
+
+
+class AccessLogTable(tables.Table):
+    """A gateway's access log, newest first (the API's fields; everything shown as text)."""
+
+    timestamp = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="When (UTC)")
+    method = tables.Column()
+    path = tables.Column(orderable=False)
+    status = tables.Column()
+    flags = tables.Column(verbose_name="Flags", orderable=False, default="")
+    route = tables.Column(default="—")
+    consumer = tables.Column(default="—")
+    duration_ms = tables.Column(verbose_name="ms", default="—")
+    upstream_ms = tables.Column(verbose_name="Upstream ms", default="—")
+    bytes_sent = tables.Column(verbose_name="Bytes sent")
+    request_id = tables.Column(verbose_name="Request", orderable=False)
+
+    class Meta:
+        fields = ["timestamp", "method", "path", "status", "flags", "route", "consumer",
+                  "duration_ms", "upstream_ms", "bytes_sent", "request_id"]  # fmt: skip
+        order_by = "-timestamp"
+        empty_text = "No requests match."
+        attrs = {"class": "data"}

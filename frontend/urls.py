@@ -16,6 +16,7 @@ from frontend.views import (
     routes,
     tenant,
     tokens,
+    traffic,
     usage,
 )
 
@@ -59,6 +60,7 @@ urlpatterns = [
     path(GATEWAY + "operations/", operations.operation_list, name="operations"),
     path(GATEWAY + "operations/<int:operation>/", operations.operation_detail, name="operation"),
     path(GATEWAY + "usage/", usage.gateway_usage, name="gateway-usage"),
+    path(GATEWAY + "access-logs/", traffic.gateway_access_logs, name="gateway-access-logs"),
     path(GATEWAY + "usage/csv/", usage.gateway_usage_csv, name="gateway-usage-csv"),
     path("t/<slug:tenant>/usage/", usage.tenant_usage, name="usage"),
     path("t/<slug:tenant>/budget/", budget.budget, name="budget"),

@@ -491,6 +491,7 @@ class AccessLogEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant", "gateway_name", "-timestamp"], name="access_log_time"),
+            models.Index(fields=["timestamp"], name="access_log_timestamp"),  # analytics rollups
             models.Index(fields=["tenant", "gateway_name", "request_id"], name="access_log_rid"),
             models.Index(
                 fields=["tenant", "gateway_name", "status", "-timestamp"], name="access_log_status"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from tenants.models import AuditEvent
@@ -117,3 +117,79 @@ def test_beat_heals_a_gateway_whose_reconcile_message_was_lost(org, tmp_path, mo
     assert "Sending due task reconcile-all (provisioning.reconcile_all)" in beat_output
     assert "Traceback" not in beat_output and "ValueError" not in beat_output, beat_output
     assert "Task provisioning.reconcile_all[" in logs["worker"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_rolls_access_log_entries_up_into_analytics_minutes(org, tmp_path):
+    """Entries stored by the runtime agent become per-route, per-consumer minute rows through
+    a real beat (a one-second schedule) and a real worker."""
+    import uuid
+
+    from billing.models import AnalyticsHour, AnalyticsMinute
+    from provisioning.models import AccessLogEntry
+
+    now = timezone.now()
+    AccessLogEntry.objects.bulk_create(
+        AccessLogEntry(
+            tenant=org.tenant,
+            gateway_name="edge",
+            replica=0,
+            incarnation=uuid.uuid4(),
+            segment=0,
+            offset=n,
+            timestamp=now - timedelta(seconds=n),
+            status=status,
+            route="api",
+            consumer=consumer,
+            duration_ms=3,
+        )  # fmt: skip
+        for n, (status, consumer) in enumerate([(200, "alice"), (500, "alice"), (200, "bob")])
+    )
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
+        ),
+        "CELERY_BROKER_URL": settings.REDIS_URL,
+        "GANTRY_CELERY_QUEUE": f"gantry-test-{os.urandom(4).hex()}",
+        "GANTRY_DATA_DIR": str(tmp_path),
+        "GANTRY_ANALYTICS_ROLLUP_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+    def counted() -> dict:
+        return {
+            consumer: total
+            for consumer, total in AnalyticsMinute.objects.filter(tenant=org.tenant)
+            .values_list("consumer")
+            .annotate(total=models.Sum("requests"))
+        }
+
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "beat")}
+    with logs["worker"].open("wb") as worker_log, logs["beat"].open("wb") as beat_log:
+        worker = start(["worker", "--pool", "solo", "--without-mingle", "--without-gossip",
+                        "--without-heartbeat"], env, worker_log)  # fmt: skip
+        beat = start(["beat", "--schedule", str(tmp_path / "schedule")], env, beat_log)
+    try:
+        deadline = time.monotonic() + 60
+        while counted() != {"alice": 2, "bob": 1} and time.monotonic() < deadline:
+            assert beat.poll() is None and worker.poll() is None, "beat or the worker died"
+            time.sleep(0.2)
+        output = "\n".join(f"--- {name}\n{log.read_text()[-4000:]}" for name, log in logs.items())
+        assert counted() == {"alice": 2, "bob": 1}, output
+        alice = AnalyticsHour.objects.get(tenant=org.tenant, consumer="alice")
+        assert (alice.requests, alice.responses_5xx) == (2, 1)
+    finally:
+        for process in (beat, worker):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+    assert (
+        "Sending due task rollup-analytics (billing.rollup_analytics)" in logs["beat"].read_text()
+    )
+    assert "analytics rolled up" in logs["worker"].read_text()

@@ -16,6 +16,7 @@ from frontend.once import consume_form_nonce, issue_form_nonce
 from frontend.tables import ConsumerTable
 from frontend.views.common import posted, render_form, submit, table_page
 from frontend.views.editing import expected_version
+from frontend.views.traffic import traffic_charts
 from gateways import services
 from gateways.filters import ConsumerFilter
 from gateways.models import Consumer, Credential
@@ -127,6 +128,8 @@ def consumer_detail(request, tenant, consumer):
         password_form=credential_forms[Credential.Type.BASIC_AUTH],
         form_nonce=issue_form_nonce(request) if access.can_write else "",
         conditions=consumer.status.get("conditions", []),
+        traffic=traffic_charts(access.tenant, f"consumer {consumer.name}", consumer=consumer.name),
+        traffic_note="Requests this consumer made, through all the tenant's gateways combined.",
         actions=actions(access, ("Edit", consumer_url(consumer, "frontend:consumer-edit"), False),
                         ("Delete", consumer_url(consumer, "frontend:consumer-delete"), True)),
     )  # fmt: skip

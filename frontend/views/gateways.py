@@ -110,6 +110,8 @@ def tabs(gateway: Gateway, current: str) -> list[dict]:
          "current": current == "operations"},
         {"label": "Usage", "url": gateway_url(gateway, "frontend:gateway-usage"),
          "current": current == "usage"},
+        {"label": "Access logs", "url": gateway_url(gateway, "frontend:gateway-access-logs"),
+         "current": current == "access-logs"},
     ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from frontend.tables import RouteTable
 from frontend.views.common import posted, submit, table_page
 from frontend.views.editing import expected_version, for_create, form_page
 from frontend.views.gateways import gateway_url, get_gateway, tabs
+from frontend.views.traffic import traffic_charts
 from gateways import services
 from gateways.filters import RouteFilter
 from gateways.models import Route
@@ -115,6 +116,8 @@ def route_detail(request, tenant, gateway, route):
         conditions=route.status.get("conditions", []),
         attached=route.status.get("attachedListeners", []),
         spec_yaml=structured_input.dump(route.spec), tabs=tabs(gateway, "routes"),
+        traffic=traffic_charts(access.tenant, f"route {route.name}", gateway.name, route.name),
+        traffic_note="Requests this route matched, by every consumer and none.",
         actions=actions(access, ("Edit", route_url(route, "frontend:route-edit"), False),
                         ("Delete", route_url(route, "frontend:route-delete"), True)),
     )  # fmt: skip

@@ -15,6 +15,7 @@ from billing.views import MAX_PERIODS, UsageCSVRenderer
 from frontend.access import page_context, tenant_access
 from frontend.charts import Series, chart
 from frontend.views.gateways import get_gateway, tabs
+from frontend.views.traffic import top_tables
 
 # The ranges offered: (value, label, span, default granularity).
 RANGES = {
@@ -147,7 +148,8 @@ def tenant_usage_csv(request, tenant):
 def gateway_usage(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
-    return _page(request, access, "frontend:gateways", gateway, tabs=tabs(gateway, "usage"))
+    return _page(request, access, "frontend:gateways", gateway, tabs=tabs(gateway, "usage"),
+                 top=top_tables(access.tenant, gateway.name))  # fmt: skip
 
 
 @login_required

@@ -70,7 +70,7 @@ def every_page(gateway, credential) -> list[str]:
         edge + "policies/slow/edit/", edge + "policies/slow/delete/", "policies/",
         edge + "revisions/", edge + "revisions/1/", edge + "revisions/1/rollback/",
         edge + "revisions/compare/?from=1&to=2", edge + "operations/",
-        edge + f"operations/{operation}/", edge + "usage/",
+        edge + f"operations/{operation}/", edge + "usage/", edge + "access-logs/",
         "backends/", "backends/new/", "backends/api/", "backends/api/edit/",
         "backends/api/delete/",
         "certificates/", "certificates/new/", "certificates/app-cert/",

@@ -1,6 +1,7 @@
 """Every console page costs the same number of queries with 3 objects as with 40: a list reads
 a page of rows (and their related rows) in a fixed number of queries, never one per row."""
 
+import uuid
 from datetime import UTC, timedelta
 
 import pytest
@@ -10,10 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing import rollups
-from billing.models import ReplicaHour, UsageHour
+from billing.models import AnalyticsHour, ReplicaHour, UsageHour
 from gateways import services
 from gateways.models import Route
-from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.models import AccessLogEntry, ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from tenants import services as tenant_services
 from tenants.audit import Actor
@@ -74,6 +75,17 @@ class World:
                                            hour=hour - timedelta(hours=i),
                                            milliseconds=1000)  # fmt: skip
                 rollups.roll_days(hour - timedelta(hours=i), hour - timedelta(hours=i - 1))
+            for route, consumer in (("r-00", f"u-{i:02d}"), (f"r-{i:02d}", "mobile")):
+                AnalyticsHour.objects.create(
+                    tenant=tenant, gateway_name="edge", route=route, consumer=consumer,
+                    start=hour - timedelta(hours=i), requests=3, responses_2xx=2,
+                    responses_5xx=1, latency={"5": 3}, upstream_latency={"4": 3},
+                )  # fmt: skip
+                AccessLogEntry.objects.create(
+                    tenant=tenant, gateway_name="edge", replica=0, incarnation=uuid.uuid4(),
+                    segment=0, offset=0, timestamp=timezone.now(), status=200, route=route,
+                    consumer=consumer, method="GET", path="/r",
+                )  # fmt: skip
         # Revisions and operations: copies of the first (what the pages read of them).
         if not ConfigRevision.objects.filter(gateway=edge).exists():
             reconcile(edge.pk)
@@ -108,6 +120,8 @@ PAGES = [
     "/t/acme/gateways/edge/revisions/compare/?from=1&to=2",
     "/t/acme/gateways/edge/operations/",
     "/t/acme/gateways/edge/usage/",
+    "/t/acme/gateways/edge/access-logs/",
+    "/t/acme/gateways/edge/access-logs/?status=2xx&consumer=mobile&sort=-status",
     "/t/acme/backends/",
     "/t/acme/backends/b-0/",
     "/t/acme/certificates/",
