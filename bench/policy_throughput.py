@@ -4,8 +4,8 @@ a minimal hand-written Envoy config to the same upstream, in one run.
     .venv/bin/python bench/policy_throughput.py [--seconds 6] [--rounds 7] [--explain]
 
 Variants (each its own Envoy with one worker, started alone, loaded with wrk -t2 -c32 over
-keep-alive, as the Envoy and nginx baselines in docs/performance.md; the upstream is a private nginx answering 200
-with 1 KiB):
+keep-alive, as the Envoy and nginx baselines in docs/performance.md; the upstream is a private
+nginx answering 200 with 1 KiB):
 
 - ``hand-written``: listener → one route → one static cluster: the floor.
 - ``gantry``: the config Gantry compiles for a gateway with one route to that backend.
