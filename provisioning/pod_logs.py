@@ -72,8 +72,9 @@ def since_time(us: int) -> str:
     return datetime.fromtimestamp(us // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def access_line(content: bytes) -> dict | None:
-    """The entry's fields when ``content`` is an access log line, else None."""
+def access_line(content: bytes, route_prefix: str) -> dict | None:
+    """The entry's fields when ``content`` is an access log line, else None. A route is only
+    taken when its Envoy name is one of the gateway's own (``route_prefix``, ``tenant/gw/``)."""
     if not content.startswith(b"{"):
         return None
     try:
@@ -82,7 +83,10 @@ def access_line(content: bytes) -> dict | None:
         return None
     if not isinstance(record, dict) or record.keys() != ACCESS_KEYS:
         return None
-    return access_logs.parse_line(content)
+    fields = access_logs.parse_line(content)
+    if fields is not None and not str(record["route"] or "").startswith(route_prefix):
+        fields["route"] = ""
+    return fields
 
 
 @dataclass
@@ -121,9 +125,10 @@ class Collected:
 
 def _store(gateway: Gateway, pod_uid: str, segment: int, lines: list[Line]) -> int:
     incarnation = pod_incarnation(pod_uid)
+    prefix = f"{gateway.tenant.slug}/{gateway.name}/"
     entries = []
     for line in lines:
-        fields = access_line(line.content)
+        fields = access_line(line.content, prefix)
         if fields is None or line.index >= PER_MICROSECOND:
             continue
         entries.append(AccessLogEntry(

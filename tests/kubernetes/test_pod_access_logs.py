@@ -241,3 +241,102 @@ def test_pods_access_logs_are_collected_once_each_with_no_credential(xds, orgs, 
         assert secret not in text, secret
     pod_log = b"".join(x for _, x in double.logs[(acme.namespace, first, "envoy")]["current"])
     assert key.encode() not in pod_log and BEARER.encode() not in pod_log, "nor in the pod's log"
+
+
+def pod_uid(double, gateway, pod: str) -> str:  # noqa: F811
+    return double.objects[("Pod", gateway.namespace, pod)]["metadata"]["uid"]
+
+
+def served(url: str, path: str, double, gateway, pod: str, count: int) -> None:  # noqa: F811
+    assert status_of(url + path) == 302
+    wait_for(lambda: len(json_lines(double, gateway, pod)) == count, timeout=10, interval=0.1,
+             message=lambda: f"{count} lines: {json_lines(double, gateway, pod)}")  # fmt: skip
+
+
+def stored_paths(**where) -> list[str]:
+    return sorted(AccessLogEntry.objects.filter(**where).values_list("path", flat=True))
+
+
+def test_a_restarted_container_is_read_to_its_end_and_a_replaced_pod_is_a_new_run(
+    xds, orgs, double,  # noqa: F811
+):  # fmt: skip
+    org, acme = orgs["acme"]
+    services.create_route(ACTOR, acme.row, "moved", route("/moved", filters=[REDIRECT]))
+    assert reconcile(acme.row.pk).result in ("created", "updated")
+    url = f"http://127.0.0.1:{acme.row.spec['listeners'][0]['port']}"
+    first = acme.pod("envoy-edge-6f7c9-aaaaa")
+    bootstrap = pod_bootstrap(xds, acme, first)
+    with pod_container(double, acme, first, bootstrap):
+        wait_for(lambda: status_of(url + "/moved/ready") == 302, timeout=30, interval=0.1,
+                 message="the routes served")  # fmt: skip
+        served(url, "/moved/0a", double, acme, first, 2)
+        assert pod_logs.collect().entries == 2
+        served(url, "/moved/0b", double, acme, first, 3)  # not read before the restart
+    # The container exited; the kubelet starts it again (same pod, same bootstrap).
+    double.restart_container(acme.namespace, first)
+    with pod_container(double, acme, first, bootstrap):
+        wait_for(lambda: status_of(url + "/moved/1a") == 302, timeout=30, interval=0.1)
+        wait_for(lambda: len(json_lines(double, acme, first)) == 1, timeout=10, interval=0.1)
+        assert pod_logs.collect().entries == 2  # the previous instance's last, this one's first
+        assert pod_logs.collect().entries == 0
+        served(url, "/moved/1b", double, acme, first, 2)  # never read: the pod goes first
+    run = pod_incarnation(pod_uid(double, acme, first))
+    assert stored_paths(incarnation=run, segment=0) == ["/moved/0a", "/moved/0b", "/moved/ready"]
+    assert stored_paths(incarnation=run, segment=1) == ["/moved/1a"]
+
+    # The pod is replaced by another: a new run; the old pod's unread lines are lost.
+    double.delete("Pod", acme.namespace, first)
+    second = acme.pod("envoy-edge-6f7c9-bbbbb")
+    with pod_container(double, acme, second, pod_bootstrap(xds, acme, second)):
+        wait_for(lambda: status_of(url + "/moved/2a") == 302, timeout=30, interval=0.1)
+        wait_for(lambda: len(json_lines(double, acme, second)) == 1, timeout=10, interval=0.1)
+        assert pod_logs.collect().entries == 1
+    assert stored_paths(incarnation=pod_incarnation(pod_uid(double, acme, second))) == ["/moved/2a"]
+    assert list(PodLogCursor.objects.values_list("pod_name", "restarts")) == [(second, 0)]
+    assert len(entries(org, "edge")) == 5
+    assert not AccessLogEntry.objects.filter(path="/moved/1b").exists()
+
+
+def forged(double, gateway, pod: str, **fields) -> None:  # noqa: F811
+    """A line the pod writes itself, shaped like an entry (a hostile tenant's Envoy can write
+    anything to its stdout)."""
+    record = {name: None for name in FIELDS}
+    record.update(start="2026-12-04T10:00:00.000Z", method="GET", status=200, **fields)
+    double.write_log(gateway.namespace, pod, json.dumps(record))
+
+
+def test_a_pods_lines_are_only_ever_its_own_gateways_whatever_they_say(xds, orgs, double):  # noqa: F811
+    acme_org, acme = orgs["acme"]
+    globex_org, globex = orgs["globex"]
+    web = globex.pod("envoy-web-5d4b8-ccccc")
+    # globex's pod writes lines naming acme: a route of acme's, extra tenant/gateway keys.
+    forged(double, globex, web, path="/as-acme-route", route="acme/edge/route/moved/rule/0/match/0")
+    forged(double, globex, web, path="/own-route", route="globex/web/route/api/rule/0/match/0")
+    record = {name: None for name in FIELDS}
+    record.update(start="2026-12-04T10:00:00.000Z", status=200, path="/with-tenant",
+                  tenant="acme", gateway="edge")  # fmt: skip
+    double.write_log(globex.namespace, web, json.dumps(record))
+    # A pod in globex's namespace carrying acme/edge's labels, and one in acme's namespace
+    # carrying globex/web's: neither is either gateway's.
+    double.add_pod(globex.namespace, "envoy-edge-fake", names_of(acme), globex.account)
+    forged(double, globex, "envoy-edge-fake", path="/fake-edge")
+    double.add_pod(acme.namespace, "envoy-web-fake", names_of(globex), acme.account)
+    forged(double, acme, "envoy-web-fake", path="/fake-web")
+
+    result = pod_logs.collect()
+    assert result.entries == 2
+    assert entries(acme_org, "edge") == []
+    listed = {e["path"]: e["route"] for e in entries(globex_org, "web")}
+    assert listed == {"/as-acme-route": "", "/own-route": "api"}
+    assert set(AccessLogEntry.objects.values_list("tenant__slug", "gateway_name")) == {
+        ("globex", "web")
+    }
+    # And another tenant's gateway's log is a 404.
+    answer = acme_org.client(Role.OWNER).get("/api/v1/tenants/globex/gateways/web/access-logs/")
+    assert answer.status_code == 404
+
+
+def names_of(gateway) -> dict:
+    from provisioning.runtimes.kubernetes import names
+
+    return names.gateway_labels(gateway.tenant, gateway.name)
