@@ -300,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     "collect-pod-access-logs": {
         "task": "provisioning.collect_pod_access_logs",
         "schedule": timedelta(seconds=GANTRY_POD_ACCESS_LOG_SECONDS),
+        # A pass not started by the next one's turn is dropped (the next reads what it would).
+        "options": {"expires": GANTRY_POD_ACCESS_LOG_SECONDS},
     },
 }
 

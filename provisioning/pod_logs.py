@@ -25,10 +25,11 @@ offset on every read: a line read twice is stored once.
 import json
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from gateways.models import Gateway
 from provisioning import access_logs
@@ -44,6 +45,7 @@ CONTAINER = "envoy"  # the gateway container of each pod (``runtimes.kubernetes.
 MAX_READ = 4 * 1024 * 1024  # bytes asked of one container's log per read (``limitBytes``)
 PER_MICROSECOND = 1000  # lines one container may write in one microsecond that are told apart
 ACCESS_KEYS = frozenset(FIELDS)
+LOCK_KEY = 0x6761_6E74_7279_6C67  # PostgreSQL advisory lock of the collection ("gantrylg")
 TIMESTAMP = re.compile(
     rb"(?P<whole>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d{1,9}))?"
     rb"(?P<zone>Z|[+-]\d\d:\d\d)"
@@ -83,7 +85,7 @@ def access_line(content: bytes, route_prefix: str) -> dict | None:
         return None
     if not isinstance(record, dict) or record.keys() != ACCESS_KEYS:
         return None
-    fields = access_logs.parse_line(content)
+    fields = access_logs.parse_record(record)
     if fields is not None and not str(record["route"] or "").startswith(route_prefix):
         fields["route"] = ""
     return fields
@@ -227,9 +229,33 @@ def collect_gateway(api: KubeApi, gateway: Gateway, result: Collected | None = N
     return result
 
 
+@contextmanager
+def one_pass_at_a_time():
+    """Whether this is the only pass running (a PostgreSQL advisory lock, held by this
+    session until the pass ends): a pass that finds another one running skips its turn."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+        alone = cursor.fetchone()[0]
+    try:
+        yield alone
+    finally:
+        if alone:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+
+
 def collect(api_for=None) -> Collected:
     """One pass over every Kubernetes gateway placed on a cluster. A cluster or gateway that
-    fails is logged and left for the next pass; the others go on."""
+    fails is logged and left for the next pass; the others go on. A pass started while
+    another runs does nothing."""
+    with one_pass_at_a_time() as alone:
+        if not alone:
+            log.info("access logs: a collection is already running; this one skips its turn")
+            return Collected()
+        return _collect(api_for)
+
+
+def _collect(api_for) -> Collected:
     from provisioning.runtimes.kubernetes import driver
 
     api_for = api_for or driver.api_for

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 import yaml
+from django.db import connections
 
 from gateways import services
 from provisioning import pod_logs
@@ -322,6 +323,15 @@ def test_a_pods_lines_are_only_ever_its_own_gateways_whatever_they_say(xds, orgs
     forged(double, globex, "envoy-edge-fake", path="/fake-edge")
     double.add_pod(acme.namespace, "envoy-web-fake", names_of(globex), acme.account)
     forged(double, acme, "envoy-web-fake", path="/fake-web")
+
+    # A pass that starts while another runs (holding its lock, from another session) skips.
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [pod_logs.LOCK_KEY])
+        assert pod_logs.collect().reads == 0 and not AccessLogEntry.objects.exists()
+    finally:
+        other.close()  # the lock goes with the session
 
     result = pod_logs.collect()
     assert result.entries == 2
