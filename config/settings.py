@@ -287,6 +287,9 @@ GANTRY_ANALYTICS_MINUTE_RETENTION_HOURS = env_int(
 GANTRY_METRICS_TOKEN = env_str("GANTRY_METRICS_TOKEN", "") or ""
 # Invoices: the previous month is closed once it has been over this long (late samples arrive).
 GANTRY_BILLING_CLOSE_DELAY_MINUTES = env_int("GANTRY_BILLING_CLOSE_DELAY_MINUTES", 120, minimum=0)
+# How often the worker reads the new lines of every Kubernetes gateway pod's log (seconds): one
+# log read per pod per pass (docs/usage.md, "How it is collected (Kubernetes runtime)").
+GANTRY_POD_ACCESS_LOG_SECONDS = env_float("GANTRY_POD_ACCESS_LOG_SECONDS", 10.0)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {
@@ -305,6 +308,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-analytics": {"task": "billing.prune_analytics", "schedule": timedelta(hours=1)},
     "prune-access-logs": {"task": "provisioning.prune_access_logs", "schedule": timedelta(hours=1)},
+    "collect-pod-access-logs": {
+        "task": "provisioning.collect_pod_access_logs",
+        "schedule": timedelta(seconds=GANTRY_POD_ACCESS_LOG_SECONDS),
+        # A pass not started by the next one's turn is dropped (the next reads what it would).
+        "options": {"expires": GANTRY_POD_ACCESS_LOG_SECONDS},
+    },
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.

@@ -60,6 +60,11 @@ def parse_line(line: bytes) -> dict | None:
         record = json.loads(line)
     except ValueError:
         return None
+    return parse_record(record)
+
+
+def parse_record(record) -> dict | None:
+    """``parse_line`` of a line already read as JSON."""
     if not isinstance(record, dict):
         return None
     timestamp = _moment(record.get("start"))

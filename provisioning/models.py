@@ -449,6 +449,27 @@ class UsageSample(TrafficCounters):
         return f"{self.incarnation_id}#{self.seq} port {self.port}"
 
 
+class PodLogCursor(models.Model):
+    """How far the platform has read the Envoy container log of one Kubernetes gateway pod
+    (``provisioning.pod_logs``): the container instance (its restart count) and the kubelet
+    timestamp of the last whole line read, with how many lines carried that same timestamp.
+    Deleted with its pod (what was not read by then is lost) and with its gateway."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="+")
+    pod_name = models.CharField(max_length=253)
+    pod_uid = models.CharField(max_length=64, unique=True)
+    restarts = models.PositiveIntegerField(default=0)  # the instance being read
+    last_line_us = models.BigIntegerField(null=True, blank=True)  # µs since the epoch
+    lines_at_last = models.PositiveIntegerField(default=0)
+    read_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["gateway", "pod_name"]
+
+    def __str__(self) -> str:
+        return f"{self.pod_name} ({self.pod_uid}) #{self.restarts}"
+
+
 class AccessLogEntry(models.Model):
     """One request a gateway's Envoy answered, from its access log (``provisioning.access_logs``).
 

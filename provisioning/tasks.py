@@ -112,3 +112,18 @@ def prune_access_logs() -> int:
     from provisioning.access_logs import prune
 
     return prune()
+
+
+@shared_task(
+    name="provisioning.collect_pod_access_logs", ignore_result=True, time_limit=300,
+    soft_time_limit=240,
+)  # fmt: skip
+def collect_pod_access_logs() -> int:
+    """Reads the new access log lines of every Kubernetes gateway's pods from the pods' logs
+    (beat, every ``GANTRY_POD_ACCESS_LOG_SECONDS``); how many entries were stored."""
+    from provisioning.pod_logs import collect
+
+    result = collect()
+    log.info("access logs: %d entries from %d pods (%d reads)", result.entries, result.pods,
+             result.reads)  # fmt: skip
+    return result.entries

@@ -193,3 +193,76 @@ def test_beat_rolls_access_log_entries_up_into_analytics_minutes(org, tmp_path):
         "Sending due task rollup-analytics (billing.rollup_analytics)" in logs["beat"].read_text()
     )
     assert "analytics rolled up" in logs["worker"].read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_collects_the_access_logs_of_kubernetes_pods(tmp_path, plan):
+    """A real beat, every second, sends the pod log collection; a real worker reads a pod's
+    log from the API server double and stores its access log line."""
+    import json
+
+    from provisioning.models import AccessLogEntry, KubernetesCluster
+    from provisioning.translate.access_log import FIELDS
+    from tests.conftest import make_org
+    from tests.kubernetes.apiserver_double import ApiServerDouble
+    from tests.provisioning.harness import free_port
+    from tests.security.test_kubernetes_xds_credentials import Gateway, kubeconfig
+
+    double = ApiServerDouble().start()
+    try:
+        cluster = KubernetesCluster.objects.create(
+            name="double", kubeconfig=kubeconfig(double), xds_address="127.0.0.1", xds_port=1
+        )
+        acme = make_org("acme").tenant
+        cluster.plans.add(acme.plan)
+        gateway = Gateway(double, acme, "edge", free_port())
+        pod = gateway.pod("envoy-edge-6f7c9-aaaaa")
+        record = dict.fromkeys(FIELDS)
+        record.update(start="2026-12-04T10:00:00.000Z", status=204, path="/from-beat")
+        double.write_log(gateway.namespace, pod, json.dumps(record))
+        db = settings.DATABASES["default"]
+        env = {
+            **os.environ,
+            "DATABASE_URL": (
+                f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/"
+                f"{connection.settings_dict['NAME']}"
+            ),
+            "CELERY_BROKER_URL": settings.REDIS_URL,
+            "GANTRY_CELERY_QUEUE": f"gantry-test-{os.urandom(4).hex()}",
+            "GANTRY_DATA_DIR": str(tmp_path),
+            "GANTRY_POD_ACCESS_LOG_SECONDS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        logs = {name: tmp_path / f"{name}.log" for name in ("worker", "beat")}
+        with logs["worker"].open("wb") as worker_log, logs["beat"].open("wb") as beat_log:
+            worker = start(["worker", "--pool", "solo", "--without-mingle", "--without-gossip",
+                            "--without-heartbeat"], env, worker_log)  # fmt: skip
+            beat = start(["beat", "--schedule", str(tmp_path / "schedule")], env, beat_log)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if AccessLogEntry.objects.filter(path="/from-beat").exists():
+                    break
+                assert beat.poll() is None and worker.poll() is None, "beat or the worker died"
+                time.sleep(0.2)
+            output = "\n".join(f"--- {n}\n{log.read_text()[-4000:]}" for n, log in logs.items())
+            entry = AccessLogEntry.objects.filter(path="/from-beat").first()
+            assert entry is not None, f"nothing collected:\n{output}"
+            assert (entry.tenant_id, entry.gateway_name, entry.status) == (acme.pk, "edge", 204)
+        finally:
+            for process in (beat, worker):
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+    finally:
+        double.stop()
+    beat_output = logs["beat"].read_text()
+    assert (
+        "Sending due task collect-pod-access-logs (provisioning.collect_pod_access_logs)"
+        in beat_output
+    )
+    assert AccessLogEntry.objects.filter(path="/from-beat").count() == 1, "stored once"

@@ -25,6 +25,13 @@ just the behaviour Gantry's applier relies on:
   for an unknown or expired token, for audiences it was not minted for, or when its pod is gone
   or has another uid; otherwise the username ``system:serviceaccount:<ns>:<sa>`` and the
   ``pod-name``/``pod-uid`` extras;
+- pod logs (``GET .../pods/{name}/log`` with ``container``, ``timestamps``, ``sinceTime``,
+  ``previous`` and ``limitBytes``), answered as the kubelet's log endpoint does: text, each
+  line after its RFC 3339 timestamp with nine fraction digits when ``timestamps``, lines at or
+  after ``sinceTime``, 400 for a container the pod does not have or a ``previous`` instance it
+  never had. The lines come from the test (``write_log``, stamped when written: a real Envoy's
+  stdout and stderr as a pod's are merged); ``restart_container`` plays a container restart
+  (the log becomes the previous instance's, ``restartCount`` goes up);
 - ``Status`` bodies for 404, 409, 422, 403 and 500;
 - fault injection: ``fail(method, path_part, status, times)`` answers with an error, and
   ``stall(method, path_part, seconds, times, after=True)`` holds the answer (after doing the
@@ -74,6 +81,7 @@ PATH = re.compile(
     r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+)(?=/))?"
     r"/(?P<resource>[a-z]+)(?:/(?P<name>[^/]+))?$"
 )
+LOG_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$")
 LOAD_BALANCER_IP = "203.0.113.10"
 NODE_ADDRESS = "192.0.2.21"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -175,6 +183,8 @@ class ApiServerDouble:
         self.requests: list[tuple[str, str]] = []
         self.faults: list[Fault] = []
         self.tokens: dict[str, MintedToken] = {}
+        # (namespace, pod, container) → {"current": [[ns, line]], "previous": [...] | None}
+        self.logs: dict[tuple, dict] = {}
         self.version = 0
         self.lock = threading.RLock()
         self._node_ports = iter(range(30000, 32768))
@@ -212,17 +222,84 @@ class ApiServerDouble:
         return sorted(k for (k, ns, _) in self.objects if ns == namespace)
 
     # pods and their service account tokens
-    def add_pod(self, namespace: str, name: str, labels: dict, service_account: str) -> str:
+    def add_pod(
+        self, namespace: str, name: str, labels: dict, service_account: str, containers=("envoy",)
+    ) -> str:
         """A running pod (as the Deployment controller and the kubelet make it); its uid."""
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-            "spec": {"serviceAccountName": service_account, "containers": []},
-            "status": {"phase": "Running"},
-        }
+            "spec": {"serviceAccountName": service_account,
+                     "containers": [{"name": c, "image": "envoy"} for c in containers]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": c, "ready": True, "restartCount": 0} for c in containers]},
+        }  # fmt: skip
         with self.lock:
+            for container in containers:
+                self.logs[(namespace, name, container)] = {"current": [], "previous": None}
             return self._store("Pod", namespace, pod)["metadata"]["uid"]
+
+    def write_log(self, namespace: str, pod: str, line: bytes | str, container="envoy",
+                  newline: bool = True) -> None:  # fmt: skip
+        """One line the container wrote, stamped now; without ``newline``, the start of a line
+        still being written (served without a newline until ``finish_line``)."""
+        line = line.encode() if isinstance(line, str) else line
+        with self.lock:
+            self.logs[(namespace, pod, container)]["current"].append(
+                [time.time_ns(), line + (b"\n" if newline else b"")]
+            )
+
+    def finish_line(self, namespace: str, pod: str, rest: bytes, container="envoy") -> None:
+        with self.lock:
+            last = self.logs[(namespace, pod, container)]["current"][-1]
+            assert not last[1].endswith(b"\n"), "the last line is whole"
+            last[1] += rest + b"\n"
+
+    def restart_container(self, namespace: str, pod: str, container="envoy") -> None:
+        """The container exited and the kubelet started it again: its log so far is the
+        previous instance's (one is kept), a new one begins, ``restartCount`` goes up."""
+        with self.lock:
+            log = self.logs[(namespace, pod, container)]
+            log["previous"], log["current"] = log["current"], []
+            obj = copy.deepcopy(self.objects[("Pod", namespace, pod)])
+            for status in obj["status"]["containerStatuses"]:
+                if status["name"] == container:
+                    status["restartCount"] += 1
+            self._store("Pod", namespace, obj)
+
+    def pod_log(self, namespace: str, pod: str, query: dict) -> bytes:
+        if ("Pod", namespace, pod) not in self.objects:
+            raise ApiError(404, f'pods "{pod}" not found')
+        names = [c["name"] for c in self.objects[("Pod", namespace, pod)]["spec"]["containers"]]
+        container = query.get("container") or (names[0] if len(names) == 1 else None)
+        if container is None:
+            raise ApiError(400, f"a container name must be specified for pod {pod}, choose one "
+                           f"of: {names}")  # fmt: skip
+        if container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {pod}")
+        log = self.logs[(namespace, pod, container)]
+        lines = log["current"]
+        if query.get("previous") == "true":
+            if log["previous"] is None:
+                raise ApiError(400, f'previous terminated container "{container}" in pod '
+                               f'"{pod}" not found')  # fmt: skip
+            lines = log["previous"]
+        since = None
+        if query.get("sinceTime"):  # metav1.Time: RFC 3339, whole seconds
+            since = int(datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
+                        .timestamp()) * 1_000_000_000  # fmt: skip
+        out = bytearray()
+        for at, line in lines:
+            if since is not None and at < since:
+                continue
+            if query.get("timestamps") == "true":
+                seconds, nanos = divmod(at, 1_000_000_000)
+                stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+                out += f"{stamp}.{nanos:09d}Z ".encode()
+            out += line
+        limit = int(query.get("limitBytes") or 0)
+        return bytes(out[:limit] if limit else out)
 
     def terminate_pod(self, namespace: str, name: str) -> None:
         """The pod is being deleted (it has a ``deletionTimestamp`` and still exists)."""
@@ -442,7 +519,7 @@ class ApiServerDouble:
         return {"kind": f"{kind}List", "apiVersion": api_version,
                 "metadata": {"resourceVersion": str(self.version)}, "items": items}  # fmt: skip
 
-    def handle(self, method: str, raw_path: str, body: bytes, content_type: str) -> dict:
+    def handle(self, method: str, raw_path: str, body: bytes, content_type: str) -> dict | bytes:
         url = urlsplit(raw_path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/version":
@@ -461,6 +538,10 @@ class ApiServerDouble:
                     raise ApiError(422, "TokenReview is invalid: " + "; ".join(problems))
             with self.lock:
                 return self.review(review)
+        logs = LOG_PATH.match(url.path)
+        if logs and method == "GET":
+            with self.lock:
+                return self.pod_log(logs["ns"], logs["name"], query)
         match = PATH.match(url.path)
         if not match or (match["prefix"], match["resource"]) not in RESOURCES:
             raise ApiError(404, f"the server could not find the requested resource {url.path}")
@@ -508,11 +589,12 @@ def _handler(double: ApiServerDouble):
         def log_message(self, *args):  # quiet
             pass
 
-        def _answer(self, code: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+        def _answer(self, code: int, payload: dict | bytes) -> None:
+            text = isinstance(payload, bytes)  # a pod's log
+            data = payload if text else json.dumps(payload).encode()
             try:
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -129,6 +129,8 @@ def test_only_the_worker_and_the_xds_server_may_talk_to_the_kubernetes_api(objec
     ]
     worker = by_kind(objects, "ClusterRole")["gantry-gateways"]["rules"]
     assert any("pods" in r["resources"] and "list" in r["verbs"] for r in worker)
+    # The access logs: the pods' logs, read only.
+    assert [r["verbs"] for r in worker if "pods/log" in r["resources"]] == [["get"]]
 
 
 def test_gateway_pods_enroll_with_the_image_the_platform_runs(objects):

@@ -114,18 +114,22 @@ class KubeApi:
         self.counters = Counters()
 
     def request(self, method: str, url: str, *, query=None, body=None, content_type=None,
-                concerning: str = "") -> dict:  # fmt: skip
-        headers = {"Accept": "application/json"}
+                concerning: str = "", raw: bool = False):  # fmt: skip
+        """The answer's JSON; with ``raw``, its body as bytes (a pod's log: text, which the
+        client would otherwise try to read as JSON)."""
+        headers = {"Accept": "*/*" if raw else "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         for attempt in range(self.backoff.attempts):
             self._count(method)
             try:
-                return self.client.call_api(
+                answer = self.client.call_api(
                     url, method, query_params=list((query or {}).items()), header_params=headers,
-                    body=body, response_type="object", auth_settings=["BearerToken"],
-                    _return_http_data_only=True, _request_timeout=self.timeout,
+                    body=body, response_type=None if raw else "object",
+                    auth_settings=["BearerToken"], _return_http_data_only=True,
+                    _request_timeout=self.timeout, _preload_content=not raw,
                 )  # fmt: skip
+                return answer.data if raw else answer
             except ApiException as error:
                 if error.status not in TRANSIENT_STATUSES and not _terminating(error):
                     raise KubernetesError(
@@ -163,6 +167,24 @@ class KubeApi:
         for item in items:  # list items carry no kind
             item.setdefault("kind", kind)
         return items
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, since: str | None = None,
+                previous: bool = False, limit_bytes: int | None = None) -> bytes:  # fmt: skip
+        """A container's log (``GET .../pods/{pod}/log``), each line after its kubelet
+        timestamp; ``since`` an RFC 3339 instant (whole seconds), ``previous`` the instance
+        before the last restart. Raises ``KubernetesError`` (400 when there is no such
+        container or no previous instance, 404 when the pod is gone)."""
+        query = {"container": container, "timestamps": "true"}
+        if since:
+            query["sinceTime"] = since
+        if previous:
+            query["previous"] = "true"
+        if limit_bytes:
+            query["limitBytes"] = str(limit_bytes)
+        return self.request(
+            "GET", path("Pod", namespace, pod) + "/log", query=query, raw=True,
+            concerning=f"Pod {namespace}/{pod} log",
+        )  # fmt: skip
 
     def apply(self, obj: dict, field_manager: str = FIELD_MANAGER) -> dict:
         meta = obj["metadata"]
