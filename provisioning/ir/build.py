@@ -226,6 +226,8 @@ def build_routes(state: DesiredState, route: dict, index: int) -> list[Route]:
     result = []
     for r, rule in enumerate(spec.get("rules", [{}])):
         actions = _rule_actions(state, rule)
+        if grpc.is_grpc(route):
+            actions["grpc"] = True
         for m, raw in enumerate(rule.get("matches") or [{}]):
             result.append(
                 Route(name=f"{base}/rule/{r}/match/{m}", order=(index, route["name"], r, m),

@@ -109,27 +109,47 @@ class Resolution:
         return None
 
 
-def _exists(scope: tuple, routes: dict, listener_names: Collection[str]) -> bool:
-    if scope[0] == "route":
-        return scope[1] in routes
-    if scope[0] == "rule":
-        return scope[2] in routes.get(scope[1], ())
-    if scope[0] == "listener":
-        return scope[1] in listener_names
-    return True
+@dataclass(frozen=True)
+class KnownRoute:
+    """What a policy's targetRef is checked against: the route's kind and its rules' names."""
+
+    kind: str
+    rules: frozenset[str]
 
 
-def rule_names(routes: list[dict]) -> dict[str, set[str]]:
-    """Route name → the names of its rules ({"name", "spec"} routes, as stored)."""
+def _missing(ref: dict, scope: tuple, routes: dict, listener_names: Collection[str]):
+    """Why ``ref`` names nothing on the gateway, or None. A route of the other kind of the
+    same name is not the target: route names are shared by HTTPRoutes and GRPCRoutes, so a
+    ``kind: HTTPRoute`` ref must not reach a GRPCRoute (its policies are written for HTTP)."""
+    if scope[0] in ("route", "rule"):
+        route = routes.get(scope[1])
+        if route is None:
+            return f"{describe(scope)} does not exist"
+        if route.kind != ref["kind"]:
+            return f"{ref['kind']} {scope[1]!r} does not exist ({scope[1]!r} is a {route.kind})"
+        if scope[0] == "rule" and scope[2] not in route.rules:
+            return f"{describe(scope)} does not exist"
+        return None
+    if scope[0] == "listener" and scope[1] not in listener_names:
+        return f"{describe(scope)} does not exist"
+    return None
+
+
+def rule_names(routes: list[dict]) -> dict[str, KnownRoute]:
+    """Route name → its kind and the names of its rules ({"name", "spec", "kind"} routes, as
+    stored; no kind means HTTPRoute)."""
     return {
-        route["name"]: {rule["name"] for rule in route["spec"].get("rules", []) if "name" in rule}
+        route["name"]: KnownRoute(
+            route.get("kind", "HTTPRoute"),
+            frozenset(rule["name"] for rule in route["spec"].get("rules", []) if "name" in rule),
+        )
         for route in routes
     }
 
 
 def resolve(
     policies: list[dict],
-    routes: dict[str, set[str]],
+    routes: dict[str, KnownRoute],
     listener_names: Collection[str],
     consumers: Collection[str],
     backends: Collection[str] = (),
@@ -137,8 +157,8 @@ def resolve(
     egress=None,
 ) -> Resolution:
     """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name); ``routes``:
-    route name → its rule names (``rule_names``); ``backends``: the tenant's backends (those
-    the policies name, at least); ``refused``, ``egress``: see ``translation_problem``."""
+    route name → its kind and rule names (``rule_names``); ``backends``: the tenant's backends
+    (those the policies name, at least); ``refused``, ``egress``: see ``translation_problem``."""
     claims: dict = {}
     results: dict = {}
     problems = {
@@ -150,10 +170,9 @@ def resolve(
         for ref in policy["spec"].get("targetRefs", []):
             scope = scope_of(ref)
             key = (policy["kind"], scope)
-            if not _exists(scope, routes, listener_names):
-                outcome.append(
-                    TargetResult(ref, TARGET_NOT_FOUND, f"{describe(scope)} does not exist")
-                )
+            missing = _missing(ref, scope, routes, listener_names)
+            if missing:
+                outcome.append(TargetResult(ref, TARGET_NOT_FOUND, missing))
             elif key in claims:
                 message = f"{policy['kind']} {claims[key]!r} already targets {describe(scope)}"
                 outcome.append(TargetResult(ref, CONFLICTED, message))

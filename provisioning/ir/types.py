@@ -287,6 +287,9 @@ class Route:
     mirrors: tuple[Mirror, ...] = ()
     direct_response: DirectResponse | None = None
     transcoder: GrpcTranscoder | None = None
+    # A GRPCRoute's: no whole-request timeout unless one is set (streams last), and the
+    # client's grpc-timeout honoured.
+    grpc: bool = False
     timeout_ms: int | None = None
     backend_timeout_ms: int | None = None
     # Policies (the most specific of each kind): a policy that cannot be translated makes the

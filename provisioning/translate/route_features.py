@@ -167,6 +167,13 @@ def timeouts(route: Route, envoy: dict) -> None:
             "num_retries": 0,
             "per_try_timeout": duration(route.backend_timeout_ms),
         }
+    if route.grpc:
+        # Envoy's default of 15 s would cut every gRPC stream that lasts longer: a GRPCRoute
+        # has no timeout unless a policy sets one. Envoy ends a call at the deadline its
+        # client sent in grpc-timeout, which replaces the route's timeout, so it is capped by
+        # the policy's (0s: no cap).
+        limit = envoy["route"].setdefault("timeout", "0s")
+        envoy["route"]["max_stream_duration"] = {"grpc_timeout_header_max": limit}
 
 
 # Order matters: the action first (backends, then redirect or direct response replace it),

@@ -190,3 +190,35 @@ def test_the_console_shows_http_routes_only(editor, org):
     assert b"Routes (1)" in page.content
     assert console.get("/t/acme/gateways/edge/routes/greeter/").status_code == 404
     assert console.get("/t/acme/gateways/edge/routes/greeter/edit/").status_code == 404
+
+
+def test_a_policy_reaches_a_route_only_through_its_kind(editor, org):
+    """Names are shared by HTTPRoutes and GRPCRoutes, so a policy's targetRef kind decides:
+    ``kind: HTTPRoute`` naming a GRPCRoute is not found (and does not apply there)."""
+    from provisioning.compile import compile_gateway
+    from provisioning.desired import load_desired_state
+
+    create(editor, rules=[RULE])
+    policies = "/api/v1/tenants/acme/gateways/edge/policies/"
+
+    def policy(name, kind):
+        body = {"name": name, "kind": "BackendTrafficPolicy",
+                "spec": {"targetRefs": [{"kind": kind, "name": "greeter"}],
+                         "timeout": {"http": {"requestTimeout": "7s"}}}}  # fmt: skip
+        response = editor.post(policies, body, format="json")
+        assert response.status_code == 202, response.content
+        ancestor = response.json()["status"]["ancestors"][0]
+        return {c["type"]: c for c in ancestor["conditions"]}["Accepted"]
+
+    wrong = policy("as-http", "HTTPRoute")
+    assert (wrong["status"], wrong["reason"]) == ("False", "TargetNotFound")
+    assert wrong["message"] == "HTTPRoute 'greeter' does not exist ('greeter' is a GRPCRoute)"
+    resources = compile_gateway(load_desired_state(org.tenant.gateways.get(name="edge").pk))
+    route = resources.routes[0]["virtual_hosts"][0]["routes"][0]
+    assert route["route"].get("timeout") != "7.000s"
+
+    right = policy("as-grpc", "GRPCRoute")
+    assert (right["status"], right["reason"]) == ("True", "Accepted")
+    resources = compile_gateway(load_desired_state(org.tenant.gateways.get(name="edge").pk))
+    route = resources.routes[0]["virtual_hosts"][0]["routes"][0]
+    assert route["route"]["timeout"] == "7.000s"

@@ -2,6 +2,7 @@
 saw, and keeps the calls it received (loopback only)."""
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -13,6 +14,9 @@ SERVING, NOT_SERVING = 1, 2
 
 class EchoServer:
     """Answers any unary call with ``<name>|<method>|<x-echo header>|<request>``; records calls.
+
+    A method named ``Ticks`` streams instead: the request ``b"<count>,<milliseconds>"`` is
+    answered with ``count`` messages (``<name>|tick|<i>``), one every ``milliseconds``.
 
     It also serves the standard health service (``grpc.health.v1.Health/Check``): ``serving``
     says what it answers; the requests it got are in ``health_checks``."""
@@ -56,6 +60,17 @@ class _AnyMethod(grpc.GenericRpcHandler):
                 return bytes([0x08, self.owner.serving])
 
             return grpc.unary_unary_rpc_method_handler(check)
+
+        if method.endswith("/Ticks"):
+
+            def ticks(request: bytes, context):
+                count, interval = (int(part) for part in request.decode().split(","))
+                for index in range(count):
+                    if index:
+                        time.sleep(interval / 1000)
+                    yield f"{self.owner.name}|tick|{index}".encode()
+
+            return grpc.unary_stream_rpc_method_handler(ticks)
 
         def answer(request: bytes, context) -> bytes:
             metadata = {key: value for key, value in context.invocation_metadata()}
