@@ -153,6 +153,22 @@ class RouteForm(forms.Form):
     def spec_from_text(self) -> dict:
         return structured_input.parse(self.cleaned_data["spec"], "spec", empty={})
 
+    def for_kind(self, kind: str) -> "RouteForm":
+        """The form for a route of ``kind``: an HTTPRoute has its common fields, the other
+        kinds are written as their whole spec."""
+        if kind != "HTTPRoute":
+            for name in ("hostnames", "path_type", "path_value", "backend"):
+                del self.fields[name]
+            self.fields["spec"].help_text = SPEC_HELP.get(kind, f"a Gateway API {kind} spec")
+        return self
+
+
+SPEC_HELP = {
+    "GRPCRoute": "a Gateway API GRPCRoute spec: parentRefs, hostnames, rules (matches: method "
+    "{service, method, type Exact or RegularExpression} and headers; filters; backendRefs to "
+    "backends with appProtocol gRPC)",
+}
+
 
 def _lines(text: str) -> list[str]:
     """Items written one per line or separated by commas."""

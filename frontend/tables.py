@@ -71,6 +71,7 @@ class RouteTable(tables.Table):
             "frontend:route", args=[record.gateway.tenant.slug, record.gateway.name, record.name]
         )
     )
+    kind = tables.Column(verbose_name="Kind")
     hostnames = tables.Column(
         accessor="spec__hostnames", orderable=False, default="any", verbose_name="Hostnames"
     )
@@ -82,13 +83,17 @@ class RouteTable(tables.Table):
 
     class Meta:
         model = Route
-        fields = ["name", "hostnames", "rules", "backends", "accepted", "resolved", "updated_at"]
+        fields = ["name", "kind", "hostnames", "rules", "backends", "accepted", "resolved",
+                  "updated_at"]  # fmt: skip
         order_by = "name"
         empty_text = "No routes match."
         attrs = {"class": "data"}
 
     def render_hostnames(self, value):
         return ", ".join(value) if value else "any"
+
+    def render_kind(self, value):
+        return value  # the Gateway API kind as users write it (HTTPRoute, GRPCRoute)
 
     def render_rules(self, value):
         return len(value)

@@ -48,6 +48,17 @@ class RouteFilter(django_filters.FilterSet):
         fields = ["name"]
 
 
+class AnyKindRouteFilter(RouteFilter):
+    """The console's list shows every kind of route; the API has a URL per kind."""
+
+    kind = django_filters.ChoiceFilter(
+        choices=[(kind, kind) for kind in Route.Kind.values], empty_label="any kind"
+    )
+
+    class Meta(RouteFilter.Meta):
+        fields = ["name", "kind"]
+
+
 class ConsumerFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 

@@ -100,7 +100,7 @@ def _listeners(gateway: Gateway) -> list[dict]:
 def tabs(gateway: Gateway, current: str) -> list[dict]:
     return [
         {"label": "Overview", "url": gateway_url(gateway), "current": current == "overview"},
-        {"label": f"Routes ({gateway.routes.filter(kind='HTTPRoute').count()})",
+        {"label": f"Routes ({gateway.routes.count()})",
          "url": gateway_url(gateway, "frontend:routes"), "current": current == "routes"},
         {"label": f"Policies ({gateway.policies.count()})",
          "url": gateway_url(gateway, "frontend:policies"), "current": current == "policies"},

@@ -1,7 +1,10 @@
-"""Routes of a gateway: list, create, detail, edit (common fields or the whole spec), delete."""
+"""Routes of a gateway, of every kind: list, create, detail, edit, delete. An HTTPRoute is
+edited through its common fields or as its whole spec; the other kinds (GRPCRoute) as their
+whole spec. Names are unique per gateway whatever the kind, so one URL per route serves all."""
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
@@ -14,16 +17,24 @@ from frontend.views.editing import expected_version, for_create, form_page
 from frontend.views.gateways import gateway_url, get_gateway, tabs
 from frontend.views.traffic import traffic_charts
 from gateways import services
-from gateways.filters import RouteFilter
+from gateways.filters import AnyKindRouteFilter
 from gateways.models import Route
 from tenants.audit import Actor
 from tenants.roles import Role
 
 
 def get_route(gateway, name: str) -> Route:
-    """An HTTPRoute of the gateway (GRPCRoutes are managed through the API: docs/grpc.md)."""
-    return get_object_or_404(Route.objects.select_related("gateway__tenant"), gateway=gateway,
-                             name=name, kind=Route.Kind.HTTP)  # fmt: skip
+    return get_object_or_404(
+        Route.objects.select_related("gateway__tenant"), gateway=gateway, name=name
+    )
+
+
+def _kind(request) -> str:
+    """The kind of route the create page makes (``?kind=``), HTTPRoute by default."""
+    kind = request.GET.get("kind") or Route.Kind.HTTP
+    if kind not in Route.Kind.values:
+        raise Http404("no such kind of route")
+    return kind
 
 
 def route_url(route: Route, view: str = "frontend:route") -> str:
@@ -39,46 +50,54 @@ def _routes_url(gateway) -> str:
 def route_list(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
-    rows = Route.objects.filter(gateway=gateway, kind=Route.Kind.HTTP).select_related(
-        "gateway__tenant"
-    )
-    filterset, table = table_page(request, RouteFilter, rows, RouteTable, "Routes")
+    rows = Route.objects.filter(gateway=gateway).select_related("gateway__tenant")
+    filterset, table = table_page(request, AnyKindRouteFilter, rows, RouteTable, "Routes")
+    new = gateway_url(gateway, "frontend:route-new")
     context = page_context(
         request, access, "frontend:gateways", gateway=gateway, filter=filterset, table=table,
         tabs=tabs(gateway, "routes"),
-        actions=actions(access, ("New route", gateway_url(gateway, "frontend:route-new"), False)),
+        actions=actions(access, ("New route", new, False),
+                        ("New gRPC route", f"{new}?kind={Route.Kind.GRPC}", False)),
     )  # fmt: skip
     return render(request, "frontend/routes/list.html", context)
 
 
 def _common(form) -> list:
-    return [form[name] for name in ("hostnames", "path_type", "path_value", "backend")]
+    names = ("hostnames", "path_type", "path_value", "backend")
+    return [form[name] for name in names if name in form.fields]
 
 
-def _mode(request) -> str:
+def _mode(request, kind: str) -> str:
+    if kind != Route.Kind.HTTP:
+        return "spec"
     return "spec" if request.POST.get("mode") == "spec" else "fields"
 
 
-def _fields(request) -> dict[str, str]:
-    return RouteForm.SPEC_FIELDS if _mode(request) == "spec" else RouteForm.COMMON_FIELDS
+def _fields(request, kind: str) -> dict[str, str]:
+    return RouteForm.SPEC_FIELDS if _mode(request, kind) == "spec" else RouteForm.COMMON_FIELDS
 
 
 @login_required
 def route_create(request, tenant, gateway):
     access = tenant_access(request, tenant, write=Role.EDITOR)
     gateway = get_gateway(access, gateway)
+    kind = _kind(request)
     form = for_create(RouteForm(posted(request), initial=RouteForm.initial_for({})))
+    form.for_kind(kind)
 
     def write():
         name = checked_name(form.cleaned_data["name"])
-        spec = form.spec_from_text() if _mode(request) == "spec" else form.spec_from_fields({})
-        return services.create_route(Actor.from_request(request), gateway, name, spec)
+        if _mode(request, kind) == "spec":
+            spec = form.spec_from_text()
+        else:
+            spec = form.spec_from_fields({})
+        return services.create_route(Actor.from_request(request), gateway, name, spec, kind)
 
     return form_page(
-        request, form, write, fields=_fields(request), done="Route created.",
+        request, form, write, fields=_fields(request, kind), done="Route created.",
         success_url=route_url, conflict_field="name", template="frontend/routes/form.html",
         context=lambda: page_context(request, access, "frontend:gateways", gateway=gateway,
-                                     creating=True, common_fields=_common(form)),
+                                     creating=True, kind=kind, common_fields=_common(form)),
     )  # fmt: skip
 
 
@@ -88,21 +107,23 @@ def route_edit(request, tenant, gateway, route):
     gateway = get_gateway(access, gateway)
     route = get_route(gateway, route)
     initial = {**RouteForm.initial_for(route.spec), "resource_version": route.resource_version}
-    form = RouteForm(posted(request), initial=initial)
+    form = RouteForm(posted(request), initial=initial).for_kind(route.kind)
     del form.fields["name"]
 
     def write():
-        spec = (
-            form.spec_from_text() if _mode(request) == "spec" else form.spec_from_fields(route.spec)
-        )
+        if _mode(request, route.kind) == "spec":
+            spec = form.spec_from_text()
+        else:
+            spec = form.spec_from_fields(route.spec)
         expected = expected_version(form)
         return services.replace_route_spec(Actor.from_request(request), route, spec, expected)
 
     return form_page(
-        request, form, write, fields=_fields(request), done="Route saved.",
+        request, form, write, fields=_fields(request, route.kind), done="Route saved.",
         success_url=route_url, template="frontend/routes/form.html",
         context=lambda: page_context(request, access, "frontend:gateways", gateway=gateway,
-                                     route=route, common_fields=_common(form)),
+                                     route=route, kind=route.kind,
+                                     common_fields=_common(form)),
     )  # fmt: skip
 
 

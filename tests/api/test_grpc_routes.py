@@ -175,8 +175,7 @@ def test_a_stored_grpc_route_compiles_as_grpc_and_envoy_accepts_it(editor, org):
     assert validate(resources).ok
 
 
-def test_the_console_shows_http_routes_only(editor, org):
-    """GRPCRoutes are managed through the API; the console's route pages are HTTPRoutes'."""
+def test_the_console_lists_both_kinds_and_edits_a_grpc_route_as_its_spec(editor, org):
     from django.test import Client
 
     create(editor, rules=[RULE])
@@ -185,11 +184,51 @@ def test_the_console_shows_http_routes_only(editor, org):
     console.force_login(org.users[Role.EDITOR])
     page = console.get("/t/acme/gateways/edge/routes/")
     assert page.status_code == 200
-    assert b"/routes/web/" in page.content
-    assert b"/routes/greeter/" not in page.content
-    assert b"Routes (1)" in page.content
-    assert console.get("/t/acme/gateways/edge/routes/greeter/").status_code == 404
-    assert console.get("/t/acme/gateways/edge/routes/greeter/edit/").status_code == 404
+    assert b"/routes/web/" in page.content and b"/routes/greeter/" in page.content
+    assert b"Routes (2)" in page.content
+    assert b"<td >GRPCRoute</td>" in page.content or b">GRPCRoute<" in page.content
+    only_grpc = console.get("/t/acme/gateways/edge/routes/?kind=GRPCRoute")
+    assert b"/routes/greeter/" in only_grpc.content
+    assert b"/routes/web/" not in only_grpc.content
+
+    detail = console.get("/t/acme/gateways/edge/routes/greeter/")
+    assert detail.status_code == 200
+    assert b"GRPCRoute" in detail.content and b"helloworld.Greeter" in detail.content
+    form = console.get("/t/acme/gateways/edge/routes/greeter/edit/")
+    assert b"Common fields" not in form.content and b"Save spec" in form.content
+
+    route = Route.objects.get(name="greeter")
+    bad = "rules:\n- matches:\n  - method: {service: 'bad service'}\n"
+    response = console.post(
+        "/t/acme/gateways/edge/routes/greeter/edit/",
+        {"spec": bad, "resource_version": route.resource_version},
+    )
+    assert response.status_code == 400
+    assert b"spec.rules[0].matches[0].method.service" in response.content
+    assert Route.objects.get(pk=route.pk).generation == 1
+
+    good = (
+        "rules:\n- matches:\n  - method: {service: helloworld.Greeter}\n"
+        "  backendRefs: [{name: greeter}]\n"
+    )
+    response = console.post(
+        "/t/acme/gateways/edge/routes/greeter/edit/",
+        {"spec": good, "resource_version": route.resource_version},
+    )
+    assert response.status_code == 302, response.content
+    route.refresh_from_db()
+    assert route.kind == "GRPCRoute" and route.generation == 2
+    assert route.spec["rules"][0]["matches"][0]["method"] == {
+        "type": "Exact",
+        "service": "helloworld.Greeter",
+    }
+
+    response = console.post(
+        "/t/acme/gateways/edge/routes/new/?kind=GRPCRoute", {"name": "second", "spec": good}
+    )
+    assert response.status_code == 302, response.content
+    assert Route.objects.get(name="second").kind == "GRPCRoute"
+    assert console.get("/t/acme/gateways/edge/routes/new/?kind=Nonsense").status_code == 404
 
 
 def test_a_policy_reaches_a_route_only_through_its_kind(editor, org):

@@ -248,3 +248,74 @@ def test_a_gateway_scaled_up_and_down(page, live_server, served):  # noqa: F811
                          page.locator("#gateway-status").inner_text()), \
             page.locator("#gateway-status").inner_text()  # fmt: skip
     assert ConfigRevision.objects.filter(gateway=gateway).exists()
+
+
+def test_a_grpc_route_created_changed_and_deleted_with_real_grpc_calls(page, live_server, served):  # noqa: F811
+    """A GRPCRoute written in the console as its spec: real grpcio calls through the gateway go
+    where it says, follow its change, and are refused once it is deleted."""
+    import grpc
+
+    from tests.provisioning.grpc_servers import EchoServer, backend_of, call
+
+    org, gateway = served, served.gateway
+    first, second = EchoServer("first"), EchoServer("second")
+    try:
+        services.create_backend(ACTOR, org.tenant, "rpc-first", first.backend())
+        services.create_backend(ACTOR, org.tenant, "rpc-second", second.backend())
+        port = int(url_of(gateway).rsplit(":", 1)[1].strip("/"))
+        sign_in_as(page, live_server, org, Role.EDITOR)
+
+        page.goto(f"{live_server.url}/t/acme/gateways/edge/routes/")
+        page.get_by_role("link", name="New gRPC route").click()
+        page.get_by_label("Name", exact=True).fill("greeter")
+        page.get_by_label("Whole spec (YAML or JSON)").fill(
+            "hostnames: [rpc.example.com]\n"
+            "rules:\n"
+            "- matches:\n  - method: {service: gantry.test.Echo, method: Say}\n"
+            "  backendRefs: [{name: rpc-first}]\n"
+        )
+        page.get_by_role("button", name="Create from spec").click()
+        page.wait_for_url(f"{live_server.url}/t/acme/gateways/edge/routes/greeter/")
+        assert "GRPCRoute" in page.locator("header.object-header").inner_text()
+        applied(page, org)
+
+        def answered_by(name: str) -> None:
+            def check():
+                try:
+                    answer, _ = call(port, "rpc.example.com", "/gantry.test.Echo/Say")
+                except grpc.RpcError:
+                    return False
+                return backend_of(answer) == name
+
+            wait_for(check, timeout=30, interval=0.2, message=f"Say answered by {name}")
+
+        answered_by("first")
+        with pytest.raises(grpc.RpcError) as unmatched:
+            call(port, "rpc.example.com", "/gantry.test.Echo/Shout")
+        assert unmatched.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+        page.goto(f"{live_server.url}/t/acme/gateways/edge/routes/greeter/edit/")
+        spec = page.get_by_label("Whole spec (YAML or JSON)")
+        spec.fill(spec.input_value().replace("rpc-first", "rpc-second"))
+        page.get_by_role("button", name="Save spec").click()
+        page.wait_for_url(f"{live_server.url}/t/acme/gateways/edge/routes/greeter/")
+        applied(page, org)
+        answered_by("second")
+
+        page.goto(f"{live_server.url}/t/acme/gateways/edge/routes/greeter/")
+        page.get_by_role("link", name="Delete").click()
+        page.get_by_role("button", name="Delete route greeter").click()
+        page.wait_for_url(f"{live_server.url}/t/acme/gateways/edge/routes/")
+        applied(page, org)
+
+        def refused():
+            try:
+                call(port, "rpc.example.com", "/gantry.test.Echo/Say")
+            except grpc.RpcError:
+                return True
+            return False
+
+        wait_for(refused, timeout=30, interval=0.2, message="Say refused once deleted")
+    finally:
+        first.close()
+        second.close()
