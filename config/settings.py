@@ -13,7 +13,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str, require
-from gateways.egress import parse_cidr, parse_name_pattern, parse_port_range
+from gateways.egress import parse_cidr, parse_name_pattern, parse_port_range, parse_resolver
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -290,6 +290,8 @@ GANTRY_BILLING_CLOSE_DELAY_MINUTES = env_int("GANTRY_BILLING_CLOSE_DELAY_MINUTES
 # How often the worker reads the new lines of every Kubernetes gateway pod's log (seconds): one
 # log read per pod per pass (docs/usage.md, "How it is collected (Kubernetes runtime)").
 GANTRY_POD_ACCESS_LOG_SECONDS = env_float("GANTRY_POD_ACCESS_LOG_SECONDS", 10.0)
+# How often the platform looks for backend host names whose answer expired (local runtime).
+GANTRY_DNS_REFRESH_SECONDS = env_float("GANTRY_DNS_REFRESH_SECONDS", 5.0)
 CELERY_BEAT_SCHEDULE = {
     "prune-audit-events": {"task": "tenants.prune_audit_events", "schedule": timedelta(hours=6)},
     "reconcile-all": {
@@ -314,6 +316,11 @@ CELERY_BEAT_SCHEDULE = {
         # A pass not started by the next one's turn is dropped (the next reads what it would).
         "options": {"expires": GANTRY_POD_ACCESS_LOG_SECONDS},
     },
+    "refresh-backend-names": {
+        "task": "provisioning.refresh_backend_names",
+        "schedule": timedelta(seconds=GANTRY_DNS_REFRESH_SECONDS),
+        "options": {"expires": GANTRY_DNS_REFRESH_SECONDS},
+    },
 }
 
 # The port of the console and API (``make run`` binds it on 127.0.0.1); gateways may not reach it.
@@ -333,12 +340,19 @@ GANTRY_EGRESS_ALLOW_LOOPBACK = env_bool("GANTRY_EGRESS_ALLOW_LOOPBACK", not PROD
 # (no DNS rebinding past the egress policy); Kubernetes NetworkPolicies check on the wire.
 GANTRY_EGRESS_PIN_DNS = env_bool("GANTRY_EGRESS_PIN_DNS", True)
 GANTRY_DNS_TIMEOUT_SECONDS = env_float("GANTRY_DNS_TIMEOUT_SECONDS", 2.0)
+# The DNS servers (address or address:port) gateways and the platform resolve backends' host
+# names with; empty: the host's resolver (whose answers carry no TTL: names are then resolved
+# again every backend's dns.refreshRate). docs/discovery.md#dns-backends.
+GANTRY_GATEWAY_DNS_RESOLVERS = env_list("GANTRY_GATEWAY_DNS_RESOLVERS")
+# Shortest time a resolved name is kept (a TTL of 0 or 1 would re-resolve all the time).
+GANTRY_DNS_MIN_TTL_SECONDS = env_int("GANTRY_DNS_MIN_TTL_SECONDS", 5, minimum=1)
 _egress_checks = [
     ("GANTRY_EGRESS_DENIED_CIDRS", GANTRY_EGRESS_DENIED_CIDRS, parse_cidr),
     ("GANTRY_EGRESS_ALLOWED_CIDRS", GANTRY_EGRESS_ALLOWED_CIDRS, parse_cidr),
     ("GANTRY_EGRESS_PLATFORM_CIDRS", GANTRY_EGRESS_PLATFORM_CIDRS, parse_cidr),
     ("GANTRY_EGRESS_DENIED_HOSTS", GANTRY_EGRESS_DENIED_HOSTS, parse_name_pattern),
     ("GANTRY_EGRESS_PLATFORM_PORTS", GANTRY_EGRESS_PLATFORM_PORTS, parse_port_range),
+    ("GANTRY_GATEWAY_DNS_RESOLVERS", GANTRY_GATEWAY_DNS_RESOLVERS, parse_resolver),
 ]
 for _name, _values, _parse in _egress_checks:
     for _value in _values:

@@ -89,6 +89,25 @@ def parse_port_range(value: str) -> tuple[int, int]:
     return bounds
 
 
+def parse_resolver(value: str) -> tuple[str, int]:
+    """A DNS server: ``10.0.0.10``, ``10.0.0.10:5353``, ``[2001:db8::53]:53`` → (address, port)."""
+    text = value.strip()
+    host, port = text, "53"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") or "53"
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        address = ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a DNS server address such as 10.0.0.10:53") from None
+    if not 1 <= number <= 65535:
+        raise ValueError(f"{value!r}: the port must be 1-65535")
+    return str(address), number
+
+
 def loose_ipv4(text: str) -> ipaddress.IPv4Address | None:
     """The address inet_aton reads in ``text`` (``127.1``, ``0x7f.0.0.1``, ``017700000001``,
     ``2130706433``), which some resolvers accept as a host name; None if it is not one."""

@@ -7,7 +7,9 @@ Nothing here decides anything; the compiler does.
 
 from dataclasses import replace
 
-from gateways.egress import EgressPolicy, current_policy
+from django.conf import settings
+
+from gateways.egress import EgressPolicy, current_policy, parse_resolver
 from gateways.models import Backend, Certificate, Credential, Gateway
 from provisioning import pinned_dns
 from provisioning.ir.build import DesiredState
@@ -72,7 +74,12 @@ def egress_for(gateway: Gateway, backends: dict[str, dict]) -> dict:
     policy: EgressPolicy = current_policy()
     if runtime == "kubernetes" and policy.allow_loopback:
         policy = replace(policy, allow_loopback=False)
-    return {"egress": policy, "resolved": pinned_dns.pinned_for(runtime, backends)}
+    resolvers = tuple(parse_resolver(value) for value in settings.GANTRY_GATEWAY_DNS_RESOLVERS)
+    return {
+        "egress": policy,
+        "resolved": pinned_dns.pinned_for(runtime, backends),
+        "dns_resolvers": resolvers,
+    }
 
 
 def load_desired_state(gateway_id: int) -> DesiredState:

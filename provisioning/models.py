@@ -525,3 +525,19 @@ class AccessLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway_name} {self.method} {self.path} {self.status}"
+
+
+class ResolvedName(models.Model):
+    """A backend host name as the platform last resolved it (local runtime: docs/discovery.md).
+
+    ``expires_at``: when it is resolved again (its answer's TTL, else the shortest refreshRate
+    of the backends naming it); the periodic refresh reconciles the gateways that use it when
+    the addresses change."""
+
+    name = models.CharField(max_length=253, unique=True)
+    addresses = models.JSONField(default=list)
+    resolved_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} → {', '.join(self.addresses) or 'nothing'}"

@@ -127,3 +127,15 @@ def collect_pod_access_logs() -> int:
     log.info("access logs: %d entries from %d pods (%d reads)", result.entries, result.pods,
              result.reads)  # fmt: skip
     return result.entries
+
+
+@shared_task(
+    name="provisioning.refresh_backend_names", ignore_result=True, time_limit=120,
+    soft_time_limit=100,
+)  # fmt: skip
+def refresh_backend_names() -> int:
+    """Resolves again the backend host names whose answer expired (local runtime; beat, every
+    ``GANTRY_DNS_REFRESH_SECONDS``) and reconciles the gateways where one changed."""
+    from provisioning.pinned_dns import refresh_expired
+
+    return len(refresh_expired())

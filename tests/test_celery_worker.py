@@ -2,6 +2,7 @@
 database, and a real beat sends them: no eager mode, so serialisation, task options and
 transaction visibility are exercised."""
 
+import json
 import os
 import subprocess
 import sys
@@ -266,3 +267,83 @@ def test_beat_collects_the_access_logs_of_kubernetes_pods(tmp_path, plan):
         in beat_output
     )
     assert AccessLogEntry.objects.filter(path="/from-beat").count() == 1, "stored once"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_follows_a_backend_name_to_its_new_address(org, tmp_path):
+    """A local gateway's backend is a host name answered by the tests' DNS server with a
+    one-second TTL: once the answer changes, a real beat sends the refresh, a real worker
+    finds the change and reconciles, and the new current revision has the new address (the
+    hourly heal plays no part)."""
+    from django.test import override_settings
+
+    from gateways import services
+    from provisioning.models import ConfigRevision
+    from provisioning.reconcile import reconcile
+    from provisioning.revisions import resources_of
+    from tests.delivery.helpers import ACTOR
+    from tests.provisioning.dns_server import DNSServer
+
+    dns = DNSServer(ttl=1)
+    dns.records["api.beat.test"] = ["127.0.0.2"]
+    services.create_gateway(ACTOR, org.tenant, "edge", {})
+    backend = {"endpoints": [{"fqdn": {"hostname": "api.beat.test", "port": 8080}}], "dns": {}}
+    services.create_backend(ACTOR, org.tenant, "api", backend)
+    gateway = services.create_route(
+        ACTOR, org.tenant.gateways.get(name="edge"), "all",
+        {"rules": [{"backendRefs": [{"name": "api"}]}]},
+    ).gateway  # fmt: skip
+    with override_settings(
+        GANTRY_GATEWAY_DNS_RESOLVERS=[dns.address], GANTRY_DNS_MIN_TTL_SECONDS=1
+    ):
+        reconcile(gateway.pk)
+
+    def served() -> str:
+        revision = ConfigRevision.objects.get(gateway=gateway, current=True)
+        return json.dumps(resources_of(revision))
+
+    assert '"127.0.0.2"' in served()
+    dns.records["api.beat.test"] = ["127.0.0.3"]
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
+        ),
+        "CELERY_BROKER_URL": settings.REDIS_URL,
+        "GANTRY_CELERY_QUEUE": f"gantry-test-{os.urandom(4).hex()}",
+        "GANTRY_DATA_DIR": str(tmp_path),
+        "GANTRY_RECONCILE_ALL_SECONDS": "3600",
+        "GANTRY_DNS_REFRESH_SECONDS": "1",
+        "GANTRY_DNS_MIN_TTL_SECONDS": "1",
+        "GANTRY_GATEWAY_DNS_RESOLVERS": dns.address,
+        "PYTHONUNBUFFERED": "1",
+    }
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "beat")}
+    with logs["worker"].open("wb") as worker_log, logs["beat"].open("wb") as beat_log:
+        worker = start(["worker", "--pool", "solo", "--without-mingle", "--without-gossip",
+                        "--without-heartbeat"], env, worker_log)  # fmt: skip
+        beat = start(["beat", "--schedule", str(tmp_path / "schedule")], env, beat_log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and '"127.0.0.3"' not in served():
+            assert beat.poll() is None and worker.poll() is None, "beat or the worker died"
+            time.sleep(0.2)
+        output = "\n".join(f"--- {name}\n{log.read_text()[-4000:]}" for name, log in logs.items())
+        assert '"127.0.0.3"' in served(), f"the new address was not served:\n{output}"
+        assert '"127.0.0.2"' not in served()
+    finally:
+        dns.close()
+        for process in (beat, worker):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+    beat_output = logs["beat"].read_text()
+    assert "Sending due task refresh-backend-names (provisioning.refresh_backend_names)" in (
+        beat_output
+    )
+    assert "Task provisioning.refresh_backend_names[" in logs["worker"].read_text()

@@ -12,6 +12,7 @@ import ipaddress
 from rest_framework import serializers
 
 from gateways.egress import current_policy, loose_ipv4
+from gateways.validation.backend_traffic import duration_field
 from gateways.validation.common import (
     PRECISE_HOSTNAME,
     PRECISE_HOSTNAME_MESSAGE,
@@ -21,6 +22,7 @@ from gateways.validation.common import (
     run_spec_serializer,
 )
 from gateways.validation.gateways import ObjectRefSerializer
+from provisioning.ir.durations import to_ms
 from tenants.serializers import StrictSerializer
 
 APP_PROTOCOLS = ["HTTP/1.1", "h2c", "gRPC"]
@@ -112,8 +114,37 @@ class BackendTLSSerializer(StrictSerializer):
     )
 
 
+class BackendDNSSerializer(StrictSerializer):
+    """How a backend's host names are followed (docs/discovery.md#dns-backends)."""
+
+    resolution = serializers.ChoiceField(
+        choices=["Strict", "Logical"],
+        default="Strict",
+        help_text="Strict: every address of every name is an endpoint (Envoy STRICT_DNS); "
+        "Logical: the first address of the one name (LOGICAL_DNS, for large DNS-balanced "
+        "services)",
+    )
+    respectTtl = serializers.BooleanField(
+        default=True, help_text="re-resolve when the answer's TTL runs out"
+    )
+    refreshRate = duration_field(
+        1000,
+        default="30s",
+        help_text="how often names are resolved again (with respectTtl: when the answer has "
+        "no TTL); at least 1s",
+    )
+
+    def validate_refreshRate(self, value):
+        if to_ms(value) > 24 * 3_600_000:
+            raise serializers.ValidationError("must be at most 24h")
+        return value
+
+
 class BackendSpecSerializer(StrictSerializer):
     endpoints = EndpointSerializer(many=True, allow_empty=False, max_length=MAX_ENDPOINTS)
+    dns = BackendDNSSerializer(
+        required=False, help_text="for host-name endpoints: resolution, TTL, refresh rate"
+    )
     appProtocol = serializers.ChoiceField(choices=APP_PROTOCOLS, default="HTTP/1.1")
     tls = BackendTLSSerializer(required=False)
     grpcDescriptorSet = serializers.CharField(
@@ -130,6 +161,15 @@ class BackendSpecSerializer(StrictSerializer):
         return value
 
     def validate(self, data):
+        dns = data.get("dns")
+        if dns is not None and "ip" in data["endpoints"][0]:
+            raise serializers.ValidationError(
+                {"dns": ["only for host-name (fqdn) endpoints; these are IP addresses"]}
+            )
+        if dns and dns["resolution"] == "Logical" and len(data["endpoints"]) != 1:
+            raise serializers.ValidationError(
+                {"endpoints": ["resolution Logical takes exactly one endpoint (one host name)"]}
+            )
         if "grpcDescriptorSet" in data and data.get("appProtocol") not in ("gRPC", "h2c"):
             raise serializers.ValidationError(
                 {

@@ -17,6 +17,7 @@ from provisioning.ir.policy_build import PolicyPlan, cors_filter, rule_retry, sp
 from provisioning.ir.types import (
     Cluster,
     DirectResponse,
+    DnsSettings,
     Endpoint,
     GatewayIR,
     HeaderMatch,
@@ -52,6 +53,8 @@ class DesiredState:
     # Backend host name → the addresses the platform resolved it to (provisioning.pinned_dns):
     # Envoy gets those addresses, never the name. None: Envoy resolves names itself.
     resolved: dict[str, tuple[str, ...]] | None = None
+    # The DNS servers (address, port) gateways resolve backend names with; (): the host's.
+    dns_resolvers: tuple[tuple[str, int], ...] = ()
 
 
 def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
@@ -73,18 +76,36 @@ def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
             Cluster(
                 name=cluster_name(state.tenant, name),
                 kind=kind,
-                endpoints=_endpoints(endpoints, state.resolved if pinned else None),
+                endpoints=_endpoints(
+                    endpoints,
+                    state.resolved if pinned else None,
+                    (spec.get("dns") or {}).get("resolution") == "Logical",
+                ),
                 verify_name=named[0] if pinned else None,
                 protocol=spec.get("appProtocol", "HTTP/1.1"),
                 tls=tls is not None,
                 tls_sni=(tls or {}).get("sni"),
                 tls_ca=ca,
+                dns=_dns(spec.get("dns"), state.dns_resolvers) if kind == "dns" else None,
             )
         )
     return tuple(clusters)
 
 
-def _endpoints(endpoints: list[dict], resolved: dict | None) -> tuple[Endpoint, ...]:
+def _dns(spec: dict | None, resolvers) -> DnsSettings:
+    if spec is None:  # as before the backend's dns field existed: Envoy's defaults
+        return DnsSettings(resolvers=tuple(resolvers))
+    return DnsSettings(
+        logical=spec.get("resolution") == "Logical",
+        refresh_ms=to_ms(spec.get("refreshRate", "30s")),
+        respect_ttl=spec.get("respectTtl", True),
+        resolvers=tuple(resolvers),
+    )
+
+
+def _endpoints(
+    endpoints: list[dict], resolved: dict | None, logical: bool = False
+) -> tuple[Endpoint, ...]:
     """The backend's endpoints; with ``resolved``, each host name becomes its addresses."""
     found: list[Endpoint] = []
     for e in endpoints:
@@ -94,7 +115,10 @@ def _endpoints(endpoints: list[dict], resolved: dict | None) -> tuple[Endpoint, 
             found.append(Endpoint(e["fqdn"]["hostname"], e["fqdn"]["port"]))
         else:
             name = e["fqdn"]["hostname"].lower().rstrip(".")
-            found += [Endpoint(address, e["fqdn"]["port"]) for address in resolved.get(name, ())]
+            addresses = resolved.get(name, ())
+            if logical:  # as Envoy's LOGICAL_DNS: the first address only
+                addresses = addresses[:1]
+            found += [Endpoint(address, e["fqdn"]["port"]) for address in addresses]
     return tuple(found)
 
 

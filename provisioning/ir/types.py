@@ -431,6 +431,16 @@ class ApiKeyCredential:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    """How Envoy follows a backend's host names (when it resolves them itself)."""
+
+    logical: bool = False  # LOGICAL_DNS: the first address of the one name
+    refresh_ms: int | None = None  # None: Envoy's default (5 s)
+    respect_ttl: bool = False
+    resolvers: tuple[tuple[str, int], ...] = ()  # the operator's DNS servers; (): the host's
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str  # <tenant>/backend/<backend>
     kind: str  # static | dns
@@ -443,6 +453,7 @@ class Cluster:
     # The host name TLS verifies when the platform resolved it (endpoints are its addresses).
     verify_name: str | None = None
     settings: ClusterSettings | None = None  # a BackendTrafficPolicy's variant
+    dns: DnsSettings | None = None  # kind dns only
 
 
 @dataclass(frozen=True)

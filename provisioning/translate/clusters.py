@@ -1,8 +1,14 @@
 """IR clusters (a tenant's backends) → Envoy Cluster."""
 
-from provisioning.ir.types import Cluster
+from provisioning.ir.types import Cluster, DnsSettings
 from provisioning.translate import cluster_settings
-from provisioning.translate.types import CLUSTER, HTTP_PROTOCOL_OPTIONS, UPSTREAM_TLS
+from provisioning.translate.types import (
+    CARES_RESOLVER,
+    CLUSTER,
+    HTTP_PROTOCOL_OPTIONS,
+    UPSTREAM_TLS,
+    duration,
+)
 
 # Debian's and Ubuntu's bundle of public CAs; the official Envoy image has it at the same path.
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -12,7 +18,7 @@ def envoy_cluster(cluster: Cluster) -> dict:
     envoy = {
         "@type": CLUSTER,
         "name": cluster.name,
-        "type": "STRICT_DNS" if cluster.kind == "dns" else "STATIC",
+        "type": _type(cluster),
         "connect_timeout": "5s",
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": {
@@ -35,6 +41,8 @@ def envoy_cluster(cluster: Cluster) -> dict:
     }
     if cluster.kind == "dns":
         envoy["dns_lookup_family"] = "V4_PREFERRED"
+        if cluster.dns is not None:
+            _dns(cluster.dns, envoy)
     if cluster.protocol in ("h2c", "gRPC"):
         envoy["typed_extension_protocol_options"] = {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -50,6 +58,30 @@ def envoy_cluster(cluster: Cluster) -> dict:
             "typed_config": upstream_tls(cluster),
         }
     return envoy
+
+
+def _type(cluster: Cluster) -> str:
+    if cluster.kind != "dns":
+        return "STATIC"
+    return "LOGICAL_DNS" if cluster.dns is not None and cluster.dns.logical else "STRICT_DNS"
+
+
+def _dns(dns: DnsSettings, envoy: dict) -> None:
+    if dns.refresh_ms is not None:
+        envoy["dns_refresh_rate"] = duration(dns.refresh_ms)
+    if dns.respect_ttl:
+        envoy["respect_dns_ttl"] = True
+    if dns.resolvers:
+        envoy["typed_dns_resolver_config"] = {
+            "name": "envoy.network.dns_resolver.cares",
+            "typed_config": {
+                "@type": CARES_RESOLVER,
+                "resolvers": [
+                    {"socket_address": {"address": address, "port_value": port}}
+                    for address, port in dns.resolvers
+                ],
+            },
+        }
 
 
 def upstream_tls(cluster: Cluster) -> dict:

@@ -29,6 +29,7 @@ MESSAGE_MODULES = (
     "envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
     "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
+    "envoy.extensions.network.dns_resolver.cares.v3.cares_dns_resolver_pb2",
     # Policies
     "envoy.extensions.http.early_header_mutation.header_mutation.v3.header_mutation_pb2",
     "envoy.extensions.filters.http.api_key_auth.v3.api_key_auth_pb2",
