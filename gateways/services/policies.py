@@ -50,8 +50,8 @@ def refresh_policies(gateway: Gateway) -> None:
         policies,
         rule_names(
             [
-                {"name": name, "spec": spec}
-                for name, spec in gateway.routes.values_list("name", "spec")
+                {"name": name, "spec": spec, "kind": kind}
+                for name, spec, kind in gateway.routes.values_list("name", "spec", "kind")
             ]
         ),  # fmt: skip
         gateway.spec.get("listeners", []),

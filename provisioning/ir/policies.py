@@ -119,11 +119,16 @@ def _exists(scope: tuple, routes: dict, listener_names: Collection[str]) -> bool
     return True
 
 
+# Policies act on HTTP requests: a TCPRoute or TLSRoute is no target (TargetNotFound).
+STREAM_ROUTE_KINDS = ("TCPRoute", "TLSRoute")
+
+
 def rule_names(routes: list[dict]) -> dict[str, set[str]]:
-    """Route name → the names of its rules ({"name", "spec"} routes, as stored)."""
+    """Route name → the names of its rules ({"name", "spec", "kind"?} routes, as stored)."""
     return {
         route["name"]: {rule["name"] for rule in route["spec"].get("rules", []) if "name" in rule}
         for route in routes
+        if route.get("kind") not in STREAM_ROUTE_KINDS
     }
 
 

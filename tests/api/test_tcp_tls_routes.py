@@ -347,3 +347,20 @@ def test_a_stored_gateway_compiles_and_envoy_accepts_it(editor, org):
     assert [c["filter_chain_match"]["server_names"] for c in chains] == [["*.shop.example"]]
     assert len(resources.routes) == 1  # the HTTP port's only
     assert validate(resources).ok
+
+
+def test_policies_do_not_target_tcp_or_tls_routes(editor):
+    """Policies act on HTTP requests: a TCPRoute named as a target is not found, and one
+    naming the kind TCPRoute is refused at its JSON path."""
+    create(editor, TCP, "pg", rules=rules("pg"))
+    policy = {"name": "retries", "kind": "BackendTrafficPolicy",
+              "spec": {"targetRefs": [{"kind": "HTTPRoute", "name": "pg"}],
+                       "retry": {"numRetries": 2}}}  # fmt: skip
+    response = editor.post(GW + "policies/", policy, format="json")
+    assert response.status_code == 202, response.content
+    accepted = conditions(response.json())["Accepted"]
+    assert (accepted["status"], accepted["reason"]) == ("False", "TargetNotFound")
+    policy["name"] = "other"
+    policy["spec"]["targetRefs"][0]["kind"] = "TCPRoute"
+    assert "spec.targetRefs[0].kind" in errors(editor.post(GW + "policies/", policy,
+                                                           format="json"))  # fmt: skip
