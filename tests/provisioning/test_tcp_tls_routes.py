@@ -144,6 +144,7 @@ def gateway():
         {"name": "shop", "protocol": "TLS", "port": 9443, "hostname": "*.shop.example",
          "tls": PASSTHROUGH},
         {"name": "http", "protocol": "HTTP", "port": 8080},
+        {"name": "any", "protocol": "TLS", "port": 10443, "tls": PASSTHROUGH},
     ]  # fmt: skip
     routes = [
         # Oldest first: a listener or SNI name goes to the oldest route that claims it.
@@ -159,6 +160,8 @@ def gateway():
         # On the "shop" listener (*.shop.example): one name inside it, one outside.
         tls_route("inside", ["www.shop.example", "other.example"], "s",
                   parentRefs=[{"sectionName": "shop"}]),
+        # No hostnames on a listener without one: every other name, and no SNI at all.
+        tls_route("fallback", [], "s", parentRefs=[{"sectionName": "any"}]),
     ]  # fmt: skip
     servers = {**plain, **tls}
     state = DesiredState(
@@ -250,3 +253,13 @@ def test_tls_and_tcp_routes_never_attach_to_http_listeners(gateway):
     with socket.create_connection(("127.0.0.1", ports[8080]), timeout=5) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
         assert sock.recv(4096).split(b"\r\n")[0] == b"HTTP/1.1 404 Not Found"
+
+
+def test_tlsroute_without_hostnames_takes_every_other_name(gateway):
+    """On a listener without a hostname, a TLSRoute without hostnames takes what no other
+    route's name matches, clients without SNI included; exact and wildcard names win."""
+    ports, _ = gateway
+    assert tls_talk(ports[10443], "c.example")[1] == "s:hello\n"
+    assert tls_talk(ports[10443], None)[1] == "s:hello\n"
+    assert tls_talk(ports[10443], "a.example")[1] == "a:hello\n"
+    assert tls_talk(ports[10443], "x.wild.example")[1] == "w:hello\n"
