@@ -364,3 +364,15 @@ def test_policies_do_not_target_tcp_or_tls_routes(editor):
     policy["spec"]["targetRefs"][0]["kind"] = "TCPRoute"
     assert "spec.targetRefs[0].kind" in errors(editor.post(GW + "policies/", policy,
                                                            format="json"))  # fmt: skip
+
+
+def test_a_client_traffic_policy_says_it_is_not_applied_to_tcp_or_tls_listeners(editor):
+    policy = {"name": "conn", "kind": "ClientTrafficPolicy",
+              "spec": {"targetRefs": [{"kind": "Gateway", "name": "edge"}],
+                       "timeout": {"http": {"idleTimeout": "30s"}}}}  # fmt: skip
+    response = editor.post(GW + "policies/", policy, format="json")
+    assert response.status_code == 202, response.content
+    ancestor = response.json()["status"]["ancestors"][0]["conditions"]
+    accepted = {c["type"]: c for c in ancestor}["Accepted"]
+    assert accepted["status"] == "True"
+    assert "not applied to TCP/TLS listener(s) 'db', 'tls', 'shop'" in accepted["message"]
