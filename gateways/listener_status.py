@@ -2,7 +2,8 @@
 
 ``ResolvedRefs`` says whether an HTTPS listener's certificates exist and can serve TLS (have a
 private key). A listener without a usable certificate is left out of the Envoy config, so this
-condition is where the tenant learns why it does not answer. Other fields of an entry (the
+condition is where the tenant learns why it does not answer. ``supportedKinds`` lists the route
+kinds the listener takes (``gateways.route_kinds``). Other fields of an entry (the
 ``url`` the delivery pipeline fills in) are kept.
 """
 
@@ -10,6 +11,7 @@ from django.db.models import F
 
 from gateways.conditions import set_condition
 from gateways.models import Certificate, Gateway
+from gateways.route_kinds import supported_kinds
 
 
 def _resolved(listener: dict, certificates: dict[str, bool]) -> tuple[str, str, str]:
@@ -37,7 +39,10 @@ def listener_statuses(
             entry.get("conditions", []), "ResolvedRefs",
             *_resolved(listener, certificates), generation,
         )  # fmt: skip
-        result.append({**entry, "name": listener["name"], "conditions": conditions})
+        result.append({
+            **entry, "name": listener["name"], "supportedKinds": supported_kinds(listener),
+            "conditions": conditions,
+        })  # fmt: skip
     return result
 
 

@@ -86,10 +86,13 @@ class Route(SpecResource):
     class Kind(models.TextChoices):
         HTTP = "HTTPRoute"
         GRPC = "GRPCRoute"
+        TCP = "TCPRoute"
+        TLS = "TLSRoute"
 
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="routes")
-    # HTTPRoute or GRPCRoute (its spec a Gateway API GRPCRoute spec). Names are unique per
-    # gateway whatever the kind, and the route quota counts both. The kind never changes.
+    # HTTPRoute or GRPCRoute (its spec a Gateway API GRPCRoute spec), TCPRoute or TLSRoute
+    # (docs/tcp-tls.md). Names are unique per gateway whatever the kind, and the route quota
+    # counts every kind. The kind never changes.
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.HTTP)
 
     class Meta:

@@ -13,6 +13,8 @@ from gateways.validation import (
     ConsumerSpecSerializer,
     GRPCRouteSpecSerializer,
     RouteSpecSerializer,
+    TCPRouteSpecSerializer,
+    TLSRouteSpecSerializer,
 )
 from gateways.validation.backend_traffic import (
     CircuitBreakerSerializer,
@@ -129,6 +131,22 @@ class GRPCRouteSerializer(_ResourceSerializer):
 
 
 GRPCRouteCreateDoc, GRPCRouteReplaceDoc = _docs("GRPCRoute", GRPCRouteSpecSerializer)
+
+
+class TCPRouteSerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    spec = TCPRouteSpecSerializer(read_only=True)
+    status = RouteStatusSerializer(read_only=True)
+
+
+class TLSRouteSerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    spec = TLSRouteSpecSerializer(read_only=True)
+    status = RouteStatusSerializer(read_only=True)
+
+
+TCPRouteCreateDoc, TCPRouteReplaceDoc = _docs("TCPRoute", TCPRouteSpecSerializer)
+TLSRouteCreateDoc, TLSRouteReplaceDoc = _docs("TLSRoute", TLSRouteSpecSerializer)
 
 
 class ConsumerSerializer(_ResourceSerializer):

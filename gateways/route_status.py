@@ -1,9 +1,11 @@
 """A route's status, computed from its spec and what exists around it (Gateway API semantics).
 
 - ``Accepted``: the route attaches to at least one listener of its gateway — the listeners its
-  ``parentRefs`` name, or every listener when it names none — whose hostname intersects the
-  route's ``hostnames``. Otherwise False, reason ``NoMatchingParent`` (a named listener is gone)
-  or ``NoMatchingListenerHostname``.
+  ``parentRefs`` name, or every listener when it names none — that takes its kind
+  (``gateways.route_kinds``: HTTP/HTTPS take HTTPRoutes and GRPCRoutes, TCP TCPRoutes, TLS
+  TLSRoutes) and whose hostname intersects the route's ``hostnames``. Otherwise False, reason
+  ``NoMatchingParent`` (a named listener is gone), ``NotAllowedByListeners`` (the listeners
+  it could attach to take other kinds) or ``NoMatchingListenerHostname``.
 - ``ResolvedRefs``: every backend the route sends or mirrors requests to exists. Otherwise
   False, reason ``BackendNotFound``; requests for a missing backend are answered with 500.
   A backendRef of another kind than Envoy Gateway's ``Backend`` (a core ``Service``, say) is
@@ -18,6 +20,7 @@ can change the answer.
 from collections.abc import Collection, Mapping
 
 from gateways.conditions import set_condition
+from gateways.route_kinds import allows, kinds_for
 from gateways.validation.routes import BACKEND_GROUP, invalid_kinds, referenced_backends
 
 MAX_LISTED = 5
@@ -30,10 +33,11 @@ def route_status(
     generation: int,
     previous_status: dict | None = None,
     refused: Mapping[str, str] | None = None,
+    kind: str = "HTTPRoute",
 ) -> dict:
     """``refused``: backends the egress policy refuses (name → why), as translation found."""
     conditions = (previous_status or {}).get("conditions", [])
-    attached, accepted = _accepted(spec, listeners)
+    attached, accepted = _accepted(spec, listeners, kind)
     conditions = set_condition(conditions, "Accepted", *accepted, generation)
     resolved = _resolved_refs(spec, set(existing_backend_names), refused or {})
     conditions = set_condition(conditions, "ResolvedRefs", *resolved, generation)
@@ -65,11 +69,15 @@ def _within(hostname: str, wildcard: str) -> bool:
     return hostname.endswith(suffix) and len(hostname) > len(suffix)
 
 
-def _accepted(spec: dict, listeners: list[dict]) -> tuple[list[str], tuple[str, str, str]]:
+def _accepted(
+    spec: dict, listeners: list[dict], kind: str
+) -> tuple[list[str], tuple[str, str, str]]:
     by_name = {listener["name"]: listener for listener in listeners}
     refs = [ref["sectionName"] for ref in spec.get("parentRefs", [])]
     missing = [name for name in refs if name not in by_name]
-    candidates = [by_name[name] for name in refs if name in by_name] if refs else listeners
+    named = [by_name[name] for name in refs if name in by_name] if refs else listeners
+    wrong = [listener for listener in named if not allows(listener, kind)]
+    candidates = [listener for listener in named if allows(listener, kind)]
     hostnames = spec.get("hostnames", [])
     attached = [
         listener["name"]
@@ -77,10 +85,20 @@ def _accepted(spec: dict, listeners: list[dict]) -> tuple[list[str], tuple[str, 
         if hostnames_intersect(listener.get("hostname"), hostnames)
     ]
     gone = f"; the gateway has no listener {_names(missing)}" if missing else ""
+    refused = ""
+    if refs and wrong:
+        refused = "; " + _not_allowed(wrong, kind)
     if attached:
-        return attached, ("True", "Accepted", f"attached to listener {_names(attached)}{gone}")
-    if missing and not candidates:
+        why = f"attached to listener {_names(attached)}{gone}{refused}"
+        return attached, ("True", "Accepted", why)
+    if missing and not named:
         return [], ("False", "NoMatchingParent", f"the gateway has no listener {_names(missing)}")
+    if not candidates:
+        if refs:
+            why = _not_allowed(wrong, kind) + gone
+        else:
+            why = f"the gateway has no listener that takes {kind}s"
+        return [], ("False", "NotAllowedByListeners", why)
     return [], (
         "False",
         "NoMatchingListenerHostname",
@@ -116,6 +134,14 @@ def _resolved_refs(spec: dict, existing: set[str], refused: Mapping[str, str]):
         "False",
         "BackendNotFound",
         f"{listed}{more}. Requests for a missing backend are answered with 500.",
+    )
+
+
+def _not_allowed(listeners: list[dict], kind: str) -> str:
+    return "; ".join(
+        f"listener {listener['name']!r} (protocol {listener['protocol']}) takes "
+        f"{' and '.join(kinds_for(listener['protocol'])) or 'no route'}, not {kind}"
+        for listener in listeners
     )
 
 

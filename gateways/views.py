@@ -48,6 +48,12 @@ from gateways.resource_serializers import (
     RouteCreateDoc,
     RouteReplaceDoc,
     RouteSerializer,
+    TCPRouteCreateDoc,
+    TCPRouteReplaceDoc,
+    TCPRouteSerializer,
+    TLSRouteCreateDoc,
+    TLSRouteReplaceDoc,
+    TLSRouteSerializer,
 )
 from gateways.serializers import (
     GatewayCreateDoc,
@@ -260,6 +266,38 @@ class GRPCRouteViewSet(RouteViewSet):
     route_kind = Route.Kind.GRPC
     writes = Writes(
         services.create_grpc_route,
+        services.replace_route_spec,
+        services.patch_route_spec,
+        services.delete_route,
+    )
+
+
+@documented(TCPRouteSerializer, TCPRouteCreateDoc, TCPRouteReplaceDoc)
+class TCPRouteViewSet(RouteViewSet):
+    """TCP routes of a gateway (Gateway API TCPRoute specs): the connections of TCP listeners.
+    A missing gateway is 404. Names are shared with the gateway's other routes."""
+
+    serializer_class = TCPRouteSerializer
+    lookup_url_kwarg = "tcproute"
+    route_kind = Route.Kind.TCP
+    writes = Writes(
+        services.create_tcp_route,
+        services.replace_route_spec,
+        services.patch_route_spec,
+        services.delete_route,
+    )
+
+
+@documented(TLSRouteSerializer, TLSRouteCreateDoc, TLSRouteReplaceDoc)
+class TLSRouteViewSet(RouteViewSet):
+    """TLS routes of a gateway (Gateway API TLSRoute specs): TLS connections passed through by
+    SNI. A missing gateway is 404. Names are shared with the gateway's other routes."""
+
+    serializer_class = TLSRouteSerializer
+    lookup_url_kwarg = "tlsroute"
+    route_kind = Route.Kind.TLS
+    writes = Writes(
+        services.create_tls_route,
         services.replace_route_spec,
         services.patch_route_spec,
         services.delete_route,

@@ -89,9 +89,10 @@ def _listener_urls(gateway: Gateway, spec: dict, port_map: dict[int, int]) -> No
         spec = ports.get(entry.get("name"))
         entry = {k: v for k, v in entry.items() if k != "url"}
         if spec is not None and spec["port"] in port_map:
-            scheme = "https" if spec["protocol"] == "HTTPS" else "http"
+            scheme = spec["protocol"].lower()  # http, https, tcp, tls
             host = settings.GANTRY_LOCAL_PUBLIC_HOST
-            entry["url"] = f"{scheme}://{host}:{port_map[spec['port']]}/"
+            path = "/" if scheme in ("http", "https") else ""
+            entry["url"] = f"{scheme}://{host}:{port_map[spec['port']]}{path}"
         listeners.append(entry)
     common.store_status(gateway, {**gateway.status, "listeners": listeners})
 

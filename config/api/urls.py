@@ -17,6 +17,8 @@ from gateways.views import (
     GRPCRouteViewSet,
     PolicyViewSet,
     RouteViewSet,
+    TCPRouteViewSet,
+    TLSRouteViewSet,
 )
 from provisioning.access_log_views import AccessLogViewSet
 from provisioning.cluster_views import ClusterViewSet
@@ -53,6 +55,8 @@ per_consumer.register("credentials", CredentialViewSet, basename="credential")
 per_gateway = SimpleRouter(trailing_slash=True)
 per_gateway.register("routes", RouteViewSet, basename="route")
 per_gateway.register("grpcroutes", GRPCRouteViewSet, basename="grpcroute")
+per_gateway.register("tcproutes", TCPRouteViewSet, basename="tcproute")
+per_gateway.register("tlsroutes", TLSRouteViewSet, basename="tlsroute")
 per_gateway.register("policies", PolicyViewSet, basename="policy")
 per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")

@@ -24,12 +24,8 @@ from gateways.declarative.documents import (
     parse,
 )
 from gateways.models import Backend, Gateway, Policy, Route
-from gateways.validation import (
-    validate_backend_spec,
-    validate_gateway_spec,
-    validate_route_spec,
-)
-from gateways.validation.grpc_routes import validate_grpc_route_spec
+from gateways.services.routes import VALIDATORS
+from gateways.validation import validate_backend_spec, validate_gateway_spec
 from gateways.validation.policies import validate_policy_spec
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -111,8 +107,7 @@ def _check(tenant: Tenant, items: list[Item]) -> None:
             elif item.resource == "backend":
                 validate_backend_spec(item.spec)
             elif item.resource == "route":
-                validate = validate_grpc_route_spec if item.kind == "GRPCRoute" else (
-                    validate_route_spec)  # fmt: skip
+                validate = VALIDATORS[item.kind]
                 validate(item.spec, listeners.get(item.gateway, []))
             elif item.resource == "policy":
                 validate_policy_spec(item.kind, item.spec, item.gateway,

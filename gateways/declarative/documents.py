@@ -13,6 +13,7 @@ from config.errors import FieldError
 from config.validators import validate_dns_label
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_API_ALPHA = "gateway.networking.k8s.io/v1alpha2"  # TCPRoute, TLSRoute
 ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
 GATEWAY_CLASS = "gantry"
 # Names the gateway of a policy that targets only routes (a route name alone may be ambiguous).
@@ -130,6 +131,8 @@ KINDS: dict[str, Kind] = {
     "Gateway": Kind(GATEWAY_API, "gateway", _gateway_in, _gateway_out, 1),
     "HTTPRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
     "GRPCRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
+    "TCPRoute": Kind(GATEWAY_API_ALPHA, "route", _route_in, _route_out, 2),
+    "TLSRoute": Kind(GATEWAY_API_ALPHA, "route", _route_in, _route_out, 2),
     "SecurityPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "BackendTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "ClientTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
@@ -139,8 +142,6 @@ POLICY_KINDS = ("SecurityPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy")
 NOT_YET = {
     "Secret": "kind Secret is not supported yet: upload certificates and their keys with the "
     "certificates API (keys are never part of declarative files)",
-    "TLSRoute": "kind TLSRoute is not supported yet",
-    "TCPRoute": "kind TCPRoute is not supported yet",
     "UDPRoute": "kind UDPRoute is not supported yet",
     "EnvoyProxy": "kind EnvoyProxy is not supported yet",
     "EnvoyExtensionPolicy": "kind EnvoyExtensionPolicy is not supported yet",

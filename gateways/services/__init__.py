@@ -40,6 +40,8 @@ from gateways.services.policies import (
 from gateways.services.routes import (
     create_grpc_route,
     create_route,
+    create_tcp_route,
+    create_tls_route,
     delete_route,
     patch_route_spec,
     replace_route_spec,
@@ -54,6 +56,8 @@ __all__ = [
     "create_gateway",
     "create_policy",
     "create_grpc_route",
+    "create_tcp_route",
+    "create_tls_route",
     "create_route",
     "delete_backend",
     "delete_consumer",

@@ -11,6 +11,7 @@ from gateways.listener_status import refresh_listener_status
 from gateways.models import Gateway
 from gateways.services.dependents import refresh_routes_of
 from gateways.services.policies import refresh_policies
+from gateways.services.routes import refresh_conflicts
 from gateways.validation import validate_gateway_spec
 from provisioning.models import KubernetesPlacement
 from provisioning.tasks import enqueue_reconcile, enqueue_removal
@@ -100,6 +101,7 @@ def _write_spec(actor: Actor, gateway: Gateway, spec: dict, expected: int | None
     )
     if listeners_changed:
         refresh_routes_of(locked)  # which listeners a route attaches to may change
+        refresh_conflicts(locked)  # and which TCP/TLS route holds a listener or SNI name
         refresh_policies(locked)  # and which listeners policies target exist
     refresh_listener_status(locked)
     enqueue_reconcile(locked.pk)

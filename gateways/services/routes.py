@@ -8,19 +8,37 @@ from config.api.versioning import merge_patch
 from config.errors import Conflict
 from gateways.conditions import set_condition
 from gateways.models import Gateway, Route
-from gateways.route_conflicts import conflict_condition, find_conflicts
+from gateways.route_conflicts import (
+    conflict_condition,
+    find_conflicts,
+    stream_claims,
+    stream_conflict_condition,
+)
 from gateways.route_status import route_status
 from gateways.services import common
 from gateways.services.dependents import backend_names, refused_backends
 from gateways.services.policies import refresh_policies
-from gateways.validation import validate_grpc_route_spec, validate_route_spec
+from gateways.validation import (
+    validate_grpc_route_spec,
+    validate_route_spec,
+    validate_tcp_route_spec,
+    validate_tls_route_spec,
+)
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
 from tenants.audit import Actor
 
+AUDIT_TYPES = {Route.Kind.GRPC: "grpcroute", Route.Kind.TCP: "tcproute", Route.Kind.TLS: "tlsroute"}
+VALIDATORS = {
+    Route.Kind.HTTP: validate_route_spec,
+    Route.Kind.GRPC: validate_grpc_route_spec,
+    Route.Kind.TCP: validate_tcp_route_spec,
+    Route.Kind.TLS: validate_tls_route_spec,
+}
+
 
 def audit_type(route: Route) -> str:
-    return "grpcroute" if route.kind == Route.Kind.GRPC else "route"
+    return AUDIT_TYPES.get(route.kind, "route")
 
 
 def audit_name(route: Route) -> str:
@@ -42,21 +60,21 @@ def _listeners(gateway: Gateway) -> list[dict]:
 
 
 def _validate(raw_spec, gateway: Gateway, kind: str = Route.Kind.HTTP) -> dict:
-    validate = validate_grpc_route_spec if kind == Route.Kind.GRPC else validate_route_spec
+    validate = VALIDATORS[kind]
     return validate(raw_spec, [listener["name"] for listener in _listeners(gateway)])
 
 
-def _status(spec: dict, gateway: Gateway, generation: int, previous: dict) -> dict:
+def _status(spec: dict, gateway: Gateway, generation: int, previous: dict, kind: str) -> dict:
     names = backend_names(gateway.tenant)
     refused = refused_backends(gateway.tenant, spec)
-    return route_status(spec, names, _listeners(gateway), generation, previous, refused)
+    return route_status(spec, names, _listeners(gateway), generation, previous, refused, kind)
 
 
 @transaction.atomic
 def create_route(
     actor: Actor, gateway: Gateway, name: str, raw_spec, kind: str = Route.Kind.HTTP
 ) -> Route:
-    """A new HTTPRoute or GRPCRoute; names are unique per gateway whatever the kind."""
+    """A new route of any kind; names are unique per gateway whatever the kind."""
     gateway = common.lock(Gateway, gateway.pk, "tenant__plan")
     spec = _validate(raw_spec, gateway, kind)
     duplicate = f"gateway {gateway.name!r} already has a route named {name!r}"
@@ -70,7 +88,7 @@ def create_route(
         name=name,
         kind=kind,
         spec=spec,
-        status=_status(spec, gateway, 1, {}),
+        status=_status(spec, gateway, 1, {}, kind),
     )
     audit.record(
         actor,
@@ -87,18 +105,27 @@ def create_route(
     return route
 
 
+CONFLICT_KINDS = (Route.Kind.HTTP, Route.Kind.TCP, Route.Kind.TLS)
+
+
 def refresh_conflicts(gateway: Gateway) -> None:
     """Recomputes every route's ``Conflicted`` condition; writes only those that changed.
 
     Callers hold the gateway's lock, which every route writer takes first.
     """
-    # HTTPRoutes only: a GRPCRoute's matches (service and method) are never compared to paths.
-    routes = list(
-        Route.objects.filter(gateway=gateway, kind=Route.Kind.HTTP).order_by("created_at", "name")
-    )
-    conflicts = find_conflicts([(route.name, route.spec) for route in routes])
+    # HTTPRoutes among themselves: a GRPCRoute's matches (service and method) are never
+    # compared to paths. TCPRoutes and TLSRoutes claim listeners and SNI names.
+    found = Route.objects.filter(gateway=gateway, kind__in=CONFLICT_KINDS)
+    routes = list(found.order_by("created_at", "name"))
+    http = [route for route in routes if route.kind == Route.Kind.HTTP]
+    conflicts = find_conflicts([(route.name, route.spec) for route in http])
+    streams = [{"name": r.name, "kind": r.kind, "spec": r.spec} for r in routes if r not in http]
+    _, lost = stream_claims(_listeners(gateway), streams)
     for route in routes:
-        status, reason, message = conflict_condition(conflicts.get(route.name, []))
+        if route.kind == Route.Kind.HTTP:
+            status, reason, message = conflict_condition(conflicts.get(route.name, []))
+        else:
+            status, reason, message = stream_conflict_condition(lost.get(route.name, []))
         current = {c["type"]: c for c in route.status.get("conditions", [])}.get("Conflicted")
         if current and (current["status"], current["message"]) == (status, message):
             continue
@@ -123,7 +150,7 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
     if spec == locked.spec:
         return locked
     before = snapshot(locked)
-    status = _status(spec, locked.gateway, locked.generation + 1, locked.status)
+    status = _status(spec, locked.gateway, locked.generation + 1, locked.status, locked.kind)
     common.store_spec(locked, spec, status)
     audit.record(
         actor,
@@ -175,3 +202,11 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
 
 def create_grpc_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
     return create_route(actor, gateway, name, raw_spec, Route.Kind.GRPC)
+
+
+def create_tcp_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+    return create_route(actor, gateway, name, raw_spec, Route.Kind.TCP)
+
+
+def create_tls_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+    return create_route(actor, gateway, name, raw_spec, Route.Kind.TLS)

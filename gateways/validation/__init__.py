@@ -19,6 +19,12 @@ from gateways.validation.consumers import (
 from gateways.validation.gateways import RUNTIMES, GatewaySpecSerializer, validate_gateway_spec
 from gateways.validation.grpc_routes import GRPCRouteSpecSerializer, validate_grpc_route_spec
 from gateways.validation.routes import RouteSpecSerializer, validate_route_spec
+from gateways.validation.stream_routes import (
+    TCPRouteSpecSerializer,
+    TLSRouteSpecSerializer,
+    validate_tcp_route_spec,
+    validate_tls_route_spec,
+)
 
 __all__ = [
     "RUNTIMES",
@@ -30,6 +36,8 @@ __all__ = [
     "GRPCRouteSpecSerializer",
     "GatewaySpecSerializer",
     "RouteSpecSerializer",
+    "TCPRouteSpecSerializer",
+    "TLSRouteSpecSerializer",
     "validate_backend_spec",
     "validate_certificate",
     "validate_consumer_spec",
@@ -37,4 +45,6 @@ __all__ = [
     "validate_gateway_spec",
     "validate_grpc_route_spec",
     "validate_route_spec",
+    "validate_tcp_route_spec",
+    "validate_tls_route_spec",
 ]

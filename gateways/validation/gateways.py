@@ -11,6 +11,9 @@ from tenants.serializers import StrictSerializer, dns_label_field
 
 RUNTIMES = ["local", "kubernetes"]
 PROTOCOLS = ["HTTP", "HTTPS"]
+# Layer-4 listeners (docs/tcp-tls.md): TCP forwards connections, TLS passes them through by SNI.
+PROTOCOLS += ["TCP", "TLS"]
+TLS_MODES = ["Terminate", "Passthrough"]
 
 
 class ObjectRefSerializer(StrictSerializer):
@@ -18,8 +21,20 @@ class ObjectRefSerializer(StrictSerializer):
 
 
 class ListenerTLSSerializer(StrictSerializer):
-    mode = serializers.ChoiceField(choices=["Terminate"], default="Terminate")
-    certificateRefs = ObjectRefSerializer(many=True, allow_empty=False, max_length=64)
+    mode = serializers.ChoiceField(choices=TLS_MODES, default="Terminate")
+    certificateRefs = ObjectRefSerializer(
+        many=True, allow_empty=False, max_length=64, required=False,
+        help_text="Terminate: the certificates served; Passthrough: none",
+    )  # fmt: skip
+
+    def validate(self, data):
+        if data["mode"] == "Terminate" and "certificateRefs" not in data:
+            raise serializers.ValidationError({"certificateRefs": ["required for mode Terminate"]})
+        if data["mode"] == "Passthrough" and "certificateRefs" in data:
+            raise serializers.ValidationError(
+                {"certificateRefs": ["not allowed for mode Passthrough (the backend serves TLS)"]}
+            )
+        return data
 
 
 class ListenerSerializer(StrictSerializer):
@@ -35,10 +50,24 @@ class ListenerSerializer(StrictSerializer):
     tls = ListenerTLSSerializer(required=False)
 
     def validate(self, data):
-        if data["protocol"] == "HTTPS" and "tls" not in data:
-            raise serializers.ValidationError({"tls": ["required for protocol HTTPS"]})
-        if data["protocol"] == "HTTP" and "tls" in data:
-            raise serializers.ValidationError({"tls": ["not allowed for protocol HTTP"]})
+        protocol, tls = data["protocol"], data.get("tls")
+        if protocol in ("HTTPS", "TLS") and tls is None:
+            raise serializers.ValidationError({"tls": [f"required for protocol {protocol}"]})
+        if protocol in ("HTTP", "TCP") and tls is not None:
+            raise serializers.ValidationError({"tls": [f"not allowed for protocol {protocol}"]})
+        if protocol == "HTTPS" and tls["mode"] != "Terminate":
+            raise serializers.ValidationError({"tls": {"mode": [
+                "HTTPS listeners terminate TLS; use protocol TLS to pass TLS through"
+            ]}})  # fmt: skip
+        if protocol == "TLS" and tls["mode"] != "Passthrough":
+            raise serializers.ValidationError({"tls": {"mode": [
+                "protocol TLS supports mode Passthrough only (TLSRoutes by SNI); "
+                "use protocol HTTPS to terminate TLS"
+            ]}})  # fmt: skip
+        if protocol == "TCP" and "hostname" in data:
+            raise serializers.ValidationError(
+                {"hostname": ["not allowed for protocol TCP (a TCP connection carries no name)"]}
+            )
         return data
 
 
@@ -90,7 +119,13 @@ class GatewaySpecSerializer(StrictSerializer):
                         f"with protocol {first['protocol']}"
                     ]
                 host = listener.get("hostname", "")
-                if host in hostnames:
+                tcp = listener["protocol"] == first["protocol"] == "TCP"
+                if tcp and index != indexes[0]:
+                    errors[index].setdefault("port", [
+                        f"port {listener['port']} is already used by listeners[{indexes[0]}]: "
+                        "a TCP listener has its port to itself"
+                    ])  # fmt: skip
+                elif host in hostnames:
                     errors[index]["hostname"] = [
                         f"another listener on port {listener['port']} has the same hostname"
                     ]

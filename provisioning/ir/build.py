@@ -7,6 +7,8 @@ Gateway API says; the route's status conditions say why (computed where routes a
 from dataclasses import dataclass, field, replace
 
 from gateways.egress import EgressPolicy
+from gateways.route_conflicts import StreamClaim, stream_claims
+from gateways.route_kinds import STREAM_KINDS, allows
 from gateways.validation.routes import DEFAULT_SESSION_NAMES, is_backend_kind
 from provisioning.ir import grpc, hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
@@ -29,6 +31,7 @@ from provisioning.ir.types import (
     Rewrite,
     Route,
     SessionPersistence,
+    StreamRoute,
     TLSCertificate,
     VirtualHost,
     WeightedBackend,
@@ -276,11 +279,57 @@ def _attached(route: dict, listener: dict) -> bool:
     return any(ref.get("sectionName") in (None, listener["name"]) for ref in refs)
 
 
-def build_listener(state: DesiredState, spec: dict, plan: PolicyPlan | None = None) -> Listener:
+def _stream_backends(state: DesiredState, refs: list[dict]) -> tuple[WeightedBackend, ...]:
+    """Weighted backends of a TCPRoute or TLSRoute rule; the share of missing (or refused, or
+    another kind's) backends goes to the cluster without endpoints: those connections are
+    closed at once, as Gateway API asks. With no usable backend, every connection is."""
+    weighted = [ref for ref in refs if ref.get("weight", 1) > 0]
+    usable = [ref for ref in weighted if ref["name"] in state.backends and is_backend_kind(ref)]
+    valid = tuple(
+        WeightedBackend(cluster_name(state.tenant, ref["name"]), ref.get("weight", 1))
+        for ref in usable
+    )
+    missing = sum(ref.get("weight", 1) for ref in weighted if not any(ref is u for u in usable))
+    if missing or not valid:
+        valid += (WeightedBackend(invalid_backend_cluster(state), missing or 1),)
+    return valid
+
+
+def build_stream_routes(
+    state: DesiredState, spec: dict, claims: list[StreamClaim]
+) -> tuple[StreamRoute, ...]:
+    """The TCPRoute or TLSRoute connections a TCP or TLS listener holds (``claims``: who won
+    each port and SNI name, ``gateways.route_conflicts.stream_claims``)."""
+    routes = {route["name"]: route for route in state.routes}
+    prefix = {"TCPRoute": "tcproute", "TLSRoute": "tlsroute"}
+    result = []
+    for claim in claims:
+        if claim.listener != spec["name"]:
+            continue
+        route = routes[claim.route]
+        rules = route["spec"].get("rules", [])
+        refs = rules[0].get("backendRefs", []) if rules else []
+        name = f"{state.tenant}/{state.gateway}/{prefix[route['kind']]}/{route['name']}"
+        result.append(StreamRoute(name, _stream_backends(state, refs), claim.server_name))
+    return tuple(result)
+
+
+def build_listener(
+    state: DesiredState,
+    spec: dict,
+    plan: PolicyPlan | None = None,
+    claims: list[StreamClaim] | None = None,
+) -> Listener:
+    if spec["protocol"] in ("TCP", "TLS"):
+        return Listener(
+            name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}",
+            port=spec["port"], protocol=spec["protocol"], hostname=spec.get("hostname"),
+            stream_routes=build_stream_routes(state, spec, claims or []),
+        )  # fmt: skip
     by_domain: dict[str, list[Route]] = {}
     grpc_domains: set[str] = set()
     for index, route in enumerate(state.routes):
-        if not _attached(route, spec):
+        if not _attached(route, spec) or not allows(spec, route.get("kind", "HTTPRoute")):
             continue
         domains = hostnames.intersect(spec.get("hostname"), route["spec"].get("hostnames", []))
         if not domains:
@@ -356,7 +405,9 @@ def gateway_ir(state: DesiredState) -> GatewayIR:
     listener_specs = state.spec.get("listeners", [])
     names = [spec["name"] for spec in listener_specs]
     plan = PolicyPlan(state, names, refused) if state.policies else None
-    listeners = tuple(build_listener(state, spec, plan) for spec in listener_specs)
+    streams = [route for route in state.routes if route.get("kind") in STREAM_KINDS]
+    claims, _ = stream_claims(listener_specs, streams)
+    listeners = tuple(build_listener(state, spec, plan, claims) for spec in listener_specs)
     if plan is not None:
         listeners = attach_client_traffic(listeners, listener_specs, plan.resolution,
                                           state.policies)  # fmt: skip
@@ -367,8 +418,10 @@ def gateway_ir(state: DesiredState) -> GatewayIR:
     if any(
         backend.cluster == invalid
         for listener in listeners
-        for vhost in listener.virtual_hosts
-        for route in vhost.routes
+        for route in (
+            *(r for vhost in listener.virtual_hosts for r in vhost.routes),
+            *listener.stream_routes,
+        )
         for backend in route.backends
     ):
         # No endpoints: Envoy answers "no healthy upstream", which the listener maps to 500.

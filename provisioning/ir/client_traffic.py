@@ -158,7 +158,10 @@ def settle_ports(resolution: Resolution, policies: list[dict], listeners: list[d
         results[name] = outcome
     for policy in mine:
         results[policy["name"]] = [
-            _tls_note(policy, _overridden(policy["name"], result, claims), claims, listeners)
+            _stream_note(
+                _tls_note(policy, _overridden(policy["name"], result, claims), claims, listeners),
+                policy, claims, listeners,
+            )
             for result in results[policy["name"]]
         ]  # fmt: skip
     return replace(resolution, claims=claims, results=results)
@@ -171,7 +174,7 @@ def _tls_note(policy: dict, result: TargetResult, claims: dict, listeners: list[
     scope = scope_of(result.ref)
     plain = [
         listener["name"] for listener in listeners
-        if listener.get("protocol") != "HTTPS"
+        if listener.get("protocol") == "HTTP"
         and (scope == ("listener", listener["name"])
              or (scope == ("gateway",) and _effective(claims, listener["name"]) == policy["name"]))
     ]  # fmt: skip
@@ -179,6 +182,25 @@ def _tls_note(policy: dict, result: TargetResult, claims: dict, listeners: list[
         return result
     names = ", ".join(map(repr, plain))
     return replace(result, message=f"{result.message}; tls has no effect on HTTP listener(s) "
+                                   f"{names}")  # fmt: skip
+
+
+def _stream_note(result: TargetResult, policy: dict, claims: dict, listeners: list[dict]):
+    """TCP and TLS listeners proxy whole connections: no setting of a ClientTrafficPolicy is
+    applied to them yet (docs/tcp-tls.md), and an accepted target's message says so."""
+    if result.reason != ACCEPTED:
+        return result
+    scope = scope_of(result.ref)
+    streams = [
+        listener["name"] for listener in listeners
+        if listener.get("protocol") in ("TCP", "TLS")
+        and (scope == ("listener", listener["name"])
+             or (scope == ("gateway",) and _effective(claims, listener["name"]) == policy["name"]))
+    ]  # fmt: skip
+    if not streams:
+        return result
+    names = ", ".join(map(repr, streams))
+    return replace(result, message=f"{result.message}; not applied to TCP/TLS listener(s) "
                                    f"{names}")  # fmt: skip
 
 

@@ -117,6 +117,10 @@ class KnownRoute:
     rules: frozenset[str]
 
 
+# Policies act on HTTP requests: a TCPRoute or TLSRoute is no target (TargetNotFound).
+STREAM_ROUTE_KINDS = ("TCPRoute", "TLSRoute")
+
+
 def _missing(ref: dict, scope: tuple, routes: dict, listener_names: Collection[str]):
     """Why ``ref`` names nothing on the gateway, or None. A route of the other kind of the
     same name is not the target: route names are shared by HTTPRoutes and GRPCRoutes, so a
@@ -144,6 +148,7 @@ def rule_names(routes: list[dict]) -> dict[str, KnownRoute]:
             frozenset(rule["name"] for rule in route["spec"].get("rules", []) if "name" in rule),
         )
         for route in routes
+        if route.get("kind") not in STREAM_ROUTE_KINDS
     }
 
 

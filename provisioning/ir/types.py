@@ -352,16 +352,29 @@ class ClientTraffic:
 
 
 @dataclass(frozen=True)
+class StreamRoute:
+    """Where a TCPRoute or TLSRoute sends the connections it holds on a listener: all of them
+    (TCP, ``server_name`` None), or those whose SNI is ``server_name`` (TLS; a leading ``*.``
+    matches one or more labels; ``*`` any name, or none)."""
+
+    name: str  # <tenant>/<gateway>/tcproute|tlsroute/<route>
+    backends: tuple[WeightedBackend, ...]
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
 class Listener:
     """One gateway listener (several may share a port, told apart by hostname)."""
 
     name: str
     port: int
-    protocol: str  # HTTP | HTTPS
+    protocol: str  # HTTP | HTTPS | TCP | TLS
     hostname: str | None
     certificates: tuple[TLSCertificate, ...] = ()
     virtual_hosts: tuple[VirtualHost, ...] = ()
     client_traffic: ClientTraffic | None = None
+    # TCP and TLS listeners: the connections their TCPRoutes or TLSRoutes hold.
+    stream_routes: tuple[StreamRoute, ...] = ()
 
 
 @dataclass(frozen=True)

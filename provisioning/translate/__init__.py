@@ -20,6 +20,7 @@ from provisioning.translate.access_log import DEFAULT_PATH
 from provisioning.translate.clusters import envoy_cluster
 from provisioning.translate.listeners import envoy_listener
 from provisioning.translate.routes import route_configuration
+from provisioning.translate.streams import stream_listener
 
 # gRPC-Web (listeners with GRPCRoutes) first, so every filter after it sees a gRPC call; then
 # policies' HTTP filters, in the order requests meet them (Envoy Gateway's), before the router.
@@ -73,6 +74,11 @@ def translate(
         name = f"{ir.name}/port/{port}"
         group = by_port[port]
         bind_port = (port_map or {}).get(port, port)
+        if group[0].protocol in ("TCP", "TLS"):  # whole connections, no routes (streams.py)
+            listener = stream_listener(name, bind_port, address, group)
+            if listener["filter_chains"]:
+                listeners.append(listener)
+            continue
         routes_here = [r for lst in group for vhost in lst.virtual_hosts for r in vhost.routes]
         filters = _http_filters(ir, routes_here)
         mappers = jwt_authn.local_reply_mappers(routes_here)

@@ -48,6 +48,8 @@ MESSAGE_MODULES = (
     # gRPC
     "envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2",
     "envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2",
+    # TCPRoute and TLSRoute
+    "envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2",
 )
 for _module in MESSAGE_MODULES:
     importlib.import_module(_module)

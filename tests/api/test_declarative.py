@@ -215,7 +215,7 @@ def test_a_bad_fifth_document_leaves_everything_as_it_was(org, editor):
     docs = list(yaml.safe_load_all(FILE.format(port=9001)))
     docs[4]["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Sometimes"
     docs[6]["spec"]["surprise"] = True
-    docs.append({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
+    docs.append({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "UDPRoute",
                  "metadata": {"name": "rpc"}, "spec": {}})  # fmt: skip
     answer = post(editor, "acme", "---\n".join(yaml.safe_dump(d) for d in docs))
     assert answer.status_code == 400
@@ -225,7 +225,7 @@ def test_a_bad_fifth_document_leaves_everything_as_it_was(org, editor):
         "HTTPRoute edge/api"
     )
     assert "documents[6].spec.surprise" in fields
-    assert fields["documents[8].kind"] == "kind TLSRoute is not supported yet"
+    assert fields["documents[8].kind"] == "kind UDPRoute is not supported yet"
     assert snapshot_tables() == before
 
 
@@ -351,6 +351,78 @@ def test_grpc_routes_apply_export_and_keep_their_kind(org, editor):
     fields = {f["path"]: f["message"] for f in answer.json()["error"]["fields"]}
     assert "cannot change" in fields["documents[2].kind"]
     assert Route.objects.get(name="greet").kind == Route.Kind.GRPC
+
+
+STREAM_FILE = """\
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: pg}
+spec:
+  endpoints:
+  - ip: {address: 10.0.0.5, port: 5432}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: site}
+spec:
+  endpoints:
+  - ip: {address: 10.0.0.6, port: 8443}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: l4}
+spec:
+  listeners:
+  - {name: db, protocol: TCP, port: 5432}
+  - {name: tls, protocol: TLS, port: 443, tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: postgres}
+spec:
+  parentRefs: [{name: l4, sectionName: db}]
+  rules:
+  - backendRefs: [{name: pg, weight: 3}, {name: site, weight: 1}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: sites}
+spec:
+  parentRefs: [{name: l4}]
+  hostnames: [a.example, "*.b.example"]
+  rules:
+  - backendRefs: [{name: site}]
+"""
+
+
+def test_tcp_and_tls_routes_apply_export_and_keep_their_kind(org, other_org, editor):
+    answer = post(editor, "acme", STREAM_FILE)
+    assert answer.status_code == 200, answer.content
+    assert Route.objects.get(name="postgres", gateway__tenant=org.tenant).kind == Route.Kind.TCP
+    sites = Route.objects.get(name="sites", gateway__tenant=org.tenant)
+    assert sites.kind == Route.Kind.TLS
+    assert sites.spec["hostnames"] == ["a.example", "*.b.example"]
+    exported = editor.get(EXPORT.format("acme")).content.decode()
+    docs = list(yaml.safe_load_all(exported))
+    assert [(d["apiVersion"], d["kind"]) for d in docs][-2:] == [
+        ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+        ("gateway.networking.k8s.io/v1alpha2", "TLSRoute"),
+    ]
+    assert post(editor, "acme", exported).json()["summary"]["unchanged"] == 5
+    other = other_org.client(Role.EDITOR)
+    assert post(other, "globex", exported).status_code == 200
+    assert other.get(EXPORT.format("globex")).content.decode() == exported
+    # Validated as its kind, at the document's JSON path; a kind never changes.
+    bad = STREAM_FILE.replace("hostnames: [a.example", "hostnames: [10.0.0.1")
+    answer = post(editor, "acme", bad)
+    fields = {f["path"]: f["message"] for f in answer.json()["error"]["fields"]}
+    assert "documents[4].spec.hostnames[0]" in fields, fields
+    as_tls = STREAM_FILE.replace("kind: TCPRoute", "kind: TLSRoute")
+    fields = {
+        f["path"]: f["message"] for f in post(editor, "acme", as_tls).json()["error"]["fields"]
+    }
+    assert "cannot change" in fields["documents[3].kind"]
+    assert Route.objects.get(name="postgres", gateway__tenant=org.tenant).kind == Route.Kind.TCP
 
 
 def test_roles_and_other_tenants(org, other_org, editor):

@@ -152,7 +152,7 @@ def test_concurrent_patches_lose_no_update(org):
          "spec.listeners[0].port"),
         ({"listeners": [{"name": "Bad_Name", "protocol": "HTTP", "port": 80}]},
          "spec.listeners[0].name"),
-        ({"listeners": [{"name": "h", "protocol": "TCP", "port": 80}]},
+        ({"listeners": [{"name": "h", "protocol": "UDP", "port": 80}]},
          "spec.listeners[0].protocol"),
         ({"listeners": [{"name": "h", "protocol": "HTTPS", "port": 443}]}, "spec.listeners[0].tls"),
         ({"listeners": [{**HTTPS, "hostname": "ex ample.com"}]}, "spec.listeners[0].hostname"),
