@@ -86,6 +86,7 @@ class Route(SpecResource):
     class Kind(models.TextChoices):
         HTTP = "HTTPRoute"
         GRPC = "GRPCRoute"
+        DUBBO = "DubboRoute"  # a Gantry kind: Dubbo calls on Dubbo listeners (docs/dubbo.md)
 
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="routes")
     # HTTPRoute or GRPCRoute (its spec a Gateway API GRPCRoute spec). Names are unique per

@@ -11,6 +11,7 @@ from gateways.validation import (
     BackendSpecSerializer,
     CertificateSpecSerializer,
     ConsumerSpecSerializer,
+    DubboRouteSpecSerializer,
     GRPCRouteSpecSerializer,
     RouteSpecSerializer,
 )
@@ -129,6 +130,15 @@ class GRPCRouteSerializer(_ResourceSerializer):
 
 
 GRPCRouteCreateDoc, GRPCRouteReplaceDoc = _docs("GRPCRoute", GRPCRouteSpecSerializer)
+
+
+class DubboRouteSerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    spec = DubboRouteSpecSerializer(read_only=True)
+    status = RouteStatusSerializer(read_only=True)
+
+
+DubboRouteCreateDoc, DubboRouteReplaceDoc = _docs("DubboRoute", DubboRouteSpecSerializer)
 
 
 class ConsumerSerializer(_ResourceSerializer):

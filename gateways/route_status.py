@@ -1,9 +1,11 @@
 """A route's status, computed from its spec and what exists around it (Gateway API semantics).
 
 - ``Accepted``: the route attaches to at least one listener of its gateway — the listeners its
-  ``parentRefs`` name, or every listener when it names none — whose hostname intersects the
-  route's ``hostnames``. Otherwise False, reason ``NoMatchingParent`` (a named listener is gone)
-  or ``NoMatchingListenerHostname``.
+  ``parentRefs`` name, or every listener when it names none — that takes its kind (HTTP and
+  HTTPS listeners take HTTPRoutes and GRPCRoutes, Dubbo listeners DubboRoutes) and whose
+  hostname intersects the route's ``hostnames``. Otherwise False, reason ``NoMatchingParent``
+  (a named listener is gone), ``NotAllowedByListeners`` (no listener takes the kind) or
+  ``NoMatchingListenerHostname``.
 - ``ResolvedRefs``: every backend the route sends or mirrors requests to exists. Otherwise
   False, reason ``BackendNotFound``; requests for a missing backend are answered with 500.
   A backendRef of another kind than Envoy Gateway's ``Backend`` (a core ``Service``, say) is
@@ -18,6 +20,7 @@ can change the answer.
 from collections.abc import Collection, Mapping
 
 from gateways.conditions import set_condition
+from gateways.validation.gateways import accepts_kind
 from gateways.validation.routes import BACKEND_GROUP, invalid_kinds, referenced_backends
 
 MAX_LISTED = 5
@@ -30,10 +33,12 @@ def route_status(
     generation: int,
     previous_status: dict | None = None,
     refused: Mapping[str, str] | None = None,
+    kind: str | None = None,
 ) -> dict:
-    """``refused``: backends the egress policy refuses (name → why), as translation found."""
+    """``refused``: backends the egress policy refuses (name → why), as translation found;
+    ``kind``: the route's kind (None: HTTPRoute)."""
     conditions = (previous_status or {}).get("conditions", [])
-    attached, accepted = _accepted(spec, listeners)
+    attached, accepted = _accepted(spec, listeners, kind)
     conditions = set_condition(conditions, "Accepted", *accepted, generation)
     resolved = _resolved_refs(spec, set(existing_backend_names), refused or {})
     conditions = set_condition(conditions, "ResolvedRefs", *resolved, generation)
@@ -65,11 +70,21 @@ def _within(hostname: str, wildcard: str) -> bool:
     return hostname.endswith(suffix) and len(hostname) > len(suffix)
 
 
-def _accepted(spec: dict, listeners: list[dict]) -> tuple[list[str], tuple[str, str, str]]:
+def _accepted(
+    spec: dict, listeners: list[dict], kind: str | None = None
+) -> tuple[list[str], tuple[str, str, str]]:
     by_name = {listener["name"]: listener for listener in listeners}
     refs = [ref["sectionName"] for ref in spec.get("parentRefs", [])]
     missing = [name for name in refs if name not in by_name]
-    candidates = [by_name[name] for name in refs if name in by_name] if refs else listeners
+    named = [by_name[name] for name in refs if name in by_name] if refs else listeners
+    candidates = [listener for listener in named if accepts_kind(listener, kind)]
+    if named and not candidates:
+        return [], (
+            "False",
+            "NotAllowedByListeners",
+            f"no listener {_names([listener['name'] for listener in named])} takes "
+            f"{kind or 'HTTPRoute'}s",
+        )
     hostnames = spec.get("hostnames", [])
     attached = [
         listener["name"]

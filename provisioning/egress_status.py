@@ -51,4 +51,4 @@ def _refresh_routes(gateway: Gateway, refused: dict) -> None:
         names = names if names is not None else backend_names(gateway.tenant)
         listeners = gateway.spec.get("listeners", [])
         store_status(route, route_status(route.spec, names, listeners, route.generation,
-                                         route.status, refused))  # fmt: skip
+                                         route.status, refused, route.kind))  # fmt: skip

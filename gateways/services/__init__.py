@@ -38,6 +38,7 @@ from gateways.services.policies import (
     replace_policy_spec,
 )
 from gateways.services.routes import (
+    create_dubbo_route,
     create_grpc_route,
     create_route,
     delete_route,
@@ -53,6 +54,7 @@ __all__ = [
     "create_certificate",
     "create_gateway",
     "create_policy",
+    "create_dubbo_route",
     "create_grpc_route",
     "create_route",
     "delete_backend",

@@ -69,7 +69,8 @@ def _refresh_routes(ids: list[int], tenant: Tenant) -> None:
     for route in routes:
         listeners = route.gateway.spec.get("listeners", [])
         refused = refused_backends(tenant, route.spec)
-        status = route_status(route.spec, names, listeners, route.generation, route.status, refused)
+        status = route_status(route.spec, names, listeners, route.generation, route.status, refused,
+                              route.kind)  # fmt: skip
         store_status(route, status)
 
 

@@ -13,14 +13,20 @@ from gateways.route_status import route_status
 from gateways.services import common
 from gateways.services.dependents import backend_names, refused_backends
 from gateways.services.policies import refresh_policies
-from gateways.validation import validate_grpc_route_spec, validate_route_spec
+from gateways.validation import (
+    validate_dubbo_route_spec,
+    validate_grpc_route_spec,
+    validate_route_spec,
+)
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
 from tenants.audit import Actor
 
+AUDIT_TYPES = {Route.Kind.GRPC: "grpcroute", Route.Kind.DUBBO: "dubboroute"}
+
 
 def audit_type(route: Route) -> str:
-    return "grpcroute" if route.kind == Route.Kind.GRPC else "route"
+    return AUDIT_TYPES.get(route.kind, "route")
 
 
 def audit_name(route: Route) -> str:
@@ -42,14 +48,20 @@ def _listeners(gateway: Gateway) -> list[dict]:
 
 
 def _validate(raw_spec, gateway: Gateway, kind: str = Route.Kind.HTTP) -> dict:
+    names = [listener["name"] for listener in _listeners(gateway)]
+    if kind == Route.Kind.DUBBO:
+        protocols = {item["name"]: item.get("protocol") for item in _listeners(gateway)}
+        return validate_dubbo_route_spec(raw_spec, names, protocols)
     validate = validate_grpc_route_spec if kind == Route.Kind.GRPC else validate_route_spec
-    return validate(raw_spec, [listener["name"] for listener in _listeners(gateway)])
+    return validate(raw_spec, names)
 
 
-def _status(spec: dict, gateway: Gateway, generation: int, previous: dict) -> dict:
+def _status(
+    spec: dict, gateway: Gateway, generation: int, previous: dict, kind: str = Route.Kind.HTTP
+) -> dict:
     names = backend_names(gateway.tenant)
     refused = refused_backends(gateway.tenant, spec)
-    return route_status(spec, names, _listeners(gateway), generation, previous, refused)
+    return route_status(spec, names, _listeners(gateway), generation, previous, refused, kind)
 
 
 @transaction.atomic
@@ -70,7 +82,7 @@ def create_route(
         name=name,
         kind=kind,
         spec=spec,
-        status=_status(spec, gateway, 1, {}),
+        status=_status(spec, gateway, 1, {}, kind),
     )
     audit.record(
         actor,
@@ -123,7 +135,7 @@ def _write(actor: Actor, locked: Route, spec: dict) -> Route:
     if spec == locked.spec:
         return locked
     before = snapshot(locked)
-    status = _status(spec, locked.gateway, locked.generation + 1, locked.status)
+    status = _status(spec, locked.gateway, locked.generation + 1, locked.status, locked.kind)
     common.store_spec(locked, spec, status)
     audit.record(
         actor,
@@ -175,3 +187,7 @@ def delete_route(actor: Actor, route: Route, expected: int | None = None) -> Non
 
 def create_grpc_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
     return create_route(actor, gateway, name, raw_spec, Route.Kind.GRPC)
+
+
+def create_dubbo_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+    return create_route(actor, gateway, name, raw_spec, Route.Kind.DUBBO)

@@ -10,7 +10,21 @@ from gateways.validation.common import HOSTNAME, run_spec_serializer
 from tenants.serializers import StrictSerializer, dns_label_field
 
 RUNTIMES = ["local", "kubernetes"]
-PROTOCOLS = ["HTTP", "HTTPS"]
+PROTOCOLS = ["HTTP", "HTTPS", "Dubbo"]
+# A Gantry extension (Gateway API has no Dubbo): a listener whose connections speak the Dubbo
+# protocol, routed by DubboRoutes (docs/dubbo.md).
+DUBBO = "Dubbo"
+# The route kinds each listener protocol takes (Gateway API's ``supportedKinds``).
+LISTENER_KINDS = {
+    "HTTP": ("HTTPRoute", "GRPCRoute"),
+    "HTTPS": ("HTTPRoute", "GRPCRoute"),
+    DUBBO: ("DubboRoute",),
+}
+
+
+def accepts_kind(listener: dict, kind: str | None) -> bool:
+    """Whether a listener (its spec) takes routes of ``kind`` (None: an HTTPRoute)."""
+    return (kind or "HTTPRoute") in LISTENER_KINDS.get(listener.get("protocol", "HTTP"), ())
 
 
 class ObjectRefSerializer(StrictSerializer):
@@ -37,8 +51,13 @@ class ListenerSerializer(StrictSerializer):
     def validate(self, data):
         if data["protocol"] == "HTTPS" and "tls" not in data:
             raise serializers.ValidationError({"tls": ["required for protocol HTTPS"]})
-        if data["protocol"] == "HTTP" and "tls" in data:
-            raise serializers.ValidationError({"tls": ["not allowed for protocol HTTP"]})
+        if data["protocol"] in ("HTTP", DUBBO) and "tls" in data:
+            message = f"not allowed for protocol {data['protocol']}"
+            raise serializers.ValidationError({"tls": [message]})
+        if data["protocol"] == DUBBO and "hostname" in data:
+            raise serializers.ValidationError(
+                {"hostname": ["not allowed for protocol Dubbo (a Dubbo call names no host)"]}
+            )
         return data
 
 

@@ -8,6 +8,7 @@ from provisioning.translate import (
     authorization,
     basic_auth,
     cors,
+    dubbo,
     ext_authz,
     fault,
     grpc_json,
@@ -73,6 +74,9 @@ def translate(
         name = f"{ir.name}/port/{port}"
         group = by_port[port]
         bind_port = (port_map or {}).get(port, port)
+        if group[0].protocol == "Dubbo":  # a Dubbo listener has its port alone, and no RDS
+            listeners.append(dubbo.envoy_listener(name, bind_port, address, group[0]))
+            continue
         routes_here = [r for lst in group for vhost in lst.virtual_hosts for r in vhost.routes]
         filters = _http_filters(ir, routes_here)
         mappers = jwt_authn.local_reply_mappers(routes_here)

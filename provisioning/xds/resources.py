@@ -47,6 +47,9 @@ MESSAGE_MODULES = (
     # gRPC
     "envoy.extensions.filters.http.grpc_web.v3.grpc_web_pb2",
     "envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2",
+    # Dubbo
+    "envoy.extensions.filters.network.dubbo_proxy.v3.dubbo_proxy_pb2",
+    "envoy.extensions.filters.network.dubbo_proxy.router.v3.router_pb2",
 )
 for _module in MESSAGE_MODULES:
     importlib.import_module(_module)
