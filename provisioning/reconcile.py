@@ -89,7 +89,7 @@ def _listener_urls(gateway: Gateway, spec: dict, port_map: dict[int, int]) -> No
         spec = ports.get(entry.get("name"))
         entry = {k: v for k, v in entry.items() if k != "url"}
         if spec is not None and spec["port"] in port_map:
-            scheme = "https" if spec["protocol"] == "HTTPS" else "http"
+            scheme = {"HTTPS": "https", "Dubbo": "dubbo"}.get(spec["protocol"], "http")
             host = settings.GANTRY_LOCAL_PUBLIC_HOST
             entry["url"] = f"{scheme}://{host}:{port_map[spec['port']]}/"
         listeners.append(entry)

@@ -242,3 +242,33 @@ def test_a_stored_dubbo_route_compiles_to_dubbo_proxy_and_envoy_accepts_it(edito
     assert (config["interface"], config["group"], config["version"]) == (GREETER, "blue", "1.0.0")
     assert [r["name"] for r in resources.routes] == ["acme/edge/port/80"]  # no RDS for Dubbo
     assert validate(resources).ok
+
+
+@pytest.mark.slow
+def test_a_reconcile_stores_a_valid_revision_and_a_dubbo_listener_url(editor, org):
+    from provisioning.reconcile import reconcile
+
+    create(editor, rules=[RULE])
+    gateway = org.tenant.gateways.get(name="edge")
+    outcome = reconcile(gateway.pk)
+    assert outcome.revision is not None and outcome.revision.state == "valid", outcome
+    gateway.refresh_from_db()
+    urls = {item["name"]: item.get("url", "") for item in gateway.status["listeners"]}
+    assert urls["rpc"].startswith("dubbo://")
+    assert urls["http"].startswith("http://")
+
+
+def test_kubernetes_listener_urls_name_a_dubbo_listener_with_its_port():
+    from provisioning.runtimes.kubernetes.inputs import GatewayInput, ListenerPort
+    from provisioning.runtimes.kubernetes.status import listener_urls
+
+    gateway = GatewayInput(
+        tenant="acme", name="edge", vcpu=1, memory_gib=1, replicas=1,
+        listeners=(ListenerPort("http", 80, "HTTP"), ListenerPort("rpc", 20880, "Dubbo")),
+    )  # fmt: skip
+    service = {"spec": {"type": "LoadBalancer"},
+               "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}  # fmt: skip
+    assert listener_urls(gateway, service, None) == {
+        "http": "http://203.0.113.7",
+        "rpc": "dubbo://203.0.113.7:20880",
+    }

@@ -61,7 +61,7 @@ def listener_urls(gateway: GatewayInput, service: dict, node_address: str | None
         if not port:
             continue
         scheme = listener.protocol.lower()
-        suffix = "" if port == DEFAULT_PORTS[listener.protocol] else f":{port}"
+        suffix = "" if port == DEFAULT_PORTS.get(listener.protocol) else f":{port}"
         urls[listener.name] = f"{scheme}://{_host(host)}{suffix}"
     return urls
 
