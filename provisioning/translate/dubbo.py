@@ -15,7 +15,7 @@ FILTER = "envoy.filters.network.dubbo_proxy"
 DUBBO_PROXY = "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.DubboProxy"
 ROUTER_FILTER = "envoy.filters.dubbo.router"
 DUBBO_ROUTER = "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.router.v3.Router"
-ANY_METHOD = {"safe_regex": {"regex": ".*"}}
+ANY_METHOD = ".*"  # a route without a method: every method name
 
 
 def _string_match(match: HeaderMatch) -> dict:
@@ -33,7 +33,8 @@ def _action(route: DubboRoute) -> dict:
 
 
 def route_config(route: DubboRoute) -> dict:
-    match: dict = {"method": {"name": {"exact": route.method} if route.method else ANY_METHOD}}
+    name = {"exact": route.method} if route.method else {"safe_regex": {"regex": ANY_METHOD}}
+    match: dict = {"method": {"name": name}}
     if route.attachments:
         match["headers"] = [
             {"name": item.name, "string_match": _string_match(item)} for item in route.attachments
