@@ -13,11 +13,19 @@ import requests
 from provisioning.desired import load_desired_state
 from provisioning.ir.build import DesiredState
 from tenants.roles import Role
+from tests.provisioning import hessian2
 from tests.provisioning.dubbo_server import (
+    EVENT,
+    HESSIAN2,
     OK,
+    REQUEST,
+    SERVER_ERROR,
     SERVICE_NOT_FOUND,
+    TWO_WAY,
     DubboClient,
     DubboServer,
+    frame,
+    read_frame,
 )
 from tests.provisioning.harness import Upstream, running_envoy
 
@@ -166,8 +174,19 @@ def test_an_unmatched_interface_gets_service_not_found_and_the_connection_stays(
 
 def test_a_missing_backend_gets_an_error_answer_not_a_hang(client):
     answer = client.call(MISSING, "sayHello", "x")
-    assert answer.status not in (OK, SERVICE_NOT_FOUND)
+    assert answer.status == SERVER_ERROR
     assert "no healthy upstream" in answer.value
+    assert client.call(GREETER, "sayHello").status == OK
+
+
+def test_envoy_answers_heartbeats(gateway, servers):
+    before = sum(len(s.calls) for s in servers.values())
+    with socket.create_connection(("127.0.0.1", gateway[20880]), timeout=5) as sock:
+        sock.sendall(frame(REQUEST | TWO_WAY | EVENT | HESSIAN2, 0, 77, hessian2.encode(None)))
+        flag, status, request_id, _ = read_frame(sock)
+    assert (status, request_id) == (OK, 77)
+    assert flag & EVENT and not flag & REQUEST
+    assert sum(len(s.calls) for s in servers.values()) == before
 
 
 def test_http_and_dubbo_keep_to_their_own_listeners(gateway, servers):
