@@ -14,6 +14,7 @@ from config.validators import validate_dns_label
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
+GANTRY = "gantry.io/v1alpha1"  # Gantry's own kinds (DubboRoute)
 GATEWAY_CLASS = "gantry"
 # Names the gateway of a policy that targets only routes (a route name alone may be ambiguous).
 GATEWAY_LABEL = "gantry.io/gateway"
@@ -130,6 +131,7 @@ KINDS: dict[str, Kind] = {
     "Gateway": Kind(GATEWAY_API, "gateway", _gateway_in, _gateway_out, 1),
     "HTTPRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
     "GRPCRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
+    "DubboRoute": Kind(GANTRY, "route", _route_in, _route_out, 2),
     "SecurityPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "BackendTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "ClientTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
