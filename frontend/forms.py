@@ -60,7 +60,7 @@ class GatewayForm(forms.Form):
     runtime = _choice("Runtime", RUNTIMES)
     listeners = _code(
         "Listeners (YAML or JSON list)",
-        "each with name, protocol (HTTP or HTTPS), port, optional hostname and, for HTTPS, "
+        "each with name, protocol (HTTP, HTTPS or Dubbo), port, optional hostname and, for HTTPS, "
         "tls.certificateRefs",
         rows=6,
     )

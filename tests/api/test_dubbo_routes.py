@@ -272,3 +272,21 @@ def test_kubernetes_listener_urls_name_a_dubbo_listener_with_its_port():
         "http": "http://203.0.113.7",
         "rpc": "dubbo://203.0.113.7:20880",
     }
+
+
+def test_the_console_shows_the_dubbo_listener_and_http_routes_only(editor, org):
+    """DubboRoutes are managed through the API; the console's pages still render."""
+    from django.test import Client
+
+    create(editor, rules=[RULE])
+    create(editor, name="web", url=HTTP_URL)
+    console = Client()
+    console.force_login(org.users[Role.EDITOR])
+    for page in ("/t/acme/gateways/", "/t/acme/gateways/edge/", "/t/acme/backends/"):
+        assert console.get(page).status_code == 200, page
+    assert b"rpc Dubbo:20880" in console.get("/t/acme/gateways/").content
+    routes = console.get("/t/acme/gateways/edge/routes/")
+    assert routes.status_code == 200
+    assert b"/routes/web/" in routes.content
+    assert b"/routes/greeter/" not in routes.content
+    assert console.get("/t/acme/gateways/edge/routes/greeter/").status_code == 404
