@@ -163,6 +163,13 @@ def test_routes_attach_only_to_listeners_of_their_protocol(editor, org):
                    rules=[RULE])  # fmt: skip
     assert other.status_code == 202
     assert conditions(other.json())["Accepted"]["reason"] == "NotAllowedByListeners"
+    # A Dubbo listener added to that gateway: the route attaches to it.
+    patched = editor.patch("/api/v1/tenants/acme/gateways/web-only/",
+                           {"spec": {"listeners": LISTENERS}}, format="json")  # fmt: skip
+    assert patched.status_code == 202, patched.content
+    again = editor.get("/api/v1/tenants/acme/gateways/web-only/dubboroutes/greeter/").json()
+    assert conditions(again)["Accepted"]["status"] == "True"
+    assert again["status"]["attachedListeners"] == ["rpc"]
 
 
 def test_patch_keeps_the_kind_and_validates_as_dubbo(editor):
