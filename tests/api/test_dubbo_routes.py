@@ -297,3 +297,25 @@ def test_the_console_shows_the_dubbo_listener_and_http_routes_only(editor, org):
     assert b"/routes/web/" in routes.content
     assert b"/routes/greeter/" not in routes.content
     assert console.get("/t/acme/gateways/edge/routes/greeter/").status_code == 404
+
+
+def test_a_policy_naming_a_dubbo_route_or_listener_says_it_applies_nowhere(editor):
+    """Policies do not apply to Dubbo calls: a policy's status must not claim they do."""
+    create(editor, rules=[RULE])
+    create(editor, name="web", url=HTTP_URL)
+    policies = "/api/v1/tenants/acme/gateways/edge/policies/"
+    targets = [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "greeter"},
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge",
+         "sectionName": "rpc"},
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "web"},
+    ]  # fmt: skip
+    response = editor.post(policies, {"name": "retries", "kind": "BackendTrafficPolicy",
+                                      "spec": {"targetRefs": targets, "retry": {}}},
+                           format="json")  # fmt: skip
+    assert response.status_code == 202, response.content
+    ancestors = response.json()["status"]["ancestors"]
+    reasons = [
+        next(c["reason"] for c in a["conditions"] if c["type"] == "Accepted") for a in ancestors
+    ]
+    assert reasons == ["TargetNotFound", "TargetNotFound", "Accepted"]
