@@ -60,7 +60,7 @@ class GatewayForm(forms.Form):
     runtime = _choice("Runtime", RUNTIMES)
     listeners = _code(
         "Listeners (YAML or JSON list)",
-        "each with name, protocol (HTTP or HTTPS), port, optional hostname and, for HTTPS, "
+        "each with name, protocol (HTTP, HTTPS or Dubbo), port, optional hostname and, for HTTPS, "
         "tls.certificateRefs",
         rows=6,
     )
@@ -167,6 +167,12 @@ SPEC_HELP = {
     "GRPCRoute": "a Gateway API GRPCRoute spec: parentRefs, hostnames, rules (matches: method "
     "{service, method, type Exact or RegularExpression} and headers; filters; backendRefs to "
     "backends with appProtocol gRPC)",
+    "TCPRoute": "a Gateway API TCPRoute spec: parentRefs (a TCP listener), one rule of "
+    "backendRefs with weights",
+    "TLSRoute": "a Gateway API TLSRoute spec: parentRefs (a TLS passthrough listener), "
+    "hostnames (SNI names), one rule of backendRefs with weights",
+    "DubboRoute": "a Gantry DubboRoute spec: parentRefs (a Dubbo listener), rules (matches: "
+    "service, method, group, version, attachments; backendRefs with weights)",
 }
 
 

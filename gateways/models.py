@@ -88,6 +88,7 @@ class Route(SpecResource):
         GRPC = "GRPCRoute"
         TCP = "TCPRoute"
         TLS = "TLSRoute"
+        DUBBO = "DubboRoute"  # a Gantry kind: Dubbo calls on Dubbo listeners (docs/dubbo.md)
 
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="routes")
     # HTTPRoute or GRPCRoute (its spec a Gateway API GRPCRoute spec), TCPRoute or TLSRoute

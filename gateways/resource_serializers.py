@@ -11,6 +11,7 @@ from gateways.validation import (
     BackendSpecSerializer,
     CertificateSpecSerializer,
     ConsumerSpecSerializer,
+    DubboRouteSpecSerializer,
     GRPCRouteSpecSerializer,
     RouteSpecSerializer,
     TCPRouteSpecSerializer,
@@ -147,6 +148,15 @@ class TLSRouteSerializer(_ResourceSerializer):
 
 TCPRouteCreateDoc, TCPRouteReplaceDoc = _docs("TCPRoute", TCPRouteSpecSerializer)
 TLSRouteCreateDoc, TLSRouteReplaceDoc = _docs("TLSRoute", TLSRouteSpecSerializer)
+
+
+class DubboRouteSerializer(_ResourceSerializer):
+    gateway = serializers.CharField(source="gateway.name", read_only=True)
+    spec = DubboRouteSpecSerializer(read_only=True)
+    status = RouteStatusSerializer(read_only=True)
+
+
+DubboRouteCreateDoc, DubboRouteReplaceDoc = _docs("DubboRoute", DubboRouteSpecSerializer)
 
 
 class ConsumerSerializer(_ResourceSerializer):

@@ -1,7 +1,8 @@
 """Which route kinds attach to which listener protocols (Gateway API ``supportedKinds``).
 
-HTTP and HTTPS listeners take HTTPRoutes and GRPCRoutes; a TCP listener takes TCPRoutes and a
-TLS listener (mode Passthrough) TLSRoutes. A route naming a listener of another protocol is not
+HTTP and HTTPS listeners take HTTPRoutes and GRPCRoutes; a TCP listener takes TCPRoutes, a
+TLS listener (mode Passthrough) TLSRoutes, and a Dubbo listener (a Gantry extension,
+docs/dubbo.md) DubboRoutes. A route naming a listener of another protocol is not
 accepted there (``NotAllowedByListeners``); a route naming no listener attaches to every
 listener whose protocol takes its kind.
 """
@@ -13,6 +14,7 @@ LISTENER_KINDS = {
     "HTTPS": HTTP_KINDS,
     "TCP": ("TCPRoute",),
     "TLS": ("TLSRoute",),
+    "Dubbo": ("DubboRoute",),
 }
 STREAM_KINDS = ("TCPRoute", "TLSRoute")
 

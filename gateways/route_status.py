@@ -3,9 +3,10 @@
 - ``Accepted``: the route attaches to at least one listener of its gateway — the listeners its
   ``parentRefs`` name, or every listener when it names none — that takes its kind
   (``gateways.route_kinds``: HTTP/HTTPS take HTTPRoutes and GRPCRoutes, TCP TCPRoutes, TLS
-  TLSRoutes) and whose hostname intersects the route's ``hostnames``. Otherwise False, reason
-  ``NoMatchingParent`` (a named listener is gone), ``NotAllowedByListeners`` (the listeners
-  it could attach to take other kinds) or ``NoMatchingListenerHostname``.
+  TLSRoutes, Dubbo DubboRoutes) and whose hostname intersects the route's ``hostnames``.
+  Otherwise False, reason ``NoMatchingParent`` (a named listener is gone),
+  ``NotAllowedByListeners`` (the listeners it could attach to take other kinds) or
+  ``NoMatchingListenerHostname``.
 - ``ResolvedRefs``: every backend the route sends or mirrors requests to exists. Otherwise
   False, reason ``BackendNotFound``; requests for a missing backend are answered with 500.
   A backendRef of another kind than Envoy Gateway's ``Backend`` (a core ``Service``, say) is
@@ -35,7 +36,8 @@ def route_status(
     refused: Mapping[str, str] | None = None,
     kind: str = "HTTPRoute",
 ) -> dict:
-    """``refused``: backends the egress policy refuses (name → why), as translation found."""
+    """``refused``: backends the egress policy refuses (name → why), as translation found;
+    ``kind``: the route's kind (None: HTTPRoute)."""
     conditions = (previous_status or {}).get("conditions", [])
     attached, accepted = _accepted(spec, listeners, kind)
     conditions = set_condition(conditions, "Accepted", *accepted, generation)

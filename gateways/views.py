@@ -36,6 +36,9 @@ from gateways.resource_serializers import (
     ConsumerReplaceDoc,
     ConsumerSerializer,
     CredentialOutSerializer,
+    DubboRouteCreateDoc,
+    DubboRouteReplaceDoc,
+    DubboRouteSerializer,
     GRPCRouteCreateDoc,
     GRPCRouteReplaceDoc,
     GRPCRouteSerializer,
@@ -298,6 +301,24 @@ class TLSRouteViewSet(RouteViewSet):
     route_kind = Route.Kind.TLS
     writes = Writes(
         services.create_tls_route,
+        services.replace_route_spec,
+        services.patch_route_spec,
+        services.delete_route,
+    )
+
+
+@documented(DubboRouteSerializer, DubboRouteCreateDoc, DubboRouteReplaceDoc)
+class DubboRouteViewSet(RouteViewSet):
+    """Dubbo routes of a gateway (a Gantry kind, docs/dubbo.md): Dubbo calls on its Dubbo
+    listeners, by interface, method, group, version and attachments, to weighted backends.
+
+    Names are shared with the gateway's HTTPRoutes and GRPCRoutes: a name taken is a 409."""
+
+    serializer_class = DubboRouteSerializer
+    lookup_url_kwarg = "dubboroute"
+    route_kind = Route.Kind.DUBBO
+    writes = Writes(
+        services.create_dubbo_route,
         services.replace_route_spec,
         services.patch_route_spec,
         services.delete_route,

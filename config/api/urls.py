@@ -13,6 +13,7 @@ from gateways.views import (
     CertificateViewSet,
     ConsumerViewSet,
     CredentialViewSet,
+    DubboRouteViewSet,
     GatewayViewSet,
     GRPCRouteViewSet,
     PolicyViewSet,
@@ -57,6 +58,7 @@ per_gateway.register("routes", RouteViewSet, basename="route")
 per_gateway.register("grpcroutes", GRPCRouteViewSet, basename="grpcroute")
 per_gateway.register("tcproutes", TCPRouteViewSet, basename="tcproute")
 per_gateway.register("tlsroutes", TLSRouteViewSet, basename="tlsroute")
+per_gateway.register("dubboroutes", DubboRouteViewSet, basename="dubboroute")
 per_gateway.register("policies", PolicyViewSet, basename="policy")
 per_gateway.register("revisions", RevisionViewSet, basename="revision")
 per_gateway.register("operations", OperationViewSet, basename="operation")

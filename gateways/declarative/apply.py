@@ -26,6 +26,7 @@ from gateways.declarative.documents import (
 from gateways.models import Backend, Gateway, Policy, Route
 from gateways.services.routes import VALIDATORS
 from gateways.validation import validate_backend_spec, validate_gateway_spec
+from gateways.validation.dubbo_routes import validate_dubbo_route_spec
 from gateways.validation.policies import validate_policy_spec
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -97,6 +98,10 @@ def _check(tenant: Tenant, items: list[Item]) -> None:
         name: [listener["name"] for listener in spec.get("listeners", [])]
         for name, spec in live_gateways.items()
     }
+    protocols: dict[str, dict[str, str]] = {
+        name: {listener["name"]: listener.get("protocol") for listener in spec.get("listeners", [])}
+        for name, spec in live_gateways.items()
+    }
     for item in sorted(items, key=lambda i: ORDER.get(i.resource, 9)):
         if item.errors:
             continue
@@ -104,8 +109,12 @@ def _check(tenant: Tenant, items: list[Item]) -> None:
             if item.resource == "gateway":
                 spec = validate_gateway_spec(item.spec)
                 listeners[item.name] = [listener["name"] for listener in spec["listeners"]]
+                protocols[item.name] = {lst["name"]: lst["protocol"] for lst in spec["listeners"]}
             elif item.resource == "backend":
                 validate_backend_spec(item.spec)
+            elif item.resource == "route" and item.kind == "DubboRoute":
+                validate_dubbo_route_spec(item.spec, listeners.get(item.gateway, []),
+                                          protocols.get(item.gateway, {}))  # fmt: skip
             elif item.resource == "route":
                 validate = VALIDATORS[item.kind]
                 validate(item.spec, listeners.get(item.gateway, []))
@@ -155,7 +164,7 @@ def _resolve_policy_gateways(tenant: Tenant, items: list[Item]) -> None:
 
 
 def _check_policy_kinds(tenant: Tenant, items: list[Item]) -> None:
-    """A policy's kind, and a route's (HTTPRoute or GRPCRoute), never change."""
+    """A policy's kind, and a route's (HTTPRoute, GRPCRoute or DubboRoute), never change."""
     for model, resource, what in ((Policy, "policy", "policy"), (Route, "route", "route")):
         live = {
             (gateway, name): kind
@@ -202,7 +211,7 @@ def _rows(tenant: Tenant) -> dict[tuple, object]:
 
 def _kind_of(row) -> str:
     if isinstance(row, Policy | Route):
-        return row.kind  # HTTPRoute or GRPCRoute; a policy's kind
+        return row.kind  # HTTPRoute, GRPCRoute or DubboRoute; a policy's kind
     return {Gateway: "Gateway", Backend: "Backend"}[type(row)]
 
 

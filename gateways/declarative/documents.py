@@ -15,6 +15,7 @@ from config.validators import validate_dns_label
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_API_ALPHA = "gateway.networking.k8s.io/v1alpha2"  # TCPRoute, TLSRoute
 ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
+GANTRY = "gantry.io/v1alpha1"  # Gantry's own kinds (DubboRoute)
 GATEWAY_CLASS = "gantry"
 # Names the gateway of a policy that targets only routes (a route name alone may be ambiguous).
 GATEWAY_LABEL = "gantry.io/gateway"
@@ -133,6 +134,7 @@ KINDS: dict[str, Kind] = {
     "GRPCRoute": Kind(GATEWAY_API, "route", _route_in, _route_out, 2),
     "TCPRoute": Kind(GATEWAY_API_ALPHA, "route", _route_in, _route_out, 2),
     "TLSRoute": Kind(GATEWAY_API_ALPHA, "route", _route_in, _route_out, 2),
+    "DubboRoute": Kind(GANTRY, "route", _route_in, _route_out, 2),
     "SecurityPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "BackendTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),
     "ClientTrafficPolicy": Kind(ENVOY_GATEWAY, "policy", _policy_in, _policy_out, 3),

@@ -38,6 +38,7 @@ from gateways.services.policies import (
     replace_policy_spec,
 )
 from gateways.services.routes import (
+    create_dubbo_route,
     create_grpc_route,
     create_route,
     create_tcp_route,
@@ -55,6 +56,7 @@ __all__ = [
     "create_certificate",
     "create_gateway",
     "create_policy",
+    "create_dubbo_route",
     "create_grpc_route",
     "create_tcp_route",
     "create_tls_route",

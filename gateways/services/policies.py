@@ -11,6 +11,7 @@ from gateways.egress import current_policy
 from gateways.models import Backend, Consumer, Gateway, Policy
 from gateways.policy_status import gateway_resolution, policy_status
 from gateways.services import common
+from gateways.validation.gateways import DUBBO
 from gateways.validation.policies import validate_policy_kind, validate_policy_spec
 from provisioning.ir.egress import refused_backends
 from provisioning.ir.ext_auth import named_backends
@@ -48,13 +49,15 @@ def refresh_policies(gateway: Gateway) -> None:
     services = Backend.objects.filter(tenant_id=gateway.tenant_id, name__in=named)
     resolution = gateway_resolution(
         policies,
+        # Policies do not apply to Dubbo listeners and DubboRoutes (docs/dubbo.md): a policy
+        # naming one finds no target, so its status says so instead of "Accepted".
         rule_names(
             [
                 {"name": name, "spec": spec, "kind": kind}
                 for name, spec, kind in gateway.routes.values_list("name", "spec", "kind")
             ]
         ),  # fmt: skip
-        gateway.spec.get("listeners", []),
+        [item for item in gateway.spec.get("listeners", []) if item.get("protocol") != DUBBO],
         set(Consumer.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
         set(Backend.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
         refused_backends(dict(services.values_list("name", "spec")), egress),

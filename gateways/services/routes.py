@@ -19,6 +19,7 @@ from gateways.services import common
 from gateways.services.dependents import backend_names, refused_backends
 from gateways.services.policies import refresh_policies
 from gateways.validation import (
+    validate_dubbo_route_spec,
     validate_grpc_route_spec,
     validate_route_spec,
     validate_tcp_route_spec,
@@ -28,7 +29,12 @@ from provisioning.tasks import enqueue_reconcile
 from tenants import audit, quotas
 from tenants.audit import Actor
 
-AUDIT_TYPES = {Route.Kind.GRPC: "grpcroute", Route.Kind.TCP: "tcproute", Route.Kind.TLS: "tlsroute"}
+AUDIT_TYPES = {
+    Route.Kind.GRPC: "grpcroute",
+    Route.Kind.TCP: "tcproute",
+    Route.Kind.TLS: "tlsroute",
+    Route.Kind.DUBBO: "dubboroute",
+}
 VALIDATORS = {
     Route.Kind.HTTP: validate_route_spec,
     Route.Kind.GRPC: validate_grpc_route_spec,
@@ -60,8 +66,11 @@ def _listeners(gateway: Gateway) -> list[dict]:
 
 
 def _validate(raw_spec, gateway: Gateway, kind: str = Route.Kind.HTTP) -> dict:
-    validate = VALIDATORS[kind]
-    return validate(raw_spec, [listener["name"] for listener in _listeners(gateway)])
+    names = [listener["name"] for listener in _listeners(gateway)]
+    if kind == Route.Kind.DUBBO:
+        protocols = {item["name"]: item.get("protocol") for item in _listeners(gateway)}
+        return validate_dubbo_route_spec(raw_spec, names, protocols)
+    return VALIDATORS[kind](raw_spec, names)
 
 
 def _status(spec: dict, gateway: Gateway, generation: int, previous: dict, kind: str) -> dict:
@@ -210,3 +219,7 @@ def create_tcp_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Rou
 
 def create_tls_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
     return create_route(actor, gateway, name, raw_spec, Route.Kind.TLS)
+
+
+def create_dubbo_route(actor: Actor, gateway: Gateway, name: str, raw_spec) -> Route:
+    return create_route(actor, gateway, name, raw_spec, Route.Kind.DUBBO)

@@ -16,6 +16,7 @@ from gateways.validation.consumers import (
     validate_consumer_spec,
     validate_credential,
 )
+from gateways.validation.dubbo_routes import DubboRouteSpecSerializer, validate_dubbo_route_spec
 from gateways.validation.gateways import RUNTIMES, GatewaySpecSerializer, validate_gateway_spec
 from gateways.validation.grpc_routes import GRPCRouteSpecSerializer, validate_grpc_route_spec
 from gateways.validation.routes import RouteSpecSerializer, validate_route_spec
@@ -33,6 +34,7 @@ __all__ = [
     "CheckedCertificate",
     "ConsumerSpecSerializer",
     "CredentialSerializer",
+    "DubboRouteSpecSerializer",
     "GRPCRouteSpecSerializer",
     "GatewaySpecSerializer",
     "RouteSpecSerializer",
@@ -42,6 +44,7 @@ __all__ = [
     "validate_certificate",
     "validate_consumer_spec",
     "validate_credential",
+    "validate_dubbo_route_spec",
     "validate_gateway_spec",
     "validate_grpc_route_spec",
     "validate_route_spec",

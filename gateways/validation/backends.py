@@ -25,7 +25,8 @@ from gateways.validation.gateways import ObjectRefSerializer
 from provisioning.ir.durations import to_ms
 from tenants.serializers import StrictSerializer
 
-APP_PROTOCOLS = ["HTTP/1.1", "h2c", "gRPC"]
+# "dubbo": a Dubbo server (TCP, for DubboRoutes); Envoy speaks no HTTP to it.
+APP_PROTOCOLS = ["HTTP/1.1", "h2c", "gRPC", "dubbo"]
 MAX_DESCRIPTOR_BYTES = 64 * 1024
 MAX_DESCRIPTOR_BASE64 = (MAX_DESCRIPTOR_BYTES + 2) // 3 * 4
 

@@ -5,6 +5,7 @@ Errors name the JSON path of the offending value (``spec.listeners[1].port``).
 
 from rest_framework import serializers
 
+from gateways.route_kinds import allows
 from gateways.sizes import SIZES
 from gateways.validation.common import HOSTNAME, run_spec_serializer
 from tenants.serializers import StrictSerializer, dns_label_field
@@ -13,6 +14,17 @@ RUNTIMES = ["local", "kubernetes"]
 PROTOCOLS = ["HTTP", "HTTPS"]
 # Layer-4 listeners (docs/tcp-tls.md): TCP forwards connections, TLS passes them through by SNI.
 PROTOCOLS += ["TCP", "TLS"]
+# A Gantry extension (Gateway API has no Dubbo): a listener whose connections speak the Dubbo
+# protocol, routed by DubboRoutes (docs/dubbo.md).
+DUBBO = "Dubbo"
+PROTOCOLS += [DUBBO]
+
+
+def accepts_kind(listener: dict, kind: str | None) -> bool:
+    """Whether a listener (its spec) takes routes of ``kind`` (None: an HTTPRoute)."""
+    return allows(listener, kind or "HTTPRoute")
+
+
 TLS_MODES = ["Terminate", "Passthrough"]
 
 
@@ -53,7 +65,7 @@ class ListenerSerializer(StrictSerializer):
         protocol, tls = data["protocol"], data.get("tls")
         if protocol in ("HTTPS", "TLS") and tls is None:
             raise serializers.ValidationError({"tls": [f"required for protocol {protocol}"]})
-        if protocol in ("HTTP", "TCP") and tls is not None:
+        if protocol in ("HTTP", "TCP", DUBBO) and tls is not None:
             raise serializers.ValidationError({"tls": [f"not allowed for protocol {protocol}"]})
         if protocol == "HTTPS" and tls["mode"] != "Terminate":
             raise serializers.ValidationError({"tls": {"mode": [
@@ -67,6 +79,10 @@ class ListenerSerializer(StrictSerializer):
         if protocol == "TCP" and "hostname" in data:
             raise serializers.ValidationError(
                 {"hostname": ["not allowed for protocol TCP (a TCP connection carries no name)"]}
+            )
+        if protocol == DUBBO and "hostname" in data:
+            raise serializers.ValidationError(
+                {"hostname": ["not allowed for protocol Dubbo (a Dubbo call names no host)"]}
             )
         return data
 

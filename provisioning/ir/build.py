@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 from gateways.egress import EgressPolicy
 from gateways.route_conflicts import StreamClaim, stream_claims
 from gateways.route_kinds import STREAM_KINDS, allows
+from gateways.validation.gateways import DUBBO, accepts_kind
 from gateways.validation.routes import DEFAULT_SESSION_NAMES, is_backend_kind
-from provisioning.ir import grpc, hostnames
+from provisioning.ir import dubbo, grpc, hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
 from provisioning.ir.egress import without_refused
@@ -273,10 +274,29 @@ def precedence(route: Route) -> tuple:
 
 
 def _attached(route: dict, listener: dict) -> bool:
+    if not accepts_kind(listener, route.get("kind")):
+        return False  # HTTP listeners take HTTP and gRPC routes, Dubbo listeners DubboRoutes
     refs = route["spec"].get("parentRefs")
     if not refs:
         return True
     return any(ref.get("sectionName") in (None, listener["name"]) for ref in refs)
+
+
+def build_dubbo_listener(state: DesiredState, spec: dict) -> Listener:
+    """A Dubbo listener: the DubboRoutes attached to it, most specific first (no policies)."""
+    routes = []
+    for index, route in enumerate(state.routes):
+        if _attached(route, spec):
+            base = f"{state.tenant}/{state.gateway}/route/{route['name']}"
+            routes += dubbo.build_routes(base, route, index, state.backends, state.tenant,
+                                         invalid_backend_cluster(state))  # fmt: skip
+    return Listener(
+        name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}",
+        port=spec["port"],
+        protocol=spec["protocol"],
+        hostname=None,
+        dubbo_routes=tuple(sorted(routes, key=dubbo.precedence)),
+    )
 
 
 def _stream_backends(state: DesiredState, refs: list[dict]) -> tuple[WeightedBackend, ...]:
@@ -320,6 +340,8 @@ def build_listener(
     plan: PolicyPlan | None = None,
     claims: list[StreamClaim] | None = None,
 ) -> Listener:
+    if spec.get("protocol") == DUBBO:
+        return build_dubbo_listener(state, spec)
     if spec["protocol"] in ("TCP", "TLS"):
         return Listener(
             name=f"{state.tenant}/{state.gateway}/listener/{spec['name']}",
@@ -422,6 +444,11 @@ def gateway_ir(state: DesiredState) -> GatewayIR:
             *(r for vhost in listener.virtual_hosts for r in vhost.routes),
             *listener.stream_routes,
         )
+        for backend in route.backends
+    ) or any(
+        backend.cluster == invalid
+        for listener in listeners
+        for route in listener.dubbo_routes
         for backend in route.backends
     ):
         # No endpoints: Envoy answers "no healthy upstream", which the listener maps to 500.

@@ -117,8 +117,9 @@ class KnownRoute:
     rules: frozenset[str]
 
 
-# Policies act on HTTP requests: a TCPRoute or TLSRoute is no target (TargetNotFound).
-STREAM_ROUTE_KINDS = ("TCPRoute", "TLSRoute")
+# Policies act on HTTP requests: a TCPRoute, TLSRoute or DubboRoute is no target
+# (TargetNotFound).
+STREAM_ROUTE_KINDS = ("TCPRoute", "TLSRoute", "DubboRoute")
 
 
 def _missing(ref: dict, scope: tuple, routes: dict, listener_names: Collection[str]):

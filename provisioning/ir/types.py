@@ -311,6 +311,21 @@ class Route:
 
 
 @dataclass(frozen=True)
+class DubboRoute:
+    """One match of one rule of one DubboRoute: the Dubbo calls to ``service`` (and ``method``,
+    ``group``, ``version``, ``attachments`` where given) go to ``backends``."""
+
+    name: str  # <tenant>/<gateway>/route/<route>/rule/<i>/match/<j>
+    service: str
+    backends: tuple[WeightedBackend, ...]
+    method: str | None = None
+    group: str | None = None
+    version: str | None = None
+    attachments: tuple[HeaderMatch, ...] = ()
+    order: tuple = ()
+
+
+@dataclass(frozen=True)
 class VirtualHost:
     name: str
     domains: tuple[str, ...]
@@ -368,13 +383,14 @@ class Listener:
 
     name: str
     port: int
-    protocol: str  # HTTP | HTTPS | TCP | TLS
+    protocol: str  # HTTP | HTTPS | TCP | TLS | Dubbo
     hostname: str | None
     certificates: tuple[TLSCertificate, ...] = ()
     virtual_hosts: tuple[VirtualHost, ...] = ()
     client_traffic: ClientTraffic | None = None
     # TCP and TLS listeners: the connections their TCPRoutes or TLSRoutes hold.
     stream_routes: tuple[StreamRoute, ...] = ()
+    dubbo_routes: tuple[DubboRoute, ...] = ()  # Dubbo listeners: in the order Envoy tries them
 
 
 @dataclass(frozen=True)

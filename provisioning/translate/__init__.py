@@ -8,6 +8,7 @@ from provisioning.translate import (
     authorization,
     basic_auth,
     cors,
+    dubbo,
     ext_authz,
     fault,
     grpc_json,
@@ -74,6 +75,9 @@ def translate(
         name = f"{ir.name}/port/{port}"
         group = by_port[port]
         bind_port = (port_map or {}).get(port, port)
+        if group[0].protocol == "Dubbo":  # a Dubbo listener has its port alone, and no RDS
+            listeners.append(dubbo.envoy_listener(name, bind_port, address, group[0]))
+            continue
         if group[0].protocol in ("TCP", "TLS"):  # whole connections, no routes (streams.py)
             listener = stream_listener(name, bind_port, address, group)
             if listener["filter_chains"]:

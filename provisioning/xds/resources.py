@@ -50,6 +50,9 @@ MESSAGE_MODULES = (
     "envoy.extensions.filters.http.grpc_json_transcoder.v3.transcoder_pb2",
     # TCPRoute and TLSRoute
     "envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2",
+    # Dubbo
+    "envoy.extensions.filters.network.dubbo_proxy.v3.dubbo_proxy_pb2",
+    "envoy.extensions.filters.network.dubbo_proxy.router.v3.router_pb2",
 )
 for _module in MESSAGE_MODULES:
     importlib.import_module(_module)

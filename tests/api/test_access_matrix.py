@@ -28,6 +28,8 @@ CERT_PEM, KEY_PEM = pki.certificate(["app.example.com"])
 CERTIFICATE_SPEC = {"certificatePem": CERT_PEM, "privateKeyPem": KEY_PEM}
 BACKEND_SPEC = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 8080}}]}
 ROUTE_SPEC = {"rules": [{"backendRefs": [{"name": "api"}]}]}
+DUBBO_SPEC = {"rules": [{"matches": [{"service": "org.example.Greeter"}],
+                         "backendRefs": [{"name": "api"}]}]}  # fmt: skip
 APPLY_DOCUMENT = {
     "apiVersion": "gateway.envoyproxy.io/v1alpha1",
     "kind": "Backend",
@@ -132,6 +134,16 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/rpc/", Role.EDITOR, 202,
              {"spec": {"hostnames": ["grpc.example.com"]}}),
     Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/grpcroutes/rpc/", Role.EDITOR, 204),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/dubboroutes/", Role.VIEWER, 200),
+    Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/dubboroutes/dubbo/", Role.VIEWER, 200),
+    Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/dubboroutes/", Role.EDITOR, 202,
+             {"name": "second-dubbo", "spec": DUBBO_SPEC}),
+    Endpoint("PUT", "/api/v1/tenants/{t}/gateways/{gw}/dubboroutes/dubbo/", Role.EDITOR, 202,
+             {"spec": {"rules": [{"matches": [{"service": "org.example.Other"}]}]}}),
+    Endpoint("PATCH", "/api/v1/tenants/{t}/gateways/{gw}/dubboroutes/dubbo/", Role.EDITOR, 202,
+             {"spec": {"rules": [{"matches": [{"service": "org.example.Greeter",
+                                               "method": "sayHello"}]}]}}),
+    Endpoint("DELETE", "/api/v1/tenants/{t}/gateways/{gw}/dubboroutes/dubbo/", Role.EDITOR, 204),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.VIEWER, 200),
     Endpoint("GET", "/api/v1/tenants/{t}/gateways/{gw}/policies/retries/", Role.VIEWER, 200),
     Endpoint("POST", "/api/v1/tenants/{t}/gateways/{gw}/policies/", Role.EDITOR, 202,
@@ -166,6 +178,7 @@ def world(org):
     gateway_services.create_backend(actor, org.tenant, "api", BACKEND_SPEC)
     gateway_services.create_route(actor, gateway, "web", ROUTE_SPEC)
     gateway_services.create_grpc_route(actor, gateway, "rpc", ROUTE_SPEC)
+    gateway_services.create_dubbo_route(actor, gateway, "dubbo", DUBBO_SPEC)
     gateway_services.create_policy(actor, gateway, "retries", "BackendTrafficPolicy", POLICY_SPEC)
     alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
     gateway_services.create_credential(actor, alice, {"type": "api-key"})

@@ -425,6 +425,59 @@ def test_tcp_and_tls_routes_apply_export_and_keep_their_kind(org, other_org, edi
     assert Route.objects.get(name="postgres", gateway__tenant=org.tenant).kind == Route.Kind.TCP
 
 
+DUBBO_FILE = """\
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: greeter}
+spec:
+  appProtocol: dubbo
+  endpoints:
+  - ip: {address: 127.0.0.1, port: 20880}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: rpc}
+spec:
+  listeners:
+  - {name: http, protocol: HTTP, port: 80}
+  - {name: dubbo, protocol: Dubbo, port: 20880}
+---
+apiVersion: gantry.io/v1alpha1
+kind: DubboRoute
+metadata: {name: greet}
+spec:
+  parentRefs: [{name: rpc, sectionName: dubbo}]
+  rules:
+  - matches: [{service: org.apache.dubbo.samples.Greeter, group: canary}]
+    backendRefs: [{name: greeter}]
+"""
+
+
+def test_dubbo_routes_apply_export_and_are_checked_as_dubbo(org, editor):
+    answer = post(editor, "acme", DUBBO_FILE)
+    assert answer.status_code == 200, answer.content
+    route = Route.objects.get(name="greet")
+    assert route.kind == Route.Kind.DUBBO
+    assert route.spec["parentRefs"] == [{"sectionName": "dubbo"}]
+    assert route.status["attachedListeners"] == ["dubbo"]
+    exported = editor.get(EXPORT.format("acme")).content.decode()
+    documents = list(yaml.safe_load_all(exported))
+    assert [d["kind"] for d in documents] == ["Backend", "Gateway", "DubboRoute"]
+    assert documents[2]["apiVersion"] == "gantry.io/v1alpha1"
+    assert post(editor, "acme", exported).json()["summary"]["unchanged"] == 3
+    # Checked as a DubboRoute: an HTTP listener is no parent of it, a hostname no field of it.
+    bad = DUBBO_FILE.replace("sectionName: dubbo", "sectionName: http").replace(
+        "  rules:\n", "  hostnames: [rpc.example.com]\n  rules:\n")  # fmt: skip
+    answer = post(editor, "acme", bad)
+    assert answer.status_code == 400, answer.content
+    fields = {f["path"] for f in answer.json()["error"]["fields"]}
+    assert {"documents[2].spec.parentRefs[0].sectionName", "documents[2].spec.hostnames"} <= fields
+    wrong_version = DUBBO_FILE.replace("gantry.io/v1alpha1", "gateway.networking.k8s.io/v1")
+    answer = post(editor, "acme", wrong_version)
+    assert answer.status_code == 400
+    assert "documents[2].apiVersion" in {f["path"] for f in answer.json()["error"]["fields"]}
+
+
 def test_roles_and_other_tenants(org, other_org, editor):
     text = FILE.format(port=9000)
     assert post(org.client(Role.VIEWER), "acme", text).status_code == 403

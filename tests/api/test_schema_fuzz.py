@@ -137,6 +137,7 @@ def known_values(org: Org) -> dict[str, list]:
         "backend": ["api"],
         "route": ["web"],
         "grpcroute": ["rpc"],
+        "dubboroute": ["dubbo"],
         "policy": ["retries"],
         "consumer": ["alice"],
         "credential": sorted(
@@ -187,6 +188,9 @@ def acme(db) -> Org:
     gateway_services.create_grpc_route(
         actor, gateway, "rpc", {"rules": [{"backendRefs": [{"name": "api"}]}]}
     )
+    gateway_services.create_dubbo_route(actor, gateway, "dubbo", {"rules": [
+        {"matches": [{"service": "org.example.Greeter"}],
+         "backendRefs": [{"name": "api"}]}]})  # fmt: skip
     gateway_services.create_policy(actor, gateway, "retries", "BackendTrafficPolicy", {
         "targetRefs": [{"kind": "Gateway", "name": "edge"}], "retry": {}})  # fmt: skip
     alice = gateway_services.create_consumer(actor, org.tenant, "alice", {})
