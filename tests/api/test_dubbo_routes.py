@@ -281,8 +281,9 @@ def test_kubernetes_listener_urls_name_a_dubbo_listener_with_its_port():
     }
 
 
-def test_the_console_shows_the_dubbo_listener_and_http_routes_only(editor, org):
-    """DubboRoutes are managed through the API; the console's pages still render."""
+def test_the_console_shows_the_dubbo_listener_and_every_kind_of_route(editor, org):
+    """The console lists DubboRoutes with the other kinds and shows and edits them as their
+    spec."""
     from django.test import Client
 
     create(editor, rules=[RULE])
@@ -295,8 +296,11 @@ def test_the_console_shows_the_dubbo_listener_and_http_routes_only(editor, org):
     routes = console.get("/t/acme/gateways/edge/routes/")
     assert routes.status_code == 200
     assert b"/routes/web/" in routes.content
-    assert b"/routes/greeter/" not in routes.content
-    assert console.get("/t/acme/gateways/edge/routes/greeter/").status_code == 404
+    assert b"/routes/greeter/" in routes.content
+    detail = console.get("/t/acme/gateways/edge/routes/greeter/")
+    assert detail.status_code == 200 and b"DubboRoute" in detail.content
+    form = console.get("/t/acme/gateways/edge/routes/greeter/edit/")
+    assert b"Common fields" not in form.content and b"a Gantry DubboRoute spec" in form.content
 
 
 def test_a_policy_naming_a_dubbo_route_or_listener_says_it_applies_nowhere(editor):
