@@ -109,7 +109,7 @@ def _check(tenant: Tenant, items: list[Item]) -> None:
                 spec = validate_gateway_spec(item.spec)
                 listeners[item.name] = [listener["name"] for listener in spec["listeners"]]
             elif item.resource == "backend":
-                validate_backend_spec(item.spec)
+                validate_backend_spec(item.spec, tenant)
             elif item.resource == "route":
                 validate = validate_grpc_route_spec if item.kind == "GRPCRoute" else (
                     validate_route_spec)  # fmt: skip
