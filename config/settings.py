@@ -333,6 +333,11 @@ GANTRY_EGRESS_ALLOW_LOOPBACK = env_bool("GANTRY_EGRESS_ALLOW_LOOPBACK", not PROD
 # (no DNS rebinding past the egress policy); Kubernetes NetworkPolicies check on the wire.
 GANTRY_EGRESS_PIN_DNS = env_bool("GANTRY_EGRESS_PIN_DNS", True)
 GANTRY_DNS_TIMEOUT_SECONDS = env_float("GANTRY_DNS_TIMEOUT_SECONDS", 2.0)
+# Kubernetes Service discovery (docs/discovery.md): how often the watcher reads which Services
+# backends name, and how long each EndpointSlice watch request lasts before it re-reads the
+# Service (its ports) and watches on.
+GANTRY_DISCOVERY_REFRESH_SECONDS = env_float("GANTRY_DISCOVERY_REFRESH_SECONDS", 5.0)
+GANTRY_DISCOVERY_WATCH_SECONDS = env_int("GANTRY_DISCOVERY_WATCH_SECONDS", 60, minimum=1)
 _egress_checks = [
     ("GANTRY_EGRESS_DENIED_CIDRS", GANTRY_EGRESS_DENIED_CIDRS, parse_cidr),
     ("GANTRY_EGRESS_ALLOWED_CIDRS", GANTRY_EGRESS_ALLOWED_CIDRS, parse_cidr),
