@@ -6,7 +6,11 @@ from provisioning.discovery import grants
 from provisioning.models import KubernetesCluster
 from tenants.audit import Actor
 from tenants.models import Plan
-from tests.kubernetes.conftest import KUBECONFIG
+from tests.kubernetes.conftest import (  # noqa: F401 (fixtures used by these suites)
+    KUBECONFIG,
+    k8s_cluster,
+    k8s_gateway,
+)
 
 ACTOR = Actor.system("tests")
 
