@@ -54,7 +54,7 @@ def grant_namespace(actor: Actor, cluster: KubernetesCluster, tenant: Tenant, na
         cluster=cluster, tenant=tenant, namespace=namespace
     )
     if created:
-        audit.record(actor, "create", "discovery_grant", f"{cluster.name}/{namespace}",
+        audit.record(actor, "create", "discovery-grant", f"{cluster.name}/{namespace}",
                      tenant=tenant, after=_snapshot(grant))  # fmt: skip
         _changed(tenant, cluster.name, namespace)
     return grant
@@ -63,7 +63,7 @@ def grant_namespace(actor: Actor, cluster: KubernetesCluster, tenant: Tenant, na
 @transaction.atomic
 def revoke_grant(actor: Actor, grant: DiscoveryGrant) -> None:
     tenant, cluster, namespace = grant.tenant, grant.cluster.name, grant.namespace
-    audit.record(actor, "delete", "discovery_grant", f"{cluster}/{namespace}", tenant=tenant,
+    audit.record(actor, "delete", "discovery-grant", f"{cluster}/{namespace}", tenant=tenant,
                  before=_snapshot(grant))  # fmt: skip
     grant.delete()
     _changed(tenant, cluster, namespace)

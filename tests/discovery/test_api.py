@@ -136,7 +136,7 @@ def test_a_revoked_grant_shows_in_resolved_refs_and_a_new_grant_restores_it(edit
     resolved = conditions(editor.get(URL + "cart/").json())["ResolvedRefs"]
     assert (resolved["status"], resolved["reason"]) == ("False", "RefNotPermitted")
     assert "spec.kubernetesService.namespace" in resolved["message"]
-    assert AuditEvent.objects.filter(object_type="discovery_grant", action="delete").exists()
+    assert AuditEvent.objects.filter(object_type="discovery-grant", action="delete").exists()
     # while revoked, nothing new may name it
     assert create(editor, "cart2").status_code == 400
     grants.grant_namespace(ACTOR, grant.cluster, org.tenant, "shop")
