@@ -148,3 +148,23 @@ def test_the_plan_losing_the_cluster_withdraws_the_grant(editor, org, plan, gran
     granted["prod"].plans.remove(plan)
     assert not grants.is_granted(org.tenant.pk, "prod", "shop")
     assert create(editor, "cart2").status_code == 400
+
+
+def test_declarative_apply_checks_the_grant_and_is_idempotent(editor):
+    import json
+
+    def apply(namespace):
+        document = {"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "Backend",
+                    "metadata": {"name": "cart"},
+                    "spec": {"kubernetesService": {**SERVICE, "namespace": namespace}}}  # fmt: skip
+        return editor.generic("POST", "/api/v1/tenants/acme/apply/", json.dumps([document]),
+                              content_type="application/json")  # fmt: skip
+
+    first = apply("shop")
+    assert first.status_code == 200, first.content
+    again = apply("shop").json()
+    assert again["summary"]["unchanged"] == 1, again
+    refused = apply("billing")
+    assert refused.status_code == 400
+    fields = refused.json()["error"]["fields"]
+    assert any(f["path"].endswith("spec.kubernetesService.namespace") for f in fields), fields
