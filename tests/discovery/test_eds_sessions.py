@@ -107,3 +107,23 @@ def test_state_of_the_world_pushes_only_the_eds_type():
     # a new revision: every type again (ACKs then report it for every type)
     responses, _ = session.on_snapshot(snapshot("v2", cart=("10.0.0.9",)))
     assert [r.type_url for r in responses] == [CLUSTER, EDS, LISTENER, ROUTES]
+
+
+def test_delta_removes_a_dropped_clusters_endpoints_after_the_routes():
+    session = delta_connected(snapshot("v1"))
+    state = DesiredState(
+        tenant="acme", gateway="edge",
+        spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+        routes=[{"name": "web", "spec": {"rules": [{"backendRefs": [{"name": "cart"}]}]}}],
+        backends={"cart": service("cart")},
+    )  # fmt: skip
+    fewer = compile_gateway(state, address="127.0.0.1", port_map={80: 8080})
+    refs = discovery_refs(fewer.clusters)
+    made, version = assignments(refs, {refs["acme/backend/cart"]: row("10.0.0.1")}, GRANTED, None)
+    responses, _ = session.on_snapshot(Snapshot.build("v2", fewer, made, version))
+    order = [(r.type_url, list(r.removed_resources)) for r in responses]
+    assert order == [
+        (ROUTES, []),
+        (EDS, ["acme/backend/orders"]),
+        (CLUSTER, ["acme/backend/orders"]),
+    ]
