@@ -190,3 +190,25 @@ def test_only_granted_services_are_watched_and_revoked_ones_are_forgotten(
     watcher.refresh_once()
     assert [key[2] for key in watcher.watches] == ["ledger"]
     assert rows() is None  # acme's Service is no longer watched, its rows are gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_runs_the_watcher_and_stops_on_sigterm(setup, double, tmp_path):
+    import os
+    import sys
+
+    from tests.runtime.stack import Process, database_url
+
+    double.upsert(endpoint_slice("cart-a", ["10.1.0.1"]))
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
+           "GANTRY_DISCOVERY_REFRESH_SECONDS": "0.2",
+           "GANTRY_DISCOVERY_WATCH_SECONDS": "1"}  # fmt: skip
+    process = Process("discovery", [sys.executable, "manage.py", "discovery_watcher"], env,
+                      tmp_path / "discovery.log").start()  # fmt: skip
+    try:
+        wait_for(lambda: rows() is not None, timeout=20, message=process.output)
+        double.upsert(endpoint_slice("cart-b", ["10.1.0.2"]))
+        wait_for(lambda: len(rows()) == 2, timeout=10, message=process.output)
+    finally:
+        assert process.stop(timeout=15) == 0, process.output()
+    assert "discovery: stopped" in process.output()
