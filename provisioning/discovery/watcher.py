@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+from pathlib import Path
 
 from django.db import close_old_connections, connection
 from kubernetes import client as k8s
@@ -182,8 +183,9 @@ class DiscoveryWatcher:
     """The watches of every wanted Service; ``refresh_once`` brings them in line."""
 
     def __init__(self, client_factory=default_client, refresh: float = 5.0,
-                 watch_seconds: int = 60):  # fmt: skip
+                 watch_seconds: int = 60, heartbeat: str | None = None):  # fmt: skip
         self.client_factory = client_factory
+        self.heartbeat = heartbeat  # a file touched at every pass (a liveness probe reads it)
         self.refresh = refresh
         self.watch_seconds = watch_seconds
         self.watches: dict[tuple[int, str, str], ServiceWatch] = {}
@@ -225,6 +227,8 @@ class DiscoveryWatcher:
             except Exception as error:  # noqa: BLE001 - the database away: keep watching
                 log.warning("discovery: cannot read what to watch (retrying): %s", error)
                 close_old_connections()
+            if self.heartbeat:
+                Path(self.heartbeat).touch()
             self.stopping.wait(self.refresh)
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -203,12 +203,15 @@ def test_the_command_runs_the_watcher_and_stops_on_sigterm(setup, double, tmp_pa
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1",
            "GANTRY_DISCOVERY_REFRESH_SECONDS": "0.2",
            "GANTRY_DISCOVERY_WATCH_SECONDS": "1"}  # fmt: skip
-    process = Process("discovery", [sys.executable, "manage.py", "discovery_watcher"], env,
-                      tmp_path / "discovery.log").start()  # fmt: skip
+    heartbeat = tmp_path / "alive"
+    command = [sys.executable, "manage.py", "discovery_watcher", "--heartbeat", str(heartbeat)]
+    process = Process("discovery", command, env, tmp_path / "discovery.log").start()
     try:
         wait_for(lambda: rows() is not None, timeout=20, message=process.output)
         double.upsert(endpoint_slice("cart-b", ["10.1.0.2"]))
         wait_for(lambda: len(rows()) == 2, timeout=10, message=process.output)
+        touched = heartbeat.stat().st_mtime
+        wait_for(lambda: heartbeat.stat().st_mtime > touched, message="a new heartbeat")
     finally:
         assert process.stop(timeout=15) == 0, process.output()
     assert "discovery: stopped" in process.output()

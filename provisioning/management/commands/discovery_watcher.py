@@ -24,9 +24,14 @@ class Command(BaseCommand):
             "--watch-seconds", type=int, default=settings.GANTRY_DISCOVERY_WATCH_SECONDS,
             help="how long each watch request lasts before the Service is read again",
         )  # fmt: skip
+        parser.add_argument(
+            "--heartbeat", default=None,
+            help="a file touched at every pass (for a liveness probe: a hung watcher stops)",
+        )  # fmt: skip
 
-    def handle(self, *args, refresh: float, watch_seconds: int, **options):
-        watcher = DiscoveryWatcher(refresh=refresh, watch_seconds=watch_seconds)
+    def handle(self, *args, refresh: float, watch_seconds: int, heartbeat, **options):
+        watcher = DiscoveryWatcher(refresh=refresh, watch_seconds=watch_seconds,
+                                   heartbeat=heartbeat)  # fmt: skip
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: watcher.stopping.set())
         try:
