@@ -346,6 +346,11 @@ GANTRY_DNS_TIMEOUT_SECONDS = env_float("GANTRY_DNS_TIMEOUT_SECONDS", 2.0)
 GANTRY_GATEWAY_DNS_RESOLVERS = env_list("GANTRY_GATEWAY_DNS_RESOLVERS")
 # Shortest time a resolved name is kept (a TTL of 0 or 1 would re-resolve all the time).
 GANTRY_DNS_MIN_TTL_SECONDS = env_int("GANTRY_DNS_MIN_TTL_SECONDS", 5, minimum=1)
+# Kubernetes Service discovery (docs/discovery.md): how often the watcher reads which Services
+# backends name, and how long each EndpointSlice watch request lasts before it re-reads the
+# Service (its ports) and watches on.
+GANTRY_DISCOVERY_REFRESH_SECONDS = env_float("GANTRY_DISCOVERY_REFRESH_SECONDS", 5.0)
+GANTRY_DISCOVERY_WATCH_SECONDS = env_int("GANTRY_DISCOVERY_WATCH_SECONDS", 60, minimum=1)
 _egress_checks = [
     ("GANTRY_EGRESS_DENIED_CIDRS", GANTRY_EGRESS_DENIED_CIDRS, parse_cidr),
     ("GANTRY_EGRESS_ALLOWED_CIDRS", GANTRY_EGRESS_ALLOWED_CIDRS, parse_cidr),

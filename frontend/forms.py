@@ -218,8 +218,9 @@ class BackendForm(forms.Form):
         "CA certificates", "optional; certificate names whose chains verify the backend, "
         "comma-separated; none: the system's public CAs", autocomplete="off",
     )  # fmt: skip
-    spec = _code("Whole spec (YAML or JSON)", "endpoints, appProtocol, tls (sni, "
-                 "caCertificateRefs)", rows=12)  # fmt: skip
+    spec = _code("Whole spec (YAML or JSON)", "endpoints (or kubernetesService: cluster, "
+                 "namespace, name, port), appProtocol, tls (sni, caCertificateRefs)",
+                 rows=12)  # fmt: skip
     resource_version = forms.CharField(required=False, widget=forms.HiddenInput())
 
     @staticmethod

@@ -11,7 +11,8 @@ from django import forms
 from django.contrib import admin
 
 from provisioning import cluster_services
-from provisioning.models import KubernetesCluster
+from provisioning.discovery import grants
+from provisioning.models import DiscoveryGrant, KubernetesCluster
 from tenants.admin_base import ServiceAdmin
 from tenants.audit import Actor
 
@@ -93,3 +94,28 @@ class KubernetesClusterAdmin(ServiceAdmin):
 
     def service_delete(self, actor, obj):
         cluster_services.delete_cluster(actor, obj)
+
+
+@admin.register(DiscoveryGrant)
+class DiscoveryGrantAdmin(ServiceAdmin):
+    """Which namespaces of a cluster a tenant's backends may name (docs/discovery.md). A grant
+    is added or removed, never edited; both are audited, and a removal withdraws the endpoints
+    from the tenant's gateways at once."""
+
+    list_display = ["cluster", "tenant", "namespace", "created_at"]
+    list_filter = ["cluster"]
+    search_fields = ["tenant__slug", "namespace"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["cluster", "tenant", "namespace"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        saved = grants.grant_namespace(
+            Actor.from_request(request), obj.cluster, obj.tenant, obj.namespace
+        )
+        obj.pk, obj._state.adding, obj._state.db = saved.pk, False, saved._state.db
+
+    def service_delete(self, actor, obj):
+        grants.revoke_grant(actor, obj)

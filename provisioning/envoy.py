@@ -45,6 +45,20 @@ def _inline_routes(listener: dict, routes: dict[str, dict]) -> dict:
     return listener
 
 
+VALIDATION_ADS_CLUSTER = {
+    "name": "gantry-validation-ads",
+    "type": "STATIC",
+    "connect_timeout": "1s",
+    "typed_extension_protocol_options": {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    },
+    "load_assignment": {"cluster_name": "gantry-validation-ads", "endpoints": []},
+}
+
+
 def static_bootstrap(resources: Resources, admin_port: int | None = None) -> dict:
     """A bootstrap that embeds the resources (routes inlined), for validation and tests."""
     routes = {r["name"]: r for r in resources.routes}
@@ -55,6 +69,14 @@ def static_bootstrap(resources: Resources, admin_port: int | None = None) -> dic
             "clusters": [{k: v for k, v in c.items() if k != "@type"} for c in resources.clusters],
         },
     }
+    if any(c.get("type") == "EDS" for c in resources.clusters):
+        # EDS clusters take their endpoints over ADS: the bootstrap must name an ADS server
+        # (validation never connects to it).
+        bootstrap["static_resources"]["clusters"].append(VALIDATION_ADS_CLUSTER)
+        bootstrap["dynamic_resources"] = {"ads_config": {
+            "api_type": "GRPC", "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": VALIDATION_ADS_CLUSTER["name"]}}],
+        }}  # fmt: skip
     if admin_port is not None:
         bootstrap["admin"] = {
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}

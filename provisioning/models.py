@@ -527,6 +527,60 @@ class AccessLogEntry(models.Model):
         return f"{self.gateway_name} {self.method} {self.path} {self.status}"
 
 
+class DiscoveryGrant(models.Model):
+    """An operator's grant: ``tenant``'s backends may name Kubernetes Services of ``namespace``
+    in ``cluster`` (docs/discovery.md). Nothing else of a cluster can be discovered by a
+    tenant; removing the grant withdraws the endpoints at once (the xDS server checks it)."""
+
+    cluster = models.ForeignKey(
+        KubernetesCluster, on_delete=models.CASCADE, related_name="discovery_grants"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="discovery_grants")
+    namespace = models.CharField(max_length=63, validators=[validate_dns_label])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster__name", "tenant__slug", "namespace"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "tenant", "namespace"], name="discovery_grant_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} may discover {self.cluster}/{self.namespace}"
+
+
+class DiscoveredEndpoints(models.Model):
+    """The endpoints of one port of one Kubernetes Service, as the discovery watcher last saw
+    them in its EndpointSlices (``provisioning/discovery``); the xDS server serves them as
+    ClusterLoadAssignments. ``endpoints``: [{address, port, ready, serving, terminating}],
+    sorted; ``version``: their content hash (it moves only when they change)."""
+
+    cluster = models.ForeignKey(
+        KubernetesCluster, on_delete=models.CASCADE, related_name="discovered_endpoints"
+    )
+    namespace = models.CharField(max_length=63)
+    service = models.CharField(max_length=63)
+    port = models.PositiveIntegerField()  # the Service's port
+    endpoints = models.JSONField(default=list)
+    version = models.CharField(max_length=32)
+    # Why there are none, when the watcher knows (no such Service, no such port).
+    message = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "namespace", "service", "port"],
+                name="discovered_endpoints_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.namespace}/{self.service}:{self.port}"
+
+
 class ResolvedName(models.Model):
     """A backend host name as the platform last resolved it (local runtime: docs/discovery.md).
 

@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+from provisioning.discovery.assignments import assignments, discovery_refs
 from provisioning.envoy import Unavailable, _inline_routes
 from provisioning.runtimes.local.processes import dying_with_parent, write_private
 from provisioning.translate import Resources
@@ -175,8 +176,11 @@ class WarmValidator:
             version = f"check-{next(self._versions)}"
             pushed = unbound(resources)
             expected = {LISTENER, CLUSTER}
+            # EDS clusters wait for their endpoints (and hold up the listeners) until they
+            # get an assignment: give each one without endpoints.
+            empty, _ = assignments(discovery_refs(pushed.clusters), {}, set(), None)
             try:
-                self._store.set(KEY, version, pushed)
+                self._store.set(KEY, version, pushed, empty)
             except ResourceError as error:
                 return False, str(error)
             deadline = time.monotonic() + self.timeout

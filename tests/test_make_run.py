@@ -318,7 +318,8 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
         # the check for leftovers must see the live processes, or its "none left" means nothing.)
         running = " | ".join(cmdline for _, cmdline in our_processes(tmp_path, port))
         for what in ("gunicorn config.wsgi", "celery -A config worker", "celery -A config beat",
-                     "manage.py xds_server", "manage.py runtime_agent", "envoy -c"):  # fmt: skip
+                     "manage.py xds_server", "manage.py runtime_agent",
+                     "manage.py discovery_watcher", "envoy -c"):  # fmt: skip
             assert what in running, f"{what!r} not found among: {running}"
         os.killpg(proc.pid, signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT

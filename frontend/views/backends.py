@@ -83,6 +83,15 @@ def backend_detail(request, tenant, backend):
         value = endpoint[kind]
         endpoints.append({"kind": kind, "host": value.get("address") or value.get("hostname"),
                           "port": value.get("port")})  # fmt: skip
+    service = backend.spec.get("kubernetesService")
+    if service:  # endpoints discovered from the Service's EndpointSlices (docs/discovery.md)
+        endpoints.append(
+            {
+                "kind": "kubernetesService",
+                "port": service["port"],
+                "host": f"{service['cluster']}/{service['namespace']}/{service['name']}",
+            }
+        )
     context = page_context(
         request, access, SECTION, backend=backend, endpoints=endpoints,
         conditions=backend.status.get("conditions", []),

@@ -111,7 +111,7 @@ def _check(tenant: Tenant, items: list[Item]) -> None:
                 listeners[item.name] = [listener["name"] for listener in spec["listeners"]]
                 protocols[item.name] = {lst["name"]: lst["protocol"] for lst in spec["listeners"]}
             elif item.resource == "backend":
-                validate_backend_spec(item.spec)
+                validate_backend_spec(item.spec, tenant)
             elif item.resource == "route" and item.kind == "DubboRoute":
                 validate_dubbo_route_spec(item.spec, listeners.get(item.gateway, []),
                                           protocols.get(item.gateway, {}))  # fmt: skip

@@ -22,8 +22,11 @@ def certificate_names(tenant: Tenant) -> set[str]:
     return set(Certificate.objects.filter(tenant=tenant).values_list("name", flat=True))
 
 
-def backend_status(spec: dict, certificates: set[str], generation: int, previous: dict) -> dict:
-    """Accepted (the spec is valid); ResolvedRefs: every CA certificate named exists."""
+def backend_status(
+    spec: dict, certificates: set[str], generation: int, previous: dict, tenant_id=None
+) -> dict:
+    """Accepted (the spec is valid); ResolvedRefs: every CA certificate named exists, and a
+    Kubernetes Service's namespace is (still) granted to the tenant."""
     conditions = set_condition(
         previous.get("conditions", []), "Accepted", "True", "Accepted", "spec is valid", generation
     )
@@ -33,7 +36,22 @@ def backend_status(spec: dict, certificates: set[str], generation: int, previous
         for index, ref in enumerate(refs)
         if ref["name"] not in certificates
     ]
-    if missing:
+    service = spec.get("kubernetesService")
+    if service and tenant_id is not None:
+        from provisioning.discovery.grants import is_granted
+
+        if not is_granted(tenant_id, service["cluster"], service["namespace"]):
+            missing.append(
+                f"spec.kubernetesService.namespace: namespace {service['namespace']!r} of "
+                f"cluster {service['cluster']!r} is no longer granted to the tenant"
+            )
+    if service and missing and not refs:
+        resolved = (
+            "False",
+            "RefNotPermitted",
+            "; ".join(missing) + ". The backend has no endpoints until it is granted again.",
+        )
+    elif missing:
         resolved = (
             "False",
             "InvalidCACertificateRef",
@@ -47,7 +65,7 @@ def backend_status(spec: dict, certificates: set[str], generation: int, previous
 
 @transaction.atomic
 def create_backend(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Backend:
-    spec = validate_backend_spec(raw_spec)
+    spec = validate_backend_spec(raw_spec, tenant)
     tenant = quotas.lock_tenant(tenant)
     quotas.check_count(tenant, "maxBackends", Backend.objects.filter(tenant=tenant).count())
     backend = common.create_unique(
@@ -56,7 +74,7 @@ def create_backend(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Backend
         tenant=tenant,
         name=name,
         spec=spec,
-        status=backend_status(spec, certificate_names(tenant), 1, {}),
+        status=backend_status(spec, certificate_names(tenant), 1, {}, tenant.pk),
     )
     audit.record(actor, "create", "backend", name, tenant=tenant, after=snapshot(backend))
     refresh_policies_naming_backend(tenant, name)  # gateways are locked before routes
@@ -71,7 +89,9 @@ def _write(actor: Actor, locked: Backend, spec: dict) -> Backend:
     before = snapshot(locked)
     names = certificate_names(locked.tenant)
     common.store_spec(
-        locked, spec, backend_status(spec, names, locked.generation + 1, locked.status)
+        locked,
+        spec,
+        backend_status(spec, names, locked.generation + 1, locked.status, locked.tenant_id),
     )
     audit.record(
         actor,
@@ -90,7 +110,7 @@ def _write(actor: Actor, locked: Backend, spec: dict) -> Backend:
 def replace_backend_spec(actor: Actor, backend, raw_spec, expected: int | None = None):
     """PUT: the new spec replaces the old one whole (omitted fields take their defaults)."""
     locked = common.lock_checked(Backend, backend.pk, expected, "backend", "tenant")
-    return _write(actor, locked, validate_backend_spec(raw_spec))
+    return _write(actor, locked, validate_backend_spec(raw_spec, locked.tenant))
 
 
 @transaction.atomic
@@ -98,7 +118,14 @@ def patch_backend_spec(actor: Actor, backend, patch, expected: int | None = None
     """PATCH: an RFC 7386 merge patch into the stored spec, validated whole afterwards."""
     locked = common.lock_checked(Backend, backend.pk, expected, "backend", "tenant")
     merged = merge_patch(locked.spec, patch if patch is not None else {})
-    return _write(actor, locked, validate_backend_spec(merged))
+    return _write(actor, locked, validate_backend_spec(merged, locked.tenant))
+
+
+def refresh_discovery_status(backend: Backend) -> None:
+    """ResolvedRefs again, after an operator granted or revoked the namespace it names."""
+    status = backend_status(backend.spec, certificate_names(backend.tenant), backend.generation,
+                            backend.status, backend.tenant_id)  # fmt: skip
+    common.store_status(backend, status)
 
 
 @transaction.atomic

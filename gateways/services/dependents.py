@@ -89,9 +89,10 @@ def refresh_backends_using(tenant: Tenant, certificate: str) -> None:
     names = certificate_names(tenant)
     backends = Backend.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     for backend in backends:
-        store_status(
-            backend, backend_status(backend.spec, names, backend.generation, backend.status)
+        status = backend_status(
+            backend.spec, names, backend.generation, backend.status, backend.tenant_id
         )
+        store_status(backend, status)
 
 
 def _ca_refs(spec: dict) -> list[dict]:

@@ -3,6 +3,12 @@
 A backend's endpoints are all IP addresses (an Envoy STATIC cluster) or all DNS names (a
 STRICT_DNS cluster): Envoy has no cluster type that mixes them. Every endpoint must be one the
 operator's egress policy lets gateways reach (``gateways/egress.py``).
+
+Instead of ``endpoints``, a backend may name a Kubernetes Service (``kubernetesService``: a
+registered cluster, a namespace the operator granted to the tenant there, the Service and its
+port): its endpoints come from the Service's EndpointSlices (an Envoy EDS cluster,
+docs/discovery.md). Which clusters and namespaces a tenant may name is checked by
+``validate_backend_spec`` when given the tenant.
 """
 
 import base64
@@ -11,6 +17,8 @@ import ipaddress
 
 from rest_framework import serializers
 
+from config.errors import ValidationFailed
+from config.validators import DNS_LABEL, DNS_LABEL_MESSAGE
 from gateways.egress import current_policy, loose_ipv4
 from gateways.validation.backend_traffic import duration_field
 from gateways.validation.common import (
@@ -141,8 +149,36 @@ class BackendDNSSerializer(StrictSerializer):
         return value
 
 
+def dns_label_field(**kwargs) -> serializers.CharField:
+    def check(value: str) -> None:
+        if not DNS_LABEL.match(value):
+            raise serializers.ValidationError(DNS_LABEL_MESSAGE)
+
+    return serializers.CharField(max_length=63, validators=[check], **kwargs)
+
+
+class KubernetesServiceSerializer(StrictSerializer):
+    """Gateway API's backendRef to a Service, with the registered cluster it lives in."""
+
+    cluster = dns_label_field(
+        required=False,
+        help_text="a registered cluster your plan may use; default: the first (by name) "
+        "that grants your tenant the namespace",
+    )
+    namespace = dns_label_field(help_text="a namespace the operator granted to your tenant")
+    name = dns_label_field(help_text="the Service's name")
+    port = port_field(help_text="the Service's port (its number, as in a Gateway API backendRef)")
+
+
 class BackendSpecSerializer(StrictSerializer):
-    endpoints = EndpointSerializer(many=True, allow_empty=False, max_length=MAX_ENDPOINTS)
+    endpoints = EndpointSerializer(
+        many=True, allow_empty=False, max_length=MAX_ENDPOINTS, required=False
+    )
+    kubernetesService = KubernetesServiceSerializer(
+        required=False,
+        help_text="instead of endpoints: a Kubernetes Service whose ready endpoints receive "
+        "the traffic, followed as pods come and go (docs/discovery.md)",
+    )
     dns = BackendDNSSerializer(
         required=False, help_text="for host-name endpoints: resolution, TTL, refresh rate"
     )
@@ -162,7 +198,17 @@ class BackendSpecSerializer(StrictSerializer):
         return value
 
     def validate(self, data):
+        if ("endpoints" in data) == ("kubernetesService" in data):
+            where = "kubernetesService" if "kubernetesService" in data else "endpoints"
+            message = (
+                "This field is required."
+                if where == "endpoints"
+                else "cannot be used with endpoints: a backend has one or the other"
+            )
+            raise serializers.ValidationError({where: [message]})
         dns = data.get("dns")
+        if dns is not None and "endpoints" not in data:
+            raise serializers.ValidationError({"dns": ["only for host-name (fqdn) endpoints"]})
         if dns is not None and "ip" in data["endpoints"][0]:
             raise serializers.ValidationError(
                 {"dns": ["only for host-name (fqdn) endpoints; these are IP addresses"]}
@@ -221,11 +267,48 @@ class BackendSpecSerializer(StrictSerializer):
         return tls
 
 
-def validate_backend_spec(raw) -> dict:
-    """The spec with defaults filled in, or ValidationFailed naming each bad field."""
-    return run_spec_serializer(BackendSpecSerializer, raw)
+def validate_backend_spec(raw, tenant=None) -> dict:
+    """The spec with defaults filled in, or ValidationFailed naming each bad field. With the
+    ``tenant``, a ``kubernetesService`` must name a cluster its plan may use and a namespace the
+    operator granted it there; the cluster is filled in when omitted."""
+    spec = run_spec_serializer(BackendSpecSerializer, raw)
+    if tenant is not None and "kubernetesService" in spec:
+        spec["kubernetesService"] = check_kubernetes_service(tenant, spec["kubernetesService"])
+    return spec
+
+
+def check_kubernetes_service(tenant, ref: dict) -> dict:
+    """The reference with its cluster filled in, or ValidationFailed at its JSON path. Another
+    tenant's grant never counts, and a cluster the plan may not use reads the same as one that
+    does not exist (nothing tells a tenant which clusters others use)."""
+    from provisioning.discovery.grants import cluster_granting, usable_clusters
+
+    path = "spec.kubernetesService"
+    usable = usable_clusters(tenant)
+    if "cluster" in ref:
+        cluster = next((c for c in usable if c.name == ref["cluster"]), None)
+        if cluster is None:
+            raise ValidationFailed.one(
+                f"{path}.cluster", f"{ref['cluster']!r} is not a cluster your plan may use"
+            )
+        candidates = [cluster]
+    else:
+        candidates = usable
+    cluster = cluster_granting(tenant, candidates, ref["namespace"])
+    if cluster is None:
+        where = "any cluster your plan may use"
+        if "cluster" in ref:
+            where = f"cluster {candidates[0].name!r}"
+        raise ValidationFailed.one(
+            f"{path}.namespace",
+            f"namespace {ref['namespace']!r} of {where} is not granted to your tenant "
+            "(an operator grants namespaces: docs/discovery.md)",
+        )
+    return {"cluster": cluster.name, **{k: v for k, v in ref.items() if k != "cluster"}}
 
 
 def endpoint_kind(spec: dict) -> str:
-    """``ip`` (an Envoy STATIC cluster) or ``fqdn`` (STRICT_DNS)."""
+    """``ip`` (an Envoy STATIC cluster), ``fqdn`` (STRICT_DNS) or ``kubernetesService`` (EDS)."""
+    if "kubernetesService" in spec:
+        return "kubernetesService"
     return "ip" if "ip" in spec["endpoints"][0] else "fqdn"

@@ -31,6 +31,7 @@ from provisioning.ir.types import (
     Redirect,
     Rewrite,
     Route,
+    ServiceRef,
     SessionPersistence,
     StreamRoute,
     TLSCertificate,
@@ -76,10 +77,19 @@ def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:
             pems = [state.certificates[r["name"]]["certificatePem"] for r in refs
                     if r["name"] in state.certificates]  # fmt: skip
             ca = "".join(pems) or None
+        service = spec.get("kubernetesService")
+        if service is not None:  # endpoints by EDS (docs/discovery.md)
+            kind = "eds"
+            service = ServiceRef(
+                cluster=service["cluster"], namespace=service["namespace"],
+                name=service["name"], port=service["port"],
+                assignment=cluster_name(state.tenant, name),
+            )  # fmt: skip
         clusters.append(
             Cluster(
                 name=cluster_name(state.tenant, name),
                 kind=kind,
+                service=service,
                 endpoints=_endpoints(
                     endpoints,
                     state.resolved if pinned else None,

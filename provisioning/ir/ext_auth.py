@@ -19,8 +19,13 @@ def named_backends(spec: dict) -> list[tuple[str, str]]:
 
 def _uri(backend: dict, path: str) -> str:
     """Where the service is, for Envoy's ``server_uri`` (requests go through the cluster)."""
-    endpoint = backend["endpoints"][0]
-    address = endpoint.get("ip") or endpoint["fqdn"]
+    service = backend.get("kubernetesService")
+    if service is not None:  # its endpoints come by EDS; the URI only names it
+        address = {"hostname": f"{service['name']}.{service['namespace']}.svc",
+                   "port": service["port"]}  # fmt: skip
+    else:
+        endpoint = backend["endpoints"][0]
+        address = endpoint.get("ip") or endpoint["fqdn"]
     host = address.get("address") or address.get("hostname")
     if ":" in host:
         host = f"[{host}]"

@@ -400,6 +400,19 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class ServiceRef:
+    """A Kubernetes Service port whose endpoints the xDS server serves by EDS, under the
+    ClusterLoadAssignment named ``assignment`` (the backend's cluster name, shared by its
+    policy variants)."""
+
+    cluster: str  # the registered cluster's name
+    namespace: str
+    name: str
+    port: int
+    assignment: str
+
+
+@dataclass(frozen=True)
 class ActiveHealthCheck:
     """HTTP: ``path``, ``method``, ``expected_statuses``; TCP: connect, write ``send`` (if
     any), and find ``receive`` (if any) in the answer."""
@@ -472,7 +485,7 @@ class DnsSettings:
 @dataclass(frozen=True)
 class Cluster:
     name: str  # <tenant>/backend/<backend>
-    kind: str  # static | dns
+    kind: str  # static | dns | eds
     endpoints: tuple[Endpoint, ...]
     protocol: str = "HTTP/1.1"  # HTTP/1.1 | h2c | gRPC
     tls_sni: str | None = None
@@ -483,6 +496,7 @@ class Cluster:
     verify_name: str | None = None
     settings: ClusterSettings | None = None  # a BackendTrafficPolicy's variant
     dns: DnsSettings | None = None  # kind dns only
+    service: ServiceRef | None = None  # kind eds: the Kubernetes Service it follows
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""IR clusters (a tenant's backends) → Envoy Cluster."""
+"""IR clusters (a tenant's backends) → Envoy Cluster.
+
+A backend naming a Kubernetes Service becomes an EDS cluster: its endpoints come over ADS as a
+ClusterLoadAssignment named after the backend's cluster, which the xDS server builds from the
+discovery watcher's rows (``provisioning/discovery``), so endpoint changes never recompile. The
+Service it follows travels in the cluster's metadata (``gantry.discovery``), which is how the
+xDS server knows which rows to serve."""
 
 from provisioning.ir.types import Cluster, DnsSettings
 from provisioning.translate import cluster_settings
@@ -9,6 +15,8 @@ from provisioning.translate.types import (
     UPSTREAM_TLS,
     duration,
 )
+
+DISCOVERY_METADATA = "gantry.discovery"
 
 # Debian's and Ubuntu's bundle of public CAs; the official Envoy image has it at the same path.
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -43,6 +51,18 @@ def envoy_cluster(cluster: Cluster) -> dict:
         envoy["dns_lookup_family"] = "V4_PREFERRED"
         if cluster.dns is not None:
             _dns(cluster.dns, envoy)
+    if cluster.kind == "eds" and cluster.service is not None:
+        service = cluster.service
+        envoy["type"] = "EDS"
+        del envoy["load_assignment"]
+        envoy["eds_cluster_config"] = {
+            "eds_config": {"ads": {}, "resource_api_version": "V3"},
+            "service_name": service.assignment,
+        }
+        envoy["metadata"] = {"filter_metadata": {DISCOVERY_METADATA: {
+            "cluster": service.cluster, "namespace": service.namespace,
+            "service": service.name, "port": service.port,
+        }}}  # fmt: skip
     if cluster.protocol in ("h2c", "gRPC"):
         envoy["typed_extension_protocol_options"] = {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

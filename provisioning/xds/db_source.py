@@ -4,6 +4,11 @@ A gateway's snapshot is its current ``ConfigRevision`` (decrypted, decoded, enco
 at version = the revision's content hash, so a rollback to an older revision is a new version
 for the replicas and a restarted server sends the same version an Envoy already holds.
 
+A gateway with EDS clusters (backends naming Kubernetes Services, docs/discovery.md) also gets
+their ClusterLoadAssignments, built at every read from the discovery watcher's rows, the
+tenant's grants and the egress policy: the snapshot is new when the revision or the endpoints
+change, and an endpoint change alone re-sends only the assignments.
+
 Watchers wake on a change notification (Redis pub/sub or PostgreSQL LISTEN/NOTIFY,
 ``provisioning.xds.notify``) and poll every ``poll_interval`` seconds anyway, so a lost
 message, a notifier outage or the embedded default (no notifier) still converge. Database
@@ -19,6 +24,7 @@ import os
 
 from django.conf import settings
 
+from provisioning.discovery.assignments import assignments, discovery_refs
 from provisioning.models import ConfigRevision
 from provisioning.translate import Resources
 from provisioning.xds import notify
@@ -70,6 +76,42 @@ def _resources(revision_id: int) -> Resources | None:
     )
 
 
+def _endpoints(gateway_key: str, refs: dict) -> tuple[tuple[dict, ...], str]:
+    """The gateway's ClusterLoadAssignments now, and their version."""
+    from dataclasses import replace
+
+    from gateways.egress import current_policy
+    from gateways.models import Gateway
+    from provisioning.models import DiscoveredEndpoints, DiscoveryGrant
+
+    tenant, _, name = gateway_key.partition("/")
+    gateway = (
+        Gateway.objects.filter(tenant__slug=tenant, name=name).values("tenant_id", "spec").first()
+    )
+    if gateway is None:
+        return assignments(refs, {}, set(), None)
+    policy = current_policy()
+    if gateway["spec"].get("runtime", "local") == "kubernetes" and policy.allow_loopback:
+        policy = replace(policy, allow_loopback=False)  # a pod's loopback is its own Envoy
+    clusters = {ref[0] for ref in refs.values()}
+    granted = set(
+        DiscoveryGrant.objects.filter(
+            tenant_id=gateway["tenant_id"],
+            cluster__name__in=clusters,
+            cluster__plans__tenants__id=gateway["tenant_id"],
+        ).values_list("cluster__name", "namespace")
+    )
+    rows = {
+        (cluster, namespace, service, port): endpoints
+        for cluster, namespace, service, port, endpoints in DiscoveredEndpoints.objects.filter(
+            cluster__name__in=clusters,
+            namespace__in={ref[1] for ref in refs.values()},
+            service__in={ref[2] for ref in refs.values()},
+        ).values_list("cluster__name", "namespace", "service", "port", "endpoints")
+    }
+    return assignments(refs, rows, granted, policy)
+
+
 class DatabaseSnapshotSource:
     """Reads current revisions; use it on one event loop, and ``await close()`` when done."""
 
@@ -98,6 +140,8 @@ class DatabaseSnapshotSource:
         self.database = database or DatabaseThreads()
         self._own_database = database is None
         self._snapshots: dict[str, Snapshot] = {}  # gateway key → last snapshot built
+        # gateway key → its revision's EDS clusters: assignment name → the Service they follow
+        self._refs: dict[str, dict] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._subscriber: asyncio.Task | None = None
         self.subscribed: asyncio.Event | None = None  # made on the loop, set once subscribed
@@ -108,7 +152,7 @@ class DatabaseSnapshotSource:
             # Taken before reading, so a notification that lands during the read is not lost.
             event = self._events.setdefault(gateway_key, asyncio.Event())
             snapshot = await self._load(gateway_key)
-            if snapshot is not None and snapshot.version != known_version:
+            if snapshot is not None and snapshot.key != known_version:
                 return snapshot
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), self.poll_interval)
@@ -127,14 +171,27 @@ class DatabaseSnapshotSource:
             content_hash, revision_id = current
             cached = self._snapshots.get(gateway_key)
             if cached is not None and cached.version == content_hash:
-                return cached
+                return await self._with_endpoints(gateway_key, cached)
             resources = await self.database.run(_resources, revision_id)
+            if resources is None:  # replaced meanwhile; the next read finds the new one
+                return None
+            self._refs[gateway_key] = discovery_refs(resources.clusters)
+            snapshot = Snapshot.build(content_hash, resources)
+            self._snapshots[gateway_key] = snapshot
+            return await self._with_endpoints(gateway_key, snapshot)
         except Exception as error:
             log.warning("xds: cannot read the config of %s (retrying): %s", gateway_key, error)
             return None
-        if resources is None:  # replaced meanwhile; the next read finds the new one
-            return None
-        snapshot = Snapshot.build(content_hash, resources)
+
+    async def _with_endpoints(self, gateway_key: str, snapshot: Snapshot) -> Snapshot:
+        """The snapshot with its EDS clusters' current assignments (itself without any)."""
+        refs = self._refs.get(gateway_key)
+        if not refs:
+            return snapshot
+        made, version = await self.database.run(_endpoints, gateway_key, refs)
+        if snapshot.endpoints_version == version:
+            return snapshot
+        snapshot = snapshot.with_assignments(made, version)
         self._snapshots[gateway_key] = snapshot
         return snapshot
 

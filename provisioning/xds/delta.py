@@ -1,10 +1,11 @@
 """Incremental ADS (``DeltaAggregatedResources``) for one Envoy stream, without I/O.
 
 Only resources whose content version differs from what the Envoy holds are sent. On a new
-snapshot, additions and changes go out in ADS order (clusters, listeners, routes) and clusters
-that disappeared are removed last, so a route never points at a cluster that is already gone
-("make before break"). A reconnecting Envoy names what it holds (``initial_resource_versions``);
-since versions are content hashes, an Envoy that is up to date is sent nothing.
+snapshot, additions and changes go out in ADS order (clusters, endpoints, listeners, routes) and
+clusters that disappeared, and their endpoints, are removed last, so a route never points at a
+cluster that is already gone or emptied ("make before break"). A reconnecting Envoy names what
+it holds (``initial_resource_versions``); since versions are content hashes, an Envoy that is up
+to date is sent nothing.
 """
 
 import itertools
@@ -16,7 +17,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     Resource,
 )
 
-from provisioning.translate.types import CLUSTER
+from provisioning.translate.types import CLUSTER, CLUSTER_LOAD_ASSIGNMENT
 from provisioning.xds.acks import Ack, rejection
 from provisioning.xds.resources import TYPE_ORDER, WILDCARD_TYPES
 from provisioning.xds.snapshots import Snapshot
@@ -31,6 +32,9 @@ class _TypeState:
     outstanding: dict[str, str] = field(default_factory=dict)  # nonce → snapshot version
     status: Ack | None = None  # the last ACK/NACK reported
     answered: bool = False  # a response of this type was sent on this stream
+
+
+LAST_REMOVED = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT)
 
 
 class DeltaSession:
@@ -71,20 +75,24 @@ class DeltaSession:
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[list[DeltaDiscoveryResponse], list[Ack]]:
         self.snapshot = snapshot
-        responses, acks, cluster_removals = [], [], []
+        responses, acks = [], []
+        # Removed clusters, and the endpoints of removed EDS clusters, go last: the routes that
+        # stop using them are sent first (make before break).
+        deferred: dict[str, list[str]] = {}
         for type_url in TYPE_ORDER:
             if type_url not in self._types:
                 continue
             upserts, removals = self._diff(type_url)
-            if type_url == CLUSTER:
-                cluster_removals, removals = removals, []
+            if type_url in LAST_REMOVED and removals:
+                deferred[type_url], removals = removals, []
             state = self._types[type_url]
             if upserts or removals or (state.wildcard and not state.answered):
                 responses.append(self._response(type_url, upserts, removals))
-            elif not (type_url == CLUSTER and cluster_removals):
+            elif type_url not in deferred:
                 acks += self._unchanged(type_url)
-        if cluster_removals:
-            responses.append(self._response(CLUSTER, [], cluster_removals))
+        for type_url in (CLUSTER_LOAD_ASSIGNMENT, CLUSTER):
+            if type_url in deferred:
+                responses.append(self._response(type_url, [], deferred[type_url]))
         return responses, acks
 
     def _diff(self, type_url: str) -> tuple[list, list[str]]:

@@ -15,13 +15,19 @@ from dataclasses import dataclass
 from google.protobuf import any_pb2, descriptor_pool, json_format, message, message_factory
 
 from provisioning.translate import Resources
-from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.translate.types import (
+    CLUSTER,
+    CLUSTER_LOAD_ASSIGNMENT,
+    LISTENER,
+    ROUTE_CONFIGURATION,
+)
 
 # The generated modules of every type compiled resources name in "@type" (top level and nested
 # typed_config): importing them registers those types in the default descriptor pool, where
 # ParseDict and message_class look them up. A translator using a new extension adds it here.
 MESSAGE_MODULES = (
     "envoy.config.cluster.v3.cluster_pb2",
+    "envoy.config.endpoint.v3.endpoint_pb2",
     "envoy.config.listener.v3.listener_pb2",
     "envoy.config.route.v3.route_pb2",
     "envoy.extensions.filters.http.router.v3.router_pb2",
@@ -59,9 +65,10 @@ for _module in MESSAGE_MODULES:
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
-# Envoy's ADS ordering: clusters before the listeners that use them, route configurations
-# after the listeners that ask for them (there is no EDS: endpoints are inline in clusters).
-TYPE_ORDER = (CLUSTER, LISTENER, ROUTE_CONFIGURATION)
+# Envoy's ADS ordering: clusters, then the endpoints of EDS clusters (discovered Kubernetes
+# Services; other clusters carry theirs inline), then the listeners that use them, route
+# configurations after the listeners that ask for them.
+TYPE_ORDER = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION)
 # Types where a request naming nothing means "everything" (xDS "legacy wildcard"); route
 # configurations are always asked for by name, by the listeners that use them.
 WILDCARD_TYPES = (CLUSTER, LISTENER)
@@ -124,14 +131,17 @@ def content_version(resources: Resources) -> str:
     return content_hash(sorted(content_hash(r) for r in all_resources(resources)))
 
 
-def encode(resources: Resources) -> dict[str, dict[str, EncodedResource]]:
-    """Type URL → resource name → encoded resource, every type of TYPE_ORDER present."""
+def encode(
+    resources: Resources, assignments: tuple[dict, ...] = ()
+) -> dict[str, dict[str, EncodedResource]]:
+    """Type URL → resource name → encoded resource, every type of TYPE_ORDER present;
+    ``assignments``: the ClusterLoadAssignments of the EDS clusters (not part of a revision)."""
     encoded: dict[str, dict[str, EncodedResource]] = {type_url: {} for type_url in TYPE_ORDER}
-    for resource in all_resources(resources):
+    for resource in [*all_resources(resources), *assignments]:
         type_url = resource.get("@type", "")
         if type_url not in encoded:
             raise ResourceError(f"{type_url!r} is not a type the xDS server serves")
-        name = resource["name"]
+        name = resource.get("name") or resource.get("cluster_name")
         if name in encoded[type_url]:
             raise ResourceError(f"two {type_url} resources named {name!r}")
         encoded[type_url][name] = EncodedResource(name, content_hash(resource), to_any(resource))

@@ -188,9 +188,7 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
                     outcome = session.on_snapshot(snapshot)
                     for response in await self._handle(outcome, gateway_key, node_id):
                         yield response
-                    watching = asyncio.ensure_future(
-                        self._source.watch(gateway_key, snapshot.version)
-                    )
+                    watching = asyncio.ensure_future(self._source.watch(gateway_key, snapshot.key))
                 if reading in done:
                     request = reading.result()
                     if request is None:

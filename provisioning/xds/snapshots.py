@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from provisioning.translate import Resources
+from provisioning.translate.types import CLUSTER_LOAD_ASSIGNMENT
 from provisioning.xds.resources import EncodedResource, encode
 
 
@@ -20,17 +21,40 @@ from provisioning.xds.resources import EncodedResource, encode
 class Snapshot:
     """One gateway's whole config at one version, encoded for sending."""
 
-    version: str
+    version: str  # the config revision's (what ACKs report, for every type)
     resources: Mapping[str, Mapping[str, EncodedResource]]  # type URL → name → resource
+    # The ClusterLoadAssignments' content version ("" without EDS clusters): endpoints change
+    # without a new revision, so a snapshot is new when either version moves.
+    endpoints_version: str = ""
 
     @classmethod
-    def build(cls, version: str, resources: Resources) -> "Snapshot":
-        return cls(version, encode(resources))
+    def build(
+        cls,
+        version: str,
+        resources: Resources,
+        assignments: tuple[dict, ...] = (),
+        endpoints_version: str = "",
+    ) -> "Snapshot":
+        return cls(version, encode(resources, assignments), endpoints_version)
+
+    def with_assignments(self, assignments: tuple[dict, ...], endpoints_version: str) -> "Snapshot":
+        """The same config with these ClusterLoadAssignments (only they are encoded)."""
+        encoded = encode(Resources((), (), ()), assignments)[CLUSTER_LOAD_ASSIGNMENT]
+        return Snapshot(
+            self.version, {**self.resources, CLUSTER_LOAD_ASSIGNMENT: encoded}, endpoints_version
+        )
+
+    @property
+    def key(self) -> str:
+        """What watchers compare: the revision's version, and the endpoints' if any."""
+        if not self.endpoints_version:
+            return self.version
+        return f"{self.version}+{self.endpoints_version}"
 
 
 class SnapshotSource(Protocol):
     async def watch(self, gateway_key: str, known_version: str | None) -> Snapshot:
-        """The gateway's current snapshot as soon as its version differs from
+        """The gateway's current snapshot as soon as its ``key`` differs from
         ``known_version`` (at once if it already does; ``None`` knows no version)."""
         ...
 
@@ -48,9 +72,16 @@ class InMemorySnapshotStore:
         self._snapshots: dict[str, Snapshot] = {}
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
 
-    def set(self, gateway_key: str, version: str, resources: Resources) -> Snapshot:
+    def set(
+        self,
+        gateway_key: str,
+        version: str,
+        resources: Resources,
+        assignments: tuple[dict, ...] = (),
+        endpoints_version: str = "",
+    ) -> Snapshot:
         """Encodes (raising ResourceError for a bad resource) and wakes every watcher."""
-        snapshot = Snapshot.build(version, resources)
+        snapshot = Snapshot.build(version, resources, assignments, endpoints_version)
         with self._lock:
             self._snapshots[gateway_key] = snapshot
             waiters = self._waiters.pop(gateway_key, set())
@@ -69,7 +100,7 @@ class InMemorySnapshotStore:
             waiter = (loop, future)
             with self._lock:
                 current = self._snapshots.get(gateway_key)
-                if current is not None and current.version != known_version:
+                if current is not None and current.key != known_version:
                     return current
                 self._waiters.setdefault(gateway_key, set()).add(waiter)
             try:

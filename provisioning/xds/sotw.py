@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 
-from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.translate.types import (
+    CLUSTER,
+    CLUSTER_LOAD_ASSIGNMENT,
+    LISTENER,
+    ROUTE_CONFIGURATION,
+)
 from provisioning.xds.acks import Ack, rejection
 from provisioning.xds.resources import TYPE_ORDER, WILDCARD_TYPES, EncodedResource
 from provisioning.xds.snapshots import Snapshot
@@ -24,7 +29,8 @@ from provisioning.xds.snapshots import Snapshot
 @dataclass
 class _TypeState:
     names: frozenset[str] = frozenset()
-    sent: tuple[str, frozenset[str]] | None = None  # (snapshot version, names requested)
+    # (snapshot version, endpoints version for ClusterLoadAssignments, names requested)
+    sent: tuple[str, str, frozenset[str]] | None = None
     latest_nonce: str | None = None
     outstanding: dict[str, str] = field(default_factory=dict)  # nonce → snapshot version
 
@@ -76,7 +82,10 @@ class SotwSession:
         state = self._types[type_url]
         if self.snapshot is None or type_url not in self.snapshot.resources:
             return None
-        if keep_dropped and state.sent == (self.snapshot.version, state.names):
+        # Endpoints change without a new revision: only their type is answered again then.
+        endpoints = self.snapshot.endpoints_version if type_url == CLUSTER_LOAD_ASSIGNMENT else ""
+        sent = (self.snapshot.version, endpoints, state.names)
+        if keep_dropped and state.sent == sent:
             return None
         available = self.snapshot.resources[type_url]
         if type_url in WILDCARD_TYPES and state.names <= {"", "*"}:
@@ -86,7 +95,7 @@ class SotwSession:
         if type_url == CLUSTER:
             chosen = self._with_held_clusters(chosen, keep_dropped)
         nonce = str(next(self._nonces))
-        state.sent = (self.snapshot.version, state.names)
+        state.sent = sent
         state.latest_nonce = nonce
         state.outstanding[nonce] = self.snapshot.version
         return DiscoveryResponse(

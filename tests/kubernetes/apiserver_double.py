@@ -32,6 +32,14 @@ just the behaviour Gantry's applier relies on:
   never had. The lines come from the test (``write_log``, stamped when written: a real Envoy's
   stdout and stderr as a pod's are merged); ``restart_container`` plays a container restart
   (the log becomes the previous instance's, ``restartCount`` goes up);
+- EndpointSlices as a test places them (``upsert``, ``remove``; validated strictly), as the
+  EndpointSlice controller would, and **watches** of any list (``?watch=true``): a chunked
+  stream of JSON lines (``ADDED``/``MODIFIED``/``DELETED`` with the object at its new
+  ``resourceVersion``, the label selector applied) from the ``resourceVersion`` asked for (or
+  every current object as ``ADDED`` first, without one), ending after ``timeoutSeconds``;
+  ``compact()`` forgets the history, after which a watch from an older version gets an
+  ``ERROR`` event with a 410 ``Expired`` Status, as etcd compaction makes a real API server
+  answer;
 - ``Status`` bodies for 404, 409, 422, 403 and 500;
 - fault injection: ``fail(method, path_part, status, times)`` answers with an error, and
   ``stall(method, path_part, seconds, times, after=True)`` holds the answer (after doing the
@@ -76,6 +84,7 @@ RESOURCES = {  # (api prefix, resource) → (kind, apiVersion, namespaced)
         True,
     ),
     ("/apis/policy/v1", "poddisruptionbudgets"): ("PodDisruptionBudget", "policy/v1", True),
+    ("/apis/discovery.k8s.io/v1", "endpointslices"): ("EndpointSlice", "discovery.k8s.io/v1", True),
 }
 PATH = re.compile(
     r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+)(?=/))?"
@@ -85,7 +94,28 @@ LOG_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/l
 LOAD_BALANCER_IP = "203.0.113.10"
 NODE_ADDRESS = "192.0.2.21"
 TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
-REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid", 500: "InternalError"}
+REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 410: "Expired", 422: "Invalid",
+           500: "InternalError"}  # fmt: skip
+
+
+@dataclass
+class Event:
+    version: int
+    type: str  # ADDED | MODIFIED | DELETED
+    key: tuple  # (kind, namespace, name)
+    obj: dict  # as it was then (deleted: as it was last)
+
+
+@dataclass
+class Watch:
+    """A watch request: what to stream to the handler that holds the connection."""
+
+    kind: str
+    api_version: str
+    namespace: str | None
+    selector: str
+    since: int | None
+    timeout: float
 
 
 @dataclass
@@ -187,6 +217,10 @@ class ApiServerDouble:
         self.logs: dict[tuple, dict] = {}
         self.version = 0
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)  # an event was recorded
+        self.events: list[Event] = []
+        self.compacted = 0  # watches from before this version get 410 Gone
+        self.stopped = False
         self._node_ports = iter(range(30000, 32768))
         self._cluster_ips = iter(f"10.96.{i // 250}.{i % 250 + 1}" for i in range(60000))
         for name in ("node-a", "node-b"):
@@ -205,6 +239,9 @@ class ApiServerDouble:
         return self
 
     def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            self.changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
 
@@ -383,6 +420,60 @@ class ApiServerDouble:
         kind = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
         return {**kind, "metadata": {}, "spec": spec, "status": status}
 
+    # objects placed by a test (as controllers make them), with watch events
+    def upsert(self, obj: dict) -> dict:
+        """Creates or replaces an object as its controller would (an EndpointSlice); validated
+        strictly against the real schemas. Returns it as stored."""
+        obj = copy.deepcopy(obj)
+        if self.validate:
+            problems = schemas.errors(self._bare(obj), schemas.newest_versions()[-1])
+            if problems:
+                raise ValueError(f"{obj['kind']} is invalid: " + "; ".join(problems))
+        with self.lock:
+            namespace = obj["metadata"].get("namespace")
+            old = self.objects.get((obj["kind"], namespace, obj["metadata"]["name"]))
+            if old is not None:
+                obj["metadata"]["uid"] = old["metadata"]["uid"]
+            return copy.deepcopy(self._store(obj["kind"], namespace, obj))
+
+    def remove(self, kind: str, namespace: str | None, name: str) -> None:
+        with self.lock:
+            self.delete(kind, namespace, name)
+
+    def compact(self) -> None:
+        """Forgets the event history (etcd compaction): older versions cannot be watched."""
+        with self.lock:
+            self.events.clear()
+            self.compacted = self.version
+
+    def _event(self, kind: str, key: tuple, obj: dict) -> None:
+        with self.lock:
+            self.events.append(Event(self.version, kind, key, copy.deepcopy(obj)))
+            self.changed.notify_all()
+
+    def watch_events(self, watch: Watch, cursor: int, wait: float) -> tuple[list[Event], int]:
+        """Events after ``cursor`` for the watch (waiting up to ``wait`` s for one), and the new
+        cursor; raises ApiError(410) when ``cursor`` is older than the history."""
+        with self.lock:
+            if cursor < self.compacted:
+                raise ApiError(410, f"too old resource version: {cursor} ({self.version})")
+            found = [e for e in self.events if e.version > cursor and self._watched(watch, e)]
+            if not found and not self.stopped:
+                self.changed.wait(wait)
+                found = [e for e in self.events if e.version > cursor and self._watched(watch, e)]
+            if cursor < self.compacted:
+                raise ApiError(410, f"too old resource version: {cursor} ({self.version})")
+            return found, max([cursor, *(e.version for e in found)])
+
+    @staticmethod
+    def _watched(watch: Watch, event: Event) -> bool:
+        kind, namespace, _ = event.key
+        return (
+            kind == watch.kind
+            and (watch.namespace is None or namespace == watch.namespace)
+            and _selected(event.obj["metadata"].get("labels") or {}, watch.selector)
+        )
+
     # storage
     def _store(self, kind, namespace, obj) -> dict:
         self.version += 1
@@ -391,9 +482,12 @@ class ApiServerDouble:
         meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         meta.setdefault("generation", 1)
         meta["resourceVersion"] = str(self.version)
+        existed = (kind, namespace, meta["name"]) in self.objects
         self.objects[(kind, namespace, meta["name"])] = obj
         self.index.setdefault((kind, namespace), set()).add(meta["name"])
         self.changed_at[(kind, namespace, meta["name"])] = time.monotonic()
+        view = {"kind": kind, "apiVersion": obj.get("apiVersion"), **obj}
+        self._event("MODIFIED" if existed else "ADDED", (kind, namespace, meta["name"]), view)
         return obj
 
     def _view(self, key) -> dict:
@@ -493,6 +587,10 @@ class ApiServerDouble:
         return gone
 
     def _forget(self, key) -> None:
+        self.version += 1
+        gone = copy.deepcopy(self.objects[key])
+        gone["metadata"]["resourceVersion"] = str(self.version)
+        self._event("DELETED", key, gone)
         del self.objects[key]
         self.owners.pop(key, None)
         self.index[key[:2]].discard(key[2])
@@ -547,7 +645,14 @@ class ApiServerDouble:
             raise ApiError(404, f"the server could not find the requested resource {url.path}")
         kind, api_version, namespaced = RESOURCES[(match["prefix"], match["resource"])]
         namespace, name = match["ns"] if namespaced else None, match["name"]
+        watching = str(query.get("watch")).lower() in ("true", "1")
         with self.lock:
+            if method == "GET" and name is None and watching:
+                since = query.get("resourceVersion")
+                return Watch(kind, api_version, namespace if namespaced else None,
+                             query.get("labelSelector", ""),
+                             int(since) if since and since != "0" else None,
+                             float(query.get("timeoutSeconds") or 1800))  # fmt: skip
             if method == "GET" and name is None:
                 selector = query.get("labelSelector", "")
                 everywhere = namespaced and namespace is None
@@ -622,7 +727,54 @@ def _handler(double: ApiServerDouble):
                 code, payload = error.code, status_body(error.code, error.message)
             if fault and fault.after:
                 time.sleep(fault.stall)
+            if isinstance(payload, Watch):
+                self._stream(payload)
+                return
             self._answer(code, payload)
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _stream(self, watch: Watch) -> None:
+            """A watch: one JSON event per line, in chunks, until ``timeoutSeconds``."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            deadline = time.monotonic() + watch.timeout
+            try:
+                with double.lock:
+                    cursor = watch.since
+                    if cursor is None:  # every current object first, then what follows
+                        cursor = double.version
+                        listed = double.list(watch.kind, watch.api_version, watch.namespace,
+                                             watch.selector, watch.namespace is None)  # fmt: skip
+                        first = [{"type": "ADDED", "object": {"kind": watch.kind,
+                                  "apiVersion": watch.api_version, **item}}
+                                 for item in listed["items"]]  # fmt: skip
+                    else:
+                        first = []
+                for event in first:
+                    self._chunk(json.dumps(event).encode() + b"\n")
+                while not double.stopped:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        events, cursor = double.watch_events(watch, cursor, min(left, 0.5))
+                    except ApiError as error:
+                        body = {"type": "ERROR", "object": status_body(error.code, error.message)}
+                        self._chunk(json.dumps(body).encode() + b"\n")
+                        break
+                    for event in events:
+                        body = {"type": event.type, "object": event.obj}
+                        self._chunk(json.dumps(body).encode() + b"\n")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away
+            self.close_connection = True
 
         do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _serve
 

@@ -15,7 +15,7 @@ from tests.kubernetes import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p.name for p in (ROOT / "platform" / "overlays").iterdir() if p.is_dir())
-PROCESSES = {"web", "worker", "beat", "xds"}
+PROCESSES = {"web", "worker", "beat", "xds", "discovery"}
 
 
 def kubectl() -> str:
@@ -101,18 +101,21 @@ def test_production_runs_several_of_each_stateless_process_and_one_beat():
     deployments = by_kind(build("production"), "Deployment")
     assert {name: d["spec"]["replicas"] for name, d in deployments.items()} == {
         "gantry-web": 3, "gantry-worker": 3, "gantry-xds": 3, "gantry-beat": 1,
+        "gantry-discovery": 1,
     }  # fmt: skip
+    assert deployments["gantry-discovery"]["spec"]["strategy"]["type"] == "Recreate"
     assert deployments["gantry-beat"]["spec"]["strategy"]["type"] == "Recreate"
     images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments.values()}
     assert len(images) == 1 and images.pop().endswith(":0.1.0")
 
 
-def test_only_the_worker_and_the_xds_server_may_talk_to_the_kubernetes_api(objects):
+def test_only_the_worker_the_xds_server_and_the_watcher_may_talk_to_the_kubernetes_api(objects):
     pods = {
         name: d["spec"]["template"]["spec"] for name, d in by_kind(objects, "Deployment").items()
     }
     mounted = {name for name, pod in pods.items() if pod["automountServiceAccountToken"]}
-    assert mounted == {"gantry-worker", "gantry-xds"}
+    assert mounted == {"gantry-worker", "gantry-xds", "gantry-discovery"}
+    assert pods["gantry-discovery"]["serviceAccountName"] == "gantry-discovery"
     assert pods["gantry-xds"]["serviceAccountName"] == "gantry-xds"
     bindings = by_kind(objects, "ClusterRoleBinding")
     assert bindings["gantry-gateways"]["subjects"] == [
@@ -129,6 +132,13 @@ def test_only_the_worker_and_the_xds_server_may_talk_to_the_kubernetes_api(objec
     ]
     worker = by_kind(objects, "ClusterRole")["gantry-gateways"]["rules"]
     assert any("pods" in r["resources"] and "list" in r["verbs"] for r in worker)
+    # The discovery watcher reads Services and EndpointSlices, bound per granted namespace only.
+    rules = by_kind(objects, "ClusterRole")["gantry-discovery"]["rules"]
+    assert sorted((r["apiGroups"][0], r["resources"][0], tuple(r["verbs"])) for r in rules) == [
+        ("", "services", ("get",)),
+        ("discovery.k8s.io", "endpointslices", ("list", "watch")),
+    ]
+    assert "gantry-discovery" not in bindings
     # The access logs: the pods' logs, read only.
     assert [r["verbs"] for r in worker if "pods/log" in r["resources"]] == [["get"]]
 

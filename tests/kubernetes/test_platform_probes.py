@@ -23,7 +23,9 @@ def containers(request) -> dict[str, dict]:
 
 
 def test_every_process_is_restarted_when_dead_or_hung(containers):
-    assert set(containers) == {"gantry-web", "gantry-worker", "gantry-beat", "gantry-xds"}
+    assert set(containers) == {
+        "gantry-web", "gantry-worker", "gantry-beat", "gantry-xds", "gantry-discovery"
+    }  # fmt: skip
     for name, container in containers.items():
         assert "livenessProbe" in container, name
     for name in ("gantry-web", "gantry-xds"):
@@ -33,6 +35,26 @@ def test_every_process_is_restarted_when_dead_or_hung(containers):
         containers["gantry-worker"]["livenessProbe"]["exec"]["command"]
     )
     assert containers["gantry-xds"]["livenessProbe"]["tcpSocket"]["port"] == "grpc"
+    assert "--heartbeat" in containers["gantry-discovery"]["command"]
+
+
+def test_the_discovery_probe_reads_the_watchers_heartbeat(containers, tmp_path):
+    """The heartbeat file the command line names (the watcher's own test shows it is touched):
+    fresh passes, missing or two minutes old fails."""
+    container = containers["gantry-discovery"]
+    heartbeat = container["command"][container["command"].index("--heartbeat") + 1]
+    command = container["livenessProbe"]["exec"]["command"]
+    code = command[2].replace(heartbeat, str(tmp_path / "alive"))
+
+    def check() -> int:
+        return subprocess.run([sys.executable, "-c", code], timeout=30).returncode
+
+    assert check() == 1, "no heartbeat yet"
+    (tmp_path / "alive").touch()
+    assert check() == 0
+    stale = time.time() - 121
+    os.utime(tmp_path / "alive", (stale, stale))
+    assert check() == 1
 
 
 @pytest.mark.slow

@@ -38,6 +38,6 @@ class Command(BaseCommand):
         except (KubernetesCluster.DoesNotExist, desired.NoCluster) as error:
             raise CommandError(str(error) if cluster == "" else f"no cluster {cluster!r}") from None
         objects = render_tenant(desired.tenant_input(found.tenant)) + render_gateway(
-            desired.gateway_input(found), desired.cluster_settings(target)
+            desired.gateway_input(found, target), desired.cluster_settings(target)
         )
         self.stdout.write(to_yaml(objects), ending="")

@@ -14,6 +14,7 @@ from provisioning.runtimes.kubernetes.inputs import (
     Autoscaling,
     BackendAddress,
     ClusterSettings,
+    DiscoveredPeers,
     GatewayInput,
     ListenerPort,
     TenantInput,
@@ -107,7 +108,39 @@ def _autoscaling(spec: dict) -> Autoscaling | None:
     )
 
 
-def gateway_input(gateway: Gateway) -> GatewayInput:
+def _discovered(gateway: Gateway, cluster) -> tuple[DiscoveredPeers, ...]:
+    """The granted namespaces of ``cluster`` (the gateway's) whose Services its backends name,
+    with the pods' target ports the discovery watcher has seen there."""
+    from provisioning.discovery.grants import is_granted
+    from provisioning.models import DiscoveredEndpoints
+
+    if cluster is None:
+        return ()
+    routes = [{"spec": route.spec} for route in gateway.routes.all()]
+    policies = [policy.spec for policy in gateway.policies.all()]
+    names = _backend_names(routes) | {n for spec in policies for _, n in named_backends(spec)}
+    ports: dict[str, set[int]] = {}
+    backends = Backend.objects.filter(tenant=gateway.tenant, name__in=names)
+    for backend in backends.filter(spec__has_key="kubernetesService"):
+        ref = backend.spec["kubernetesService"]
+        if ref.get("cluster") != cluster.name:
+            continue
+        if not is_granted(gateway.tenant_id, cluster.name, ref["namespace"]):
+            continue
+        rows = DiscoveredEndpoints.objects.filter(
+            cluster=cluster, namespace=ref["namespace"], service=ref["name"], port=ref["port"]
+        ).values_list("endpoints", flat=True)
+        found = {e["port"] for endpoints in rows for e in endpoints}
+        if found:
+            ports.setdefault(ref["namespace"], set()).update(found)
+    return tuple(
+        DiscoveredPeers(namespace, tuple(sorted(found)))
+        for namespace, found in sorted(ports.items())
+    )
+
+
+def gateway_input(gateway: Gateway, cluster=None) -> GatewayInput:
+    """``cluster``: where the gateway runs (its discovered pods' namespaces are admitted)."""
     spec = gateway.spec
     size = SIZES[spec.get("size", "small")]
     return GatewayInput(
@@ -122,4 +155,5 @@ def gateway_input(gateway: Gateway) -> GatewayInput:
         ),
         backends=_backends(gateway),
         autoscaling=_autoscaling(spec),
+        discovered=_discovered(gateway, cluster),
     )

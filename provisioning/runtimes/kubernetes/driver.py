@@ -107,7 +107,7 @@ def converge(
         return status.failed(str(error), reason="InvalidCluster")
     try:
         observed = apply.observe(api, gateway.tenant.slug, gateway.name)
-        gateway_input = desired.gateway_input(gateway)
+        gateway_input = desired.gateway_input(gateway, cluster)
         result = apply.reconcile(
             api,
             desired.tenant_input(gateway.tenant),

@@ -169,7 +169,9 @@ def network_policy(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
 
     A backend by IP gets its /32 (/128), unless the egress policy refuses it; a backend by DNS
     name, which may resolve anywhere, gets every address outside the denied ranges (the safe
-    defaults, the platform's CIDRs and the operator's denials) on its port."""
+    defaults, the platform's CIDRs and the operator's denials) on its port. Backends naming a
+    Kubernetes Service of this cluster reach the pods of its (granted) namespace on the target
+    ports its EndpointSlices name."""
     ingress = [{"ports": [{"protocol": "TCP", "port": port} for port in gateway.ports]}]
     egress = [{"ports": DNS_PORTS}, _egress_rule(cluster.xds_address, cluster.xds_port)]
     seen = set()
@@ -181,6 +183,12 @@ def network_policy(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
         if key not in seen:
             seen.add(key)
             egress.append(rule)
+    for peers in gateway.discovered:  # pods of granted namespaces (docs/discovery.md)
+        egress.append({
+            "to": [{"namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": peers.namespace}}}],
+            "ports": [{"protocol": "TCP", "port": port} for port in peers.ports],
+        })  # fmt: skip
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

@@ -61,6 +61,15 @@ class BackendAddress:
 
 
 @dataclass(frozen=True)
+class DiscoveredPeers:
+    """Pods of a granted namespace the gateway's backends discover (docs/discovery.md), on the
+    target ports their EndpointSlices name."""
+
+    namespace: str
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class GatewayInput:
     tenant: str
     name: str
@@ -70,6 +79,7 @@ class GatewayInput:
     listeners: tuple[ListenerPort, ...]
     backends: tuple[BackendAddress, ...] = ()
     autoscaling: Autoscaling | None = None
+    discovered: tuple[DiscoveredPeers, ...] = ()
 
     @property
     def key(self) -> str:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0015_pod_log_cursors'),
+        ('provisioning', '0016_discovery_grants_and_endpoints'),
     ]
 
     operations = [
