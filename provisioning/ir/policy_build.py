@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, replace
 
 from provisioning.ir.client_traffic import settle_ports
-from provisioning.ir.dubbo import is_dubbo
 from provisioning.ir.durations import to_ms
 from provisioning.ir.ext_auth import build_ext_auth
 from provisioning.ir.policies import Resolution, resolve, rule_names
@@ -365,9 +364,9 @@ class PolicyPlan:
 
     def __init__(self, state, listener_names: list[str], refused: dict | None = None):
         self.resolution: Resolution = settle_ports(
-            # DubboRoutes take no policy (docs/dubbo.md): naming one finds no target.
-            resolve(state.policies, rule_names([r for r in state.routes if not is_dubbo(r)]),
-                    listener_names,
+            # DubboRoutes take no policy (docs/dubbo.md): ``rule_names`` leaves them out, so
+            # naming one finds no target.
+            resolve(state.policies, rule_names(state.routes), listener_names,
                     state.consumers.keys(), state.backends.keys(),
                     refused=refused or {}, egress=state.egress),
             state.policies, state.spec.get("listeners", []),
