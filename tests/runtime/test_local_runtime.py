@@ -264,6 +264,8 @@ def test_a_replicas_log_is_rotated_by_size_while_envoy_runs(tmp_path, monkeypatc
             if old.stat().st_ino != first:
                 break
         assert old.stat().st_ino != first, "no second rotation"
+        # Envoy writes its next lines to a new log (it reopens the file a moment after the rename).
+        wait_for(log.exists, timeout=10, message="a new log after the second rotation")
         assert sorted(p.name for p in directory.glob("replica-0.log*")) == [
             "replica-0.log", "replica-0.log.1"
         ]  # fmt: skip
