@@ -432,7 +432,7 @@ metadata: {name: greeter}
 spec:
   appProtocol: dubbo
   endpoints:
-  - ip: {address: 127.0.0.1, port: 20880}
+  - ip: {address: 127.0.0.1, port: 40880}  # outside the runtime's per-test port windows
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
