@@ -82,15 +82,21 @@ def egress_for(gateway: Gateway, backends: dict[str, dict]) -> dict:
     }
 
 
-def load_desired_state(gateway_id: int) -> DesiredState:
-    gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
-    routes = [
-        {"name": route.name, "spec": route.spec, "kind": route.kind}
-        for route in gateway.routes.order_by("created_at", "name")
-    ]
+def load_desired_state(
+    gateway_id: int, gateway: Gateway | None = None, rows: dict | None = None
+) -> DesiredState:
+    """``gateway``: the row (with its tenant) when the caller holds it already; ``rows``: a
+    dict to receive the gateway's Route and Policy rows as loaded (``routes``, ``policies``),
+    for a caller that also writes their statuses."""
+    if gateway is None:
+        gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
+    route_rows = list(gateway.routes.order_by("created_at", "name"))
+    policy_rows = list(gateway.policies.order_by("created_at", "name"))
+    if rows is not None:
+        rows.update(routes=route_rows, policies=policy_rows)
+    routes = [{"name": route.name, "spec": route.spec, "kind": route.kind} for route in route_rows]
     policies = [
-        {"name": policy.name, "kind": policy.kind, "spec": policy.spec}
-        for policy in gateway.policies.order_by("created_at", "name")
+        {"name": policy.name, "kind": policy.kind, "spec": policy.spec} for policy in policy_rows
     ]
     # The backends its routes use, and the authorization services its policies name.
     wanted = _backend_names(routes) | {

@@ -19,15 +19,20 @@ from provisioning.ir.egress import jwks_refusals, refused_backends
 from provisioning.ir.ext_auth import named_backends
 
 
-def refresh_refusals(gateway: Gateway, state) -> None:
-    """``gateway``: locked by the caller; ``state``: its desired state, as compiled."""
+def refresh_refusals(gateway: Gateway, state, rows: dict | None = None) -> None:
+    """``gateway``: locked by the caller; ``state``: its desired state, as compiled; ``rows``:
+    its Route and Policy rows as ``load_desired_state`` read them under that lock (read
+    again when not given). Every writer of a route or policy locks its gateway first, so
+    under that lock they are current."""
     refused = refused_backends(state.backends, state.egress, state.resolved)
-    _refresh_routes(gateway, refused)
-    if _policies_concerned(gateway, state, refused):
+    routes = rows["routes"] if rows else list(gateway.routes.order_by("pk"))
+    policies = rows["policies"] if rows else list(gateway.policies.all())
+    _refresh_routes(gateway, refused, routes)
+    if _policies_concerned(state, refused, policies):
         refresh_policies(gateway)
 
 
-def _policies_concerned(gateway: Gateway, state, refused: dict) -> bool:
+def _policies_concerned(state, refused: dict, policies) -> bool:
     """Whether a policy names a refused address, or its status still says one was."""
     for policy in state.policies:
         spec = policy["spec"]
@@ -35,12 +40,10 @@ def _policies_concerned(gateway: Gateway, state, refused: dict) -> bool:
             return True
         if jwks_refusals(spec, state.egress):
             return True
-    statuses = gateway.policies.values_list("status", flat=True)
-    return any("egress policy" in json.dumps(status) for status in statuses)
+    return any("egress policy" in json.dumps(policy.status) for policy in policies)
 
 
-def _refresh_routes(gateway: Gateway, refused: dict) -> None:
-    routes = gateway.routes.select_for_update().order_by("pk")
+def _refresh_routes(gateway: Gateway, refused: dict, routes) -> None:
     names = None
     for route in routes:
         used = {name for _, name in referenced_backends(route.spec)}

@@ -125,13 +125,9 @@ def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
         gateway = common.lock(Gateway, gateway_id, "tenant")
     except NotFound:
         return Outcome("gone", message="the gateway was deleted")
-    GatewayOperation.objects.filter(
-        gateway=gateway,
-        state=GatewayOperation.State.RUNNING,
-        started_at__lt=timezone.now() - INTERRUPTED_AFTER,
-    ).update(state=GatewayOperation.State.FAILED, message="interrupted", finished_at=timezone.now())
-    state = load_desired_state(gateway_id)
-    refresh_refusals(gateway, state)
+    rows: dict = {}
+    state = load_desired_state(gateway_id, gateway, rows)
+    refresh_refusals(gateway, state, rows)
     try:
         resources = compile_for(gateway, state)
     except ports.NoFreePort as error:
@@ -143,17 +139,35 @@ def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
     watch.lap("compile")
     latest = revisions.latest_compiled(gateway)
     if latest is not None and latest.content_hash == digest:
-        readiness.refresh(gateway_id)
         return Outcome("unchanged", latest, f"no change (latest revision {latest.number})")
     try:
         revisions.check_size(gateway, encoded)
     except revisions.TooLarge as error:
         return Outcome("failed", message=error.message)
     revision = _store(gateway, resources, encoded, state, actor, watch)
-    readiness.refresh(gateway_id)
     if revision.state == ConfigRevision.State.VALID:
         return Outcome("created", revision, f"revision {revision.number} is valid")
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")
+
+
+@transaction.atomic
+def _after_commit(gateway_id: int, outcome: Outcome) -> None:
+    """What need not hold up the change on its way to the replicas (the new revision is
+    committed and announced): timeline entries of dead reconciles, revisions past retention,
+    and the gateway's status (Programmed waits for the replicas). Under the gateway's lock,
+    as each of them is done elsewhere."""
+    try:
+        gateway = common.lock(Gateway, gateway_id, "tenant")
+    except NotFound:
+        return
+    GatewayOperation.objects.filter(
+        gateway=gateway,
+        state=GatewayOperation.State.RUNNING,
+        started_at__lt=timezone.now() - INTERRUPTED_AFTER,
+    ).update(state=GatewayOperation.State.FAILED, message="interrupted", finished_at=timezone.now())
+    if outcome.result in ("created", "rejected"):
+        revisions.prune(gateway)
+    readiness.refresh(gateway_id)
 
 
 @transaction.atomic
@@ -208,7 +222,10 @@ def reconcile(
     try:
         watch.lap("start")
         outcome = _reconcile_locked(gateway_id, actor, watch)
-        watch.lap("store")  # the writes and the commit
+        watch.lap("store")  # the writes and the commit (which announces a new revision)
+        if outcome.result != "gone":
+            _after_commit(gateway_id, outcome)
+            watch.lap("status")
         runtime = ""
         if outcome.result not in ("gone", "failed"):
             runtime = _converge_runtime(gateway_id)

@@ -196,7 +196,9 @@ def latest_compiled(gateway: Gateway) -> ConfigRevision | None:
     compares with it, so a rollback sticks until the desired state changes."""
     return (
         gateway.revisions.filter(restored_from__isnull=True)
-        .only("pk", "number", "content_hash", "state")
+        # With its gateway's id: the related manager sets the gateway on what it loads, and
+        # a deferred id would cost a query of its own.
+        .only("pk", "number", "content_hash", "state", "gateway")
         .order_by("-number")
         .first()
     )
@@ -215,22 +217,15 @@ def check_size(gateway: Gateway, encoded: str) -> int:
     return size
 
 
-def make_current(revision: ConfigRevision) -> None:
-    """Under the gateway's lock: ``revision`` becomes the one served."""
-    ConfigRevision.objects.filter(gateway_id=revision.gateway_id, current=True).exclude(
-        pk=revision.pk
-    ).update(current=False)
-    if not revision.current:
-        revision.current = True
-        revision.save(update_fields=["current"])
-
-
 def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, message: str,
           actor: str, restored_from: int | None = None) -> ConfigRevision:  # fmt: skip
     """Under the gateway's lock: revision n+1 from ``encoded`` (canonical JSON of the compiled
-    resources), current when valid, then the old ones past retention pruned."""
+    resources), current when valid. The caller prunes the old ones past retention (``prune``)
+    once the new one is on its way."""
     size = check_size(gateway, encoded)
     latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
+    if valid:  # the one current before steps down first (one current revision per gateway)
+        ConfigRevision.objects.filter(gateway=gateway, current=True).update(current=False)
     revision = ConfigRevision.objects.create(
         gateway=gateway,
         number=(latest or 0) + 1,
@@ -242,11 +237,10 @@ def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, m
         message=message,
         created_by=actor,
         restored_from=restored_from,
+        current=valid,
     )
     if valid:
-        make_current(revision)
         notify_changed(f"{gateway.tenant.slug}/{gateway.name}")
-    prune(gateway)
     return revision
 
 

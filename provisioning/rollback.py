@@ -109,6 +109,7 @@ def rollback(actor: Actor, gateway: Gateway, number: int) -> GatewayOperation:
         gateway, encoded, state, valid=True, actor=actor.name, restored_from=number,
         message=f"{restores} with the current certificates and credentials",
     )  # fmt: skip
+    revisions.prune(gateway)
     readiness.refresh(gateway.pk)
     operation = GatewayOperation.objects.create(
         gateway=gateway,

@@ -76,6 +76,19 @@ def _resources(revision_id: int) -> Resources | None:
     )
 
 
+def _read(gateway_key: str, known_hash: str | None) -> tuple[str, Resources | None] | None:
+    """The current revision's hash, and its resources unless its hash is ``known_hash``: one
+    trip to a database thread for a change, none of the decrypting for a poll that finds
+    nothing new."""
+    current = _current(gateway_key)
+    if current is None:
+        return None
+    content_hash, revision_id = current
+    if content_hash == known_hash:
+        return content_hash, None
+    return content_hash, _resources(revision_id)
+
+
 def _endpoints(gateway_key: str, refs: dict) -> tuple[tuple[dict, ...], str]:
     """The gateway's ClusterLoadAssignments now, and their version."""
     from dataclasses import replace
@@ -165,14 +178,13 @@ class DatabaseSnapshotSource:
 
     async def _load(self, gateway_key: str) -> Snapshot | None:
         try:
-            current = await self.database.run(_current, gateway_key)
-            if current is None:
-                return None
-            content_hash, revision_id = current
             cached = self._snapshots.get(gateway_key)
+            read = await self.database.run(_read, gateway_key, cached and cached.version)
+            if read is None:
+                return None
+            content_hash, resources = read
             if cached is not None and cached.version == content_hash:
                 return await self._with_endpoints(gateway_key, cached)
-            resources = await self.database.run(_resources, revision_id)
             if resources is None:  # replaced meanwhile; the next read finds the new one
                 return None
             self._refs[gateway_key] = discovery_refs(resources.clusters)

@@ -173,38 +173,45 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         return principal
 
     async def _exchange(self, session, gateway_key, node_id, first, requests, context):
-        """Answers requests and pushes new snapshots as they come, whichever is first."""
+        """Answers requests and pushes new snapshots as they come, whichever is first.
+
+        Responses go out before the ACKs that came with them are recorded: recording writes to
+        the database, and a push waiting behind those writes would reach Envoy tens of
+        milliseconds late (the snapshot's unchanged types are ACKed in the same step)."""
         reading: asyncio.Future = asyncio.ensure_future(_next(requests))
         watching: asyncio.Future = asyncio.ensure_future(self._source.watch(gateway_key, None))
         try:
-            for response in await self._handle(session.on_request(first), gateway_key, node_id):
+            responses, acks = session.on_request(first)
+            for response in responses:
                 yield response
+            await self._record(acks, gateway_key, node_id)
             while True:
                 done, _ = await asyncio.wait(
                     {reading, watching}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if watching in done:
                     snapshot = watching.result()
-                    outcome = session.on_snapshot(snapshot)
-                    for response in await self._handle(outcome, gateway_key, node_id):
+                    responses, acks = session.on_snapshot(snapshot)
+                    for response in responses:
                         yield response
                     watching = asyncio.ensure_future(self._source.watch(gateway_key, snapshot.key))
+                    await self._record(acks, gateway_key, node_id)
                 if reading in done:
                     request = reading.result()
                     if request is None:
                         return
                     if request.node.id and request.node.id != node_id:
                         await _refuse(context, "node id changed within the stream")
-                    outcome = session.on_request(request)
-                    for response in await self._handle(outcome, gateway_key, node_id):
+                    responses, acks = session.on_request(request)
+                    for response in responses:
                         yield response
                     reading = asyncio.ensure_future(_next(requests))
+                    await self._record(acks, gateway_key, node_id)
         finally:
             reading.cancel()
             watching.cancel()
 
-    async def _handle(self, outcome: tuple[list, list[Ack]], gateway_key, node_id) -> list:
-        responses, acks = outcome
+    async def _record(self, acks: list[Ack], gateway_key, node_id) -> None:
         for ack in acks:
             # NACKs are logged by the recorder, which bounds how many a stream can cause.
             if self._on_ack is None:
@@ -216,7 +223,6 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
             except Exception:
                 # Recording is not worth a dropped stream: the next ACK is recorded again.
                 logger.exception("xds: recording an ACK of %s failed", node_id)
-        return responses
 
 
 async def _next(requests: AsyncIterator):

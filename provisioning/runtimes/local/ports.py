@@ -57,10 +57,13 @@ def _claim(gateway: Gateway, listener_port: int, taken: set[int]) -> int:
 def allocate(gateway: Gateway, listener_ports: set[int]) -> dict[int, int]:
     """Listener port → host port for the gateway, claiming new ones and releasing those whose
     listener port is gone. Called under the gateway's lock (by reconcile)."""
-    LocalPort.objects.filter(gateway=gateway).exclude(listener_port__in=listener_ports).delete()
     mapping = dict(
         LocalPort.objects.filter(gateway=gateway).values_list("listener_port", "host_port")
     )
+    gone = mapping.keys() - listener_ports
+    if gone:
+        LocalPort.objects.filter(gateway=gateway, listener_port__in=gone).delete()
+        mapping = {port: host for port, host in mapping.items() if port not in gone}
     missing = sorted(listener_ports - mapping.keys())
     if missing:
         taken = set(LocalPort.objects.values_list("host_port", flat=True))
