@@ -10,6 +10,8 @@ resource is not sent it again.
 import hashlib
 import importlib
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from google.protobuf import any_pb2, descriptor_pool, json_format, message, message_factory
@@ -116,10 +118,51 @@ def to_any(resource: dict) -> any_pb2.Any:
     return packed
 
 
+class _Packed:
+    """Recently packed resources by content: a change usually leaves most of a gateway's
+    resources as they were, and parsing JSON into protobuf is most of the cost of encoding
+    (the warm validator and the xDS server encode every revision). Bounded by count and by
+    the JSON size of what it keeps; an entry is only ever read, never changed."""
+
+    MAX_ENTRIES = 4096
+    MAX_BYTES = 64 * 1024 * 1024
+    MAX_ENTRY_BYTES = 1024 * 1024
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[any_pb2.Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str, size: int, resource: dict) -> any_pb2.Any:
+        """``resource`` packed; ``key``: the SHA-256 of its canonical JSON, ``size`` its length."""
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit[0]
+        packed = to_any(resource)
+        if size > self.MAX_ENTRY_BYTES:
+            return packed
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (packed, size)
+                self._bytes += size
+            while len(self._entries) > self.MAX_ENTRIES or self._bytes > self.MAX_BYTES:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+        return packed
+
+
+_packed = _Packed()
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def content_hash(value) -> str:
     """A short stable hash of JSON-able data (key order does not matter)."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return hashlib.sha256(_canonical(value).encode()).hexdigest()[:16]
 
 
 def all_resources(resources: Resources) -> list[dict]:
@@ -144,5 +187,8 @@ def encode(
         name = resource.get("name") or resource.get("cluster_name")
         if name in encoded[type_url]:
             raise ResourceError(f"two {type_url} resources named {name!r}")
-        encoded[type_url][name] = EncodedResource(name, content_hash(resource), to_any(resource))
+        canonical = _canonical(resource)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        packed = _packed.get(digest, len(canonical), resource)
+        encoded[type_url][name] = EncodedResource(name, digest[:16], packed)
     return encoded
