@@ -85,7 +85,8 @@ class GatewayOperation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
     message = models.TextField(blank=True, default="")
-    started_at = models.DateTimeField(auto_now_add=True)
+    # When the work began (a reconcile's entry is written with its outcome, in its transaction).
+    started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     revision = models.ForeignKey(
         ConfigRevision, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -7,13 +7,14 @@ the desired state, so a rollback sticks until the desired state changes) is not 
 and is not re-validated. Output over ``GANTRY_MAX_COMPILED_BYTES`` fails, storing nothing.
 """
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from config.errors import NotFound
@@ -55,23 +56,18 @@ class Stopwatch:
         self._last = now
 
 
-def _start(gateway_id: int, actor: str) -> GatewayOperation | None:
-    """The timeline entry, committed at once so tenants see the reconcile running."""
-    if not Gateway.objects.filter(pk=gateway_id).exists():
-        return None
-    try:
-        with transaction.atomic():
-            return GatewayOperation.objects.create(
-                gateway_id=gateway_id, kind=GatewayOperation.Kind.RECONCILE, created_by=actor
-            )
-    except IntegrityError:  # the gateway was deleted meanwhile
-        return None
+def _record_failure(gateway_id: int, actor: str, started_at, error: Exception) -> None:
+    """A reconcile that raised stored nothing (its transaction rolled back): its timeline entry
+    says what went wrong, unless the gateway is gone or the database cannot take it either."""
+    with contextlib.suppress(Exception), transaction.atomic():
+        GatewayOperation.objects.create(
+            gateway_id=gateway_id, kind=GatewayOperation.Kind.RECONCILE, created_by=actor,
+            started_at=started_at, state=GatewayOperation.State.FAILED,
+            message=f"{type(error).__name__}: {error}"[:2000], finished_at=timezone.now(),
+        )  # fmt: skip
 
 
-def _finish(operation: GatewayOperation, outcome: Outcome, keep: bool = True) -> None:
-    if not keep:
-        operation.delete()
-        return
+def _finish(operation: GatewayOperation, outcome: Outcome) -> None:
     failed = outcome.result in ("rejected", "failed")
     operation.state = GatewayOperation.State.FAILED if failed else GatewayOperation.State.SUCCEEDED
     operation.message = outcome.message
@@ -120,11 +116,27 @@ def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) 
 
 
 @transaction.atomic
-def _reconcile_locked(gateway_id: int, actor: str, watch: Stopwatch) -> Outcome:
+def _reconcile_locked(
+    gateway_id: int, actor: str, watch: Stopwatch, started_at, record_unchanged: bool
+) -> tuple[Outcome, GatewayOperation | None]:
+    """The outcome, and the timeline entry committed with it (``running`` until ``_finish``;
+    none for an unchanged heal). A worker killed before the commit leaves neither."""
     try:
         gateway = common.lock(Gateway, gateway_id, "tenant")
     except NotFound:
-        return Outcome("gone", message="the gateway was deleted")
+        return Outcome("gone", message="the gateway was deleted"), None
+    outcome = _compile_and_store(gateway, actor, watch)
+    operation = None
+    if record_unchanged or outcome.result != "unchanged":
+        operation = GatewayOperation.objects.create(
+            gateway=gateway, kind=GatewayOperation.Kind.RECONCILE, created_by=actor,
+            started_at=started_at, revision=outcome.revision, message=outcome.message,
+        )  # fmt: skip
+    return outcome, operation
+
+
+def _compile_and_store(gateway: Gateway, actor: str, watch: Stopwatch) -> Outcome:
+    gateway_id = gateway.pk
     rows: dict = {}
     state = load_desired_state(gateway_id, gateway, rows)
     refresh_refusals(gateway, state, rows)
@@ -215,34 +227,36 @@ def reconcile(
     """
     envoy.prepare_validator()  # before any lock: a first start takes a moment
     watch = Stopwatch()
+    started_at = timezone.now()
     queued = {} if enqueued_at is None else {"queue": round((time.time() - enqueued_at) * 1000, 1)}
-    operation = _start(gateway_id, actor)
-    if operation is None:
-        return Outcome("gone", message="the gateway was deleted")
+    operation = None
     try:
-        watch.lap("start")
-        outcome = _reconcile_locked(gateway_id, actor, watch)
+        outcome, operation = _reconcile_locked(
+            gateway_id, actor, watch, started_at, record_unchanged
+        )
         watch.lap("store")  # the writes and the commit (which announces a new revision)
-        if outcome.result != "gone":
-            _after_commit(gateway_id, outcome)
-            watch.lap("status")
+        if outcome.result == "gone":
+            return outcome
+        _after_commit(gateway_id, outcome)
+        watch.lap("status")
         runtime = ""
-        if outcome.result not in ("gone", "failed"):
+        if outcome.result != "failed":
             runtime = _converge_runtime(gateway_id)
         if runtime:
             watch.lap("runtime")
             outcome = Outcome(outcome.result, outcome.revision, f"{outcome.message}; {runtime}")
     except Exception as error:
-        GatewayOperation.objects.filter(pk=operation.pk).update(
-            state=GatewayOperation.State.FAILED,
-            message=f"{type(error).__name__}: {error}"[:2000],
-            finished_at=timezone.now(),
-        )
+        if operation is None:
+            _record_failure(gateway_id, actor, started_at, error)
+        else:
+            GatewayOperation.objects.filter(pk=operation.pk).update(
+                state=GatewayOperation.State.FAILED,
+                message=f"{type(error).__name__}: {error}"[:2000],
+                finished_at=timezone.now(),
+            )
         raise
-    if outcome.result == "gone":
-        return outcome  # the operation went with the gateway (cascade)
-    timings = {**queued, **{k: v for k, v in watch.stages.items() if k != "start"}}
-    outcome = Outcome(outcome.result, outcome.revision, outcome.message, timings)
-    _finish(operation, outcome, keep=record_unchanged or outcome.result != "unchanged")
+    outcome = Outcome(outcome.result, outcome.revision, outcome.message, {**queued, **watch.stages})
+    if operation is not None:
+        _finish(operation, outcome)
     log.info("reconciled gateway %s: %s", gateway_id, outcome.message)
     return outcome

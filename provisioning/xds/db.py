@@ -2,30 +2,42 @@
 
 The work runs in a small pool of threads of our own (``sync_to_async(thread_sensitive=False)``
 with that pool), so the loop never blocks on the database and ``close`` can close every
-thread's connection. Each call starts and ends with ``close_old_connections``: a connection
-broken by a database outage is dropped, and the next call connects again.
+thread's connection. A call on a connection idle for more than ``CHECK_AFTER_IDLE`` seconds
+starts with ``close_old_connections`` (an expired connection is closed, and the next query
+checks the connection's health first, so one broken by a database outage is replaced); a call
+that fails drops its connection. A connection used a moment ago skips the check: a change's
+reads follow each other within milliseconds, and each check is a round trip.
 """
 
 import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection, connections
 
 WORKERS = 4
+CHECK_AFTER_IDLE = 1.0
+_used = threading.local()  # per thread: when its connection last served a call
 
 
 def _guarded(function, *args):
-    close_old_connections()
+    if time.monotonic() - getattr(_used, "at", 0.0) > CHECK_AFTER_IDLE:
+        close_old_connections()
     try:
-        return function(*args)
+        result = function(*args)
     except Exception:
         # Whatever state the connection is in after an error, do not reuse it.
         connection.close()
+        _used.at = 0.0
         raise
-    finally:
+    if connection.errors_occurred:  # an error the function handled itself
         close_old_connections()
+        _used.at = 0.0
+    else:
+        _used.at = time.monotonic()
+    return result
 
 
 class DatabaseThreads:
