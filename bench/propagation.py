@@ -3,8 +3,8 @@ that shows it, over N changes, on the embedded default and on PostgreSQL + Redis
 
 Each change sets a response header (``x-change: <i>``) on the route; a keep-alive client polls
 the gateway's URL until the header carries the new value. Stages come from the platform's own
-records: the reconcile's timings (queue: the task in the broker; compile: locking the gateway,
-loading and compiling its desired state; validate: the warm Envoy's verdict; store: writing
+records: the reconcile's timings (queue: the task in the broker; lock: taking the gateway's lock;
+compile: loading and compiling its desired state; validate: the warm Envoy's verdict; store: writing
 the revision and committing, which announces it to the xDS servers); "deliver" is what is left
 until the client sees the change (the xDS server reading the revision, the push, Envoy applying
 it, the client's next request). Separately, "ACKed" is when the revision's ``programmedAt`` says
@@ -35,7 +35,7 @@ from gantry_stack import (  # noqa: E402
     stop_cleanly_on_sigterm,
 )
 
-STAGES = ("queue", "compile", "validate", "store", "deliver")
+STAGES = ("queue", "lock", "compile", "validate", "store", "deliver")
 GOALS = {"postgres+redis": (0.030, 0.060), "embedded": (0.050, None)}  # p50, p99 (seconds)
 
 
@@ -116,8 +116,8 @@ def stage_shares(
         if operation is None:
             continue
         timings = {k: v / 1000 for k, v in operation["timings"].items()}
-        known = sum(timings.get(s, 0) for s in STAGES[:4])
-        for stage in STAGES[:4]:
+        known = sum(timings.get(s, 0) for s in STAGES[:5])
+        for stage in STAGES[:5]:
             stages[stage].append(timings.get(stage, 0.0))
         stages["deliver"].append(max(0.0, totals[index] - known))
         if done is not None:

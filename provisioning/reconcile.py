@@ -125,6 +125,7 @@ def _reconcile_locked(
         gateway = common.lock(Gateway, gateway_id, "tenant")
     except NotFound:
         return Outcome("gone", message="the gateway was deleted"), None
+    watch.lap("lock")  # waiting for another writer of the gateway shows here
     outcome = _compile_and_store(gateway, actor, watch)
     operation = None
     if record_unchanged or outcome.result != "unchanged":
