@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from gateways.models import Gateway, Route
+from provisioning import receipts
 
 
 def badge(text: str, kind: str):
@@ -183,13 +184,15 @@ class RevisionTable(tables.Table):
     created_by = tables.Column(verbose_name="By")
     programmed_at = tables.DateTimeColumn(format="Y-m-d H:i:s", verbose_name="Programmed",
                                           default="—")  # fmt: skip
+    applied = tables.Column(accessor="number", orderable=False, verbose_name="Replicas",
+                            empty_values=())  # fmt: skip
     message = tables.Column(orderable=False, default="")
     rollback = tables.Column(accessor="number", orderable=False, verbose_name="",
                              empty_values=())  # fmt: skip
 
     class Meta:
         fields = ["number", "state", "current", "restored_from", "created_at", "created_by",
-                  "programmed_at", "message", "rollback"]  # fmt: skip
+                  "programmed_at", "applied", "message", "rollback"]  # fmt: skip
         order_by = "-number"
         empty_text = "No revision yet: the gateway's first reconcile makes one."
         attrs = {"class": "data"}
@@ -197,6 +200,11 @@ class RevisionTable(tables.Table):
     def __init__(self, *args, gateway=None, can_write=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.gateway, self.can_write = gateway, can_write
+
+    def render_applied(self, record):
+        """``applied 2/2 in 41 ms``: its receipts (rows with ``receipts`` prefetched)."""
+        desired = receipts.desired_replicas(self.gateway.spec)
+        return receipts.summarise(record, record.receipts.all(), desired).text
 
     def render_state(self, value):
         return badge(value, "good" if value == "valid" else "bad")
@@ -329,7 +337,7 @@ class RevisionHistoryTable(RevisionTable):
 
     class Meta(RevisionTable.Meta):
         fields = ["number", "state", "current", "restored_from", "created_at", "caused_by",
-                  "operation", "programmed_at", "message", "rollback"]  # fmt: skip
+                  "operation", "programmed_at", "applied", "message", "rollback"]  # fmt: skip
         sequence = fields
         exclude = ["created_by"]
 

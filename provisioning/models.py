@@ -51,6 +51,9 @@ class ConfigRevision(models.Model):
     size = models.PositiveIntegerField(null=True, blank=True)
     # For a rollback: the revision whose routing and policy it restores.
     restored_from = models.PositiveIntegerField(null=True, blank=True)
+    # When the change that asked for it was accepted (the reconcile task was sent: the API's
+    # answer), or when a heal or rollback began: receipts count from here.
+    requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["gateway", "-number"]
@@ -159,6 +162,25 @@ class PodCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} {self.prefix}"
+
+
+class ReplicaReceipt(models.Model):
+    """When one replica first applied one revision: it had ACKed the revision's version for
+    every resource type it holds. The replica's word, as the xDS server heard it (only ever
+    for a revision of the replica's own gateway)."""
+
+    revision = models.ForeignKey(ConfigRevision, on_delete=models.CASCADE, related_name="receipts")
+    node_id = models.CharField(max_length=255)
+    applied_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["revision", "applied_at", "node_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["revision", "node_id"], name="one_receipt_per_replica")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.revision} applied by {self.node_id}"
 
 
 class ReplicaStatus(models.Model):

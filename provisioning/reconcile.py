@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -46,9 +46,10 @@ class Outcome:
 class Stopwatch:
     """Milliseconds per stage, in the order they ran."""
 
-    def __init__(self):
+    def __init__(self, requested_at=None):
         self.stages: dict[str, float] = {}
         self._last = time.perf_counter()
+        self.requested_at = requested_at  # when the change was accepted (for receipts)
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
@@ -112,6 +113,7 @@ def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) 
     return revisions.store(
         gateway, encoded, state, valid=validation.ok,
         message="" if validation.ok else validation.message, actor=actor,
+        requested_at=watch.requested_at,
     )  # fmt: skip
 
 
@@ -227,8 +229,11 @@ def reconcile(
     ``enqueued_at`` (epoch seconds) is when the task was sent: the timeline shows the wait.
     """
     envoy.prepare_validator()  # before any lock: a first start takes a moment
-    watch = Stopwatch()
     started_at = timezone.now()
+    requested = started_at
+    if enqueued_at is not None:
+        requested = min(started_at, datetime.fromtimestamp(enqueued_at, tz=UTC))
+    watch = Stopwatch(requested)
     queued = {} if enqueued_at is None else {"queue": round((time.time() - enqueued_at) * 1000, 1)}
     operation = None
     try:

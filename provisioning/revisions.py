@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from config.errors import GantryError
@@ -218,7 +219,8 @@ def check_size(gateway: Gateway, encoded: str) -> int:
 
 
 def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, message: str,
-          actor: str, restored_from: int | None = None) -> ConfigRevision:  # fmt: skip
+          actor: str, restored_from: int | None = None,
+          requested_at=None) -> ConfigRevision:  # fmt: skip
     """Under the gateway's lock: revision n+1 from ``encoded`` (canonical JSON of the compiled
     resources), current when valid. The caller prunes the old ones past retention (``prune``)
     once the new one is on its way."""
@@ -238,6 +240,7 @@ def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, m
         created_by=actor,
         restored_from=restored_from,
         current=valid,
+        requested_at=requested_at or timezone.now(),
     )
     if valid:
         notify_changed(f"{gateway.tenant.slug}/{gateway.name}")

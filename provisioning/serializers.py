@@ -2,7 +2,21 @@
 
 from rest_framework import serializers
 
-from provisioning import revisions
+from provisioning import receipts, revisions
+
+
+def _receipt(revision, gateway) -> dict:
+    summary = receipts.summarise(
+        revision, revision.receipts.all(), receipts.desired_replicas(gateway.spec)
+    )
+    return summary.as_api()
+
+
+RECEIPTS_HELP = (
+    "when each replica applied it (ACKed its version for every resource type), counted from "
+    "when the change was accepted: applied, desired, totalMs (the slowest replica), text "
+    "('applied 2/2 in 41 ms') and replicas [{node, appliedAt, afterMs}]"
+)
 
 
 class RevisionSerializer(serializers.Serializer):
@@ -24,6 +38,14 @@ class RevisionSerializer(serializers.Serializer):
         source="programmed_at", read_only=True,
         help_text="when every desired replica first ran it",
     )  # fmt: skip
+    requestedAt = serializers.DateTimeField(
+        source="requested_at", read_only=True,
+        help_text="when the change that asked for it was accepted (or the heal or rollback began)",
+    )  # fmt: skip
+    receipts = serializers.SerializerMethodField(help_text=RECEIPTS_HELP)
+
+    def get_receipts(self, revision) -> dict:
+        return _receipt(revision, revision.gateway)
 
 
 class RevisionDetailSerializer(RevisionSerializer):
@@ -68,8 +90,16 @@ class OperationSerializer(serializers.Serializer):
     finishedAt = serializers.DateTimeField(source="finished_at", read_only=True)
     timings = serializers.DictField(
         child=serializers.FloatField(), read_only=True,
-        help_text="milliseconds per stage: queue, compile, validate, store",
+        help_text="milliseconds per stage: queue, lock, compile, validate, store, status, runtime",
     )  # fmt: skip
+    receipts = serializers.SerializerMethodField(
+        help_text="the receipts of the revision it made (see revisions), or null"
+    )
+
+    def get_receipts(self, operation) -> dict | None:
+        if operation.revision is None:
+            return None
+        return _receipt(operation.revision, operation.gateway)
 
 
 class ReplicaSerializer(serializers.Serializer):

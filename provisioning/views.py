@@ -53,7 +53,14 @@ class RevisionViewSet(GatewayChildViewSet, mixins.ListModelMixin):
 
     def get_queryset(self):
         # Compiled resources are loaded (and decrypted) only by the reads that show them.
-        return super().get_queryset().defer("resources", "desired_state").order_by("-number")
+        return (
+            super()
+            .get_queryset()
+            .defer("resources", "desired_state")
+            .select_related("gateway")
+            .prefetch_related("receipts")
+            .order_by("-number")
+        )
 
     def resource_label(self) -> str:
         return "revisions"
@@ -97,7 +104,14 @@ class OperationViewSet(GatewayChildViewSet, mixins.ListModelMixin):
     ordering_aliases = {"startedAt": "started_at"}
 
     def get_queryset(self):
-        return super().get_queryset().select_related("revision").order_by("-started_at", "-id")
+        return (
+            super()
+            .get_queryset()
+            .select_related("revision", "gateway")
+            .defer("revision__resources", "revision__desired_state")
+            .prefetch_related("revision__receipts")
+            .order_by("-started_at", "-id")
+        )
 
     def resource_label(self) -> str:
         return "operations"

@@ -10,14 +10,17 @@ from frontend import history
 from frontend.access import page_context, tenant_access
 from frontend.views.common import PER_PAGE
 from frontend.views.gateways import get_gateway, tabs
+from provisioning import receipts
 
 SECTION = "frontend:gateways"
 # The stages an operation records (``GatewayOperation.timings``), in the order they run.
 STAGES = (
     ("queue", "Queued", "waiting for a worker"),
+    ("lock", "Locked", "waiting for the gateway's other writers"),
     ("compile", "Compiled", "desired state loaded and compiled to Envoy config"),
     ("validate", "Validated", "checked by Envoy"),
-    ("store", "Stored", "the revision written and served"),
+    ("store", "Stored", "the revision written and announced to the xDS servers"),
+    ("status", "Status", "old revisions pruned, the gateway's status refreshed"),
     ("runtime", "Runtime", "the runtime's objects applied"),
 )
 
@@ -39,8 +42,14 @@ def _milliseconds(start, end) -> float | None:
     return round((end - start).total_seconds() * 1000, 1)
 
 
-def _decorate(operation) -> None:
+def _decorate(operation, gateway) -> None:
     operation.stages = stages(operation)
+    operation.receipt = None
+    if operation.revision is not None:
+        operation.receipt = receipts.summarise(
+            operation.revision, operation.revision.receipts.all(),
+            receipts.desired_replicas(gateway.spec),
+        ).text  # fmt: skip
     operation.total_ms = _milliseconds(operation.started_at, operation.finished_at)
     # Programmed: every replica has the revision (after the operation, for a new revision).
     programmed = operation.revision_programmed_at
@@ -52,7 +61,13 @@ def _decorate(operation) -> None:
 
 
 def _rows(gateway):
-    return history.operations(gateway).annotate(revision_programmed_at=F("revision__programmed_at"))
+    return (
+        history.operations(gateway)
+        .annotate(revision_programmed_at=F("revision__programmed_at"))
+        .select_related("revision")
+        .defer("revision__resources", "revision__desired_state")
+        .prefetch_related("revision__receipts")
+    )
 
 
 @login_required
@@ -61,7 +76,7 @@ def operation_list(request, tenant, gateway):
     gateway = get_gateway(access, gateway)
     page = Paginator(_rows(gateway), PER_PAGE).get_page(request.GET.get("page"))
     for operation in page:
-        _decorate(operation)
+        _decorate(operation, gateway)
     context = page_context(request, access, SECTION, gateway=gateway, page=page,
                            tabs=tabs(gateway, "operations"))  # fmt: skip
     return render(request, "frontend/operations/list.html", context)
@@ -72,7 +87,7 @@ def operation_detail(request, tenant, gateway, operation):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
     operation = get_object_or_404(_rows(gateway), pk=operation)
-    _decorate(operation)
+    _decorate(operation, gateway)
     context = page_context(request, access, SECTION, gateway=gateway, operation=operation,
                            tabs=tabs(gateway, "operations"))  # fmt: skip
     return render(request, "frontend/operations/detail.html", context)

@@ -12,14 +12,14 @@ from frontend.access import page_context, tenant_access
 from frontend.tables import RevisionHistoryTable
 from frontend.views.common import PER_PAGE, posted, submit
 from frontend.views.gateways import gateway_url, get_gateway, tabs
-from provisioning import revisions, rollback
+from provisioning import receipts, revisions, rollback
 from provisioning.models import ConfigRevision
 from tenants.audit import Actor
 from tenants.roles import Role
 
 SECTION = "frontend:gateways"
 COLUMNS = ("number", "state", "current", "restored_from", "created_at", "created_by",
-           "programmed_at", "message")  # fmt: skip
+           "programmed_at", "message", "requested_at", "gateway")  # fmt: skip
 
 
 @login_required
@@ -27,7 +27,7 @@ def revision_list(request, tenant, gateway):
     access = tenant_access(request, tenant)
     gateway = get_gateway(access, gateway)
     # The compiled config (large, encrypted) is never loaded for a list.
-    rows = history.revisions(gateway, COLUMNS)
+    rows = history.revisions(gateway, COLUMNS).prefetch_related("receipts")
     table = RevisionHistoryTable(rows, gateway=gateway, can_write=access.can_write,
                                  show_audit=access.is_admin)  # fmt: skip
     table.caption = "Revisions"
@@ -76,6 +76,9 @@ def revision_detail(request, tenant, gateway, number):
     gateway = get_gateway(access, gateway)
     rows = ConfigRevision.objects.filter(gateway=gateway)
     revision = get_object_or_404(history.revisions(gateway), number=number)
+    receipt = receipts.summarise(
+        revision, revision.receipts.all(), receipts.desired_replicas(gateway.spec)
+    )
     previous = rows.filter(number__lt=number).order_by("-number").first()
     config, diff, omitted = "", "", ""
     try:
@@ -88,6 +91,7 @@ def revision_detail(request, tenant, gateway, number):
     context = page_context(
         request, access, SECTION, gateway=gateway, revision=revision, previous=previous,
         config=config, diff=diff, omitted=omitted, tabs=tabs(gateway, "revisions"),
+        receipt=receipt,
     )  # fmt: skip
     return render(request, "frontend/revisions/detail.html", context)
 

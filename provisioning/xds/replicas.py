@@ -21,7 +21,7 @@ import time
 from django.utils import timezone
 
 from gateways.models import Gateway
-from provisioning import metering, readiness
+from provisioning import metering, readiness, receipts
 from provisioning.models import ReplicaConnection, ReplicaStatus
 from provisioning.xds.db import DatabaseThreads
 
@@ -39,12 +39,14 @@ def _gateway_id(gateway_key: str) -> int | None:
     )
 
 
-def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, error) -> None:
-    """Stores what one replica said of one resource type; never touches revisions."""
+def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, error, at=None) -> None:
+    """Stores what one replica said of one resource type (``at``: when it said it); never
+    touches which revision is current. An ACK that completes the replica's set of types at one
+    revision's version is that replica's receipt for it (``provisioning.receipts``)."""
     gateway_id = _gateway_id(gateway_key)
     if gateway_id is None:  # deleted while its replicas were still connected
         return
-    now = timezone.now()
+    now = at or timezone.now()
     if error is None:
         fields = {"acked_version": version, "rejected_version": "", "nack_message": ""}
     else:
@@ -53,6 +55,8 @@ def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, erro
         gateway_id=gateway_id, node_id=node_id, type_url=type_url,
         defaults={**fields, "last_seen": now},
     )  # fmt: skip
+    if error is None:
+        receipts.record(gateway_id, node_id, version, now)
     readiness.refresh(gateway_id)
 
 
@@ -135,7 +139,8 @@ class AckRecorder:
             if not self.limiter.allow(gateway_key, node_id):
                 return
             log.warning("xds: %s rejected %s version %s: %s", node_id, type_url, version, error)
-        await self.database.run(record_ack, gateway_key, node_id, type_url, version, error)
+        heard = timezone.now()  # before the trip to the database threads: the receipt's time
+        await self.database.run(record_ack, gateway_key, node_id, type_url, version, error, heard)
 
 
 class ConnectionRecorder:
