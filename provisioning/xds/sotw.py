@@ -33,6 +33,8 @@ class _TypeState:
     sent: tuple[str, str, frozenset[str]] | None = None
     latest_nonce: str | None = None
     outstanding: dict[str, str] = field(default_factory=dict)  # nonce → snapshot version
+    content: tuple | None = None  # (name, version) of every resource last sent
+    status: Ack | None = None  # the Envoy's last answer for this type
 
 
 class SotwSession:
@@ -52,7 +54,8 @@ class SotwSession:
         if nonce:
             version = state.outstanding.pop(nonce, None)
             if version is not None:
-                acks.append(Ack(request.type_url, version, rejection(request)))
+                state.status = Ack(request.type_url, version, rejection(request))
+                acks.append(state.status)
             if state.latest_nonce is not None and nonce != state.latest_nonce:
                 # Stale: answers an older response; the newer one is already on its way.
                 return [], acks
@@ -63,11 +66,33 @@ class SotwSession:
         return responses + ([removal] if removal else []), acks
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[list[DiscoveryResponse], list[Ack]]:
-        """Responses for every type the Envoy asked for, clusters first (ADS ordering); the
-        ACKs come later, with the Envoy's requests."""
+        """Responses for every type the Envoy asked for whose resources changed, clusters first
+        (ADS ordering); the ACKs come later, with the Envoy's requests. A type whose resources
+        are all as sent before is not pushed again: the Envoy's standing answer for it holds
+        for the new version too (returned as an ACK of it, as Delta sessions do)."""
         self.snapshot = snapshot
-        responses = [self._respond(type_url) for type_url in TYPE_ORDER if type_url in self._types]
-        return [response for response in responses if response], []
+        responses, acks = [], []
+        for type_url in TYPE_ORDER:
+            if type_url not in self._types:
+                continue
+            response = self._respond(type_url, skip_unchanged=True)
+            if response is not None:
+                responses.append(response)
+            else:
+                acks += self._unchanged(type_url)
+        return responses, acks
+
+    def _unchanged(self, type_url: str) -> list[Ack]:
+        state = self._types[type_url]
+        version = self.snapshot.version
+        if state.latest_nonce in state.outstanding:
+            # The answer still to come covers this version as well.
+            state.outstanding[state.latest_nonce] = version
+            return []
+        if state.status is None or state.status.version == version:
+            return []
+        state.status = Ack(type_url, version, state.status.error)
+        return [state.status]
 
     def _remove_dropped_clusters(self, type_url: str, acks: list[Ack]) -> DiscoveryResponse | None:
         """The second cluster response, once the routes that no longer use them are ACKed."""
@@ -78,7 +103,9 @@ class SotwSession:
         self._removal_due = None
         return self._respond(CLUSTER, keep_dropped=False)
 
-    def _respond(self, type_url: str, keep_dropped: bool = True) -> DiscoveryResponse | None:
+    def _respond(
+        self, type_url: str, keep_dropped: bool = True, skip_unchanged: bool = False
+    ) -> DiscoveryResponse | None:
         state = self._types[type_url]
         if self.snapshot is None or type_url not in self.snapshot.resources:
             return None
@@ -92,9 +119,15 @@ class SotwSession:
             chosen = list(available.values())
         else:
             chosen = [available[name] for name in sorted(state.names) if name in available]
+        content = tuple((resource.name, resource.version) for resource in chosen)
+        held_extra = type_url == CLUSTER and self._held.keys() != {r.name for r in chosen}
+        if skip_unchanged and content == state.content and not held_extra:
+            state.sent = sent  # nothing new for this Envoy: no push
+            return None
         if type_url == CLUSTER:
             chosen = self._with_held_clusters(chosen, keep_dropped)
         nonce = str(next(self._nonces))
+        state.content = content
         state.sent = sent
         state.latest_nonce = nonce
         state.outstanding[nonce] = self.snapshot.version

@@ -185,12 +185,17 @@ def sotw_connected(first: Snapshot):
     return session, nonces
 
 
-def test_sotw_pushes_every_requested_type_in_ads_order():
+def test_sotw_pushes_only_the_types_that_changed_and_their_acks_stand_for_the_rest():
     session, _ = sotw_connected(snapshot("v1"))
-    responses, _ = session.on_snapshot(snapshot("v2", backend="b"))
+    responses, acks = session.on_snapshot(snapshot("v2", backend="b"))  # the route changed
     assert [(r.type_url, r.version_info, len(r.resources)) for r in responses] == [
-        (CLUSTER, "v2", 2), (LISTENER, "v2", 1), (ROUTES, "v2", 1)
+        (ROUTES, "v2", 1)
     ]  # fmt: skip
+    # Clusters and listeners are as the Envoy ACKed them: that answer holds for v2.
+    assert acks == [Ack(CLUSTER, "v2"), Ack(LISTENER, "v2")]
+    # A snapshot whose every type changed is pushed whole, in ADS order.
+    changed = snapshot("v3", backend="a", backends=("a",))
+    assert [r.type_url for r in session.on_snapshot(changed)[0]] == [CLUSTER, ROUTES]
 
 
 def test_sotw_nack_is_reported_and_not_answered_with_the_same_config():
@@ -221,7 +226,7 @@ def test_sotw_answers_when_the_requested_route_names_change():
 def test_sotw_removes_dropped_clusters_only_after_the_new_routes_are_acked():
     session, _ = sotw_connected(snapshot("v1", backend="a", backends=("a", "b")))
     responses, _ = session.on_snapshot(snapshot("v2", backend="b", backends=("b",)))
-    clusters, listeners, routes = responses
+    clusters, routes = responses  # the listeners did not change: not pushed
     assert len(clusters.resources) == 2  # "a" is kept while the old routes may still use it
     ack = DiscoveryRequest(type_url=ROUTES, resource_names=[ROUTE_NAME], version_info="v2",
                            response_nonce=routes.nonce)  # fmt: skip
