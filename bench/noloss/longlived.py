@@ -27,10 +27,12 @@ class Watch:
 
 
 class LongLived:
-    """Opens ``/stream`` and ``/ws`` on ``base``; the WebSocket sends an echo every 100 ms."""
+    """Opens ``/stream`` and ``/ws`` on ``base`` (with ``headers``, e.g. a ``Host``); the
+    WebSocket sends an echo every 100 ms."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, headers: dict | None = None):
         self.base = base.rstrip("/")
+        self.headers = headers or {}
         self.stream, self.websocket = Watch("stream"), Watch("websocket")
         self.loop = asyncio.new_event_loop()
         self.stopping: asyncio.Event | None = None
@@ -64,7 +66,7 @@ class LongLived:
 
     async def _stream(self, session: aiohttp.ClientSession) -> None:
         try:
-            async with session.get(self.base + "/stream") as response:
+            async with session.get(self.base + "/stream", headers=self.headers) as response:
                 response.raise_for_status()
                 while not self.stopping.is_set():
                     reading = asyncio.ensure_future(response.content.readany())
@@ -86,7 +88,7 @@ class LongLived:
 
     async def _websocket(self, session: aiohttp.ClientSession) -> None:
         try:
-            async with session.ws_connect(self.base + "/ws") as ws:
+            async with session.ws_connect(self.base + "/ws", headers=self.headers) as ws:
                 n = 0
                 while not self.stopping.is_set():
                     n += 1

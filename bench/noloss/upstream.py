@@ -1,7 +1,7 @@
 """The benchmark's upstream, run as its own process: ``python upstream.py`` prints its port.
 
-``/`` answers a small body (keep-alive), ``/stream`` sends a chunk every 100 ms until the
-client goes (at most an hour), ``/ws`` echoes WebSocket messages.
+``/`` answers a small body (keep-alive), ``/stream`` sends a server-sent event every 100 ms
+until the client goes (at most an hour), ``/ws`` echoes WebSocket messages.
 """
 
 import asyncio
@@ -17,11 +17,13 @@ async def plain(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
     response.enable_chunked_encoding()
     await response.prepare(request)
     for n in range(36_000):
-        await response.write(b"chunk %d\n" % n)
+        await response.write(b"id: %d\ndata: chunk %d\n\n" % (n, n))
         await asyncio.sleep(0.1)
     return response
 
