@@ -54,9 +54,11 @@ class _DryRun(Exception):
 
 
 def apply(actor: Actor, tenant: Tenant, documents, *, dry_run: bool = False,
-          prune: bool = False) -> list[Result]:  # fmt: skip
+          prune: bool = False, impact: dict | None = None) -> list[Result]:  # fmt: skip
     """Every document applied, or nothing: ValidationFailed (or the service's own error)
-    naming each bad document by index, kind, name and JSON path."""
+    naming each bad document by index, kind, name and JSON path. A dry run fills ``impact``
+    (when given) with what the change would do to each gateway it changes
+    (``provisioning.impact``: hot or draining listeners, open connections touched)."""
     try:
         items = parse(documents, tenant.slug)
     except DocumentError as error:
@@ -67,6 +69,10 @@ def apply(actor: Actor, tenant: Tenant, documents, *, dry_run: bool = False,
         with transaction.atomic():
             results = _write_all(actor, tenant, items, prune)
             if dry_run:
+                if impact is not None:
+                    from provisioning.impact import preview_tenant
+
+                    impact.update(preview_tenant(tenant))
                 raise _DryRun
     except _DryRun:
         pass

@@ -44,6 +44,11 @@ class ApplyAnswerSerializer(serializers.Serializer):
     prune = serializers.BooleanField()
     results = ResultSerializer(many=True)
     summary = serializers.DictField(child=serializers.IntegerField())
+    impact = serializers.DictField(
+        required=False, child=serializers.JSONField(),
+        help_text="dry runs only: gateway name → hot (routes, clusters, endpoints only) or the "
+        "listeners it would drain, with the open connections they hold now (local runtime)",
+    )  # fmt: skip
 
 
 def _flag(request, name: str) -> bool:
@@ -82,12 +87,17 @@ class DeclarativeViewSet(TenantScopedViewSet):
                 data = load_yaml(data)
             except DocumentError as error:
                 raise ValidationFailed.one(error.path, error.message) from None
-        results = apply(self.actor, self.tenant, data, dry_run=dry_run, prune=prune)
+        impact: dict = {}
+        results = apply(self.actor, self.tenant, data, dry_run=dry_run, prune=prune,
+                        impact=impact)  # fmt: skip
         summary = {action: 0 for action in ("created", "configured", "unchanged", "pruned")}
         for result in results:
             summary[result.action] += 1
-        return Response({"dryRun": dry_run, "prune": prune, "summary": summary,
-                         "results": [result.as_json() for result in results]})  # fmt: skip
+        body = {"dryRun": dry_run, "prune": prune, "summary": summary,
+                "results": [result.as_json() for result in results]}  # fmt: skip
+        if dry_run:
+            body["impact"] = impact
+        return Response(body)
 
     @extend_schema(
         operation_id="tenants_export",
