@@ -128,7 +128,8 @@ def refresh_conflicts(gateway: Gateway) -> None:
     routes = list(found.order_by("created_at", "name"))
     http = [route for route in routes if route.kind == Route.Kind.HTTP]
     conflicts = find_conflicts([(route.name, route.spec) for route in http])
-    streams = [{"name": r.name, "kind": r.kind, "spec": r.spec} for r in routes if r not in http]
+    streams = [{"name": r.name, "kind": r.kind, "spec": r.spec} for r in routes
+               if r.kind != Route.Kind.HTTP]  # fmt: skip
     _, lost = stream_claims(_listeners(gateway), streams)
     for route in routes:
         if route.kind == Route.Kind.HTTP:
