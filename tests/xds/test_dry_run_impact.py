@@ -72,6 +72,7 @@ def test_a_dry_run_says_hot_or_which_listener_drains_and_the_connections_it_hold
     envoy = subprocess.Popen(
         [envoy_binary(), "--config-path", str(tmp_path / "bootstrap.json"),
          "--use-dynamic-base-id", "--concurrency", "1", "--log-path", str(tmp_path / "envoy.log")],
+        cwd=tmp_path,  # its access log goes to access.log in its working directory
     )  # fmt: skip
     clients = []
     try:
