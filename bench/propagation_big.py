@@ -29,24 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from gantry_stack import Upstream, _drop_database, _fresh_database  # noqa: E402
+from route_specs import route_spec as compile_route_spec  # noqa: E402
 
 
 def route_spec(i: int, value: str | None = None) -> dict:
-    rules = [
-        {"matches": [{"path": {"type": "PathPrefix", "value": f"/api/{i}"},
-                      "headers": [{"name": "x-tenant", "value": str(i % 7)}]}],
-         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
-             "set": [{"name": "x-route", "value": str(i)}]}}],
-         "backendRefs": [{"name": f"svc-{i % 50}", "weight": 90},
-                         {"name": f"svc-{(i + 1) % 50}", "weight": 10}]},
-        {"matches": [{"path": {"type": "Exact", "value": f"/exact/{i}"}, "method": "GET"}],
-         "backendRefs": [{"name": f"svc-{i % 50}"}], "timeouts": {"request": "5s"}},
-    ]  # fmt: skip
+    """``bench/route_specs.py``'s route ``i``; with ``value``, its exact rule also sets the
+    response header ``x-change`` (what the client waits for)."""
+    spec = compile_route_spec(i)
     if value is not None:
         header = {"set": [{"name": "x-change", "value": value}]}
-        rules[1]["filters"] = [{"type": "ResponseHeaderModifier",
-                                "responseHeaderModifier": header}]  # fmt: skip
-    return {"hostnames": [f"host-{i % 100}.example.com"], "rules": rules}
+        spec["rules"][1]["filters"] = [
+            {"type": "ResponseHeaderModifier", "responseHeaderModifier": header}
+        ]
+    return spec
 
 
 def main() -> int:

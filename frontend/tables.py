@@ -203,8 +203,7 @@ class RevisionTable(tables.Table):
 
     def render_applied(self, record):
         """``applied 2/2 in 41 ms``: its receipts (rows with ``receipts`` prefetched)."""
-        desired = receipts.desired_replicas(self.gateway.spec)
-        return receipts.summarise(record, record.receipts.all(), desired).text
+        return receipts.of(record, self.gateway).text
 
     def render_state(self, value):
         return badge(value, "good" if value == "valid" else "bad")

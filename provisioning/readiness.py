@@ -119,6 +119,12 @@ def _nacked(gateway_id: int, nodes, version: str) -> tuple[str, str] | None:
     )
 
 
+def desired_replicas(spec: dict) -> int:
+    """How many replicas a gateway's spec asks for (the autoscaling minimum when it scales)."""
+    scaling = spec.get("autoscaling")
+    return int(scaling["minReplicas"] if scaling else spec.get("replicas", 1))
+
+
 def refresh(gateway_id: int) -> Assessment | None:
     """Recomputes and stores the gateway's phase, replica counts and ``Programmed``."""
     with transaction.atomic():
@@ -132,7 +138,6 @@ def refresh(gateway_id: int) -> Assessment | None:
         if latest and latest[1] == ConfigRevision.State.REJECTED:
             rejected = (latest[0], latest[2])
         compiled = gateway.status.get("observedGeneration", 0) >= gateway.generation
-        scaling = gateway.spec.get("autoscaling")
         cluster_available = True
         if gateway.spec.get("runtime") == "kubernetes":
             ready_condition = next(
@@ -141,7 +146,7 @@ def refresh(gateway_id: int) -> Assessment | None:
             cluster_available = ready_condition.get("status") == "True"
         nodes = _nodes(gateway_id)
         result = assess(
-            scaling["minReplicas"] if scaling else gateway.spec.get("replicas", 1),
+            desired_replicas(gateway.spec),
             current,
             rejected,
             nodes,

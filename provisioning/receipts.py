@@ -10,18 +10,13 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
+from provisioning import readiness
 from provisioning.models import ConfigRevision, ReplicaReceipt, ReplicaStatus
 from provisioning.translate.types import CLUSTER, LISTENER
 
 # Every replica subscribes to these (routes and endpoints follow from them): a replica that has
 # not ACKed both has not applied anything yet, whatever the one type it did ACK says.
 REQUIRED_TYPES = frozenset({CLUSTER, LISTENER})
-
-
-def desired_replicas(spec: dict) -> int:
-    """How many replicas a gateway's spec asks for (the autoscaling minimum when it scales)."""
-    scaling = spec.get("autoscaling")
-    return int(scaling["minReplicas"] if scaling else spec.get("replicas", 1))
 
 
 def record(gateway_id: int, node_id: str, version: str, at) -> bool:
@@ -88,3 +83,9 @@ def summarise(revision: ConfigRevision, receipts, desired: int) -> Summary:
     ]  # fmt: skip
     slowest = max((r["afterMs"] for r in replicas if r["afterMs"] is not None), default=None)
     return Summary(len(rows), desired, slowest, replicas)
+
+
+def of(revision: ConfigRevision, gateway) -> Summary:
+    """The revision's receipts (prefetch ``receipts`` for many) against the replicas the
+    gateway wants now."""
+    return summarise(revision, revision.receipts.all(), readiness.desired_replicas(gateway.spec))

@@ -57,6 +57,10 @@ class Stopwatch:
         self._last = now
 
 
+def _failure(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
 def _record_failure(gateway_id: int, actor: str, started_at, error: Exception) -> None:
     """A reconcile that raised stored nothing (its transaction rolled back): its timeline entry
     says what went wrong, unless the gateway is gone or the database cannot take it either."""
@@ -64,7 +68,7 @@ def _record_failure(gateway_id: int, actor: str, started_at, error: Exception) -
         GatewayOperation.objects.create(
             gateway_id=gateway_id, kind=GatewayOperation.Kind.RECONCILE, created_by=actor,
             started_at=started_at, state=GatewayOperation.State.FAILED,
-            message=f"{type(error).__name__}: {error}"[:2000], finished_at=timezone.now(),
+            message=_failure(error), finished_at=timezone.now(),
         )  # fmt: skip
 
 
@@ -257,7 +261,7 @@ def reconcile(
         else:
             GatewayOperation.objects.filter(pk=operation.pk).update(
                 state=GatewayOperation.State.FAILED,
-                message=f"{type(error).__name__}: {error}"[:2000],
+                message=_failure(error),
                 finished_at=timezone.now(),
             )
         raise

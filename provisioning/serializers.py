@@ -4,14 +4,6 @@ from rest_framework import serializers
 
 from provisioning import receipts, revisions
 
-
-def _receipt(revision, gateway) -> dict:
-    summary = receipts.summarise(
-        revision, revision.receipts.all(), receipts.desired_replicas(gateway.spec)
-    )
-    return summary.as_api()
-
-
 RECEIPTS_HELP = (
     "when each replica applied it (ACKed its version for every resource type), counted from "
     "when the change was accepted: applied, desired, totalMs (the slowest replica), text "
@@ -45,7 +37,7 @@ class RevisionSerializer(serializers.Serializer):
     receipts = serializers.SerializerMethodField(help_text=RECEIPTS_HELP)
 
     def get_receipts(self, revision) -> dict:
-        return _receipt(revision, revision.gateway)
+        return receipts.of(revision, revision.gateway).as_api()
 
 
 class RevisionDetailSerializer(RevisionSerializer):
@@ -99,7 +91,7 @@ class OperationSerializer(serializers.Serializer):
     def get_receipts(self, operation) -> dict | None:
         if operation.revision is None:
             return None
-        return _receipt(operation.revision, operation.gateway)
+        return receipts.of(operation.revision, operation.gateway).as_api()
 
 
 class ReplicaSerializer(serializers.Serializer):

@@ -46,10 +46,7 @@ def _decorate(operation, gateway) -> None:
     operation.stages = stages(operation)
     operation.receipt = None
     if operation.revision is not None:
-        operation.receipt = receipts.summarise(
-            operation.revision, operation.revision.receipts.all(),
-            receipts.desired_replicas(gateway.spec),
-        ).text  # fmt: skip
+        operation.receipt = receipts.of(operation.revision, gateway).text
     operation.total_ms = _milliseconds(operation.started_at, operation.finished_at)
     # Programmed: every replica has the revision (after the operation, for a new revision).
     programmed = operation.revision_programmed_at

@@ -76,9 +76,7 @@ def revision_detail(request, tenant, gateway, number):
     gateway = get_gateway(access, gateway)
     rows = ConfigRevision.objects.filter(gateway=gateway)
     revision = get_object_or_404(history.revisions(gateway), number=number)
-    receipt = receipts.summarise(
-        revision, revision.receipts.all(), receipts.desired_replicas(gateway.spec)
-    )
+    receipt = receipts.of(revision, gateway)
     previous = rows.filter(number__lt=number).order_by("-number").first()
     config, diff, omitted = "", "", ""
     try:
