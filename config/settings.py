@@ -381,6 +381,17 @@ if GANTRY_XDS_NOTIFIER not in ("", "redis", "postgres", "local", "none"):
     raise ImproperlyConfigured(
         f"GANTRY_XDS_NOTIFIER must be redis, postgres, local or none, not {GANTRY_XDS_NOTIFIER!r}"
     )
+# Global rate limits: the service (``manage.py ratelimit_server``) gateways ask. Local gateways
+# reach it at GANTRY_RATELIMIT_ADDRESS:GANTRY_RATELIMIT_PORT, Kubernetes gateways at
+# GANTRY_RATELIMIT_KUBERNETES_HOST on the same port (platform/base/ratelimit.yaml). Counts are
+# kept in Redis (REDIS_URL), else in the one service process's memory (make run's default).
+GANTRY_RATELIMIT_ADDRESS = env_str("GANTRY_RATELIMIT_ADDRESS", "127.0.0.1")
+GANTRY_RATELIMIT_PORT = env_int("GANTRY_RATELIMIT_PORT", 18081, minimum=1)
+GANTRY_RATELIMIT_KUBERNETES_HOST = env_str(
+    "GANTRY_RATELIMIT_KUBERNETES_HOST", "gantry-ratelimit.gantry.svc.cluster.local"
+)
+# How long a gateway waits for the service's answer before applying its failure mode.
+GANTRY_RATELIMIT_TIMEOUT_MS = env_int("GANTRY_RATELIMIT_TIMEOUT_MS", 100, minimum=1)
 # The platform's own image (what platform/ runs): Kubernetes gateway pods' init container
 # enrolls with it.
 GANTRY_PLATFORM_IMAGE = env_str("GANTRY_PLATFORM_IMAGE", "gantry:0.1.0")

@@ -348,12 +348,14 @@ def policy_from_settings(settings) -> EgressPolicy:
         tuple(settings.GANTRY_EGRESS_PLATFORM_CIDRS), tuple(settings.GANTRY_EGRESS_DENIED_HOSTS),
         settings.GANTRY_EGRESS_ALLOW_LOOPBACK,
         (("the web and API", settings.GANTRY_PORT), ("the xDS server", settings.GANTRY_XDS_PORT),
+         ("the rate limit service", settings.GANTRY_RATELIMIT_PORT),
          ("the local runtime's gateway listeners", (low, high)),
          *((f"GANTRY_EGRESS_PLATFORM_PORTS {value}", parse_port_range(value))
            for value in settings.GANTRY_EGRESS_PLATFORM_PORTS)),
         (("PostgreSQL", db_url), ("Redis", settings.REDIS_URL),
          ("the Celery broker", settings.CELERY_BROKER_URL)),
-        (settings.GANTRY_XDS_ADDRESS, settings.GANTRY_LOCAL_LISTEN_ADDRESS),
+        (settings.GANTRY_XDS_ADDRESS, settings.GANTRY_RATELIMIT_ADDRESS,
+         settings.GANTRY_LOCAL_LISTEN_ADDRESS),
     )  # fmt: skip
 
 

@@ -2,8 +2,13 @@
 
 import gc
 from contextlib import contextmanager
+from dataclasses import replace
+
+from django.conf import settings
 
 from provisioning.ir.build import DesiredState, gateway_ir
+from provisioning.ir.types import RateLimitService
+from provisioning.ratelimit.tokens import token_for
 from provisioning.translate import Resources, translate
 from provisioning.translate.access_log import DEFAULT_PATH
 
@@ -22,13 +27,27 @@ def gc_paused():
             gc.enable()
 
 
+def rate_limit_service(domain: str, host: str | None = None) -> RateLimitService:
+    """The platform's rate limit service as ``domain``'s gateways reach it: at ``host``, else
+    the Kubernetes Service (``GANTRY_RATELIMIT_KUBERNETES_HOST``)."""
+    return RateLimitService(
+        host or settings.GANTRY_RATELIMIT_KUBERNETES_HOST, settings.GANTRY_RATELIMIT_PORT,
+        token_for(domain), settings.GANTRY_RATELIMIT_TIMEOUT_MS,
+    )  # fmt: skip
+
+
 def compile_gateway(
     state: DesiredState,
     *,
     address: str = "0.0.0.0",  # noqa: S104 (gateways listen on every interface by default)
     port_map: dict[int, int] | None = None,
     access_log_path: str = DEFAULT_PATH,
+    rate_limit_host: str | None = None,
 ) -> Resources:
+    """``rate_limit_host``: where the gateway reaches the rate limit service (the local
+    runtime's address; default: the Kubernetes Service)."""
     with gc_paused():
-        return translate(gateway_ir(state), address=address, port_map=port_map,
+        ir = gateway_ir(state)
+        ir = replace(ir, rate_limit_service=rate_limit_service(ir.name, rate_limit_host))
+        return translate(ir, address=address, port_map=port_map,
                          access_log_path=access_log_path)  # fmt: skip

@@ -108,7 +108,8 @@ def compile_for(gateway: Gateway, state):
     port_map = ports.allocate(gateway, {item["port"] for item in listeners})
     _listener_urls(gateway, state.spec, port_map)
     return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map,
-                           access_log_path=access_log.LOCAL_PATH)  # fmt: skip
+                           access_log_path=access_log.LOCAL_PATH,
+                           rate_limit_host=settings.GANTRY_RATELIMIT_ADDRESS)  # fmt: skip
 
 
 def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:

@@ -109,7 +109,8 @@ def _mask(text: str) -> str:
 
 def redacted(value):
     """A copy of compiled resources with every secret replaced by its fingerprint: inline
-    private keys, API keys (api_key_auth ``credentials``) and htpasswd users (basic_auth)."""
+    private keys, API keys (api_key_auth ``credentials``), htpasswd users (basic_auth) and the
+    rate limit service token (gRPC ``initial_metadata``)."""
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
@@ -119,6 +120,9 @@ def redacted(value):
                 and "inline_string" in item
             ):
                 item = {"inline_string": _mask(item["inline_string"])}
+            elif key == "initial_metadata" and isinstance(item, list):
+                item = [{**m, "value": _mask(m["value"])} if isinstance(m, dict) and "value" in m
+                        else m for m in item]  # fmt: skip
             elif key == "credentials" and isinstance(item, list):
                 item = [{**c, "key": _mask(c["key"])} if isinstance(c, dict) and "key" in c
                         else c for c in item]  # fmt: skip

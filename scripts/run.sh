@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export GANTRY_DATA_DIR="${GANTRY_DATA_DIR:-$PWD/var}"
 export GANTRY_PORT="${GANTRY_PORT:-8000}"
 export GANTRY_XDS_PORT="${GANTRY_XDS_PORT:-18000}"
+export GANTRY_RATELIMIT_PORT="${GANTRY_RATELIMIT_PORT:-18081}"
 mkdir -p "$GANTRY_DATA_DIR/broker/queue" "$GANTRY_DATA_DIR/broker/control" \
   "$GANTRY_DATA_DIR/broker/claims" "$GANTRY_DATA_DIR/static"
 

@@ -202,6 +202,7 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
     env.update(
         GANTRY_DATA_DIR=str(tmp_path), GANTRY_PORT=str(port), PYTHONUNBUFFERED="1",
         GANTRY_XDS_PORT=str(free_port()), GANTRY_LOCAL_PORT_RANGE=port_window(),
+        GANTRY_RATELIMIT_PORT=str(free_port()),
         GANTRY_METERING_SECONDS="1", GANTRY_USAGE_ROLLUP_SECONDS="2",
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -319,7 +320,8 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
         running = " | ".join(cmdline for _, cmdline in our_processes(tmp_path, port))
         for what in ("gunicorn config.wsgi", "celery -A config worker", "celery -A config beat",
                      "manage.py xds_server", "manage.py runtime_agent",
-                     "manage.py discovery_watcher", "envoy -c"):  # fmt: skip
+                     "manage.py discovery_watcher", "manage.py ratelimit_server",
+                     "envoy -c"):  # fmt: skip
             assert what in running, f"{what!r} not found among: {running}"
         os.killpg(proc.pid, signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT

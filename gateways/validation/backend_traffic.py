@@ -385,25 +385,65 @@ class RateLimitRuleSerializer(LaterFieldsSerializer):
     limit = RateLimitValueSerializer()
 
 
+class GlobalRateLimitRuleSerializer(RateLimitRuleSerializer):
+    later = ["cost"]
+    shared = serializers.BooleanField(
+        required=False,
+        help_text="one count for every route the policy applies to (default: one per route rule)",
+    )
+
+
+def _one_catch_all(rules):
+    catch_all = [index for index, rule in enumerate(rules) if not rule.get("clientSelectors")]
+    if len(catch_all) > 1:
+        raise serializers.ValidationError({catch_all[1]: {"clientSelectors": [
+            f"only one rule may have no clientSelectors (rules[{catch_all[0]}] has none)"
+        ]}})  # fmt: skip
+    return rules
+
+
 class LocalRateLimitSerializer(StrictSerializer):
     rules = RateLimitRuleSerializer(many=True, allow_empty=False, max_length=MAX_RATE_LIMIT_RULES)
 
     def validate_rules(self, rules):
-        catch_all = [index for index, rule in enumerate(rules) if not rule.get("clientSelectors")]
-        if len(catch_all) > 1:
-            raise serializers.ValidationError({catch_all[1]: {"clientSelectors": [
-                f"only one rule may have no clientSelectors (rules[{catch_all[0]}] has none)"
-            ]}})  # fmt: skip
-        return rules
+        return _one_catch_all(rules)
+
+
+class GlobalRateLimitSerializer(StrictSerializer):
+    rules = GlobalRateLimitRuleSerializer(
+        many=True, allow_empty=False, max_length=MAX_RATE_LIMIT_RULES
+    )
 
 
 class RateLimitSerializer(StrictSerializer):
-    type = serializers.ChoiceField(choices=["Local"], help_text="Global: not yet")
+    type = serializers.ChoiceField(
+        choices=["Local", "Global"],
+        help_text="Local: each replica counts on its own; Global: all replicas share the counts",
+    )
     local = LocalRateLimitSerializer(required=False)
+    failClosed = serializers.BooleanField(
+        required=False,
+        help_text="Global: refuse requests (503) while the counts cannot be read; "
+        "default: let them through",
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["global"] = GlobalRateLimitSerializer(required=False)  # a Python keyword
+        return fields
 
     def validate(self, data):
-        if "local" not in data:
-            raise serializers.ValidationError({"local": ["required for type Local"]})
+        own = "local" if data["type"] == "Local" else "global"
+        other = "global" if own == "local" else "local"
+        errors = {}
+        if own not in data:
+            errors[own] = [f"required for type {data['type']}"]
+        if other in data:
+            errors[other] = [f"must not be set for type {data['type']}"]
+        if "failClosed" in data and data["type"] == "Local":
+            errors["failClosed"] = ["only for type Global (a local limit never fails)"]
+        if errors:
+            raise serializers.ValidationError(errors)
         return data
 
 

@@ -28,6 +28,8 @@ from provisioning.ir.types import (
     ClusterSettings,
     Cors,
     Fault,
+    GlobalRateLimit,
+    GlobalRateLimitRule,
     HashPolicy,
     Jwt,
     JwtClaimMatch,
@@ -309,15 +311,22 @@ def _cluster_settings(spec: dict) -> ClusterSettings | None:
     return ClusterSettings(**settings) if settings else None
 
 
-def _traffic(spec: dict) -> Compiled:
+def _traffic(spec: dict, policy: str = "") -> Compiled:
     fields: dict = {}
     if spec.get("retry"):
         fields["retry"] = _retry(spec["retry"])
     if spec.get("faultInjection"):
         fields["fault"] = _fault(spec["faultInjection"])
-    rules = ((spec.get("rateLimit") or {}).get("local") or {}).get("rules") or []
+    rate_limit = spec.get("rateLimit") or {}
+    rules = (rate_limit.get("local") or {}).get("rules") or []
     if rules:
         fields["rate_limit"] = LocalRateLimit(tuple(_rate_limit_rule(rule) for rule in rules))
+    rules = (rate_limit.get("global") or {}).get("rules") or []
+    if rules:
+        fields["global_rate_limit"] = GlobalRateLimit(
+            policy, tuple(_global_rule(rule) for rule in rules),
+            fail_closed=rate_limit.get("failClosed", False),
+        )  # fmt: skip
     lb = spec.get("loadBalancer") or {}
     if lb.get("type") == "ConsistentHash":
         fields["hash_policy"] = _hash_policy(lb["consistentHash"])
@@ -347,6 +356,11 @@ def _rate_limit_rule(rule: dict) -> RateLimitRule:
     limit = rule["limit"]
     selectors = tuple(s for c in rule.get("clientSelectors", []) for s in _selectors(c))
     return RateLimitRule(limit["requests"], UNIT_MS[limit["unit"]], selectors)
+
+
+def _global_rule(rule: dict) -> GlobalRateLimitRule:
+    return GlobalRateLimitRule(_rate_limit_rule(rule), rule["limit"]["unit"],
+                               shared=rule.get("shared", False))  # fmt: skip
 
 
 def variant_name(cluster: str, policy: str) -> str:
@@ -382,7 +396,7 @@ class PolicyPlan:
                 if policy["spec"].get("extAuth"):
                     self._add_ext_auth(state, policy)
             elif policy["kind"] == "BackendTrafficPolicy":
-                self.compiled[policy["name"]] = _traffic(policy["spec"])
+                self.compiled[policy["name"]] = _traffic(policy["spec"], policy["name"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
         self.consumers = state.consumers
         self._keys = self._collect_keys()

@@ -254,6 +254,26 @@ class LocalRateLimit:
 
 
 @dataclass(frozen=True)
+class GlobalRateLimitRule:
+    """A rule counted by the rate limit service, shared by every replica of the gateway: one
+    count per route rule, or one for every route of the policy when ``shared``."""
+
+    rule: RateLimitRule
+    unit: str  # Second | Minute | Hour | Day (the service's window)
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class GlobalRateLimit:
+    """A request counts against every rule it matches and is refused (429) when any is over;
+    while the service cannot count, ``fail_closed`` refuses (503), else lets through."""
+
+    policy: str
+    rules: tuple[GlobalRateLimitRule, ...]
+    fail_closed: bool = False
+
+
+@dataclass(frozen=True)
 class HashPolicy:
     kind: str  # SourceIP | Header | Cookie
     name: str = ""
@@ -305,6 +325,7 @@ class Route:
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None
     rate_limit: LocalRateLimit | None = None
+    global_rate_limit: GlobalRateLimit | None = None
     session: SessionPersistence | None = None
     # Precedence tie-breakers (Gateway API): route creation order, then route name, rule order.
     order: tuple = ()
@@ -500,9 +521,21 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class RateLimitService:
+    """Where the gateway's Envoys ask for global rate limits, and the token that proves which
+    gateway asks (``provisioning.ratelimit.tokens``)."""
+
+    host: str  # an IP address (local runtime) or a DNS name (a Kubernetes Service)
+    port: int
+    token: str
+    timeout_ms: int = 100
+
+
+@dataclass(frozen=True)
 class GatewayIR:
     name: str  # <tenant>/<gateway>
     listeners: tuple[Listener, ...]
     clusters: tuple[Cluster, ...]
     api_keys: tuple[ApiKeyCredential, ...] = ()
     basic_auth_users: tuple[BasicAuthUser, ...] = ()
+    rate_limit_service: RateLimitService | None = None

@@ -11,6 +11,7 @@ from provisioning.translate import (
     dubbo,
     ext_authz,
     fault,
+    global_rate_limit,
     grpc_json,
     grpc_web,
     jwt_authn,
@@ -31,7 +32,8 @@ HTTP_FILTERS = (
     grpc_web.http_filter, fault.http_filter, cors.http_filter, ext_authz.http_filters,
     api_key_auth.http_filter, basic_auth.http_filter, jwt_authn.http_filter,
     authorization.http_filter,
-    local_rate_limit.http_filter, stateful_session.http_filter, grpc_json.http_filter,
+    local_rate_limit.http_filter, global_rate_limit.http_filters, stateful_session.http_filter,
+    grpc_json.http_filter,
 )  # fmt: skip
 
 
@@ -94,4 +96,7 @@ def translate(
     used = {c.name for c in ir.clusters}
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
     clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)
+    all_routes = [r for lst in ir.listeners for vhost in lst.virtual_hosts for r in vhost.routes]
+    platform = global_rate_limit.cluster(ir, all_routes)
+    clusters += (platform,) if platform else ()
     return Resources(tuple(listeners), tuple(routes), clusters)

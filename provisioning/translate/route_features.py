@@ -14,6 +14,7 @@ from provisioning.translate import (
     cors,
     ext_authz,
     fault,
+    global_rate_limit,
     grpc_json,
     jwt_authn,
     local_rate_limit,
@@ -183,6 +184,7 @@ ROUTE_FEATURES = (
     backend_traffic.retry, backend_traffic.hash_policy, fault.route_config, cors.route_config,
     ext_authz.route_config, api_key_auth.route_config, basic_auth.route_config,
     jwt_authn.route_config, authorization.route_config,
-    local_rate_limit.route_config, stateful_session.route_config, grpc_json.route_config,
+    local_rate_limit.route_config, global_rate_limit.route_config, stateful_session.route_config,
+    grpc_json.route_config,
     backend_traffic.fail_closed,
 )  # fmt: skip

@@ -51,6 +51,7 @@ MESSAGE_MODULES = (
     "envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2",
     "envoy.extensions.filters.http.header_mutation.v3.header_mutation_pb2",
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",
+    "envoy.extensions.filters.http.ratelimit.v3.rate_limit_pb2",
     "envoy.extensions.retry.host.previous_hosts.v3.previous_hosts_pb2",
     "envoy.extensions.filters.network.connection_limit.v3.connection_limit_pb2",
     # gRPC

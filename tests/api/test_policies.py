@@ -241,7 +241,31 @@ BAD_TRAFFIC = [
      "spec.faultInjection.delay.percentage"),
     ({"timeout": {"tcp": {"connectTimeout": "0ms"}}}, "spec.timeout.tcp.connectTimeout"),
     ({"timeout": {"http": {"requestTimeout": "soon"}}}, "spec.timeout.http.requestTimeout"),
-    ({"rateLimit": {"type": "Global"}}, "spec.rateLimit.type"),
+    ({"rateLimit": {"type": "Global"}}, "spec.rateLimit.global"),
+    ({"rateLimit": {"type": "Limited"}}, "spec.rateLimit.type"),
+    ({"rateLimit": {"type": "Global", "global": {"rules": [
+        {"limit": {"requests": 1, "unit": "Second"}}]},
+        "local": {"rules": [{"limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local"),
+    ({"rateLimit": {"type": "Local", "failClosed": True, "local": {"rules": [
+        {"limit": {"requests": 1, "unit": "Second"}}]}}}, "spec.rateLimit.failClosed"),
+    ({"rateLimit": {"type": "Global", "global": {"rules": []}}}, "spec.rateLimit.global.rules"),
+    ({"rateLimit": {"type": "Global", "global": {"rules": [
+        {"cost": {}, "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.global.rules[0].cost"),
+    ({"rateLimit": {"type": "Global", "global": {"rules": [
+        {"shared": "sometimes", "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.global.rules[0].shared"),
+    ({"rateLimit": {"type": "Global", "global": {"rules": [{"clientSelectors": [{"headers": [
+        {"name": "x-user", "type": "RegularExpression", "value": "(unclosed"}]}],
+        "limit": {"requests": 1, "unit": "Minute"}}]}}},
+     "spec.rateLimit.global.rules[0].clientSelectors[0].headers[0].value"),
+    ({"rateLimit": {"type": "Global", "global": {"rules": [
+        {"limit": {"requests": 1, "unit": "Month"}}]}}},
+     "spec.rateLimit.global.rules[0].limit.unit"),
+    ({"rateLimit": {"type": "Local", "local": {"rules": [
+        {"shared": True, "limit": {"requests": 1, "unit": "Second"}}]}}},
+     "spec.rateLimit.local.rules[0].shared"),
     ({"rateLimit": {"type": "Local"}}, "spec.rateLimit.local"),
     ({"rateLimit": {"type": "Local", "local": {"rules": [
         {"clientSelectors": [{}], "limit": {"requests": 1, "unit": "Second"}}]}}},

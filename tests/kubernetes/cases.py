@@ -38,6 +38,9 @@ def gateway_input(tenant: str, raw: dict) -> GatewayInput:
         listeners=tuple(ListenerPort(**item) for item in raw.pop("listeners")),
         backends=tuple(BackendAddress(**item) for item in raw.pop("backends", [])),
         autoscaling=Autoscaling(**scaling) if scaling else None,
+        rate_limit_service=tuple(raw.pop("rate_limit_service"))
+        if "rate_limit_service" in raw
+        else None,
         **raw,
     )
 

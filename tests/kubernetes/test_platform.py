@@ -15,7 +15,7 @@ from tests.kubernetes import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p.name for p in (ROOT / "platform" / "overlays").iterdir() if p.is_dir())
-PROCESSES = {"web", "worker", "beat", "xds", "discovery"}
+PROCESSES = {"web", "worker", "beat", "xds", "discovery", "ratelimit"}
 
 
 def kubectl() -> str:
@@ -70,7 +70,7 @@ def test_every_process_runs_locked_down_with_probes_and_configuration(objects):
             assert "requests" in container["resources"] and "limits" in container["resources"]
             sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
             assert sources == {"gantry-config", "gantry-secrets"}
-    for name in ("gantry-web", "gantry-xds"):
+    for name in ("gantry-web", "gantry-xds", "gantry-ratelimit"):
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert "readinessProbe" in container and "livenessProbe" in container
 
@@ -101,7 +101,7 @@ def test_production_runs_several_of_each_stateless_process_and_one_beat():
     deployments = by_kind(build("production"), "Deployment")
     assert {name: d["spec"]["replicas"] for name, d in deployments.items()} == {
         "gantry-web": 3, "gantry-worker": 3, "gantry-xds": 3, "gantry-beat": 1,
-        "gantry-discovery": 1,
+        "gantry-discovery": 1, "gantry-ratelimit": 3,
     }  # fmt: skip
     assert deployments["gantry-discovery"]["spec"]["strategy"]["type"] == "Recreate"
     assert deployments["gantry-beat"]["spec"]["strategy"]["type"] == "Recreate"
@@ -203,7 +203,7 @@ def labels_of(objects, component: str) -> dict:
     return deployments[f"gantry-{component}"]["spec"]["template"]["metadata"]["labels"]
 
 
-def test_a_tenants_gateway_reaches_only_the_xds_port(objects):
+def test_a_tenants_gateway_reaches_only_the_xds_and_rate_limit_ports(objects):
     gateway = (TENANT_NS, GATEWAY_POD)
     web, xds = labels_of(objects, "web"), labels_of(objects, "xds")
     postgresql = {
@@ -213,6 +213,9 @@ def test_a_tenants_gateway_reaches_only_the_xds_port(objects):
     redis = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/component": "redis"}
     assert admitted(objects, gateway, xds, 18000)
     assert not admitted(objects, gateway, xds, 8000)
+    rate_limit = labels_of(objects, "ratelimit")
+    assert admitted(objects, gateway, rate_limit, 18081)
+    assert not admitted(objects, gateway, rate_limit, 8000)
     for target, port in (
         (web, 8000),
         (postgresql, 5432),

@@ -24,17 +24,19 @@ def containers(request) -> dict[str, dict]:
 
 def test_every_process_is_restarted_when_dead_or_hung(containers):
     assert set(containers) == {
-        "gantry-web", "gantry-worker", "gantry-beat", "gantry-xds", "gantry-discovery"
+        "gantry-web", "gantry-worker", "gantry-beat", "gantry-xds", "gantry-discovery",
+        "gantry-ratelimit",
     }  # fmt: skip
     for name, container in containers.items():
         assert "livenessProbe" in container, name
-    for name in ("gantry-web", "gantry-xds"):
+    for name in ("gantry-web", "gantry-xds", "gantry-ratelimit"):
         assert "readinessProbe" in containers[name], name
     assert containers["gantry-web"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "inspect ping" in " ".join(
         containers["gantry-worker"]["livenessProbe"]["exec"]["command"]
     )
     assert containers["gantry-xds"]["livenessProbe"]["tcpSocket"]["port"] == "grpc"
+    assert containers["gantry-ratelimit"]["livenessProbe"]["tcpSocket"]["port"] == "grpc"
     assert "--heartbeat" in containers["gantry-discovery"]["command"]
 
 

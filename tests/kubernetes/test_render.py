@@ -248,8 +248,8 @@ def _opens(block: dict, network) -> bool:
 
 @pytest.mark.parametrize("case", CASES)
 def test_no_backend_rule_opens_a_denied_range(case):
-    """Only the DNS and xDS rules may lead into the platform's ranges or the safe defaults'
-    ones; the operator's exceptions are the only other way in."""
+    """Only the DNS, xDS and rate limit service rules may lead into the platform's ranges or
+    the safe defaults' ones; the operator's exceptions are the only other way in."""
     cluster, _, gateway = load(case)
     policy = next(o for o in render_gateway(gateway, cluster) if o["kind"] == "NetworkPolicy")
     denied = [n for n, _ in ALWAYS_DENIED_NETWORKS]
@@ -258,6 +258,9 @@ def test_no_backend_rule_opens_a_denied_range(case):
     dns, xds, *backends = policy["spec"]["egress"]
     assert "to" not in dns and {p["port"] for p in dns["ports"]} == {53}
     assert xds["ports"] == [{"protocol": "TCP", "port": cluster.xds_port}]
+    if gateway.rate_limit_service:  # the platform's rate limit service, as the xDS server
+        rate_limit, *backends = backends
+        assert rate_limit["ports"] == [{"protocol": "TCP", "port": gateway.rate_limit_service[1]}]
     for rule in backends:
         assert rule["to"], rule  # never a port open to every address
         for peer in rule["to"]:

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from provisioning.envoy import envoy_binary, static_bootstrap
@@ -155,10 +156,12 @@ class Upstream(LoopbackServer):
 
 
 @contextmanager
-def running_envoy(state: DesiredState, timeout: float = 30):
-    """Envoy serving the state's config; yields {listener port: the port it really binds}."""
-    ports = {listener["port"]: free_port() for listener in state.spec["listeners"]}
-    resources = translate(gateway_ir(state), address="127.0.0.1", port_map=ports)
+def running_envoy(state: DesiredState, timeout: float = 30, rate_limit=None, ports=None):
+    """Envoy serving the state's config; yields {listener port: the port it really binds}.
+    ``rate_limit``: the rate limit service its global limits ask (a ``RateLimitService``)."""
+    ports = ports or {listener["port"]: free_port() for listener in state.spec["listeners"]}
+    ir = replace(gateway_ir(state), rate_limit_service=rate_limit)
+    resources = translate(ir, address="127.0.0.1", port_map=ports)
     admin = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = os.path.join(tmp, "bootstrap.json")

@@ -119,6 +119,17 @@ HTTP_CHECKS = st.fixed_dictionaries(
               "healthyThreshold": COUNTS})  # fmt: skip
 
 
+LIMIT_RULES = st.fixed_dictionaries({"limit": st.fixed_dictionaries({
+    "requests": st.sampled_from([1, 100, 4_294_967_295, 0]),
+    "unit": st.sampled_from(["Second", "Minute", "Hour", "Day", "Month"])})},
+    optional={"clientSelectors": st.lists(SELECTORS, max_size=2)})  # fmt: skip
+GLOBAL_RULES = st.fixed_dictionaries({"limit": st.fixed_dictionaries({
+    "requests": st.sampled_from([1, 100, 4_294_967_295, 0]),
+    "unit": st.sampled_from(["Second", "Minute", "Hour", "Day"])})},
+    optional={"clientSelectors": st.lists(SELECTORS, max_size=2),
+              "shared": st.booleans()})  # fmt: skip
+
+
 def traffic():
     return some(
         retry=opt(numRetries=st.integers(0, 11), perRetry=opt(
@@ -153,12 +164,12 @@ def traffic():
                     optional={"ttl": DURATIONS})}),
             )}),
         ),
-        rateLimit=st.fixed_dictionaries({"type": st.just("Local"), "local": st.fixed_dictionaries(
-            {"rules": st.lists(st.fixed_dictionaries({"limit": st.fixed_dictionaries({
-                "requests": st.sampled_from([1, 100, 4_294_967_295, 0]),
-                "unit": st.sampled_from(["Second", "Minute", "Hour", "Day", "Month"])})},
-                optional={"clientSelectors": st.lists(SELECTORS, max_size=2)}),
-                min_size=1, max_size=3)})}),
+        rateLimit=st.one_of(
+            st.fixed_dictionaries({"type": st.just("Local"), "local": st.fixed_dictionaries(
+                {"rules": st.lists(LIMIT_RULES, min_size=1, max_size=3)})}),
+            st.fixed_dictionaries({"type": st.just("Global"), "global": st.fixed_dictionaries(
+                {"rules": st.lists(GLOBAL_RULES, min_size=1, max_size=3)})},
+                optional={"failClosed": st.booleans()})),
         faultInjection=opt(
             delay=st.fixed_dictionaries({"fixedDelay": DURATIONS},
                                         optional={"percentage": PERCENT}),

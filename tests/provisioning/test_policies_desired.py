@@ -104,3 +104,27 @@ def test_a_reconciled_revision_is_valid_and_its_yaml_shows_no_secret(org):
     text = shown.content.decode()
     assert "api_key_auth" in text and "alice" in text
     assert key not in text and key.split("_", 2)[2] not in text
+
+
+def test_the_rate_limit_services_token_is_sent_to_envoy_and_never_shown(org):
+    from provisioning.ratelimit.tokens import token_for
+    from provisioning.reconcile import reconcile
+
+    editor = org.client(Role.EDITOR)
+    upstream = Upstream("app")
+    try:
+        setup_gateway(editor, upstream)
+    finally:
+        upstream.close()
+    limits = {"name": "limits", "kind": "BackendTrafficPolicy", "spec": {
+        "targetRefs": [{"kind": "Gateway", "name": "edge"}],
+        "rateLimit": {"type": "Global", "failClosed": True, "global": {"rules": [
+            {"limit": {"requests": 5, "unit": "Second"}}]}}}}  # fmt: skip
+    assert editor.post(GW + "policies/", limits, format="json").status_code == 202
+    outcome = reconcile(state_gateway_id(org))
+    assert outcome.result == "created", outcome.revision.message
+    token = token_for("acme/edge")
+    assert token in outcome.revision.resources  # what Envoy gets
+    text = editor.get(GW + f"revisions/{outcome.revision.number}/").content.decode()
+    assert "platform/ratelimit" in text and "failure_mode_deny: true" in text
+    assert token not in text

@@ -77,6 +77,7 @@ def platform_ports() -> list[tuple[str, int, str]]:
         ("::1", settings.GANTRY_PORT, "web"),
         ("::ffff:127.0.0.1", settings.GANTRY_PORT, "web"),
         ("127.0.0.1", settings.GANTRY_XDS_PORT, "xDS"),
+        ("127.0.0.1", settings.GANTRY_RATELIMIT_PORT, "rate limit"),
         ("127.0.0.1", int(database.get("PORT") or 5432), "PostgreSQL"),
         ("127.0.0.1", 6379, "Redis"),
         ("127.0.0.1", local_runtime_port(), "gateway listeners"),

@@ -76,6 +76,7 @@ class MakeRun:
         self.env.update(
             GANTRY_DATA_DIR=str(data_dir), GANTRY_PORT=str(self.port), PYTHONUNBUFFERED="1",
             GANTRY_XDS_PORT=str(free_port()), GANTRY_LOCAL_PORT_RANGE=port_window(),
+            GANTRY_RATELIMIT_PORT=str(free_port()),
             GANTRY_RECONCILE_ALL_SECONDS="2",
         )  # fmt: skip
         self.base = f"http://127.0.0.1:{self.port}"

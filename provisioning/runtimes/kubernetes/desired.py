@@ -156,4 +156,13 @@ def gateway_input(gateway: Gateway, cluster=None) -> GatewayInput:
         backends=_backends(gateway),
         autoscaling=_autoscaling(spec),
         discovered=_discovered(gateway, cluster),
+        rate_limit_service=_rate_limit_service(gateway),
     )
+
+
+def _rate_limit_service(gateway: Gateway) -> tuple[str, int] | None:
+    """Where the gateway's Envoys ask for global rate limits, if a policy has them."""
+    for spec in gateway.policies.values_list("spec", flat=True):
+        if (spec.get("rateLimit") or {}).get("type") == "Global":
+            return settings.GANTRY_RATELIMIT_KUBERNETES_HOST, settings.GANTRY_RATELIMIT_PORT
+    return None

@@ -164,8 +164,9 @@ def _backend_rule(host: str, port: int, cluster: ClusterSettings) -> dict:
 
 
 def network_policy(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
-    """Admits the listener ports from anywhere; lets Envoy reach DNS, the xDS server and the
-    gateway's backends, and nothing else (the tenant's default-deny covers the rest).
+    """Admits the listener ports from anywhere; lets Envoy reach DNS, the xDS server (and the
+    rate limit service, with global rate limits) and the gateway's backends, and nothing else
+    (the tenant's default-deny covers the rest).
 
     A backend by IP gets its /32 (/128), unless the egress policy refuses it; a backend by DNS
     name, which may resolve anywhere, gets every address outside the denied ranges (the safe
@@ -174,6 +175,8 @@ def network_policy(gateway: GatewayInput, cluster: ClusterSettings) -> dict:
     ports its EndpointSlices name."""
     ingress = [{"ports": [{"protocol": "TCP", "port": port} for port in gateway.ports]}]
     egress = [{"ports": DNS_PORTS}, _egress_rule(cluster.xds_address, cluster.xds_port)]
+    if gateway.rate_limit_service:  # the platform's, like the xDS server
+        egress.append(_egress_rule(*gateway.rate_limit_service))
     seen = set()
     for backend in gateway.backends:
         if _refused(backend.host, cluster):

@@ -80,6 +80,8 @@ class GatewayInput:
     backends: tuple[BackendAddress, ...] = ()
     autoscaling: Autoscaling | None = None
     discovered: tuple[DiscoveredPeers, ...] = ()
+    # The platform's rate limit service (host, port), when a policy has global rate limits.
+    rate_limit_service: tuple[str, int] | None = None
 
     @property
     def key(self) -> str:
