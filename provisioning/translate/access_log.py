@@ -19,7 +19,10 @@ LOCAL_PATH = "access.log"  # relative: each local replica's private working dire
 DEFAULT_PATH = "/dev/stdout"
 
 FIELDS = {
-    "start": "%START_TIME(%Y-%m-%dT%H:%M:%E3SZ)%",
+    # Envoy's default format, 2026-12-05T06:46:54.883Z: the same text as spelling the format
+    # out, but a spelled-out format is formatted anew for every request (~1 µs, about 2 % of a
+    # plain request's cost in Envoy), the default one only once a millisecond.
+    "start": "%START_TIME%",
     "requestId": "%REQ(X-REQUEST-ID)%",
     "method": "%REQ(:METHOD)%",
     # The path as the client sent it (before rewrites), without the query string.
