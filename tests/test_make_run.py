@@ -291,7 +291,8 @@ def test_make_run_serves_works_and_stops_on_ctrl_c(tmp_path):
                     return gateway["status"]["listeners"][0]["url"]
                 return None
 
-            url = wait_until(ready_url, 30, "gateway web Ready", output)
+            # Generous: this runs beside the rest of the suite on two shared cores.
+            url = wait_until(ready_url, 60, "gateway web Ready", output)
             status, body = http_get(url + "hello")
             assert status == 200 and json.loads(body)["path"] == "/hello"
             rewrite = {"type": "URLRewrite", "urlRewrite": {

@@ -10,10 +10,14 @@ tenant's grants and the egress policy: the snapshot is new when the revision or 
 change, and an endpoint change alone re-sends only the assignments.
 
 Watchers wake on a change notification (Redis pub/sub or PostgreSQL LISTEN/NOTIFY,
-``provisioning.xds.notify``) and poll every ``poll_interval`` seconds anyway, so a lost
-message, a notifier outage or the embedded default (no notifier) still converge. Database
-errors are logged and retried at the next poll: the server keeps its streams (and the Envoys
-their config) through an outage.
+``provisioning.xds.notify``), and every ``poll_interval`` seconds one query reads the current
+revision of every gateway watched here and wakes those whose revision is not the one held (and
+those with EDS clusters, whose endpoints may have moved), so a lost message, a notifier outage
+or the embedded default (no notifier) still converge — at the cost of one query per interval
+per server, not one per stream (a watcher waits for a wake only). Streams of one gateway
+share one read. Database errors are
+logged and retried at the next poll: the server keeps its streams (and the Envoys their config)
+through an outage.
 """
 
 import asyncio
@@ -62,6 +66,17 @@ def _current(gateway_key: str) -> tuple[str, int] | None:
         .values_list("content_hash", "pk")
         .first()
     )
+
+
+def _current_many(gateway_keys: list[str]) -> dict[str, str]:
+    """Gateway key → its current revision's content hash, for every key, in one query."""
+    wanted = {tuple(key.split("/", 1)) for key in gateway_keys if "/" in key}
+    rows = ConfigRevision.objects.filter(
+        current=True,
+        gateway__tenant__slug__in={tenant for tenant, _ in wanted},
+        gateway__name__in={name for _, name in wanted},
+    ).values_list("gateway__tenant__slug", "gateway__name", "content_hash")
+    return {f"{t}/{n}": content_hash for t, n, content_hash in rows if (t, n) in wanted}
 
 
 def _resources(revision_id: int) -> Resources | None:
@@ -156,22 +171,70 @@ class DatabaseSnapshotSource:
         # gateway key → its revision's EDS clusters: assignment name → the Service they follow
         self._refs: dict[str, dict] = {}
         self._events: dict[str, asyncio.Event] = {}
+        self._loading: dict[str, asyncio.Future] = {}  # gateway key → the read in flight
         self._subscriber: asyncio.Task | None = None
+        self._poller: asyncio.Task | None = None
         self.subscribed: asyncio.Event | None = None  # made on the loop, set once subscribed
 
     async def watch(self, gateway_key: str, known_version: str | None) -> Snapshot:
         self._start_subscriber()
+        self._start_poller()
         while True:
             # Taken before reading, so a notification that lands during the read is not lost.
             event = self._events.setdefault(gateway_key, asyncio.Event())
-            snapshot = await self._load(gateway_key)
+            snapshot = await self._shared_load(gateway_key)
             if snapshot is not None and snapshot.key != known_version:
                 return snapshot
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), self.poll_interval)
+            # A notification or the poller wakes it when its revision moves.
+            await event.wait()
+
+    async def _shared_load(self, gateway_key: str) -> Snapshot | None:
+        """One read per gateway at a time: a stream that asks while another stream's read of
+        the same gateway is in flight gets that read's answer."""
+        loading = self._loading.get(gateway_key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(gateway_key))
+            self._loading[gateway_key] = loading
+
+            def forget(done, key=gateway_key):
+                if self._loading.get(key) is done:
+                    del self._loading[key]
+
+            loading.add_done_callback(forget)
+        return await asyncio.shield(loading)
+
+    def _start_poller(self) -> None:
+        """Started by the first watcher, and again by the next one should it ever have died
+        (watchers rely on it: they wait for a wake only)."""
+        if self._poller is not None and self._poller.done():
+            if not self._poller.cancelled() and self._poller.exception() is not None:
+                log.error("xds: the revision poller died: %r", self._poller.exception())
+            self._poller = None
+        if self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        """Every ``poll_interval``: one query for the revisions of every gateway watched here;
+        wakes the watchers of those whose revision is not the one held, and of those with
+        EDS clusters (their endpoints are read per gateway)."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            keys = list(self._events)
+            if not keys:
+                continue
+            try:
+                current = await self.database.run(_current_many, keys)
+                for key in keys:
+                    held = self._snapshots.get(key)
+                    if held is None or current.get(key) != held.version or self._refs.get(key):
+                        self.wake(key)
+            except Exception as error:
+                log.warning("xds: cannot poll revisions (retrying): %s", error)
 
     def wake(self, gateway_key: str) -> None:
-        """Every watcher of the gateway re-reads it now (on the source's loop)."""
+        """Every watcher of the gateway re-reads it now (on the source's loop). A read already
+        in flight may have started before the change: watchers woken now start a new one."""
+        self._loading.pop(gateway_key, None)
         event = self._events.pop(gateway_key, None)
         if event is not None:
             event.set()
@@ -300,6 +363,11 @@ class DatabaseSnapshotSource:
                     await client.aclose()
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._poller
+            self._poller = None
         if self._subscriber is not None:
             self._subscriber.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -22,12 +22,16 @@ from provisioning.xds.server import AggregatedDiscoveryService, XdsServer
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 1.0
+READ_THREADS = 2
 
 
 async def serve(address: str, port: int, ready=None) -> None:
     """Serves until SIGTERM or SIGINT, then closes the streams (Envoys keep their config)."""
     database = DatabaseThreads()
-    source = DatabaseSnapshotSource(database=database, local_port=port or None)
+    # Reads of changed revisions on threads (and connections) of their own: a change is never
+    # queued behind the ACKs and receipts a whole fleet reconnecting makes the server write.
+    reads = DatabaseThreads(workers=READ_THREADS)
+    source = DatabaseSnapshotSource(database=reads, local_port=port or None)
     connections = ConnectionRecorder(database, server_name(port))
     service = AggregatedDiscoveryService(
         source, Authenticator(database), AckRecorder(database), connections
@@ -63,6 +67,7 @@ async def serve(address: str, port: int, ready=None) -> None:
         await service.drain_reports()
         await source.close()
         await loop.run_in_executor(None, database.close)
+        await loop.run_in_executor(None, reads.close)
         await loop.run_in_executor(None, enrollment_threads.close)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
