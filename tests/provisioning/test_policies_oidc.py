@@ -75,7 +75,8 @@ def set_cookies(response: requests.Response) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def world():
     provider_port = free_port()
-    callbacks = [f"http://{host}/oauth2/callback" for host in ("app.test", "wrong.test")]
+    hosts = ("app.test", "wrong.test", "plain.test")
+    callbacks = [f"http://{host}/oauth2/callback" for host in hosts]
     provider = OpenIDProvider(provider_port, CLIENT_ID, CLIENT_SECRET, callbacks)
     app = Upstream("app")
     loop = LoopThread()
@@ -86,6 +87,7 @@ def world():
         policies = [
             policy("sso", "web", provider={"issuer": provider.issuer}, clientID=CLIENT_ID,
                    scopes=["email"], forwardAccessToken=True),
+            policy("plain", "plain", provider={"issuer": provider.issuer}, clientID=CLIENT_ID),
             # Endpoints given, no discovery; the provider does not know this secret.
             policy("wrong", "wrong", clientID=CLIENT_ID, provider={
                 "issuer": provider.issuer,
@@ -97,11 +99,12 @@ def world():
             tenant="acme", gateway="edge",
             spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
             routes=[route("web", "app.test"), route("wrong", "wrong.test"),
-                    route("open", "open.test")],
+                    route("plain", "plain.test"), route("open", "open.test")],
             backends={"app": app.backend()}, policies=policies,
             policy_secrets={
                 "sso": {"oidcClientSecret": CLIENT_SECRET, "oidcHmacSecret": HMAC_KEY},
                 "wrong": {"oidcClientSecret": "not-the-secret", "oidcHmacSecret": HMAC_KEY},
+                "plain": {"oidcClientSecret": CLIENT_SECRET, "oidcHmacSecret": "b3RoZXIta2V5"},
             },
             oidc_providers=discovered,
         )  # fmt: skip
@@ -177,6 +180,22 @@ def test_after_signing_in_the_backend_gets_the_request_and_the_access_token(worl
     assert info.json()["sub"]
 
 
+def test_without_forward_access_token_no_authorization_goes_upstream(world):
+    """No ``Authorization`` header; but Envoy's filter passes its own cookies on, the tokens
+    decrypted (the browser only ever holds them encrypted with the policy's key): a documented
+    limit (docs/policies.md#oidc)."""
+    _, jar = sign_in_through(world, "plain.test")
+    answer = world.get("plain.test", "/", {**jar, "theme": "dark"})
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()["headers"]
+    assert "authorization" not in seen
+    upstream = dict(part.split("=", 1) for part in seen["cookie"].split("; "))
+    assert upstream["theme"] == "dark"
+    id_token = next(name for name in jar if name.startswith("IdToken-"))
+    assert not jar[id_token].startswith("eyJ")  # encrypted in the browser
+    assert upstream[id_token].startswith("eyJ")  # the provider's JWT upstream
+
+
 def test_a_forged_or_foreign_cookie_is_sent_to_the_provider_again(world):
     _, jar = sign_in_through(world, "app.test")
     hmac_name = next(name for name in jar if name.startswith("OauthHMAC-"))
@@ -233,6 +252,7 @@ def test_the_secrets_reach_envoy_over_ads_only(world):
     assert names == {
         "acme/edge/oidc/sso/client-secret", "acme/edge/oidc/sso/hmac",
         "acme/edge/oidc/wrong/client-secret", "acme/edge/oidc/wrong/hmac",
+        "acme/edge/oidc/plain/client-secret", "acme/edge/oidc/plain/hmac",
     }  # fmt: skip
     listeners = world.envoy.admin("/config_dump?resource=dynamic_listeners")
     assert CLIENT_SECRET not in listeners and HMAC_KEY not in listeners
