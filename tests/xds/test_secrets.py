@@ -10,6 +10,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, Disc
 
 from gateways.validation.policies import validate_policy_spec
 from provisioning.compile import compile_gateway
+from provisioning.impact import compare
 from provisioning.ir.build import DesiredState
 from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION, SECRET
 from provisioning.xds.delta import DeltaSession
@@ -105,6 +106,13 @@ def test_sotw_sends_the_named_secrets_and_a_rotated_one_before_nothing_else():
     responses, _ = session.on_snapshot(snapshot("v2", "rotated-secret"))
     assert [r.type_url for r in responses] == [SECRET]
     assert len(responses[0].resources) == 2  # state of the world: every secret asked for
+
+
+def test_a_dry_run_calls_a_rotated_secret_hot_and_names_it_only():
+    impact = compare(compiled().as_dict(), compiled("rotated-secret").as_dict())
+    assert impact["hot"] and not impact["unchanged"]
+    assert impact["changes"]["secrets"]["changed"] == [NAMES[0]]
+    assert "rotated-secret" not in json.dumps(impact)
 
 
 @pytest.mark.slow
