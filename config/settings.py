@@ -345,6 +345,7 @@ GANTRY_EGRESS_ALLOW_LOOPBACK = env_bool("GANTRY_EGRESS_ALLOW_LOOPBACK", not PROD
 # (no DNS rebinding past the egress policy); Kubernetes NetworkPolicies check on the wire.
 GANTRY_EGRESS_PIN_DNS = env_bool("GANTRY_EGRESS_PIN_DNS", True)
 GANTRY_DNS_TIMEOUT_SECONDS = env_float("GANTRY_DNS_TIMEOUT_SECONDS", 2.0)
+GANTRY_OIDC_DISCOVERY_TIMEOUT_SECONDS = env_float("GANTRY_OIDC_DISCOVERY_TIMEOUT_SECONDS", 5.0)
 # The DNS servers (address or address:port) gateways and the platform resolve backends' host
 # names with; empty: the host's resolver (whose answers carry no TTL: names are then resolved
 # again every backend's dns.refreshRate). docs/discovery.md#dns-backends.

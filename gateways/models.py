@@ -166,6 +166,9 @@ class Policy(SpecResource):
 
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="policies")
     kind = models.CharField(max_length=32, choices=Kind.choices)
+    # What the policy's Envoy filters need and nobody reads back, as JSON, encrypted (Fernet,
+    # GANTRY_ENCRYPTION_KEYS): oidc's client secret and the HMAC key of its cookies.
+    secrets = EncryptedTextField(null=True, blank=True)
 
     class Meta:
         ordering = ["gateway", "name"]

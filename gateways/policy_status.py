@@ -11,15 +11,23 @@ from provisioning.ir.policies import ACCEPTED, Resolution, resolve
 
 
 def gateway_resolution(
-    policies, routes: dict, listeners, consumers, backends=(), refused=None, egress=None
+    policies,
+    routes: dict,
+    listeners,
+    consumers,
+    backends=(),
+    refused=None,
+    egress=None,
+    oidc=None,
 ) -> Resolution:
     """``policies``: Policy rows of one gateway, in any order; ``routes``: route name → the
     names of its rules; ``consumers``, ``backends``: the tenant's names; ``refused``,
-    ``egress``: backends the egress policy refuses (name → why), and that policy."""
+    ``egress``: backends the egress policy refuses (name → why), and that policy; ``oidc``:
+    what is known of their OpenID providers (``provisioning.ir.oidc.OidcInputs``)."""
     ordered = sorted(policies, key=lambda p: (p.created_at, p.name))
     specs = [{"name": p.name, "kind": p.kind, "spec": p.spec} for p in ordered]
     names = [listener["name"] for listener in listeners]
-    resolution = resolve(specs, routes, names, consumers, backends, refused, egress)
+    resolution = resolve(specs, routes, names, consumers, backends, refused, egress, oidc)
     return settle_ports(resolution, specs, listeners)
 
 

@@ -38,6 +38,7 @@ from gateways.validation.client_traffic import (
     TCPKeepaliveSerializer,
 )
 from gateways.validation.ext_auth import ExtAuthSerializer
+from gateways.validation.oidc import OIDCSerializer
 from gateways.validation.policies import (
     KINDS,
     APIKeyAuthSerializer,
@@ -206,7 +207,7 @@ class PolicyTimeoutSerializer(TimeoutSerializer):
 
 class PolicySpecSerializer(StrictSerializer):
     """A policy's spec: ``targetRefs`` and the features of its kind (SecurityPolicy: apiKeyAuth,
-    basicAuth, cors, authorization, jwt, extAuth; ClientTrafficPolicy:
+    basicAuth, cors, authorization, jwt, extAuth, oidc; ClientTrafficPolicy:
     timeout.http.requestReceivedTimeout and idleTimeout, connection, clientIPDetection, tls,
     http2, headers, path, tcpKeepalive; BackendTrafficPolicy: the others).
     Documentation only: the service validates."""
@@ -218,6 +219,7 @@ class PolicySpecSerializer(StrictSerializer):
     authorization = AuthorizationSerializer(required=False)
     jwt = JWTSerializer(required=False)
     extAuth = ExtAuthSerializer(required=False)
+    oidc = OIDCSerializer(required=False)
     retry = RetrySerializer(required=False)
     timeout = PolicyTimeoutSerializer(required=False)
     circuitBreaker = CircuitBreakerSerializer(required=False)

@@ -5,15 +5,17 @@ policies' extAuth names, and the certificates its listeners serve or its backend
 Nothing here decides anything; the compiler does.
 """
 
+import json
 from dataclasses import replace
 
 from django.conf import settings
 
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
 from gateways.models import Backend, Certificate, Credential, Gateway
-from provisioning import pinned_dns
+from provisioning import oidc_discovery, pinned_dns
 from provisioning.ir.build import DesiredState
 from provisioning.ir.ext_auth import named_backends
+from provisioning.ir.oidc import needs_discovery
 from provisioning.ir.policies import named_consumers
 
 
@@ -82,6 +84,20 @@ def egress_for(gateway: Gateway, backends: dict[str, dict]) -> dict:
     }
 
 
+def policy_secrets_for(gateway: Gateway, policies: list[dict]) -> dict[str, dict]:
+    """Today's secrets of the gateway's policies of those names (a rollback's)."""
+    names = [policy["name"] for policy in policies if policy["spec"].get("oidc")]
+    rows = gateway.policies.filter(name__in=names).exclude(secrets=None)
+    return {name: json.loads(secrets) for name, secrets in rows.values_list("name", "secrets")}
+
+
+def oidc_providers(policies: list[dict], egress: EgressPolicy | None) -> dict[str, dict]:
+    """The discovered endpoints of every OpenID provider the policies need them of (read from
+    the provider, or the cache: ``provisioning.oidc_discovery``)."""
+    issuers = {needs_discovery(policy["spec"]) for policy in policies} - {None}
+    return {issuer: oidc_discovery.discover(issuer, egress) for issuer in sorted(issuers)}
+
+
 def load_desired_state(
     gateway_id: int, gateway: Gateway | None = None, rows: dict | None = None
 ) -> DesiredState:
@@ -107,6 +123,7 @@ def load_desired_state(
         for backend in Backend.objects.filter(tenant=gateway.tenant, name__in=wanted)
     }
     certificates = certificates_named(gateway.tenant, _certificate_names(gateway.spec, backends))
+    egress = egress_for(gateway, backends)
     return DesiredState(
         tenant=gateway.tenant.slug,
         gateway=gateway.name,
@@ -116,5 +133,7 @@ def load_desired_state(
         certificates=certificates,
         policies=policies,
         consumers=consumers_for(gateway.tenant, policies),
-        **egress_for(gateway, backends),
+        policy_secrets={row.name: json.loads(row.secrets) for row in policy_rows if row.secrets},
+        oidc_providers=oidc_providers(policies, egress["egress"]),
+        **egress,
     )

@@ -1,6 +1,7 @@
 """Statuses when translation refuses an address under the egress policy: routes'
 ``ResolvedRefs`` (a refused backend) and SecurityPolicies' ``Accepted`` (a refused extAuth
-backend or remoteJWKS URI).
+backend or remoteJWKS URI, or an OpenID provider whose discovery failed, which only a compile
+finds out).
 
 The API refuses such addresses, so this only happens to rows stored before the policy (or
 under a laxer one). The reconcile that compiled them says so on its gateway's routes and
@@ -17,6 +18,7 @@ from gateways.services.policies import refresh_policies
 from gateways.validation.routes import referenced_backends
 from provisioning.ir.egress import jwks_refusals, refused_backends
 from provisioning.ir.ext_auth import named_backends
+from provisioning.ir.oidc import OidcInputs, oidc_problems
 
 
 def refresh_refusals(gateway: Gateway, state, rows: dict | None = None) -> None:
@@ -29,7 +31,7 @@ def refresh_refusals(gateway: Gateway, state, rows: dict | None = None) -> None:
     policies = rows["policies"] if rows else list(gateway.policies.all())
     _refresh_routes(gateway, refused, routes)
     if _policies_concerned(state, refused, policies):
-        refresh_policies(gateway)
+        refresh_policies(gateway, state.oidc_providers)
 
 
 def _policies_concerned(state, refused: dict, policies) -> bool:
@@ -40,7 +42,12 @@ def _policies_concerned(state, refused: dict, policies) -> bool:
             return True
         if jwks_refusals(spec, state.egress):
             return True
-    return any("egress policy" in json.dumps(policy.status) for policy in policies)
+        if oidc_problems(policy["name"], spec, OidcInputs(state.oidc_providers), state.egress):
+            return True
+    return any(
+        "egress policy" in text or "spec.oidc" in text
+        for text in (json.dumps(policy.status) for policy in policies)
+    )
 
 
 def _refresh_routes(gateway: Gateway, refused: dict, routes) -> None:

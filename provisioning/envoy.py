@@ -69,9 +69,9 @@ def static_bootstrap(resources: Resources, admin_port: int | None = None) -> dic
             "clusters": [{k: v for k, v in c.items() if k != "@type"} for c in resources.clusters],
         },
     }
-    if any(c.get("type") == "EDS" for c in resources.clusters):
-        # EDS clusters take their endpoints over ADS: the bootstrap must name an ADS server
-        # (validation never connects to it).
+    if any(c.get("type") == "EDS" for c in resources.clusters) or resources.secrets:
+        # EDS clusters take their endpoints, and oauth2 filters their secrets, over ADS: the
+        # bootstrap must name an ADS server (validation never connects to it).
         bootstrap["static_resources"]["clusters"].append(VALIDATION_ADS_CLUSTER)
         bootstrap["dynamic_resources"] = {"ads_config": {
             "api_type": "GRPC", "transport_api_version": "V3",

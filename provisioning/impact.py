@@ -15,7 +15,9 @@ import re
 from provisioning.models import LocalReplica
 from provisioning.runtimes.local.admin import admin_request
 
-TYPES = {"listeners": "listeners", "routes": "routeConfigurations", "clusters": "clusters"}
+# Secrets (oidc's) by name only: their values never leave the revision's resources.
+TYPES = {"listeners": "listeners", "routes": "routeConfigurations", "clusters": "clusters",
+         "secrets": "secrets"}  # fmt: skip
 
 
 def _by_name(resources: dict, kind: str) -> dict[str, str]:

@@ -100,6 +100,10 @@ def desired_snapshot(state: DesiredState) -> dict:
         }
         for name, consumer in state.consumers.items()
     }
+    snapshot["policy_secrets"] = {
+        name: {key: secret_fingerprint(value) for key, value in sorted(secrets.items())}
+        for name, secrets in state.policy_secrets.items()
+    }
     return snapshot
 
 
@@ -109,13 +113,14 @@ def _mask(text: str) -> str:
 
 def redacted(value):
     """A copy of compiled resources with every secret replaced by its fingerprint: inline
-    private keys, API keys (api_key_auth ``credentials``), htpasswd users (basic_auth) and the
-    rate limit service token (gRPC ``initial_metadata``)."""
+    private keys, API keys (api_key_auth ``credentials``), htpasswd users (basic_auth), SDS
+    generic secrets (oidc's client secrets and HMAC keys) and the rate limit service token
+    (gRPC ``initial_metadata``)."""
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
             if (
-                key in ("private_key", "users")
+                key in ("private_key", "users", "secret")
                 and isinstance(item, dict)
                 and "inline_string" in item
             ):

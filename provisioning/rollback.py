@@ -20,7 +20,13 @@ from config.errors import Conflict, NotFound
 from gateways.models import Gateway
 from gateways.services import common
 from provisioning import envoy, readiness, revisions
-from provisioning.desired import certificates_named, consumers_for, egress_for
+from provisioning.desired import (
+    certificates_named,
+    consumers_for,
+    egress_for,
+    oidc_providers,
+    policy_secrets_for,
+)
 from provisioning.ir.build import DesiredState
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import compile_for
@@ -29,10 +35,12 @@ from tenants import audit
 from tenants.audit import Actor
 
 # What a revision stores of its desired state (the egress policy is the operator's, applied as
-# it is today, never as it was; host names are resolved again).
+# it is today, never as it was; host names are resolved again, OpenID providers discovered
+# again, and policies' secrets are today's).
 SNAPSHOT_FIELDS = tuple(
-    item.name for item in fields(DesiredState) if item.name not in ("egress", "resolved")
-)
+    item.name for item in fields(DesiredState)
+    if item.name not in ("egress", "resolved", "policy_secrets", "oidc_providers")
+)  # fmt: skip
 VALIDATE_SECONDS = 30
 
 
@@ -53,6 +61,7 @@ def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
             f"revision {revision.number} uses certificate(s) {', '.join(gone)}, which no "
             f"longer exist; create them again or roll back to another revision"
         )
+    egress = egress_for(gateway, snapshot["backends"])
     return DesiredState(
         tenant=gateway.tenant.slug,
         gateway=gateway.name,
@@ -62,7 +71,9 @@ def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
         certificates=certificates,
         policies=snapshot["policies"],
         consumers=consumers_for(gateway.tenant, snapshot["policies"]),
-        **egress_for(gateway, snapshot["backends"]),
+        policy_secrets=policy_secrets_for(gateway, snapshot["policies"]),
+        oidc_providers=oidc_providers(snapshot["policies"], egress["egress"]),
+        **egress,
     )
 
 

@@ -61,7 +61,7 @@ def unbound(resources: Resources) -> Resources:
         inlined["@type"] = listener["@type"]
         inlined["bind_to_port"] = False
         listeners.append(inlined)
-    return Resources(tuple(listeners), (), resources.clusters)
+    return Resources(tuple(listeners), (), resources.clusters, resources.secrets)
 
 
 class WarmValidator:

@@ -3,6 +3,10 @@ gateway conflict with each other, and targets are checked against its listeners)
 policy. Every write recomputes the status of all the gateway's policies (conflicts and
 overrides move between them) and reconciles the gateway."""
 
+import base64
+import json
+from secrets import token_bytes
+
 from django.db import transaction
 
 from config.api.versioning import merge_patch
@@ -13,8 +17,10 @@ from gateways.policy_status import gateway_resolution, policy_status
 from gateways.services import common
 from gateways.validation.gateways import DUBBO
 from gateways.validation.policies import validate_policy_kind, validate_policy_spec
+from provisioning import oidc_discovery
 from provisioning.ir.egress import refused_backends
 from provisioning.ir.ext_auth import named_backends
+from provisioning.ir.oidc import OidcInputs, needs_discovery
 from provisioning.ir.policies import rule_names
 from provisioning.tasks import enqueue_reconcile
 from tenants import audit
@@ -37,8 +43,39 @@ def _validate(kind: str, raw_spec, gateway: Gateway) -> dict:
     return validate_policy_spec(kind, raw_spec, gateway.name, listeners)
 
 
-def refresh_policies(gateway: Gateway) -> None:
+def _kept_secrets(spec: dict, stored: str | None) -> tuple[dict, str | None]:
+    """``spec`` without its write-only ``oidc.clientSecret``, and the policy's secrets after
+    this write (JSON, stored encrypted): the client secret sent, else the one stored; the
+    cookies' HMAC key generated once and kept while the policy has ``oidc`` (so the cookies
+    Envoy set stay valid across revisions)."""
+    if "oidc" not in spec:
+        return spec, None
+    previous = json.loads(stored) if stored else {}
+    oidc = dict(spec["oidc"])
+    client_secret = oidc.pop("clientSecret", None) or previous.get("oidcClientSecret")
+    if not client_secret:
+        raise ValidationFailed.one(
+            "spec.oidc.clientSecret", "is required (it is never returned: send it to set it)"
+        )
+    hmac_key = previous.get("oidcHmacSecret") or base64.b64encode(token_bytes(32)).decode()
+    kept = {"oidcClientSecret": client_secret, "oidcHmacSecret": hmac_key}
+    return {**spec, "oidc": oidc}, json.dumps(kept, sort_keys=True)
+
+
+def _oidc_inputs(policies, discovered: dict | None) -> OidcInputs:
+    """What the status knows of the policies' OpenID providers: what the compile discovered
+    (``discovered``), else what is in the cache (a provider not known yet is no problem: the
+    reconcile that follows the write discovers it, and says so if it fails)."""
+    if discovered is not None:
+        return OidcInputs(discovered)
+    issuers = {needs_discovery(policy.spec) for policy in policies} - {None}
+    known = {issuer: oidc_discovery.known(issuer) for issuer in issuers}
+    return OidcInputs({k: v for k, v in known.items() if v is not None}, complete=False)
+
+
+def refresh_policies(gateway: Gateway, discovered: dict | None = None) -> None:
     """Recomputes every policy status of ``gateway``; writes only those that changed.
+    ``discovered``: the OpenID providers' endpoints a compile read (issuer → endpoints).
 
     Callers hold the gateway's lock (every writer of routes and policies takes it first)."""
     policies = list(Policy.objects.select_for_update().filter(gateway=gateway).order_by("pk"))
@@ -62,6 +99,7 @@ def refresh_policies(gateway: Gateway) -> None:
         set(Backend.objects.filter(tenant_id=gateway.tenant_id).values_list("name", flat=True)),
         refused_backends(dict(services.values_list("name", "spec")), egress),
         egress,
+        _oidc_inputs(policies, discovered),
     )
     for policy in policies:
         common.store_status(
@@ -73,12 +111,12 @@ def refresh_policies(gateway: Gateway) -> None:
 def create_policy(actor: Actor, gateway: Gateway, name: str, kind, raw_spec) -> Policy:
     gateway = common.lock(Gateway, gateway.pk, "tenant")
     kind = validate_policy_kind(kind)
-    spec = _validate(kind, raw_spec, gateway)
+    spec, secrets = _kept_secrets(_validate(kind, raw_spec, gateway), None)
     duplicate = f"gateway {gateway.name!r} already has a policy named {name!r}"
     if Policy.objects.filter(gateway=gateway).count() >= MAX_POLICIES_PER_GATEWAY:
         raise Conflict(f"a gateway has at most {MAX_POLICIES_PER_GATEWAY} policies")
     policy = common.create_unique(Policy, duplicate, gateway=gateway, name=name, kind=kind,
-                                  spec=spec, status={})  # fmt: skip
+                                  spec=spec, status={}, secrets=secrets)  # fmt: skip
     audit.record(actor, "create", "policy", audit_name(policy), tenant=gateway.tenant,
                  after=snapshot(policy))  # fmt: skip
     refresh_policies(gateway)
@@ -96,11 +134,12 @@ def _lock(policy: Policy, expected: int | None, kind=None) -> Policy:
     return locked
 
 
-def _write(actor: Actor, locked: Policy, spec: dict) -> Policy:
-    if spec == locked.spec:
+def _write(actor: Actor, locked: Policy, validated: dict) -> Policy:
+    spec, secrets = _kept_secrets(validated, locked.secrets)
+    if spec == locked.spec and secrets == locked.secrets:
         return locked
     before = snapshot(locked)
-    common.store_spec(locked, spec, locked.status)
+    common.store_spec(locked, spec, locked.status, secrets=secrets)
     audit.record(actor, "update", "policy", audit_name(locked), tenant=locked.gateway.tenant,
                  before=before, after=snapshot(locked))  # fmt: skip
     refresh_policies(locked.gateway)

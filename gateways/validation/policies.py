@@ -45,6 +45,7 @@ from gateways.validation.common import (
     unique,
 )
 from gateways.validation.ext_auth import ExtAuthSerializer
+from gateways.validation.oidc import OIDCSerializer
 from gateways.validation.security import (
     AuthorizationSerializer,
     CORSSerializer,
@@ -59,8 +60,10 @@ KINDS = ["SecurityPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy"]
 LATER_KINDS: list[str] = []
 MAX_TARGETS = 16
 MAX_CONSUMERS = 64
-SECURITY_FEATURES = ["apiKeyAuth", "basicAuth", "cors", "authorization", "jwt", "extAuth"]
-SECURITY_LATER = ["oidc"]
+SECURITY_FEATURES = [
+    "apiKeyAuth", "basicAuth", "cors", "authorization", "jwt", "extAuth", "oidc",
+]  # fmt: skip
+SECURITY_LATER: list[str] = []
 QUERY_PARAM = re.compile(r"[A-Za-z0-9\-._~!$'()*+,;:@]{1,256}")
 
 
@@ -169,6 +172,7 @@ class SecurityPolicySpecSerializer(PolicySpecSerializer):
     authorization = AuthorizationSerializer(required=False)
     jwt = JWTSerializer(required=False)
     extAuth = ExtAuthSerializer(required=False)
+    oidc = OIDCSerializer(required=False)
 
     def validate(self, data):
         data = super().validate(data)

@@ -216,7 +216,7 @@ CLAIM = re.compile(r"[A-Za-z0-9_\-.:/]{1,253}")
 PROVIDER_LATER = ["recomputeRoute"]
 
 
-def jwks_uri_field() -> serializers.CharField:
+def jwks_uri_field(**kwargs) -> serializers.CharField:
     def check(value: str) -> None:
         try:
             parsed = urlsplit(value)
@@ -244,7 +244,8 @@ def jwks_uri_field() -> serializers.CharField:
         if reason:
             raise serializers.ValidationError(reason)
 
-    return serializers.CharField(trim_whitespace=False, max_length=2048, validators=[check])
+    return serializers.CharField(trim_whitespace=False, max_length=2048, validators=[check],
+                                 **kwargs)  # fmt: skip
 
 
 class RemoteJWKSSerializer(StrictSerializer):

@@ -60,6 +60,11 @@ class DesiredState:
     resolved: dict[str, tuple[str, ...]] | None = None
     # The DNS servers (address, port) gateways resolve backend names with; (): the host's.
     dns_resolvers: tuple[tuple[str, int], ...] = ()
+    # SecurityPolicies' secrets: name → {"oidcClientSecret", "oidcHmacSecret"}.
+    policy_secrets: dict[str, dict] = field(default_factory=dict, repr=False)
+    # OpenID providers' discovered endpoints: issuer → {"authorizationEndpoint",
+    # "tokenEndpoint", "authMethods"}, or {"error": why} (provisioning.oidc_discovery).
+    oidc_providers: dict[str, dict] = field(default_factory=dict)
 
 
 def build_clusters(state: DesiredState) -> tuple[Cluster, ...]:

@@ -10,8 +10,9 @@ and by the policies' status, so a status says exactly what the gateway does.
 - A route or listener that does not exist: that target is ``TargetNotFound``.
 - A policy that cannot be translated (a SecurityPolicy naming a consumer, or an extAuth
   backend, that does not exist, or an extAuth backend or remoteJWKS URI the egress policy
-  refuses) still holds its targets, so they fail closed (a direct 500)
-  instead of falling back to a less specific policy; its targets are ``Invalid``.
+  refuses, or an oidc provider whose discovery failed) still holds its targets, so they fail
+  closed (a direct 500) instead of falling back to a less specific policy; its targets are
+  ``Invalid``.
 """
 
 from collections.abc import Collection, Mapping
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from provisioning.ir.egress import jwks_refusals
 from provisioning.ir.ext_auth import named_backends
+from provisioning.ir.oidc import OidcInputs, oidc_problems
 
 ACCEPTED = "Accepted"
 TARGET_NOT_FOUND = "TargetNotFound"
@@ -65,9 +67,11 @@ def translation_problem(
     backends: Collection[str] = (),
     refused: Mapping[str, str] | None = None,
     egress=None,
+    oidc: OidcInputs | None = None,
 ) -> str | None:
     """Why ``policy`` cannot be translated, or None. ``refused``: backends the egress policy
-    refuses (name → why); ``egress``: the policy its remoteJWKS URIs are checked against."""
+    refuses (name → why); ``egress``: the policy its remoteJWKS URIs are checked against;
+    ``oidc``: its OpenID providers' endpoints and which policies have a client secret."""
     refused = refused or {}
     missing = [
         f"{path}: consumer {name!r} does not exist"
@@ -81,6 +85,7 @@ def translation_problem(
         elif name not in backends:
             missing.append(f"{path}: backend {name!r} does not exist")
     missing += jwks_refusals(policy["spec"], egress)
+    missing += oidc_problems(policy["name"], policy["spec"], oidc, egress)
     return "; ".join(missing) or None
 
 
@@ -161,6 +166,7 @@ def resolve(
     backends: Collection[str] = (),
     refused: Mapping[str, str] | None = None,
     egress=None,
+    oidc: OidcInputs | None = None,
 ) -> Resolution:
     """``policies``: {"name", "kind", "spec"}, oldest first (ties broken by name); ``routes``:
     route name → its kind and rule names (``rule_names``); ``backends``: the tenant's backends
@@ -168,7 +174,8 @@ def resolve(
     claims: dict = {}
     results: dict = {}
     problems = {
-        p["name"]: translation_problem(p, consumers, backends, refused, egress) for p in policies
+        p["name"]: translation_problem(p, consumers, backends, refused, egress, oidc)
+        for p in policies
     }
     problems = {name: problem for name, problem in problems.items() if problem}
     for policy in policies:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from provisioning.ir.client_traffic import settle_ports
 from provisioning.ir.durations import to_ms
 from provisioning.ir.ext_auth import build_ext_auth
+from provisioning.ir.oidc import OidcInputs, build_oidc, needs_discovery
 from provisioning.ir.policies import Resolution, resolve, rule_names
 from provisioning.ir.types import (
     ActiveHealthCheck,
@@ -382,7 +383,8 @@ class PolicyPlan:
             # naming one finds no target.
             resolve(state.policies, rule_names(state.routes), listener_names,
                     state.consumers.keys(), state.backends.keys(),
-                    refused=refused or {}, egress=state.egress),
+                    refused=refused or {}, egress=state.egress,
+                    oidc=OidcInputs(state.oidc_providers, state.policy_secrets.keys())),
             state.policies, state.spec.get("listeners", []),
         )  # fmt: skip
         self.compiled: dict[str, Compiled] = {}
@@ -395,6 +397,8 @@ class PolicyPlan:
                 )
                 if policy["spec"].get("extAuth"):
                     self._add_ext_auth(state, policy)
+                if policy["spec"].get("oidc"):
+                    self._add_oidc(state, policy)
             elif policy["kind"] == "BackendTrafficPolicy":
                 self.compiled[policy["name"]] = _traffic(policy["spec"], policy["name"])
         self.settings = {name: c.settings for name, c in self.compiled.items() if c.settings}
@@ -409,6 +413,15 @@ class PolicyPlan:
         compiled = self.compiled[policy["name"]]
         fields = {**compiled.fields, "ext_auth": ext_auth}
         self.compiled[policy["name"]] = replace(compiled, fields=fields)
+
+    def _add_oidc(self, state, policy: dict) -> None:
+        issuer = needs_discovery(policy["spec"])
+        oidc = build_oidc(
+            policy["name"], policy["spec"]["oidc"], state.policy_secrets[policy["name"]],
+            state.oidc_providers.get(issuer) if issuer else None,
+        )  # fmt: skip
+        compiled = self.compiled[policy["name"]]
+        self.compiled[policy["name"]] = replace(compiled, fields={**compiled.fields, "oidc": oidc})
 
     def apply(self, routes: list[Route], listener: str, route: dict) -> list[Route]:
         """``routes``: the IR routes of ``route`` (a stored HTTPRoute), in rule order."""

@@ -274,6 +274,27 @@ class GlobalRateLimit:
 
 
 @dataclass(frozen=True)
+class Oidc:
+    """A SecurityPolicy's ``oidc``: Envoy's oauth2 filter for the policy, its secrets sent to
+    Envoy as SDS Secrets named ``<tenant>/<gateway>/oidc/<policy>/client-secret`` and
+    ``…/hmac``."""
+
+    policy: str
+    client_id: str
+    client_secret: str = field(repr=False)  # never printed
+    hmac_secret: str = field(repr=False)  # the cookies' HMAC key, stable across revisions
+    authorization_endpoint: str = ""
+    token_endpoint: str = ""
+    scopes: tuple[str, ...] = ("openid",)
+    redirect_uri: str = ""
+    redirect_path: str = "/oauth2/callback"
+    logout_path: str = "/logout"
+    cookie_domain: str | None = None
+    forward_access_token: bool = False
+    basic_auth: bool = True  # client_secret_basic, else client_secret_post
+
+
+@dataclass(frozen=True)
 class HashPolicy:
     kind: str  # SourceIP | Header | Cookie
     name: str = ""
@@ -321,6 +342,7 @@ class Route:
     authorization: Authorization | None = None
     jwt: Jwt | None = None
     ext_auth: ExtAuth | None = None
+    oidc: Oidc | None = None
     retry: Retry | None = None
     fault: Fault | None = None
     hash_policy: HashPolicy | None = None

@@ -16,6 +16,7 @@ from provisioning.translate import (
     grpc_web,
     jwt_authn,
     local_rate_limit,
+    oauth2,
     stateful_session,
 )
 from provisioning.translate.access_log import DEFAULT_PATH
@@ -29,7 +30,8 @@ from provisioning.translate.streams import stream_listener
 # Each is disabled by default and enabled by the routes its policies apply to.
 # A translator gives one filter (or None), or a tuple of them (ext_authz: one per policy).
 HTTP_FILTERS = (
-    grpc_web.http_filter, fault.http_filter, cors.http_filter, ext_authz.http_filters,
+    grpc_web.http_filter, fault.http_filter, cors.http_filter, oauth2.http_filters,
+    ext_authz.http_filters,
     api_key_auth.http_filter, basic_auth.http_filter, jwt_authn.http_filter,
     authorization.http_filter,
     local_rate_limit.http_filter, global_rate_limit.http_filters, stateful_session.http_filter,
@@ -50,13 +52,30 @@ class Resources:
     listeners: tuple[dict, ...]
     routes: tuple[dict, ...]
     clusters: tuple[dict, ...]
+    # SDS Secrets (oidc's client secrets and HMAC keys), sent over ADS before the listeners
+    # that name them; left out of ``as_dict`` when there are none (the hashes of configs
+    # without them stay as they were).
+    secrets: tuple[dict, ...] = ()
 
     def as_dict(self) -> dict:
-        return {
+        found = {
             "listeners": list(self.listeners),
             "routes": list(self.routes),
             "clusters": list(self.clusters),
         }
+        if self.secrets:
+            found["secrets"] = list(self.secrets)
+        return found
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Resources":
+        """From ``as_dict`` (a stored revision's resources)."""
+        return cls(
+            listeners=tuple(data["listeners"]),
+            routes=tuple(data["routes"]),
+            clusters=tuple(data["clusters"]),
+            secrets=tuple(data.get("secrets", ())),
+        )
 
 
 def translate(
@@ -96,7 +115,8 @@ def translate(
     used = {c.name for c in ir.clusters}
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
     clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)
+    clusters += tuple(envoy_cluster(c) for c in oauth2.clusters(ir) if c.name not in used)
     all_routes = [r for lst in ir.listeners for vhost in lst.virtual_hosts for r in vhost.routes]
     platform = global_rate_limit.cluster(ir, all_routes)
     clusters += (platform,) if platform else ()
-    return Resources(tuple(listeners), tuple(routes), clusters)
+    return Resources(tuple(listeners), tuple(routes), clusters, oauth2.secrets(ir))

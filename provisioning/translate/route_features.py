@@ -18,6 +18,7 @@ from provisioning.translate import (
     grpc_json,
     jwt_authn,
     local_rate_limit,
+    oauth2,
     stateful_session,
 )
 from provisioning.translate.types import duration
@@ -182,7 +183,7 @@ def timeouts(route: Route, envoy: dict) -> None:
 ROUTE_FEATURES = (
     backends, redirect, direct_response, rewrite, mirrors, timeouts, header_modifiers,
     backend_traffic.retry, backend_traffic.hash_policy, fault.route_config, cors.route_config,
-    ext_authz.route_config, api_key_auth.route_config, basic_auth.route_config,
+    oauth2.route_config, ext_authz.route_config, api_key_auth.route_config, basic_auth.route_config,
     jwt_authn.route_config, authorization.route_config,
     local_rate_limit.route_config, global_rate_limit.route_config, stateful_session.route_config,
     grpc_json.route_config,

@@ -4,6 +4,7 @@ LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_CONFIGURATION = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 CLUSTER_LOAD_ASSIGNMENT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 HCM = (
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
     "HttpConnectionManager"
@@ -58,6 +59,7 @@ HEADER_MUTATION_FILTER = (
 HEADER_MUTATION_PER_ROUTE = (
     "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute"
 )
+OAUTH2 = "type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2"
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 HEADER_MUTATION = (
     "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."

@@ -83,12 +83,7 @@ def _resources(revision_id: int) -> Resources | None:
     revision = ConfigRevision.objects.filter(pk=revision_id).only("resources").first()
     if revision is None:
         return None
-    data = json.loads(revision.resources)
-    return Resources(
-        listeners=tuple(data["listeners"]),
-        routes=tuple(data["routes"]),
-        clusters=tuple(data["clusters"]),
-    )
+    return Resources.from_dict(json.loads(revision.resources))
 
 
 def _read(gateway_key: str, known_hash: str | None) -> tuple[str, Resources | None] | None:

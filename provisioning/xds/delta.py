@@ -17,7 +17,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     Resource,
 )
 
-from provisioning.translate.types import CLUSTER, CLUSTER_LOAD_ASSIGNMENT
+from provisioning.translate.types import CLUSTER, CLUSTER_LOAD_ASSIGNMENT, SECRET
 from provisioning.xds.acks import Ack, rejection
 from provisioning.xds.resources import TYPE_ORDER, WILDCARD_TYPES
 from provisioning.xds.snapshots import Snapshot
@@ -34,7 +34,7 @@ class _TypeState:
     answered: bool = False  # a response of this type was sent on this stream
 
 
-LAST_REMOVED = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT)
+LAST_REMOVED = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT, SECRET)
 
 
 class DeltaSession:
@@ -76,8 +76,8 @@ class DeltaSession:
     def on_snapshot(self, snapshot: Snapshot) -> tuple[list[DeltaDiscoveryResponse], list[Ack]]:
         self.snapshot = snapshot
         responses, acks = [], []
-        # Removed clusters, and the endpoints of removed EDS clusters, go last: the routes that
-        # stop using them are sent first (make before break).
+        # Removed clusters, the endpoints of removed EDS clusters and removed secrets go last:
+        # the routes and listeners that stop using them are sent first (make before break).
         deferred: dict[str, list[str]] = {}
         for type_url in TYPE_ORDER:
             if type_url not in self._types:
@@ -90,7 +90,7 @@ class DeltaSession:
                 responses.append(self._response(type_url, upserts, removals))
             elif type_url not in deferred:
                 acks += self._unchanged(type_url)
-        for type_url in (CLUSTER_LOAD_ASSIGNMENT, CLUSTER):
+        for type_url in (SECRET, CLUSTER_LOAD_ASSIGNMENT, CLUSTER):
             if type_url in deferred:
                 responses.append(self._response(type_url, [], deferred[type_url]))
         return responses, acks

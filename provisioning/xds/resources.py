@@ -22,6 +22,7 @@ from provisioning.translate.types import (
     CLUSTER_LOAD_ASSIGNMENT,
     LISTENER,
     ROUTE_CONFIGURATION,
+    SECRET,
 )
 
 # The generated modules of every type compiled resources name in "@type" (top level and nested
@@ -36,6 +37,7 @@ MESSAGE_MODULES = (
     "envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2",
     "envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
     "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
+    "envoy.extensions.transport_sockets.tls.v3.secret_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
     "envoy.extensions.network.dns_resolver.cares.v3.cares_dns_resolver_pb2",
     # Policies
@@ -49,6 +51,7 @@ MESSAGE_MODULES = (
     "envoy.extensions.access_loggers.filters.cel.v3.cel_pb2",
     "envoy.extensions.access_loggers.file.v3.file_pb2",
     "envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2",
+    "envoy.extensions.filters.http.oauth2.v3.oauth_pb2",
     "envoy.extensions.filters.http.header_mutation.v3.header_mutation_pb2",
     "envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2",
     "envoy.extensions.filters.http.ratelimit.v3.rate_limit_pb2",
@@ -69,9 +72,10 @@ for _module in MESSAGE_MODULES:
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
 # Envoy's ADS ordering: clusters, then the endpoints of EDS clusters (discovered Kubernetes
-# Services; other clusters carry theirs inline), then the listeners that use them, route
-# configurations after the listeners that ask for them.
-TYPE_ORDER = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER, ROUTE_CONFIGURATION)
+# Services; other clusters carry theirs inline), then the SDS secrets listeners name (oidc's),
+# then the listeners that use them, route configurations after the listeners that ask for them.
+# Secrets, like route configurations, are asked for by name.
+TYPE_ORDER = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT, SECRET, LISTENER, ROUTE_CONFIGURATION)
 # Types where a request naming nothing means "everything" (xDS "legacy wildcard"); route
 # configurations are always asked for by name, by the listeners that use them.
 WILDCARD_TYPES = (CLUSTER, LISTENER)
@@ -167,7 +171,7 @@ def content_hash(value) -> str:
 
 
 def all_resources(resources: Resources) -> list[dict]:
-    return [*resources.clusters, *resources.listeners, *resources.routes]
+    return [*resources.clusters, *resources.secrets, *resources.listeners, *resources.routes]
 
 
 def content_version(resources: Resources) -> str:

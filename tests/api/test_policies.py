@@ -93,7 +93,9 @@ def test_a_backend_traffic_policy_gets_envoy_gateways_defaults(editor):
 JWT = {"jwt": {"providers": [{"name": "idp", "remoteJWKS": {"uri": "https://idp.test/k"}}]}}
 
 BAD = [
-    ({"apiKeyAuth": API_KEYS, "oidc": {}}, "spec.oidc", "not supported yet"),
+    ({"apiKeyAuth": API_KEYS, "oidc": {"provider": {"issuer": "https://idp.test"},
+                                       "clientID": "app", "cookieNames": {}}},
+     "spec.oidc.cookieNames", "not supported yet"),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": []}}, "spec.apiKeyAuth.credentialRefs", ""),
     ({"apiKeyAuth": {**API_KEYS, "extractFrom": [{}]}}, "spec.apiKeyAuth.extractFrom[0]", ""),
     ({"apiKeyAuth": {**API_KEYS, "credentialRefs": [{"name": "alice"}, {"name": "alice"}]}},

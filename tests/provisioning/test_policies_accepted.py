@@ -257,6 +257,45 @@ def security():
                                                           max_size=3, unique_by=str)},
                                   optional={"optional": st.booleans()}),
         extAuth=ext_auth(),
+        oidc=oidc(),
+    )  # fmt: skip
+
+
+ISSUERS = ["https://idp.test/realms/a", "http://127.0.0.1:8443", "https://down.test"]
+OIDC_SECRETS = {"oidcClientSecret": "s3cret with spaces, \"quotes\" and ünïcode",
+                "oidcHmacSecret": "aG1hYy1rZXk="}  # fmt: skip
+# What the compile discovered of each issuer (one provider is down: its policies are Invalid).
+DISCOVERED = {
+    "https://idp.test/realms/a": {"authorizationEndpoint": "https://idp.test/realms/a/auth",
+                                  "tokenEndpoint": "https://idp.test/realms/a/token",
+                                  "authMethods": ["client_secret_post"]},
+    "http://127.0.0.1:8443": {"authorizationEndpoint": "http://127.0.0.1:8443/authorize",
+                              "tokenEndpoint": "http://127.0.0.1:8443/token",
+                              "authMethods": ["client_secret_basic"]},
+    "https://down.test": {"error": "https://down.test/.well-known/openid-configuration: "
+                                   "cannot be read (ConnectionRefusedError)"},
+}  # fmt: skip
+
+
+def oidc():
+    provider = st.fixed_dictionaries({"issuer": st.sampled_from(ISSUERS + ["ftp://x"])}, optional={
+        "authorizationEndpoint": st.sampled_from(["https://login.test/a?x=1", "nope"]),
+        "tokenEndpoint": st.sampled_from(["https://tokens.test:8443/t", "http://[::1]:9000/t"]),
+    })  # fmt: skip
+    return st.fixed_dictionaries(
+        {"provider": provider,
+         "clientID": st.sampled_from(["app", "it's \"q\" ünï", "", "x" * 300])},
+        optional={
+            "clientSecret": st.sampled_from(["s", ""]),
+            "scopes": st.lists(st.sampled_from(["email", "openid", "a:b", "two words"]),
+                               max_size=3),
+            "redirectURL": st.sampled_from([
+                "https://app.test:8443/oauth2/callback", "%REQ(:authority)%/cb",
+                "%REQ(x-forwarded-proto)%://%REQ(:authority)%/login/done"]),
+            "logoutPath": st.sampled_from(["/logout", "/a/b", "logout", "/oauth2/callback"]),
+            "cookieDomain": st.sampled_from(["app.test", "bad domain"]),
+            "forwardAccessToken": st.booleans(),
+        },
     )  # fmt: skip
 
 
@@ -365,7 +404,9 @@ def test_every_accepted_policy_compiles_to_config_envoy_loads(raw_policies):
         return
     listeners = [{"name": "http", "protocol": "HTTP", "port": 80}]
     state = DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
-                         policies=accepted, consumers=CONSUMER_SECRETS)  # fmt: skip
+                         policies=accepted, consumers=CONSUMER_SECRETS,
+                         policy_secrets={p["name"]: OIDC_SECRETS for p in accepted},
+                         oidc_providers=DISCOVERED)  # fmt: skip
     result = validate(compile_gateway(state))
     assert result.ok, (result.message, accepted)
 
@@ -403,6 +444,50 @@ def test_every_kind_of_ext_auth_service_loads_in_envoy():
     state = DesiredState("acme", "edge", {"listeners": listeners}, ROUTES, BACKENDS,
                          policies=policies, consumers=CONSUMER_SECRETS)  # fmt: skip
     result = validate(compile_gateway(state))
+    assert result.ok, result.message
+
+
+def test_every_kind_of_oidc_policy_loads_in_envoy():
+    """Providers discovered and given, by name over TLS and by address, one whose discovery
+    failed, client secret basic and post, every optional field; several on one gateway, each
+    on its own route (each its own filter, cookies and secrets)."""
+    raw = [
+        {"provider": {"issuer": ISSUERS[0]}, "clientID": "app", "scopes": ["email"],
+         "forwardAccessToken": True, "cookieDomain": "app.test"},
+        {"provider": {"issuer": ISSUERS[1]}, "clientID": "it's \"q\" ünï",
+         "redirectURL": "https://app.test:8443/login/done", "logoutPath": "/bye"},
+        {"provider": {"issuer": ISSUERS[2]}, "clientID": "down"},  # Invalid: answers 500
+        {"provider": {"issuer": "https://given.test", "authorizationEndpoint":
+                      "https://given.test/auth?prompt=login",
+                      "tokenEndpoint": "https://tokens.test:8443/t"}, "clientID": "given"},
+        {"provider": {"issuer": "https://given.test", "authorizationEndpoint":
+                      "https://given.test/auth", "tokenEndpoint": "http://[::1]:9000/t"},
+         "clientID": "v6"},
+    ]  # fmt: skip
+    policies = []
+    routes = []
+    for index, oidc in enumerate(raw):
+        routes.append(
+            {
+                "name": f"r{index}",
+                "spec": {
+                    "hostnames": [f"r{index}.test"],
+                    "rules": [{"backendRefs": [{"name": "app"}]}],
+                },
+            }
+        )
+        target = {"kind": "HTTPRoute", "name": f"r{index}"}
+        spec = validate_policy_spec("SecurityPolicy", {"targetRefs": [target], "oidc": oidc},
+                                    "edge", ["http"])  # fmt: skip
+        policies.append({"name": f"o{index}", "kind": "SecurityPolicy", "spec": spec})
+    listeners = [{"name": "http", "protocol": "HTTP", "port": 80}]
+    state = DesiredState("acme", "edge", {"listeners": listeners}, routes, BACKENDS,
+                         policies=policies, consumers=CONSUMER_SECRETS,
+                         policy_secrets={p["name"]: OIDC_SECRETS for p in policies},
+                         oidc_providers=DISCOVERED)  # fmt: skip
+    resources = compile_gateway(state)
+    assert len(resources.secrets) == 8  # o2's provider is down: no filter, no secrets
+    result = validate(resources)
     assert result.ok, result.message
 
 
