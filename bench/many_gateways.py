@@ -201,9 +201,9 @@ class Streams:
 def holding(replicas, by_gateway: dict[str, int], versions: dict[int, str], types=None) -> list:
     """The replicas that hold ``types`` (default: every type) at their gateway's current
     version. (Delta sends only what changed: after a backend change only the clusters.)"""
-    from bench.xds_client import CLUSTER, LISTENER, ROUTES
+    from bench.xds_client import CLUSTER, LISTENER, ROUTES, VHOSTS
 
-    types = types or (CLUSTER, LISTENER, ROUTES)
+    types = types or (CLUSTER, LISTENER, ROUTES, VHOSTS)
     return [
         r for r in replicas
         if all(r.version(t) == versions.get(by_gateway[r.gateway_key]) for t in types)

@@ -1,6 +1,7 @@
 """A simulated Envoy for load tests: one Delta ADS stream that subscribes as an Envoy replica
-does (clusters and listeners by wildcard, its gateway's route configurations by name), ACKs
-every response with its nonce, and records what it received and when.
+does (clusters and listeners by wildcard, its gateway's route configurations by name, then
+their virtual hosts as VHDS does, naming nothing), ACKs every response with its nonce, and
+records what it received and when.
 
 It speaks the real protocol to the real server (``provisioning.xds.server``) with a real
 replica token; it does not apply anything, so it is cheap enough to run thousands of in one
@@ -17,6 +18,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTES = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+VHOSTS = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 
 
 @dataclass
@@ -83,6 +85,9 @@ async def run(channel, replica: Replica, stop: asyncio.Event) -> None:
             replica.connected.set()
             await outgoing.put(DeltaDiscoveryRequest(
                 type_url=response.type_url, response_nonce=response.nonce))  # fmt: skip
+            if response.type_url == ROUTES and VHOSTS not in replica.names:
+                replica.names[VHOSTS] = set()  # the route configurations' VHDS subscription
+                await outgoing.put(DeltaDiscoveryRequest(type_url=VHOSTS))
     except Exception as error:  # noqa: BLE001 (a stream's end is what is recorded)
         replica.error = f"{type(error).__name__}: {error}"
     finally:

@@ -2,6 +2,7 @@
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_CONFIGURATION = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+VIRTUAL_HOST = "type.googleapis.com/envoy.config.route.v3.VirtualHost"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 CLUSTER_LOAD_ASSIGNMENT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"

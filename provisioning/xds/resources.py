@@ -23,6 +23,7 @@ from provisioning.translate.types import (
     LISTENER,
     ROUTE_CONFIGURATION,
     SECRET,
+    VIRTUAL_HOST,
 )
 
 # The generated modules of every type compiled resources name in "@type" (top level and nested
@@ -73,12 +74,15 @@ TYPE_URL_PREFIX = "type.googleapis.com/"
 
 # Envoy's ADS ordering: clusters, then the endpoints of EDS clusters (discovered Kubernetes
 # Services; other clusters carry theirs inline), then the SDS secrets listeners name (oidc's),
-# then the listeners that use them, route configurations after the listeners that ask for them.
-# Secrets, like route configurations, are asked for by name.
-TYPE_ORDER = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT, SECRET, LISTENER, ROUTE_CONFIGURATION)
+# then the listeners that use them, route configurations after the listeners that ask for them,
+# and (Delta only) the virtual hosts of those route configurations. Secrets, like route
+# configurations, are asked for by name; virtual hosts by their route configuration's name.
+TYPE_ORDER = (CLUSTER, CLUSTER_LOAD_ASSIGNMENT, SECRET, LISTENER, ROUTE_CONFIGURATION, VIRTUAL_HOST)
 # Types where a request naming nothing means "everything" (xDS "legacy wildcard"); route
-# configurations are always asked for by name, by the listeners that use them.
-WILDCARD_TYPES = (CLUSTER, LISTENER)
+# configurations are always asked for by name, by the listeners that use them. Envoy's VHDS
+# over ADS subscribes to virtual hosts naming nothing (its namespace matching happens on its
+# side: each virtual host goes to the route configuration its name starts with).
+WILDCARD_TYPES = (CLUSTER, LISTENER, VIRTUAL_HOST)
 
 
 class ResourceError(ValueError):
@@ -179,13 +183,45 @@ def content_version(resources: Resources) -> str:
     return content_hash(sorted(content_hash(r) for r in all_resources(resources)))
 
 
+def vhds_namespace(name: str) -> str:
+    """The route configuration a virtual host resource belongs to (Envoy's namespace of a
+    VHDS resource name: everything before its last ``/``)."""
+    return name.rpartition("/")[0]
+
+
+def split_route_configuration(route: dict) -> tuple[dict, list[dict]]:
+    """A route configuration as Delta xDS sends it: the configuration without its virtual hosts,
+    which it takes over VHDS (on the same ADS stream), and each virtual host as a resource of its
+    own named ``<route configuration>/<domain>`` (a virtual host's domains are unique within its
+    configuration, and Envoy removes one by that name). A one-route change then sends one
+    virtual host, not every route of the listener; Envoy matches hosts by their domains, so
+    the split changes no request's route."""
+    stub = {key: value for key, value in route.items() if key != "virtual_hosts"}
+    stub["vhds"] = {"config_source": {"ads": {}, "resource_api_version": "V3"}}
+    vhosts = [
+        {**vhost, "@type": VIRTUAL_HOST, "name": f"{route['name']}/{vhost['domains'][0]}"}
+        for vhost in route.get("virtual_hosts", ())
+    ]
+    return stub, vhosts
+
+
 def encode(
-    resources: Resources, assignments: tuple[dict, ...] = ()
+    resources: Resources, assignments: tuple[dict, ...] = (), *, vhds: bool = True
 ) -> dict[str, dict[str, EncodedResource]]:
     """Type URL → resource name → encoded resource, every type of TYPE_ORDER present;
-    ``assignments``: the ClusterLoadAssignments of the EDS clusters (not part of a revision)."""
+    ``assignments``: the ClusterLoadAssignments of the EDS clusters (not part of a revision).
+    ``vhds``: route configurations split into virtual hosts (Delta xDS); without it, whole
+    (state of the world, which cannot carry VHDS)."""
     encoded: dict[str, dict[str, EncodedResource]] = {type_url: {} for type_url in TYPE_ORDER}
-    for resource in [*all_resources(resources), *assignments]:
+    routes: list[dict] = []
+    for route in resources.routes:
+        if vhds:
+            stub, vhosts = split_route_configuration(route)
+            routes += [stub, *vhosts]
+        else:
+            routes.append(route)
+    everything = [*resources.clusters, *resources.secrets, *resources.listeners, *routes]
+    for resource in [*everything, *assignments]:
         type_url = resource.get("@type", "")
         if type_url not in encoded:
             raise ResourceError(f"{type_url!r} is not a type the xDS server serves")

@@ -9,11 +9,11 @@ database-backed source (config revisions, woken by a change notification) implem
 import asyncio
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from provisioning.translate import Resources
-from provisioning.translate.types import CLUSTER_LOAD_ASSIGNMENT
+from provisioning.translate.types import CLUSTER_LOAD_ASSIGNMENT, ROUTE_CONFIGURATION, VIRTUAL_HOST
 from provisioning.xds.resources import EncodedResource, encode
 
 
@@ -26,6 +26,10 @@ class Snapshot:
     # The ClusterLoadAssignments' content version ("" without EDS clusters): endpoints change
     # without a new revision, so a snapshot is new when either version moves.
     endpoints_version: str = ""
+    # The whole route configurations (virtual hosts inline), for state-of-the-world streams,
+    # which cannot take VHDS: encoded on first use (most replicas speak Delta).
+    routes: tuple[dict, ...] = field(default=(), compare=False, repr=False)
+    _whole: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -35,14 +39,26 @@ class Snapshot:
         assignments: tuple[dict, ...] = (),
         endpoints_version: str = "",
     ) -> "Snapshot":
-        return cls(version, encode(resources, assignments), endpoints_version)
+        return cls(version, encode(resources, assignments), endpoints_version, resources.routes)
 
     def with_assignments(self, assignments: tuple[dict, ...], endpoints_version: str) -> "Snapshot":
         """The same config with these ClusterLoadAssignments (only they are encoded)."""
         encoded = encode(Resources((), (), ()), assignments)[CLUSTER_LOAD_ASSIGNMENT]
         return Snapshot(
-            self.version, {**self.resources, CLUSTER_LOAD_ASSIGNMENT: encoded}, endpoints_version
-        )
+            self.version, {**self.resources, CLUSTER_LOAD_ASSIGNMENT: encoded}, endpoints_version,
+            self.routes, self._whole,
+        )  # fmt: skip
+
+    @property
+    def sotw_resources(self) -> Mapping[str, Mapping[str, EncodedResource]]:
+        """``resources`` for a state-of-the-world stream: whole route configurations, no
+        virtual hosts of their own."""
+        whole = self._whole.get("routes")
+        if whole is None:
+            whole = encode(Resources((), self.routes, ()), vhds=False)[ROUTE_CONFIGURATION]
+            self._whole["routes"] = whole
+        found = {t: r for t, r in self.resources.items() if t != VIRTUAL_HOST}
+        return {**found, ROUTE_CONFIGURATION: whole}
 
     @property
     def key(self) -> str:

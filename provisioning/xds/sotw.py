@@ -107,14 +107,14 @@ class SotwSession:
         self, type_url: str, keep_dropped: bool = True, skip_unchanged: bool = False
     ) -> DiscoveryResponse | None:
         state = self._types[type_url]
-        if self.snapshot is None or type_url not in self.snapshot.resources:
+        if self.snapshot is None or type_url not in self.snapshot.sotw_resources:
             return None
         # Endpoints change without a new revision: only their type is answered again then.
         endpoints = self.snapshot.endpoints_version if type_url == CLUSTER_LOAD_ASSIGNMENT else ""
         sent = (self.snapshot.version, endpoints, state.names)
         if keep_dropped and state.sent == sent:
             return None
-        available = self.snapshot.resources[type_url]
+        available = self.snapshot.sotw_resources[type_url]
         if type_url in WILDCARD_TYPES and state.names <= {"", "*"}:
             chosen = list(available.values())
         else:

@@ -9,6 +9,7 @@ from provisioning.discovery.assignments import assignments, discovery_refs
 from provisioning.ir.build import DesiredState
 from provisioning.translate.types import CLUSTER, CLUSTER_LOAD_ASSIGNMENT, LISTENER
 from provisioning.translate.types import ROUTE_CONFIGURATION as ROUTES
+from provisioning.translate.types import VIRTUAL_HOST as VHOSTS
 from provisioning.xds.delta import DeltaSession
 from provisioning.xds.snapshots import Snapshot
 from provisioning.xds.sotw import SotwSession
@@ -59,7 +60,7 @@ def delta_connected(first: Snapshot) -> DeltaSession:
     session = DeltaSession()
     session.on_snapshot(first)
     for type_url, names in ((CLUSTER, []), (EDS, sorted(REFS)), (LISTENER, []),
-                            (ROUTES, [ROUTE_NAME])):  # fmt: skip
+                            (ROUTES, [ROUTE_NAME]), (VHOSTS, [])):  # fmt: skip
         request = DeltaDiscoveryRequest(type_url=type_url, resource_names_subscribe=names)
         (response,), _ = session.on_request(request)
         session.on_request(DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce))
@@ -127,7 +128,7 @@ def test_delta_removes_a_dropped_clusters_endpoints_after_the_routes():
     responses, _ = session.on_snapshot(Snapshot.build("v2", fewer, made, version))
     order = [(r.type_url, list(r.removed_resources)) for r in responses]
     assert order == [
-        (ROUTES, []),
+        (VHOSTS, []),  # the routes that stop using the cluster go first
         (EDS, ["acme/backend/orders"]),
         (CLUSTER, ["acme/backend/orders"]),
     ]

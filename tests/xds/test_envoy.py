@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from provisioning.translate.types import ROUTE_CONFIGURATION
+from provisioning.translate.types import ROUTE_CONFIGURATION, VIRTUAL_HOST
 from tests.provisioning.harness import free_port
 from tests.xds.conftest import compiled
 from tests.xds.harness import running_envoy, wait_for
@@ -77,8 +77,11 @@ def test_a_rejected_config_is_reported_and_the_previous_one_keeps_serving(xds, u
         route["virtual_hosts"][0]["routes"][0]["match"] = {"safe_regex": {"regex": "/(?=x)"}}
         xds.store.set(EDGE, "bad", dataclasses.replace(bad, routes=(route,)))
 
+        # Over Delta the virtual host is what Envoy refuses (VHDS); in full, the routes.
+        routes_type = VIRTUAL_HOST if api_type == "DELTA_GRPC" else ROUTE_CONFIGURATION
+
         def rejection():
-            acks = xds.acks_for("acme/edge/0", ROUTE_CONFIGURATION)
+            acks = xds.acks_for("acme/edge/0", routes_type)
             return acks[-1] if acks and acks[-1].version == "bad" else None
 
         ack = wait_for(rejection, message="the NACK")
@@ -89,7 +92,7 @@ def test_a_rejected_config_is_reported_and_the_previous_one_keeps_serving(xds, u
         resources = compiled("acme", "edge", "b", backends(upstreams), port)
         xds.store.set(EDGE, "fixed", resources)
         seconds_until_served_by(session, port, "b", time.perf_counter())
-        wait_for(lambda: xds.acks_for("acme/edge/0", ROUTE_CONFIGURATION)[-1].error is None)
+        wait_for(lambda: xds.acks_for("acme/edge/0", routes_type)[-1].error is None)
 
 
 @pytest.mark.parametrize(

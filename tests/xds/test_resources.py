@@ -7,7 +7,7 @@ import pytest
 from google.protobuf import json_format
 
 from provisioning.compile import compile_gateway
-from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION, VIRTUAL_HOST
 from provisioning.xds.resources import (
     ResourceError,
     content_version,
@@ -21,7 +21,7 @@ from tests.provisioning.test_golden import CASES, load_state
 @pytest.mark.parametrize("case", CASES)
 def test_every_golden_case_encodes_without_losing_a_field(case):
     resources = compile_gateway(load_state(case, real_certificates=True))
-    encoded = encode(resources)
+    encoded = encode(resources, vhds=False)
     for resource in [*resources.clusters, *resources.listeners, *resources.routes]:
         any_message = encoded[resource["@type"]][resource["name"]].body
         assert any_message.type_url == resource["@type"]
@@ -33,6 +33,37 @@ def test_every_golden_case_encodes_without_losing_a_field(case):
         )
         original = {k: v for k, v in resource.items() if k != "@type"}
         assert _contains(_normalized(round_trip), _normalized(original))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_over_delta_each_virtual_host_is_a_resource_and_together_they_are_the_routes(case):
+    """VHDS: a route configuration without its virtual hosts, which come one resource each,
+    named ``<route configuration>/<domain>``; put back together they are the whole
+    configuration (only the virtual hosts' names differ)."""
+    resources = compile_gateway(load_state(case, real_certificates=True))
+    split = encode(resources)
+    for route in resources.routes:
+        stub = _decoded(split[ROUTE_CONFIGURATION][route["name"]])
+        assert not stub.pop("virtual_hosts") and "ads" in stub["vhds"]["config_source"]
+        vhosts = {name: _decoded(item) for name, item in split[VIRTUAL_HOST].items()
+                  if name.startswith(route["name"] + "/")}  # fmt: skip
+        expected = {f"{route['name']}/{v['domains'][0]}": v for v in route["virtual_hosts"]}
+        assert vhosts.keys() == expected.keys()
+        for name, vhost in expected.items():
+            assert vhosts[name]["name"] == name
+            original = {k: v for k, v in vhost.items() if k != "name"}
+            assert _contains(_normalized(vhosts[name]), _normalized(original))
+        stub.pop("vhds")
+        whole = {k: v for k, v in route.items() if k not in ("@type", "virtual_hosts")}
+        assert _contains(_normalized(stub), _normalized(whole))
+
+
+def _decoded(item) -> dict:
+    decoded = message_class(item.body.type_url)()
+    item.body.Unpack(decoded)
+    return json_format.MessageToDict(
+        decoded, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def _contains(big, small) -> bool:
@@ -99,7 +130,13 @@ def test_versions_are_content_hashes():
     route["virtual_hosts"][0]["domains"].append("another.test")
     changed = dataclasses.replace(resources, routes=(route,))
     assert content_version(changed) != content_version(resources)
-    before, after = encode(resources), encode(changed)
+    before, after = encode(resources, vhds=False), encode(changed, vhds=False)
     assert before[CLUSTER] == after[CLUSTER]  # untouched resources keep their version
     name = route["name"]
     assert before[ROUTE_CONFIGURATION][name].version != after[ROUTE_CONFIGURATION][name].version
+    # Over Delta only the changed virtual host has a new version.
+    before, after = encode(resources), encode(changed)
+    assert before[ROUTE_CONFIGURATION] == after[ROUTE_CONFIGURATION]
+    changed_hosts = {n for n, item in after[VIRTUAL_HOST].items()
+                     if before[VIRTUAL_HOST][n].version != item.version}  # fmt: skip
+    assert changed_hosts == {f"{name}/{route['virtual_hosts'][0]['domains'][0]}"}

@@ -5,7 +5,7 @@ from google.rpc.status_pb2 import Status
 
 from provisioning.compile import compile_gateway
 from provisioning.ir.build import DesiredState
-from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION
+from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION, VIRTUAL_HOST
 from provisioning.xds.acks import Ack
 from provisioning.xds.delta import DeltaSession
 from provisioning.xds.snapshots import Snapshot
@@ -13,6 +13,9 @@ from tests.xds.conftest import compiled
 
 ROUTES = ROUTE_CONFIGURATION
 ROUTE_NAME = "acme/edge/port/80"
+# Over Delta, a route configuration's virtual hosts are resources of their own (VHDS).
+VHOSTS = VIRTUAL_HOST
+VHOST_NAME = f"{ROUTE_NAME}/x.test"
 
 
 def endpoint(port):
@@ -42,11 +45,13 @@ def nack(message):
 
 
 def delta_connected(first: Snapshot) -> tuple[DeltaSession, list]:
-    """A Delta session that asked for, got and ACKed clusters, listeners and routes."""
+    """A Delta session that asked for, got and ACKed clusters, listeners, routes and their
+    virtual hosts (Envoy's VHDS subscription names nothing)."""
     session = DeltaSession()
     assert session.on_snapshot(first) == ([], [])
     acks = []
-    for type_url, subscribe in ((CLUSTER, []), (LISTENER, []), (ROUTES, [ROUTE_NAME])):
+    subscriptions = ((CLUSTER, []), (LISTENER, []), (ROUTES, [ROUTE_NAME]), (VHOSTS, []))
+    for type_url, subscribe in subscriptions:
         request = DeltaDiscoveryRequest(type_url=type_url, resource_names_subscribe=subscribe)
         (response,), _ = session.on_request(request)
         ack = DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce)
@@ -56,7 +61,7 @@ def delta_connected(first: Snapshot) -> tuple[DeltaSession, list]:
 
 def test_delta_answers_each_subscription_and_reports_acks():
     session, acks = delta_connected(snapshot("v1"))
-    assert acks == [Ack(CLUSTER, "v1"), Ack(LISTENER, "v1"), Ack(ROUTES, "v1")]
+    assert acks == [Ack(CLUSTER, "v1"), Ack(LISTENER, "v1"), Ack(ROUTES, "v1"), Ack(VHOSTS, "v1")]
 
 
 def test_delta_answers_a_type_with_no_resources_so_envoys_initial_fetch_ends():
@@ -87,10 +92,41 @@ def test_delta_sends_only_what_changed_and_vouches_for_the_rest():
     session, _ = delta_connected(snapshot("v1"))
     responses, acks = session.on_snapshot(snapshot("v2", backend="b"))
     assert [(r.type_url, names(r), r.system_version_info) for r in responses] == [
-        (ROUTES, [ROUTE_NAME], "v2")
+        (VHOSTS, [VHOST_NAME], "v2")  # the virtual host, not the whole route configuration
     ]
-    # Clusters and listeners did not change: what the Envoy ACKed is version v2's content.
-    assert acks == [Ack(CLUSTER, "v2"), Ack(LISTENER, "v2")]
+    # Clusters, listeners and the route configuration did not change: what the Envoy ACKed
+    # is version v2's content; that is reported with the virtual host's answer, after it
+    # (until then the replica has not applied v2).
+    assert acks == []
+    (response,) = responses
+    ack = DeltaDiscoveryRequest(type_url=VHOSTS, response_nonce=response.nonce)
+    assert session.on_request(ack) == ([], [
+        Ack(VHOSTS, "v2"), Ack(ROUTES, "v2"), Ack(LISTENER, "v2"), Ack(CLUSTER, "v2"),
+    ])  # fmt: skip
+
+
+def test_delta_holds_acks_while_a_response_is_unanswered_so_a_receipt_is_never_early():
+    """Envoy asks for a new listener's routes and their virtual hosts before it ACKs the
+    listener; the listener serves only once they are in. The ACKs are reported once nothing
+    is unanswered, the types others depend on last, so the last one reported is what
+    completes the replica's set."""
+    session = DeltaSession()
+    session.on_snapshot(snapshot("v1"))
+    (clusters,), acks = session.on_request(DeltaDiscoveryRequest(type_url=CLUSTER))
+    (listeners,), acks = session.on_request(DeltaDiscoveryRequest(type_url=LISTENER))
+    done = DeltaDiscoveryRequest(type_url=CLUSTER, response_nonce=clusters.nonce)
+    assert session.on_request(done) == ([], [])  # the listeners are unanswered
+    wanted = DeltaDiscoveryRequest(type_url=ROUTES, resource_names_subscribe=[ROUTE_NAME])
+    (routes,), acks = session.on_request(wanted)
+    done = DeltaDiscoveryRequest(type_url=LISTENER, response_nonce=listeners.nonce)
+    assert session.on_request(done) == ([], [])
+    (vhosts,), acks = session.on_request(DeltaDiscoveryRequest(type_url=VHOSTS))
+    done = DeltaDiscoveryRequest(type_url=ROUTES, response_nonce=routes.nonce)
+    assert session.on_request(done) == ([], [])
+    done = DeltaDiscoveryRequest(type_url=VHOSTS, response_nonce=vhosts.nonce)
+    assert session.on_request(done)[1] == [
+        Ack(VHOSTS, "v1"), Ack(ROUTES, "v1"), Ack(LISTENER, "v1"), Ack(CLUSTER, "v1"),
+    ]  # fmt: skip
 
 
 def test_delta_adds_clusters_first_and_removes_them_last():
@@ -98,7 +134,7 @@ def test_delta_adds_clusters_first_and_removes_them_last():
     responses, _ = session.on_snapshot(snapshot("v2", backend="c", backends=("b", "c")))
     assert [(r.type_url, names(r), list(r.removed_resources)) for r in responses] == [
         (CLUSTER, ["acme/backend/c"], []),
-        (ROUTES, [ROUTE_NAME], []),
+        (VHOSTS, [VHOST_NAME], []),
         (CLUSTER, [], ["acme/backend/a"]),
     ]
 
@@ -107,25 +143,53 @@ def test_delta_nack_is_reported_with_envoys_message_and_not_resent():
     session, _ = delta_connected(snapshot("v1"))
     (response,), _ = session.on_snapshot(snapshot("v2", backend="b"))
     rejected = DeltaDiscoveryRequest(
-        type_url=ROUTES, response_nonce=response.nonce, error_detail=nack("invalid regex")
+        type_url=VHOSTS, response_nonce=response.nonce, error_detail=nack("invalid regex")
     )
-    assert session.on_request(rejected) == ([], [Ack(ROUTES, "v2", "invalid regex")])
+    responses, acks = session.on_request(rejected)
+    assert responses == [] and acks[0] == Ack(VHOSTS, "v2", "invalid regex")
     # The same rejected content in a newer version is rejected too; nothing is resent.
     responses, acks = session.on_snapshot(snapshot("v3", backend="b"))
     assert responses == []
-    assert Ack(ROUTES, "v3", "invalid regex") in acks
+    assert Ack(VHOSTS, "v3", "invalid regex") in acks
     # New content is sent.
     (fixed,), _ = session.on_snapshot(snapshot("v4", backend="a"))
-    assert fixed.type_url == ROUTES and fixed.system_version_info == "v4"
+    assert fixed.type_url == VHOSTS and fixed.system_version_info == "v4"
 
 
 def test_delta_answer_still_to_come_covers_a_newer_unchanged_version():
     session, _ = delta_connected(snapshot("v1"))
     (response,), _ = session.on_snapshot(snapshot("v2", backend="b"))
     responses, acks = session.on_snapshot(snapshot("v3", backend="b"))
-    assert responses == [] and Ack(ROUTES, "v3") not in acks
-    ack = DeltaDiscoveryRequest(type_url=ROUTES, response_nonce=response.nonce)
-    assert session.on_request(ack) == ([], [Ack(ROUTES, "v3")])
+    assert responses == [] and Ack(VHOSTS, "v3") not in acks
+    ack = DeltaDiscoveryRequest(type_url=VHOSTS, response_nonce=response.nonce)
+    responses, acks = session.on_request(ack)
+    assert responses == [] and acks[0] == Ack(VHOSTS, "v3")
+
+
+def test_delta_sends_a_later_route_configurations_virtual_hosts_once_envoy_took_it():
+    """A second listener's route configuration: Envoy's VHDS watch for it starts when it takes
+    the configuration and asks nothing of its own (virtual hosts are already subscribed), and it
+    drops virtual hosts nobody watches. So they go out with the configuration's ACK, not
+    before (the listener would otherwise warm until Envoy's 15 s fetch timeout)."""
+    import dataclasses
+
+    from tests.xds.conftest import gateway_state
+
+    state = gateway_state("acme", "edge", "a", {"a": endpoint(9000)})
+    session, _ = delta_connected(Snapshot.build("v1", compile_gateway(state)))
+    spec = {"listeners": [{"name": "http", "protocol": "HTTP", "port": 80},
+                          {"name": "alt", "protocol": "HTTP", "port": 8080}]}  # fmt: skip
+    two = compile_gateway(dataclasses.replace(state, spec=spec))
+    responses, _ = session.on_snapshot(Snapshot.build("v2", two))
+    assert [(r.type_url, names(r)) for r in responses] == [(LISTENER, ["acme/edge/port/8080"])]
+    wanted = DeltaDiscoveryRequest(
+        type_url=ROUTES, resource_names_subscribe=["acme/edge/port/8080"]
+    )
+    (routes,), _ = session.on_request(wanted)
+    assert names(routes) == ["acme/edge/port/8080"]
+    took = DeltaDiscoveryRequest(type_url=ROUTES, response_nonce=routes.nonce)
+    (vhosts,), _ = session.on_request(took)
+    assert (vhosts.type_url, names(vhosts)) == (VHOSTS, ["acme/edge/port/8080/x.test"])
 
 
 def test_delta_reconnecting_envoy_that_is_up_to_date_is_sent_nothing():

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from grpc import aio
 
-from bench.xds_client import CLUSTER, LISTENER, ROUTES, Replica, run
+from bench.xds_client import CLUSTER, LISTENER, ROUTES, VHOSTS, Replica, run
 from gateways import services
 from gateways.models import Route
 from provisioning.models import ConfigRevision, ReplicaReceipt, ReplicaStatus
@@ -42,17 +42,18 @@ def test_a_simulated_replica_is_served_and_acks_like_an_envoy(loop_thread, gatew
         loop_thread.run(start())
         first = ConfigRevision.objects.get(gateway=gateway, current=True)
         wait_for(lambda: all(replica.version(t) == first.content_hash
-                             for t in (CLUSTER, LISTENER, ROUTES)),
+                             for t in (CLUSTER, LISTENER, ROUTES, VHOSTS)),
                  message="every type at revision 1")  # fmt: skip
         assert replica.names[ROUTES] == {"acme/edge/port/80"}
+        assert replica.names[VHOSTS] == {"acme/edge/port/80/x.test"}
         assert "acme/edge/port/80" in replica.names[LISTENER]
         version = first.content_hash
         acked = ReplicaStatus.objects.filter(node_id="acme/edge/0", acked_version=version)
-        wait_for(lambda: acked.count() == 3, message="the server recorded its ACKs")
+        wait_for(lambda: acked.count() == 4, message="the server recorded its ACKs")
         wait_for(lambda: ReplicaReceipt.objects.filter(revision=first).exists(), message="receipt")
         services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_to("b"))
         second = reconcile(gateway.pk).revision
-        wait_for(lambda: replica.version(ROUTES) == second.content_hash, message="the change")
+        wait_for(lambda: replica.version(VHOSTS) == second.content_hash, message="the change")
         wait_for(lambda: ReplicaReceipt.objects.filter(revision=second).exists(), message="2nd")
         loop_thread.run(finish())
     finally:
