@@ -431,6 +431,9 @@ GANTRY_LOCAL_PUBLIC_HOST = env_str("GANTRY_LOCAL_PUBLIC_HOST", GANTRY_LOCAL_LIST
 GANTRY_REVISIONS_KEEP = env_int("GANTRY_REVISIONS_KEEP", 50, minimum=1)
 GANTRY_MAX_COMPILED_BYTES = env_int("GANTRY_MAX_COMPILED_BYTES", 16 * 1024 * 1024, minimum=1)
 GANTRY_REVISION_READ_MAX_BYTES = env_int("GANTRY_REVISION_READ_MAX_BYTES", 1024 * 1024, minimum=1)
+# Per validating process: the last accepted config of this many gateways, so a change is
+# checked by what changed only (provisioning.partial_validation).
+GANTRY_VALIDATION_BASES = env_int("GANTRY_VALIDATION_BASES", 8, minimum=0)
 
 LOGGING = {
     "version": 1,

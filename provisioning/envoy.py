@@ -90,10 +90,24 @@ class Validation:
     message: str
 
 
-def validate(resources: Resources, timeout: float = 120) -> Validation:
+def validate(resources: Resources, timeout: float = 120, key=None) -> Validation:
     """Real Envoy's verdict on the resources: pushed to this process's warm Envoy
     (``provisioning.validator``), or ``--mode validate`` when ``GANTRY_VALIDATOR=cold`` or the
-    warm one gives no verdict."""
+    warm one gives no verdict.
+
+    ``key`` (a gateway's): only what changed since the last config accepted under that key is
+    checked, when only virtual hosts changed (``provisioning.partial_validation``)."""
+    from provisioning.partial_validation import bases, changed_part
+
+    base = None if key is None else bases.get(key)
+    part = None if base is None else changed_part(base, resources)
+    verdict = _validate(resources if part is None else part, timeout)
+    if verdict.ok and key is not None:
+        bases.accepted(key, resources)
+    return verdict
+
+
+def _validate(resources: Resources, timeout: float) -> Validation:
     if os.environ.get("GANTRY_VALIDATOR", "warm") != "cold":
         try:
             return validate_warm(resources)

@@ -113,7 +113,7 @@ def compile_for(gateway: Gateway, state):
 
 
 def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:
-    validation = envoy.validate(resources)
+    validation = envoy.validate(resources, key=gateway.pk)
     watch.lap("validate")
     return revisions.store(
         gateway, encoded, state, valid=validation.ok,

@@ -14,7 +14,7 @@ The revision's content hash (over the whole config, secrets included) is keyed t
 import difflib
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import fields
 
 from django.conf import settings
 from django.core.cache import cache
@@ -80,8 +80,10 @@ def secret_fingerprint(text: str) -> str:
 
 def desired_snapshot(state: DesiredState) -> dict:
     """The desired state as stored in a revision: certificates by fingerprint, never the key;
-    credentials by keyed fingerprint."""
-    snapshot = asdict(state)
+    credentials by keyed fingerprint. Built field by field, not with ``asdict``: its deep copy
+    of every route spec took over a second on a gateway of 10,000 routes, and the snapshot is
+    only encoded as JSON (nothing mutates it)."""
+    snapshot = {item.name: getattr(state, item.name) for item in fields(state)}
     # The operator's egress policy is no tenant's business (platform ranges and hosts).
     snapshot.pop("egress", None)
     snapshot.pop("resolved", None)  # addresses of the moment; a rollback resolves again

@@ -125,7 +125,9 @@ def test_only_the_newest_revisions_are_kept_and_always_the_current_one(org, sett
     gateway = gateway_with_route(org.tenant)
     assert reconcile(gateway.pk).revision.number == 1
     route = Route.objects.get(gateway=gateway)
-    monkeypatch.setattr(envoy, "validate", lambda resources: envoy.Validation(False, "refused"))
+    monkeypatch.setattr(
+        envoy, "validate", lambda resources, **_: envoy.Validation(False, "refused")
+    )
     for prefix in ("/r2", "/r3", "/r4"):
         route = services.patch_route_spec(ACTOR, route, route_spec(prefix))
         assert reconcile(gateway.pk).result == "rejected"
