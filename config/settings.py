@@ -431,9 +431,10 @@ GANTRY_LOCAL_PUBLIC_HOST = env_str("GANTRY_LOCAL_PUBLIC_HOST", GANTRY_LOCAL_LIST
 GANTRY_REVISIONS_KEEP = env_int("GANTRY_REVISIONS_KEEP", 50, minimum=1)
 GANTRY_MAX_COMPILED_BYTES = env_int("GANTRY_MAX_COMPILED_BYTES", 16 * 1024 * 1024, minimum=1)
 GANTRY_REVISION_READ_MAX_BYTES = env_int("GANTRY_REVISION_READ_MAX_BYTES", 1024 * 1024, minimum=1)
-# Per validating process: the last accepted config of this many gateways, so a change is
-# checked by what changed only (provisioning.partial_validation).
-GANTRY_VALIDATION_BASES = env_int("GANTRY_VALIDATION_BASES", 8, minimum=0)
+# Per worker process: the last compile and the last accepted config of this many gateways are
+# kept, so a change is compiled and validated by what it touches (provisioning.compile_memo,
+# provisioning.partial_validation); 0 turns both off.
+GANTRY_INCREMENTAL_GATEWAYS = env_int("GANTRY_INCREMENTAL_GATEWAYS", 8, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
+from provisioning.compile_memo import memos
 from provisioning.ir.build import DesiredState, gateway_ir
 from provisioning.ir.types import RateLimitService
 from provisioning.ratelimit.tokens import token_for
@@ -43,11 +44,19 @@ def compile_gateway(
     port_map: dict[int, int] | None = None,
     access_log_path: str = DEFAULT_PATH,
     rate_limit_host: str | None = None,
+    key=None,
 ) -> Resources:
     """``rate_limit_host``: where the gateway reaches the rate limit service (the local
-    runtime's address; default: the Kubernetes Service)."""
+    runtime's address; default: the Kubernetes Service). ``key`` (a gateway's): rebuild only
+    what changed since this process last compiled it (``provisioning.compile_memo``)."""
+    memo = None if key is None else memos.get(key)
     with gc_paused():
-        ir = gateway_ir(state)
-        ir = replace(ir, rate_limit_service=rate_limit_service(ir.name, rate_limit_host))
-        return translate(ir, address=address, port_map=port_map,
-                         access_log_path=access_log_path)  # fmt: skip
+        service = rate_limit_service(f"{state.tenant}/{state.gateway}", rate_limit_host)
+        context = (address, port_map, access_log_path, service)
+        ir = gateway_ir(state, memo, context)
+        ir = replace(ir, rate_limit_service=service)
+        resources = translate(ir, address=address, port_map=port_map,
+                              access_log_path=access_log_path, memo=memo)  # fmt: skip
+    if memo is not None:
+        memo.finish()
+    return resources

@@ -6,9 +6,14 @@ Nothing here decides anything; the compiler does.
 """
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import replace
+from typing import NamedTuple
 
 from django.conf import settings
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
 from gateways.models import Backend, Certificate, Credential, Gateway
@@ -98,19 +103,80 @@ def oidc_providers(policies: list[dict], egress: EgressPolicy | None) -> dict[st
     return {issuer: oidc_discovery.discover(issuer, egress) for issuer in sorted(issuers)}
 
 
+class StoredRoute(NamedTuple):
+    """A route row as the compiler reads it: ``status`` is its stored JSON text (decoded only
+    by the rare reader that needs it)."""
+
+    pk: int
+    name: str
+    kind: str
+    spec: dict
+    status: str
+
+
+class _ParsedSpecs:
+    """Per process, for the gateways loaded most recently: their route specs' stored JSON text
+    → the decoded spec. Decoding 10,000 specs took most of a reconcile's load; a change
+    decodes the specs whose text changed. Keyed by content, so never stale; a gateway's entry
+    holds only the texts of its last load."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_gateway: OrderedDict[int, dict[str, dict]] = OrderedDict()
+
+    def get(self, gateway_id: int) -> dict[str, dict]:
+        with self._lock:
+            return self._by_gateway.get(gateway_id, {})
+
+    def keep(self, gateway_id: int, parsed: dict[str, dict]) -> None:
+        size = settings.GANTRY_INCREMENTAL_GATEWAYS
+        with self._lock:
+            self._by_gateway[gateway_id] = parsed
+            self._by_gateway.move_to_end(gateway_id)
+            while len(self._by_gateway) > size:
+                self._by_gateway.popitem(last=False)
+
+
+_parsed = _ParsedSpecs()
+
+
+def _decode(text: str) -> dict:
+    return json.loads(text)
+
+
+def route_rows(gateway: Gateway) -> list[StoredRoute]:
+    """The gateway's routes, oldest first. Specs come as the database's JSON text and are
+    decoded once per distinct text (shared, never to be changed in place)."""
+    rows = gateway.routes.order_by("created_at", "name").values_list(
+        "pk", "name", "kind", Cast("spec", TextField()), Cast("status", TextField())
+    )
+    known, seen = _parsed.get(gateway.pk), {}
+    result = []
+    for pk, name, kind, text, status in rows:
+        spec = seen.get(text)
+        if spec is None:
+            spec = known.get(text)
+            if spec is None:
+                spec = _decode(text)
+            seen[text] = spec
+        result.append(StoredRoute(pk, name, kind, spec, status or ""))
+    _parsed.keep(gateway.pk, seen)
+    return result
+
+
 def load_desired_state(
     gateway_id: int, gateway: Gateway | None = None, rows: dict | None = None
 ) -> DesiredState:
     """``gateway``: the row (with its tenant) when the caller holds it already; ``rows``: a
-    dict to receive the gateway's Route and Policy rows as loaded (``routes``, ``policies``),
-    for a caller that also writes their statuses."""
+    dict to receive the gateway's routes (``StoredRoute``) and Policy rows as loaded
+    (``routes``, ``policies``), for a caller that also writes their statuses."""
     if gateway is None:
         gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
-    route_rows = list(gateway.routes.order_by("created_at", "name"))
+    stored = route_rows(gateway)
     policy_rows = list(gateway.policies.order_by("created_at", "name"))
     if rows is not None:
-        rows.update(routes=route_rows, policies=policy_rows)
-    routes = [{"name": route.name, "spec": route.spec, "kind": route.kind} for route in route_rows]
+        rows.update(routes=stored, policies=policy_rows)
+    routes = [{"name": route.name, "spec": route.spec, "kind": route.kind} for route in stored]
     policies = [
         {"name": policy.name, "kind": policy.kind, "spec": policy.spec} for policy in policy_rows
     ]

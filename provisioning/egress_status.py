@@ -10,12 +10,13 @@ policies, with the gateway's lock held: the lock order every writer uses (gatewa
 
 import json
 
-from gateways.models import Gateway
+from gateways.models import Gateway, Route
 from gateways.route_status import route_status
 from gateways.services.common import store_status
 from gateways.services.dependents import backend_names
 from gateways.services.policies import refresh_policies
 from gateways.validation.routes import referenced_backends
+from provisioning.desired import StoredRoute, route_rows
 from provisioning.ir.egress import jwks_refusals, refused_backends
 from provisioning.ir.ext_auth import named_backends
 from provisioning.ir.oidc import OidcInputs, oidc_problems
@@ -27,7 +28,7 @@ def refresh_refusals(gateway: Gateway, state, rows: dict | None = None) -> None:
     again when not given). Every writer of a route or policy locks its gateway first, so
     under that lock they are current."""
     refused = refused_backends(state.backends, state.egress, state.resolved)
-    routes = rows["routes"] if rows else list(gateway.routes.order_by("pk"))
+    routes = rows["routes"] if rows else route_rows(gateway)
     policies = rows["policies"] if rows else list(gateway.policies.all())
     _refresh_routes(gateway, refused, routes)
     if _policies_concerned(state, refused, policies):
@@ -50,9 +51,15 @@ def _policies_concerned(state, refused: dict, policies) -> bool:
     )
 
 
-def _refresh_routes(gateway: Gateway, refused: dict, routes) -> None:
+def _refresh_routes(gateway: Gateway, refused: dict, routes: list[StoredRoute]) -> None:
     names = None
-    for route in routes:
+    for stored in routes:
+        # The status text is searched first: decoding 10,000 of them to find none took long.
+        if "RefNotPermitted" not in stored.status and not (
+            refused and {name for _, name in referenced_backends(stored.spec)} & refused.keys()
+        ):
+            continue
+        route = Route.objects.get(pk=stored.pk)
         used = {name for _, name in referenced_backends(route.spec)}
         conditions = route.status.get("conditions", [])
         flagged = any(c.get("reason") == "RefNotPermitted" for c in conditions)

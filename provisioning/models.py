@@ -10,7 +10,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from config.crypto import EncryptedTextField
+from config.crypto import CompressedEncryptedTextField, EncryptedTextField
+from config.fields import CompressedJSONField
 from config.validators import validate_dns_label
 from gateways.models import Gateway
 from tenants.models import Plan, Tenant
@@ -38,8 +39,8 @@ class ConfigRevision(models.Model):
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64)
-    resources = EncryptedTextField()
-    desired_state = models.JSONField(default=dict)
+    resources = CompressedEncryptedTextField()
+    desired_state = CompressedJSONField(default=dict)
     state = models.CharField(max_length=16, choices=State.choices)
     message = models.TextField(blank=True, default="")
     current = models.BooleanField(default=False)

@@ -15,7 +15,7 @@ same listeners and clusters, so Envoy checks of it what it would of the whole:
 
 Anything else (the first check of a gateway in this process, a listener, cluster or secret
 changed, a route configuration added or removed) is a whole check. The bases are kept per
-process, for the last ``GANTRY_VALIDATION_BASES`` gateways validated (least recently used
+process, for the last ``GANTRY_INCREMENTAL_GATEWAYS`` gateways validated (least recently used
 dropped first); a rejected candidate is never a base.
 """
 
@@ -74,7 +74,7 @@ class Bases:
 
     @property
     def size(self) -> int:
-        return settings.GANTRY_VALIDATION_BASES if self._size is None else self._size
+        return settings.GANTRY_INCREMENTAL_GATEWAYS if self._size is None else self._size
 
     def get(self, key) -> Resources | None:
         with self._lock:

@@ -22,6 +22,7 @@ from gateways.models import Gateway
 from gateways.services import common
 from provisioning import envoy, readiness, revisions
 from provisioning.compile import compile_gateway
+from provisioning.compile_memo import memos
 from provisioning.desired import load_desired_state
 from provisioning.egress_status import refresh_refusals
 from provisioning.models import ConfigRevision, GatewayOperation, KubernetesPlacement
@@ -103,13 +104,14 @@ def compile_for(gateway: Gateway, state):
     the listener ports of ``state.spec`` get host ports and the listener URLs are updated."""
     if gateway.spec.get("runtime", "local") != "local":
         ports.release(gateway)
-        return compile_gateway(state)
+        return compile_gateway(state, key=gateway.pk)
     listeners = state.spec.get("listeners", [])
     port_map = ports.allocate(gateway, {item["port"] for item in listeners})
     _listener_urls(gateway, state.spec, port_map)
     return compile_gateway(state, address=settings.GANTRY_LOCAL_LISTEN_ADDRESS, port_map=port_map,
                            access_log_path=access_log.LOCAL_PATH,
-                           rate_limit_host=settings.GANTRY_RATELIMIT_ADDRESS)  # fmt: skip
+                           rate_limit_host=settings.GANTRY_RATELIMIT_ADDRESS,
+                           key=gateway.pk)  # fmt: skip
 
 
 def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:
@@ -154,7 +156,11 @@ def _compile_and_store(gateway: Gateway, actor: str, watch: Stopwatch) -> Outcom
         return Outcome("failed", message=str(error))
     if gateway.status.get("observedGeneration") != gateway.generation:
         common.store_status(gateway, {**gateway.status, "observedGeneration": gateway.generation})
-    encoded = revisions.canonical_json(resources.as_dict())
+    memo = memos.get(gateway.pk)
+    if memo is None:
+        encoded = revisions.canonical_json(resources.as_dict())
+    else:
+        encoded = memo.canonical_json(resources)  # unchanged virtual hosts' text reused
     digest = revisions.hash_of(encoded)
     watch.lap("compile")
     latest = revisions.latest_compiled(gateway)

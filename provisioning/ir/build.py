@@ -11,6 +11,7 @@ from gateways.route_conflicts import StreamClaim, stream_claims
 from gateways.route_kinds import STREAM_KINDS, allows
 from gateways.validation.gateways import DUBBO, accepts_kind
 from gateways.validation.routes import DEFAULT_SESSION_NAMES, is_backend_kind
+from provisioning.compile_memo import CompileMemo
 from provisioning.ir import dubbo, grpc, hostnames
 from provisioning.ir.client_traffic import attach as attach_client_traffic
 from provisioning.ir.durations import to_ms
@@ -349,11 +350,24 @@ def build_stream_routes(
     return tuple(result)
 
 
+def _http_routes(state, route: dict, index: int, spec: dict, plan: PolicyPlan | None) -> list:
+    routes = build_routes(state, route, index)
+    return routes if plan is None else plan.apply(routes, spec["name"], route)
+
+
+def _virtual_host(name: str, domain: str, parts, grpc_here: bool) -> VirtualHost:
+    ordered = tuple(sorted((r for part in parts for r in part), key=precedence))
+    if grpc_here:
+        ordered += (grpc.unimplemented_route(name),)
+    return VirtualHost(name=name, domains=(domain,), routes=ordered)
+
+
 def build_listener(
     state: DesiredState,
     spec: dict,
     plan: PolicyPlan | None = None,
     claims: list[StreamClaim] | None = None,
+    memo: CompileMemo | None = None,
 ) -> Listener:
     if spec.get("protocol") == DUBBO:
         return build_dubbo_listener(state, spec)
@@ -363,7 +377,8 @@ def build_listener(
             port=spec["port"], protocol=spec["protocol"], hostname=spec.get("hostname"),
             stream_routes=build_stream_routes(state, spec, claims or []),
         )  # fmt: skip
-    by_domain: dict[str, list[Route]] = {}
+    memo = memo or CompileMemo()  # a memo of nothing: everything is built
+    by_domain: dict[str, list[tuple[Route, ...]]] = {}
     grpc_domains: set[str] = set()
     for index, route in enumerate(state.routes):
         if not _attached(route, spec) or not allows(spec, route.get("kind", "HTTPRoute")):
@@ -371,20 +386,22 @@ def build_listener(
         domains = hostnames.intersect(spec.get("hostname"), route["spec"].get("hostnames", []))
         if not domains:
             continue
-        routes = build_routes(state, route, index)
-        if plan is not None:
-            routes = plan.apply(routes, spec["name"], route)
+        routes = memo.route(spec["name"], route, index,
+                            lambda route=route, index=index: _http_routes(state, route, index,
+                                                                          spec, plan))  # fmt: skip
         for domain in domains:
-            by_domain.setdefault(domain, []).extend(routes)
+            by_domain.setdefault(domain, []).append(routes)
             if grpc.is_grpc(route):
                 grpc_domains.add(domain)
     vhosts = []
-    for domain, routes in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0])):
+    for domain, parts in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0])):
         name = f"{state.tenant}/{state.gateway}/listener/{spec['name']}/host/{domain}"
-        ordered = tuple(sorted(routes, key=precedence))
-        if domain in grpc_domains:
-            ordered += (grpc.unimplemented_route(name),)
-        vhosts.append(VirtualHost(name=name, domains=(domain,), routes=ordered))
+        grpc_here = domain in grpc_domains
+        vhosts.append(memo.virtual_host(
+            spec["name"], domain, (grpc_here, *parts),
+            lambda name=name, domain=domain, parts=parts, grpc_here=grpc_here:
+                _virtual_host(name, domain, parts, grpc_here),
+        ))  # fmt: skip
     vhosts = tuple(vhosts)
     certificates = tuple(
         TLSCertificate(
@@ -437,14 +454,18 @@ def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tup
 HTTP2 = ("h2c", "gRPC")
 
 
-def gateway_ir(state: DesiredState) -> GatewayIR:
+def gateway_ir(state: DesiredState, memo: CompileMemo | None = None, context=()) -> GatewayIR:
+    """``memo``: the gateway's last compile (``provisioning.compile_memo``), reused where its
+    inputs are the same and updated (``context``: what else the output depends on)."""
     state, refused = without_refused(state)  # refused backends are treated as missing
     listener_specs = state.spec.get("listeners", [])
     names = [spec["name"] for spec in listener_specs]
     plan = PolicyPlan(state, names, refused) if state.policies else None
+    if memo is not None:
+        memo.begin((replace(state, routes=[]), refused, plan and plan.resolution, context))
     streams = [route for route in state.routes if route.get("kind") in STREAM_KINDS]
     claims, _ = stream_claims(listener_specs, streams)
-    listeners = tuple(build_listener(state, spec, plan, claims) for spec in listener_specs)
+    listeners = tuple(build_listener(state, spec, plan, claims, memo) for spec in listener_specs)
     if plan is not None:
         listeners = attach_client_traffic(listeners, listener_specs, plan.resolution,
                                           state.policies)  # fmt: skip

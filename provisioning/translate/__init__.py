@@ -84,9 +84,11 @@ def translate(
     address: str = "0.0.0.0",  # noqa: S104 (a gateway listens on every interface by default)
     port_map: dict[int, int] | None = None,
     access_log_path: str = DEFAULT_PATH,
+    memo=None,
 ) -> Resources:
     """``port_map`` maps a listener's port to the port Envoy binds (local runtime ranges);
-    ``access_log_path`` is where Envoy writes its access log (``translate.access_log``)."""
+    ``access_log_path`` is where Envoy writes its access log (``translate.access_log``);
+    ``memo``: the gateway's last compile (``provisioning.compile_memo``)."""
     by_port: dict[int, list[Listener]] = {}
     for listener in ir.listeners:
         by_port.setdefault(listener.port, []).append(listener)
@@ -111,7 +113,7 @@ def translate(
                                   filters, mappers, access_log_path)  # fmt: skip
         if listener["filter_chains"]:
             listeners.append(listener)
-            routes.append(route_configuration(name, group))
+            routes.append(route_configuration(name, group, memo))
     used = {c.name for c in ir.clusters}
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
     clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)

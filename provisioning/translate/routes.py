@@ -3,7 +3,7 @@
 import json
 
 from provisioning.ir import hostnames
-from provisioning.ir.types import HeaderMatch, Listener, Route
+from provisioning.ir.types import HeaderMatch, Listener, Route, VirtualHost
 from provisioning.translate import local_rate_limit
 from provisioning.translate.route_features import ROUTE_FEATURES
 from provisioning.translate.types import FILTER_CONFIG, ROUTE_CONFIGURATION
@@ -44,11 +44,12 @@ def envoy_route(route: Route) -> dict:
     return envoy
 
 
-def route_configuration(name: str, listeners: list[Listener]) -> dict:
+def route_configuration(name: str, listeners: list[Listener], memo=None) -> dict:
     """One RouteConfiguration for all listeners sharing a port.
 
     A domain claimed by several listeners on the port belongs to the most specific listener
     (Gateway API: a request is handled by the listener whose hostname matches it best).
+    ``memo``: the gateway's last compile (``provisioning.compile_memo``).
     """
     owners: dict[str, tuple] = {}
     vhosts: dict[str, dict] = {}
@@ -59,15 +60,25 @@ def route_configuration(name: str, listeners: list[Listener]) -> dict:
             if domain in owners and owners[domain] <= rank:
                 continue
             owners[domain] = rank
-            routes = [envoy_route(r) for r in vhost.routes]
             settings = listener.client_traffic
-            if settings and settings.disable_rate_limit_headers:
-                routes = [local_rate_limit.without_headers(route) for route in routes]
-            vhosts[domain] = hoist_filter_configs(
-                {"name": vhost.name, "domains": list(vhost.domains), "routes": routes}
-            )
+            bare = bool(settings and settings.disable_rate_limit_headers)
+            if memo is None:
+                vhosts[domain] = envoy_virtual_host(vhost, bare)
+            else:
+                vhosts[domain] = memo.envoy_host(
+                    vhost, bare, lambda vhost=vhost, bare=bare: envoy_virtual_host(vhost, bare)
+                )
     ordered = sorted(vhosts.values(), key=lambda v: hostnames.specificity(v["domains"][0]))
     return {"@type": ROUTE_CONFIGURATION, "name": name, "virtual_hosts": ordered}
+
+
+def envoy_virtual_host(vhost: VirtualHost, without_rate_limit_headers: bool = False) -> dict:
+    routes = [envoy_route(r) for r in vhost.routes]
+    if without_rate_limit_headers:
+        routes = [local_rate_limit.without_headers(route) for route in routes]
+    return hoist_filter_configs(
+        {"name": vhost.name, "domains": list(vhost.domains), "routes": routes}
+    )
 
 
 def hoist_filter_configs(vhost: dict) -> dict:

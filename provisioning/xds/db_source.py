@@ -99,6 +99,10 @@ def _read(gateway_key: str, known_hash: str | None) -> tuple[str, Resources | No
     return content_hash, _resources(revision_id)
 
 
+def _build(version: str, resources: Resources, previous: Snapshot | None) -> Snapshot:
+    return Snapshot.build(version, resources, previous=previous)
+
+
 def _endpoints(gateway_key: str, refs: dict) -> tuple[tuple[dict, ...], str]:
     """The gateway's ClusterLoadAssignments now, and their version."""
     from dataclasses import replace
@@ -246,7 +250,8 @@ class DatabaseSnapshotSource:
             if resources is None:  # replaced meanwhile; the next read finds the new one
                 return None
             self._refs[gateway_key] = discovery_refs(resources.clusters)
-            snapshot = Snapshot.build(content_hash, resources)
+            # Off the event loop: encoding a big gateway's changes would hold up every stream.
+            snapshot = await self.database.run(_build, content_hash, resources, cached)
             self._snapshots[gateway_key] = snapshot
             return await self._with_endpoints(gateway_key, snapshot)
         except Exception as error:

@@ -38,8 +38,11 @@ class Snapshot:
         resources: Resources,
         assignments: tuple[dict, ...] = (),
         endpoints_version: str = "",
+        previous: "Snapshot | None" = None,
     ) -> "Snapshot":
-        return cls(version, encode(resources, assignments), endpoints_version, resources.routes)
+        """``previous``: the gateway's last snapshot, whose unchanged resources are reused."""
+        encoded = encode(resources, assignments, previous=previous and previous.resources)
+        return cls(version, encoded, endpoints_version, resources.routes)
 
     def with_assignments(self, assignments: tuple[dict, ...], endpoints_version: str) -> "Snapshot":
         """The same config with these ClusterLoadAssignments (only they are encoded)."""

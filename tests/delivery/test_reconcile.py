@@ -1,6 +1,7 @@
 """Reconciling a gateway stores a numbered revision only when the compiled output changes,
 keeps the last good one when Envoy rejects a config, and never duplicates under concurrency."""
 
+import copy
 import threading
 
 import pytest
@@ -58,7 +59,7 @@ def test_a_deleted_gateway_is_a_no_op(org):
 def _with_bad_regex(compile_gateway):
     def compile_bad(state, **kwargs):
         resources = compile_gateway(state, **kwargs)
-        routes = [dict(r) for r in resources.routes]
+        routes = copy.deepcopy(list(resources.routes))  # compiled output is never changed
         host = routes[0]["virtual_hosts"][0]
         host["routes"][0]["match"] = {"safe_regex": {"regex": "(["}}
         return Resources(resources.listeners, tuple(routes), resources.clusters)

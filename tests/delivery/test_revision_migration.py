@@ -1,7 +1,8 @@
-"""Migration provisioning 0008 on revisions stored before it: sizes filled in, content hashes
-keyed, unkeyed credential fingerprints removed."""
+"""Migrations of stored revisions: 0008 (sizes filled in, content hashes keyed, unkeyed
+credential fingerprints removed) and 0021 (desired states compressed, and back)."""
 
 import hashlib
+import json
 
 import pytest
 from django.db import connection
@@ -50,3 +51,30 @@ def test_old_revisions_get_sizes_keyed_hashes_and_lose_unkeyed_fingerprints(back
     assert revision.desired_state["consumers"]["carol"] == {
         "apiKeys": ["(fingerprint removed)"], "basicAuth": ["(fingerprint removed)"],
     }  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_desired_states_are_compressed_and_read_the_same_both_ways(back_to_the_newest):
+    tenant = make_org("acme").tenant
+    before = [("provisioning", "0020_compressed_revision_resources")]
+    after = [("provisioning", "0021_compressed_desired_state")]
+    old = migrate(before)
+    Gateway = old.get_model("gateways", "Gateway")
+    ConfigRevision = old.get_model("provisioning", "ConfigRevision")
+    gateway = Gateway.objects.create(tenant_id=tenant.pk, name="edge", spec={})
+    desired = {"routes": [{"name": f"r{i}", "spec": {"rules": [{}]}} for i in range(200)],
+               "gateway": "edge", "note": "ünïcode"}  # fmt: skip
+    ConfigRevision.objects.create(
+        gateway_id=gateway.pk, number=1, content_hash="h", resources="{}", size=2,
+        desired_state=desired, state="valid", current=True, created_by="t",
+    )  # fmt: skip
+    new = migrate(after)
+    revision = new.get_model("provisioning", "ConfigRevision").objects.get(gateway_id=gateway.pk)
+    assert revision.desired_state == desired
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT octet_length(desired_state) FROM provisioning_configrevision")
+        (stored,) = cursor.fetchone()
+    assert stored < len(json.dumps(desired)) / 5  # compressed
+    back = migrate(before)  # and back: a JSON column again, the same document
+    revision = back.get_model("provisioning", "ConfigRevision").objects.get(gateway_id=gateway.pk)
+    assert revision.desired_state == desired

@@ -130,7 +130,7 @@ def test_a_bad_virtual_host_is_rejected_with_envoys_message_and_never_becomes_th
 
 
 def test_without_room_for_bases_every_check_is_whole(checked, settings):
-    settings.GANTRY_VALIDATION_BASES = 0
+    settings.GANTRY_INCREMENTAL_GATEWAYS = 0
     base = compiled([route(i) for i in range(HOSTS)])
     assert envoy.validate(base, key="edge").ok and envoy.validate(base, key="edge").ok
     assert [len(vhost_names(part)) for part in checked] == [HOSTS, HOSTS]

@@ -7,6 +7,7 @@ import pytest
 from google.protobuf import json_format
 
 from provisioning.compile import compile_gateway
+from provisioning.ir.build import DesiredState
 from provisioning.translate.types import CLUSTER, LISTENER, ROUTE_CONFIGURATION, VIRTUAL_HOST
 from provisioning.xds.resources import (
     ResourceError,
@@ -140,3 +141,27 @@ def test_versions_are_content_hashes():
     changed_hosts = {n for n, item in after[VIRTUAL_HOST].items()
                      if before[VIRTUAL_HOST][n].version != item.version}  # fmt: skip
     assert changed_hosts == {f"{name}/{route['virtual_hosts'][0]['domains'][0]}"}
+
+
+def test_a_new_encoding_reuses_what_is_equal_to_the_last_one_and_encodes_the_rest():
+    def state(prefix):
+        routes = [{"name": f"r{i}", "spec": {
+            "hostnames": [f"h{i}.example.com"],
+            "rules": [{"matches": [{"path": {"value": prefix if i == 3 else "/"}}],
+                       "backendRefs": [{"name": "b"}]}]}} for i in range(6)]  # fmt: skip
+        return DesiredState(
+            tenant="acme", gateway="edge", routes=routes,
+            spec={"listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+            backends={"b": {"endpoints": [{"ip": {"address": "127.0.0.1", "port": 9}}]}},
+        )  # fmt: skip
+
+    before = encode(compile_gateway(state("/")))
+    after = encode(compile_gateway(state("/v2")), previous=before)
+    fresh = encode(compile_gateway(state("/v2")))
+    changed = {name for name, item in after[VIRTUAL_HOST].items()
+               if item is not before[VIRTUAL_HOST][name]}  # fmt: skip
+    assert changed == {"acme/edge/port/80/h3.example.com"}
+    for type_url, items in after.items():  # the same as encoding afresh, byte for byte
+        assert {n: (i.version, i.body.SerializeToString()) for n, i in items.items()} == {
+            n: (i.version, i.body.SerializeToString()) for n, i in fresh[type_url].items()
+        }
