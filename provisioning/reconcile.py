@@ -21,7 +21,7 @@ from config.errors import NotFound
 from gateways.models import Gateway
 from gateways.services import common
 from provisioning import envoy, readiness, revisions
-from provisioning.compile import compile_gateway
+from provisioning.compile import compile_gateway, gc_paused
 from provisioning.compile_memo import memos
 from provisioning.desired import load_desired_state
 from provisioning.egress_status import refresh_refusals
@@ -135,7 +135,8 @@ def _reconcile_locked(
     except NotFound:
         return Outcome("gone", message="the gateway was deleted"), None
     watch.lap("lock")  # waiting for another writer of the gateway shows here
-    outcome = _compile_and_store(gateway, actor, watch)
+    with gc_paused():  # a worker holding big memos: no full collections mid-change
+        outcome = _compile_and_store(gateway, actor, watch)
     operation = None
     if record_unchanged or outcome.result != "unchanged":
         operation = GatewayOperation.objects.create(

@@ -28,6 +28,7 @@ import os
 
 from django.conf import settings
 
+from provisioning.compile import gc_paused
 from provisioning.discovery.assignments import assignments, discovery_refs
 from provisioning.models import ConfigRevision
 from provisioning.translate import Resources
@@ -83,7 +84,10 @@ def _resources(revision_id: int) -> Resources | None:
     revision = ConfigRevision.objects.filter(pk=revision_id).only("resources").first()
     if revision is None:
         return None
-    return Resources.from_dict(json.loads(revision.resources))
+    # Decoding a big config makes hundreds of thousands of objects at once: no collector
+    # passes over the snapshots held meanwhile (they took up to 0.6 s at 10,000 routes).
+    with gc_paused():
+        return Resources.from_dict(json.loads(revision.resources))
 
 
 def _read(gateway_key: str, known_hash: str | None) -> tuple[str, Resources | None] | None:
@@ -100,7 +104,8 @@ def _read(gateway_key: str, known_hash: str | None) -> tuple[str, Resources | No
 
 
 def _build(version: str, resources: Resources, previous: Snapshot | None) -> Snapshot:
-    return Snapshot.build(version, resources, previous=previous)
+    with gc_paused():
+        return Snapshot.build(version, resources, previous=previous)
 
 
 def _endpoints(gateway_key: str, refs: dict) -> tuple[tuple[dict, ...], str]:
