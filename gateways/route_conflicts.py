@@ -53,12 +53,13 @@ def claims(spec: dict) -> list[tuple[str, str]]:
     return [(host, key) for host in hostnames for key in dict.fromkeys(keys)]
 
 
-def find_conflicts(routes: list[tuple[str, dict]]) -> dict[str, list[str]]:
-    """Route name → what it claims that an older route claimed first (``routes`` oldest first)."""
+def find_conflicts(routes: list[tuple[str, list]]) -> dict[str, list[str]]:
+    """Route name → what it claims that an older route claimed first (``routes``: each
+    route's name and ``claims``, oldest first)."""
     owner: dict[tuple[str, str], str] = {}
     found: dict[str, list[str]] = {}
-    for name, spec in routes:
-        for claim in claims(spec):
+    for name, claimed in routes:
+        for claim in claimed:
             winner = owner.setdefault(claim, name)
             if winner != name:
                 host, key = claim

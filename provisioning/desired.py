@@ -6,8 +6,6 @@ Nothing here decides anything; the compiler does.
 """
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -16,6 +14,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
+from gateways.json_texts import decoder
 from gateways.models import Backend, Certificate, Credential, Gateway
 from provisioning import oidc_discovery, pinned_dns
 from provisioning.ir.build import DesiredState
@@ -114,53 +113,20 @@ class StoredRoute(NamedTuple):
     status: str
 
 
-class _ParsedSpecs:
-    """Per process, for the gateways loaded most recently: their route specs' stored JSON text
-    → the decoded spec. Decoding 10,000 specs took most of a reconcile's load; a change
-    decodes the specs whose text changed. Keyed by content, so never stale; a gateway's entry
-    holds only the texts of its last load."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._by_gateway: OrderedDict[int, dict[str, dict]] = OrderedDict()
-
-    def get(self, gateway_id: int) -> dict[str, dict]:
-        with self._lock:
-            return self._by_gateway.get(gateway_id, {})
-
-    def keep(self, gateway_id: int, parsed: dict[str, dict]) -> None:
-        size = settings.GANTRY_INCREMENTAL_GATEWAYS
-        with self._lock:
-            self._by_gateway[gateway_id] = parsed
-            self._by_gateway.move_to_end(gateway_id)
-            while len(self._by_gateway) > size:
-                self._by_gateway.popitem(last=False)
-
-
-_parsed = _ParsedSpecs()
-
-
 def _decode(text: str) -> dict:
     return json.loads(text)
 
 
 def route_rows(gateway: Gateway) -> list[StoredRoute]:
     """The gateway's routes, oldest first. Specs come as the database's JSON text and are
-    decoded once per distinct text (shared, never to be changed in place)."""
+    decoded once per distinct text (``gateways.json_texts``; shared, never changed in place)."""
     rows = gateway.routes.order_by("created_at", "name").values_list(
         "pk", "name", "kind", Cast("spec", TextField()), Cast("status", TextField())
     )
-    known, seen = _parsed.get(gateway.pk), {}
-    result = []
-    for pk, name, kind, text, status in rows:
-        spec = seen.get(text)
-        if spec is None:
-            spec = known.get(text)
-            if spec is None:
-                spec = _decode(text)
-            seen[text] = spec
-        result.append(StoredRoute(pk, name, kind, spec, status or ""))
-    _parsed.keep(gateway.pk, seen)
+    spec_of = decoder("spec", gateway.pk, lambda text: _decode(text))
+    result = [StoredRoute(pk, name, kind, spec_of(text), status or "")
+              for pk, name, kind, text, status in rows]  # fmt: skip
+    spec_of.keep()
     return result
 
 

@@ -1,0 +1,57 @@
+"""Reading the JSON columns of many rows fast: per process, what each text last read for a
+gateway decoded to.
+
+A gateway with 10,000 routes made every route write and every reconcile decode 10,000 specs
+(and statuses) again, most of their time. The database returns a column's JSON text
+(``Cast(field, TextField())``) and ``decoder`` decodes each distinct text once; the next read
+decodes only texts it has not seen. Keyed by content, so never stale. A key (purpose,
+gateway) keeps only the texts its last read saw, for the ``GANTRY_INCREMENTAL_GATEWAYS``
+gateways read most recently. What comes back is shared between reads: never change it in place.
+"""
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+_lock = threading.Lock()
+_decoded: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+
+
+class Decoder:
+    """``decoder(text)``: the decoded value; ``keep()`` once the read is done."""
+
+    def __init__(self, key: tuple, decode: Callable[[str], Any]):
+        self.key, self.decode = key, decode
+        with _lock:
+            self._known = _decoded.get(key, {})
+        self._seen: dict[str, Any] = {}
+
+    def __call__(self, text: str) -> Any:
+        value = self._seen.get(text)
+        if value is None:
+            value = self._known.get(text)
+            if value is None:
+                value = self.decode(text)
+            self._seen[text] = value
+        return value
+
+    def keep(self) -> None:
+        size = settings.GANTRY_INCREMENTAL_GATEWAYS
+        with _lock:
+            _decoded[self.key] = self._seen
+            _decoded.move_to_end(self.key)
+            while len(_decoded) > size * 4:  # a few purposes per gateway
+                _decoded.popitem(last=False)
+
+
+def decoder(purpose: str, gateway_id: int, decode: Callable[[str], Any] = json.loads) -> Decoder:
+    return Decoder((purpose, gateway_id), decode)
+
+
+def forget() -> None:
+    with _lock:
+        _decoded.clear()
