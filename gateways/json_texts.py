@@ -5,8 +5,9 @@ A gateway with 10,000 routes made every route write and every reconcile decode 1
 (and statuses) again, most of their time. The database returns a column's JSON text
 (``Cast(field, TextField())``) and ``decoder`` decodes each distinct text once; the next read
 decodes only texts it has not seen. Keyed by content, so never stale. A key (purpose,
-gateway) keeps only the texts its last read saw, for the ``GANTRY_INCREMENTAL_GATEWAYS``
-gateways read most recently. What comes back is shared between reads: never change it in place.
+gateway) keeps only the texts its last read used, so each reader has a purpose of its own;
+for the ``GANTRY_INCREMENTAL_GATEWAYS`` gateways read most recently. What comes back is shared
+between reads: never change it in place.
 """
 
 import json

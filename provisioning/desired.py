@@ -111,6 +111,7 @@ class StoredRoute(NamedTuple):
     kind: str
     spec: dict
     status: str
+    backends: frozenset[str] = frozenset()  # the backends it sends or mirrors to
 
 
 def _decode(text: str) -> dict:
@@ -124,9 +125,15 @@ def route_rows(gateway: Gateway) -> list[StoredRoute]:
         "pk", "name", "kind", Cast("spec", TextField()), Cast("status", TextField())
     )
     spec_of = decoder("spec", gateway.pk, lambda text: _decode(text))
-    result = [StoredRoute(pk, name, kind, spec_of(text), status or "")
+    backends_of = decoder(
+        "spec:backends",
+        gateway.pk,
+        lambda text: frozenset(_backend_names([{"spec": spec_of(text)}])),
+    )
+    result = [StoredRoute(pk, name, kind, spec_of(text), status or "", backends_of(text))
               for pk, name, kind, text, status in rows]  # fmt: skip
     spec_of.keep()
+    backends_of.keep()
     return result
 
 
@@ -147,7 +154,7 @@ def load_desired_state(
         {"name": policy.name, "kind": policy.kind, "spec": policy.spec} for policy in policy_rows
     ]
     # The backends its routes use, and the authorization services its policies name.
-    wanted = _backend_names(routes) | {
+    wanted = set().union(*(route.backends for route in stored)) | {
         name for policy in policies for _, name in named_backends(policy["spec"])
     }
     backends = {

@@ -2,6 +2,8 @@
 ``parentRefs`` are checked against its listeners), then the route: the order every writer of
 routes uses."""
 
+import json
+
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
@@ -136,9 +138,13 @@ def refresh_conflicts(gateway: Gateway) -> None:
         "pk", "name", "kind", "generation", "resource_version",
         Cast("spec", TextField()), Cast("status", TextField()),
     )  # fmt: skip
-    spec_of = json_texts.decoder("spec", gateway.pk)
-    status_of = json_texts.decoder("status", gateway.pk)
-    claims_of = json_texts.decoder("claims", gateway.pk, lambda text: claims(spec_of(text)))
+    # Purposes of their own: a decoder keeps only what its read used (the reconcile's decoder
+    # of specs must not lose the specs this read never needed).
+    spec_of = json_texts.decoder("conflicts:spec", gateway.pk)
+    status_of = json_texts.decoder("conflicts:status", gateway.pk)
+    claims_of = json_texts.decoder(
+        "conflicts:claims", gateway.pk, lambda text: claims(json.loads(text))
+    )
     routes = [(pk, name, kind, generation, version, spec, status_of(status))
               for pk, name, kind, generation, version, spec, status in rows]  # fmt: skip
     conflicts = find_conflicts(

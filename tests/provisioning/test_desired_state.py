@@ -118,23 +118,27 @@ def test_a_route_written_through_the_api_serves_traffic(org):
 
 def test_a_reload_decodes_only_changed_specs_and_always_sees_the_stored_ones(org, monkeypatch):
     gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
-    spec = {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/a"}}]}]}
-    for name in ("one", "two", "three"):
-        services.create_route(ACTOR, gateway, name, spec)
+
+    def spec(prefix):
+        return {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": prefix}}]}]}
+
+    for name, prefix in (("one", "/a"), ("two", "/b"), ("three", "/a"), ("four", "/c")):
+        services.create_route(ACTOR, gateway, name, spec(prefix))
     decoded = []
     real = desired._decode
     monkeypatch.setattr(desired, "_decode", lambda text: decoded.append(text) or real(text))
     first = load_desired_state(gateway.pk)
-    assert len(decoded) == 1  # three routes with the same stored spec: decoded once
+    assert len(decoded) == 3  # four routes, three distinct stored specs: each decoded once
     route = gateway.routes.get(name="two")
-    services.patch_route_spec(ACTOR, route, {"rules": [{"matches": [
-        {"path": {"type": "PathPrefix", "value": "/b"}}]}]})  # fmt: skip
+    # A write through the services (which reads every route for its Conflicted check) and
+    # the next load: only the changed spec is decoded again.
+    services.patch_route_spec(ACTOR, route, spec("/d"))
     decoded.clear()
     second = load_desired_state(gateway.pk)
-    assert len(decoded) == 1  # only the changed spec
+    assert len(decoded) == 1
     paths = [r["spec"]["rules"][0]["matches"][0]["path"]["value"] for r in second.routes]
-    assert paths == ["/a", "/b", "/a"]
-    assert first.routes[1]["spec"]["rules"][0]["matches"][0]["path"]["value"] == "/a"
+    assert paths == ["/a", "/d", "/a", "/c"]
+    assert first.routes[1]["spec"]["rules"][0]["matches"][0]["path"]["value"] == "/b"
     # Written behind the API's back (an SQL update, as an operator might): still seen.
-    type(route).objects.filter(pk=route.pk).update(spec=spec)
-    assert [r["spec"] for r in load_desired_state(gateway.pk).routes] == [spec, spec, spec]
+    type(route).objects.filter(pk=route.pk).update(spec=spec("/e"))
+    assert [r["spec"] for r in load_desired_state(gateway.pk).routes][1] == spec("/e")
