@@ -29,7 +29,9 @@ class CompressedJSONField(models.BinaryField):
     def get_prep_value(self, value):
         if value is None:
             return None
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        text = getattr(value, "json_text", None)  # an EncodedJSON: its text is ready
+        if text is None:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         return zlib.compress(text.encode(), 1)
 
     def get_db_prep_value(self, value, connection, prepared=False):
@@ -39,3 +41,16 @@ class CompressedJSONField(models.BinaryField):
 
     def value_to_string(self, obj):
         return json.dumps(self.value_from_object(obj))
+
+
+class EncodedJSON(dict):
+    """A dict with its JSON text made already (``json_text``), which ``CompressedJSONField``
+    stores as it is. Never changed after it is made."""
+
+    json_text: str
+
+    @classmethod
+    def of(cls, value: dict, text: str) -> "EncodedJSON":
+        encoded = cls(value)
+        encoded.json_text = text
+        return encoded

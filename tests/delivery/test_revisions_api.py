@@ -7,7 +7,8 @@ from django.db import connection
 from config.crypto import COMPRESSED, encrypt
 from gateways import services
 from gateways.models import Route
-from provisioning import envoy
+from provisioning import envoy, revisions
+from provisioning.desired import load_desired_state
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from tenants.models import AuditEvent
@@ -180,3 +181,21 @@ def test_compiled_config_is_stored_compressed_and_encrypted_and_older_rows_still
             [encrypt('{"listeners": [], "routes": [], "clusters": []}'), revision.pk],
         )
     assert json.loads(ConfigRevision.objects.get(pk=revision.pk).resources)["listeners"] == []
+
+
+def test_each_revision_stores_the_desired_state_it_was_compiled_from(org):
+    gateway = gateway_with_route(org.tenant)
+    route = Route.objects.get(gateway=gateway)
+    steps = [
+        lambda: None,
+        lambda: services.create_route(ACTOR, gateway, "second", route_spec("/second")),
+        lambda: services.patch_route_spec(ACTOR, route, route_spec("/changed")),
+        lambda: services.delete_route(ACTOR, Route.objects.get(gateway=gateway, name="second")),
+    ]
+    for step in steps:
+        step()
+        revision = reconcile(gateway.pk).revision
+        expected = json.loads(
+            json.dumps(revisions.desired_snapshot(load_desired_state(gateway.pk)))
+        )
+        assert ConfigRevision.objects.get(pk=revision.pk).desired_state == expected
