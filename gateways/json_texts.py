@@ -11,15 +11,15 @@ between reads: never change it in place.
 """
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
-_lock = threading.Lock()
-_decoded: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+from config.recent import RecentlyUsed
+
+# A few purposes per gateway.
+_decoded = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS * 4)
 
 
 class Decoder:
@@ -27,8 +27,7 @@ class Decoder:
 
     def __init__(self, key: tuple, decode: Callable[[str], Any]):
         self.key, self.decode = key, decode
-        with _lock:
-            self._known = _decoded.get(key, {})
+        self._known = _decoded.get(key, {})
         self._seen: dict[str, Any] = {}
 
     def __call__(self, text: str) -> Any:
@@ -41,12 +40,7 @@ class Decoder:
         return value
 
     def keep(self) -> None:
-        size = settings.GANTRY_INCREMENTAL_GATEWAYS
-        with _lock:
-            _decoded[self.key] = self._seen
-            _decoded.move_to_end(self.key)
-            while len(_decoded) > size * 4:  # a few purposes per gateway
-                _decoded.popitem(last=False)
+        _decoded.put(self.key, self._seen)
 
 
 def decoder(purpose: str, gateway_id: int, decode: Callable[[str], Any] = json.loads) -> Decoder:
@@ -54,5 +48,4 @@ def decoder(purpose: str, gateway_id: int, decode: Callable[[str], Any] = json.l
 
 
 def forget() -> None:
-    with _lock:
-        _decoded.clear()
+    _decoded.clear()

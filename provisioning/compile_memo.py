@@ -24,10 +24,10 @@ Memos are kept per process for the ``GANTRY_INCREMENTAL_GATEWAYS`` gateways comp
 """
 
 import json
-import threading
-from collections import OrderedDict
 
 from django.conf import settings
+
+from config.recent import RecentlyUsed
 
 
 class CompileMemo:
@@ -129,25 +129,18 @@ class Memos:
 
     def __init__(self, size: int | None = None):
         self._size = size
-        self._lock = threading.Lock()
-        self._memos: OrderedDict[object, CompileMemo] = OrderedDict()
+        self._memos = RecentlyUsed(self.size)
+
+    def size(self) -> int:
+        return settings.GANTRY_INCREMENTAL_GATEWAYS if self._size is None else self._size
 
     def get(self, key) -> CompileMemo | None:
-        size = settings.GANTRY_INCREMENTAL_GATEWAYS if self._size is None else self._size
-        if size <= 0:
+        if self.size() <= 0:
             return None
-        with self._lock:
-            memo = self._memos.get(key)
-            if memo is None:
-                memo = self._memos[key] = CompileMemo()
-            self._memos.move_to_end(key)
-            while len(self._memos) > size:
-                self._memos.popitem(last=False)
-            return memo
+        return self._memos.setdefault(key, CompileMemo)
 
     def forget(self) -> None:
-        with self._lock:
-            self._memos.clear()
+        self._memos.clear()
 
 
 memos = Memos()

@@ -19,11 +19,9 @@ process, for the last ``GANTRY_INCREMENTAL_GATEWAYS`` gateways validated (least 
 dropped first); a rejected candidate is never a base.
 """
 
-import threading
-from collections import OrderedDict
-
 from django.conf import settings
 
+from config.recent import RecentlyUsed
 from provisioning.translate import Resources
 
 
@@ -68,34 +66,21 @@ class Bases:
     """The last accepted config of each gateway recently validated in this process."""
 
     def __init__(self, size: int | None = None):
-        self._size = size
-        self._lock = threading.Lock()
-        self._accepted: OrderedDict[object, Resources] = OrderedDict()
-
-    @property
-    def size(self) -> int:
-        return settings.GANTRY_INCREMENTAL_GATEWAYS if self._size is None else self._size
+        self._accepted = RecentlyUsed(
+            lambda: settings.GANTRY_INCREMENTAL_GATEWAYS if size is None else size
+        )
 
     def get(self, key) -> Resources | None:
-        with self._lock:
-            base = self._accepted.get(key)
-            if base is not None:
-                self._accepted.move_to_end(key)
-            return base
+        return self._accepted.get(key)
 
     def accepted(self, key, resources: Resources) -> None:
-        with self._lock:
-            self._accepted[key] = resources
-            self._accepted.move_to_end(key)
-            while len(self._accepted) > max(self.size, 0):
-                self._accepted.popitem(last=False)
+        self._accepted.put(key, resources)
 
     def forget(self, key=None) -> None:
-        with self._lock:
-            if key is None:
-                self._accepted.clear()
-            else:
-                self._accepted.pop(key, None)
+        if key is None:
+            self._accepted.clear()
+        else:
+            self._accepted.pop(key)
 
 
 bases = Bases()

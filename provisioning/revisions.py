@@ -14,8 +14,6 @@ The revision's content hash (over the whole config, secrets included) is keyed t
 import difflib
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import fields
 
 from django.conf import settings
@@ -25,6 +23,7 @@ from django.utils.crypto import salted_hmac
 
 from config.errors import GantryError
 from config.fields import EncodedJSON
+from config.recent import RecentlyUsed
 from gateways.models import Gateway
 from provisioning import yaml_text
 from provisioning.ir.build import DesiredState
@@ -119,12 +118,10 @@ class _RouteTexts:
     (~100 ms); now only its changed routes are."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._by_gateway: OrderedDict[int, dict] = OrderedDict()
+        self._by_gateway = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
     def encode(self, gateway_id: int, snapshot: dict) -> EncodedJSON:
-        with self._lock:
-            known = self._by_gateway.get(gateway_id, {})
+        known = self._by_gateway.get(gateway_id, {})
         seen: dict = {}
 
         def route(item: dict) -> str:
@@ -139,12 +136,7 @@ class _RouteTexts:
         for name, value in snapshot.items():
             text = "[" + ",".join(map(route, value)) + "]" if name == "routes" else _json(value)
             parts.append(f"{_json(name)}:{text}")
-        size = settings.GANTRY_INCREMENTAL_GATEWAYS
-        with self._lock:
-            self._by_gateway[gateway_id] = seen
-            self._by_gateway.move_to_end(gateway_id)
-            while len(self._by_gateway) > size:
-                self._by_gateway.popitem(last=False)
+        self._by_gateway.put(gateway_id, seen)
         return EncodedJSON.of(snapshot, "{" + ",".join(parts) + "}")
 
 
