@@ -14,7 +14,9 @@ reused only when its inputs are the very ones it was built from:
 Everything else of the gateway (listener specs, backends, policies and how they resolve,
 certificates, consumers, secrets, egress, the compile's own parameters) is the memo's context:
 when any of it differs, nothing is reused. Whole-gateway parts (HTTP filters, clusters,
-listeners) are computed every time from the IR. Tests compile random change sequences both
+listeners) are computed every time, from each virtual host's summaries of its routes
+(``VirtualHost.filter_routes`` and ``clusters``, computed once per IR virtual host: a reused one
+brings its own). Tests compile random change sequences both
 ways and compare the output with a whole compile's (tests/provisioning/test_incremental.py).
 
 What a compile returns is shared with the memo (and with the next compile's output): it is

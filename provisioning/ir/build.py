@@ -438,9 +438,8 @@ def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tup
     """The clusters BackendTrafficPolicies asked for: a backend's cluster with their settings."""
     by_name = {cluster.name: cluster for cluster in clusters}
     wanted = sorted({
-        backend.cluster
-        for listener in listeners for vhost in listener.virtual_hosts for route in vhost.routes
-        for backend in route.backends if split_variant(backend.cluster)
+        name for listener in listeners for vhost in listener.virtual_hosts
+        for name in vhost.clusters if split_variant(name)
     })  # fmt: skip
     variants = []
     for name in wanted:
@@ -452,6 +451,19 @@ def _variants(clusters: tuple[Cluster, ...], listeners, plan: PolicyPlan) -> tup
 
 
 HTTP2 = ("h2c", "gRPC")
+
+
+def _uses(listeners: tuple[Listener, ...], cluster: str) -> bool:
+    """Whether a route of ``listeners`` sends requests to ``cluster`` (HTTP routes through
+    their virtual hosts' summaries: kept per virtual host by an incremental compile)."""
+    if any(cluster in vhost.clusters for listener in listeners for vhost in listener.virtual_hosts):
+        return True
+    return any(
+        backend.cluster == cluster
+        for listener in listeners
+        for route in (*listener.stream_routes, *listener.dubbo_routes)
+        for backend in route.backends
+    )
 
 
 def gateway_ir(state: DesiredState, memo: CompileMemo | None = None, context=()) -> GatewayIR:
@@ -473,20 +485,7 @@ def gateway_ir(state: DesiredState, memo: CompileMemo | None = None, context=())
     if plan is not None:
         clusters += _variants(clusters, listeners, plan)
     invalid = invalid_backend_cluster(state)
-    if any(
-        backend.cluster == invalid
-        for listener in listeners
-        for route in (
-            *(r for vhost in listener.virtual_hosts for r in vhost.routes),
-            *listener.stream_routes,
-        )
-        for backend in route.backends
-    ) or any(
-        backend.cluster == invalid
-        for listener in listeners
-        for route in listener.dubbo_routes
-        for backend in route.backends
-    ):
+    if _uses(listeners, invalid):
         # No endpoints: Envoy answers "no healthy upstream", which the listener maps to 500.
         clusters += (Cluster(name=invalid, kind="static", endpoints=(), invalid_backend=True),)
     return GatewayIR(

@@ -12,6 +12,7 @@ import functools
 from google.protobuf import descriptor_pb2
 
 from provisioning.ir.types import (
+    UNIMPLEMENTED_SUFFIX,
     DirectResponse,
     GrpcTranscoder,
     HeaderMatch,
@@ -26,7 +27,6 @@ GRPC = "GRPCRoute"
 GRPC_CONTENT_TYPE = r"application/grpc([+;-].*)?"
 UNIMPLEMENTED = "12"
 _ANY_SEGMENT = "[^/]+"
-UNIMPLEMENTED_SUFFIX = "/grpc-unimplemented"
 
 
 def is_grpc(route: dict) -> bool:

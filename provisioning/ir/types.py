@@ -1,6 +1,7 @@
 """IR types. Names are deterministic and hierarchical: ``<tenant>/<gateway>/…``."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -368,11 +369,42 @@ class DubboRoute:
     order: tuple = ()
 
 
+# The name a GRPCRoute host's last route ends with (it answers gRPC UNIMPLEMENTED).
+UNIMPLEMENTED_SUFFIX = "/grpc-unimplemented"
+# The fields of a route the HTTP filter translators read (``provisioning.translate``): a route
+# with none of them set, and not a host's gRPC UNIMPLEMENTED route, changes no HTTP filter.
+FILTER_FIELDS = (
+    "api_key_auth", "basic_auth", "cors", "authorization", "jwt", "ext_auth", "oidc", "fault",
+    "rate_limit", "global_rate_limit", "session", "transcoder",
+)  # fmt: skip
+
+
+def shapes_filters(route: Route) -> bool:
+    """Whether the HTTP filters of the route's listener depend on it."""
+    return route.name.endswith(UNIMPLEMENTED_SUFFIX) or any(
+        getattr(route, name) for name in FILTER_FIELDS
+    )
+
+
 @dataclass(frozen=True)
 class VirtualHost:
+    """Its summaries (``filter_routes``, ``clusters``) are computed once per object: an
+    incremental compile reuses the virtual hosts a change did not touch, and with them what
+    whole-gateway parts (HTTP filters, clusters) need of their routes."""
+
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+
+    @cached_property
+    def filter_routes(self) -> tuple[Route, ...]:
+        """Its routes the HTTP filters depend on (``shapes_filters``), in order."""
+        return tuple(route for route in self.routes if shapes_filters(route))
+
+    @cached_property
+    def clusters(self) -> frozenset[str]:
+        """The clusters its routes send requests to."""
+        return frozenset(backend.cluster for route in self.routes for backend in route.backends)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,14 @@ HTTP_FILTERS = (
 )  # fmt: skip
 
 
+def filter_routes(ir: GatewayIR) -> list:
+    """The routes of every listener that HTTP filters depend on (``VirtualHost.filter_routes``):
+    the translators of filters and of the clusters they call read only these."""
+    return [r for lst in ir.listeners for vhost in lst.virtual_hosts for r in vhost.filter_routes]
+
+
 def _http_filters(ir: GatewayIR, routes: list) -> tuple[dict, ...]:
+    """``routes``: the listener's ``filter_routes`` (translators read only those fields)."""
     filters: list[dict] = []
     for make in HTTP_FILTERS:
         made = make(ir, routes)
@@ -106,7 +113,9 @@ def translate(
             if listener["filter_chains"]:
                 listeners.append(listener)
             continue
-        routes_here = [r for lst in group for vhost in lst.virtual_hosts for r in vhost.routes]
+        routes_here = [
+            r for lst in group for vhost in lst.virtual_hosts for r in vhost.filter_routes
+        ]
         filters = _http_filters(ir, routes_here)
         mappers = jwt_authn.local_reply_mappers(routes_here)
         listener = envoy_listener(name, port, bind_port, address, group, invalid_backends,
@@ -118,7 +127,6 @@ def translate(
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
     clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)
     clusters += tuple(envoy_cluster(c) for c in oauth2.clusters(ir) if c.name not in used)
-    all_routes = [r for lst in ir.listeners for vhost in lst.virtual_hosts for r in vhost.routes]
-    platform = global_rate_limit.cluster(ir, all_routes)
+    platform = global_rate_limit.cluster(ir, filter_routes(ir))
     clusters += (platform,) if platform else ()
     return Resources(tuple(listeners), tuple(routes), clusters, oauth2.secrets(ir))

@@ -117,7 +117,7 @@ def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
     found: dict[str, Cluster] = {}
     for listener in ir.listeners:
         for vhost in listener.virtual_hosts:
-            for route in vhost.routes:
+            for route in vhost.filter_routes:
                 for provider in route.jwt.providers if route.jwt else ():
                     if not provider.jwks_uri:
                         continue

@@ -113,7 +113,7 @@ def _all(ir: GatewayIR) -> dict[str, Oidc]:
     found: dict[str, Oidc] = {}
     for listener in ir.listeners:
         for vhost in listener.virtual_hosts:
-            found.update(_by_policy(list(vhost.routes)))
+            found.update(_by_policy(list(vhost.filter_routes)))
     return found
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from provisioning.envoy import validate_cold, validate_warm
 from provisioning.ir.build import DesiredState, gateway_ir
-from provisioning.translate import Resources, translate
+from provisioning.translate import Resources, _http_filters, jwt_authn, translate
 from provisioning.xds.resources import encode
 from tests.provisioning.certs import self_signed
 
@@ -83,3 +83,16 @@ def test_no_orphan_golden_outputs(request):
             path.unlink()
         orphans = []
     assert not orphans, f"golden outputs without inputs: {orphans} (pytest --update-golden)"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_http_filters_depend_only_on_filter_routes(case):
+    """Listeners' HTTP filters are built from each virtual host's ``filter_routes`` (what an
+    incremental compile keeps per virtual host): every route of the listener gives the same
+    filters, so no translator reads a field ``FILTER_FIELDS`` leaves out."""
+    ir = gateway_ir(load_state(case, real_certificates=False))
+    for listener in ir.listeners:
+        every = [route for vhost in listener.virtual_hosts for route in vhost.routes]
+        kept = [route for vhost in listener.virtual_hosts for route in vhost.filter_routes]
+        assert _http_filters(ir, kept) == _http_filters(ir, every)
+        assert jwt_authn.local_reply_mappers(kept) == jwt_authn.local_reply_mappers(every)
