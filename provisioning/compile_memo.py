@@ -25,11 +25,10 @@ never changed in place (every consumer copies what it alters; tests included).
 Memos are kept per process for the ``GANTRY_INCREMENTAL_GATEWAYS`` gateways compiled most recently.
 """
 
-import json
-
 from django.conf import settings
 
 from config.recent import RecentlyUsed
+from provisioning.canonical_json import array_text, dumps, object_text
 
 
 class CompileMemo:
@@ -91,35 +90,22 @@ class CompileMemo:
 
         def vhost(value: dict) -> str:
             found = self._texts.get(id(value))
-            text = found[1] if found is not None and found[0] is value else _canonical(value)
+            text = found[1] if found is not None and found[0] is value else dumps(value)
             texts[id(value)] = (value, text)
             return text
 
         def config(value: dict) -> str:
-            return _object(value, {"virtual_hosts": lambda hosts: _array(hosts, vhost)})
+            return object_text(value, {"virtual_hosts": lambda hosts: array_text(hosts, vhost)})
 
         data = resources.as_dict()
-        text = _object(data, {"routes": lambda configs: _array(configs, config)})
+        text = object_text(data, {"routes": lambda configs: array_text(configs, config)})
         self._texts = texts
         return text
 
-
-def _canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _object(value: dict, special: dict) -> str:
-    """A dict as ``_canonical`` writes it, with the values of ``special`` keys written by
-    their function."""
-    items = []
-    for key in sorted(value):
-        write = special.get(key, _canonical)
-        items.append(f"{_canonical(key)}:{write(value[key])}")
-    return "{" + ",".join(items) + "}"
-
-
-def _array(values: list, write) -> str:
-    return "[" + ",".join(write(value) for value in values) + "]"
+    def text(self, value: dict) -> str:
+        """The canonical JSON of a virtual host, as the last ``canonical_json`` wrote it."""
+        found = self._texts.get(id(value))
+        return found[1] if found is not None and found[0] is value else dumps(value)
 
 
 def _same(old: tuple, new: tuple) -> bool:

@@ -23,13 +23,15 @@ DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:v1.40.0"
 class ConfigRevision(models.Model):
     """One compile of a gateway whose output differed from the revision before it.
 
-    ``resources`` is the compiled Envoy config as canonical JSON, encrypted at rest because
-    listeners carry their TLS private keys and consumers' credentials inline; it is exactly
-    what Envoy validated. ``desired_state`` is the input, with certificates and credentials
-    reduced to fingerprints (no secret is ever stored there). At most one revision per gateway
-    is ``current`` (what the xDS server serves): the newest valid one, unless rolled back. A
-    rollback never serves an old revision's resources again: it compiles the old desired state
-    with today's certificates and credentials into a new revision (``restored_from``).
+    The compiled Envoy config (canonical JSON, exactly what Envoy validated) is stored per
+    resource: ``manifest`` lists each resource's ``ConfigPart`` by digest, and parts are shared
+    by every revision of the gateway that has them (``provisioning.revisions``). Revisions
+    stored before parts existed hold the whole text in ``resources`` (empty otherwise).
+    ``desired_state`` is the input, with certificates and credentials reduced to fingerprints
+    (no secret is ever stored there). At most one revision per gateway is ``current`` (what
+    the xDS server serves): the newest valid one, unless rolled back. A rollback never serves
+    an old revision's resources again: it compiles the old desired state with today's
+    certificates and credentials into a new revision (``restored_from``).
     """
 
     class State(models.TextChoices):
@@ -39,7 +41,8 @@ class ConfigRevision(models.Model):
     gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64)
-    resources = CompressedEncryptedTextField()
+    resources = CompressedEncryptedTextField(blank=True, default="")
+    manifest = models.JSONField(null=True, blank=True)
     desired_state = CompressedJSONField(default=dict)
     state = models.CharField(max_length=16, choices=State.choices)
     message = models.TextField(blank=True, default="")
@@ -71,6 +74,28 @@ class ConfigRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gateway}#{self.number}"
+
+
+class ConfigPart(models.Model):
+    """One compiled resource (a listener, a cluster, a secret, a route configuration without
+    its virtual hosts, or one virtual host) of a gateway's revisions, as canonical JSON, by its
+    digest (keyed HMAC-SHA256 of the text, ``revisions.hash_of``). A one-route change stores
+    one virtual host; the rest is shared with the revisions before it. Encrypted at rest:
+    listeners carry TLS private keys and consumers' credentials inline. Per gateway, never
+    shared between gateways (equal text in two tenants' gateways is two rows). Parts no kept
+    revision names are deleted when revisions are pruned."""
+
+    gateway = models.ForeignKey(Gateway, on_delete=models.CASCADE, related_name="config_parts")
+    digest = models.CharField(max_length=64)
+    body = CompressedEncryptedTextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "digest"], name="config_part_per_gateway")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway}:{self.digest[:12]}"
 
 
 class GatewayOperation(models.Model):

@@ -117,10 +117,12 @@ def compile_for(gateway: Gateway, state):
 def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:
     validation = envoy.validate(resources, key=gateway.pk)
     watch.lap("validate")
+    memo = memos.get(gateway.pk)
     return revisions.store(
         gateway, encoded, state, valid=validation.ok,
         message="" if validation.ok else validation.message, actor=actor,
-        requested_at=watch.requested_at,
+        requested_at=watch.requested_at, resources=resources.as_dict(),
+        text=revisions.canonical_json if memo is None else memo.text,
     )  # fmt: skip
 
 

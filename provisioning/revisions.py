@@ -26,8 +26,9 @@ from config.fields import EncodedJSON
 from config.recent import RecentlyUsed
 from gateways.models import Gateway
 from provisioning import yaml_text
+from provisioning.canonical_json import array_text, dumps, object_text
 from provisioning.ir.build import DesiredState
-from provisioning.models import ConfigRevision, GatewayOperation
+from provisioning.models import ConfigPart, ConfigRevision, GatewayOperation
 from provisioning.translate import Resources
 from provisioning.xds.notify import notify_changed
 
@@ -52,7 +53,7 @@ class TooLarge(GantryError):
 
 
 def canonical_json(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return dumps(value)
 
 
 def content_hash(resources: Resources) -> str:
@@ -178,13 +179,131 @@ def redacted(value):
     return value
 
 
+class Incomplete(GantryError):
+    """A revision whose stored parts are not all there (pruned while it was being read)."""
+
+    status = 409
+    code = "incomplete_revision"
+
+
+def split(resources: dict, text=dumps) -> tuple[dict, dict[str, str]]:
+    """(manifest, digest → canonical JSON) of compiled resources (``Resources.as_dict()``): one
+    part per listener, cluster, secret, route configuration without its virtual hosts, and
+    virtual host. ``text``: how a virtual host's JSON is written (a compile memo reuses the
+    text of unchanged ones)."""
+    parts: dict[str, str] = {}
+
+    def part(body: str) -> str:
+        digest = hash_of(body)
+        parts[digest] = body
+        return digest
+
+    manifest: dict = {}
+    for kind, items in resources.items():
+        if kind != "routes":
+            manifest[kind] = [part(dumps(item)) for item in items]
+            continue
+        manifest[kind] = []
+        for config in items:
+            shell = {key: value for key, value in config.items() if key != "virtual_hosts"}
+            entry = {"config": part(dumps(shell))}
+            if "virtual_hosts" in config:
+                entry["virtual_hosts"] = [part(text(vhost)) for vhost in config["virtual_hosts"]]
+            manifest[kind].append(entry)
+    return manifest, parts
+
+
+def digests(manifest: dict) -> set[str]:
+    """Every part a manifest names."""
+    found: set[str] = set()
+    for kind, entries in manifest.items():
+        for entry in entries:
+            if kind != "routes":
+                found.add(entry)
+                continue
+            found.add(entry["config"])
+            found.update(entry.get("virtual_hosts", ()))
+    return found
+
+
+def joined_text(manifest: dict, texts: dict[str, str]) -> str:
+    """The canonical JSON of the whole config, from its parts' texts (exactly what was hashed
+    as the revision's ``content_hash``)."""
+
+    def config(entry: dict) -> str:
+        shell = json.loads(texts[entry["config"]])
+        if "virtual_hosts" not in entry:
+            return dumps(shell)
+        hosts = entry["virtual_hosts"]
+        write = {"virtual_hosts": lambda _: "[" + ",".join(texts[d] for d in hosts) + "]"}
+        return object_text({**shell, "virtual_hosts": None}, write)
+
+    def kind(name: str):
+        if name == "routes":
+            return lambda entries: array_text(entries, config)
+        return lambda entries: "[" + ",".join(texts[d] for d in entries) + "]"
+
+    return object_text(manifest, {name: kind(name) for name in manifest})
+
+
+def joined(manifest: dict, values: dict[str, dict]) -> dict:
+    """``Resources.as_dict()`` from its parts' decoded values (each used as it is: the route
+    configurations are new dicts, their virtual hosts are ``values``' own)."""
+    data: dict = {}
+    for kind, entries in manifest.items():
+        if kind != "routes":
+            data[kind] = [values[d] for d in entries]
+            continue
+        data[kind] = []
+        for entry in entries:
+            config = dict(values[entry["config"]])
+            if "virtual_hosts" in entry:
+                config["virtual_hosts"] = [values[d] for d in entry["virtual_hosts"]]
+            data[kind].append(config)
+    return data
+
+
+def part_texts(gateway_id: int, wanted) -> dict[str, str]:
+    """Digest → text of the gateway's parts among ``wanted`` (decrypted); Incomplete when one
+    is missing."""
+    wanted = set(wanted)
+    rows = ConfigPart.objects.filter(gateway_id=gateway_id, digest__in=wanted)
+    texts = dict(rows.values_list("digest", "body"))
+    if len(texts) != len(wanted):
+        raise Incomplete(f"{len(wanted) - len(texts)} parts of the revision are gone")
+    return texts
+
+
+def text_of(revision: ConfigRevision) -> str:
+    """The compiled resources of a revision as canonical JSON, secrets included (for the xDS
+    server and the server's own reads only, never shown as is)."""
+    if revision.manifest is None:  # stored whole, before revisions were stored in parts
+        return revision.resources
+    manifest = revision.manifest
+    return joined_text(manifest, part_texts(revision.gateway_id, digests(manifest)))
+
+
 def resources_of(revision: ConfigRevision) -> dict:
-    """The compiled resources of a revision, keys included (for the xDS server only)."""
-    return json.loads(revision.resources)
+    """The compiled resources of a revision, keys included (never shown as they are)."""
+    return json.loads(text_of(revision))
+
+
+def _store_parts(gateway: Gateway, parts: dict[str, str]) -> None:
+    """Stores the parts the gateway does not have yet (under its lock: nobody else adds any)."""
+    have = set(
+        ConfigPart.objects.filter(gateway=gateway, digest__in=list(parts)).values_list(
+            "digest", flat=True
+        )
+    )
+    ConfigPart.objects.bulk_create(
+        ConfigPart(gateway=gateway, digest=digest, body=body)
+        for digest, body in parts.items()
+        if digest not in have
+    )
 
 
 def size_of(revision: ConfigRevision) -> int:
-    if revision.size is None:  # stored before sizes were kept
+    if revision.size is None:  # stored before sizes were kept (and before parts)
         return len(revision.resources.encode())
     return revision.size
 
@@ -236,7 +355,7 @@ def unified_diff(old: ConfigRevision, new: ConfigRevision) -> str:
 def current_revision(gateway: Gateway) -> ConfigRevision | None:
     return (
         ConfigRevision.objects.filter(gateway=gateway, current=True)
-        .defer("resources", "desired_state")
+        .defer("resources", "desired_state", "manifest")
         .first()
     )
 
@@ -268,12 +387,16 @@ def check_size(gateway: Gateway, encoded: str) -> int:
 
 
 def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, message: str,
-          actor: str, restored_from: int | None = None,
-          requested_at=None) -> ConfigRevision:  # fmt: skip
+          actor: str, restored_from: int | None = None, requested_at=None,
+          resources: dict | None = None, text=dumps) -> ConfigRevision:  # fmt: skip
     """Under the gateway's lock: revision n+1 from ``encoded`` (canonical JSON of the compiled
-    resources), current when valid. The caller prunes the old ones past retention (``prune``)
+    resources), current when valid, stored in parts (only those the gateway lacks are new).
+    ``resources``: ``encoded`` decoded, when the caller has it; ``text``: how to write a
+    virtual host's JSON (``split``). The caller prunes the old ones past retention (``prune``)
     once the new one is on its way."""
     size = check_size(gateway, encoded)
+    manifest, parts = split(json.loads(encoded) if resources is None else resources, text)
+    _store_parts(gateway, parts)
     latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
     if valid:  # the one current before steps down first (one current revision per gateway)
         ConfigRevision.objects.filter(gateway=gateway, current=True).update(current=False)
@@ -281,7 +404,7 @@ def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, m
         gateway=gateway,
         number=(latest or 0) + 1,
         content_hash=hash_of(encoded),
-        resources=encoded,
+        manifest=manifest,
         size=size,
         desired_state=_route_texts.encode(gateway.pk, desired_snapshot(state)),
         state=ConfigRevision.State.VALID if valid else ConfigRevision.State.REJECTED,
@@ -314,4 +437,8 @@ def prune(gateway: Gateway) -> int:
     # Only their ids are loaded: a revision is not decrypted only to be deleted.
     GatewayOperation.objects.filter(revision_id__in=doomed).update(revision=None)
     ConfigRevision.objects.filter(pk__in=doomed).only("pk").delete()
+    kept: set[str] = set()
+    for manifest in rows.filter(manifest__isnull=False).values_list("manifest", flat=True):
+        kept |= digests(manifest)
+    ConfigPart.objects.filter(gateway=gateway).exclude(digest__in=kept).only("pk").delete()
     return len(doomed)

@@ -56,7 +56,7 @@ class RevisionViewSet(GatewayChildViewSet, mixins.ListModelMixin):
         return (
             super()
             .get_queryset()
-            .defer("resources", "desired_state")
+            .defer("resources", "desired_state", "manifest")
             .select_related("gateway")
             .prefetch_related("receipts")
             .order_by("-number")
@@ -108,7 +108,7 @@ class OperationViewSet(GatewayChildViewSet, mixins.ListModelMixin):
             super()
             .get_queryset()
             .select_related("revision", "gateway")
-            .defer("revision__resources", "revision__desired_state")
+            .defer("revision__resources", "revision__desired_state", "revision__manifest")
             .prefetch_related("revision__receipts")
             .order_by("-started_at", "-id")
         )

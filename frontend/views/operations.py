@@ -62,7 +62,7 @@ def _rows(gateway):
         history.operations(gateway)
         .annotate(revision_programmed_at=F("revision__programmed_at"))
         .select_related("revision")
-        .defer("revision__resources", "revision__desired_state")
+        .defer("revision__resources", "revision__desired_state", "revision__manifest")
         .prefetch_related("revision__receipts")
     )
 

@@ -93,7 +93,7 @@ class World:
         for number in range(self.size + 2, size + 2):
             revision = ConfigRevision.objects.create(
                 gateway=edge, number=number, content_hash=first.content_hash,
-                resources=first.resources, size=first.size, desired_state={},
+                manifest=first.manifest, size=first.size, desired_state={},
                 state="valid", created_by="system:reconcile",
             )  # fmt: skip
             GatewayOperation.objects.create(gateway=edge, kind="reconcile", state="succeeded",

@@ -108,7 +108,7 @@ def test_a_private_key_is_never_in_a_revision_or_its_row(org):
     outcome = reconcile(gateway.pk)
     assert outcome.revision.state == "valid", outcome.revision.message
     key_body = "".join(line for line in key.splitlines() if "-----" not in line)[:40]
-    assert key_body in outcome.revision.resources  # the xDS server gets it, decrypted
+    assert key_body in revisions.text_of(outcome.revision)  # the xDS server gets it, decrypted
     viewer = org.client(Role.VIEWER)
     for path in ("revisions/", "revisions/1/", "revisions/1/diff/?against=1", "operations/"):
         body = viewer.get(BASE + path).content.decode()
@@ -117,8 +117,8 @@ def test_a_private_key_is_never_in_a_revision_or_its_row(org):
     assert "redacted hmac-sha256:" in viewer.get(BASE + "revisions/1/").json()["resources"]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT resources FROM provisioning_configrevision WHERE id = %s",
-            [outcome.revision.pk],
+            "SELECT string_agg(body, '') FROM provisioning_configpart WHERE gateway_id = %s",
+            [gateway.pk],
         )
         row = cursor.fetchone()[0]
     # The desired state is stored compressed: its document, as read back.
@@ -168,19 +168,20 @@ def test_compiled_config_is_stored_compressed_and_encrypted_and_older_rows_still
     revision = reconcile(gateway.pk).revision
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT resources FROM provisioning_configrevision WHERE id = %s", [revision.pk]
+            "SELECT body FROM provisioning_configpart WHERE gateway_id = %s", [gateway.pk]
         )
-        (stored,) = cursor.fetchone()
-    assert stored.startswith(COMPRESSED) and "listeners" not in stored
-    assert len(stored) < revision.size  # compressed (encrypted text alone is 4/3 larger)
-    assert json.loads(ConfigRevision.objects.get(pk=revision.pk).resources)["listeners"]
-    # A row written before compression (plainly encrypted) reads as it did.
+        stored = [body for (body,) in cursor.fetchall()]
+    assert len(stored) == len(revisions.digests(revision.manifest)) > 1  # one per resource
+    assert all(body.startswith(COMPRESSED) and '"name"' not in body for body in stored)
+    assert revisions.resources_of(revision)["listeners"]
+    # A row written whole before parts (and before compression, plainly encrypted) reads as
+    # it did.
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE provisioning_configrevision SET resources = %s WHERE id = %s",
+            "UPDATE provisioning_configrevision SET resources = %s, manifest = NULL WHERE id = %s",
             [encrypt('{"listeners": [], "routes": [], "clusters": []}'), revision.pk],
         )
-    assert json.loads(ConfigRevision.objects.get(pk=revision.pk).resources)["listeners"] == []
+    assert revisions.resources_of(ConfigRevision.objects.get(pk=revision.pk))["listeners"] == []
 
 
 def test_each_revision_stores_the_desired_state_it_was_compiled_from(org):

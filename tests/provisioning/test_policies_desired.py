@@ -5,6 +5,7 @@ import json
 
 import requests
 
+from provisioning import revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
 from provisioning.envoy import validate
@@ -124,7 +125,7 @@ def test_the_rate_limit_services_token_is_sent_to_envoy_and_never_shown(org):
     outcome = reconcile(state_gateway_id(org))
     assert outcome.result == "created", outcome.revision.message
     token = token_for("acme/edge")
-    assert token in outcome.revision.resources  # what Envoy gets
+    assert token in revisions.text_of(outcome.revision)  # what Envoy gets
     text = editor.get(GW + f"revisions/{outcome.revision.number}/").content.decode()
     assert "platform/ratelimit" in text and "failure_mode_deny: true" in text
     assert token not in text

@@ -16,6 +16,7 @@ import requests
 from django.conf import settings
 from django.test import override_settings
 
+from provisioning import revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import egress_for, load_desired_state
 from provisioning.reconcile import reconcile
@@ -87,7 +88,7 @@ def test_names_resolving_to_metadata_or_the_platform_never_reach_envoy(org, edit
     route(editor, "admin", "admin", "/admin")
     gateway = org.tenant.gateways.get(name="edge")
     assert reconcile(gateway.pk).result == "created"
-    text = json.dumps(gateway.revisions.get(current=True).resources)
+    text = revisions.text_of(gateway.revisions.get(current=True))
     for absent in ("rebind.test", "admin.test", "169.254.169.254", "10.1.2.3", "STRICT_DNS"):
         assert absent not in text, absent
     meta = resolved_refs(editor, "meta")

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from gateways.models import Backend, Policy
+from provisioning import revisions
 from provisioning.compile import compile_gateway
 from provisioning.desired import load_desired_state
 from provisioning.reconcile import reconcile
@@ -326,7 +327,7 @@ def test_a_reconcile_says_on_the_route_and_policy_why_an_address_is_refused(org,
     accepted = condition(editor, GW + "policies/jwt/", "Accepted")
     assert (accepted["status"], accepted["reason"]) == ("False", "Invalid")
     assert "metadata is a cloud metadata name" in accepted["message"]
-    assert "169.254.169.254" not in json.dumps(gateway.revisions.get().resources)
+    assert "169.254.169.254" not in revisions.text_of(gateway.revisions.get())
     store_unchecked("meta", ip("10.0.0.2"))  # fixed (as an older row would be, by PUT)
     stored.spec["jwt"]["providers"][0]["remoteJWKS"]["uri"] = "https://idp.example/k"
     stored.save(update_fields=["spec"])
@@ -400,15 +401,15 @@ def test_a_rollback_never_brings_back_an_address_the_policy_now_refuses(org, edi
     assert reconcile(gateway.pk).result == "created"
     editor.delete(GW + "routes/web/")
     assert reconcile(gateway.pk).result == "created"
-    first = json.loads(gateway.revisions.get(number=1).resources)
+    first = revisions.resources_of(gateway.revisions.get(number=1))
     with override_settings(GANTRY_EGRESS_DENIED_CIDRS=["10.0.0.0/8"]):
         assert len(refused_in_resources(first, current_policy())) == 1
         response = editor.post(GW + "revisions/1/rollback/")
         assert response.status_code == 202, response.content
         restored = gateway.revisions.get(current=True)
         assert restored.restored_from == 1
-        resources = json.loads(restored.resources)
+        resources = revisions.resources_of(restored)
         assert refused_in_resources(resources, current_policy()) == []
-    assert "10.0.0.1" not in restored.resources
+    assert "10.0.0.1" not in revisions.text_of(restored)
     served = json.dumps([resources["routes"], resources["listeners"]])
     assert '"direct_response": {"status": 500' in served  # the route fails closed

@@ -50,9 +50,9 @@ def test_one_query_a_poll_for_every_watched_gateway_and_one_read_per_change(
         calls["many"] += 1
         return real_many(keys)
 
-    def counted_read(key, known):
+    def counted_read(key, known, held=None):
         calls["read"] += 1
-        return real_read(key, known)
+        return real_read(key, known, held)
 
     monkeypatch.setattr(db_source, "_current_many", counted_many)
     monkeypatch.setattr(db_source, "_read", counted_read)

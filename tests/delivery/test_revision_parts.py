@@ -1,0 +1,115 @@
+"""Revisions stored per resource: a change stores only the resources it changed, every revision
+reads back as exactly the config it hashed, pruning deletes only parts no kept revision names,
+and the xDS server reads only the parts it does not hold. Parts never cross gateways."""
+
+import pytest
+
+from gateways import services
+from gateways.models import Route
+from provisioning import envoy, revisions
+from provisioning.models import ConfigPart
+from provisioning.reconcile import reconcile
+from provisioning.xds import db_source
+from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
+
+KEY = "acme/edge"
+
+
+def hosted(prefix: str, host: str) -> dict:
+    return {**route_spec(prefix), "hostnames": [host]}
+
+
+@pytest.fixture
+def big(org):
+    """A gateway with routes over three hostnames (three virtual hosts)."""
+    gateway = gateway_with_route(org.tenant)
+    for index, host in enumerate(("a.test", "b.test", "c.test")):
+        services.create_route(ACTOR, gateway, f"r{index}", hosted(f"/r{index}", host))
+    assert reconcile(gateway.pk).result == "created"
+    return gateway
+
+
+def test_a_one_route_change_stores_one_virtual_host_and_every_revision_reads_back_whole(big):
+    parts = ConfigPart.objects.filter(gateway=big)
+    before = set(parts.values_list("digest", flat=True))
+    route = Route.objects.get(gateway=big, name="r1")
+    services.patch_route_spec(ACTOR, route, hosted("/changed", "b.test"))
+    revision = reconcile(big.pk).revision
+    added = set(parts.values_list("digest", flat=True)) - before
+    assert len(added) == 1  # the virtual host of b.test, nothing else
+    (text,) = revisions.part_texts(big.pk, added).values()
+    assert '"b.test"' in text and "/changed" in text
+    for stored in big.revisions.all():
+        # The whole config, joined from its parts, is exactly what was hashed.
+        assert revisions.hash_of(revisions.text_of(stored)) == stored.content_hash
+    assert revision.size == len(revisions.text_of(revision).encode())
+
+
+def test_pruning_deletes_the_parts_no_kept_revision_names(big, settings):
+    settings.GANTRY_REVISIONS_KEEP = 2
+    route = Route.objects.get(gateway=big, name="r0")
+    for prefix in ("/v2", "/v3", "/v4"):
+        route = services.patch_route_spec(ACTOR, route, hosted(prefix, "a.test"))
+        assert reconcile(big.pk).result == "created"
+    kept = list(big.revisions.all())
+    assert [r.number for r in kept] == [4, 3]
+    named = set().union(*(revisions.digests(r.manifest) for r in kept))
+    assert set(ConfigPart.objects.filter(gateway=big).values_list("digest", flat=True)) == named
+    for revision in kept:
+        assert revisions.hash_of(revisions.text_of(revision)) == revision.content_hash
+
+
+def test_a_rejected_revision_keeps_its_parts_until_it_is_pruned(big, monkeypatch):
+    monkeypatch.setattr(envoy, "validate", lambda resources, **_: envoy.Validation(False, "no"))
+    route = Route.objects.get(gateway=big, name="r2")
+    services.patch_route_spec(ACTOR, route, hosted("/refused", "c.test"))
+    rejected = reconcile(big.pk).revision
+    assert rejected.state == "rejected"
+    assert "/refused" in revisions.text_of(rejected)  # what Envoy refused stays readable
+
+
+def test_equal_configs_of_two_tenants_share_no_part(org, other_org):
+    mine = gateway_with_route(org.tenant)
+    theirs = gateway_with_route(other_org.tenant)
+    reconcile(mine.pk)
+    reconcile(theirs.pk)
+    own = revisions.digests(mine.revisions.get().manifest)
+    other = revisions.digests(theirs.revisions.get().manifest)
+    assert ConfigPart.objects.filter(gateway=mine).count() == len(own)
+    # A manifest naming another gateway's part (a forged or corrupted row) reads nothing of it.
+    revision = mine.revisions.get()
+    revision.manifest = {**revision.manifest, "clusters": sorted(other - own)}
+    with pytest.raises(revisions.Incomplete):
+        revisions.text_of(revision)
+    ConfigPart.objects.filter(gateway=theirs).delete()
+    assert revisions.hash_of(revisions.text_of(mine.revisions.get())) == (
+        mine.revisions.get().content_hash
+    )
+
+
+def test_the_xds_server_reads_only_the_parts_it_does_not_hold(big, monkeypatch):
+    content_hash, resources, held = db_source._read(KEY, None, {})
+    assert resources.routes and held.keys() == revisions.digests(big.revisions.get().manifest)
+    route = Route.objects.get(gateway=big, name="r1")
+    services.patch_route_spec(ACTOR, route, hosted("/next", "b.test"))
+    reconcile(big.pk)
+    asked: list[set] = []
+    real = revisions.part_texts
+
+    def counted(gateway_id, wanted):
+        asked.append(set(wanted))
+        return real(gateway_id, wanted)
+
+    monkeypatch.setattr(revisions, "part_texts", counted)
+    new_hash, changed, parts = db_source._read(KEY, content_hash, held)
+    assert new_hash != content_hash and [len(wanted) for wanted in asked] == [1]
+    # Unchanged virtual hosts are the very objects held (the snapshot reuses their encoding).
+    (config,) = changed.routes
+    (old_config,) = resources.routes
+    same = [
+        new for new, old in zip(config["virtual_hosts"], old_config["virtual_hosts"], strict=True)
+        if new is old
+    ]  # fmt: skip
+    assert len(same) == len(config["virtual_hosts"]) - 1
+    assert '"/next"' in revisions.canonical_json(changed.as_dict())
+    assert revisions.hash_of(revisions.canonical_json(changed.as_dict())) == new_hash
