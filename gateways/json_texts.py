@@ -1,5 +1,6 @@
 """Reading the JSON columns of many rows fast: per process, what each text last read for a
-gateway decoded to.
+gateway decoded to (``decoder``), or what each route spec of a digest decoded to
+(``route_specs``: the spec is not even read when its digest is known).
 
 A gateway with 10,000 routes made every route write and every reconcile decode 10,000 specs
 (and statuses) again, most of their time. The database returns a column's JSON text
@@ -45,6 +46,41 @@ class Decoder:
 
 def decoder(purpose: str, gateway_id: int, decode: Callable[[str], Any] = json.loads) -> Decoder:
     return Decoder((purpose, gateway_id), decode)
+
+
+def route_specs(purpose: str, gateway_id: int, rows: list[tuple[int, str]],
+                decode: Callable[[str], Any] = json.loads) -> dict[int, Any]:  # fmt: skip
+    """Route pk → ``decode(its spec's JSON text)``, for ``rows`` of (pk, ``spec_digest``) of
+    one gateway's routes: only the specs of digests this process has not decoded for
+    (``purpose``, gateway) are read from the database (one query). A reconcile of a gateway of
+    10,000 routes after a one-route change reads one spec, not 10,000 (casting them to text
+    was most of the load)."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    from gateways.models import Route
+
+    key = (purpose, gateway_id)
+    known = _decoded.get(key, {})
+    missing = [pk for pk, digest in rows if digest not in known]
+    by_pk: dict[int, Any] = {}
+    if missing:
+        fetched = Route.objects.filter(pk__in=missing).values_list(
+            "pk", "spec_digest", Cast("spec", TextField())
+        )
+        for pk, digest, text in fetched:
+            if digest not in known:
+                known[digest] = decode(text)
+            by_pk[pk] = known[digest]
+    seen: dict[str, Any] = {}
+    found: dict[int, Any] = {}
+    for pk, digest in rows:
+        # A row rewritten between the two reads (by a writer without the gateway's lock)
+        # has the spec read second.
+        value = by_pk[pk] if pk in by_pk else known[digest]
+        seen[digest] = found[pk] = value
+    _decoded.put(key, seen)
+    return found
 
 
 def forget() -> None:

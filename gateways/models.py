@@ -77,6 +77,21 @@ class Backend(SpecResource):
         return f"{self.tenant.slug}/{self.name}"
 
 
+class JsonDigest(models.Func):
+    """SHA-256 (hex) of a JSON column's text, as the database writes it: PostgreSQL's
+    ``jsonb`` text is canonical, so equal specs have equal digests (SQLite's ``SHA256`` is
+    the function Django registers on every connection)."""
+
+    output_field = models.CharField(max_length=64)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        # SHA-256 of the UTF-8 text (gateways/migrations/0009_route_spec_digest.py).
+        return self.as_sql(compiler, connection, function="gantry_json_digest", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, function="SHA256", **extra)
+
+
 class Route(SpecResource):
     """An HTTP route of one gateway; ``spec`` is a Gateway API HTTPRoute spec.
 
@@ -95,6 +110,12 @@ class Route(SpecResource):
     # (docs/tcp-tls.md). Names are unique per gateway whatever the kind, and the route quota
     # counts every kind. The kind never changes.
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.HTTP)
+    # The spec's digest, computed by the database on every write whatever writes it: a
+    # reconcile reads the specs of a big gateway's changed routes only (``provisioning.desired``).
+    spec_digest = models.GeneratedField(
+        expression=JsonDigest("spec"), output_field=models.CharField(max_length=64),
+        db_persist=True,
+    )  # fmt: skip
 
     class Meta:
         ordering = ["gateway", "name"]

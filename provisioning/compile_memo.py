@@ -5,8 +5,9 @@ On a gateway with 10,000 routes a one-route change rebuilt 20,000 IR routes and 
 routes (about 2 s); with this it rebuilds one route and its virtual host. Three layers, each
 reused only when its inputs are the very ones it was built from:
 
-- a route's IR routes on a listener: when the stored route (name, kind, spec) is equal and at
-  the same place among the gateway's routes (its index orders equal-precedence routes);
+- a route's domains on a listener and its IR routes there: when the stored route (name, kind,
+  spec) is equal and at the same place among the gateway's routes (its index orders
+  equal-precedence routes);
 - a virtual host's IR (its routes in precedence order): when it is made of the same IR routes;
 - a virtual host's Envoy config: when it is the same IR virtual host, with the same
   rate-limit-headers setting of its listener.
@@ -50,16 +51,19 @@ class CompileMemo:
     def finish(self) -> None:
         self._old, self._new = self._new, {}
 
-    def route(self, listener: str, route: dict, index: int, build):
-        """The IR routes of ``route`` on ``listener``: ``build()``'s, or the last compile's."""
+    def route(self, listener: str, route: dict, index: int, place, build) -> tuple:
+        """(domains, is gRPC, IR routes) of ``route`` on ``listener``: ``place()``'s domains
+        there (none: not on it) and gRPC flag, and ``build()``'s IR routes; or the last
+        compile's."""
         key = ("route", listener, route["name"])
         found = self._old.get(key)
         if found is not None and found[1] == index and (found[0] is route or found[0] == route):
-            built = found[2]
+            placed = found[2]
         else:
-            built = tuple(build())
-        self._new[key] = (route, index, built)
-        return built
+            domains, grpc = place()
+            placed = (domains, grpc, tuple(build()) if domains else ())
+        self._new[key] = (route, index, placed)
+        return placed
 
     def virtual_host(self, listener: str, domain: str, parts: tuple, build):
         """The IR virtual host of ``domain`` made of ``parts`` (each a route's IR routes)."""

@@ -14,7 +14,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
-from gateways.json_texts import decoder
+from gateways.json_texts import route_specs
 from gateways.models import Backend, Certificate, Credential, Gateway
 from provisioning import oidc_discovery, pinned_dns
 from provisioning.ir.build import DesiredState
@@ -114,26 +114,27 @@ class StoredRoute(NamedTuple):
     backends: frozenset[str] = frozenset()  # the backends it sends or mirrors to
 
 
-def _decode(text: str) -> dict:
-    return json.loads(text)
+def _decode(text: str) -> tuple[dict, frozenset[str]]:
+    """A spec, and the backends it sends or mirrors to."""
+    spec = json.loads(text)
+    return spec, frozenset(_backend_names([{"spec": spec}]))
 
 
 def route_rows(gateway: Gateway) -> list[StoredRoute]:
-    """The gateway's routes, oldest first. Specs come as the database's JSON text and are
-    decoded once per distinct text (``gateways.json_texts``; shared, never changed in place)."""
-    rows = gateway.routes.order_by("created_at", "name").values_list(
-        "pk", "name", "kind", Cast("spec", TextField()), Cast("status", TextField())
+    """The gateway's routes, oldest first. A spec is read and decoded only when this process
+    has not decoded one of its digest (``Route.spec_digest``, computed by the database on
+    every write, ``gateways.json_texts.route_specs``); specs are shared, never changed in
+    place."""
+    rows = list(
+        gateway.routes.order_by("created_at", "name").values_list(
+            "pk", "name", "kind", "spec_digest", Cast("status", TextField())
+        )
     )
-    spec_of = decoder("spec", gateway.pk, lambda text: _decode(text))
-    backends_of = decoder(
-        "spec:backends",
-        gateway.pk,
-        lambda text: frozenset(_backend_names([{"spec": spec_of(text)}])),
-    )
-    result = [StoredRoute(pk, name, kind, spec_of(text), status or "", backends_of(text))
-              for pk, name, kind, text, status in rows]  # fmt: skip
-    spec_of.keep()
-    backends_of.keep()
+    specs = route_specs("spec", gateway.pk, [(row[0], row[3]) for row in rows], _decode)
+    result = []
+    for pk, name, kind, _, status in rows:
+        spec, backends = specs[pk]
+        result.append(StoredRoute(pk, name, kind, spec, status or "", backends))
     return result
 
 

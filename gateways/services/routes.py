@@ -131,27 +131,28 @@ def refresh_conflicts(gateway: Gateway) -> None:
     """
     # HTTPRoutes among themselves: a GRPCRoute's matches (service and method) are never
     # compared to paths. TCPRoutes and TLSRoutes claim listeners and SNI names.
-    # Rows as JSON text, each distinct text decoded once per process (gateways.json_texts):
-    # on a gateway of 10,000 routes, decoding every spec and status took most of a write.
+    # Specs by digest, each read and decoded once per process (gateways.json_texts), statuses
+    # as JSON text decoded once per distinct text: on a gateway of 10,000 routes, reading
+    # and decoding every spec and status took most of a write.
     found = Route.objects.filter(gateway=gateway, kind__in=CONFLICT_KINDS)
     rows = found.order_by("created_at", "name").values_list(
-        "pk", "name", "kind", "generation", "resource_version",
-        Cast("spec", TextField()), Cast("status", TextField()),
+        "pk", "name", "kind", "generation", "resource_version", "spec_digest",
+        Cast("status", TextField()),
     )  # fmt: skip
-    # Purposes of their own: a decoder keeps only what its read used (the reconcile's decoder
-    # of specs must not lose the specs this read never needed).
-    spec_of = json_texts.decoder("conflicts:spec", gateway.pk)
+    # Purposes of their own: a cache keeps only what its read used (the reconcile's specs
+    # must not lose the ones this read never needed).
     status_of = json_texts.decoder("conflicts:status", gateway.pk)
-    claims_of = json_texts.decoder(
-        "conflicts:claims", gateway.pk, lambda text: claims(json.loads(text))
+    routes = [(pk, name, kind, generation, version, digest, status_of(status))
+              for pk, name, kind, generation, version, digest, status in rows]  # fmt: skip
+    http = [(pk, digest) for pk, _, kind, _, _, digest, _ in routes if kind == HTTP]
+    claims_of = json_texts.route_specs(
+        "conflicts:claims", gateway.pk, http, lambda text: claims(json.loads(text))
     )
-    routes = [(pk, name, kind, generation, version, spec, status_of(status))
-              for pk, name, kind, generation, version, spec, status in rows]  # fmt: skip
-    conflicts = find_conflicts(
-        [(name, claims_of(spec)) for _, name, kind, *_, spec, _ in routes if kind == HTTP]
-    )
-    streams = [{"name": name, "kind": kind, "spec": spec_of(spec)}
-               for _, name, kind, *_, spec, _ in routes if kind != HTTP]  # fmt: skip
+    conflicts = find_conflicts([(row[1], claims_of[row[0]]) for row in routes if row[2] == HTTP])
+    others = [(pk, digest) for pk, _, kind, _, _, digest, _ in routes if kind != HTTP]
+    spec_of = json_texts.route_specs("conflicts:spec", gateway.pk, others)
+    streams = [{"name": name, "kind": kind, "spec": spec_of[pk]}
+               for pk, name, kind, *_ in routes if kind != HTTP]  # fmt: skip
     _, lost = stream_claims(_listeners(gateway), streams)
     for pk, name, kind, generation, version, _, stored in routes:
         if kind == HTTP:
@@ -167,8 +168,7 @@ def refresh_conflicts(gateway: Gateway) -> None:
         Route.objects.filter(pk=pk).update(
             status={**stored, "conditions": conditions}, resource_version=version + 1
         )
-    for decoded in (spec_of, status_of, claims_of):
-        decoded.keep()
+    status_of.keep()
 
 
 def _lock(route: Route, expected: int | None) -> Route:

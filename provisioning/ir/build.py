@@ -355,6 +355,15 @@ def _http_routes(state, route: dict, index: int, spec: dict, plan: PolicyPlan | 
     return routes if plan is None else plan.apply(routes, spec["name"], route)
 
 
+def _placement(listener: dict, route: dict) -> tuple[tuple[str, ...], bool]:
+    """The domains ``route`` gets on ``listener`` (none when it is not attached there), and
+    whether it is a GRPCRoute."""
+    if not _attached(route, listener) or not allows(listener, route.get("kind", "HTTPRoute")):
+        return (), False
+    domains = hostnames.intersect(listener.get("hostname"), route["spec"].get("hostnames", []))
+    return tuple(domains), grpc.is_grpc(route)
+
+
 def _virtual_host(name: str, domain: str, parts, grpc_here: bool) -> VirtualHost:
     ordered = tuple(sorted((r for part in parts for r in part), key=precedence))
     if grpc_here:
@@ -381,17 +390,13 @@ def build_listener(
     by_domain: dict[str, list[tuple[Route, ...]]] = {}
     grpc_domains: set[str] = set()
     for index, route in enumerate(state.routes):
-        if not _attached(route, spec) or not allows(spec, route.get("kind", "HTTPRoute")):
-            continue
-        domains = hostnames.intersect(spec.get("hostname"), route["spec"].get("hostnames", []))
-        if not domains:
-            continue
-        routes = memo.route(spec["name"], route, index,
-                            lambda route=route, index=index: _http_routes(state, route, index,
-                                                                          spec, plan))  # fmt: skip
+        domains, grpc_route, routes = memo.route(
+            spec["name"], route, index, lambda route=route: _placement(spec, route),
+            lambda route=route, index=index: _http_routes(state, route, index, spec, plan),
+        )  # fmt: skip
         for domain in domains:
             by_domain.setdefault(domain, []).append(routes)
-            if grpc.is_grpc(route):
+            if grpc_route:
                 grpc_domains.add(domain)
     vhosts = []
     for domain, parts in sorted(by_domain.items(), key=lambda kv: hostnames.specificity(kv[0])):

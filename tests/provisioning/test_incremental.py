@@ -153,9 +153,12 @@ def test_a_one_route_change_rebuilds_that_route_and_its_virtual_host_only(monkey
 def test_a_failed_compile_leaves_the_memo_as_it_was():
     memo = CompileMemo()
     memo.begin("context")
-    assert memo.route("http", {"name": "r"}, 0, lambda: ["built"]) == ("built",)
+    place = lambda: (("*",), False)  # noqa: E731
+    assert memo.route("http", {"name": "r"}, 0, place, lambda: ["built"]) == (
+        ("*",), False, ("built",),
+    )  # fmt: skip
     memo.finish()
     memo.begin("context")  # this compile fails before finishing: nothing of it is kept
-    memo.route("http", {"name": "r", "spec": 1}, 0, lambda: ["other"])
+    memo.route("http", {"name": "r", "spec": 1}, 0, place, lambda: ["other"])
     memo.begin("context")
-    assert memo.route("http", {"name": "r"}, 0, lambda: ["again"]) == ("built",)
+    assert memo.route("http", {"name": "r"}, 0, place, lambda: ["again"])[2] == ("built",)
