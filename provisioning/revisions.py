@@ -114,9 +114,10 @@ def desired_snapshot(state: DesiredState) -> dict:
 
 class _RouteTexts:
     """Per process, for the gateways stored most recently: each stored route's JSON text, by
-    its name, kind and spec (the very spec object: decoded specs are shared and never change,
-    ``gateways.json_texts``). A 10,000-route snapshot was encoded whole with every revision
-    (~100 ms); now only its changed routes are."""
+    its spec (the very spec object: decoded specs are shared and never change,
+    ``gateways.json_texts``), name and kind. A 10,000-route snapshot was encoded whole with
+    every revision (~100 ms); now only its changed routes are, and an unchanged one costs a
+    lookup."""
 
     def __init__(self):
         self._by_gateway = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
@@ -126,12 +127,13 @@ class _RouteTexts:
         seen: dict = {}
 
         def route(item: dict) -> str:
-            key = (item.get("name"), item.get("kind"), id(item.get("spec")), len(item))
-            found = known.get(key)
-            if found is None or found[0] is not item.get("spec"):
-                found = (item.get("spec"), _json(item))
-            seen[key] = found
-            return found[1]
+            spec = item.get("spec")
+            found = known.get(id(spec))
+            if not (found is not None and found[0] is spec and found[1] == item):
+                # Two routes with equal specs share the spec object: one of them is kept.
+                found = (spec, item, _json(item))
+            seen[id(spec)] = found
+            return found[2]
 
         parts = []
         for name, value in snapshot.items():
@@ -186,15 +188,22 @@ class Incomplete(GantryError):
     code = "incomplete_revision"
 
 
-def split(resources: dict, text=dumps) -> tuple[dict, dict[str, str]]:
+# Per process, for the gateways stored most recently: each part's text → its digest. A text a
+# compile memo reused is the very string of the last store, so its lookup costs nothing (the
+# string's hash is kept in it) where hashing the 2.6 MB of a big gateway's parts took ~8 ms.
+_digests = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
+
+
+def split(resources: dict, text=dumps, gateway_id=None) -> tuple[dict, dict[str, str]]:
     """(manifest, digest → canonical JSON) of compiled resources (``Resources.as_dict()``): one
     part per listener, cluster, secret, route configuration without its virtual hosts, and
     virtual host. ``text``: how a virtual host's JSON is written (a compile memo reuses the
-    text of unchanged ones)."""
+    text of unchanged ones); ``gateway_id``: whose digests of unchanged texts to reuse."""
     parts: dict[str, str] = {}
+    known = {} if gateway_id is None else _digests.get(gateway_id, {})
 
     def part(body: str) -> str:
-        digest = hash_of(body)
+        digest = known.get(body) or hash_of(body)
         parts[digest] = body
         return digest
 
@@ -210,6 +219,8 @@ def split(resources: dict, text=dumps) -> tuple[dict, dict[str, str]]:
             if "virtual_hosts" in config:
                 entry["virtual_hosts"] = [part(text(vhost)) for vhost in config["virtual_hosts"]]
             manifest[kind].append(entry)
+    if gateway_id is not None:
+        _digests.put(gateway_id, {body: digest for digest, body in parts.items()})
     return manifest, parts
 
 
@@ -395,7 +406,8 @@ def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, m
     virtual host's JSON (``split``). The caller prunes the old ones past retention (``prune``)
     once the new one is on its way."""
     size = check_size(gateway, encoded)
-    manifest, parts = split(json.loads(encoded) if resources is None else resources, text)
+    decoded = json.loads(encoded) if resources is None else resources
+    manifest, parts = split(decoded, text, gateway.pk)
     _store_parts(gateway, parts)
     latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
     if valid:  # the one current before steps down first (one current revision per gateway)
