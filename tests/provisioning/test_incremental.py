@@ -4,6 +4,7 @@ gateway's memo gives exactly what a whole compile gives, and a one-route change 
 that route and its virtual host."""
 
 import json
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -162,3 +163,19 @@ def test_a_failed_compile_leaves_the_memo_as_it_was():
     memo.route("http", {"name": "r", "spec": 1}, 0, place, lambda: ["other"])
     memo.begin("context")
     assert memo.route("http", {"name": "r"}, 0, place, lambda: ["again"])[2] == ("built",)
+
+
+def test_one_memo_never_gives_one_tenants_config_to_another():
+    """Should two gateways ever share a memo key (a worker reusing keys, a bug), the context
+    (tenant and gateway names included) differs: nothing of the first is reused."""
+    memos.forget()
+    spec = {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                       "backendRefs": [{"name": "b1"}]}]}  # fmt: skip
+    backends = {"b1": {"endpoints": [{"ip": {"address": "127.0.0.1", "port": 9}}]}}
+    mine = replace(state_of({"r0": ("HTTPRoute", spec)}, backends, [], 1), tenant="acme")
+    theirs = replace(mine, tenant="globex", gateway="web")
+    compile_gateway(mine, key="shared")
+    built = compile_gateway(theirs, key="shared")
+    assert canonical(built) == canonical(compile_gateway(theirs))
+    assert "acme" not in canonical(built)
+    memos.forget()
