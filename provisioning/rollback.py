@@ -47,7 +47,7 @@ VALIDATE_SECONDS = 30
 def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
     """Revision's desired state with the current certificates and credentials; Conflict when
     it cannot be rebuilt."""
-    snapshot = revision.desired_state or {}
+    snapshot = revisions.desired_state_of(revision)
     missing = [name for name in SNAPSHOT_FIELDS if name not in snapshot]
     if missing:
         raise Conflict(

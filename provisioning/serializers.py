@@ -48,7 +48,10 @@ class RevisionDetailSerializer(RevisionSerializer):
 
     resources = serializers.SerializerMethodField()
     resourcesOmitted = serializers.SerializerMethodField()
-    desiredState = serializers.JSONField(source="desired_state", read_only=True)
+    desiredState = serializers.SerializerMethodField()
+
+    def get_desiredState(self, revision) -> dict:  # noqa: N802 (the API's name)
+        return revisions.desired_state_of(revision)
 
     def get_resources(self, revision) -> str | None:
         try:

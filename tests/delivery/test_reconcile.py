@@ -10,6 +10,7 @@ from django.db import connection
 from gateways import services
 from gateways.models import Gateway, Route
 from provisioning import reconcile as reconcile_module
+from provisioning import revisions
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from provisioning.translate import Resources
@@ -39,7 +40,9 @@ def test_a_new_revision_only_when_the_output_changes(org):
     current = ConfigRevision.objects.get(gateway=gateway, current=True)
     assert current.number == 2
     assert (
-        current.desired_state["routes"][0]["spec"]["rules"][0]["matches"][0]["path"]["value"]
+        revisions.desired_state_of(current)["routes"][0]["spec"]["rules"][0]["matches"][0]["path"][
+            "value"
+        ]
         == "/v2"
     )
     assert GatewayOperation.objects.filter(gateway=gateway, kind="reconcile").count() == 3

@@ -36,9 +36,14 @@ def test_a_one_route_change_stores_one_virtual_host_and_every_revision_reads_bac
     services.patch_route_spec(ACTOR, route, hosted("/changed", "b.test"))
     revision = reconcile(big.pk).revision
     added = set(parts.values_list("digest", flat=True)) - before
-    assert len(added) == 1  # the virtual host of b.test, nothing else
-    (text,) = revisions.part_texts(big.pk, added).values()
+    compiled = added & revisions.digests(revision.manifest)
+    assert len(compiled) == 1  # the virtual host of b.test, nothing else
+    (text,) = revisions.part_texts(big.pk, compiled).values()
     assert '"b.test"' in text and "/changed" in text
+    # And one part of the desired state's routes: the run holding r1.
+    (desired,) = added - compiled
+    assert desired in revision.manifest[revisions.DESIRED_ROUTES]
+    assert "/changed" in revisions.part_texts(big.pk, [desired])[desired]
     for stored in big.revisions.all():
         # The whole config, joined from its parts, is exactly what was hashed.
         assert revisions.hash_of(revisions.text_of(stored)) == stored.content_hash
@@ -53,7 +58,9 @@ def test_pruning_deletes_the_parts_no_kept_revision_names(big, settings):
         assert reconcile(big.pk).result == "created"
     kept = list(big.revisions.all())
     assert [r.number for r in kept] == [4, 3]
-    named = set().union(*(revisions.digests(r.manifest) for r in kept))
+    named = set().union(
+        *(revisions.digests(r.manifest) | set(r.manifest[revisions.DESIRED_ROUTES]) for r in kept)
+    )
     assert set(ConfigPart.objects.filter(gateway=big).values_list("digest", flat=True)) == named
     for revision in kept:
         assert revisions.hash_of(revisions.text_of(revision)) == revision.content_hash
@@ -75,7 +82,8 @@ def test_equal_configs_of_two_tenants_share_no_part(org, other_org):
     reconcile(theirs.pk)
     own = revisions.digests(mine.revisions.get().manifest)
     other = revisions.digests(theirs.revisions.get().manifest)
-    assert ConfigPart.objects.filter(gateway=mine).count() == len(own)
+    desired = set(mine.revisions.get().manifest[revisions.DESIRED_ROUTES])
+    assert ConfigPart.objects.filter(gateway=mine).count() == len(own | desired)
     # A manifest naming another gateway's part (a forged or corrupted row) reads nothing of it.
     revision = mine.revisions.get()
     revision.manifest = {**revision.manifest, "clusters": sorted(other - own)}
@@ -113,3 +121,20 @@ def test_the_xds_server_reads_only_the_parts_it_does_not_hold(big, monkeypatch):
     assert len(same) == len(config["virtual_hosts"]) - 1
     assert '"/next"' in revisions.canonical_json(changed.as_dict())
     assert revisions.hash_of(revisions.canonical_json(changed.as_dict())) == new_hash
+
+
+def test_adding_a_route_to_many_writes_one_or_two_parts_of_the_desired_state(org):
+    gateway = gateway_with_route(org.tenant)
+    Route.objects.bulk_create(
+        Route(gateway=gateway, name=f"bulk-{i}", spec=route_spec(f"/b{i}")) for i in range(400)
+    )
+    first = reconcile(gateway.pk).revision
+    services.create_route(ACTOR, gateway, "added", route_spec("/added"))
+    second = reconcile(gateway.pk).revision
+    old = first.manifest[revisions.DESIRED_ROUTES]
+    new = second.manifest[revisions.DESIRED_ROUTES]
+    assert len(old) > 3  # several parts: runs of about ROUTES_PER_PART routes
+    assert 1 <= len(set(new) - set(old)) <= 2  # the run it joined (split in two at most)
+    routes = revisions.desired_state_of(second)["routes"]
+    assert [r["name"] for r in routes][-1] == "added" and len(routes) == 402
+    assert revisions.desired_state_of(first)["routes"] == routes[:-1]

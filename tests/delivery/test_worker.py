@@ -14,6 +14,7 @@ import requests
 from django.conf import settings as django_settings
 from django.db import connection
 
+from provisioning import revisions
 from provisioning.models import ConfigRevision
 from tenants.roles import Role
 from tests.delivery.helpers import BACKEND_SPEC, route_spec
@@ -34,7 +35,7 @@ def wait_for(predicate, seconds: float):
 
 def current_routes() -> list[str]:
     revision = ConfigRevision.objects.filter(gateway__name="edge", current=True).first()
-    return [r["name"] for r in revision.desired_state["routes"]] if revision else []
+    return [r["name"] for r in revisions.desired_state_of(revision)["routes"]] if revision else []
 
 
 @pytest.mark.slow
