@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db.models import TextField
+from django.db import connection
+from django.db.models import BooleanField, ExpressionWrapper, Q, TextField
 from django.db.models.functions import Cast
 
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
@@ -103,15 +104,27 @@ def oidc_providers(policies: list[dict], egress: EgressPolicy | None) -> dict[st
 
 
 class StoredRoute(NamedTuple):
-    """A route row as the compiler reads it: ``status`` is its stored JSON text (decoded only
-    by the rare reader that needs it)."""
+    """A route row as the compiler reads it: of its status, only whether it says a reference
+    is not permitted (the rare reader that rewrites it reads the row again)."""
 
     pk: int
     name: str
     kind: str
     spec: dict
-    status: str
+    ref_not_permitted: bool  # a RefNotPermitted condition in its status
     backends: frozenset[str] = frozenset()  # the backends it sends or mirrors to
+
+
+def _ref_not_permitted():
+    """Whether a route's status has a ``RefNotPermitted`` condition, computed by the database:
+    PostgreSQL tests its ``jsonb`` (casting 10,000 statuses to text took 30 ms more than the
+    whole rest of the query), SQLite searches its text (any mention: a superset). Either way
+    the route's reader checks the row again before rewriting it."""
+    if connection.vendor == "postgresql":
+        found = Q(status__contains={"conditions": [{"reason": "RefNotPermitted"}]})
+    else:
+        found = Q(status_text__contains="RefNotPermitted")
+    return ExpressionWrapper(found, output_field=BooleanField())
 
 
 def _decode(text: str) -> tuple[dict, frozenset[str]]:
@@ -125,16 +138,19 @@ def route_rows(gateway: Gateway) -> list[StoredRoute]:
     has not decoded one of its digest (``Route.spec_digest``, computed by the database on
     every write, ``gateways.json_texts.route_specs``); specs are shared, never changed in
     place."""
+    found = gateway.routes.order_by("created_at", "name")
+    if connection.vendor != "postgresql":
+        found = found.annotate(status_text=Cast("status", TextField()))
     rows = list(
-        gateway.routes.order_by("created_at", "name").values_list(
-            "pk", "name", "kind", "spec_digest", Cast("status", TextField())
+        found.annotate(flagged=_ref_not_permitted()).values_list(
+            "pk", "name", "kind", "spec_digest", "flagged"
         )
     )
     specs = route_specs("spec", gateway.pk, [(row[0], row[3]) for row in rows], _decode)
     result = []
-    for pk, name, kind, _, status in rows:
+    for pk, name, kind, _, flagged in rows:
         spec, backends = specs[pk]
-        result.append(StoredRoute(pk, name, kind, spec, status or "", backends))
+        result.append(StoredRoute(pk, name, kind, spec, bool(flagged), backends))
     return result
 
 

@@ -142,3 +142,17 @@ def test_a_reload_decodes_only_changed_specs_and_always_sees_the_stored_ones(org
     # Written behind the API's back (an SQL update, as an operator might): still seen.
     type(route).objects.filter(pk=route.pk).update(spec=spec("/e"))
     assert [r["spec"] for r in load_desired_state(gateway.pk).routes][1] == spec("/e")
+
+
+def test_route_rows_flag_the_routes_whose_status_refuses_a_reference(org):
+    gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
+    spec = {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]}
+    for name in ("plain", "refused", "mentions"):
+        services.create_route(ACTOR, gateway, name, spec)
+    routes = gateway.routes.all()
+    refused = {"type": "ResolvedRefs", "status": "False", "reason": "RefNotPermitted"}
+    routes.filter(name="refused").update(status={"conditions": [refused]})
+    other = {"type": "Accepted", "status": "True", "message": "not RefNotPermitted"}
+    routes.filter(name="mentions").update(status={"conditions": [other]})
+    flagged = {row.name: row.ref_not_permitted for row in desired.route_rows(gateway)}
+    assert flagged == {"plain": False, "refused": True, "mentions": False}
