@@ -125,6 +125,10 @@ def _ends_part(name: str) -> bool:
     return zlib.crc32(name.encode()) % ROUTES_PER_PART == 0
 
 
+def _part_of(text: str) -> tuple[str, str]:
+    return text, hash_of(text)
+
+
 class _RouteTexts:
     """The desired state's routes as parts: runs of about ``ROUTES_PER_PART`` routes, each a
     JSON array stored as a ``ConfigPart`` (the rest of the snapshot stays in the row). A
@@ -132,14 +136,14 @@ class _RouteTexts:
     compressing and writing every spec (~30 ms). Per process, for the gateways stored most
     recently: each route's JSON text by its name (unique in a gateway), reused while its
     stored route is the same (the very spec object: decoded specs are shared and never
-    change, ``gateways.json_texts``), and each part's digest by its text."""
+    change, ``gateways.json_texts``), and each part's text and digest by its routes' texts."""
 
     def __init__(self):
         self._by_gateway = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
     def encode(self, gateway_id: int, snapshot: dict) -> tuple[EncodedJSON, list, dict]:
         """(the snapshot without its routes, the digests of their parts, digest → text)."""
-        known_routes, known_digests = self._by_gateway.get(gateway_id, ({}, {}))
+        known_routes, known_runs = self._by_gateway.get(gateway_id, ({}, {}))
         seen: dict = {}
         runs: list[list[str]] = [[]]
         for item in snapshot["routes"]:
@@ -151,9 +155,14 @@ class _RouteTexts:
             runs[-1].append(found[2])
             if found[3]:
                 runs.append([])
-        texts = ["[" + ",".join(run) + "]" for run in runs if run]
-        digests = [known_digests.get(text) or hash_of(text) for text in texts]
-        self._by_gateway.put(gateway_id, (seen, dict(zip(texts, digests, strict=True))))
+        # A run of the very texts of the last store is the same part: not joined, nor hashed.
+        made = {}
+        for run in filter(None, runs):
+            key = tuple(run)
+            made[key] = known_runs.get(key) or _part_of("[" + ",".join(run) + "]")
+        texts = [text for text, _ in made.values()]
+        digests = [digest for _, digest in made.values()]
+        self._by_gateway.put(gateway_id, (seen, made))
         # "routes" stays in its place, null: a reader that skipped the parts fails loudly.
         stored = {name: None if name == "routes" else value for name, value in snapshot.items()}
         text = "{" + ",".join(f"{_json(name)}:{_json(value)}" for name, value in stored.items())
