@@ -383,8 +383,9 @@ def test_health_shows_queue_depth_and_a_live_worker(settings):
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while name not in page and time.monotonic() < deadline:
+        # A loaded machine starts a worker slowly: both must show before the deadline.
+        deadline = time.monotonic() + 90
+        while not (name in page and "0 messages waiting" in page) and (time.monotonic() < deadline):
             time.sleep(0.5)
             page = operator.get("/ops/health/").content.decode()
         assert name in page and "0 messages waiting" in page
