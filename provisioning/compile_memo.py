@@ -93,8 +93,7 @@ class CompileMemo:
         texts: dict[int, tuple[dict, str]] = {}
 
         def vhost(value: dict) -> str:
-            found = self._texts.get(id(value))
-            text = found[1] if found is not None and found[0] is value else dumps(value)
+            text = self.text(value)
             texts[id(value)] = (value, text)
             return text
 

@@ -115,16 +115,18 @@ class StoredRoute(NamedTuple):
     backends: frozenset[str] = frozenset()  # the backends it sends or mirrors to
 
 
-def _ref_not_permitted():
-    """Whether a route's status has a ``RefNotPermitted`` condition, computed by the database:
-    PostgreSQL tests its ``jsonb`` (casting 10,000 statuses to text took 30 ms more than the
-    whole rest of the query), SQLite searches its text (any mention: a superset). Either way
-    the route's reader checks the row again before rewriting it."""
+def _with_ref_not_permitted(routes):
+    """``routes`` annotated with ``flagged``: whether a route's status has a ``RefNotPermitted``
+    condition, computed by the database. PostgreSQL tests its ``jsonb`` (casting 10,000
+    statuses to text took 30 ms more than the whole rest of the query), SQLite searches its
+    text (any mention: a superset). Either way the route's reader checks the row again before
+    rewriting it."""
     if connection.vendor == "postgresql":
         found = Q(status__contains={"conditions": [{"reason": "RefNotPermitted"}]})
     else:
+        routes = routes.annotate(status_text=Cast("status", TextField()))
         found = Q(status_text__contains="RefNotPermitted")
-    return ExpressionWrapper(found, output_field=BooleanField())
+    return routes.annotate(flagged=ExpressionWrapper(found, output_field=BooleanField()))
 
 
 def _decode(text: str) -> tuple[dict, frozenset[str]]:
@@ -138,14 +140,8 @@ def route_rows(gateway: Gateway) -> list[StoredRoute]:
     has not decoded one of its digest (``Route.spec_digest``, computed by the database on
     every write, ``gateways.json_texts.route_specs``); specs are shared, never changed in
     place."""
-    found = gateway.routes.order_by("created_at", "name")
-    if connection.vendor != "postgresql":
-        found = found.annotate(status_text=Cast("status", TextField()))
-    rows = list(
-        found.annotate(flagged=_ref_not_permitted()).values_list(
-            "pk", "name", "kind", "spec_digest", "flagged"
-        )
-    )
+    found = _with_ref_not_permitted(gateway.routes.order_by("created_at", "name"))
+    rows = list(found.values_list("pk", "name", "kind", "spec_digest", "flagged"))
     specs = route_specs("spec", gateway.pk, [(row[0], row[3]) for row in rows], _decode)
     result = []
     for pk, name, kind, _, flagged in rows:

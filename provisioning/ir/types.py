@@ -593,3 +593,9 @@ class GatewayIR:
     api_keys: tuple[ApiKeyCredential, ...] = ()
     basic_auth_users: tuple[BasicAuthUser, ...] = ()
     rate_limit_service: RateLimitService | None = None
+
+    def filter_routes(self) -> list[Route]:
+        """Every listener's routes the HTTP filters depend on (``VirtualHost.filter_routes``):
+        the translators of filters and of the clusters they call read only these."""
+        return [r for lst in self.listeners for vhost in lst.virtual_hosts
+                for r in vhost.filter_routes]  # fmt: skip

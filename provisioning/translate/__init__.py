@@ -39,12 +39,6 @@ HTTP_FILTERS = (
 )  # fmt: skip
 
 
-def filter_routes(ir: GatewayIR) -> list:
-    """The routes of every listener that HTTP filters depend on (``VirtualHost.filter_routes``):
-    the translators of filters and of the clusters they call read only these."""
-    return [r for lst in ir.listeners for vhost in lst.virtual_hosts for r in vhost.filter_routes]
-
-
 def _http_filters(ir: GatewayIR, routes: list) -> tuple[dict, ...]:
     """``routes``: the listener's ``filter_routes`` (translators read only those fields)."""
     filters: list[dict] = []
@@ -127,6 +121,6 @@ def translate(
     clusters = tuple(envoy_cluster(c) for c in ir.clusters if c.name in used)
     clusters += tuple(envoy_cluster(c) for c in jwt_authn.clusters(ir) if c.name not in used)
     clusters += tuple(envoy_cluster(c) for c in oauth2.clusters(ir) if c.name not in used)
-    platform = global_rate_limit.cluster(ir, filter_routes(ir))
+    platform = global_rate_limit.cluster(ir, ir.filter_routes())
     clusters += (platform,) if platform else ()
     return Resources(tuple(listeners), tuple(routes), clusters, oauth2.secrets(ir))

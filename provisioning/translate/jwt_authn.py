@@ -115,19 +115,17 @@ def route_config(route: Route, envoy: dict) -> None:
 def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
     """A cluster for the host of each remote JWKS the gateway's routes use."""
     found: dict[str, Cluster] = {}
-    for listener in ir.listeners:
-        for vhost in listener.virtual_hosts:
-            for route in vhost.filter_routes:
-                for provider in route.jwt.providers if route.jwt else ():
-                    if not provider.jwks_uri:
-                        continue
-                    scheme, host, port = _origin(provider.jwks_uri)
-                    name = jwks_cluster_name(_tenant(ir), provider.jwks_uri)
-                    found[name] = Cluster(
-                        name=name, kind="static" if is_ip(host) else "dns",
-                        endpoints=(Endpoint(host, port),), tls=scheme == "https",
-                        tls_sni=None if is_ip(host) or scheme != "https" else host,
-                    )  # fmt: skip
+    for route in ir.filter_routes():
+        for provider in route.jwt.providers if route.jwt else ():
+            if not provider.jwks_uri:
+                continue
+            scheme, host, port = _origin(provider.jwks_uri)
+            name = jwks_cluster_name(_tenant(ir), provider.jwks_uri)
+            found[name] = Cluster(
+                name=name, kind="static" if is_ip(host) else "dns",
+                endpoints=(Endpoint(host, port),), tls=scheme == "https",
+                tls_sni=None if is_ip(host) or scheme != "https" else host,
+            )  # fmt: skip
     return tuple(found[name] for name in sorted(found))
 
 

@@ -110,11 +110,7 @@ def route_config(route: Route, envoy: dict) -> None:
 
 
 def _all(ir: GatewayIR) -> dict[str, Oidc]:
-    found: dict[str, Oidc] = {}
-    for listener in ir.listeners:
-        for vhost in listener.virtual_hosts:
-            found.update(_by_policy(list(vhost.filter_routes)))
-    return found
+    return _by_policy(ir.filter_routes())
 
 
 def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
