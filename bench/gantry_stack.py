@@ -67,6 +67,24 @@ class Upstream:
         self.server.server_close()
 
 
+class UpstreamProcess:
+    """``Upstream`` in a process of its own: a backend that shares an interpreter with the
+    worker answers late whenever the reconcile holds the interpreter lock."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--upstream"], stdout=subprocess.PIPE, text=True
+        )
+        self.port = int(self.process.stdout.readline())
+
+    def backend(self) -> dict:
+        return {"endpoints": [{"ip": {"address": "127.0.0.1", "port": self.port}}]}
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 def _fresh_database(url: str) -> tuple[str, str]:
     """A new database next to the one ``url`` names: (its URL, its name)."""
     import psycopg
@@ -228,3 +246,8 @@ def parse_time(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(re.sub(r"Z$", "+00:00", text)).timestamp()
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--upstream"]:
+    print(Upstream().port, flush=True)
+    threading.Event().wait()

@@ -6,9 +6,10 @@ reconcile, and the bytes the xDS server sends for the change against the whole s
         [--routes 10000] [--changes 5] [--xds process|inline]
 
 On a fresh PostgreSQL database: a gateway with ``--routes`` HTTPRoutes over 100 hostnames
-(two rules each, 50 backends, all answered by one local upstream), the real xDS server (Redis
-notifications; ``manage.py xds_server`` in a process of its own, as in production, or with
-``--xds inline`` on an event loop of this process) and a real Envoy on it (Delta xDS). Each
+(two rules each, 50 backends, all answered by one local upstream, in a process of its own),
+the real xDS server (Redis notifications; ``manage.py xds_server`` in a process of its own, as
+in production, or with ``--xds inline`` on an event loop of this process) and a real Envoy on
+it (Delta xDS). Each
 change sets a response header on one route through the services, then runs the reconcile as
 a worker does (compile, warm-Envoy validation, store, announce) while a client in a process of
 its own polls that route's URL (a millisecond apart; in one process with the reconcile, the
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from gantry_stack import Upstream, _drop_database, _fresh_database  # noqa: E402
+from gantry_stack import UpstreamProcess, _drop_database, _fresh_database  # noqa: E402
 from route_specs import route_spec as compile_route_spec  # noqa: E402
 
 
@@ -99,7 +100,7 @@ def run(count: int, changes: int, mode: str = "process") -> int:
     settings.GANTRY_LOCAL_PORT_RANGE = "61000-61999"
     call_command("migrate", verbosity=0)
     tasks.send_reconcile = lambda *args, **kwargs: None  # the bench runs each reconcile itself
-    upstream = Upstream()
+    upstream = UpstreamProcess()
     tenant = make_org("acme").tenant  # the key DatabaseXds serves: acme/edge
     gateway = services.create_gateway(ACTOR, tenant, "edge", {})
     for i in range(50):

@@ -26,6 +26,7 @@ from provisioning.translate.types import (
     SECRET,
     VIRTUAL_HOST,
 )
+from provisioning.xds import route_bytes
 
 # The generated modules of every type compiled resources name in "@type" (top level and nested
 # typed_config): importing them registers those types in the default descriptor pool, where
@@ -126,6 +127,14 @@ def to_message(resource: dict) -> message.Message:
 
 
 def to_any(resource: dict) -> any_pb2.Any:
+    """``resource`` packed; route configurations and virtual hosts route by route
+    (``route_bytes``: a changed virtual host parses only its changed routes)."""
+    type_url = resource.get("@type")
+    if type_url in route_bytes.TYPES:
+        try:
+            return any_pb2.Any(type_url=type_url, value=route_bytes.encode(resource))
+        except route_bytes.ParseError as error:
+            raise ResourceError(f"{type_url} {resource.get('name')!r}: {error}") from error
     packed = any_pb2.Any()
     packed.Pack(to_message(resource))
     return packed
