@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Q, TextField
 from django.db.models.functions import Cast
 
+from config.recent import RecentlyUsed
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
 from gateways.json_texts import route_specs
 from gateways.models import Backend, Certificate, Credential, Gateway
@@ -135,19 +136,48 @@ def _decode(text: str) -> tuple[dict, frozenset[str]]:
     return spec, frozenset(_backend_names([{"spec": spec}]))
 
 
-def route_rows(gateway: Gateway) -> list[StoredRoute]:
-    """The gateway's routes, oldest first. A spec is read and decoded only when this process
-    has not decoded one of its digest (``Route.spec_digest``, computed by the database on
-    every write, ``gateways.json_texts.route_specs``); specs are shared, never changed in
-    place."""
+class _Loaded(NamedTuple):
+    stored: StoredRoute
+    entry: dict  # the route as the compiler takes it (name, spec, kind)
+
+
+# Per process, for the GANTRY_INCREMENTAL_GATEWAYS gateways loaded most recently: each route
+# row last loaded, by everything the load reads of it (its spec by digest). Values are shared
+# between loads, never changed in place.
+_loaded = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
+
+
+def _route_loads(gateway: Gateway) -> list[_Loaded]:
+    """The gateway's routes, oldest first. Only rows this process has not loaded as they are
+    now are made again, and only their specs are read and decoded (``Route.spec_digest``,
+    computed by the database on every write; ``gateways.json_texts.route_specs``). A reconcile
+    after a one-route change on a gateway of 10,000 routes makes one route, not 10,000."""
     found = _with_ref_not_permitted(gateway.routes.order_by("created_at", "name"))
     rows = list(found.values_list("pk", "name", "kind", "spec_digest", "flagged"))
-    specs = route_specs("spec", gateway.pk, [(row[0], row[3]) for row in rows], _decode)
-    result = []
-    for pk, name, kind, _, flagged in rows:
-        spec, backends = specs[pk]
-        result.append(StoredRoute(pk, name, kind, spec, bool(flagged), backends))
-    return result
+    known = _loaded.get(gateway.pk, {})
+    missing = [(row[0], row[3]) for row in rows if row not in known]
+    specs = route_specs("spec", gateway.pk, missing, _decode) if missing else {}
+    current: dict[tuple, _Loaded] = {}
+    for row in rows:
+        loaded = known.get(row)
+        if loaded is None:
+            pk, name, kind, _, flagged = row
+            spec, backends = specs[pk]
+            stored = StoredRoute(pk, name, kind, spec, bool(flagged), backends)
+            loaded = _Loaded(stored, {"name": name, "spec": spec, "kind": kind})
+        current[row] = loaded
+    _loaded.put(gateway.pk, current)
+    return list(current.values())
+
+
+def route_rows(gateway: Gateway) -> list[StoredRoute]:
+    """The gateway's routes, oldest first (``_route_loads``)."""
+    return [loaded.stored for loaded in _route_loads(gateway)]
+
+
+def forget() -> None:
+    """Drops what this process loaded (tests that compare with a fresh process)."""
+    _loaded.clear()
 
 
 def load_desired_state(
@@ -158,16 +188,17 @@ def load_desired_state(
     (``routes``, ``policies``), for a caller that also writes their statuses."""
     if gateway is None:
         gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
-    stored = route_rows(gateway)
+    loads = _route_loads(gateway)
+    stored = [loaded.stored for loaded in loads]
     policy_rows = list(gateway.policies.order_by("created_at", "name"))
     if rows is not None:
         rows.update(routes=stored, policies=policy_rows)
-    routes = [{"name": route.name, "spec": route.spec, "kind": route.kind} for route in stored]
+    routes = [loaded.entry for loaded in loads]
     policies = [
         {"name": policy.name, "kind": policy.kind, "spec": policy.spec} for policy in policy_rows
     ]
     # The backends its routes use, and the authorization services its policies name.
-    wanted = set().union(*(route.backends for route in stored)) | {
+    wanted = set().union(*{route.backends for route in stored}) | {
         name for policy in policies for _, name in named_backends(policy["spec"])
     }
     backends = {

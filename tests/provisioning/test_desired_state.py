@@ -156,3 +156,31 @@ def test_route_rows_flag_the_routes_whose_status_refuses_a_reference(org):
     routes.filter(name="mentions").update(status={"conditions": [other]})
     flagged = {row.name: row.ref_not_permitted for row in desired.route_rows(gateway)}
     assert flagged == {"plain": False, "refused": True, "mentions": False}
+
+
+def test_a_reload_remakes_only_changed_rows_and_equals_a_fresh_processs_load(org):
+    """Renamed, re-flagged, deleted and added routes show in the next load as a process that
+    never loaded the gateway sees them; unchanged rows come back as the very same objects."""
+    from gateways import json_texts
+
+    gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
+    spec = {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]}
+    for name in ("a", "b", "c", "d"):
+        services.create_route(ACTOR, gateway, name, spec)
+    before = {row.name: row for row in desired.route_rows(gateway)}
+    routes = gateway.routes.all()
+    routes.filter(name="a").update(name="a2")  # behind the services' back, as SQL might
+    refused = {"type": "ResolvedRefs", "status": "False", "reason": "RefNotPermitted"}
+    routes.filter(name="b").update(status={"conditions": [refused]})
+    services.delete_route(ACTOR, routes.get(name="c"))
+    services.create_route(ACTOR, gateway, "e", spec)
+    after = desired.route_rows(gateway)
+    assert after[[row.name for row in after].index("d")] is before["d"]
+    loaded = load_desired_state(gateway.pk).routes
+    desired.forget()
+    json_texts.forget()
+    assert after == desired.route_rows(gateway)
+    assert loaded == load_desired_state(gateway.pk).routes
+    assert [(row.name, row.ref_not_permitted) for row in after] == [
+        ("a2", False), ("b", True), ("d", False), ("e", False)
+    ]  # fmt: skip
