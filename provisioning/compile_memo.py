@@ -29,7 +29,7 @@ Memos are kept per process for the ``GANTRY_INCREMENTAL_GATEWAYS`` gateways comp
 from django.conf import settings
 
 from config.recent import RecentlyUsed
-from provisioning.canonical_json import array_text, dumps, object_text
+from provisioning.canonical_json import dumps
 
 
 class CompileMemo:
@@ -87,26 +87,18 @@ class CompileMemo:
         self._new[key] = (vhost, flag, built)
         return built
 
-    def canonical_json(self, resources) -> str:
-        """``revisions.canonical_json(resources.as_dict())``, with the text of each virtual
-        host the last call wrote reused (the same dict object: compiled output never changes)."""
+    def keep_texts(self, resources) -> None:
+        """Keeps the canonical JSON of each virtual host of ``resources`` (for ``text``),
+        reusing the text the last call kept for the same dict object (compiled output never
+        changes): a one-route change writes one virtual host's text."""
         texts: dict[int, tuple[dict, str]] = {}
-
-        def vhost(value: dict) -> str:
-            text = self.text(value)
-            texts[id(value)] = (value, text)
-            return text
-
-        def config(value: dict) -> str:
-            return object_text(value, {"virtual_hosts": lambda hosts: array_text(hosts, vhost)})
-
-        data = resources.as_dict()
-        text = object_text(data, {"routes": lambda configs: array_text(configs, config)})
+        for config in resources.routes:
+            for vhost in config.get("virtual_hosts", ()):
+                texts[id(vhost)] = (vhost, self.text(vhost))
         self._texts = texts
-        return text
 
     def text(self, value: dict) -> str:
-        """The canonical JSON of a virtual host, as the last ``canonical_json`` wrote it."""
+        """The canonical JSON of a virtual host, as ``keep_texts`` kept it."""
         found = self._texts.get(id(value))
         return found[1] if found is not None and found[0] is value else dumps(value)
 

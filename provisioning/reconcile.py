@@ -114,15 +114,13 @@ def compile_for(gateway: Gateway, state):
                            key=gateway.pk)  # fmt: skip
 
 
-def _store(gateway: Gateway, resources, encoded: str, state, actor: str, watch) -> ConfigRevision:
+def _store(gateway: Gateway, resources, made, state, actor: str, watch) -> ConfigRevision:
     validation = envoy.validate(resources, key=gateway.pk)
     watch.lap("validate")
-    memo = memos.get(gateway.pk)
     return revisions.store(
-        gateway, encoded, state, valid=validation.ok,
+        gateway, made, state, valid=validation.ok,
         message="" if validation.ok else validation.message, actor=actor,
-        requested_at=watch.requested_at, resources=resources.as_dict(),
-        text=revisions.canonical_json if memo is None else memo.text,
+        requested_at=watch.requested_at,
     )  # fmt: skip
 
 
@@ -160,20 +158,20 @@ def _compile_and_store(gateway: Gateway, actor: str, watch: Stopwatch) -> Outcom
     if gateway.status.get("observedGeneration") != gateway.generation:
         common.store_status(gateway, {**gateway.status, "observedGeneration": gateway.generation})
     memo = memos.get(gateway.pk)
-    if memo is None:
-        encoded = revisions.canonical_json(resources.as_dict())
-    else:
-        encoded = memo.canonical_json(resources)  # unchanged virtual hosts' text reused
-    digest = revisions.hash_of(encoded)
+    text = revisions.canonical_json
+    if memo is not None:
+        memo.keep_texts(resources)  # unchanged virtual hosts' text reused
+        text = memo.text
+    made = revisions.compiled(resources.as_dict(), text, gateway.pk)
     watch.lap("compile")
     latest = revisions.latest_compiled(gateway)
-    if latest is not None and latest.content_hash == digest:
+    if latest is not None and latest.content_hash == made.content_hash:
         return Outcome("unchanged", latest, f"no change (latest revision {latest.number})")
     try:
-        revisions.check_size(gateway, encoded)
+        revisions.check_size(gateway, made.size)
     except revisions.TooLarge as error:
         return Outcome("failed", message=error.message)
-    revision = _store(gateway, resources, encoded, state, actor, watch)
+    revision = _store(gateway, resources, made, state, actor, watch)
     if revision.state == ConfigRevision.State.VALID:
         return Outcome("created", revision, f"revision {revision.number} is valid")
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")

@@ -16,6 +16,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import fields
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -58,9 +59,9 @@ def canonical_json(value) -> str:
 
 
 def content_hash(resources: Resources) -> str:
-    """The hash of the canonical JSON of the compiled resources (secrets included: rotating a
-    key is a change)."""
-    return hash_of(canonical_json(resources.as_dict()))
+    """A revision's hash of compiled resources (secrets included: rotating a key is a
+    change): ``compiled(...).content_hash``."""
+    return compiled(resources.as_dict()).content_hash
 
 
 def hash_of(encoded: str) -> str:
@@ -214,23 +215,27 @@ class Incomplete(GantryError):
     code = "incomplete_revision"
 
 
-# Per process, for the gateways stored most recently: each part's text → its digest. A text a
+# Per process, for the gateways stored most recently: each part's text → (its digest, its size
+# in bytes). A text a
 # compile memo reused is the very string of the last store, so its lookup costs nothing (the
 # string's hash is kept in it) where hashing the 2.6 MB of a big gateway's parts took ~8 ms.
 _digests = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
 
-def split(resources: dict, text=dumps, gateway_id=None) -> tuple[dict, dict[str, str]]:
-    """(manifest, digest → canonical JSON) of compiled resources (``Resources.as_dict()``): one
-    part per listener, cluster, secret, route configuration without its virtual hosts, and
-    virtual host. ``text``: how a virtual host's JSON is written (a compile memo reuses the
-    text of unchanged ones); ``gateway_id``: whose digests of unchanged texts to reuse."""
+def split(resources: dict, text=dumps, gateway_id=None) -> tuple[dict, dict[str, str], dict]:
+    """(manifest, digest → canonical JSON, digest → its size in bytes) of compiled resources
+    (``Resources.as_dict()``): one part per listener, cluster, secret, route configuration
+    without its virtual hosts, and virtual host. ``text``: how a virtual host's JSON is
+    written (a compile memo reuses the text of unchanged ones); ``gateway_id``: whose digests
+    of unchanged texts to reuse."""
     parts: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     known = {} if gateway_id is None else _digests.get(gateway_id, {})
 
     def part(body: str) -> str:
-        digest = known.get(body) or hash_of(body)
-        parts[digest] = body
+        found = known.get(body)
+        digest, size = found if found is not None else (hash_of(body), len(body.encode()))
+        parts[digest], sizes[digest] = body, size
         return digest
 
     manifest: dict = {}
@@ -246,8 +251,47 @@ def split(resources: dict, text=dumps, gateway_id=None) -> tuple[dict, dict[str,
                 entry["virtual_hosts"] = [part(text(vhost)) for vhost in config["virtual_hosts"]]
             manifest[kind].append(entry)
     if gateway_id is not None:
-        _digests.put(gateway_id, {body: digest for digest, body in parts.items()})
-    return manifest, parts
+        _digests.put(gateway_id, {body: (d, sizes[d]) for d, body in parts.items()})
+    return manifest, parts, sizes
+
+
+class Compiled(NamedTuple):
+    """Compiled resources as a revision stores them."""
+
+    manifest: dict  # the parts by digest (``split``)
+    parts: dict[str, str]  # digest → canonical JSON
+    size: int  # bytes of the whole config's canonical JSON (``joined_text``)
+    content_hash: str
+
+
+def manifest_hash(manifest: dict) -> str:
+    """A revision's ``content_hash``: the keyed HMAC of its compiled resources' manifest. Each
+    part's digest is the keyed HMAC of its canonical JSON, so the hash changes exactly when
+    the config does, without hashing the whole config's text (2.6 MB at 10,000 routes) on
+    every change."""
+    return hash_of(dumps(_resources(manifest)))
+
+
+def _whole_size(manifest: dict, parts: dict[str, str], sizes: dict[str, int]) -> int:
+    """The byte length of ``joined_text(manifest, parts)``, without writing it: the text of
+    the manifest's skeleton (the route configurations' shells as they are, every other part
+    empty) plus the sizes of the parts left out."""
+    skeleton = dict.fromkeys(parts, "")
+    left_out = 0
+    for kind, entries in _resources(manifest).items():
+        for entry in entries:
+            if kind != "routes":
+                left_out += sizes[entry]
+                continue
+            skeleton[entry["config"]] = parts[entry["config"]]
+            left_out += sum(sizes[d] for d in entry.get("virtual_hosts", ()))
+    return len(joined_text(manifest, skeleton).encode()) + left_out
+
+
+def compiled(resources: dict, text=dumps, gateway_id=None) -> Compiled:
+    """``resources`` (``Resources.as_dict()``) split into parts, with their size and hash."""
+    manifest, parts, sizes = split(resources, text, gateway_id)
+    return Compiled(manifest, parts, _whole_size(manifest, parts, sizes), manifest_hash(manifest))
 
 
 def _resources(manifest: dict) -> dict:
@@ -427,9 +471,9 @@ def latest_compiled(gateway: Gateway) -> ConfigRevision | None:
     )
 
 
-def check_size(gateway: Gateway, encoded: str) -> int:
-    """The compiled size in bytes, or TooLarge over ``GANTRY_MAX_COMPILED_BYTES``."""
-    size = len(encoded.encode())
+def check_size(gateway: Gateway, size: int) -> int:
+    """``size`` (the compiled config's, in bytes), or TooLarge over
+    ``GANTRY_MAX_COMPILED_BYTES``."""
     limit = settings.GANTRY_MAX_COMPILED_BYTES
     if size > limit:
         raise TooLarge(
@@ -440,17 +484,23 @@ def check_size(gateway: Gateway, encoded: str) -> int:
     return size
 
 
-def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, message: str,
-          actor: str, restored_from: int | None = None, requested_at=None,
-          resources: dict | None = None, text=dumps) -> ConfigRevision:  # fmt: skip
-    """Under the gateway's lock: revision n+1 from ``encoded`` (canonical JSON of the compiled
-    resources), current when valid, stored in parts (only those the gateway lacks are new).
-    ``resources``: ``encoded`` decoded, when the caller has it; ``text``: how to write a
-    virtual host's JSON (``split``). The caller prunes the old ones past retention (``prune``)
-    once the new one is on its way."""
-    size = check_size(gateway, encoded)
-    decoded = json.loads(encoded) if resources is None else resources
-    manifest, parts = split(decoded, text, gateway.pk)
+def store(
+    gateway: Gateway,
+    made: Compiled,
+    state: DesiredState,
+    *,
+    valid: bool,
+    message: str,
+    actor: str,
+    restored_from: int | None = None,
+    requested_at=None,
+) -> ConfigRevision:
+    """Under the gateway's lock: revision n+1 of the compiled resources ``made``
+    (``compiled``), current when valid, stored in parts (only those the gateway lacks are
+    new). The caller prunes the old ones past retention (``prune``) once the new one is on
+    its way."""
+    size = check_size(gateway, made.size)
+    manifest, parts = dict(made.manifest), made.parts
     desired, manifest[DESIRED_ROUTES], routes = _route_texts.encode(
         gateway.pk, desired_snapshot(state)
     )
@@ -461,7 +511,7 @@ def store(gateway: Gateway, encoded: str, state: DesiredState, *, valid: bool, m
     revision = ConfigRevision.objects.create(
         gateway=gateway,
         number=(latest or 0) + 1,
-        content_hash=hash_of(encoded),
+        content_hash=made.content_hash,
         manifest=manifest,
         size=size,
         desired_state=desired,

@@ -77,8 +77,8 @@ def restored_state(gateway: Gateway, revision: ConfigRevision) -> DesiredState:
     )
 
 
-def _compiled(gateway: Gateway, revision: ConfigRevision, state: DesiredState) -> str:
-    """The canonical JSON of the state compiled and accepted by Envoy, else Conflict."""
+def _compiled(gateway: Gateway, revision: ConfigRevision, state: DesiredState):
+    """The state compiled (``revisions.compiled``) and accepted by Envoy, else Conflict."""
     try:
         resources = compile_for(gateway, state)
     except ports.NoFreePort as error:
@@ -88,8 +88,8 @@ def _compiled(gateway: Gateway, revision: ConfigRevision, state: DesiredState) -
             f"revision {revision.number}'s stored desired state cannot be compiled by this "
             f"version of Gantry ({type(error).__name__}: {error})"
         ) from None
-    encoded = revisions.canonical_json(resources.as_dict())
-    revisions.check_size(gateway, encoded)
+    made = revisions.compiled(resources.as_dict())
+    revisions.check_size(gateway, made.size)
     # A one-off check: the web process that serves the request keeps no Envoy of its own.
     try:
         validation = envoy.validate_cold(resources, timeout=VALIDATE_SECONDS)
@@ -100,7 +100,7 @@ def _compiled(gateway: Gateway, revision: ConfigRevision, state: DesiredState) -
             f"Envoy rejects revision {revision.number}'s routing and policy with the current "
             f"certificates and credentials: {validation.message}"
         )
-    return encoded
+    return made
 
 
 @transaction.atomic
@@ -114,10 +114,10 @@ def rollback(actor: Actor, gateway: Gateway, number: int) -> GatewayOperation:
         raise Conflict(f"revision {number} was rejected by Envoy; only a valid revision is served")
     previous = revisions.current_revision(gateway)
     state = restored_state(gateway, target)
-    encoded = _compiled(gateway, target, state)
+    made = _compiled(gateway, target, state)
     restores = f"restores revision {number}'s routing and policy"
     revision = revisions.store(
-        gateway, encoded, state, valid=True, actor=actor.name, restored_from=number,
+        gateway, made, state, valid=True, actor=actor.name, restored_from=number,
         message=f"{restores} with the current certificates and credentials",
     )  # fmt: skip
     revisions.prune(gateway)
