@@ -142,8 +142,8 @@ class _Loaded(NamedTuple):
 
 
 # Per process, for the GANTRY_INCREMENTAL_GATEWAYS gateways loaded most recently: each route
-# row last loaded, by everything the load reads of it (its spec by digest). Values are shared
-# between loads, never changed in place.
+# row last loaded (pk → everything the load reads of it, its spec by digest, and what was made
+# of it). Values are shared between loads, never changed in place.
 _loaded = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
 
@@ -155,19 +155,24 @@ def _route_loads(gateway: Gateway) -> list[_Loaded]:
     found = _with_ref_not_permitted(gateway.routes.order_by("created_at", "name"))
     rows = list(found.values_list("pk", "name", "kind", "spec_digest", "flagged"))
     known = _loaded.get(gateway.pk, {})
-    missing = [(row[0], row[3]) for row in rows if row not in known]
-    specs = route_specs("spec", gateway.pk, missing, _decode) if missing else {}
-    current: dict[tuple, _Loaded] = {}
+    missing = []
     for row in rows:
-        loaded = known.get(row)
-        if loaded is None:
-            pk, name, kind, _, flagged = row
+        found = known.get(row[0])
+        if found is None or found[0] != row:
+            missing.append((row[0], row[3]))
+    specs = route_specs("spec", gateway.pk, missing, _decode) if missing else {}
+    current: dict[int, tuple[tuple, _Loaded]] = {}
+    for row in rows:
+        pk = row[0]
+        if pk in specs:
+            _, name, kind, _, flagged = row
             spec, backends = specs[pk]
             stored = StoredRoute(pk, name, kind, spec, bool(flagged), backends)
-            loaded = _Loaded(stored, {"name": name, "spec": spec, "kind": kind})
-        current[row] = loaded
+            current[pk] = (row, _Loaded(stored, {"name": name, "spec": spec, "kind": kind}))
+        else:
+            current[pk] = known[pk]
     _loaded.put(gateway.pk, current)
-    return list(current.values())
+    return [loaded for _, loaded in current.values()]
 
 
 def route_rows(gateway: Gateway) -> list[StoredRoute]:
