@@ -51,19 +51,24 @@ class CompileMemo:
     def finish(self) -> None:
         self._old, self._new = self._new, {}
 
-    def route(self, listener: str, route: dict, index: int, place, build) -> tuple:
-        """(domains, is gRPC, IR routes) of ``route`` on ``listener``: ``place()``'s domains
-        there (none: not on it) and gRPC flag, and ``build()``'s IR routes; or the last
-        compile's."""
-        key = ("route", listener, route["name"])
-        found = self._old.get(key)
-        if found is not None and found[1] == index and (found[0] is route or found[0] == route):
-            placed = found[2]
-        else:
-            domains, grpc = place()
-            placed = (domains, grpc, tuple(build()) if domains else ())
-        self._new[key] = (route, index, placed)
-        return placed
+    def routes(self, listener: str, routes: list[dict], place, build) -> list[tuple]:
+        """(domains, is gRPC, IR routes) of each of ``routes`` on ``listener``, in order:
+        ``place(route)``'s domains there (none: not on it) and gRPC flag, and ``build(route,
+        index)``'s IR routes; or the last compile's, for a route equal to the one it had at the
+        same index. One loop over a gateway's routes, with nothing made for a reused one."""
+        old, new = self._old, self._new
+        result = []
+        for index, route in enumerate(routes):
+            key = ("route", listener, route["name"])
+            found = old.get(key)
+            if found is not None and found[1] == index and (found[0] is route or found[0] == route):
+                placed = found[2]
+            else:
+                domains, grpc = place(route)
+                placed = (domains, grpc, tuple(build(route, index)) if domains else ())
+            new[key] = (route, index, placed)
+            result.append(placed)
+        return result
 
     def virtual_host(self, listener: str, domain: str, parts: tuple, build):
         """The IR virtual host of ``domain`` made of ``parts`` (each a route's IR routes)."""

@@ -389,11 +389,11 @@ def build_listener(
     memo = memo or CompileMemo()  # a memo of nothing: everything is built
     by_domain: dict[str, list[tuple[Route, ...]]] = {}
     grpc_domains: set[str] = set()
-    for index, route in enumerate(state.routes):
-        domains, grpc_route, routes = memo.route(
-            spec["name"], route, index, lambda route=route: _placement(spec, route),
-            lambda route=route, index=index: _http_routes(state, route, index, spec, plan),
-        )  # fmt: skip
+    placed = memo.routes(
+        spec["name"], state.routes, lambda route: _placement(spec, route),
+        lambda route, index: _http_routes(state, route, index, spec, plan),
+    )  # fmt: skip
+    for domains, grpc_route, routes in placed:
         for domain in domains:
             by_domain.setdefault(domain, []).append(routes)
             if grpc_route:

@@ -160,15 +160,16 @@ def test_a_one_route_change_rebuilds_that_route_and_its_virtual_host_only(monkey
 def test_a_failed_compile_leaves_the_memo_as_it_was():
     memo = CompileMemo()
     memo.begin("context")
-    place = lambda: (("*",), False)  # noqa: E731
-    assert memo.route("http", {"name": "r"}, 0, place, lambda: ["built"]) == (
-        ("*",), False, ("built",),
-    )  # fmt: skip
+    place = lambda route: (("*",), False)  # noqa: E731
+    assert memo.routes("http", [{"name": "r"}], place, lambda route, index: ["built"]) == [
+        (("*",), False, ("built",)),
+    ]  # fmt: skip
     memo.finish()
     memo.begin("context")  # this compile fails before finishing: nothing of it is kept
-    memo.route("http", {"name": "r", "spec": 1}, 0, place, lambda: ["other"])
+    memo.routes("http", [{"name": "r", "spec": 1}], place, lambda route, index: ["other"])
     memo.begin("context")
-    assert memo.route("http", {"name": "r"}, 0, place, lambda: ["again"])[2] == ("built",)
+    again = memo.routes("http", [{"name": "r"}], place, lambda route, index: ["again"])
+    assert again[0][2] == ("built",)
 
 
 def test_one_memo_never_gives_one_tenants_config_to_another():
