@@ -7,8 +7,10 @@ For each size N: N gateways across N/10 tenants (10 a tenant, the standard plan'
 each with one route to its tenant's backend and two replicas, in a fresh PostgreSQL database
 (Redis as broker and change notifier). Each gateway is compiled once through the real
 reconcile. Then ``--servers`` real xDS servers (``manage.py xds_server``) side by side, and 2N
-simulated Envoy replicas (``bench/xds_client.py``: Delta ADS with each replica's own token,
-ACKing every response) spread over them, in this process. Measured:
+replicas spread over them: ``--envoys`` real Envoys (replica 1 of the first gateways of the
+tenant whose backend changes, each its own process) and simulated ones for the rest
+(``bench/xds_client.py``: Delta ADS with each replica's own token, ACKing every response, in
+this process). Measured:
 
 - **xDS server memory**: each server's resident memory before and after its streams
   converged (every stream holding its gateway's current revision): bytes per stream.
@@ -16,7 +18,8 @@ ACKing every response) spread over them, in this process. Measured:
   revision (the cold start of a whole fleet reconnecting).
 - **Fan-out**: a tenant's backend changed through the API (gunicorn) → a worker (``celery
   worker``, a real process) reconciles the tenant's 10 gateways → every one of their 20 streams
-  holds the new revision: time from the API's answer to each stream's update (p50, p99, max).
+  holds the new revision: time from the API's answer to each stream's update (p50, p99, max),
+  and to the servers hearing each replica ACK it (its receipt), real Envoys apart.
 - **reconcile_all**: the periodic heal sent through the broker (``apply_async``), run by the
   worker(s): time until the worker has finished every gateway's reconcile.
 - **API p99** of ``GET gateways/`` and ``GET gateways/{g}/`` (one tenant's token) while
@@ -28,6 +31,7 @@ shared by its gateways; one change never fans out across tenants.
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -228,10 +232,12 @@ def finished_reconciles(processes: Processes, workers: int) -> int:
                               processes.log(f"worker{i}"))) for i in range(workers))  # fmt: skip
 
 
-def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
+def measure(size: int, servers: int, workers: int, envoys: int, directory: Path) -> dict:
     from bench.xds_client import CLUSTER, Replica
     from provisioning.models import ConfigRevision, ReplicaReceipt
+    from provisioning.xds.bootstrap import envoy_bootstrap
     from provisioning.xds.credentials import issue_replica_token
+    from tests.xds.harness import running_envoy
 
     result: dict = {"size": size}
     started = time.perf_counter()
@@ -239,14 +245,19 @@ def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
     result["setup_s"] = time.perf_counter() - started
     gateways = [g for _, items in fleet.values() for g in items]
     by_gateway = {f"{g.tenant.slug}/{g.name}": g.pk for g in gateways}
+    # Replica 1 of the first ``envoys`` gateways of the first tenant (the one whose backend
+    # changes) is a real Envoy; every other replica is simulated.
+    real = [(g, 1) for g in next(iter(fleet.values()))[1][:envoys]]
     replicas = [
         Replica(f"{g.tenant.slug}/{g.name}", index, issue_replica_token(g, index),
                 (f"{g.tenant.slug}/{g.name}/port/80",))
-        for g in gateways for index in (0, 1)
+        for g in gateways for index in (0, 1) if (g, index) not in real
     ]  # fmt: skip
+    real_nodes = [f"{g.tenant.slug}/{g.name}/{index}" for g, index in real]
     processes = Processes(directory)
     python = sys.executable
     ports = [free_port() for _ in range(servers)]
+    real_envoys = contextlib.ExitStack()
     try:
         xds = [processes.start(f"xds{i}", [python, "manage.py", "xds_server", "--port", str(p)])
                for i, p in enumerate(ports)]  # fmt: skip
@@ -272,19 +283,26 @@ def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
         versions = current_versions(list(by_gateway.values()))
         connect = time.perf_counter()
         streams.start()
+        for position, (gateway, index) in enumerate(real):
+            real_envoys.enter_context(running_envoy(envoy_bootstrap(
+                gateway_key=f"{gateway.tenant.slug}/{gateway.name}", replica=index,
+                token=issue_replica_token(gateway, index), xds_address="127.0.0.1",
+                xds_port=ports[position % servers], admin_port=free_port(),
+            ), timeout=max(60, size * 0.5)))  # fmt: skip
         wait(lambda: len(holding(replicas, by_gateway, versions)) == len(replicas),
              max(60, size * 0.5), "every stream at its revision", interval=0.1)  # fmt: skip
         result["converge_s"] = time.perf_counter() - connect
         # The servers record every ACK and a receipt per replica: until they have, they are
         # still busy with the fleet's arrival.
-        wait(lambda: ReplicaReceipt.objects.count() >= len(replicas), max(60, size * 0.5),
+        everyone = len(replicas) + len(real)
+        wait(lambda: ReplicaReceipt.objects.count() >= everyone, max(60, size * 0.5),
              "every replica's receipt recorded", interval=0.1)  # fmt: skip
         result["receipts_s"] = time.perf_counter() - connect
         time.sleep(1)
         busy_rss = [rss_kib(p.pid) for p in xds]
         result["rss_idle_mib"] = sum(idle_rss) / 1024
         result["rss_streams_mib"] = sum(busy_rss) / 1024
-        result["kib_per_stream"] = (sum(busy_rss) - sum(idle_rss)) / len(replicas)
+        result["kib_per_stream"] = (sum(busy_rss) - sum(idle_rss)) / everyone
 
         # Fan-out: one tenant's backend changed through the API.
         session = requests.Session()
@@ -294,7 +312,7 @@ def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
         wait(lambda: _ok(session, base + "gateways/"), 60, "the API answering")
         affected_ids = [g.pk for g in fleet[first_slug][1]]
         affected = [r for r in replicas if by_gateway[r.gateway_key] in affected_ids]
-        fanouts, compiles, server_side = [], [], []
+        fanouts, compiles, server_side, real_side = [], [], [], []
         for round_number in range(3):
             before = current_versions(affected_ids)
             answer = session.patch(
@@ -325,9 +343,12 @@ def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
             arrivals = sorted((seen[r.node_id] - answered) * 1000 for r in affected)
             # The servers' view: when they heard each replica ACK the new revision (its
             # receipt), which this process's own scheduling cannot delay.
-            heard = wait(lambda: _receipts(affected_ids, len(affected)), 60, "receipts")
-            heard = sorted((moment - answered_at) * 1000 for moment in heard)
+            heard = wait(lambda: _receipts(affected_ids, len(affected) + len(real)), 60,
+                         "receipts")  # fmt: skip
+            by_node = {node: (moment - answered_at) * 1000 for node, moment in heard}
+            heard = sorted(by_node.values())
             server_side.extend(heard)
+            real_side.extend(by_node[node] for node in real_nodes)
             print(f"  fan-out round {round_number + 1}: revisions after {compiled[0] * 1000:.0f}"
                   f" ms; streams updated after {arrivals[0]:.0f} … {arrivals[-1]:.0f} ms; "
                   f"ACKs heard by the servers after {heard[0]:.0f} … {heard[-1]:.0f} ms",
@@ -335,6 +356,7 @@ def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
         result["fanout_ms"] = [value * 1000 for value in fanouts]
         result["fanout_compiled_ms"] = compiles
         result["fanout_heard_ms"] = server_side
+        result["fanout_real_ms"] = real_side
 
         # API p99 idle, then while reconcile_all runs through the worker(s).
         urls = [base + "gateways/"] + [base + f"gateways/{g.name}/" for g in fleet[first_slug][1]]
@@ -356,24 +378,26 @@ def measure(size: int, servers: int, workers: int, directory: Path) -> dict:
         result["revisions"] = ConfigRevision.objects.count()
         result["stream_errors"] = sum(1 for r in replicas if r.error)
         streams.close()
+        real_envoys.close()
     except BaseException:
         for name in ("worker0", "web", "xds0"):
             print(f"--- {name}:\n" + processes.log(name)[-3000:], file=sys.stderr)
         raise
     finally:
+        real_envoys.close()
         processes.stop()
     return result
 
 
-def _receipts(gateway_ids: list[int], expected: int) -> list[float] | None:
-    """When the servers heard each replica of these gateways ACK its current revision (None
-    until every replica has)."""
+def _receipts(gateway_ids: list[int], expected: int) -> list[tuple[str, float]] | None:
+    """(node, when) the servers heard each replica of these gateways ACK its current revision
+    (None until every replica has)."""
     from provisioning.models import ReplicaReceipt
 
     rows = ReplicaReceipt.objects.filter(
         revision__gateway_id__in=gateway_ids, revision__current=True
-    ).values_list("applied_at", flat=True)
-    moments = [row.timestamp() for row in rows]
+    ).values_list("node_id", "applied_at")
+    moments = [(node, applied.timestamp()) for node, applied in rows]
     return moments if len(moments) >= expected else None
 
 
@@ -384,9 +408,17 @@ def _ok(session, url: str) -> bool:
         return False
 
 
-def report(results: list[dict], servers: int, workers: int) -> None:
-    print(f"\n{servers} xDS server(s), {workers} worker(s) of concurrency 2; "
-          "2 simulated replicas per gateway\n")  # fmt: skip
+def _p50(values: list[float]) -> str:
+    return f"{percentile(values, 0.5):.0f}" if values else "-"
+
+
+def _max(values: list[float]) -> str:
+    return f"{max(values):.0f}" if values else "-"
+
+
+def report(results: list[dict], servers: int, workers: int, envoys: int) -> None:
+    print(f"\n{servers} xDS server(s), {workers} worker(s) of concurrency 2; 2 replicas per "
+          f"gateway, {envoys} of them real Envoys, the others simulated\n")  # fmt: skip
     rows = [
         ("gateways", lambda r: f"{r['size']}"),
         ("xDS streams", lambda r: f"{2 * r['size']}"),
@@ -404,6 +436,8 @@ def report(results: list[dict], servers: int, workers: int) -> None:
         ("fan-out p99 (ms)", lambda r: f"{percentile(r['fanout_ms'], 0.99):.0f}"),
         ("… ACKs heard p50 (ms)", lambda r: f"{percentile(r['fanout_heard_ms'], 0.5):.0f}"),
         ("… ACKs heard p99 (ms)", lambda r: f"{percentile(r['fanout_heard_ms'], 0.99):.0f}"),
+        ("… real Envoys' ACKs p50 (ms)", lambda r: _p50(r["fanout_real_ms"])),
+        ("… real Envoys' ACKs max (ms)", lambda r: _max(r["fanout_real_ms"])),
         ("fan-out max (ms)", lambda r: f"{max(r['fanout_ms']):.0f}"),
         ("reconcile_all (s)", lambda r: f"{r['reconcile_all_s']:.1f}"),
         ("… per gateway (ms)", lambda r: f"{r['reconcile_all_s'] * 1000 / r['size']:.1f}"),
@@ -435,6 +469,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,100", help="gateways, comma-separated")
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--envoys", type=int, default=3, help="real Envoy replicas (≤ 10)")
     args = parser.parse_args()
     results = []
     prefix = f"gantry-bench-{os.getpid()}-{random.randrange(1 << 30)}"
@@ -452,13 +487,13 @@ def main() -> int:
         directory = Path(tempfile.mkdtemp(prefix="gantry-many-"))
         print(f"{size} gateways: creating and compiling …", flush=True)
         try:
-            results.append(measure(size, args.servers, args.workers, directory))
+            results.append(measure(size, args.servers, args.workers, args.envoys, directory))
         finally:
             connections.close_all()
             _drop_database(base, name)
             os.environ["DATABASE_URL"] = base
         print(f"{size} gateways: done", flush=True)
-    report(results, args.servers, args.workers)
+    report(results, args.servers, args.workers, args.envoys)
     return 0
 
 
