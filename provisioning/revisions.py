@@ -216,9 +216,9 @@ class Incomplete(GantryError):
 
 
 # Per process, for the gateways stored most recently: each part's text → (its digest, its size
-# in bytes). A text a
-# compile memo reused is the very string of the last store, so its lookup costs nothing (the
-# string's hash is kept in it) where hashing the 2.6 MB of a big gateway's parts took ~8 ms.
+# in bytes). A text a compile memo reused is the very string of the last store, so its lookup
+# costs nothing (the string's hash is kept in it) where hashing the 2.6 MB of a big gateway's
+# parts took ~8 ms.
 _digests = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
 
