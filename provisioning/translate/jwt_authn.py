@@ -28,16 +28,27 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def _origin(uri: str) -> tuple[str, str, int]:
+def origin(uri: str) -> tuple[str, str, int]:
     parsed = urlsplit(uri)
     return parsed.scheme, parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def origin_cluster(name: str, uri: str) -> Cluster:
+    """A cluster for the origin of ``uri`` (an IP address as is, a host name through DNS; TLS
+    with the host as SNI for https)."""
+    scheme, host, port = origin(uri)
+    return Cluster(
+        name=name, kind="static" if is_ip(host) else "dns",
+        endpoints=(Endpoint(host, port),), tls=scheme == "https",
+        tls_sni=None if is_ip(host) or scheme != "https" else host,
+    )  # fmt: skip
 
 
 JWT_CACHE_SIZE = 1000
 
 
 def jwks_cluster_name(tenant: str, uri: str) -> str:
-    scheme, host, port = _origin(uri)
+    scheme, host, port = origin(uri)
     digest = hashlib.sha256(f"{scheme}://{host}:{port}".encode()).hexdigest()[:16]
     return f"{tenant}/jwks/{digest}"
 
@@ -119,13 +130,8 @@ def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
         for provider in route.jwt.providers if route.jwt else ():
             if not provider.jwks_uri:
                 continue
-            scheme, host, port = _origin(provider.jwks_uri)
             name = jwks_cluster_name(_tenant(ir), provider.jwks_uri)
-            found[name] = Cluster(
-                name=name, kind="static" if is_ip(host) else "dns",
-                endpoints=(Endpoint(host, port),), tls=scheme == "https",
-                tls_sni=None if is_ip(host) or scheme != "https" else host,
-            )  # fmt: skip
+            found[name] = origin_cluster(name, provider.jwks_uri)
     return tuple(found[name] for name in sorted(found))
 
 

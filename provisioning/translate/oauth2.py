@@ -14,10 +14,9 @@ server sends over the same ADS stream (``secrets``), and only to that gateway's 
 """
 
 import hashlib
-from urllib.parse import urlsplit
 
-from provisioning.ir.types import Cluster, Endpoint, GatewayIR, Oidc, Route
-from provisioning.translate.jwt_authn import is_ip
+from provisioning.ir.types import Cluster, GatewayIR, Oidc, Route
+from provisioning.translate.jwt_authn import origin, origin_cluster
 from provisioning.translate.types import FILTER_CONFIG, OAUTH2, SECRET
 
 FILTER = "envoy.filters.http.oauth2"
@@ -38,13 +37,8 @@ def secret_name(gateway: str, policy: str, what: str) -> str:
     return f"{gateway}/oidc/{policy}/{what}"
 
 
-def _origin(uri: str) -> tuple[str, str, int]:
-    parsed = urlsplit(uri)
-    return parsed.scheme, parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
-
-
 def token_cluster_name(tenant: str, uri: str) -> str:
-    scheme, host, port = _origin(uri)
+    scheme, host, port = origin(uri)
     digest = hashlib.sha256(f"{scheme}://{host}:{port}".encode()).hexdigest()[:16]
     return f"{tenant}/oidc/{digest}"
 
@@ -117,13 +111,8 @@ def clusters(ir: GatewayIR) -> tuple[Cluster, ...]:
     """A cluster for the host of each token endpoint the gateway's routes use."""
     found: dict[str, Cluster] = {}
     for oidc in _all(ir).values():
-        scheme, host, port = _origin(oidc.token_endpoint)
         name = token_cluster_name(_tenant(ir), oidc.token_endpoint)
-        found[name] = Cluster(
-            name=name, kind="static" if is_ip(host) else "dns",
-            endpoints=(Endpoint(host, port),), tls=scheme == "https",
-            tls_sni=None if is_ip(host) or scheme != "https" else host,
-        )  # fmt: skip
+        found[name] = origin_cluster(name, oidc.token_endpoint)
     return tuple(found[name] for name in sorted(found))
 
 
