@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
@@ -297,12 +298,15 @@ def open_pod(credential) -> uuid.UUID:
     return incarnation
 
 
-def open_pod_of(node_id: str) -> uuid.UUID | None:
-    """At a pod's first xDS stream (its Envoy is about to be ready): opens its run."""
+def open_pods_of(node_ids: Collection[str]) -> None:
+    """At pods' first xDS streams (their Envoys are about to be ready): opens their runs. Node
+    ids that name no pod (local replicas) open nothing."""
     from provisioning.models import PodCredential
 
-    credential = PodCredential.objects.select_related("gateway").filter(node_id=node_id).first()
-    return None if credential is None else open_pod(credential)
+    if not node_ids:
+        return
+    for credential in PodCredential.objects.select_related("gateway").filter(node_id__in=node_ids):
+        open_pod(credential)
 
 
 def record_pod_push(credential, request, taken_at: datetime) -> uuid.UUID:

@@ -6,12 +6,12 @@ replicas that applied it, of the replicas the gateway wants, and how long after 
 acceptance (the API's answer) the slowest of them applied it.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from django.db import IntegrityError, transaction
+from datetime import datetime
 
 from provisioning import readiness
-from provisioning.models import ConfigRevision, ReplicaReceipt, ReplicaStatus
+from provisioning.models import ConfigRevision, ReplicaReceipt
 from provisioning.translate.types import CLUSTER, LISTENER
 
 # Every replica subscribes to these (routes and endpoints follow from them): a replica that has
@@ -19,34 +19,32 @@ from provisioning.translate.types import CLUSTER, LISTENER
 REQUIRED_TYPES = frozenset({CLUSTER, LISTENER})
 
 
-def record(gateway_id: int, node_id: str, version: str, at) -> bool:
-    """After an ACK of ``version`` by ``node_id``: a receipt for the gateway's revision of that
-    version once every type the replica holds is at it (clusters and listeners at least: on a
-    first connection, routes follow listeners by a few milliseconds and may come after the
-    receipt). True when one was written."""
-    acked = dict(
-        ReplicaStatus.objects.filter(gateway_id=gateway_id, node_id=node_id).values_list(
-            "type_url", "acked_version"
-        )
-    )
-    if not acked.keys() >= REQUIRED_TYPES or any(v != version for v in acked.values()):
-        return False
-    revision_id = (
-        ConfigRevision.objects.filter(gateway_id=gateway_id, content_hash=version)
-        .order_by("-number")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if revision_id is None:  # a version this gateway never had: nothing to vouch for
-        return False
-    if ReplicaReceipt.objects.filter(revision_id=revision_id, node_id=node_id).exists():
-        return False
-    try:
-        with transaction.atomic():
-            ReplicaReceipt.objects.create(revision_id=revision_id, node_id=node_id, applied_at=at)
-    except IntegrityError:  # another server recorded it first
-        return False
-    return True
+def complete(acked: Mapping[str, str], version: str) -> bool:
+    """Whether a replica that holds ``acked`` (type → ACKed version) has applied ``version``:
+    every type it holds is at it, clusters and listeners at least (on a first connection,
+    routes follow listeners by a few milliseconds and may come after the receipt)."""
+    return acked.keys() >= REQUIRED_TYPES and all(v == version for v in acked.values())
+
+
+def record(applied: Mapping[tuple[int, str, str], datetime]) -> None:
+    """Receipts for ``applied``: (gateway id, node id, version) → when the replica completed
+    that version (``complete``), each for the gateway's newest revision of that version. A
+    replica's first receipt for a revision stands (another server's, or an earlier one); a
+    version the gateway never had vouches for nothing."""
+    if not applied:
+        return
+    revisions = ConfigRevision.objects.filter(
+        gateway_id__in={gateway_id for gateway_id, _, _ in applied},
+        content_hash__in={version for _, _, version in applied},
+    ).order_by("number")
+    found = revisions.values_list("pk", "gateway_id", "content_hash")
+    newest = {(gateway_id, version): pk for pk, gateway_id, version in found}  # the last: newest
+    rows = [
+        ReplicaReceipt(revision_id=newest[gateway_id, version], node_id=node_id, applied_at=at)
+        for (gateway_id, node_id, version), at in sorted(applied.items())
+        if (gateway_id, version) in newest
+    ]
+    ReplicaReceipt.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ that fails drops its connection. A connection used a moment ago skips the check:
 reads follow each other within milliseconds, and each check is a round trip.
 """
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -63,3 +64,55 @@ class DatabaseThreads:
         for future in futures:
             future.result(timeout=10)
         self.executor.shutdown(wait=True)
+
+
+class WriteBatches:
+    """``function(items)`` on the database threads, one batch at a time: what arrives while a
+    batch is being written waits and goes in the next one. ``await add(item)`` returns once
+    the batch that held the item is written, so a caller sees its own write done, and a
+    thousand replicas ACKing at once cost a few batches, not a thousand round trips each.
+
+    A batch that fails is written again item by item, so one bad item fails alone."""
+
+    def __init__(self, database: DatabaseThreads, function, limit: int = 500):
+        self.database = database
+        self.function = function
+        self.limit = limit
+        self._pending: list[tuple[object, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def add(self, item) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        await future
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.limit], self._pending[self.limit :]
+            try:
+                await self.database.run(self.function, [item for item, _ in batch])
+            except Exception as error:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error)
+                    continue
+                for item, future in batch:
+                    try:
+                        await self.database.run(self.function, [item])
+                    except Exception as alone:
+                        _settle(future, alone)
+                    else:
+                        _settle(future, None)
+            else:
+                for _, future in batch:
+                    _settle(future, None)
+
+
+def _settle(future: asyncio.Future, error: Exception | None) -> None:
+    if future.done():  # its caller was cancelled; the item was written all the same
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -17,13 +17,16 @@ seconds; the rest cost neither a database write nor a log line beyond one per wi
 import logging
 import socket
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.utils import timezone
 
 from gateways.models import Gateway
 from provisioning import metering, readiness, receipts
 from provisioning.models import ReplicaConnection, ReplicaStatus
-from provisioning.xds.db import DatabaseThreads
+from provisioning.xds.db import DatabaseThreads, WriteBatches
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +35,88 @@ GATEWAY_NACK_BURST = 20  # per gateway and window, whatever node ids the NACKs n
 NACK_WINDOW = 60.0  # seconds
 
 
-def _gateway_id(gateway_key: str) -> int | None:
-    tenant, _, name = gateway_key.partition("/")
-    return (
-        Gateway.objects.filter(tenant__slug=tenant, name=name).values_list("pk", flat=True).first()
-    )
+@dataclass(frozen=True)
+class Report:
+    """What one replica said of one resource type (``error``: None for an ACK, Envoy's message
+    for a NACK), and when the server heard it."""
+
+    gateway_key: str
+    node_id: str
+    type_url: str
+    version: str
+    error: str | None
+    at: datetime
+
+
+def _gateway_ids(keys: set[str]) -> dict[str, int]:
+    """Gateway key (``tenant/name``) → primary key, in one query; deleted gateways are left out."""
+    pairs = {tuple(key.partition("/")[::2]) for key in keys}
+    rows = Gateway.objects.filter(
+        tenant__slug__in={tenant for tenant, _ in pairs}, name__in={name for _, name in pairs}
+    ).values_list("tenant__slug", "name", "pk")
+    return {f"{tenant}/{name}": pk for tenant, name, pk in rows if (tenant, name) in pairs}
 
 
 def record_ack(gateway_key: str, node_id: str, type_url: str, version: str, error, at=None) -> None:
-    """Stores what one replica said of one resource type (``at``: when it said it); never
-    touches which revision is current. An ACK that completes the replica's set of types at one
-    revision's version is that replica's receipt for it (``provisioning.receipts``)."""
-    gateway_id = _gateway_id(gateway_key)
-    if gateway_id is None:  # deleted while its replicas were still connected
+    """Stores what one replica said of one resource type (``at``: when it said it)."""
+    record_acks([Report(gateway_key, node_id, type_url, version, error, at or timezone.now())])
+
+
+def record_acks(reports: Sequence[Report]) -> None:
+    """Stores what replicas said, in the order they said it; never touches which revision is
+    current. An ACK that completes a replica's set of types at one revision's version is that
+    replica's receipt for it (``provisioning.receipts``). A batch costs a few queries whatever
+    its size, and one status refresh per gateway it names."""
+    ids = _gateway_ids({report.gateway_key for report in reports})
+    heard = [(ids[r.gateway_key], r) for r in reports if r.gateway_key in ids]
+    if not heard:  # gateways deleted while their replicas were still connected
         return
-    now = at or timezone.now()
-    if error is None:
-        fields = {"acked_version": version, "rejected_version": "", "nack_message": ""}
-    else:
-        fields = {"rejected_version": version[:64], "nack_message": str(error)[:4000]}
-    ReplicaStatus.objects.update_or_create(
-        gateway_id=gateway_id, node_id=node_id, type_url=type_url,
-        defaults={**fields, "last_seen": now},
-    )  # fmt: skip
-    if error is None:
-        receipts.record(gateway_id, node_id, version, now)
-    readiness.refresh(gateway_id)
+    pairs = {(gateway_id, report.node_id) for gateway_id, report in heard}
+    # (gateway, node) → type → [acked version, rejected version, NACK message]
+    held: dict[tuple[int, str], dict[str, list[str]]] = {pair: {} for pair in pairs}
+    rows = ReplicaStatus.objects.filter(
+        gateway_id__in={gateway_id for gateway_id, _ in pairs},
+        node_id__in={node_id for _, node_id in pairs},
+    ).values_list("gateway_id", "node_id", "type_url", "acked_version", "rejected_version",
+                  "nack_message")  # fmt: skip
+    for gateway_id, node_id, type_url, *row in rows:
+        if (gateway_id, node_id) in held:
+            held[gateway_id, node_id][type_url] = row
+    seen: dict[tuple[int, str, str], datetime] = {}
+    applied: dict[tuple[int, str, str], datetime] = {}
+    for gateway_id, report in heard:
+        types = held[gateway_id, report.node_id]
+        row = types.setdefault(report.type_url, ["", "", ""])
+        if report.error is None:
+            row[:] = [report.version, "", ""]
+            acked = {type_url: held_row[0] for type_url, held_row in types.items()}
+            if receipts.complete(acked, report.version):
+                applied.setdefault((gateway_id, report.node_id, report.version), report.at)
+        else:
+            row[1:] = [report.version[:64], str(report.error)[:4000]]
+        seen[gateway_id, report.node_id, report.type_url] = report.at
+    # In key order: two servers writing overlapping batches lock rows in the same order.
+    ReplicaStatus.objects.bulk_create(
+        [
+            ReplicaStatus(
+                gateway_id=gateway_id,
+                node_id=node_id,
+                type_url=type_url,
+                acked_version=row[0],
+                rejected_version=row[1],
+                nack_message=row[2],
+                last_seen=at,
+            )
+            for (gateway_id, node_id, type_url), at in sorted(seen.items())
+            for row in [held[gateway_id, node_id][type_url]]
+        ],
+        update_conflicts=True,
+        unique_fields=["gateway", "node_id", "type_url"],
+        update_fields=["acked_version", "rejected_version", "nack_message", "last_seen"],
+    )
+    receipts.record(applied)
+    for gateway_id in sorted({gateway_id for gateway_id, _ in pairs}):
+        readiness.refresh(gateway_id)
 
 
 class NackLimiter:
@@ -98,20 +157,44 @@ class NackLimiter:
 
 
 def record_connection(gateway_key: str, node_id: str, connected: bool, server: str) -> None:
-    """A stream opened (``connected``) or the node's last stream closed. On opening, what an
-    earlier incarnation of the node said is forgotten: it reports afresh."""
-    gateway_id = _gateway_id(gateway_key)
-    if gateway_id is None:
-        return
-    if connected:
-        ReplicaStatus.objects.filter(gateway_id=gateway_id, node_id=node_id).delete()
-        # A Kubernetes pod's usage run starts as its Envoy connects for its first config.
-        metering.open_pod_of(node_id)
-    ReplicaConnection.objects.update_or_create(
-        gateway_id=gateway_id, node_id=node_id,
-        defaults={"connected": connected, "server": server, "changed_at": timezone.now()},
-    )  # fmt: skip
-    readiness.refresh(gateway_id)
+    """A stream opened (``connected``) or the node's last stream closed."""
+    record_connections([(gateway_key, node_id, connected, server, timezone.now())])
+
+
+def record_connections(reports: Sequence[tuple[str, str, bool, str, datetime]]) -> None:
+    """Streams opened or closed: (gateway key, node id, connected, server, when), in order. On
+    opening, what an earlier incarnation of the node said is forgotten: it reports afresh."""
+    ids = _gateway_ids({gateway_key for gateway_key, *_ in reports})
+    last: dict[tuple[int, str], tuple[bool, str, datetime]] = {}
+    opened: dict[int, set[str]] = {}
+    for gateway_key, node_id, connected, server, at in reports:
+        gateway_id = ids.get(gateway_key)
+        if gateway_id is None:
+            continue
+        last[gateway_id, node_id] = (connected, server, at)
+        if connected:
+            opened.setdefault(gateway_id, set()).add(node_id)
+    for gateway_id, node_ids in sorted(opened.items()):
+        ReplicaStatus.objects.filter(gateway_id=gateway_id, node_id__in=node_ids).delete()
+    # A Kubernetes pod's usage run starts as its Envoy connects for its first config.
+    metering.open_pods_of({node_id for node_ids in opened.values() for node_id in node_ids})
+    ReplicaConnection.objects.bulk_create(
+        [
+            ReplicaConnection(
+                gateway_id=gateway_id,
+                node_id=node_id,
+                connected=connected,
+                server=server,
+                changed_at=at,
+            )  # fmt: skip
+            for (gateway_id, node_id), (connected, server, at) in sorted(last.items())
+        ],
+        update_conflicts=True,
+        unique_fields=["gateway", "node_id"],
+        update_fields=["connected", "server", "changed_at"],
+    )
+    for gateway_id in sorted({gateway_id for gateway_id, _ in last}):
+        readiness.refresh(gateway_id)
 
 
 def forget_server(server: str) -> None:
@@ -133,25 +216,26 @@ class AckRecorder:
     def __init__(self, database: DatabaseThreads, limiter: NackLimiter | None = None):
         self.database = database
         self.limiter = limiter or NackLimiter()
+        self._batches = WriteBatches(database, record_acks)
 
     async def __call__(self, gateway_key, node_id, type_url, version, error) -> None:
         if error is not None:
             if not self.limiter.allow(gateway_key, node_id):
                 return
             log.warning("xds: %s rejected %s version %s: %s", node_id, type_url, version, error)
-        heard = timezone.now()  # before the trip to the database threads: the receipt's time
-        await self.database.run(record_ack, gateway_key, node_id, type_url, version, error, heard)
+        heard = timezone.now()  # before the wait for a batch: the receipt's time
+        await self._batches.add(Report(gateway_key, node_id, type_url, version, error, heard))
 
 
 class ConnectionRecorder:
     """``on_connect``/``on_disconnect`` for the server, through the database threads."""
 
     def __init__(self, database: DatabaseThreads, server: str = ""):
-        self.database = database
         self.server = server
+        self._batches = WriteBatches(database, record_connections)
 
     async def __call__(self, gateway_key: str, node_id: str, connected: bool) -> None:
-        await self.database.run(record_connection, gateway_key, node_id, connected, self.server)
+        await self._batches.add((gateway_key, node_id, connected, self.server, timezone.now()))
 
 
 class Authenticator:
