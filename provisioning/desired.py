@@ -10,9 +10,6 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, Q, TextField
-from django.db.models.functions import Cast
 
 from config.recent import RecentlyUsed
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
@@ -116,20 +113,6 @@ class StoredRoute(NamedTuple):
     backends: frozenset[str] = frozenset()  # the backends it sends or mirrors to
 
 
-def _with_ref_not_permitted(routes):
-    """``routes`` annotated with ``flagged``: whether a route's status has a ``RefNotPermitted``
-    condition, computed by the database. PostgreSQL tests its ``jsonb`` (casting 10,000
-    statuses to text took 30 ms more than the whole rest of the query), SQLite searches its
-    text (any mention: a superset). Either way the route's reader checks the row again before
-    rewriting it."""
-    if connection.vendor == "postgresql":
-        found = Q(status__contains={"conditions": [{"reason": "RefNotPermitted"}]})
-    else:
-        routes = routes.annotate(status_text=Cast("status", TextField()))
-        found = Q(status_text__contains="RefNotPermitted")
-    return routes.annotate(flagged=ExpressionWrapper(found, output_field=BooleanField()))
-
-
 def _decode(text: str) -> tuple[dict, frozenset[str]]:
     """A spec, and the backends it sends or mirrors to."""
     spec = json.loads(text)
@@ -152,8 +135,8 @@ def _route_loads(gateway: Gateway) -> list[_Loaded]:
     now are made again, and only their specs are read and decoded (``Route.spec_digest``,
     computed by the database on every write; ``gateways.json_texts.route_specs``). A reconcile
     after a one-route change on a gateway of 10,000 routes makes one route, not 10,000."""
-    found = _with_ref_not_permitted(gateway.routes.order_by("created_at", "name"))
-    rows = list(found.values_list("pk", "name", "kind", "spec_digest", "flagged"))
+    found = gateway.routes.order_by("created_at", "name")  # from the index ``route_load`` alone
+    rows = list(found.values_list("pk", "name", "kind", "spec_digest", "ref_not_permitted"))
     known = _loaded.get(gateway.pk, {})
     missing = []
     for row in rows:

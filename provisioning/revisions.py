@@ -16,6 +16,8 @@ import hashlib
 import json
 import zlib
 from dataclasses import fields
+from itertools import compress, count
+from operator import is_not
 from typing import NamedTuple
 
 from django.conf import settings
@@ -130,44 +132,75 @@ def _part_of(text: str) -> tuple[str, str]:
     return text, hash_of(text)
 
 
+class _Texts(NamedTuple):
+    """What ``_RouteTexts`` kept of one gateway's last store."""
+
+    items: list  # the snapshot's routes, as given
+    entries: list  # per route: (its spec, the item, its JSON text, whether it ends a part)
+    runs: list  # (start, end) of each part's routes
+    made: dict  # each part's texts → (its text, its digest)
+
+
 class _RouteTexts:
     """The desired state's routes as parts: runs of about ``ROUTES_PER_PART`` routes, each a
     JSON array stored as a ``ConfigPart`` (the rest of the snapshot stays in the row). A
     one-route change on a gateway of 10,000 routes writes one part of ~60 routes instead of
     compressing and writing every spec (~30 ms). Per process, for the gateways stored most
-    recently: each route's JSON text by its name (unique in a gateway), reused while its
-    stored route is the same (the very spec object: decoded specs are shared and never
-    change, ``gateways.json_texts``), and each part's text and digest by its routes' texts."""
+    recently: each route's JSON text, reused while its stored route is the same (the very
+    spec object: decoded specs are shared and never change, ``gateways.json_texts``), and
+    each part's text and digest by its routes' texts. With as many routes as last time, only
+    the routes that are not the very same objects as last time's are looked at."""
 
     def __init__(self):
         self._by_gateway = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
     def encode(self, gateway_id: int, snapshot: dict) -> tuple[EncodedJSON, list, dict]:
         """(the snapshot without its routes, the digests of their parts, digest → text)."""
-        known_routes, known_runs = self._by_gateway.get(gateway_id, ({}, {}))
-        seen: dict = {}
-        runs: list[list[str]] = [[]]
-        for item in snapshot["routes"]:
-            name = item.get("name", "")
-            found = known_routes.get(name)
-            if not (found is not None and found[0] is item.get("spec") and found[1] == item):
-                found = (item.get("spec"), item, _json(item), _ends_part(name))
-            seen[name] = found
-            runs[-1].append(found[2])
-            if found[3]:
-                runs.append([])
+        items = snapshot["routes"]
+        last: _Texts | None = self._by_gateway.get(gateway_id)
+        if last is not None and len(last.items) == len(items):
+            entries, runs = list(last.entries), last.runs
+            for index in compress(count(), map(is_not, items, last.items)):
+                entries[index] = _entry(items[index], last.entries[index])
+                if entries[index][3] != last.entries[index][3]:  # a renamed route
+                    runs = None
+            runs = runs or _runs(entries)
+        else:
+            by_name = {entry[1].get("name", ""): entry for entry in last.entries} if last else {}
+            entries = [_entry(item, by_name.get(item.get("name", ""))) for item in items]
+            runs = _runs(entries)
         # A run of the very texts of the last store is the same part: not joined, nor hashed.
         made = {}
-        for run in filter(None, runs):
-            key = tuple(run)
-            made[key] = known_runs.get(key) or _part_of("[" + ",".join(run) + "]")
+        known = last.made if last else {}
+        for start, end in runs:
+            key = tuple(entry[2] for entry in entries[start:end])
+            made[key] = known.get(key) or _part_of("[" + ",".join(key) + "]")
         texts = [text for text, _ in made.values()]
         digests = [digest for _, digest in made.values()]
-        self._by_gateway.put(gateway_id, (seen, made))
+        self._by_gateway.put(gateway_id, _Texts(items, entries, runs, made))
         # "routes" stays in its place, null: a reader that skipped the parts fails loudly.
         stored = {name: None if name == "routes" else value for name, value in snapshot.items()}
         text = "{" + ",".join(f"{_json(name)}:{_json(value)}" for name, value in stored.items())
         return EncodedJSON.of(stored, text + "}"), digests, dict(zip(digests, texts, strict=True))
+
+
+def _entry(item: dict, known: tuple | None) -> tuple:
+    """(spec, item, JSON text, ends a part) of one route; ``known`` when it is the same."""
+    if known is not None and known[0] is item.get("spec") and known[1] == item:
+        return known
+    return (item.get("spec"), item, _json(item), _ends_part(item.get("name", "")))
+
+
+def _runs(entries: list) -> list[tuple[int, int]]:
+    """(start, end) of each part: a part ends after a route whose name ends one."""
+    runs, start = [], 0
+    for index, entry in enumerate(entries):
+        if entry[3]:
+            runs.append((start, index + 1))
+            start = index + 1
+    if start < len(entries):
+        runs.append((start, len(entries)))
+    return runs
 
 
 def _json(value) -> str:
