@@ -7,9 +7,12 @@ Nothing here decides anything; the compiler does.
 
 import json
 from dataclasses import replace
+from itertools import compress, count
+from operator import ne
 from typing import NamedTuple
 
 from django.conf import settings
+from django.db import connection
 
 from config.recent import RecentlyUsed
 from gateways.egress import EgressPolicy, current_policy, parse_resolver
@@ -124,38 +127,54 @@ class _Loaded(NamedTuple):
     entry: dict  # the route as the compiler takes it (name, spec, kind)
 
 
-# Per process, for the GANTRY_INCREMENTAL_GATEWAYS gateways loaded most recently: each route
-# row last loaded (pk → everything the load reads of it, its spec by digest, and what was made
-# of it). Values are shared between loads, never changed in place.
+# Per process, for the GANTRY_INCREMENTAL_GATEWAYS gateways loaded most recently: the route
+# rows last loaded (everything the load reads of them, specs by digest) and what was made of
+# each. Shared between loads, never changed in place.
 _loaded = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
+ROW = ("pk", "name", "kind", "spec_digest", "ref_not_permitted")  # what the load reads of a route
 
 
 def _route_loads(gateway: Gateway) -> list[_Loaded]:
     """The gateway's routes, oldest first. Only rows this process has not loaded as they are
     now are made again, and only their specs are read and decoded (``Route.spec_digest``,
     computed by the database on every write; ``gateways.json_texts.route_specs``). A reconcile
-    after a one-route change on a gateway of 10,000 routes makes one route, not 10,000."""
+    after a one-route change on a gateway of 10,000 routes makes one route, not 10,000; with
+    as many rows as last time, the rows are compared in one pass in C."""
     found = gateway.routes.order_by("created_at", "name")  # from the index ``route_load`` alone
-    rows = list(found.values_list("pk", "name", "kind", "spec_digest", "ref_not_permitted"))
-    known = _loaded.get(gateway.pk, {})
+    sql, params = found.values_list(*ROW).query.sql_with_params()
+    with connection.cursor() as cursor:  # plain tuples: a tenth of the ORM's cost per row
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    last_rows, last_loads = _loaded.get(gateway.pk, ((), ()))
+    if len(rows) == len(last_rows):
+        loads = list(last_loads)
+        differ = list(compress(count(), map(ne, rows, last_rows)))
+    else:
+        loads, differ = [None] * len(rows), range(len(rows))
+    known = None  # pk → (row, load), made only when rows moved
     missing = []
-    for row in rows:
-        found = known.get(row[0])
-        if found is None or found[0] != row:
-            missing.append((row[0], row[3]))
-    specs = route_specs("spec", gateway.pk, missing, _decode) if missing else {}
-    current: dict[int, tuple[tuple, _Loaded]] = {}
-    for row in rows:
-        pk = row[0]
-        if pk in specs:
-            _, name, kind, _, flagged = row
-            spec, backends = specs[pk]
-            stored = StoredRoute(pk, name, kind, spec, bool(flagged), backends)
-            current[pk] = (row, _Loaded(stored, {"name": name, "spec": spec, "kind": kind}))
+    for index in differ:
+        row = rows[index]
+        if index < len(last_rows) and last_rows[index][0] == row[0]:
+            hit = (last_rows[index], last_loads[index])
         else:
-            current[pk] = known[pk]
-    _loaded.put(gateway.pk, current)
-    return [loaded for _, loaded in current.values()]
+            if known is None:
+                pairs = zip(last_rows, last_loads, strict=True)
+                known = {old[0]: (old, load) for old, load in pairs}
+            hit = known.get(row[0])
+        if hit is not None and hit[0] == row:
+            loads[index] = hit[1]
+        else:
+            missing.append(index)
+    wanted = [(rows[index][0], rows[index][3]) for index in missing]
+    specs = route_specs("spec", gateway.pk, wanted, _decode) if wanted else {}
+    for index in missing:
+        pk, name, kind, _, flagged = rows[index]
+        spec, backends = specs[pk]
+        stored = StoredRoute(pk, name, kind, spec, bool(flagged), backends)
+        loads[index] = _Loaded(stored, {"name": name, "spec": spec, "kind": kind})
+    _loaded.put(gateway.pk, (rows, loads))
+    return loads
 
 
 def route_rows(gateway: Gateway) -> list[StoredRoute]:

@@ -184,3 +184,25 @@ def test_a_reload_remakes_only_changed_rows_and_equals_a_fresh_processs_load(org
     assert [(row.name, row.ref_not_permitted) for row in after] == [
         ("a2", False), ("b", True), ("d", False), ("e", False)
     ]  # fmt: skip
+
+
+def test_a_reload_after_routes_are_added_or_deleted_reuses_every_row_left_as_it_was(org):
+    gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
+    spec = {"rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]}
+    for name in ("a", "b", "c"):
+        services.create_route(ACTOR, gateway, name, spec)
+    first = {row.name: row for row in desired.route_rows(gateway)}
+    services.create_route(ACTOR, gateway, "d", spec)  # one more row, at the end
+    grown = desired.route_rows(gateway)
+    assert [row.name for row in grown] == ["a", "b", "c", "d"]
+    assert all(row is first[row.name] for row in grown[:3])
+    services.delete_route(ACTOR, gateway.routes.get(name="a"))  # one fewer, every row moves
+    shrunk = desired.route_rows(gateway)
+    assert [row.name for row in shrunk] == ["b", "c", "d"]
+    assert all(row is previous for row, previous in zip(shrunk, grown[1:], strict=True))
+    gateway.routes.filter(name="c").update(spec={"rules": []})  # and one changed in place
+    changed = desired.route_rows(gateway)
+    assert changed[0] is shrunk[0] and changed[2] is shrunk[2]
+    assert changed[1].spec == {"rules": []}
+    desired.forget()
+    assert changed == desired.route_rows(gateway)
