@@ -93,7 +93,9 @@ def record_acks(reports: Sequence[Report]) -> None:
             if receipts.complete(acked, report.version):
                 applied.setdefault((gateway_id, report.node_id, report.version), report.at)
         else:
-            row[1:] = [report.version[:64], str(report.error)[:4000]]
+            # Envoy's message as the replica sent it, but for NUL characters (PostgreSQL's
+            # text refuses them: a forged NACK must not fail the batch it is in).
+            row[1:] = [report.version[:64], str(report.error).replace("\x00", "")[:4000]]
         seen[gateway_id, report.node_id, report.type_url] = report.at
     # In key order: two servers writing overlapping batches lock rows in the same order.
     ReplicaStatus.objects.bulk_create(

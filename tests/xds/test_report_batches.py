@@ -175,3 +175,16 @@ def test_a_report_that_cannot_be_stored_fails_alone(fleet, loop_thread):
     assert ReplicaStatus.objects.filter(node_id="acme/web/0").count() == 3
     assert not ReplicaStatus.objects.filter(node_id="acme/web/1").exists()
     assert ReplicaReceipt.objects.filter(node_id="acme/web/0").count() == 1
+
+
+def test_a_forged_nack_message_is_stored_as_text_and_fails_nothing(fleet, loop_thread):
+    """Envoy's message is whatever the replica sends: NUL characters (which PostgreSQL's text
+    refuses) are dropped, so a forged NACK cannot fail the batch of the reports beside it."""
+    version = fleet["web"][0]
+    forged = Report("acme/web", "acme/web/1", CLUSTER, version, "bad\x00message", START)
+    good = [Report("acme/web", "acme/web/0", t, version, None, START) for t in TYPES]
+    results, trips = in_batches(loop_thread, record_acks, [forged, *good], limit=500)
+    assert results == [None] * 4 and trips == 1
+    stored = ReplicaStatus.objects.get(node_id="acme/web/1")
+    assert (stored.rejected_version, stored.nack_message) == (version, "badmessage")
+    assert ReplicaReceipt.objects.filter(node_id="acme/web/0").count() == 1
