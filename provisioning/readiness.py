@@ -81,15 +81,21 @@ def assess(
         programmed = ("False", "Rejected", f"replica {nacked[0]} rejected revision {current[0]} "
                       f"and keeps serving what it had: {nacked[1]}")  # fmt: skip
     elif uncompiled is not None:
-        programmed = ("False", "Pending", f"generation {uncompiled} is not compiled yet; {ready} "
-                      f"of {desired} replicas run revision {current[0]}")  # fmt: skip
+        programmed = ("False", "Pending", f"generation {uncompiled} is not compiled yet; "
+                      f"{_running(ready, desired, current[0])}")  # fmt: skip
     elif ready >= desired:
-        programmed = ("True", "Programmed", f"{ready} of {desired} replicas run revision "
-                      f"{current[0]}")  # fmt: skip
+        programmed = ("True", "Programmed", _running(ready, desired, current[0]))
     else:
-        programmed = ("False", "Pending", f"{ready} of {desired} replicas run revision "
-                      f"{current[0]}")  # fmt: skip
+        programmed = ("False", "Pending", _running(ready, desired, current[0]))
     return Assessment(phase, ready, desired, programmed)
+
+
+def _running(ready: int, desired: int, revision: int) -> str:
+    """``2 of 2 replicas run revision 7``; ``3 replicas run revision 7 (2 desired)`` while one
+    more than the gateway wants is still connected (a scale-down or a pod being replaced)."""
+    if ready > desired:
+        return f"{ready} replicas run revision {revision} ({desired} desired)"
+    return f"{ready} of {desired} replicas run revision {revision}"
 
 
 def _nodes(gateway_id: int) -> dict[str, list[tuple[str, str]]]:

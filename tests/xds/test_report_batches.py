@@ -151,6 +151,9 @@ def test_batches_store_what_one_report_at_a_time_stores_in_far_fewer_trips(fleet
     # made-up version; the NACK was mended by the ACK after it.
     phases = {name: shown[0] for name, shown in one_by_one[3].items()}
     assert phases == {"edge": "Ready", "web": "Ready"}
+    messages = {name: shown[2][0]["message"] for name, shown in one_by_one[3].items()}
+    assert messages == {"edge": "3 replicas run revision 2 (2 desired)",
+                        "web": "2 of 2 replicas run revision 1"}  # fmt: skip
     assert ("edge", 1, "acme/edge/0") in {receipt[:3] for receipt in one_by_one[1]}
     assert len(one_by_one[1]) == 1 + 3 + 3
     assert not any(status[4] for status in one_by_one[0])
