@@ -163,8 +163,6 @@ class DeltaSession:
             wanted = {n: r for n, r in available.items() if vhds_namespace(n) in self._watched}
         elif state.wildcard:
             wanted = available
-        elif type_url in NAMESPACED:
-            wanted = {n: r for n, r in available.items() if vhds_namespace(n) in state.names}
         else:
             wanted = {name: available[name] for name in state.names if name in available}
         upserts = [r for name, r in sorted(wanted.items()) if state.sent.get(name) != r.version]
