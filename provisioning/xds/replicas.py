@@ -188,7 +188,7 @@ def record_connections(reports: Sequence[tuple[str, str, bool, str, datetime]]) 
                 connected=connected,
                 server=server,
                 changed_at=at,
-            )  # fmt: skip
+            )
             for (gateway_id, node_id), (connected, server, at) in sorted(last.items())
         ],
         update_conflicts=True,

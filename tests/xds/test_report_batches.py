@@ -80,12 +80,15 @@ def reports(versions: dict[str, list[str]], seed: int = 7) -> list[Report]:
 
 
 def connections() -> list[tuple]:
-    return [
+    """Three replicas of each gateway connect; web's third leaves again; a deleted gateway's
+    replica reports too (nothing is stored for it)."""
+    opened = [
         (f"acme/{name}", f"acme/{name}/{index}", True, "xds-1", START)
         for name in ("edge", "web")
         for index in range(3)
-    ] + [("acme/web", "acme/web/2", False, "xds-1", START), ("acme/gone", "acme/gone/0", True,
-                                                              "xds-1", START)]  # fmt: skip
+    ]
+    closed = ("acme/web", "acme/web/2", False, "xds-1", START)
+    return [*opened, closed, ("acme/gone", "acme/gone/0", True, "xds-1", START)]
 
 
 def stored() -> tuple:
