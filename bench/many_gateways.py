@@ -22,6 +22,8 @@ this process). Measured:
   and to the servers hearing each replica ACK it (its receipt), real Envoys apart.
 - **reconcile_all**: the periodic heal sent through the broker (``apply_async``), run by the
   worker(s): time until the worker has finished every gateway's reconcile.
+- **Fan-out during reconcile_all**: the same backend change sent once a tenth of the heal's
+  reconciles are done: how long the tenant's change waits behind the heal.
 - **API p99** of ``GET gateways/`` and ``GET gateways/{g}/`` (one tenant's token) while
   reconcile_all runs, beside the same requests when idle.
 
@@ -264,7 +266,7 @@ def measure(size: int, servers: int, workers: int, envoys: int, directory: Path)
         for i in range(workers):
             processes.start(f"worker{i}", [
                 python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
-                "--concurrency", "2", "-Q", os.environ["GANTRY_CELERY_QUEUE"],
+                "--concurrency", "2",
                 "--without-mingle", "--without-gossip", "--without-heartbeat"])  # fmt: skip
         web_port = free_port()
         processes.start("web", [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi",
@@ -313,12 +315,14 @@ def measure(size: int, servers: int, workers: int, envoys: int, directory: Path)
         affected_ids = [g.pk for g in fleet[first_slug][1]]
         affected = [r for r in replicas if by_gateway[r.gateway_key] in affected_ids]
         fanouts, compiles, server_side, real_side = [], [], [], []
-        for round_number in range(3):
+
+        def change_backend(port: int) -> tuple[float, list[float], float]:
+            """PATCH the tenant's backend; when each of its 20 streams got the new revision
+            (seconds after the API's answer), and when the 10 revisions were all stored."""
             before = current_versions(affected_ids)
             answer = session.patch(
                 base + "backends/app/",
-                json={"spec": {"endpoints": [
-                    {"ip": {"address": "192.0.2.10", "port": 8081 + round_number}}]}},
+                json={"spec": {"endpoints": [{"ip": {"address": "192.0.2.10", "port": port}}]}},
                 headers={"Content-Type": "application/merge-patch+json"}, timeout=30,
             )  # fmt: skip
             answered, answered_at = time.monotonic(), time.time()
@@ -327,7 +331,7 @@ def measure(size: int, servers: int, workers: int, envoys: int, directory: Path)
             seen: dict[str, float] = {}
             compiled: list[float] = []
 
-            def all_updated(before=before, seen=seen, compiled=compiled, answered=answered):
+            def all_updated():
                 now_versions = current_versions(affected_ids)
                 if any(now_versions[g] == before[g] for g in affected_ids):
                     return False
@@ -337,10 +341,14 @@ def measure(size: int, servers: int, workers: int, envoys: int, directory: Path)
                     seen.setdefault(replica.node_id, replica.updated_at)
                 return len(seen) == len(affected)
 
-            wait(all_updated, 60, "the fan-out", interval=0.005)
-            fanouts += [seen[r.node_id] - answered for r in affected]
-            compiles.append(compiled[0] * 1000)
-            arrivals = sorted((seen[r.node_id] - answered) * 1000 for r in affected)
+            wait(all_updated, max(60, size * 1.0), "the fan-out", interval=0.005)
+            return answered_at, [seen[r.node_id] - answered for r in affected], compiled[0]
+
+        for round_number in range(3):
+            answered_at, arrivals, compiled = change_backend(8081 + round_number)
+            fanouts += arrivals
+            compiles.append(compiled * 1000)
+            arrivals = sorted(value * 1000 for value in arrivals)
             # The servers' view: when they heard each replica ACK the new revision (its
             # receipt), which this process's own scheduling cannot delay.
             heard = wait(lambda: _receipts(affected_ids, len(affected) + len(real)), 60,
@@ -349,7 +357,7 @@ def measure(size: int, servers: int, workers: int, envoys: int, directory: Path)
             heard = sorted(by_node.values())
             server_side.extend(heard)
             real_side.extend(by_node[node] for node in real_nodes)
-            print(f"  fan-out round {round_number + 1}: revisions after {compiled[0] * 1000:.0f}"
+            print(f"  fan-out round {round_number + 1}: revisions after {compiled * 1000:.0f}"
                   f" ms; streams updated after {arrivals[0]:.0f} … {arrivals[-1]:.0f} ms; "
                   f"ACKs heard by the servers after {heard[0]:.0f} … {heard[-1]:.0f} ms",
                   flush=True)  # fmt: skip
@@ -370,7 +378,19 @@ def measure(size: int, servers: int, workers: int, envoys: int, directory: Path)
         thread = threading.Thread(target=lambda: loaded.append(
             api_p99(session, urls, max(3.0, size * 0.01))))  # fmt: skip
         thread.start()
-        wait(lambda: finished_reconciles(processes, workers) - done_before >= size,
+        # A tenant's change while the heal is under way (a tenth of it done): the heal's
+        # thousand reconciles must not stand between the tenant and its replicas.
+        wait(lambda: finished_reconciles(processes, workers) - done_before >= size // 10,
+             max(120, size * 1.0), "the heal under way", interval=0.02)  # fmt: skip
+        _, arrivals, compiled = change_backend(9000)
+        result["fanout_heal_ms"] = [value * 1000 for value in arrivals]
+        result["fanout_heal_compiled_ms"] = compiled * 1000
+        healed = finished_reconciles(processes, workers) - done_before
+        print(f"  fan-out during reconcile_all: revisions after {compiled * 1000:.0f} ms; "
+              f"streams updated after {min(arrivals) * 1000:.0f} … {max(arrivals) * 1000:.0f}"
+              f" ms ({healed} of {size} heal reconciles done by then)", flush=True)  # fmt: skip
+        wait(lambda: finished_reconciles(processes, workers) - done_before
+             >= size + len(affected_ids),
              max(120, size * 1.0), "reconcile_all finished", interval=0.1)  # fmt: skip
         result["reconcile_all_s"] = time.monotonic() - sent
         thread.join()
@@ -441,6 +461,8 @@ def report(results: list[dict], servers: int, workers: int, envoys: int) -> None
         ("fan-out max (ms)", lambda r: f"{max(r['fanout_ms']):.0f}"),
         ("reconcile_all (s)", lambda r: f"{r['reconcile_all_s']:.1f}"),
         ("… per gateway (ms)", lambda r: f"{r['reconcile_all_s'] * 1000 / r['size']:.1f}"),
+        ("fan-out in reconcile_all p50", lambda r: f"{percentile(r['fanout_heal_ms'], 0.5):.0f}"),
+        ("… max (ms)", lambda r: f"{max(r['fanout_heal_ms']):.0f}"),
         ("API p50 idle (ms)", lambda r: f"{r['api_idle'][0]:.1f}"),
         ("API p99 idle (ms)", lambda r: f"{r['api_idle'][1]:.1f}"),
         ("API p50 in reconcile_all", lambda r: f"{r['api_busy'][0]:.1f}"),

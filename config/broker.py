@@ -28,6 +28,7 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
+from kombu.utils.scheduling import FairCycle
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,19 @@ def recover_dead_claims(claims_folder: Path, queue_folder: str, own: Path | None
     return count
 
 
+class InOrder(FairCycle):
+    """Each read tries the queues in the order they were consumed, the first with a message
+    answering (kombu's cycle takes them in turn): a worker takes the heal's reconciles only
+    when no other task waits (settings ``CELERY_TASK_QUEUES``)."""
+
+    def get(self, callback, **kwargs):
+        self.pos = 0
+        return super().get(callback, **kwargs)
+
+
 class Channel(filesystem.Channel):
-    """A filesystem channel whose messages stay claimed, not deleted, until acknowledged."""
+    """A filesystem channel whose messages stay claimed, not deleted, until acknowledged, and
+    whose queues are read in order (``InOrder``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -133,6 +145,9 @@ class Channel(filesystem.Channel):
             os.rename(staging, self.claims_folder / name)
             self._claim_dir, self._claim_fd = self.claims_folder / name, fd
         return self._claim_dir
+
+    def _reset_cycle(self):
+        self._cycle = InOrder(self._get_and_deliver, self._active_queues, Empty)
 
     def _get(self, queue):
         """Claims the oldest message of ``queue`` (after putting back dead consumers' claims)."""

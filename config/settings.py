@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from config.env import env_bool, env_float, env_int, env_list, env_str, require
 from gateways.egress import parse_cidr, parse_name_pattern, parse_port_range, parse_resolver
@@ -263,6 +264,20 @@ else:
 # The queue producers send to and workers consume (tests give a worker its own).
 GANTRY_CELERY_QUEUE = env_str("GANTRY_CELERY_QUEUE", "celery")
 CELERY_TASK_DEFAULT_QUEUE = GANTRY_CELERY_QUEUE
+# The periodic heal's reconciles (one per gateway) wait in a queue of their own, which a
+# worker reads only when the first queue is empty: a tenant's change never waits behind a
+# heal pass (docs/delivery.md#the-periodic-heal). A worker started without -Q reads both, in
+# this order; one given -Q must list both, this order too.
+GANTRY_CELERY_HEAL_QUEUE = env_str("GANTRY_CELERY_HEAL_QUEUE", f"{GANTRY_CELERY_QUEUE}.heal")
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name)
+    for name in (GANTRY_CELERY_QUEUE, GANTRY_CELERY_HEAL_QUEUE)
+)
+if not CELERY_BROKER_URL.startswith("filesystem:"):
+    # Redis: BRPOP over the queues in the worker's order, the first non-empty one answering
+    # (kombu's default rotates them: a heal pass would take every other turn). The embedded
+    # broker reads them in order too (config/broker.py).
+    CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
 # Celery's Django fixup closes the database connection before and after every task unless it
 # may reuse it: a new PostgreSQL connection costs ~4 ms of every change's way to the gateways.
 # Connections are handled as a request's are instead (config/celery_app.py): CONN_MAX_AGE and

@@ -46,20 +46,43 @@ def reconcile_gateway(
 )
 def reconcile_all() -> int:
     """The periodic heal (beat, every ``GANTRY_RECONCILE_ALL_SECONDS``): one reconcile per
-    gateway, so a lost message, a crashed worker or drift converges."""
+    gateway, so a lost message, a crashed worker or drift converges. They wait in the heal
+    queue, which workers read only when no tenant's change is waiting. While reconciles of the
+    last pass still wait there, a pass is skipped: passes never pile up, however many gateways
+    (the heal then comes as often as the workers get through one)."""
+    waiting = heal_backlog()
+    if waiting:
+        log.info(
+            "the last heal pass still has %d reconciles waiting: this pass is skipped", waiting
+        )
+        return 0
     count = 0
     for gateway_id in Gateway.objects.values_list("pk", flat=True).iterator():
-        send_reconcile(gateway_id, record_unchanged=False)
+        send_reconcile(gateway_id, record_unchanged=False, queue=settings.GANTRY_CELERY_HEAL_QUEUE)
         count += 1
     log.info("enqueued %d gateway reconciles", count)
     return count
 
 
-def send_reconcile(gateway_id: int, record_unchanged: bool = True) -> None:
+def heal_backlog() -> int:
+    """How many reconciles wait in the heal queue (taken by a worker: no longer waiting)."""
+    from celery import current_app
+    from kombu import Queue
+
+    name = settings.GANTRY_CELERY_HEAL_QUEUE
+    queue = current_app.amqp.queues.get(name) or Queue(name, routing_key=name)
+    with current_app.connection_for_read() as connection:
+        # Declared as workers declare it (a passive declare misses a Redis key prefix).
+        return queue(connection.default_channel).queue_declare().message_count
+
+
+def send_reconcile(
+    gateway_id: int, record_unchanged: bool = True, queue: str | None = None
+) -> None:
     reconcile_gateway.apply_async(
         (gateway_id,),
         {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
-        queue=settings.GANTRY_CELERY_QUEUE,
+        queue=queue or settings.GANTRY_CELERY_QUEUE,
     )
 
 

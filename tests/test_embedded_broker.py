@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection
+from kombu import Queue as KombuQueue
 
 from config.broker import Transport
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HOLDER = """
 import sys, time
 from kombu import Connection
+from kombu import Queue as KombuQueue
 import config.celery_app  # registers the transport
 options = dict(data_folder_in=sys.argv[1], data_folder_out=sys.argv[1],
                control_folder=sys.argv[2], claims_folder=sys.argv[3], polling_interval=0.01)
@@ -123,3 +125,30 @@ def test_an_unacknowledged_message_goes_back_when_its_consumer_closes(tmp_path):
         assert message.payload["n"] == 1
         message.ack()
     assert os.listdir(tmp_path / "queue") == []
+
+
+def test_a_consumer_reads_its_queues_in_order(tmp_path):
+    """A worker reads its own queue before the heal's: messages of the first queue come first
+    even when the second's were sent earlier (kombu's own cycle takes the queues in turn)."""
+    options, first, second = broker_options(tmp_path), queue_name(), queue_name()
+    with Connection("filesystem://", transport_options=options) as connection:
+        for number in range(3):
+            connection.SimpleQueue(second).put({"n": f"heal-{number}"})
+        for number in range(3):
+            connection.SimpleQueue(first).put({"n": f"change-{number}"})
+    received: list[str] = []
+    with Connection("filesystem://", transport_options=options) as connection:
+        queues = [KombuQueue(first, routing_key=first), KombuQueue(second, routing_key=second)]
+
+        def take(body, message):
+            received.append(body["n"])
+            message.ack()
+            if body["n"] == "change-1":  # a change arrives while the heal's wait
+                connection.SimpleQueue(first).put({"n": "change-late"})
+
+        with connection.Consumer(queues, callbacks=[take], accept=["json"]):
+            while len(received) < 7:
+                connection.drain_events(timeout=5)
+    assert received == [
+        "change-0", "change-1", "change-2", "change-late", "heal-0", "heal-1", "heal-2"
+    ]  # fmt: skip

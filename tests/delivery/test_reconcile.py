@@ -137,8 +137,8 @@ def test_the_periodic_fan_out_enqueues_one_reconcile_per_gateway(org, monkeypatc
     sent = []
     monkeypatch.setattr(tasks, "send_reconcile", lambda pk, **kw: sent.append((pk, kw)))
     assert tasks.reconcile_all() == 2
-    assert sorted(sent) == sorted([(first.pk, {"record_unchanged": False}),
-                                   (second.pk, {"record_unchanged": False})])  # fmt: skip
+    heal = {"record_unchanged": False, "queue": settings.GANTRY_CELERY_HEAL_QUEUE}
+    assert sorted(sent) == sorted([(first.pk, heal), (second.pk, heal)])
     schedule = settings.CELERY_BEAT_SCHEDULE["reconcile-all"]
     assert schedule["task"] == tasks.reconcile_all.name == "provisioning.reconcile_all"
     assert tasks.reconcile_gateway.name == "provisioning.reconcile_gateway"

@@ -24,3 +24,4 @@ def test_the_benchmark_runs_at_two_gateways():
     assert lines["xDS streams"] == ["4"]
     assert lines["stream errors"] == ["0"]
     assert float(lines["fan-out max (ms)"][0]) > 0
+    assert float(lines["fan-out in reconcile_all p50"][0]) > 0

@@ -1,0 +1,147 @@
+"""The periodic heal (``reconcile_all``) through a real worker over the real Redis broker: its
+reconciles wait in a queue of their own, which the worker reads only when no tenant's change
+is waiting, and a pass is skipped while the last pass's reconciles still wait."""
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from gateways import services
+from provisioning import tasks
+from provisioning.models import ConfigRevision
+from tenants.models import Plan
+from tests.delivery.helpers import ACTOR
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+HEALED = 24
+
+
+def wait_for(predicate, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    return predicate()
+
+
+def start_worker(log: Path, queue: str, *options: str) -> subprocess.Popen:
+    db = django_settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
+        ),
+        "CELERY_BROKER_URL": django_settings.REDIS_URL,
+        "GANTRY_CELERY_QUEUE": queue,  # the heal's queue follows: "<queue>.heal"
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", *options,
+         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def stop(worker: subprocess.Popen, log: Path) -> str:
+    worker.terminate()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
+    return log.read_text()
+
+
+def purge(*queues: str) -> None:
+    from config.celery_app import app
+
+    with app.connection_for_write() as broker:
+        for queue in queues:
+            with contextlib.suppress(broker.channel_errors):
+                broker.default_channel.queue_purge(queue)
+
+
+@pytest.fixture
+def queues(settings):
+    """This process sends to a queue of its own, as the worker it starts reads."""
+    queue = f"gantry-test-{os.urandom(4).hex()}"
+    settings.GANTRY_CELERY_QUEUE = queue
+    settings.GANTRY_CELERY_HEAL_QUEUE = f"{queue}.heal"
+    yield queue, f"{queue}.heal"
+    purge(queue, f"{queue}.heal")
+
+
+def gateways_behind_the_platforms_back(tenant, count: int, monkeypatch) -> list:
+    """``count`` gateways whose reconcile messages were lost: only a heal compiles them."""
+    Plan.objects.filter(pk=tenant.plan_id).update(max_gateways=count + 5)
+    with monkeypatch.context() as lost:
+        lost.setattr(tasks, "send_reconcile", lambda *args, **kwargs: None)
+        return [services.create_gateway(ACTOR, tenant, f"old-{i}", {}) for i in range(count)]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_tenants_change_is_not_queued_behind_the_heal(org, queues, monkeypatch, tmp_path):
+    queue, _ = queues
+    healed = gateways_behind_the_platforms_back(org.tenant, HEALED, monkeypatch)
+    log = tmp_path / "worker.log"
+    worker = start_worker(log, queue)  # no -Q: it reads both queues, in the settings' order
+    try:
+        from provisioning.tasks import reconcile_all
+
+        reconcile_all.apply_async(queue=queue)
+        assert wait_for(lambda: ConfigRevision.objects.exists(), 60), "the heal never began"
+        # A tenant creates a gateway while the heal works through the others: the API's
+        # write sends its reconcile on commit, as every change does.
+        fresh = services.create_gateway(ACTOR, org.tenant, "fresh", {})
+        everyone = HEALED + 1
+        assert wait_for(lambda: ConfigRevision.objects.count() >= everyone, 120), (
+            f"{ConfigRevision.objects.count()} of {everyone} gateways compiled"
+        )
+    finally:
+        output = stop(worker, log)
+    order = list(
+        ConfigRevision.objects.order_by("created_at", "id").values_list("gateway_id", flat=True)
+    )
+    assert sorted(order) == sorted([g.pk for g in healed] + [fresh.pk]), output[-3000:]
+    # The worker finishes the heal's reconcile in hand (and at most one it had taken), then
+    # takes the tenant's: in one queue it would have waited for all 24.
+    position = order.index(fresh.pk)
+    heal_done_before = ConfigRevision.objects.filter(
+        gateway__in=healed, created_at__lt=ConfigRevision.objects.get(gateway=fresh).created_at
+    ).count()
+    assert position <= 4 and heal_done_before < HEALED - 10, (position, order)
+    assert f"enqueued {HEALED} gateway reconciles" in output
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_heal_pass_is_skipped_while_the_last_ones_reconciles_wait(
+    org, queues, monkeypatch, tmp_path
+):
+    """A worker that reads only the first queue (as one given ``-Q <queue>`` alone would)
+    runs reconcile_all but none of the heal's reconciles: the second pass adds nothing."""
+    queue, _ = queues
+    gateways_behind_the_platforms_back(org.tenant, 5, monkeypatch)
+    log = tmp_path / "worker.log"
+    worker = start_worker(log, queue, "-Q", queue)
+    try:
+        from provisioning.tasks import reconcile_all
+
+        reconcile_all.apply_async(queue=queue)
+        assert wait_for(lambda: tasks.heal_backlog() == 5, 30), tasks.heal_backlog()
+        reconcile_all.apply_async(queue=queue)
+        skipped = "the last heal pass still has 5 reconciles waiting: this pass is skipped"
+        assert wait_for(lambda: skipped in log.read_text(), 30), log.read_text()[-3000:]
+        assert tasks.heal_backlog() == 5
+    finally:
+        stop(worker, log)
+    assert not ConfigRevision.objects.exists()
