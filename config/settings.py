@@ -295,6 +295,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # The periodic heal: every gateway reconciled this often (a lost or crashed task converges).
 GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minimum=1)
+# Operations timeline entries are kept this many days (the entry that made a kept revision is
+# kept with it); replicas whose stream closed this many hours ago and never came back are
+# forgotten (each Kubernetes pod is one): docs/delivery.md#what-is-kept.
+GANTRY_TIMELINE_RETENTION_DAYS = env_int("GANTRY_TIMELINE_RETENTION_DAYS", 90, minimum=1)
+GANTRY_DEPARTED_REPLICA_HOURS = env_int("GANTRY_DEPARTED_REPLICA_HOURS", 24, minimum=1)
 # Usage: hourly rollups are recomputed this often (seconds) from the raw samples, which are kept
 # this many days (longer than a billing period, so a month can be recomputed before it closes).
 GANTRY_USAGE_ROLLUP_SECONDS = env_int("GANTRY_USAGE_ROLLUP_SECONDS", 60, minimum=1)
@@ -320,7 +325,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-all": {
         "task": "provisioning.reconcile_all",
         "schedule": timedelta(seconds=GANTRY_RECONCILE_ALL_SECONDS),
+        # A pass not started by the next one's turn is dropped (the next does what it would).
+        "options": {"expires": GANTRY_RECONCILE_ALL_SECONDS},
     },
+    "prune-timeline": {"task": "provisioning.prune_timeline", "schedule": timedelta(hours=6)},
     "rollup-usage": {
         "task": "billing.rollup_usage",
         "schedule": timedelta(seconds=GANTRY_USAGE_ROLLUP_SECONDS),

@@ -35,6 +35,8 @@ class BrokerState:
     queue: str
     depth: int | None = None  # messages waiting in the queue
     message: str = ""
+    heal_queue: str = ""
+    heal_depth: int | None = None  # the periodic heal's reconciles waiting
 
 
 @dataclass
@@ -73,16 +75,18 @@ def _filesystem_depth(queue: str) -> int:
 
 def broker_state() -> BrokerState:
     url = _broker_url()
-    queue = settings.GANTRY_CELERY_QUEUE
+    queue, heal = settings.GANTRY_CELERY_QUEUE, settings.GANTRY_CELERY_HEAL_QUEUE
     scheme = urlsplit(url).scheme or url
     try:
         if scheme in ("redis", "rediss"):
-            return BrokerState("redis", True, queue, _redis_depth(url, queue))
+            depths = [_redis_depth(url, name) for name in (queue, heal)]
+            return BrokerState("redis", True, queue, depths[0], "", heal, depths[1])
         if scheme == "filesystem":
-            return BrokerState("filesystem", True, queue, _filesystem_depth(queue))
+            depths = [_filesystem_depth(name) for name in (queue, heal)]
+            return BrokerState("filesystem", True, queue, depths[0], "", heal, depths[1])
     except Exception as error:  # noqa: BLE001 — any failure to read it is "unreachable"
-        return BrokerState(scheme, False, queue, None, _reason(error))
-    return BrokerState(scheme, True, queue, None, "queue depth is not read for this broker")
+        return BrokerState(scheme, False, queue, None, _reason(error), heal)
+    return BrokerState(scheme, True, queue, None, "queue depth is not read for this broker", heal)
 
 
 def _reason(error: Exception) -> str:

@@ -137,6 +137,18 @@ def prune_access_logs() -> int:
     return prune()
 
 
+@shared_task(name="provisioning.prune_timeline", ignore_result=True, time_limit=600)
+def prune_timeline() -> int:
+    """Deletes timeline entries past ``GANTRY_TIMELINE_RETENTION_DAYS`` and forgets replicas
+    gone for ``GANTRY_DEPARTED_REPLICA_HOURS`` (beat, every 6 hours)."""
+    from provisioning.retention import prune
+
+    pruned = prune()
+    log.info("pruned %d timeline entries and %d departed replicas", pruned.operations,
+             pruned.replicas)  # fmt: skip
+    return pruned.operations
+
+
 @shared_task(
     name="provisioning.collect_pod_access_logs", ignore_result=True, time_limit=300,
     soft_time_limit=240,
