@@ -132,6 +132,19 @@ class GatewayOperation(models.Model):
         return f"{self.gateway} {self.kind} {self.state}"
 
 
+class PendingReconcile(models.Model):
+    """A reconcile of the gateway sent and not yet begun (``provisioning.pending``): writes
+    made meanwhile send none of their own, since that one will read them."""
+
+    gateway = models.OneToOneField(
+        Gateway, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    sent_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.gateway_id} since {self.sent_at}"
+
+
 class ReplicaCredential(models.Model):
     """The token of one local-runtime replica: it authenticates a stream only under ``node_id``
     (``<tenant>/<gateway>/<index>``).

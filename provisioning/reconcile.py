@@ -20,7 +20,7 @@ from django.utils import timezone
 from config.errors import NotFound
 from gateways.models import Gateway
 from gateways.services import common
-from provisioning import envoy, readiness, revisions
+from provisioning import envoy, pending, readiness, revisions
 from provisioning.compile import compile_gateway, gc_paused
 from provisioning.compile_memo import memos
 from provisioning.desired import load_desired_state
@@ -248,6 +248,8 @@ def reconcile(
     watch = Stopwatch(requested)
     queued = {} if enqueued_at is None else {"queue": round((time.time() - enqueued_at) * 1000, 1)}
     operation = None
+    # Before anything is read: a write committed from now on sends a reconcile of its own.
+    pending.release(gateway_id)
     try:
         outcome, operation = _reconcile_locked(
             gateway_id, actor, watch, started_at, record_unchanged

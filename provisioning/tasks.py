@@ -79,11 +79,23 @@ def heal_backlog() -> int:
 def send_reconcile(
     gateway_id: int, record_unchanged: bool = True, queue: str | None = None
 ) -> None:
-    reconcile_gateway.apply_async(
-        (gateway_id,),
-        {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
-        queue=queue or settings.GANTRY_CELERY_QUEUE,
-    )
+    """Sends a reconcile of the gateway: for a write (no ``queue``), only if none sent for an
+    earlier write is still waiting to begin (``provisioning.pending``)."""
+    from provisioning import pending
+
+    claimed = queue is None and pending.claim(gateway_id)
+    if queue is None and not claimed:
+        return  # the reconcile waiting will read this write
+    try:
+        reconcile_gateway.apply_async(
+            (gateway_id,),
+            {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
+            queue=queue or settings.GANTRY_CELERY_QUEUE,
+        )
+    except Exception:
+        if claimed:  # nothing was sent: the next write must not wait for it
+            pending.release(gateway_id)
+        raise
 
 
 def enqueue_reconcile(*gateway_ids: int) -> None:

@@ -38,8 +38,9 @@ def process_started(pid: int) -> float:
     """When the process started (epoch seconds), from the kernel's own record."""
     with open(f"/proc/{pid}/stat") as handle:
         ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
-    with open("/proc/stat") as handle:
-        boot = next(int(line.split()[1]) for line in handle if line.startswith("btime"))
+    # The kernel counts it from boot (CLOCK_BOOTTIME). /proc/stat's btime is whole seconds,
+    # up to a second off: the boot's moment to the microsecond instead.
+    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     return boot + ticks / CLOCK_TICKS
 
 

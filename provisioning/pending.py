@@ -1,0 +1,61 @@
+"""Writes that find a reconcile of their gateway already waiting send none of their own.
+
+A reconcile reads the gateway's whole desired state when it begins, so one that was sent and
+has not begun will carry every write committed before it begins. ``claim`` (after a write's
+commit) records the one sent; ``release`` (as any reconcile of the gateway begins, before it
+reads anything: the heal's too) forgets it, so a write committed after that sends a new one.
+A burst of writes to one gateway (a deploy script creating 300 routes) then costs a few
+reconciles, not 300 that other gateways' changes queue behind.
+
+Never a change lost: a write is either committed before the waiting reconcile's ``release``
+(which comes before its read), or it sees no mark and sends its own. A mark older than
+``GANTRY_RECONCILE_PENDING_SECONDS`` is taken for a lost message: the next write sends again.
+"""
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from provisioning.models import PendingReconcile
+
+TABLE = PendingReconcile._meta.db_table
+# Insert the mark; an existing one is replaced only when stale. A row comes back when this
+# caller is to send. (The table's name is the model's; every value is a parameter.)
+CLAIM = (
+    f"INSERT INTO {TABLE} (gateway_id, sent_at) VALUES (%s, %s) "  # noqa: S608
+    f"ON CONFLICT (gateway_id) DO UPDATE SET sent_at = excluded.sent_at "
+    f"WHERE {TABLE}.sent_at < %s RETURNING gateway_id"
+)
+
+
+def claim(gateway_id: int) -> bool:
+    """Whether the caller should send a reconcile of the gateway (none is waiting)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.GANTRY_RECONCILE_PENDING_SECONDS)
+    try:
+        with _marks() as cursor:
+            cursor.execute(CLAIM, [gateway_id, now, stale])
+            return cursor.fetchone() is not None
+    except IntegrityError:  # the gateway was deleted meanwhile: the reconcile is a no-op
+        return True
+
+
+def release(gateway_id: int) -> None:
+    """A reconcile of the gateway begins: later writes send their own."""
+    with _marks() as cursor:
+        cursor.execute(f"DELETE FROM {TABLE} WHERE gateway_id = %s", [gateway_id])  # noqa: S608
+
+
+@contextmanager
+def _marks():
+    """A transaction of its own for a mark, committed without waiting for the disk when it is
+    one (PostgreSQL's ``synchronous_commit``: ~1.5 ms less on a change's way). A mark lost to
+    a database crash costs a reconcile sent twice, or one sent after the mark goes stale."""
+    own = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cursor:
+        if own and connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield cursor
