@@ -52,8 +52,9 @@ def release(gateway_id: int) -> None:
 @contextmanager
 def _marks():
     """A transaction of its own for a mark, committed without waiting for the disk when it is
-    one (PostgreSQL's ``synchronous_commit``: ~1.5 ms less on a change's way). A mark lost to
-    a database crash costs a reconcile sent twice, or one sent after the mark goes stale."""
+    one (PostgreSQL's ``synchronous_commit``): a mark is not worth a flush of the log on a
+    change's way. A mark lost to a database crash costs a reconcile sent twice, or one sent
+    once the mark goes stale."""
     own = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         if own and connection.vendor == "postgresql":
