@@ -24,4 +24,6 @@ def test_the_benchmark_runs_at_two_gateways():
     assert lines["xDS streams"] == ["4"]
     assert lines["stream errors"] == ["0"]
     assert float(lines["fan-out max (ms)"][0]) > 0
-    assert float(lines["fan-out in reconcile_all p50"][0]) > 0
+    # Measured from the API's answer: a replica can hold the change before the client has
+    # read the answer (negative at this size, where the heal holds nobody up).
+    assert abs(float(lines["fan-out in reconcile_all p50"][0])) < 60_000
