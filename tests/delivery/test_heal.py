@@ -4,60 +4,16 @@ is waiting, and a pass is skipped while the last pass's reconciles still wait.""
 
 import contextlib
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from gateways import services
 from provisioning import tasks
 from provisioning.models import ConfigRevision
 from tenants.models import Plan
-from tests.delivery.helpers import ACTOR
+from tests.delivery.helpers import ACTOR, start_worker, stop_worker, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 HEALED = 24
-
-
-def wait_for(predicate, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    return predicate()
-
-
-def start_worker(log: Path, queue: str, *options: str) -> subprocess.Popen:
-    db = django_settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
-        ),
-        "CELERY_BROKER_URL": django_settings.REDIS_URL,
-        "GANTRY_CELERY_QUEUE": queue,  # the heal's queue follows: "<queue>.heal"
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", *options,
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
-def stop(worker: subprocess.Popen, log: Path) -> str:
-    worker.terminate()
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait(10)
-    return log.read_text()
 
 
 def purge(*queues: str) -> None:
@@ -107,7 +63,7 @@ def test_a_tenants_change_is_not_queued_behind_the_heal(org, queues, monkeypatch
             f"{ConfigRevision.objects.count()} of {everyone} gateways compiled"
         )
     finally:
-        output = stop(worker, log)
+        output = stop_worker(worker, log)
     order = list(
         ConfigRevision.objects.order_by("created_at", "id").values_list("gateway_id", flat=True)
     )
@@ -143,5 +99,5 @@ def test_a_heal_pass_is_skipped_while_the_last_ones_reconciles_wait(
         assert wait_for(lambda: skipped in log.read_text(), 30), log.read_text()[-3000:]
         assert tasks.heal_backlog() == 5
     finally:
-        stop(worker, log)
+        stop_worker(worker, log)
     assert not ConfigRevision.objects.exists()

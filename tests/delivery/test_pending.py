@@ -3,24 +3,23 @@ reconcile of its gateway sent and not yet begun sends none, since that one will 
 the real Redis broker, then a real worker."""
 
 import os
-import subprocess
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 from kombu import Queue
 
 from gateways import services
 from provisioning import revisions
 from provisioning.models import ConfigRevision, GatewayOperation, PendingReconcile
-from tests.delivery.helpers import ACTOR, BACKEND_SPEC, route_spec
-
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.delivery.helpers import (
+    ACTOR,
+    BACKEND_SPEC,
+    route_spec,
+    start_worker,
+    stop_worker,
+    wait_for,
+)
 
 
 def waiting(queue: str) -> int:
@@ -34,15 +33,6 @@ def waiting(queue: str) -> int:
 def routes_served(gateway) -> int:
     revision = ConfigRevision.objects.filter(gateway=gateway, current=True).first()
     return len(revisions.desired_state_of(revision)["routes"]) if revision else -1
-
-
-def wait_for(predicate, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 @pytest.mark.slow
@@ -64,21 +54,8 @@ def test_a_burst_of_writes_to_a_gateway_sends_one_reconcile(org, settings, tmp_p
     services.replace_gateway_spec(ACTOR, other, {"replicas": 2})
     assert waiting(queue) == 3
 
-    db = django_settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
-        ),
-        "CELERY_BROKER_URL": django_settings.REDIS_URL,
-        "GANTRY_CELERY_QUEUE": queue,
-    }
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(log, queue)
     try:
         assert wait_for(lambda: routes_served(edge) == 30 and waiting(queue) == 0, 60), (
             log.read_text()[-3000:]
@@ -89,6 +66,5 @@ def test_a_burst_of_writes_to_a_gateway_sends_one_reconcile(org, settings, tmp_p
         assert wait_for(lambda: routes_served(edge) == 31, 60), log.read_text()[-3000:]
         assert GatewayOperation.objects.filter(gateway=edge).count() == 2
     finally:
-        worker.terminate()
-        worker.wait(30)
+        stop_worker(worker, log)
     assert not PendingReconcile.objects.exists()

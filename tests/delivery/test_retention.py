@@ -3,15 +3,11 @@
 forgotten (each Kubernetes pod is a replica of its own)."""
 
 import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from frontend.history import revisions as revision_rows
@@ -19,9 +15,14 @@ from gateways import services
 from provisioning import retention
 from provisioning.models import GatewayOperation, ReplicaConnection, ReplicaStatus
 from provisioning.reconcile import reconcile
-from tests.delivery.helpers import ACTOR, gateway_with_route, route_spec
+from tests.delivery.helpers import (
+    ACTOR,
+    gateway_with_route,
+    route_spec,
+    start_worker,
+    stop_worker,
+)
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
 
@@ -87,27 +88,15 @@ def test_replicas_whose_stream_closed_long_ago_are_forgotten(org, settings):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_prunes_the_timeline(org, settings):
+def test_a_worker_prunes_the_timeline(org, tmp_path):
     """The task as beat sends it, through a real worker over Redis."""
     gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
     old = GatewayOperation.objects.create(gateway=gateway, kind="reconcile", state="failed")
     age(old, django_settings.GANTRY_TIMELINE_RETENTION_DAYS + 1)
     fresh = GatewayOperation.objects.create(gateway=gateway, kind="reconcile", state="failed")
     queue = f"gantry-test-{os.urandom(4).hex()}"
-    db = django_settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
-        ),
-        "CELERY_BROKER_URL": django_settings.REDIS_URL,
-        "GANTRY_CELERY_QUEUE": queue,
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    worker = start_worker(log, queue)
     try:
         from provisioning.tasks import prune_timeline
 
@@ -116,8 +105,7 @@ def test_a_worker_prunes_the_timeline(org, settings):
         while GatewayOperation.objects.filter(pk=old.pk).exists() and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        worker.terminate()
-        output, _ = worker.communicate(timeout=30)
+        output = stop_worker(worker, log)
     assert not GatewayOperation.objects.filter(pk=old.pk).exists(), output[-3000:]
     assert GatewayOperation.objects.filter(pk=fresh.pk).exists()
     assert "pruned 1 timeline entries and 0 departed replicas" in output
