@@ -135,10 +135,12 @@ def test_a_410_makes_it_list_again(setup, double, watcher):
     wait_for(lambda: rows() is not None, message="the first rows")
     (watch,) = watcher.watches.values()
     lists = watch.lists
-    # the watch's version is compacted away while changes happen
-    double.compact()
-    double.upsert(endpoint_slice("cart-b", ["10.1.0.2"]))
-    double.compact()
+    # a change, and the history compacted past it, before the watch can see the change: the
+    # watch's version is now too old (one step under the double's lock, or the watch may read
+    # the event first and never be told 410)
+    with double.lock:
+        double.upsert(endpoint_slice("cart-b", ["10.1.0.2"]))
+        double.compact()
     wait_for(lambda: watch.lists > lists, timeout=10, message="a new list")
     wait_for(lambda: len(rows()) == 2, message="the rows after the new list")
 
