@@ -12,7 +12,6 @@ Never a change lost: a write is either committed before the waiting reconcile's 
 ``GANTRY_RECONCILE_PENDING_SECONDS`` is taken for a lost message: the next write sends again.
 """
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,13 +21,32 @@ from django.utils import timezone
 from provisioning.models import PendingReconcile
 
 TABLE = PendingReconcile._meta.db_table
+# PostgreSQL: the statement's own transaction commits without waiting for the disk (a mark is
+# not worth a flush of the log on a change's way; a mark lost to a database crash costs a
+# reconcile sent twice, or one sent once the mark goes stale). One statement, one round trip.
+ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
 # Insert the mark; an existing one is replaced only when stale. A row comes back when this
 # caller is to send. (The table's name is the model's; every value is a parameter.)
 CLAIM = (
-    f"INSERT INTO {TABLE} (gateway_id, sent_at) VALUES (%s, %s) "  # noqa: S608
+    f"INSERT INTO {TABLE} (gateway_id, sent_at) SELECT %s, %s WHERE {{commit}} "  # noqa: S608
     f"ON CONFLICT (gateway_id) DO UPDATE SET sent_at = excluded.sent_at "
     f"WHERE {TABLE}.sent_at < %s RETURNING gateway_id"
 )
+RELEASE = f"DELETE FROM {TABLE} WHERE gateway_id = %s AND {{commit}}"  # noqa: S608
+
+
+def _execute(template: str, params: list):
+    """The first row the statement returns, if any. Outside a transaction, one statement in one
+    round trip, committed asynchronously on PostgreSQL (``ASYNC_COMMIT``); inside one, in a
+    savepoint (an error leaves the caller's transaction usable) and the caller's commit."""
+    if connection.in_atomic_block:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(template.format(commit="1 = 1"), params)
+            return cursor.fetchone() if cursor.description else None
+    asynchronous = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute(template.format(commit=ASYNC_COMMIT if asynchronous else "1 = 1"), params)
+        return cursor.fetchone() if cursor.description else None
 
 
 def claim(gateway_id: int) -> bool:
@@ -36,27 +54,11 @@ def claim(gateway_id: int) -> bool:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.GANTRY_RECONCILE_PENDING_SECONDS)
     try:
-        with _marks() as cursor:
-            cursor.execute(CLAIM, [gateway_id, now, stale])
-            return cursor.fetchone() is not None
+        return _execute(CLAIM, [gateway_id, now, stale]) is not None
     except IntegrityError:  # the gateway was deleted meanwhile: the reconcile is a no-op
         return True
 
 
 def release(gateway_id: int) -> None:
     """A reconcile of the gateway begins: later writes send their own."""
-    with _marks() as cursor:
-        cursor.execute(f"DELETE FROM {TABLE} WHERE gateway_id = %s", [gateway_id])  # noqa: S608
-
-
-@contextmanager
-def _marks():
-    """A transaction of its own for a mark, committed without waiting for the disk when it is
-    one (PostgreSQL's ``synchronous_commit``): a mark is not worth a flush of the log on a
-    change's way. A mark lost to a database crash costs a reconcile sent twice, or one sent
-    once the mark goes stale."""
-    own = not connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
-        if own and connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield cursor
+    _execute(RELEASE, [gateway_id])

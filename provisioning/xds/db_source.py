@@ -27,6 +27,7 @@ import logging
 import os
 
 from django.conf import settings
+from django.db.models import Case, F, JSONField, Value, When
 
 from provisioning import revisions
 from provisioning.compile import gc_paused
@@ -58,14 +59,20 @@ def default_poll_interval(notified: bool) -> float:
     return POLL_WITH_NOTIFIER if notified else POLL_WITHOUT_NOTIFIER
 
 
-def _current(gateway_key: str) -> tuple[str, int] | None:
-    """(content hash, revision id) of the gateway's current revision."""
+def _head(gateway_key: str, known_hash: str | None) -> tuple | None:
+    """(content hash, revision id, gateway id, manifest) of the gateway's current revision, in
+    one query; the manifest only when the hash is not ``known_hash`` (a poll that finds nothing
+    new reads no manifest), and ``None`` for a revision stored whole."""
     tenant, _, name = gateway_key.partition("/")
+    manifest = F("manifest")
+    if known_hash is not None:
+        manifest = Case(When(content_hash=known_hash, then=Value(None)), default=manifest,
+                        output_field=JSONField())  # fmt: skip
     return (
         ConfigRevision.objects.filter(
             gateway__tenant__slug=tenant, gateway__name=name, current=True
         )
-        .values_list("content_hash", "pk")
+        .values_list("content_hash", "pk", "gateway_id", manifest)
         .first()
     )
 
@@ -81,14 +88,12 @@ def _current_many(gateway_keys: list[str]) -> dict[str, str]:
     return {f"{t}/{n}": content_hash for t, n, content_hash in rows if (t, n) in wanted}
 
 
-def _parts(revision_id: int, held: dict[str, dict]) -> tuple[Resources, dict[str, dict]] | None:
+def _parts(
+    revision_id: int, gateway_id: int, manifest: dict | None, held: dict[str, dict]
+) -> tuple[Resources, dict[str, dict]]:
     """The revision's resources, and its parts by digest (decoded): only the parts not in
     ``held`` (the parts of the revision this server last read for the gateway) are read and
     decrypted. A one-route change on a gateway of 10,000 routes reads one virtual host."""
-    row = ConfigRevision.objects.filter(pk=revision_id).values("gateway_id", "manifest").first()
-    if row is None:
-        return None
-    manifest = row["manifest"]
     if manifest is None:  # stored whole, before revisions were stored in parts
         resources = ConfigRevision.objects.only("resources").get(pk=revision_id).resources
         return Resources.from_dict(json.loads(resources)), {}
@@ -96,7 +101,7 @@ def _parts(revision_id: int, held: dict[str, dict]) -> tuple[Resources, dict[str
     # Decoding a big config makes hundreds of thousands of objects at once: no collector
     # passes over the snapshots held meanwhile (they took up to 0.6 s at 10,000 routes).
     with gc_paused():
-        texts = revisions.part_texts(row["gateway_id"], wanted - held.keys())
+        texts = revisions.part_texts(gateway_id, wanted - held.keys())
         values = {d: held[d] if d in held else json.loads(texts[d]) for d in wanted}
         return Resources.from_dict(revisions.joined(manifest, values)), values
 
@@ -105,21 +110,35 @@ def _read(
     gateway_key: str, known_hash: str | None, held: dict[str, dict] | None = None
 ) -> tuple[str, Resources | None, dict[str, dict]] | None:
     """The current revision's hash, and its resources and parts unless its hash is
-    ``known_hash``: one trip to a database thread for a change, none of the decrypting for a
-    poll that finds nothing new. ``held``: the parts already decoded (``_parts``)."""
-    current = _current(gateway_key)
+    ``known_hash``: one query for a poll that finds nothing new (and none of the decrypting),
+    two for a change. ``held``: the parts already decoded (``_parts``)."""
+    current = _head(gateway_key, known_hash)
     if current is None:
         return None
-    content_hash, revision_id = current
+    content_hash, revision_id, gateway_id, manifest = current
     if content_hash == known_hash:
         return content_hash, None, {}
     try:
-        found = _parts(revision_id, held or {})
-    except revisions.Incomplete:  # pruned meanwhile: the next read finds the new one
-        found = None
+        found = _parts(revision_id, gateway_id, manifest, held or {})
+    except (revisions.Incomplete, ConfigRevision.DoesNotExist):
+        found = None  # pruned meanwhile: the next read finds the new one
     if found is None:
         return content_hash, None, {}
     return content_hash, *found
+
+
+def _read_built(
+    gateway_key: str, cached: Snapshot | None, held: dict[str, dict]
+) -> tuple[str, Snapshot | None, dict[str, dict], Resources | None] | None:
+    """``_read``, and the snapshot built from what changed, in one trip to a database thread
+    (off the event loop: encoding a big gateway's changes would hold up every stream)."""
+    read = _read(gateway_key, cached and cached.version, held)
+    if read is None:
+        return None
+    content_hash, resources, parts = read
+    if resources is None:
+        return content_hash, None, parts, None
+    return content_hash, _build(content_hash, resources, cached), parts, resources
 
 
 def _build(version: str, resources: Resources, previous: Snapshot | None) -> Snapshot:
@@ -268,17 +287,15 @@ class DatabaseSnapshotSource:
         try:
             cached = self._snapshots.get(gateway_key)
             held = self._parts.get(gateway_key, {})
-            read = await self.database.run(_read, gateway_key, cached and cached.version, held)
+            read = await self.database.run(_read_built, gateway_key, cached, held)
             if read is None:
                 return None
-            content_hash, resources, parts = read
+            content_hash, snapshot, parts, resources = read
             if cached is not None and cached.version == content_hash:
                 return await self._with_endpoints(gateway_key, cached)
-            if resources is None:  # replaced meanwhile; the next read finds the new one
+            if snapshot is None:  # replaced meanwhile; the next read finds the new one
                 return None
             self._refs[gateway_key] = discovery_refs(resources.clusters)
-            # Off the event loop: encoding a big gateway's changes would hold up every stream.
-            snapshot = await self.database.run(_build, content_hash, resources, cached)
             self._snapshots[gateway_key] = snapshot
             self._parts[gateway_key] = parts
             return await self._with_endpoints(gateway_key, snapshot)

@@ -104,6 +104,11 @@ def test_equal_configs_of_two_tenants_share_no_part(org, other_org):
 def test_the_xds_server_reads_only_the_parts_it_does_not_hold(big, monkeypatch):
     content_hash, resources, held = db_source._read(KEY, None, {})
     assert resources.routes and held.keys() == revisions.digests(big.revisions.get().manifest)
+    # a poll that finds the hash it holds decrypts no part
+    asked_first: list[set] = []
+    monkeypatch.setattr(revisions, "part_texts", lambda *args: asked_first.append(args))
+    assert db_source._read(KEY, content_hash, held) == (content_hash, None, {}) and not asked_first
+    monkeypatch.undo()
     route = Route.objects.get(gateway=big, name="r1")
     services.patch_route_spec(ACTOR, route, hosted("/next", "b.test"))
     reconcile(big.pk)

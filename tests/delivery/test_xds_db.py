@@ -169,15 +169,15 @@ def test_a_local_notification_wakes_the_source_at_once(loop, no_enqueue, setting
 def test_the_source_survives_a_database_error(loop, no_enqueue, monkeypatch):
     gateway = gateway_with_route(make_org("acme").tenant)
     first = reconcile(gateway.pk).revision
-    real, failures = db_source._current, []
+    real, failures = db_source._head, []
 
-    def flaky(key):
+    def flaky(key, known_hash):
         if len(failures) < 2:
             failures.append(key)
             raise OperationalError("the database went away")
-        return real(key)
+        return real(key, known_hash)
 
-    monkeypatch.setattr(db_source, "_current", flaky)
+    monkeypatch.setattr(db_source, "_head", flaky)
     source = DatabaseSnapshotSource(poll_interval=0.1, redis_url=None)
     try:
         assert loop.run(source.watch(KEY, None)).version == first.content_hash
