@@ -44,6 +44,9 @@ class CompileMemo:
         self._old: dict = {}
         self._new: dict = {}
         self._texts: dict[int, tuple[dict, str]] = {}  # id(virtual host) → (it, its JSON)
+        # (id, parts) of the last revision stored from this memo's compile: while it is the
+        # gateway's latest compiled revision (never pruned), those parts are in the database
+        self.stored: tuple[int, frozenset[str]] | None = None
 
     def begin(self, context) -> None:
         if context != self.context:
@@ -53,6 +56,12 @@ class CompileMemo:
 
     def finish(self) -> None:
         self._old, self._new = self._new, {}
+
+    def parts_of(self, revision_id: int) -> frozenset[str] | None:
+        """The parts of revision ``revision_id`` if it is the one last stored from here."""
+        if self.stored is not None and self.stored[0] == revision_id:
+            return self.stored[1]
+        return None
 
     def routes(self, listener: str, routes: list[dict], place, build) -> list[tuple]:
         """(domains, is gRPC, IR routes) of each of ``routes`` on ``listener``, in order:

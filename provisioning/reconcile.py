@@ -114,14 +114,18 @@ def compile_for(gateway: Gateway, state):
                            key=gateway.pk)  # fmt: skip
 
 
-def _store(gateway: Gateway, resources, made, state, actor: str, watch) -> ConfigRevision:
+def _store(gateway: Gateway, resources, made, state, actor: str, watch, latest, memo):
     validation = envoy.validate(resources, key=gateway.pk)
     watch.lap("validate")
-    return revisions.store(
+    known = memo.parts_of(latest.pk) if memo is not None and latest is not None else None
+    revision = revisions.store(
         gateway, made, state, valid=validation.ok,
         message="" if validation.ok else validation.message, actor=actor,
-        requested_at=watch.requested_at,
+        requested_at=watch.requested_at, known_parts=known,
     )  # fmt: skip
+    if memo is not None:
+        memo.stored = (revision.pk, frozenset(revisions.parts_named(revision.manifest)))
+    return revision
 
 
 @transaction.atomic
@@ -171,7 +175,7 @@ def _compile_and_store(gateway: Gateway, actor: str, watch: Stopwatch) -> Outcom
         revisions.check_size(gateway, made.size)
     except revisions.TooLarge as error:
         return Outcome("failed", message=error.message)
-    revision = _store(gateway, resources, made, state, actor, watch)
+    revision = _store(gateway, resources, made, state, actor, watch, latest, memo)
     if revision.state == ConfigRevision.State.VALID:
         return Outcome("created", revision, f"revision {revision.number} is valid")
     return Outcome("rejected", revision, f"Envoy rejected revision {revision.number}")

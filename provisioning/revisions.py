@@ -419,8 +419,18 @@ def resources_of(revision: ConfigRevision) -> dict:
     return json.loads(text_of(revision))
 
 
-def _store_parts(gateway: Gateway, parts: dict[str, str]) -> None:
-    """Stores the parts the gateway does not have yet (under its lock: nobody else adds any)."""
+def _store_parts(gateway: Gateway, parts: dict[str, str], known: set[str] | None = None) -> None:
+    """Stores the parts the gateway does not have yet (under its lock: nobody else adds any).
+    ``known``: digests of parts it is known to have (those of its latest compiled revision,
+    which is never pruned): the rest are inserted, skipping any already there, without a
+    query to find which are."""
+    if known is not None:
+        ConfigPart.objects.bulk_create(
+            [ConfigPart(gateway=gateway, digest=d, body=b) for d, b in parts.items()
+             if d not in known],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        return
     have = set(
         ConfigPart.objects.filter(gateway=gateway, digest__in=list(parts)).values_list(
             "digest", flat=True
@@ -431,6 +441,11 @@ def _store_parts(gateway: Gateway, parts: dict[str, str]) -> None:
         for digest, body in parts.items()
         if digest not in have
     )
+
+
+def parts_named(manifest: dict) -> set[str]:
+    """Every part a revision's manifest names: its compiled config's and its desired routes'."""
+    return digests(manifest) | set(manifest.get(DESIRED_ROUTES, ()))
 
 
 def size_of(revision: ConfigRevision) -> int:
@@ -527,17 +542,18 @@ def store(
     actor: str,
     restored_from: int | None = None,
     requested_at=None,
+    known_parts: set[str] | None = None,
 ) -> ConfigRevision:
     """Under the gateway's lock: revision n+1 of the compiled resources ``made``
     (``compiled``), current when valid, stored in parts (only those the gateway lacks are
     new). The caller prunes the old ones past retention (``prune``) once the new one is on
-    its way."""
+    its way. ``known_parts``: digests of parts the gateway is known to have (``_store_parts``)."""
     size = check_size(gateway, made.size)
     manifest, parts = dict(made.manifest), made.parts
     desired, manifest[DESIRED_ROUTES], routes = _route_texts.encode(
         gateway.pk, desired_snapshot(state)
     )
-    _store_parts(gateway, {**parts, **routes})
+    _store_parts(gateway, {**parts, **routes}, known_parts)
     latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
     if valid:  # the one current before steps down first (one current revision per gateway)
         ConfigRevision.objects.filter(gateway=gateway, current=True).update(current=False)
@@ -580,6 +596,6 @@ def prune(gateway: Gateway) -> int:
     ConfigRevision.objects.filter(pk__in=doomed).only("pk").delete()
     kept: set[str] = set()
     for manifest in rows.filter(manifest__isnull=False).values_list("manifest", flat=True):
-        kept |= digests(manifest) | set(manifest.get(DESIRED_ROUTES, ()))
+        kept |= parts_named(manifest)
     ConfigPart.objects.filter(gateway=gateway).exclude(digest__in=kept).only("pk").delete()
     return len(doomed)

@@ -149,3 +149,47 @@ def test_adding_a_route_to_many_writes_one_or_two_parts_of_the_desired_state(org
     routes = revisions.desired_state_of(second)["routes"]
     assert [r["name"] for r in routes][-1] == "added" and len(routes) == 402
     assert revisions.desired_state_of(first)["routes"] == routes[:-1]
+
+
+def _part_lookups(run) -> int:
+    """SELECTs of stored parts while ``run()`` runs (what a store asks before inserting)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    table = ConfigPart._meta.db_table
+    return sum(
+        1 for q in captured if q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"]
+    )
+
+
+def test_a_store_asks_which_parts_exist_only_when_it_did_not_store_the_latest_revision(
+    big, settings
+):
+    from provisioning.compile_memo import memos
+
+    route = Route.objects.get(gateway=big, name="r1")
+
+    def change(prefix: str):
+        services.patch_route_spec(ACTOR, route, hosted(prefix, "b.test"))
+        return reconcile(big.pk).revision
+
+    # This process stored the latest revision: its parts are known, none is looked up.
+    assert _part_lookups(lambda: change("/one")) == 0
+    # A memo from before another worker stored a revision (and the parts only the older one
+    # named were pruned since): the store looks them up again, and stores what is missing.
+    memo = memos.get(big.pk)
+    older = memo.stored
+    change("/two")
+    settings.GANTRY_REVISIONS_KEEP = 1
+    revisions.prune(big)
+    memo.stored = older
+    revision = None
+
+    def third():
+        nonlocal revision
+        revision = change("/one")  # the virtual host of revision "/one" again: pruned, re-stored
+
+    assert _part_lookups(third) == 1
+    assert _rehashed(revision) == revision.content_hash
