@@ -50,6 +50,8 @@ def consumers_for(tenant, policies: list[dict]) -> dict[str, dict]:
     DesiredState does not show them in its repr, revisions store only fingerprints)."""
     names = {name for policy in policies for _, name in named_consumers(policy["spec"])}
     consumers: dict[str, dict] = {}
+    if not names:  # most gateways: not even a query to build (about half a millisecond each)
+        return consumers
     credentials = Credential.objects.filter(consumer__tenant=tenant, consumer__name__in=names)
     for name in tenant.consumers.filter(name__in=names).values_list("name", flat=True):
         consumers[name] = {"apiKeys": [], "basicAuth": []}
@@ -64,6 +66,8 @@ def consumers_for(tenant, policies: list[dict]) -> dict[str, dict]:
 
 def certificates_named(tenant, names) -> dict[str, dict]:
     """The tenant's certificates of those names that exist, with their private keys."""
+    if not names:
+        return {}
     return {
         cert.name: {
             "certificatePem": cert.spec["certificatePem"],
