@@ -9,7 +9,10 @@ and is not re-validated. Output over ``GANTRY_MAX_COMPILED_BYTES`` fails, storin
 
 import contextlib
 import logging
+import os
 import time
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -114,14 +117,33 @@ def compile_for(gateway: Gateway, state):
                            key=gateway.pk)  # fmt: skip
 
 
+_validating: tuple[int, ThreadPoolExecutor] | None = None  # (pid, this process's thread)
+
+
+def _validate_meanwhile(resources, key) -> Future:
+    """Envoy's verdict (``envoy.validate``) from a thread of this process's, so the caller can
+    write what does not depend on it meanwhile. The validator talks to its Envoy only; the
+    caller's database connection stays the caller's."""
+    global _validating
+    if _validating is None or _validating[0] != os.getpid():  # none yet, or a forked child
+        _validating = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="validate"))
+    return _validating[1].submit(envoy.validate, resources, key=key)
+
+
 def _store(gateway: Gateway, resources, made, state, actor: str, watch, latest, memo):
-    validation = envoy.validate(resources, key=gateway.pk)
-    watch.lap("validate")
+    verdict = _validate_meanwhile(resources, gateway.pk)
     known = memo.parts_of(latest.pk) if memo is not None and latest is not None else None
+    try:
+        prepared = revisions.prepare(gateway, made, state, known_parts=known)
+    except BaseException:
+        futures.wait([verdict])  # never left running past this reconcile
+        raise
+    validation = verdict.result()
+    watch.lap("validate")  # Envoy's verdict, the revision's new parts written meanwhile
     revision = revisions.store(
         gateway, made, state, valid=validation.ok,
         message="" if validation.ok else validation.message, actor=actor,
-        requested_at=watch.requested_at, known_parts=known,
+        requested_at=watch.requested_at, prepared=prepared,
     )  # fmt: skip
     if memo is not None:
         memo.stored = (revision.pk, frozenset(revisions.parts_named(revision.manifest)))

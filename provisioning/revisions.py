@@ -532,6 +532,30 @@ def check_size(gateway: Gateway, size: int) -> int:
     return size
 
 
+class Prepared(NamedTuple):
+    """What ``prepare`` wrote and read for a revision to come (``store`` finishes it)."""
+
+    manifest: dict
+    desired: dict
+    number: int
+    size: int
+
+
+def prepare(gateway: Gateway, made: Compiled, state: DesiredState,
+            known_parts: set[str] | None = None) -> Prepared:  # fmt: skip
+    """Under the gateway's lock, what a revision of ``made`` needs whatever Envoy's verdict:
+    its parts the gateway lacks stored (``known_parts``: ``_store_parts``), its number read.
+    A reconcile does this while Envoy validates."""
+    size = check_size(gateway, made.size)
+    manifest, parts = dict(made.manifest), made.parts
+    desired, manifest[DESIRED_ROUTES], routes = _route_texts.encode(
+        gateway.pk, desired_snapshot(state)
+    )
+    _store_parts(gateway, {**parts, **routes}, known_parts)
+    latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
+    return Prepared(manifest, desired, (latest or 0) + 1, size)
+
+
 def store(
     gateway: Gateway,
     made: Compiled,
@@ -542,28 +566,23 @@ def store(
     actor: str,
     restored_from: int | None = None,
     requested_at=None,
-    known_parts: set[str] | None = None,
+    prepared: Prepared | None = None,
 ) -> ConfigRevision:
     """Under the gateway's lock: revision n+1 of the compiled resources ``made``
     (``compiled``), current when valid, stored in parts (only those the gateway lacks are
     new). The caller prunes the old ones past retention (``prune``) once the new one is on
-    its way. ``known_parts``: digests of parts the gateway is known to have (``_store_parts``)."""
-    size = check_size(gateway, made.size)
-    manifest, parts = dict(made.manifest), made.parts
-    desired, manifest[DESIRED_ROUTES], routes = _route_texts.encode(
-        gateway.pk, desired_snapshot(state)
-    )
-    _store_parts(gateway, {**parts, **routes}, known_parts)
-    latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
+    its way. ``prepared``: what ``prepare`` did for it already (done here otherwise)."""
+    if prepared is None:
+        prepared = prepare(gateway, made, state)
     if valid:  # the one current before steps down first (one current revision per gateway)
         ConfigRevision.objects.filter(gateway=gateway, current=True).update(current=False)
     revision = ConfigRevision.objects.create(
         gateway=gateway,
-        number=(latest or 0) + 1,
+        number=prepared.number,
         content_hash=made.content_hash,
-        manifest=manifest,
-        size=size,
-        desired_state=desired,
+        manifest=prepared.manifest,
+        size=prepared.size,
+        desired_state=prepared.desired,
         state=ConfigRevision.State.VALID if valid else ConfigRevision.State.REJECTED,
         message=message,
         created_by=actor,
