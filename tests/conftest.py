@@ -32,9 +32,11 @@ def pytest_configure(config):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remove_this_runs_redis_keys():
-    yield
+def pytest_sessionfinish(session):
+    """This run's Redis keys go once every test is done: in the controller of a parallel run,
+    never in one of its workers (the others' tests may still be using their queues)."""
+    if hasattr(session.config, "workerinput"):
+        return
     if settings.REDIS_URL and os.environ.get("GANTRY_TEST_RUN_ID"):
         import redis
 
