@@ -10,6 +10,7 @@ and is not re-validated. Output over ``GANTRY_MAX_COMPILED_BYTES`` fails, storin
 import contextlib
 import logging
 import os
+import threading
 import time
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from config.errors import NotFound
@@ -31,6 +32,7 @@ from provisioning.egress_status import refresh_refusals
 from provisioning.models import ConfigRevision, GatewayOperation, KubernetesPlacement
 from provisioning.runtimes.local import ports
 from provisioning.translate import access_log
+from provisioning.xds.db import guarded
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +119,54 @@ def compile_for(gateway: Gateway, state):
                            key=gateway.pk)  # fmt: skip
 
 
-_validating: tuple[int, ThreadPoolExecutor] | None = None  # (pid, this process's thread)
+_threads: dict[str, tuple[int, ThreadPoolExecutor]] = {}  # name → (pid, executor)
+HOUSEKEEPING_NICE = 10  # how much lower than the worker's the housekeeping's CPU priority is
+
+
+def _thread(name: str, initializer=None) -> ThreadPoolExecutor:
+    """This process's one thread of that name (made on first use, and anew in a forked child:
+    threads do not survive a fork)."""
+    made = _threads.get(name)
+    if made is None or made[0] != os.getpid():
+        made = (os.getpid(), ThreadPoolExecutor(1, name, initializer=initializer))
+        _threads[name] = made
+    return made[1]
+
+
+def close_threads() -> None:
+    """Stops this process's reconcile threads, closing their database connections (at the end
+    of a test, whose database may be dropped next: an open connection would hold it)."""
+    for pid, executor in _threads.values():
+        if pid == os.getpid():
+            executor.submit(connections.close_all).result()
+            executor.shutdown()
+    _threads.clear()
 
 
 def _validate_meanwhile(resources, key) -> Future:
     """Envoy's verdict (``envoy.validate``) from a thread of this process's, so the caller can
     write what does not depend on it meanwhile. The validator talks to its Envoy only; the
     caller's database connection stays the caller's."""
-    global _validating
-    if _validating is None or _validating[0] != os.getpid():  # none yet, or a forked child
-        _validating = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="validate"))
-    return _validating[1].submit(envoy.validate, resources, key=key)
+    return _thread("validate").submit(envoy.validate, resources, key=key)
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed: as it is
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HOUSEKEEPING_NICE)
+
+
+def _after_commit_niced(gateway_id: int, outcome: Outcome) -> None:
+    """``_after_commit`` on a thread of lower CPU priority, waited for: the new revision is on
+    its way to the replicas (the xDS server reads and encodes it, Envoy applies it), and on a
+    small machine this work would take a core from them; on an idle one it runs at once. The
+    thread has a database connection of its own (``guarded``: checked after a pause, dropped
+    after an error). Inside a caller's transaction (tests), inline: another connection would
+    not see it."""
+    if connection.in_atomic_block:
+        _after_commit(gateway_id, outcome)
+        return
+    housekeeping = _thread("housekeeping", initializer=_lower_priority)
+    housekeeping.submit(guarded, _after_commit, gateway_id, outcome).result()
 
 
 def _store(gateway: Gateway, resources, made, state, actor: str, watch, latest, memo):
@@ -283,7 +322,7 @@ def reconcile(
         watch.lap("store")  # the writes and the commit (which announces a new revision)
         if outcome.result == "gone":
             return outcome
-        _after_commit(gateway_id, outcome)
+        _after_commit_niced(gateway_id, outcome)
         watch.lap("status")
         runtime = ""
         if outcome.result != "failed":

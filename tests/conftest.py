@@ -46,6 +46,16 @@ def pytest_sessionfinish(session):
 
 
 @pytest.fixture(autouse=True)
+def _close_reconcile_threads():
+    """A reconcile's housekeeping thread keeps a database connection of its own: closed after
+    each test, so the test database can be dropped at the end."""
+    yield
+    from provisioning import reconcile
+
+    reconcile.close_threads()
+
+
+@pytest.fixture(autouse=True)
 def _default_plans(request):
     """The plans (and price books) data migrations create, back before every database test.
 

@@ -23,7 +23,7 @@ CHECK_AFTER_IDLE = 1.0
 _used = threading.local()  # per thread: when its connection last served a call
 
 
-def _guarded(function, *args):
+def guarded(function, *args):
     if time.monotonic() - getattr(_used, "at", 0.0) > CHECK_AFTER_IDLE:
         close_old_connections()
     try:
@@ -47,7 +47,7 @@ class DatabaseThreads:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xds-db")
 
     async def run(self, function, *args):
-        call = sync_to_async(_guarded, thread_sensitive=False, executor=self.executor)
+        call = sync_to_async(guarded, thread_sensitive=False, executor=self.executor)
         return await call(function, *args)
 
     def close(self) -> None:

@@ -157,3 +157,39 @@ def test_writes_enqueue_a_reconcile_of_the_affected_gateways_on_commit(
         other = services.create_gateway(ACTOR, org.tenant, "other", {})
     # gateway create, backend create (every gateway of the tenant), route create, other create
     assert sent == [gateway.pk, gateway.pk, gateway.pk, other.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_work_after_the_commit_runs_at_a_lower_cpu_priority_and_is_done_on_return(
+    org, monkeypatch
+):
+    import os
+
+    gateway = gateway_with_route(org.tenant)
+    seen = []
+    real = reconcile_module._after_commit
+
+    def observed(gateway_id, outcome):
+        seen.append((threading.current_thread() is threading.main_thread(),
+                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))  # fmt: skip
+        real(gateway_id, outcome)
+
+    monkeypatch.setattr(reconcile_module, "_after_commit", observed)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    outcome = reconcile(gateway.pk)
+    # Off this thread, niced below it (the replicas' xDS server and Envoy come first)…
+    assert seen == [(False, min(mine + reconcile_module.HOUSEKEEPING_NICE, 19))]
+    # …and done when reconcile returns: no replica has the new revision yet.
+    assert programmed(gateway)["status"] == "False"
+    assert outcome.timings.get("status") is not None
+
+    # Its failure is the reconcile's (the timeline entry says so).
+    def failing(gateway_id, outcome):
+        raise RuntimeError("status store failed")
+
+    monkeypatch.setattr(reconcile_module, "_after_commit", failing)
+    services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway), route_spec("/v2"))
+    with pytest.raises(RuntimeError, match="status store failed"):
+        reconcile(gateway.pk)
+    entry = GatewayOperation.objects.filter(gateway=gateway).order_by("-id").first()
+    assert (entry.state, entry.message) == ("failed", "RuntimeError: status store failed")
