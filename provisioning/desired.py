@@ -36,6 +36,24 @@ def _backend_names(routes: list[dict]) -> set[str]:
     return names
 
 
+def gateways_using(tenant_id: int, backend: str) -> list[int]:
+    """Ids of the tenant's gateways whose desired state loads ``backend`` (by the very
+    functions ``load_desired_state`` uses): a route of theirs sends or mirrors to it, or a
+    policy's extAuth names it. No other gateway's compiled config can depend on it."""
+    from gateways.models import Policy, Route
+
+    found: set[int] = set()
+    routes = Route.objects.filter(gateway__tenant_id=tenant_id).values_list("gateway_id", "spec")
+    for gateway_id, spec in routes:
+        if gateway_id not in found and backend in _backend_names([{"spec": spec}]):
+            found.add(gateway_id)
+    policies = Policy.objects.filter(gateway__tenant_id=tenant_id).values_list("gateway_id", "spec")
+    for gateway_id, spec in policies:
+        if any(name == backend for _, name in named_backends(spec)):
+            found.add(gateway_id)
+    return sorted(found)
+
+
 def _certificate_names(gateway_spec: dict, backends: dict[str, dict]) -> set[str]:
     names = set()
     for listener in gateway_spec.get("listeners", []):

@@ -106,8 +106,23 @@ def enqueue_reconcile(*gateway_ids: int) -> None:
 
 
 def enqueue_reconcile_tenant(tenant_id: int) -> None:
-    """Backends and certificates: every gateway of the tenant (simple, and always enough)."""
+    """Certificates and consumers: every gateway of the tenant (simple, and always enough)."""
     enqueue_reconcile(*Gateway.objects.filter(tenant_id=tenant_id).values_list("pk", flat=True))
+
+
+def enqueue_reconcile_using(tenant_id: int, backend: str) -> None:
+    """A backend's write: after the commit, one reconcile per gateway of the tenant whose
+    desired state loads the backend (``desired.gateways_using``), so a tenant's backend change
+    queues no reconcile of its gateways that never use it. Found after the commit, not before:
+    a route write naming the backend that commits meanwhile is either found, or committed
+    after this write, and then its own reconcile reads this write."""
+    from provisioning.desired import gateways_using
+
+    def send() -> None:
+        for gateway_id in gateways_using(tenant_id, backend):
+            send_reconcile(gateway_id)
+
+    transaction.on_commit(send)
 
 
 @shared_task(

@@ -8,7 +8,7 @@ from gateways.models import Backend, Certificate
 from gateways.services import common
 from gateways.services.dependents import refresh_policies_naming_backend, refresh_routes_using
 from gateways.validation import validate_backend_spec
-from provisioning.tasks import enqueue_reconcile_tenant
+from provisioning.tasks import enqueue_reconcile_using
 from tenants import audit, quotas
 from tenants.audit import Actor
 from tenants.models import Tenant
@@ -79,7 +79,7 @@ def create_backend(actor: Actor, tenant: Tenant, name: str, raw_spec) -> Backend
     audit.record(actor, "create", "backend", name, tenant=tenant, after=snapshot(backend))
     refresh_policies_naming_backend(tenant, name)  # gateways are locked before routes
     refresh_routes_using(tenant, name)
-    enqueue_reconcile_tenant(tenant.pk)
+    enqueue_reconcile_using(tenant.pk, name)
     return backend
 
 
@@ -102,7 +102,7 @@ def _write(actor: Actor, locked: Backend, spec: dict) -> Backend:
         before=before,
         after=snapshot(locked),
     )
-    enqueue_reconcile_tenant(locked.tenant_id)
+    enqueue_reconcile_using(locked.tenant_id, locked.name)
     return locked
 
 
@@ -139,4 +139,4 @@ def delete_backend(actor: Actor, backend, expected: int | None = None) -> None:
     locked.delete()
     refresh_policies_naming_backend(locked.tenant, locked.name)
     refresh_routes_using(locked.tenant, locked.name)
-    enqueue_reconcile_tenant(locked.tenant_id)
+    enqueue_reconcile_using(locked.tenant_id, locked.name)

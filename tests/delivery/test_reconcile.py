@@ -155,8 +155,53 @@ def test_writes_enqueue_a_reconcile_of_the_affected_gateways_on_commit(
     with django_capture_on_commit_callbacks(execute=True):
         gateway = gateway_with_route(org.tenant)
         other = services.create_gateway(ACTOR, org.tenant, "other", {})
-    # gateway create, backend create (every gateway of the tenant), route create, other create
+    # gateway create, backend create (the gateways loading it, found when the callbacks run:
+    # here after the route's write too), route create, other create
     assert sent == [gateway.pk, gateway.pk, gateway.pk, other.pk]
+
+
+def test_a_backend_write_reconciles_the_gateways_that_load_it_and_no_other(
+    org, other_org, monkeypatch, django_capture_on_commit_callbacks
+):
+    from provisioning import tasks
+
+    auth = {"endpoints": [{"ip": {"address": "10.0.0.5", "port": 9000}}]}
+    sends = route_gateway = policy_gateway = unrelated = idle = None
+    with django_capture_on_commit_callbacks(execute=True):
+        route_gateway = gateway_with_route(org.tenant, "routes")  # a route sends to "api"
+        services.create_backend(ACTOR, org.tenant, "auth", auth)
+        policy_gateway = services.create_gateway(ACTOR, org.tenant, "guarded", {})
+        services.create_policy(ACTOR, policy_gateway, "gate", "SecurityPolicy", {
+            "targetRefs": [{"kind": "Gateway", "name": "guarded"}],
+            "extAuth": {"http": {"backendRefs": [{"name": "api"}]}}})  # fmt: skip
+        unrelated = services.create_gateway(ACTOR, org.tenant, "unrelated", {})
+        services.create_route(ACTOR, unrelated, "login", {
+            "rules": [{"backendRefs": [{"name": "auth"}]}]})  # fmt: skip
+        idle = services.create_gateway(ACTOR, org.tenant, "idle", {})
+        # another tenant's gateway sending to its own backend of the same name
+        theirs = gateway_with_route(other_org.tenant, "theirs")
+    sends = []
+    monkeypatch.setattr(tasks, "send_reconcile", lambda pk, **kw: sends.append(pk))
+    api = org.tenant.backends.get(name="api")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.patch_backend_spec(ACTOR, api, {"endpoints": [{"ip": {"address": "10.0.0.9",
+                                                                      "port": 80}}]})  # fmt: skip
+    assert sorted(sends) == sorted([route_gateway.pk, policy_gateway.pk])
+    assert idle.pk not in sends and unrelated.pk not in sends and theirs.pk not in sends
+
+    sends.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_backend(ACTOR, api)
+    assert sorted(sends) == sorted([route_gateway.pk, policy_gateway.pk])
+
+    # A route naming a backend that does not exist yet: its creation reconciles that gateway.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_route(ACTOR, idle, "later", {"rules": [{"backendRefs": [{"name": "new"}]}]})
+    sends.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_backend(ACTOR, org.tenant, "new", auth)
+    assert sends == [idle.pk]
 
 
 @pytest.mark.django_db(transaction=True)
