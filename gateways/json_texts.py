@@ -85,3 +85,13 @@ def route_specs(purpose: str, gateway_id: int, rows: list[tuple[int, str]],
 
 def forget() -> None:
     _decoded.clear()
+
+
+def mentioning(rows, field: str, name: str):
+    """``rows`` (a queryset) narrowed to those whose JSON ``field`` holds ``name`` as a string
+    somewhere: a superset of those naming it in any one place, found by the database without
+    sending or decoding the others. For names JSON never escapes (DNS labels)."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    return rows.annotate(_text=Cast(field, TextField())).filter(_text__contains=f'"{name}"')

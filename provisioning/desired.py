@@ -40,21 +40,13 @@ def gateways_using(tenant_id: int, backend: str) -> list[int]:
     """Ids of the tenant's gateways whose desired state loads ``backend`` (by the very
     functions ``load_desired_state`` uses): a route of theirs sends or mirrors to it, or a
     policy's extAuth names it. No other gateway's compiled config can depend on it."""
-    from django.db.models import TextField
-    from django.db.models.functions import Cast
-
+    from gateways.json_texts import mentioning
     from gateways.models import Policy, Route
 
     found: set[int] = set()
-    # Only specs whose JSON text holds the name as a string are read and decoded (names are
-    # DNS labels: JSON never escapes them), then checked as the loader reads them.
-    routes = (
-        Route.objects.filter(gateway__tenant_id=tenant_id)
-        .annotate(text=Cast("spec", TextField()))
-        .filter(text__contains=f'"{backend}"')
-        .values_list("gateway_id", "spec")
-    )
-    for gateway_id, spec in routes:
+    # Only specs that mention the name are read and decoded, then checked as the loader reads.
+    routes = mentioning(Route.objects.filter(gateway__tenant_id=tenant_id), "spec", backend)
+    for gateway_id, spec in routes.values_list("gateway_id", "spec"):
         if gateway_id not in found and backend in _backend_names([{"spec": spec}]):
             found.add(gateway_id)
     policies = Policy.objects.filter(gateway__tenant_id=tenant_id).values_list("gateway_id", "spec")

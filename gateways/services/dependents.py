@@ -8,6 +8,7 @@ status actually changes are written (their resourceVersion moves; generation doe
 """
 
 from gateways.egress import backend_refusals, current_policy
+from gateways.json_texts import mentioning
 from gateways.models import Backend, Gateway, Policy, Route
 from gateways.route_status import route_status
 from gateways.validation.routes import referenced_backends
@@ -39,8 +40,10 @@ def refused_backends(tenant: Tenant, spec: dict) -> dict[str, str]:
 
 
 def refresh_routes_using(tenant: Tenant, backend: str) -> None:
-    """Routes of the tenant that send or mirror requests to ``backend``."""
-    candidates = Route.objects.filter(gateway__tenant=tenant).values_list("pk", "spec")
+    """Routes of the tenant that send or mirror requests to ``backend`` (only the specs that
+    mention it are read and decoded: ``json_texts.mentioning``)."""
+    candidates = mentioning(Route.objects.filter(gateway__tenant=tenant), "spec", backend)
+    candidates = candidates.values_list("pk", "spec")
     ids = [
         pk
         for pk, spec in candidates
