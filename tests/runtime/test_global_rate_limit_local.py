@@ -58,6 +58,13 @@ def test_two_replicas_share_one_global_limit(stack, upstream, service):
             statuses.append(fresh.get(url, timeout=5).status_code)
     assert statuses.count(200) == LIMIT, statuses
     assert statuses.count(429) == 3 * LIMIT
-    replicas = list(LocalReplica.objects.filter(gateway=gateway))
+
+    # The agent reports a replica's admin socket once the admin answers, which can come after
+    # the replica is connected and counted Ready: wait for both.
+    def reported():
+        rows = list(LocalReplica.objects.filter(gateway=gateway))
+        return rows if len(rows) == 2 and all(row.admin_socket for row in rows) else None
+
+    replicas = wait_for(reported, timeout=30, interval=0.05, message="both admin sockets")
     counts = [asked(replica) for replica in replicas]
     assert sum(counts) == 4 * LIMIT and all(counts), counts  # both replicas took a share
