@@ -4,33 +4,19 @@ embedded broker, where a change survives the worker being killed while it held t
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from django.conf import settings as django_settings
-from django.db import connection
 
 from provisioning import revisions
 from provisioning.models import ConfigRevision
 from tenants.roles import Role
-from tests.delivery.helpers import BACKEND_SPEC, route_spec
+from tests.delivery.helpers import BACKEND_SPEC, route_spec, start_worker, stop_worker, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 BASE = "/api/v1/tenants/acme/"
-
-
-def wait_for(predicate, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    return predicate()
 
 
 def current_routes() -> list[str]:
@@ -40,23 +26,11 @@ def current_routes() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_route_created_through_the_api_becomes_a_valid_revision(org, settings):
+def test_a_route_created_through_the_api_becomes_a_valid_revision(org, settings, tmp_path):
     queue = f"gantry-test-{os.urandom(4).hex()}"
     settings.GANTRY_CELERY_QUEUE = queue  # what producers send to; the worker's env says the same
-    db = django_settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{connection.settings_dict['NAME']}"
-        ),
-        "CELERY_BROKER_URL": django_settings.REDIS_URL,
-        "GANTRY_CELERY_QUEUE": queue,
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    worker = start_worker(log, queue)
     try:
         editor = org.client(Role.EDITOR)
         assert editor.post(BASE + "gateways/", {"name": "edge"}, format="json").status_code == 202
@@ -80,8 +54,7 @@ def test_a_route_created_through_the_api_becomes_a_valid_revision(org, settings)
         assert revision.state == "valid" and revision.number > before
         assert elapsed < 10
     finally:
-        worker.terminate()
-        output, _ = worker.communicate(timeout=20)
+        output = stop_worker(worker, log)
     assert "provisioning.reconcile_gateway" in output
 
 
