@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from config.recent import RecentlyUsed
+from config.statements import Statement
 
 # A few purposes per gateway.
 _decoded = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS * 4)
@@ -48,6 +49,20 @@ def decoder(purpose: str, gateway_id: int, decode: Callable[[str], Any] = json.l
     return Decoder((purpose, gateway_id), decode)
 
 
+def _spec_texts(pks):
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    from gateways.models import Route
+
+    return Route.objects.filter(pk__in=pks).values_list(
+        "pk", "spec_digest", Cast("spec", TextField())
+    )
+
+
+_SPEC_TEXTS = Statement(_spec_texts)  # compiled once per process (config/statements.py)
+
+
 def route_specs(purpose: str, gateway_id: int, rows: list[tuple[int, str]],
                 decode: Callable[[str], Any] = json.loads) -> dict[int, Any]:  # fmt: skip
     """Route pk → ``decode(its spec's JSON text)``, for ``rows`` of (pk, ``spec_digest``) of
@@ -55,20 +70,12 @@ def route_specs(purpose: str, gateway_id: int, rows: list[tuple[int, str]],
     (``purpose``, gateway) are read from the database (one query). A reconcile of a gateway of
     10,000 routes after a one-route change reads one spec, not 10,000 (casting them to text
     was most of the load)."""
-    from django.db.models import TextField
-    from django.db.models.functions import Cast
-
-    from gateways.models import Route
-
     key = (purpose, gateway_id)
     known = _decoded.get(key, {})
     missing = [pk for pk, digest in rows if digest not in known]
     by_pk: dict[int, Any] = {}
     if missing:
-        fetched = Route.objects.filter(pk__in=missing).values_list(
-            "pk", "spec_digest", Cast("spec", TextField())
-        )
-        for pk, digest, text in fetched:
+        for pk, digest, text in _SPEC_TEXTS.rows(pks=missing):
             if digest not in known:
                 known[digest] = decode(text)
             by_pk[pk] = known[digest]

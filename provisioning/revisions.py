@@ -28,6 +28,7 @@ from django.utils.crypto import salted_hmac
 from config.errors import GantryError
 from config.fields import EncodedJSON
 from config.recent import RecentlyUsed
+from config.statements import Arg, Statement
 from gateways.models import Gateway
 from provisioning import yaml_text
 from provisioning.canonical_json import array_text, dumps, object_text
@@ -506,17 +507,28 @@ def current_revision(gateway: Gateway) -> ConfigRevision | None:
     )
 
 
+# Asked on every reconcile: compiled once per process (config/statements.py).
+_LATEST_COMPILED = Statement(
+    lambda: (
+        ConfigRevision.objects.filter(gateway_id=Arg("gateway"), restored_from__isnull=True)
+        # With its gateway's id: code that follows ``revision.gateway`` loads it by that id.
+        .only("pk", "number", "content_hash", "state", "gateway")
+        .order_by("-number")[:1]
+    )
+)
+_LATEST_NUMBER = Statement(
+    lambda: (
+        ConfigRevision.objects.filter(gateway_id=Arg("gateway"))
+        .order_by("-number")
+        .values_list("number")[:1]
+    )
+)
+
+
 def latest_compiled(gateway: Gateway) -> ConfigRevision | None:
     """The newest revision compiled from the desired state (rollbacks aside): reconcile
     compares with it, so a rollback sticks until the desired state changes."""
-    return (
-        gateway.revisions.filter(restored_from__isnull=True)
-        # With its gateway's id: the related manager sets the gateway on what it loads, and
-        # a deferred id would cost a query of its own.
-        .only("pk", "number", "content_hash", "state", "gateway")
-        .order_by("-number")
-        .first()
-    )
+    return _LATEST_COMPILED.first(gateway=gateway.pk)
 
 
 def check_size(gateway: Gateway, size: int) -> int:
@@ -552,8 +564,8 @@ def prepare(gateway: Gateway, made: Compiled, state: DesiredState,
         gateway.pk, desired_snapshot(state)
     )
     _store_parts(gateway, {**parts, **routes}, known_parts)
-    latest = gateway.revisions.order_by("-number").values_list("number", flat=True).first()
-    return Prepared(manifest, desired, (latest or 0) + 1, size)
+    latest = _LATEST_NUMBER.rows(gateway=gateway.pk)
+    return Prepared(manifest, desired, (latest[0][0] if latest else 0) + 1, size)
 
 
 def store(

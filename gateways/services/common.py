@@ -4,6 +4,7 @@ from django.db import IntegrityError, models, transaction
 
 from config.api.versioning import check_version
 from config.errors import Conflict, NotFound
+from config.statements import Arg, Statement
 
 
 def lock(model: type[models.Model], pk: int, *related: str):
@@ -11,11 +12,28 @@ def lock(model: type[models.Model], pk: int, *related: str):
 
     NotFound if it was deleted since the caller read it (a concurrent delete committed first).
     """
-    rows = model.objects.select_for_update(of=("self",))
-    try:
-        return rows.select_related(*related).get(pk=pk)
-    except model.DoesNotExist:
-        raise NotFound(f"the {model._meta.verbose_name} was deleted meanwhile") from None
+    statement = _locks.get((model, related))
+    if statement is None:
+        statement = _locks.setdefault((model, related), _lock_statement(model, related))
+    row = statement.first(pk=pk)
+    if row is None:
+        raise NotFound(f"the {model._meta.verbose_name} was deleted meanwhile")
+    return row
+
+
+# Every write takes a lock, and a reconcile takes its gateway's on every change: the SQL is
+# compiled once per (model, joined rows) (config/statements.py).
+_locks: dict[tuple, Statement] = {}
+
+
+def _lock_statement(model: type[models.Model], related: tuple[str, ...]) -> Statement:
+    return Statement(
+        lambda: (
+            model.objects.select_for_update(of=("self",))
+            .select_related(*related)
+            .filter(pk=Arg("pk"))
+        )
+    )
 
 
 def lock_checked(model, pk: int, expected: int | None, what: str, *related: str):

@@ -12,6 +12,7 @@ import socket
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from config.statements import Arg, Statement
 from gateways.models import Gateway
 from provisioning.models import LocalPort
 
@@ -54,12 +55,17 @@ def _claim(gateway: Gateway, listener_port: int, taken: set[int]) -> int:
     )
 
 
+_PORTS = Statement(  # every reconcile of a local gateway asks (config/statements.py)
+    lambda: LocalPort.objects.filter(gateway_id=Arg("gateway")).values_list(
+        "listener_port", "host_port"
+    )
+)
+
+
 def allocate(gateway: Gateway, listener_ports: set[int]) -> dict[int, int]:
     """Listener port → host port for the gateway, claiming new ones and releasing those whose
     listener port is gone. Called under the gateway's lock (by reconcile)."""
-    mapping = dict(
-        LocalPort.objects.filter(gateway=gateway).values_list("listener_port", "host_port")
-    )
+    mapping = dict(_PORTS.rows(gateway=gateway.pk))
     gone = mapping.keys() - listener_ports
     if gone:
         LocalPort.objects.filter(gateway=gateway, listener_port__in=gone).delete()
