@@ -105,3 +105,14 @@ def test_a_values_statement_makes_no_instances(two_tenants):
     names = Statement(lambda: Route.objects.filter(gateway_id=Arg("gateway")).values_list("name"))
     with pytest.raises(TypeError, match="rows"):
         names.objects(gateway=two_tenants[0].pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_statement_outside_a_transaction_fails_as_djangos_does(two_tenants):
+    locking = Statement(
+        lambda: Gateway.objects.select_for_update(of=("self",)).filter(pk=Arg("pk"))
+    )
+    with transaction.atomic():
+        assert locking.first(pk=two_tenants[0].pk) is not None
+    with pytest.raises(transaction.TransactionManagementError, match="outside of a transaction"):
+        locking.first(pk=two_tenants[0].pk)
