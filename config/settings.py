@@ -266,12 +266,17 @@ GANTRY_CELERY_QUEUE = env_str("GANTRY_CELERY_QUEUE", "celery")
 CELERY_TASK_DEFAULT_QUEUE = GANTRY_CELERY_QUEUE
 # The periodic heal's reconciles (one per gateway) wait in a queue of their own, which a
 # worker reads only when the first queue is empty: a tenant's change never waits behind a
-# heal pass (docs/delivery.md#the-periodic-heal). A worker started without -Q reads both, in
-# this order; one given -Q must list both, this order too.
+# heal pass (docs/delivery.md#the-periodic-heal). A worker started without -Q reads every
+# queue below, in this order; one given -Q must list them all, this order too.
 GANTRY_CELERY_HEAL_QUEUE = env_str("GANTRY_CELERY_HEAL_QUEUE", f"{GANTRY_CELERY_QUEUE}.heal")
+# A write that reconciles more than one gateway (a tenant's backend, certificate or consumer
+# shared by its gateways) sends those reconciles here, read after the main queue and before
+# the heal's: one gateway's change never waits behind a fan-out of another's (a tenant with a
+# thousand gateways, say). docs/delivery.md#fan-out-writes
+GANTRY_CELERY_FANOUT_QUEUE = env_str("GANTRY_CELERY_FANOUT_QUEUE", f"{GANTRY_CELERY_QUEUE}.fanout")
 CELERY_TASK_QUEUES = tuple(
     Queue(name, Exchange(name), routing_key=name)
-    for name in (GANTRY_CELERY_QUEUE, GANTRY_CELERY_HEAL_QUEUE)
+    for name in (GANTRY_CELERY_QUEUE, GANTRY_CELERY_FANOUT_QUEUE, GANTRY_CELERY_HEAL_QUEUE)
 )
 if not CELERY_BROKER_URL.startswith("filesystem:"):
     # Redis: BRPOP over the queues in the worker's order, the first non-empty one answering

@@ -140,6 +140,9 @@ class PendingReconcile(models.Model):
         Gateway, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
     sent_at = models.DateTimeField()
+    # Sent to the fan-out queue (a write that reconciles many gateways): a write of this
+    # gateway alone sends one of its own to the main queue rather than wait behind it.
+    fanout = models.BooleanField(default=False, db_default=False)
 
     def __str__(self) -> str:
         return f"{self.gateway_id} since {self.sent_at}"

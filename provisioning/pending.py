@@ -25,12 +25,16 @@ TABLE = PendingReconcile._meta.db_table
 # not worth a flush of the log on a change's way; a mark lost to a database crash costs a
 # reconcile sent twice, or one sent once the mark goes stale). One statement, one round trip.
 ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL"
-# Insert the mark; an existing one is replaced only when stale. A row comes back when this
-# caller is to send. (The table's name is the model's; every value is a parameter.)
+# Insert the mark; an existing one is replaced only when stale, or when it is a fan-out's and
+# this caller's is not (the gateway's own write is then sent to the main queue rather than
+# wait behind the fan-out queue). A row comes back when this caller is to send. (The table's
+# name is the model's; every value is a parameter.)
 CLAIM = (
-    f"INSERT INTO {TABLE} (gateway_id, sent_at) SELECT %s, %s WHERE {{commit}} "  # noqa: S608
-    f"ON CONFLICT (gateway_id) DO UPDATE SET sent_at = excluded.sent_at "
-    f"WHERE {TABLE}.sent_at < %s RETURNING gateway_id"
+    f"INSERT INTO {TABLE} (gateway_id, sent_at, fanout) "  # noqa: S608
+    f"SELECT %s, %s, %s WHERE {{commit}} "
+    f"ON CONFLICT (gateway_id) DO UPDATE SET sent_at = excluded.sent_at, "
+    f"fanout = excluded.fanout WHERE {TABLE}.sent_at < %s "
+    f"OR ({TABLE}.fanout AND NOT excluded.fanout) RETURNING gateway_id"
 )
 RELEASE = f"DELETE FROM {TABLE} WHERE gateway_id = %s AND {{commit}}"  # noqa: S608
 
@@ -49,12 +53,13 @@ def _execute(template: str, params: list):
         return cursor.fetchone() if cursor.description else None
 
 
-def claim(gateway_id: int) -> bool:
-    """Whether the caller should send a reconcile of the gateway (none is waiting)."""
+def claim(gateway_id: int, fanout: bool = False) -> bool:
+    """Whether the caller should send a reconcile of the gateway: none is waiting, or the one
+    waiting is in the fan-out queue and this one (``fanout`` false) is not."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.GANTRY_RECONCILE_PENDING_SECONDS)
     try:
-        return _execute(CLAIM, [gateway_id, now, stale]) is not None
+        return _execute(CLAIM, [gateway_id, now, fanout, stale]) is not None
     except IntegrityError:  # the gateway was deleted meanwhile: the reconcile is a no-op
         return True
 

@@ -179,7 +179,7 @@ def refresh_expired() -> list[int]:
     changed. The gateways' ids, in order."""
     from gateways.models import Backend, Gateway
     from provisioning.models import ResolvedName
-    from provisioning.tasks import send_reconcile
+    from provisioning.tasks import send_reconciles
 
     if not settings.GANTRY_EGRESS_PIN_DNS:
         return []
@@ -217,6 +217,5 @@ def refresh_expired() -> list[int]:
     gateway_ids = sorted(pk for pk, tenant_id in local.items() if tenant_id in affected)
     log.info("backend names changed (%s): reconciling %d gateways", ", ".join(sorted(changed)),
              len(gateway_ids))  # fmt: skip
-    for gateway_id in gateway_ids:
-        send_reconcile(gateway_id)
+    send_reconciles(gateway_ids)
     return gateway_ids

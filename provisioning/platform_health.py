@@ -37,6 +37,8 @@ class BrokerState:
     message: str = ""
     heal_queue: str = ""
     heal_depth: int | None = None  # the periodic heal's reconciles waiting
+    fanout_queue: str = ""
+    fanout_depth: int | None = None  # reconciles of writes to many gateways waiting
 
 
 @dataclass
@@ -75,18 +77,24 @@ def _filesystem_depth(queue: str) -> int:
 
 def broker_state() -> BrokerState:
     url = _broker_url()
-    queue, heal = settings.GANTRY_CELERY_QUEUE, settings.GANTRY_CELERY_HEAL_QUEUE
+    queue = settings.GANTRY_CELERY_QUEUE
+    names = {
+        "fanout_queue": settings.GANTRY_CELERY_FANOUT_QUEUE,
+        "heal_queue": settings.GANTRY_CELERY_HEAL_QUEUE,
+    }
     scheme = urlsplit(url).scheme or url
+    if scheme in ("redis", "rediss"):
+        kind, read = "redis", lambda name: _redis_depth(url, name)
+    elif scheme == "filesystem":
+        kind, read = "filesystem", _filesystem_depth
+    else:
+        message = "queue depth is not read for this broker"
+        return BrokerState(scheme, True, queue, None, message, **names)
     try:
-        if scheme in ("redis", "rediss"):
-            depths = [_redis_depth(url, name) for name in (queue, heal)]
-            return BrokerState("redis", True, queue, depths[0], "", heal, depths[1])
-        if scheme == "filesystem":
-            depths = [_filesystem_depth(name) for name in (queue, heal)]
-            return BrokerState("filesystem", True, queue, depths[0], "", heal, depths[1])
+        main, fanout, heal = [read(name) for name in (queue, *names.values())]
     except Exception as error:  # noqa: BLE001 — any failure to read it is "unreachable"
-        return BrokerState(scheme, False, queue, None, _reason(error), heal)
-    return BrokerState(scheme, True, queue, None, "queue depth is not read for this broker", heal)
+        return BrokerState(scheme, False, queue, None, _reason(error), **names)
+    return BrokerState(kind, True, queue, main, "", fanout_depth=fanout, heal_depth=heal, **names)
 
 
 def _reason(error: Exception) -> str:

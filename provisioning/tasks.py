@@ -77,20 +77,24 @@ def heal_backlog() -> int:
 
 
 def send_reconcile(
-    gateway_id: int, record_unchanged: bool = True, queue: str | None = None
+    gateway_id: int, record_unchanged: bool = True, queue: str | None = None, fanout: bool = False
 ) -> None:
     """Sends a reconcile of the gateway: for a write (no ``queue``), only if none sent for an
-    earlier write is still waiting to begin (``provisioning.pending``)."""
+    earlier write is still waiting to begin (``provisioning.pending``). ``fanout``: the write
+    reconciles many gateways; its reconciles go to the fan-out queue, which workers read only
+    when no single gateway's change is waiting."""
     from provisioning import pending
 
-    claimed = queue is None and pending.claim(gateway_id)
+    claimed = queue is None and pending.claim(gateway_id, fanout)
     if queue is None and not claimed:
         return  # the reconcile waiting will read this write
+    if queue is None:
+        queue = settings.GANTRY_CELERY_FANOUT_QUEUE if fanout else settings.GANTRY_CELERY_QUEUE
     try:
         reconcile_gateway.apply_async(
             (gateway_id,),
             {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
-            queue=queue or settings.GANTRY_CELERY_QUEUE,
+            queue=queue,
         )
     except Exception:
         if claimed:  # nothing was sent: the next write must not wait for it
@@ -100,9 +104,17 @@ def send_reconcile(
 
 def enqueue_reconcile(*gateway_ids: int) -> None:
     """After the current transaction commits (never for a write that rolled back): one
-    reconcile per gateway."""
-    for gateway_id in dict.fromkeys(gateway_ids):
-        transaction.on_commit(lambda gateway_id=gateway_id: send_reconcile(gateway_id))
+    reconcile per gateway; in the fan-out queue when the write reconciles more than one
+    (``send_reconcile``), so a tenant-wide write never holds up another gateway's change."""
+    unique = list(dict.fromkeys(gateway_ids))
+    transaction.on_commit(lambda: send_reconciles(unique))
+
+
+def send_reconciles(gateway_ids: list[int]) -> None:
+    """One reconcile per gateway: ``send_reconcile``'s, to the fan-out queue when there are
+    more than one."""
+    for gateway_id in gateway_ids:
+        send_reconcile(gateway_id, fanout=len(gateway_ids) > 1)
 
 
 def enqueue_reconcile_tenant(tenant_id: int) -> None:
@@ -118,11 +130,7 @@ def enqueue_reconcile_using(tenant_id: int, backend: str) -> None:
     after this write, and then its own reconcile reads this write."""
     from provisioning.desired import gateways_using
 
-    def send() -> None:
-        for gateway_id in gateways_using(tenant_id, backend):
-            send_reconcile(gateway_id)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: send_reconciles(list(gateways_using(tenant_id, backend))))
 
 
 @shared_task(

@@ -20,6 +20,7 @@ from tenants.audit import Actor
 from tenants.models import AuditEvent, Membership, Plan, Tenant
 from tenants.roles import Role
 from tests.conftest import make_user
+from tests.delivery.helpers import use_queue
 from tests.kubernetes.apiserver_double import ApiServerDouble
 from tests.kubernetes.conftest import KUBECONFIG
 
@@ -369,16 +370,17 @@ def test_health_shows_queue_depth_and_a_live_worker(settings):
     from config.celery_app import app
 
     queue = f"gantry-test-ops-{os.urandom(4).hex()}"
-    settings.GANTRY_CELERY_QUEUE = queue
-    settings.GANTRY_CELERY_HEAL_QUEUE = f"{queue}.heal"
+    use_queue(settings, queue)
     operator = signed_in(make_user("root", is_staff=True))
     for _ in range(3):  # no such task: the worker discards them once it runs
         app.send_task("gantry.tests.nothing", queue=queue)
     for _ in range(2):
         app.send_task("gantry.tests.nothing", queue=f"{queue}.heal")
+    app.send_task("gantry.tests.nothing", queue=f"{queue}.fanout")
     page = operator.get("/ops/health/").content.decode()
     assert "3 messages waiting" in page and "reachable" in page
     assert "2 reconciles of the periodic heal waiting" in page
+    assert "1 reconcile of writes to many gateways waiting" in page
     name = f"ops-{os.urandom(3).hex()}@health"
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", queue,
@@ -395,8 +397,10 @@ def test_health_shows_queue_depth_and_a_live_worker(settings):
         assert name in page and "0 messages waiting" in page
         # A worker given -Q with the main queue alone never takes the heal's.
         assert "2 reconciles of the periodic heal waiting" in page
+        assert "1 reconcile of writes to many gateways waiting" in page
     finally:
         worker.terminate()
         worker.wait(timeout=20)
         with app.connection_for_write() as broker:
             broker.default_channel.queue_purge(f"{queue}.heal")
+            broker.default_channel.queue_purge(f"{queue}.fanout")

@@ -37,9 +37,18 @@ def gateway_with_route(tenant, name: str = "edge") -> Gateway:
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def use_queue(settings, queue: str) -> None:
+    """This process sends to ``queue`` and its fan-out and heal queues, named as a worker
+    started with ``GANTRY_CELERY_QUEUE=<queue>`` names the queues it reads."""
+    settings.GANTRY_CELERY_QUEUE = queue
+    settings.GANTRY_CELERY_FANOUT_QUEUE = f"{queue}.fanout"
+    settings.GANTRY_CELERY_HEAL_QUEUE = f"{queue}.heal"
+
+
 def start_worker(log: Path, queue: str, *options: str) -> subprocess.Popen:
-    """A solo Celery worker reading ``queue`` (and its heal queue, ``<queue>.heal``, unless
-    ``options`` say ``-Q``), its output in ``log``."""
+    """A solo Celery worker reading ``queue`` (and its fan-out and heal queues,
+    ``<queue>.fanout`` and ``<queue>.heal``, unless ``options`` say ``-Q``), its output in
+    ``log``."""
     db = settings.DATABASES["default"]
     env = {
         **os.environ,

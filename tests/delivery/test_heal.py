@@ -11,7 +11,7 @@ from gateways import services
 from provisioning import tasks
 from provisioning.models import ConfigRevision
 from tenants.models import Plan
-from tests.delivery.helpers import ACTOR, start_worker, stop_worker, wait_for
+from tests.delivery.helpers import ACTOR, start_worker, stop_worker, use_queue, wait_for
 
 HEALED = 24
 
@@ -29,10 +29,9 @@ def purge(*queues: str) -> None:
 def queues(settings):
     """This process sends to a queue of its own, as the worker it starts reads."""
     queue = f"gantry-test-{os.urandom(4).hex()}"
-    settings.GANTRY_CELERY_QUEUE = queue
-    settings.GANTRY_CELERY_HEAL_QUEUE = f"{queue}.heal"
+    use_queue(settings, queue)
     yield queue, f"{queue}.heal"
-    purge(queue, f"{queue}.heal")
+    purge(queue, f"{queue}.fanout", f"{queue}.heal")
 
 
 def gateways_behind_the_platforms_back(tenant, count: int, monkeypatch) -> list:

@@ -18,6 +18,7 @@ from tests.delivery.helpers import (
     route_spec,
     start_worker,
     stop_worker,
+    use_queue,
     wait_for,
 )
 
@@ -39,7 +40,7 @@ def routes_served(gateway) -> int:
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_writes_to_a_gateway_sends_one_reconcile(org, settings, tmp_path):
     queue = f"gantry-test-{os.urandom(4).hex()}"
-    settings.GANTRY_CELERY_QUEUE = queue  # where this process sends; the worker reads it
+    use_queue(settings, queue)  # where this process sends; the worker reads it
     edge = services.create_gateway(ACTOR, org.tenant, "edge", {})
     services.create_backend(ACTOR, org.tenant, "api", BACKEND_SPEC)  # every gateway's
     for number in range(30):

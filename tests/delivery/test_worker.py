@@ -14,7 +14,14 @@ import requests
 from provisioning import revisions
 from provisioning.models import ConfigRevision
 from tenants.roles import Role
-from tests.delivery.helpers import BACKEND_SPEC, route_spec, start_worker, stop_worker, wait_for
+from tests.delivery.helpers import (
+    BACKEND_SPEC,
+    route_spec,
+    start_worker,
+    stop_worker,
+    use_queue,
+    wait_for,
+)
 
 BASE = "/api/v1/tenants/acme/"
 
@@ -76,7 +83,7 @@ def filesystem_broker(tmp_path, settings, monkeypatch):
     for folder in ("queue", "control", "claims"):
         (broker / folder).mkdir(parents=True)
     queue = f"gantry-test-{os.urandom(4).hex()}"  # kombu remembers bindings per process
-    settings.GANTRY_CELERY_QUEUE = queue
+    use_queue(settings, queue)
     saved = app.conf.broker_url, app.conf.broker_transport_options
 
     def use(url, transport_options):

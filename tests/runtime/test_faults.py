@@ -20,7 +20,7 @@ from provisioning.envoy import envoy_binary
 from provisioning.models import ConfigRevision, GatewayOperation
 from provisioning.reconcile import reconcile
 from tests.conftest import make_org
-from tests.delivery.helpers import ACTOR
+from tests.delivery.helpers import ACTOR, use_queue
 from tests.provisioning.harness import free_port
 from tests.runtime.stack import Stack, database_url
 from tests.xds.harness import wait_for
@@ -81,7 +81,7 @@ def test_a_worker_killed_mid_reconcile_leaves_nothing_half_done_and_the_task_is_
     tmp_path, upstream, settings
 ):
     queue = f"gantry-test-{os.urandom(4).hex()}"
-    settings.GANTRY_CELERY_QUEUE = queue
+    use_queue(settings, queue)
     # Each validation leaves a marker file, then waits while the gate file is absent: the test
     # holds the change's validation until the worker is dead, whatever the machine's speed.
     markers, gate = tmp_path / "validations", tmp_path / "gate"
@@ -212,7 +212,7 @@ def test_workers_and_the_xds_server_recover_from_a_database_outage(tmp_path, ups
     db = settings.DATABASES["default"]
     proxy = CuttableProxy((db["HOST"], int(db["PORT"])))
     queue = f"gantry-test-{os.urandom(4).hex()}"
-    settings.GANTRY_CELERY_QUEUE = queue
+    use_queue(settings, queue)
     through_proxy = database_url().replace(f":{db['PORT']}/", f":{proxy.port}/")
     stack = Stack(tmp_path, queue=queue, database=through_proxy).start()
     try:
