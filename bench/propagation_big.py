@@ -3,10 +3,10 @@ commit to the first request through a real Envoy that shows it, with the stages 
 reconcile, and the bytes the xDS server sends for the change against the whole snapshot.
 
     .venv/bin/python scripts/with_services.py -- .venv/bin/python bench/propagation_big.py \\
-        [--routes 10000] [--changes 5] [--xds process|inline]
+        [--routes 10000] [--changes 5] [--hosts 100] [--xds process|inline]
 
-On a fresh PostgreSQL database: a gateway with ``--routes`` HTTPRoutes over 100 hostnames
-(two rules each, 50 backends, all answered by one local upstream, in a process of its own),
+On a fresh PostgreSQL database: a gateway with ``--routes`` HTTPRoutes over ``--hosts``
+hostnames (two rules each, 50 backends, all answered by one local upstream, in a process of its own),
 the real xDS server (Redis notifications; ``manage.py xds_server`` in a process of its own, as
 in production, or with ``--xds inline`` on an event loop of this process) and a real Envoy on
 it (Delta xDS). Each
@@ -39,11 +39,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from gantry_stack import UpstreamProcess, _drop_database, _fresh_database  # noqa: E402
 from route_specs import route_spec as compile_route_spec  # noqa: E402
 
+HOSTS = 100  # the hostnames the routes are spread over (``--hosts``)
+
 
 def route_spec(i: int, value: str | None = None) -> dict:
     """``bench/route_specs.py``'s route ``i``; with ``value``, its exact rule also sets the
     response header ``x-change`` (what the client waits for)."""
-    spec = compile_route_spec(i)
+    spec = compile_route_spec(i, HOSTS)
     if value is not None:
         header = {"set": [{"name": "x-change", "value": value}]}
         spec["rules"][1]["filters"] = [
@@ -57,11 +59,18 @@ def main() -> int:
     parser.add_argument("--routes", type=int, default=10_000)
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument(
+        "--hosts", type=int, default=100,
+        help="hostnames the routes are spread over: a one-route change sends its host's "
+        "virtual host (Envoy's unit of VHDS), so the bytes sent are about 1/hosts of the whole",
+    )  # fmt: skip
+    parser.add_argument(
         "--xds", choices=["process", "inline"], default="process",
         help="the xDS server as its own process (manage.py xds_server, as in production), or "
         "inline in this process (then it shares the worker's interpreter lock)",
     )  # fmt: skip
     args = parser.parse_args()
+    global HOSTS
+    HOSTS = args.hosts
     base = os.environ.get("DATABASE_URL")
     if not (base and os.environ.get("REDIS_URL")):
         raise SystemExit("run it under scripts/with_services.py (PostgreSQL and Redis)")
@@ -185,7 +194,7 @@ def run(count: int, changes: int, mode: str = "process") -> int:
                 # The client polls from a process of its own, as clients do, while this one
                 # reconciles as a worker does: what the reconcile does after the commit
                 # (statuses, pruning) overlaps the delivery.
-                poller.start(port, f"/exact/{i}", f"host-{i % 100}.example.com", str(change))
+                poller.start(port, f"/exact/{i}", f"host-{i % HOSTS}.example.com", str(change))
                 outcome = _reconcile(reconcile, gateway.pk)
                 served = poller.served()
                 totals.append(served - committed)

@@ -1,11 +1,11 @@
 """The routes the compile and propagation benchmarks build gateways from."""
 
 
-def route_spec(i: int) -> dict:
-    """Route ``i``: on host ``host-<i % 100>``, two rules (a prefix and header match with a
+def route_spec(i: int, hosts: int = 100) -> dict:
+    """Route ``i``: on host ``host-<i % hosts>``, two rules (a prefix and header match with a
     header modifier and two weighted backends; an exact and method match with a timeout)."""
     return {
-        "hostnames": [f"host-{i % 100}.example.com"],
+        "hostnames": [f"host-{i % hosts}.example.com"],
         "rules": [
             {"matches": [{"path": {"type": "PathPrefix", "value": f"/api/{i}"},
                           "headers": [{"name": "x-tenant", "value": str(i % 7)}]}],
