@@ -6,10 +6,10 @@ reconcile, and the bytes the xDS server sends for the change against the whole s
         [--routes 10000] [--changes 5] [--hosts 100] [--xds process|inline]
 
 On a fresh PostgreSQL database: a gateway with ``--routes`` HTTPRoutes over ``--hosts``
-hostnames (two rules each, 50 backends, all answered by one local upstream, in a process of its own),
-the real xDS server (Redis notifications; ``manage.py xds_server`` in a process of its own, as
-in production, or with ``--xds inline`` on an event loop of this process) and a real Envoy on
-it (Delta xDS). Each
+hostnames (two rules each, 50 backends, all answered by one local upstream, in a process of
+its own), the real xDS server (Redis notifications; ``manage.py xds_server`` in a process of
+its own, as in production, or with ``--xds inline`` on an event loop of this process) and a
+real Envoy on it (Delta xDS). Each
 change sets a response header on one route through the services, then runs the reconcile as
 a worker does (compile, warm-Envoy validation, store, announce) while a client in a process of
 its own polls that route's URL (a millisecond apart; in one process with the reconcile, the
