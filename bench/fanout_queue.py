@@ -1,17 +1,20 @@
-"""One gateway's change while another tenant's write fans out to many gateways.
+"""One gateway's change, and a small fan-out, while another tenant's write fans out to many
+gateways.
 
     .venv/bin/python scripts/with_services.py -- .venv/bin/python bench/fanout_queue.py \\
         [--gateways 200] [--rounds 3]
 
 On a fresh PostgreSQL database with a real worker (concurrency 2, over Redis): tenant
-``many`` has ``--gateways`` gateways with a route each, tenant ``one`` a gateway ``solo``.
-Each round, ``many`` creates a consumer (a tenant-wide write: one reconcile per gateway of
-the tenant), then ``one`` changes ``solo``'s route right after, and the bench times that
-change from the write's return to its revision being stored by the worker (the queue's
-part of a change's way; Envoy's part is ``bench/propagation.py``'s). Rounds alternate:
-the fan-out's reconciles sent to the main queue, as before the fan-out queue existed (the
-producer's ``GANTRY_CELERY_FANOUT_QUEUE`` set to the main queue), and to the fan-out queue.
-Also printed: how long the fan-out takes to be worked through.
+``many`` has ``--gateways`` gateways with a route each, tenant ``few`` 5, tenant ``one`` a
+gateway ``solo``. Each round, ``many`` creates a consumer (a tenant-wide write: one reconcile
+per gateway of the tenant), then ``one`` changes ``solo``'s route and ``few`` creates a
+consumer. Timed: ``solo``'s change from its write's return to its revision stored by the
+worker (the queue's part of a change's way; Envoy's part is ``bench/propagation.py``'s), and
+``few``'s fan-out until a worker has taken each of its reconciles. Rounds alternate between
+the three ways the producer can send (the worker is the same): the fan-out's reconciles in
+the main queue, as before the fan-out queue existed; in the fan-out queue at one priority;
+and in the fan-out queue at a priority by the fan-out's size (the default). Also printed:
+how long ``many``'s fan-out takes to be worked through.
 """
 
 import argparse
@@ -28,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gantry_stack import _drop_database, _fresh_database  # noqa: E402
 
-MODES = ("one queue (before)", "fan-out queue")
+MODES = ("one queue (before)", "fan-out queue, one priority", "fan-out queue by size")
+FEW = 5  # tenant few's gateways: its consumer write is a small fan-out
 
 
 def wait(predicate, timeout: float, what: str, interval: float = 0.005):
@@ -92,6 +96,7 @@ def run(count: int, rounds: int) -> int:
     from django.contrib.auth import get_user_model
 
     from gateways import services
+    from provisioning import tasks
     from provisioning.models import ConfigRevision, PendingReconcile
     from tenants import services as tenant_services
     from tenants.audit import Actor
@@ -100,33 +105,38 @@ def run(count: int, rounds: int) -> int:
     actor = Actor.system("bench")
     Plan.objects.update(max_gateways=count + 10, max_consumers=100)
     tenants = {}
-    for slug in ("many", "one"):
+    for slug in ("many", "few", "one"):
         get_user_model().objects.create_user(username=f"{slug}-owner", password="x")
         tenants[slug] = tenant_services.create_tenant(actor, slug, f"{slug}-owner")
         services.create_backend(actor, tenants[slug], "app", {
             "endpoints": [{"ip": {"address": "192.0.2.10", "port": 8080}}]})  # fmt: skip
     rule = {"rules": [{"backendRefs": [{"name": "app"}]}]}
     started = time.perf_counter()
-    for index in range(count):
-        gateway = services.create_gateway(actor, tenants["many"], f"g{index}", {})
-        services.create_route(actor, gateway, "all", rule)
+    for slug, size in (("many", count), ("few", FEW)):
+        for index in range(size):
+            gateway = services.create_gateway(actor, tenants[slug], f"g{index}", {})
+            services.create_route(actor, gateway, "all", rule)
+    few = list(tenants["few"].gateways.values_list("pk", flat=True))
     solo = services.create_gateway(actor, tenants["one"], "solo", {})
     route = services.create_route(actor, solo, "all", rule)
 
     def drained() -> bool:
-        stored = ConfigRevision.objects.values("gateway").distinct().count() >= count + 1
+        stored = ConfigRevision.objects.values("gateway").distinct().count() >= count + FEW + 1
         return stored and not PendingReconcile.objects.exists()
 
     wait(drained, 60 + count, "the first compile of every gateway", 0.2)
-    print(f"{count} gateways of tenant many and 1 of tenant one compiled in "
-          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    print(f"{count} gateways of tenant many, {FEW} of tenant few and 1 of tenant one compiled "
+          f"in {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     main_queue = settings.GANTRY_CELERY_QUEUE
     fanout_queue = settings.GANTRY_CELERY_FANOUT_QUEUE
-    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+    by_size = tasks.FANOUT_PRIORITIES
+    results: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in MODES}
     number = 0
     for _ in range(rounds):
         for mode in MODES:
+            # The producer's settings: the worker reads every queue at every priority.
             settings.GANTRY_CELERY_FANOUT_QUEUE = main_queue if mode == MODES[0] else fanout_queue
+            tasks.FANOUT_PRIORITIES = by_size if mode == MODES[2] else ((10**9, 0),)
             number += 1
             latest = ConfigRevision.objects.filter(gateway=solo).order_by("-number").first()
             begin = time.perf_counter()
@@ -137,25 +147,35 @@ def run(count: int, rounds: int) -> int:
             ]}]}  # fmt: skip
             route = services.patch_route_spec(actor, route, spec)
             written = time.perf_counter()
+            services.create_consumer(actor, tenants["few"], f"c{number}", {})
+            few_written = time.perf_counter()
             revisions = ConfigRevision.objects.filter(gateway=solo, number__gt=latest.number)
-            wait(revisions.exists, 120, "solo's change")
-            stored = time.perf_counter()
+            marks = PendingReconcile.objects.filter(gateway__in=few)
+            stored = few_taken = None
+            while stored is None or few_taken is None:
+                if stored is None and revisions.exists():
+                    stored = time.perf_counter()
+                if few_taken is None and not marks.exists():
+                    few_taken = time.perf_counter()
+                if time.perf_counter() - begin > 120 + count:
+                    raise RuntimeError("solo's change or few's fan-out: not within the time")
+                time.sleep(0.005)
             wait(lambda: not PendingReconcile.objects.exists() and idle(), 60 + count,
                  "the fan-out", 0.02)  # fmt: skip
             done = time.perf_counter()
-            results[mode].append((stored - written, done - begin))
-            print(f"{mode:22}: solo's change stored {1000 * (stored - written):7.0f} ms after "
-                  f"its write; the fan-out of {count} worked through in {done - begin:5.1f} s",
-                  flush=True)  # fmt: skip
+            results[mode].append((stored - written, few_taken - few_written, done - begin))
+            print(f"{mode:28}: solo's change stored {1000 * (stored - written):6.0f} ms after "
+                  f"its write; few's fan-out of {FEW} taken in "
+                  f"{1000 * (few_taken - few_written):6.0f} ms; many's fan-out of {count} worked "
+                  f"through in {done - begin:5.1f} s", flush=True)  # fmt: skip
     settings.GANTRY_CELERY_FANOUT_QUEUE = fanout_queue
+    tasks.FANOUT_PRIORITIES = by_size
     print(f"\n{count} gateways fanned out, {rounds} rounds of each, medians:")
-    print(f"{'':22}  {'solo: write → stored':>22}  {'fan-out worked through':>22}")
+    heads = ("solo: write → stored", f"few ({FEW}): all taken", "many: worked through")
+    print(f"{'':28}  {heads[0]:>22}  {heads[1]:>22}  {heads[2]:>22}")
     for mode in MODES:
-        change = statistics.median(r[0] for r in results[mode])
-        fanout = statistics.median(r[1] for r in results[mode])
-        print(f"{mode:22}  {1000 * change:19.0f} ms  {fanout:20.1f} s")
-    before, after = (statistics.median(r[0] for r in results[mode]) for mode in MODES)
-    print(f"ratio (one queue / fan-out queue): {before / after:.0f}×")
+        solo_ms, few_ms, many_s = (statistics.median(r[i] for r in results[mode]) for i in range(3))
+        print(f"{mode:28}  {1000 * solo_ms:19.0f} ms  {1000 * few_ms:19.0f} ms  {many_s:20.1f} s")
     return 0
 
 

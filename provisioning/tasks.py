@@ -58,7 +58,8 @@ def reconcile_all() -> int:
         return 0
     count = 0
     for gateway_id in Gateway.objects.values_list("pk", flat=True).iterator():
-        send_reconcile(gateway_id, record_unchanged=False, queue=settings.GANTRY_CELERY_HEAL_QUEUE)
+        send_reconcile(gateway_id, record_unchanged=False, queue=settings.GANTRY_CELERY_HEAL_QUEUE,
+                       priority=HEAL_PRIORITY)  # fmt: skip
         count += 1
     log.info("enqueued %d gateway reconciles", count)
     return count
@@ -76,13 +77,31 @@ def heal_backlog() -> int:
         return queue(connection.default_channel).queue_declare().message_count
 
 
+# Message priorities over Redis (kombu's steps 0, 3, 6 and 9; 0 is taken first). A worker's
+# BRPOP names each priority of every queue before the next priority: main:0, fan-out:0,
+# heal:0, main:3, … So the heal's reconciles are sent at the last step, and a fan-out's at a
+# step by its size: a small fan-out is not queued behind a big one (another tenant's with a
+# thousand gateways). The embedded broker takes each queue in order and ignores priorities.
+HEAL_PRIORITY = 9
+FANOUT_PRIORITIES = ((10, 0), (100, 3), (1000, 6))  # (up to this many gateways, priority)
+
+
+def fanout_priority(gateways: int) -> int:
+    """The priority of each reconcile of a write that reconciles ``gateways`` gateways."""
+    return next((step for most, step in FANOUT_PRIORITIES if gateways <= most), HEAL_PRIORITY)
+
+
 def send_reconcile(
-    gateway_id: int, record_unchanged: bool = True, queue: str | None = None, fanout: bool = False
+    gateway_id: int,
+    record_unchanged: bool = True,
+    queue: str | None = None,
+    fanout: bool = False,
+    priority: int | None = None,
 ) -> None:
     """Sends a reconcile of the gateway: for a write (no ``queue``), only if none sent for an
     earlier write is still waiting to begin (``provisioning.pending``). ``fanout``: the write
     reconciles many gateways; its reconciles go to the fan-out queue, which workers read only
-    when no single gateway's change is waiting."""
+    when no single gateway's change is waiting. ``priority``: the message's (above)."""
     from provisioning import pending
 
     claimed = queue is None and pending.claim(gateway_id, fanout)
@@ -95,6 +114,7 @@ def send_reconcile(
             (gateway_id,),
             {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
             queue=queue,
+            priority=priority,
         )
     except Exception:
         if claimed:  # nothing was sent: the next write must not wait for it
@@ -112,9 +132,11 @@ def enqueue_reconcile(*gateway_ids: int) -> None:
 
 def send_reconciles(gateway_ids: list[int]) -> None:
     """One reconcile per gateway: ``send_reconcile``'s, to the fan-out queue when there are
-    more than one."""
+    more than one, at the priority of their number."""
+    fanout = len(gateway_ids) > 1
+    priority = fanout_priority(len(gateway_ids)) if fanout else None
     for gateway_id in gateway_ids:
-        send_reconcile(gateway_id, fanout=len(gateway_ids) > 1)
+        send_reconcile(gateway_id, fanout=fanout, priority=priority)
 
 
 def enqueue_reconcile_tenant(tenant_id: int) -> None:

@@ -85,3 +85,37 @@ def test_a_change_is_not_queued_behind_another_tenants_fanout(org, settings, mon
     # The two single changes were taken first; in one queue they would have waited for 24.
     assert set(order[:2]) == {other.pk, mine.pk}, order
     assert not PendingReconcile.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_small_fanout_is_not_queued_behind_a_big_one(org, settings, monkeypatch, tmp_path):
+    """Fan-outs are sent at a priority by their size: a tenant's write to its 3 gateways,
+    sent after another tenant's write to its 24, is run first."""
+    queue = f"gantry-test-{os.urandom(4).hex()}"
+    use_queue(settings, queue)
+    big = gateways_behind_the_platforms_back(org.tenant, FANNED, monkeypatch)
+    small_tenant = make_org("beta").tenant
+    small = gateways_behind_the_platforms_back(small_tenant, 3, monkeypatch)
+    services.create_consumer(ACTOR, org.tenant, "alice", {})
+    services.create_consumer(ACTOR, small_tenant, "bob", {})
+    assert waiting(f"{queue}.fanout") == FANNED + 3
+
+    log = tmp_path / "worker.log"
+    worker = start_worker(log, queue)
+    try:
+        everyone = FANNED + 3
+        assert wait_for(
+            lambda: ConfigRevision.objects.values("gateway").distinct().count() >= everyone, 120
+        ), log.read_text()[-3000:]
+    finally:
+        output = stop_worker(worker, log)
+        purge(queue, f"{queue}.fanout", f"{queue}.heal")
+    order = list(
+        ConfigRevision.objects.values("gateway")
+        .annotate(first=Min("created_at"))
+        .order_by("first")
+        .values_list("gateway", flat=True)
+    )
+    assert sorted(order) == sorted(g.pk for g in big + small), output[-3000:]
+    assert set(order[:3]) == {g.pk for g in small}, order
