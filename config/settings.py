@@ -301,6 +301,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # A write finding a reconcile of its gateway sent and not begun sends none (it will be read);
 # a mark older than this is taken for a lost message (docs/delivery.md#bursts-of-writes).
 GANTRY_RECONCILE_PENDING_SECONDS = env_int("GANTRY_RECONCILE_PENDING_SECONDS", 30, minimum=1)
+# A tenant's reconciles past this many per window are sent at a lower priority
+# (provisioning/fair_share.py, docs/delivery.md#fair-shares).
+GANTRY_TENANT_RECONCILE_BURST = env_int("GANTRY_TENANT_RECONCILE_BURST", 20, minimum=1)
+GANTRY_TENANT_RECONCILE_WINDOW = env_int("GANTRY_TENANT_RECONCILE_WINDOW", 1, minimum=1)
 # The periodic heal: every gateway reconciled this often (a lost or crashed task converges).
 GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minimum=1)
 # Operations timeline entries are kept this many days (the entry that made a kept revision is

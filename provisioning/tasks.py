@@ -101,15 +101,21 @@ def send_reconcile(
     """Sends a reconcile of the gateway: for a write (no ``queue``), only if none sent for an
     earlier write is still waiting to begin (``provisioning.pending``). ``fanout``: the write
     reconciles many gateways; its reconciles go to the fan-out queue, which workers read only
-    when no single gateway's change is waiting. ``priority``: the message's (above)."""
+    when no single gateway's change is waiting. ``priority``: the message's (above); a
+    write's in the main queue gets its tenant's (``provisioning.fair_share``)."""
     from provisioning import pending
 
     claimed = queue is None and pending.claim(gateway_id, fanout)
     if queue is None and not claimed:
         return  # the reconcile waiting will read this write
+    from provisioning import fair_share
+
+    shared = queue is None and not fanout  # a write's, in the main queue: the tenant's share
     if queue is None:
         queue = settings.GANTRY_CELERY_FANOUT_QUEUE if fanout else settings.GANTRY_CELERY_QUEUE
     try:
+        if shared:
+            priority = fair_share.priority(gateway_id)
         reconcile_gateway.apply_async(
             (gateway_id,),
             {"record_unchanged": record_unchanged, "enqueued_at": time.time()},
