@@ -3,11 +3,12 @@
 many of its gateways one by one: a script, a flood) has the rest sent at a lower message
 priority, so another tenant's change is not queued behind them. docs/delivery.md#fair-shares
 
-Counted in the shared cache (Redis in production, one atomic ``INCR`` per reconcile sent;
-without Redis, per process). If the cache cannot be reached, the reconcile is sent at full
-priority: a change is never held back for want of a count.
+Counted in the shared cache's Redis (production: one round trip, ``SET NX EX`` and ``INCR``,
+per reconcile sent; without Redis, in each process's cache). If it cannot be reached, the
+reconcile is sent at full priority: a change is never held back for want of a count.
 """
 
+import functools
 import logging
 import time
 
@@ -48,13 +49,7 @@ def priority(gateway_id: int) -> int | None:
         tenant = tenant_of(gateway_id)
         if tenant is None:
             return None  # deleted meanwhile: its reconcile is a no-op
-        name = key(tenant)
-        cache.add(name, 0, timeout=settings.GANTRY_TENANT_RECONCILE_WINDOW + 1)
-        try:
-            count = cache.incr(name)
-        except ValueError:  # expired between add and incr: this is the window's first
-            cache.add(name, 1, timeout=settings.GANTRY_TENANT_RECONCILE_WINDOW + 1)
-            count = 1
+        count = _count(key(tenant), settings.GANTRY_TENANT_RECONCILE_WINDOW + 1)
     except Exception as error:  # noqa: BLE001 — never hold a change back for a count
         log.warning("tenant reconcile count unavailable (%s): sent at full priority", error)
         return None
@@ -62,3 +57,26 @@ def priority(gateway_id: int) -> int | None:
     if count <= burst:
         return None
     return DEMOTED if count <= 10 * burst else FLOODING
+
+
+def _count(name: str, ttl: int) -> int:
+    """Adds one to the counter ``name`` (made with ``ttl`` seconds to live): with Redis, one
+    round trip; otherwise in this process's cache."""
+    if settings.REDIS_URL:  # the cache's Redis, under the cache's key prefix
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
+        pipe.set(cache.make_key(name), 0, ex=ttl, nx=True)
+        pipe.incr(cache.make_key(name))
+        return pipe.execute()[1]
+    cache.add(name, 0, timeout=ttl)
+    try:
+        return cache.incr(name)
+    except ValueError:  # expired between add and incr: this is the window's first
+        cache.add(name, 1, timeout=ttl)
+        return 1
+
+
+@functools.cache
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
