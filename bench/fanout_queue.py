@@ -50,16 +50,23 @@ def main() -> int:
     parser.add_argument("--gateways", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each mode")
     args = parser.parse_args()
+    return with_worker(lambda: run(args.gateways, args.rounds))
+
+
+def with_worker(work) -> int:
+    """``work()`` on a fresh PostgreSQL database, with a real worker (concurrency 2) over
+    Redis reading queues of its own; the database is dropped afterwards."""
     base, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     if not (base and redis_url and base.startswith("postgres")):
         raise SystemExit("needs DATABASE_URL (PostgreSQL) and REDIS_URL: run it under "
                          "scripts/with_services.py")  # fmt: skip
     url, name = _fresh_database(base)
-    prefix = f"bench-fanout-{os.urandom(3).hex()}"
+    prefix = f"bench-queue-{os.urandom(3).hex()}"
     os.environ.update(
         DATABASE_URL=url, CELERY_BROKER_URL=redis_url, GANTRY_BROKER_KEY_PREFIX=prefix,
         GANTRY_CELERY_QUEUE=prefix, GANTRY_LOCAL_PORT_RANGE="30000-39999",
-        DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1",
+        GANTRY_CACHE_PREFIX=prefix, DJANGO_SETTINGS_MODULE="config.settings",
+        PYTHONUNBUFFERED="1",
     )  # fmt: skip
     worker = None
     try:
@@ -77,7 +84,7 @@ def main() -> int:
                 cwd=ROOT, env=os.environ.copy(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
             )  # fmt: skip
             try:
-                return run(args.gateways, args.rounds)
+                return work()
             except Exception:
                 print(log.read_text()[-3000:])
                 raise
@@ -91,40 +98,60 @@ def main() -> int:
         _drop_database(base, name)
 
 
+def tenant(actor, slug: str, gateways: int) -> tuple:
+    """Tenant ``slug`` with a backend and ``gateways`` gateways of one route each."""
+    from django.contrib.auth import get_user_model
+
+    from gateways import services
+    from tenants import services as tenant_services
+
+    get_user_model().objects.create_user(username=f"{slug}-owner", password="x")
+    made = tenant_services.create_tenant(actor, slug, f"{slug}-owner")
+    services.create_backend(actor, made, "app", {
+        "endpoints": [{"ip": {"address": "192.0.2.10", "port": 8080}}]})  # fmt: skip
+    rule = {"rules": [{"backendRefs": [{"name": "app"}]}]}
+    for index in range(gateways):
+        gateway = services.create_gateway(actor, made, f"g{index}", {})
+        services.create_route(actor, gateway, "all", rule)
+    return made, list(made.gateways.order_by("pk"))
+
+
+def route_change(number: int) -> dict:
+    """The route spec of change ``number`` (a response header set to it)."""
+    header = {"set": [{"name": "x-change", "value": str(number)}]}
+    return {"rules": [{"backendRefs": [{"name": "app"}], "filters": [
+        {"type": "ResponseHeaderModifier", "responseHeaderModifier": header}]}]}  # fmt: skip
+
+
+def compiled(count: int) -> None:
+    """Waits until ``count`` gateways have a revision and no reconcile is pending."""
+    from provisioning.models import ConfigRevision, PendingReconcile
+
+    def done() -> bool:
+        stored = ConfigRevision.objects.values("gateway").distinct().count() >= count
+        return stored and not PendingReconcile.objects.exists()
+
+    wait(done, 60 + count, "the first compile of every gateway", 0.2)
+
+
 def run(count: int, rounds: int) -> int:
     from django.conf import settings
-    from django.contrib.auth import get_user_model
 
     from gateways import services
     from provisioning import tasks
     from provisioning.models import ConfigRevision, PendingReconcile
-    from tenants import services as tenant_services
     from tenants.audit import Actor
     from tenants.models import Plan
 
     actor = Actor.system("bench")
     Plan.objects.update(max_gateways=count + 10, max_consumers=100)
-    tenants = {}
-    for slug in ("many", "few", "one"):
-        get_user_model().objects.create_user(username=f"{slug}-owner", password="x")
-        tenants[slug] = tenant_services.create_tenant(actor, slug, f"{slug}-owner")
-        services.create_backend(actor, tenants[slug], "app", {
-            "endpoints": [{"ip": {"address": "192.0.2.10", "port": 8080}}]})  # fmt: skip
-    rule = {"rules": [{"backendRefs": [{"name": "app"}]}]}
     started = time.perf_counter()
-    for slug, size in (("many", count), ("few", FEW)):
-        for index in range(size):
-            gateway = services.create_gateway(actor, tenants[slug], f"g{index}", {})
-            services.create_route(actor, gateway, "all", rule)
-    few = list(tenants["few"].gateways.values_list("pk", flat=True))
-    solo = services.create_gateway(actor, tenants["one"], "solo", {})
-    route = services.create_route(actor, solo, "all", rule)
-
-    def drained() -> bool:
-        stored = ConfigRevision.objects.values("gateway").distinct().count() >= count + FEW + 1
-        return stored and not PendingReconcile.objects.exists()
-
-    wait(drained, 60 + count, "the first compile of every gateway", 0.2)
+    many, _ = tenant(actor, "many", count)
+    few_tenant, few_gateways = tenant(actor, "few", FEW)
+    few = [gateway.pk for gateway in few_gateways]
+    _, (solo,) = tenant(actor, "one", 1)
+    route = solo.routes.get()
+    compiled(count + FEW + 1)
     print(f"{count} gateways of tenant many, {FEW} of tenant few and 1 of tenant one compiled "
           f"in {time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
     main_queue = settings.GANTRY_CELERY_QUEUE
@@ -140,14 +167,10 @@ def run(count: int, rounds: int) -> int:
             number += 1
             latest = ConfigRevision.objects.filter(gateway=solo).order_by("-number").first()
             begin = time.perf_counter()
-            services.create_consumer(actor, tenants["many"], f"c{number}", {})
-            spec = {"rules": [{**rule["rules"][0], "filters": [
-                {"type": "ResponseHeaderModifier",
-                 "responseHeaderModifier": {"set": [{"name": "x-change", "value": str(number)}]}}
-            ]}]}  # fmt: skip
-            route = services.patch_route_spec(actor, route, spec)
+            services.create_consumer(actor, many, f"c{number}", {})
+            route = services.patch_route_spec(actor, route, route_change(number))
             written = time.perf_counter()
-            services.create_consumer(actor, tenants["few"], f"c{number}", {})
+            services.create_consumer(actor, few_tenant, f"c{number}", {})
             few_written = time.perf_counter()
             revisions = ConfigRevision.objects.filter(gateway=solo, number__gt=latest.number)
             marks = PendingReconcile.objects.filter(gateway__in=few)

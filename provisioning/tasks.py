@@ -103,13 +103,11 @@ def send_reconcile(
     reconciles many gateways; its reconciles go to the fan-out queue, which workers read only
     when no single gateway's change is waiting. ``priority``: the message's (above); a
     write's in the main queue gets its tenant's (``provisioning.fair_share``)."""
-    from provisioning import pending
+    from provisioning import fair_share, pending
 
     claimed = queue is None and pending.claim(gateway_id, fanout)
     if queue is None and not claimed:
         return  # the reconcile waiting will read this write
-    from provisioning import fair_share
-
     shared = queue is None and not fanout  # a write's, in the main queue: the tenant's share
     if queue is None:
         queue = settings.GANTRY_CELERY_FANOUT_QUEUE if fanout else settings.GANTRY_CELERY_QUEUE

@@ -137,7 +137,11 @@ def test_the_periodic_fan_out_enqueues_one_reconcile_per_gateway(org, monkeypatc
     sent = []
     monkeypatch.setattr(tasks, "send_reconcile", lambda pk, **kw: sent.append((pk, kw)))
     assert tasks.reconcile_all() == 2
-    heal = {"record_unchanged": False, "queue": settings.GANTRY_CELERY_HEAL_QUEUE}
+    heal = {
+        "record_unchanged": False,
+        "queue": settings.GANTRY_CELERY_HEAL_QUEUE,
+        "priority": tasks.HEAL_PRIORITY,  # after every other reconcile, over Redis
+    }
     assert sorted(sent) == sorted([(first.pk, heal), (second.pk, heal)])
     schedule = settings.CELERY_BEAT_SCHEDULE["reconcile-all"]
     assert schedule["task"] == tasks.reconcile_all.name == "provisioning.reconcile_all"
