@@ -10,7 +10,7 @@ fast as the services answer (a script looping over its gateways: one reconcile p
 none coalesced); once half of them are written, ``one`` changes ``solo``'s route, timed from
 its write's return to its revision stored by the worker. Rounds alternate: every reconcile
 at full priority, as before tenants had shares (``GANTRY_TENANT_RECONCILE_BURST`` set out of
-reach in the producer), and with the default share (20 a second).
+reach in the producer), and with the default share (10 a second).
 """
 
 import argparse

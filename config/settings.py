@@ -303,7 +303,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 GANTRY_RECONCILE_PENDING_SECONDS = env_int("GANTRY_RECONCILE_PENDING_SECONDS", 30, minimum=1)
 # A tenant's reconciles past this many per window are sent at a lower priority
 # (provisioning/fair_share.py, docs/delivery.md#fair-shares).
-GANTRY_TENANT_RECONCILE_BURST = env_int("GANTRY_TENANT_RECONCILE_BURST", 20, minimum=1)
+GANTRY_TENANT_RECONCILE_BURST = env_int("GANTRY_TENANT_RECONCILE_BURST", 10, minimum=1)
 GANTRY_TENANT_RECONCILE_WINDOW = env_int("GANTRY_TENANT_RECONCILE_WINDOW", 1, minimum=1)
 # The periodic heal: every gateway reconciled this often (a lost or crashed task converges).
 GANTRY_RECONCILE_ALL_SECONDS = env_int("GANTRY_RECONCILE_ALL_SECONDS", 60, minimum=1)
