@@ -30,19 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.gantry_stack import _drop_database, _fresh_database  # noqa: E402
+from bench.many_gateways import wait  # noqa: E402
 
 MODES = ("one queue (before)", "fan-out queue, one priority", "fan-out queue by size")
 FEW = 5  # tenant few's gateways: its consumer write is a small fan-out
-
-
-def wait(predicate, timeout: float, what: str, interval: float = 0.005):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"{what}: not within {timeout} s")
 
 
 def main() -> int:

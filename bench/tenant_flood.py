@@ -90,7 +90,7 @@ def run(count: int, threads: int, rounds: int) -> int:
             solo_route = services.patch_route_spec(actor, solo_route, route_change(number))
             at = time.perf_counter()
             revisions = ConfigRevision.objects.filter(gateway=solo, number__gt=latest.number)
-            wait(revisions.exists, 120 + count, "solo's change")
+            wait(revisions.exists, 120 + count, "solo's change", 0.005)
             stored = time.perf_counter()
             for thread in workers:
                 thread.join()
