@@ -1,5 +1,7 @@
 """What every spec resource's services share: locking, creating, storing a new spec."""
 
+import functools
+
 from django.db import IntegrityError, models, transaction
 
 from config.api.versioning import check_version
@@ -12,10 +14,7 @@ def lock(model: type[models.Model], pk: int, *related: str):
 
     NotFound if it was deleted since the caller read it (a concurrent delete committed first).
     """
-    statement = _locks.get((model, related))
-    if statement is None:
-        statement = _locks.setdefault((model, related), _lock_statement(model, related))
-    row = statement.first(pk=pk)
+    row = _lock_statement(model, related).first(pk=pk)
     if row is None:
         raise NotFound(f"the {model._meta.verbose_name} was deleted meanwhile")
     return row
@@ -23,9 +22,7 @@ def lock(model: type[models.Model], pk: int, *related: str):
 
 # Every write takes a lock, and a reconcile takes its gateway's on every change: the SQL is
 # compiled once per (model, joined rows) (config/statements.py).
-_locks: dict[tuple, Statement] = {}
-
-
+@functools.cache
 def _lock_statement(model: type[models.Model], related: tuple[str, ...]) -> Statement:
     return Statement(
         lambda: (
