@@ -19,8 +19,11 @@ would.
     )
     BACKENDS.objects(tenant=3, names=["a", "b"])  # [<Backend a>, <Backend b>]
 
-A list argument (``names``) gives the builder one ``Arg`` per element: a statement is
-compiled once per list length. Values are sent as given: ids and strings (a value that
+A list argument (``names``) is the values of an ``IN`` and gives the builder one ``Arg`` per
+element: a statement is compiled once per list length up to ``LIST_LENGTHS``, and a longer
+list is padded with its last value up to the next power of two (an ``IN`` answers the same),
+so 50 names and 60 run the same SQL; lists longer than ``LONGEST_LIST`` are compiled on
+every run, as a queryset would be. Values are sent as given: ids and strings (a value that
 needs the field's preparation has no place in a statement). Only plain querysets: rows of
 ``values_list`` in their select order, model instances (with ``select_related`` and
 deferred fields, without ``prefetch_related``, annotations or the related objects a related
@@ -37,7 +40,17 @@ from django.db.models import Expression, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
 
-LIST_LENGTHS = 16  # longer lists run as a fresh queryset (not compiled once per length)
+LIST_LENGTHS = 16  # compiled once per length up to this; longer, per power of two
+LONGEST_LIST = 1024  # longer lists run as a fresh queryset (not compiled once per length)
+
+
+def _padded(values) -> list:
+    """An ``IN``'s values, padded with the last one to the length compiled for them."""
+    values = list(values)
+    length = len(values)
+    if length <= LIST_LENGTHS or length > LONGEST_LIST:
+        return values
+    return values + values[-1:] * ((1 << (length - 1).bit_length()) - length)
 
 
 class Arg(Expression):
@@ -111,8 +124,10 @@ class Statement:
 
     def _compiled_for(self, args: dict) -> "_Compiled | None":
         """The compiled statement for these list lengths (None: no rows, whatever the values:
-        an empty list in an ``IN``). Lists longer than ``LIST_LENGTHS`` are compiled anew
-        each time, as a queryset would be."""
+        an empty list in an ``IN``); ``args``' lists are padded (``_padded``) in place.
+        Lists longer than ``LONGEST_LIST`` are compiled anew each time."""
+        for name in self.lists:
+            args[name] = _padded(args[name])
         lengths = tuple(len(args[name]) for name in self.lists)
         key = (connections[self.using].vendor, lengths)
         if key in self._compiled:
@@ -125,7 +140,7 @@ class Statement:
             compiled = _Compiled(self.build(**lists), self.using)
         except EmptyResultSet:
             compiled = None
-        if max(lengths, default=0) <= LIST_LENGTHS:
+        if max(lengths, default=0) <= LONGEST_LIST:
             with self._lock:
                 compiled = self._compiled.setdefault(key, compiled)
         return compiled

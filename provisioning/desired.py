@@ -37,7 +37,11 @@ _ROUTE_ROWS = Statement(  # from the index ``route_load`` alone
 _POLICIES = Statement(
     lambda: Policy.objects.filter(gateway_id=Arg("gateway")).order_by("created_at", "name")
 )
-_BACKENDS = Statement(lambda names: Backend.objects.filter(tenant_id=Arg("tenant"), name__in=names))
+_BACKENDS = Statement(  # (name, spec): nothing else of a backend is compiled
+    lambda names: Backend.objects.filter(tenant_id=Arg("tenant"), name__in=names).values_list(
+        "name", "spec"
+    )
+)
 _CERTIFICATES = Statement(
     lambda names: Certificate.objects.filter(tenant_id=Arg("tenant"), name__in=names)
 )
@@ -242,10 +246,7 @@ def load_desired_state(
     wanted = set().union(*{route.backends for route in stored}) | {
         name for policy in policies for _, name in named_backends(policy["spec"])
     }
-    backends = {
-        backend.name: backend.spec
-        for backend in _BACKENDS.objects(tenant=gateway.tenant_id, names=sorted(wanted))
-    }
+    backends = dict(_BACKENDS.rows(tenant=gateway.tenant_id, names=sorted(wanted)))
     certificates = certificates_named(gateway.tenant, _certificate_names(gateway.spec, backends))
     egress = egress_for(gateway, backends)
     return DesiredState(

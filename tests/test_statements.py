@@ -98,7 +98,28 @@ def test_list_arguments_of_any_length_and_values_that_are_never_sql(two_tenants,
     assert named(["it's", "nope"]) == ["it's"]  # a value, not SQL
     long = ["b-1"] + [f"x-{index}" for index in range(statements.LIST_LENGTHS + 5)]
     assert named(long) == ["b-1"]
+    assert named([f"x-{index}" for index in range(40)] + ["b-2"]) == ["b-2"]  # padded with it
+    longest = [f"x-{index}" for index in range(statements.LONGEST_LIST + 1)]
+    assert named([*longest, "api"]) == ["api"]
     assert backends.objects(tenant=0, names=["api"]) == []  # another tenant's rows: none
+
+
+def test_longer_lists_are_compiled_once_per_power_of_two(two_tenants, org):
+    calls = []
+
+    def build(names):
+        calls.append(len(names))
+        return Backend.objects.filter(tenant_id=Arg("tenant"), name__in=names).values_list("name")
+
+    backends = Statement(build)
+    for count in (17, 20, 32, 33, 50, 64):
+        names = [f"x-{index}" for index in range(count - 1)] + ["b-1"]
+        assert backends.rows(tenant=org.tenant.pk, names=names) == [("b-1",)]
+    assert calls == [32, 64]
+    too_long = [f"x-{index}" for index in range(statements.LONGEST_LIST + 1)]
+    for _ in range(2):
+        backends.rows(tenant=org.tenant.pk, names=too_long)
+    assert calls[2:] == [statements.LONGEST_LIST + 1] * 2  # compiled each time, as a queryset
 
 
 def test_a_values_statement_makes_no_instances(two_tenants):
