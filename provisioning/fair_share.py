@@ -25,10 +25,10 @@ FLOODING = 6  # past ten times the burst: after small fan-outs too (provisioning
 _tenants = RecentlyUsed(lambda: 10_000)
 
 
-def key(tenant_id: int, at: float | None = None) -> str:
-    """The cache key counting the tenant's reconciles in the window of ``at`` (now)."""
+def key(tenant_id: int) -> str:
+    """The cache key counting the tenant's reconciles in the window of now."""
     window = settings.GANTRY_TENANT_RECONCILE_WINDOW
-    return f"fair-share:{tenant_id}:{window}:{int((at or time.time()) // window)}"
+    return f"fair-share:{tenant_id}:{window}:{int(time.time() // window)}"
 
 
 def tenant_of(gateway_id: int) -> int | None:

@@ -5,14 +5,13 @@ real Redis broker, then a real worker."""
 import os
 
 import pytest
-from django.db.models import Min
 
 from gateways import services
 from provisioning import fair_share, tasks
 from provisioning.models import ConfigRevision
 from tests.conftest import make_org
 from tests.delivery.helpers import ACTOR, start_worker, stop_worker, use_queue, wait_for
-from tests.delivery.test_fanout import waiting
+from tests.delivery.test_fanout import compiled_order, waiting
 from tests.delivery.test_heal import gateways_behind_the_platforms_back, purge
 
 BURST = 10
@@ -47,12 +46,7 @@ def test_a_change_is_not_queued_behind_another_tenants_flood(org, queue, monkeyp
         ), log.read_text()[-3000:]
     finally:
         output = stop_worker(worker, log)
-    order = list(
-        ConfigRevision.objects.values("gateway")
-        .annotate(first=Min("created_at"))
-        .order_by("first")
-        .values_list("gateway", flat=True)
-    )
+    order = compiled_order()
     assert sorted(order) == sorted([g.pk for g in flooded] + [other.pk]), output[-3000:]
     # The flood's first BURST went at full priority before it; the other 20 wait behind it.
     assert order.index(other.pk) == BURST, order

@@ -26,6 +26,16 @@ def waiting(queue: str) -> int:
         return Queue(queue, routing_key=queue)(broker.default_channel).queue_declare().message_count
 
 
+def compiled_order() -> list[int]:
+    """Gateway ids in the order of their first revision: the order the worker took them."""
+    return list(
+        ConfigRevision.objects.values("gateway")
+        .annotate(first=Min("created_at"))
+        .order_by("first")
+        .values_list("gateway", flat=True)
+    )
+
+
 @pytest.mark.django_db
 def test_a_gateways_own_write_is_sent_ahead_of_its_fanout_mark(org, monkeypatch):
     """The marks alone: a fan-out's mark makes later fan-outs send nothing, but the
@@ -74,13 +84,7 @@ def test_a_change_is_not_queued_behind_another_tenants_fanout(org, settings, mon
     finally:
         output = stop_worker(worker, log)
         purge(queue, fanout, f"{queue}.heal")
-    firsts = (
-        ConfigRevision.objects.values("gateway")
-        .annotate(first=Min("created_at"))
-        .order_by("first")
-        .values_list("gateway", flat=True)
-    )
-    order = list(firsts)
+    order = compiled_order()
     assert sorted(order) == sorted([g.pk for g in many] + [other.pk]), output[-3000:]
     # The two single changes were taken first; in one queue they would have waited for 24.
     assert set(order[:2]) == {other.pk, mine.pk}, order
@@ -111,11 +115,6 @@ def test_a_small_fanout_is_not_queued_behind_a_big_one(org, settings, monkeypatc
     finally:
         output = stop_worker(worker, log)
         purge(queue, f"{queue}.fanout", f"{queue}.heal")
-    order = list(
-        ConfigRevision.objects.values("gateway")
-        .annotate(first=Min("created_at"))
-        .order_by("first")
-        .values_list("gateway", flat=True)
-    )
+    order = compiled_order()
     assert sorted(order) == sorted(g.pk for g in big + small), output[-3000:]
     assert set(order[:3]) == {g.pk for g in small}, order
