@@ -26,8 +26,9 @@ never changed in place (every consumer copies what it alters; tests included).
 Memos are kept per process for the ``GANTRY_INCREMENTAL_GATEWAYS`` gateways compiled most recently.
 """
 
+from bisect import bisect_left
 from itertools import compress, count
-from operator import is_not
+from operator import is_, is_not
 
 from django.conf import settings
 
@@ -43,6 +44,9 @@ class CompileMemo:
         self.context = None
         self._old: dict = {}
         self._new: dict = {}
+        # listener → (the last compile's placements, the indices placed anew by this one),
+        # when ``routes`` compared position by position (else None)
+        self._moved: dict[str, tuple | None] = {}
         self._texts: dict[int, tuple[dict, str]] = {}  # id(virtual host) → (it, its JSON)
         # (id, parts) of the last revision stored from this memo's compile: while it is the
         # gateway's latest compiled revision (never pruned), those parts are in the database
@@ -53,6 +57,7 @@ class CompileMemo:
             self._old = {}
         self.context = context
         self._new = {}
+        self._moved = {}
 
     def finish(self) -> None:
         self._old, self._new = self._new, {}
@@ -75,10 +80,14 @@ class CompileMemo:
         if found is not None and len(found[0]) == len(routes):
             old_routes, old_placed = found
             result = list(old_placed)
+            placed_anew = []
             for index in compress(count(), map(is_not, routes, old_routes)):
                 if routes[index] != old_routes[index]:
                     result[index] = _place(routes[index], index, place, build)
+                    placed_anew.append(index)
+            self._moved[listener] = (old_placed, placed_anew)
         else:
+            self._moved[listener] = None
             by_name = {}
             if found is not None:
                 for index, (route, placed) in enumerate(zip(*found, strict=True)):
@@ -93,8 +102,25 @@ class CompileMemo:
         self._new["routes", listener] = (routes, result)
         return result
 
+    def groups(self, listener: str, placed: list) -> tuple[dict[str, list], set[str]]:
+        """(domain → the IR routes of each route on it, in order; the domains with a gRPC
+        route) of ``placed`` (what ``routes`` just returned for ``listener``): the last
+        compile's, with the lists of the domains of the routes placed anew copied and
+        patched, when those routes kept their domains (else grouped anew). Unchanged domains
+        keep their very lists, which ``virtual_host`` recognizes at once."""
+        key = ("groups", listener)
+        found, moved = self._old.get(key), self._moved.get(listener)
+        groups = None
+        if found is not None and moved is not None:
+            groups = _patched(found, *moved, placed)
+        if groups is None:
+            groups = _grouped(placed)
+        self._new[key] = groups
+        return groups[0], groups[1]
+
     def virtual_host(self, listener: str, domain: str, parts: tuple, build):
-        """The IR virtual host of ``domain`` made of ``parts`` (each a route's IR routes)."""
+        """The IR virtual host of ``domain`` made of ``parts``: (whether it has a gRPC route,
+        the list of its routes' IR routes from ``groups``)."""
         key = ("host", listener, domain)
         found = self._old.get(key)
         if found is not None and _same(found[0], parts):
@@ -137,7 +163,46 @@ def _place(route: dict, index: int, place, build) -> tuple:
 
 
 def _same(old: tuple, new: tuple) -> bool:
-    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+    """The same flag and the very same IR routes (the same list: nothing to compare)."""
+    if old[0] != new[0]:
+        return False
+    old_parts, new_parts = old[1], new[1]
+    return old_parts is new_parts or (
+        len(old_parts) == len(new_parts) and all(map(is_, old_parts, new_parts))
+    )
+
+
+def _grouped(placed: list) -> tuple[dict, set, dict]:
+    """(domain → its routes' IR routes, gRPC domains, domain → those routes' indices)."""
+    by_domain: dict[str, list] = {}
+    indices: dict[str, list[int]] = {}
+    grpc_domains: set[str] = set()
+    for index, (domains, grpc_route, routes) in enumerate(placed):
+        for domain in domains:
+            by_domain.setdefault(domain, []).append(routes)
+            indices.setdefault(domain, []).append(index)
+            if grpc_route:
+                grpc_domains.add(domain)
+    return by_domain, grpc_domains, indices
+
+
+def _patched(found: tuple, old_placed: list, placed_anew: list, placed: list) -> tuple | None:
+    """``found`` (``_grouped`` of ``old_placed``) for ``placed``, which differs at
+    ``placed_anew``; None when one of those routes changed domains or its gRPC flag."""
+    by_domain, grpc_domains, indices = found
+    copied: dict[str, list] = {}
+    for index in placed_anew:
+        old, new = old_placed[index], placed[index]
+        if old[0] != new[0] or old[1] != new[1]:
+            return None
+        for domain in new[0]:
+            parts = copied.get(domain)
+            if parts is None:
+                parts = copied[domain] = list(by_domain[domain])
+            parts[bisect_left(indices[domain], index)] = new[2]
+    if not copied:
+        return found
+    return {**by_domain, **copied}, grpc_domains, indices
 
 
 class Memos:

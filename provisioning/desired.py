@@ -6,9 +6,10 @@ Nothing here decides anything; the compiler does.
 """
 
 import json
+from collections import Counter
 from dataclasses import replace
-from itertools import compress, count
-from operator import ne
+from itertools import chain, compress, count
+from operator import itemgetter, ne
 from typing import NamedTuple
 
 from django.conf import settings
@@ -170,20 +171,40 @@ class _Loaded(NamedTuple):
     entry: dict  # the route as the compiler takes it (name, spec, kind)
 
 
-# Per process, for the GANTRY_INCREMENTAL_GATEWAYS gateways loaded most recently: the route
-# rows last loaded (everything the load reads of them, specs by digest) and what was made of
-# each. Shared between loads, never changed in place.
+class _Routes(NamedTuple):
+    """One gateway's routes as last loaded: shared between loads, never changed in place."""
+
+    rows: list  # as read (``ROW``)
+    loads: list[_Loaded]  # what was made of each
+    backends: Counter  # backend name → how many of the routes send or mirror to it
+
+
+# Per process, for the GANTRY_INCREMENTAL_GATEWAYS gateways loaded most recently.
 _loaded = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
 
 
-def _route_loads(gateway: Gateway) -> list[_Loaded]:
+def _backend_counts(loads: list[_Loaded], last: _Routes | None, changed) -> Counter:
+    """How many of ``loads`` use each backend: the last load's counts with the ``changed``
+    positions' routes swapped (same length), or counted anew (``changed`` None)."""
+    if last is None or changed is None:
+        return Counter(chain.from_iterable(load.stored.backends for load in loads))
+    counts = last.backends.copy()
+    for index in changed:
+        counts.subtract(last.loads[index].stored.backends)
+        counts.update(loads[index].stored.backends)
+    return +counts  # without the backends no route uses any more
+
+
+def _route_loads(gateway: Gateway) -> _Routes:
     """The gateway's routes, oldest first. Only rows this process has not loaded as they are
     now are made again, and only their specs are read and decoded (``Route.spec_digest``,
     computed by the database on every write; ``gateways.json_texts.route_specs``). A reconcile
     after a one-route change on a gateway of 10,000 routes makes one route, not 10,000; with
-    as many rows as last time, the rows are compared in one pass in C."""
+    as many rows as last time, the rows are compared in one pass in C, and the backends the
+    routes use are counted for the changed ones only."""
     rows = _ROUTE_ROWS.rows(gateway=gateway.pk)  # plain tuples: a tenth of the ORM's cost per row
-    last_rows, last_loads = _loaded.get(gateway.pk, ((), ()))
+    last = _loaded.get(gateway.pk)
+    last_rows, last_loads = (last.rows, last.loads) if last is not None else ((), ())
     if len(rows) == len(last_rows):
         loads = list(last_loads)
         differ = list(compress(count(), map(ne, rows, last_rows)))
@@ -211,13 +232,16 @@ def _route_loads(gateway: Gateway) -> list[_Loaded]:
         spec, backends = specs[pk]
         stored = StoredRoute(pk, name, kind, spec, bool(flagged), backends)
         loads[index] = _Loaded(stored, {"name": name, "spec": spec, "kind": kind})
-    _loaded.put(gateway.pk, (rows, loads))
-    return loads
+    same_length = last is not None and len(rows) == len(last_rows)
+    changed = [i for i in differ if loads[i] is not last_loads[i]] if same_length else None
+    routes = _Routes(rows, loads, _backend_counts(loads, last, changed))
+    _loaded.put(gateway.pk, routes)
+    return routes
 
 
 def route_rows(gateway: Gateway) -> list[StoredRoute]:
     """The gateway's routes, oldest first (``_route_loads``)."""
-    return [loaded.stored for loaded in _route_loads(gateway)]
+    return [loaded.stored for loaded in _route_loads(gateway).loads]
 
 
 def forget() -> None:
@@ -233,17 +257,18 @@ def load_desired_state(
     (``routes``, ``policies``), for a caller that also writes their statuses."""
     if gateway is None:
         gateway = Gateway.objects.select_related("tenant").get(pk=gateway_id)
-    loads = _route_loads(gateway)
-    stored = [loaded.stored for loaded in loads]
+    loaded = _route_loads(gateway)
+    loads = loaded.loads
+    stored = list(map(itemgetter(0), loads))  # each load's ``stored``, in one pass in C
     policy_rows = _POLICIES.objects(gateway=gateway.pk)
     if rows is not None:
         rows.update(routes=stored, policies=policy_rows)
-    routes = [loaded.entry for loaded in loads]
+    routes = list(map(itemgetter(1), loads))  # each load's ``entry``
     policies = [
         {"name": policy.name, "kind": policy.kind, "spec": policy.spec} for policy in policy_rows
     ]
     # The backends its routes use, and the authorization services its policies name.
-    wanted = set().union(*{route.backends for route in stored}) | {
+    wanted = loaded.backends.keys() | {
         name for policy in policies for _, name in named_backends(policy["spec"])
     }
     backends = dict(_BACKENDS.rows(tenant=gateway.tenant_id, names=sorted(wanted)))

@@ -206,3 +206,27 @@ def test_a_reload_after_routes_are_added_or_deleted_reuses_every_row_left_as_it_
     assert changed[1].spec == {"rules": []}
     desired.forget()
     assert changed == desired.route_rows(gateway)
+
+
+def test_the_backends_loaded_follow_routes_changed_in_place(org):
+    """A route that moves to another backend (as many routes as before: the load counts the
+    backends of the changed routes only) loads the new backend and no longer the old one, as
+    a process that never loaded the gateway would."""
+    gateway = services.create_gateway(ACTOR, org.tenant, "edge", {})
+    endpoints = {"endpoints": [{"ip": {"address": "10.0.0.1", "port": 80}}]}
+    for name in ("one", "two", "three"):
+        services.create_backend(ACTOR, org.tenant, name, endpoints)
+
+    def spec(*backends):
+        return {"rules": [{"backendRefs": [{"name": name} for name in backends]}]}
+
+    services.create_route(ACTOR, gateway, "a", spec("one", "two"))
+    services.create_route(ACTOR, gateway, "b", spec("two"))
+    assert sorted(load_desired_state(gateway.pk).backends) == ["one", "two"]
+    services.patch_route_spec(ACTOR, gateway.routes.get(name="a"), spec("three"))
+    assert sorted(load_desired_state(gateway.pk).backends) == ["three", "two"]
+    gateway.routes.filter(name="b").update(spec=spec("three"))  # behind the services' back
+    state = load_desired_state(gateway.pk)
+    assert sorted(state.backends) == ["three"]
+    desired.forget()
+    assert load_desired_state(gateway.pk).backends == state.backends
