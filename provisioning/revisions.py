@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import zlib
+from bisect import bisect_right
 from dataclasses import fields
 from itertools import compress, count
 from operator import is_not
@@ -139,6 +140,7 @@ class _Texts(NamedTuple):
     items: list  # the snapshot's routes, as given
     entries: list  # per route: (its spec, the item, its JSON text, whether it ends a part)
     runs: list  # (start, end) of each part's routes
+    keys: list  # per run: its routes' texts
     made: dict  # each part's texts → (its text, its digest)
 
 
@@ -150,7 +152,8 @@ class _RouteTexts:
     recently: each route's JSON text, reused while its stored route is the same (the very
     spec object: decoded specs are shared and never change, ``gateways.json_texts``), and
     each part's text and digest by its routes' texts. With as many routes as last time, only
-    the routes that are not the very same objects as last time's are looked at."""
+    the routes that are not the very same objects as last time's are looked at, and only the
+    runs holding them gather their texts again."""
 
     def __init__(self):
         self._by_gateway = RecentlyUsed(lambda: settings.GANTRY_INCREMENTAL_GATEWAYS)
@@ -159,26 +162,35 @@ class _RouteTexts:
         """(the snapshot without its routes, the digests of their parts, digest → text)."""
         items = snapshot["routes"]
         last: _Texts | None = self._by_gateway.get(gateway_id)
+        keys = None
         if last is not None and len(last.items) == len(items):
             entries, runs = list(last.entries), last.runs
-            for index in compress(count(), map(is_not, items, last.items)):
+            moved = list(compress(count(), map(is_not, items, last.items)))
+            for index in moved:
                 entries[index] = _entry(items[index], last.entries[index])
                 if entries[index][3] != last.entries[index][3]:  # a renamed route
                     runs = None
-            runs = runs or _runs(entries)
+            if runs is None:
+                runs = _runs(entries)
+            else:  # the same runs: only those holding a moved route get their texts again
+                keys, starts = list(last.keys), [start for start, _ in runs]
+                for index in moved:
+                    run = bisect_right(starts, index) - 1
+                    keys[run] = _texts(entries, *runs[run])
         else:
             by_name = {entry[1].get("name", ""): entry for entry in last.entries} if last else {}
             entries = [_entry(item, by_name.get(item.get("name", ""))) for item in items]
             runs = _runs(entries)
+        if keys is None:
+            keys = [_texts(entries, start, end) for start, end in runs]
         # A run of the very texts of the last store is the same part: not joined, nor hashed.
         made = {}
         known = last.made if last else {}
-        for start, end in runs:
-            key = tuple(entry[2] for entry in entries[start:end])
+        for key in keys:
             made[key] = known.get(key) or _part_of("[" + ",".join(key) + "]")
         texts = [text for text, _ in made.values()]
         digests = [digest for _, digest in made.values()]
-        self._by_gateway.put(gateway_id, _Texts(items, entries, runs, made))
+        self._by_gateway.put(gateway_id, _Texts(items, entries, runs, keys, made))
         # "routes" stays in its place, null: a reader that skipped the parts fails loudly.
         stored = {name: None if name == "routes" else value for name, value in snapshot.items()}
         text = "{" + ",".join(f"{_json(name)}:{_json(value)}" for name, value in stored.items())
@@ -190,6 +202,10 @@ def _entry(item: dict, known: tuple | None) -> tuple:
     if known is not None and known[0] is item.get("spec") and known[1] == item:
         return known
     return (item.get("spec"), item, _json(item), _ends_part(item.get("name", "")))
+
+
+def _texts(entries: list, start: int, end: int) -> tuple[str, ...]:
+    return tuple(entry[2] for entry in entries[start:end])
 
 
 def _runs(entries: list) -> list[tuple[int, int]]:

@@ -5,7 +5,6 @@ Gateway API says; the route's status conditions say why (computed where routes a
 """
 
 from dataclasses import dataclass, field, replace
-from itertools import compress, repeat
 
 from gateways.egress import EgressPolicy
 from gateways.route_conflicts import StreamClaim, stream_claims
@@ -475,9 +474,7 @@ def gateway_ir(state: DesiredState, memo: CompileMemo | None = None, context=())
     plan = PolicyPlan(state, names, refused) if state.policies else None
     if memo is not None:
         memo.begin((replace(state, routes=[]), refused, plan and plan.resolution, context))
-    # In one pass in C: a big gateway's routes are nearly all HTTP routes.
-    kinds = map(dict.get, state.routes, repeat("kind"))
-    streams = list(compress(state.routes, map(STREAM_KINDS.__contains__, kinds)))
+    streams = [route for route in state.routes if route.get("kind") in STREAM_KINDS]
     claims, _ = stream_claims(listener_specs, streams)
     listeners = tuple(build_listener(state, spec, plan, claims, memo) for spec in listener_specs)
     if plan is not None:

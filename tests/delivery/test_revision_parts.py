@@ -151,6 +151,28 @@ def test_adding_a_route_to_many_writes_one_or_two_parts_of_the_desired_state(org
     assert revisions.desired_state_of(first)["routes"] == routes[:-1]
 
 
+def test_routes_changed_in_place_read_back_from_the_desired_state_as_they_are(org):
+    """Two routes of a big gateway changed in place, in different parts of the desired state:
+    each change gathers only its part's texts again, and every revision's desired routes read
+    back as the routes were when it was stored."""
+    gateway = gateway_with_route(org.tenant)
+    Route.objects.bulk_create(
+        Route(gateway=gateway, name=f"bulk-{i}", spec=route_spec(f"/b{i}")) for i in range(300)
+    )
+    reconcile(gateway.pk)
+    names = [route["name"] for route in revisions.desired_state_of(
+        gateway.revisions.latest("number"))["routes"]]  # fmt: skip
+    for name, prefix in (("bulk-3", "/x"), ("bulk-290", "/y"), ("bulk-3", "/z")):
+        services.patch_route_spec(ACTOR, Route.objects.get(gateway=gateway, name=name),
+                                  route_spec(prefix))  # fmt: skip
+        revision = reconcile(gateway.pk).revision
+        stored = Route.objects.filter(gateway=gateway).values_list("name", "spec")
+        expected = dict(stored)
+        routes = revisions.desired_state_of(revision)["routes"]
+        assert [route["name"] for route in routes] == names
+        assert all(route["spec"] == expected[route["name"]] for route in routes)
+
+
 def _part_lookups(run) -> int:
     """SELECTs of stored parts while ``run()`` runs (what a store asks before inserting)."""
     from django.db import connection

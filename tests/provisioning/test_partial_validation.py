@@ -83,6 +83,31 @@ def test_a_one_route_change_is_checked_as_its_virtual_host_alone():
     assert part.listeners == candidate.listeners and part.clusters == candidate.clusters
 
 
+def test_a_changed_route_is_checked_alone_among_its_hosts_routes(checked):
+    """On a host of many routes, a one-route change pushes that route alone (with its host's
+    own fields): Envoy still refuses a bad one with the whole check's message."""
+    many = [{**route(i, f"/p{i}"), "spec": {**route(i, f"/p{i}")["spec"],
+                                            "hostnames": ["host-0.example.com"]}}
+            for i in range(20)]  # fmt: skip
+    base = compiled(many)
+    assert envoy.validate(base, key="edge").ok
+    changed = [*many[:4], {**many[4], "spec": route(4, "/v2")["spec"] | {
+        "hostnames": ["host-0.example.com"]}}, *many[5:]]  # fmt: skip
+    candidate = compiled(changed)
+    assert envoy.validate(candidate, key="edge").ok
+    (pushed,) = checked[-1].routes[0]["virtual_hosts"]
+    (whole,) = candidate.routes[0]["virtual_hosts"]
+    assert [r["name"] for r in pushed["routes"]] == ["acme/edge/route/r4/rule/0/match/0"]
+    assert {k: v for k, v in pushed.items() if k != "routes"} == {
+        k: v for k, v in whole.items() if k != "routes"
+    }
+    bad = with_vhost(candidate, host(0), [*whole["routes"][:-1], *BAD_REGEX])
+    verdict = envoy.validate(bad, key="edge")
+    assert not verdict.ok and "missing )" in verdict.message
+    assert checked[-1].routes[0]["virtual_hosts"][0]["routes"] == BAD_REGEX
+    assert verdict.message == envoy.validate(bad).message  # as a whole check says it
+
+
 def test_a_new_host_is_checked_and_a_removed_one_leaves_nothing_to_check():
     routes = [route(i) for i in range(HOSTS)]
     base = compiled(routes)
