@@ -5,6 +5,7 @@ its own database and its own Redis key prefix, and removes only what it wrote.
 """
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -43,6 +44,37 @@ def pytest_sessionfinish(session):
         client = redis.Redis.from_url(settings.REDIS_URL)
         for key in client.scan_iter(match=f"*gantry-test-{os.environ['GANTRY_TEST_RUN_ID']}*"):
             client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and before it is dropped at the end: any connection to
+    it another thread or process left open (a worker, server or thread a test did not stop)
+    is named in a warning, then ended, so the drop does not fail and leave the database
+    behind on the server."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start, state, left(query, 120) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        left = cursor.fetchall()
+        for pid, started, state, query in left:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"a connection was left open to the test database (pid {pid}, since "
+                    f"{started}, {state}; last query: {query}): ended before the drop"
+                ),
+                stacklevel=1,
+            )
+        if left:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    connection.close()
 
 
 @pytest.fixture(autouse=True)
