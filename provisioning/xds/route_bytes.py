@@ -9,6 +9,11 @@ route's canonical JSON (bounded), and a changed virtual host parses only its cha
 The bytes decode to the very message a whole parse gives (tested); field order within the
 wire format is free (protobuf parsers accept any order). Listeners whose connection managers
 carry their routes inline (the warm validator's form) get the same treatment.
+
+Finding a route's bytes by its canonical JSON costs writing that JSON (~15 µs a route: 3 ms
+for a virtual host of 200 routes). So each virtual host's last encoding is kept too, by name
+(its routes and their bytes): a route equal to the one at its place last time takes that
+one's bytes after a comparison of dicts, and only the others are written out.
 """
 
 import json
@@ -101,9 +106,51 @@ class _RouteBytes:
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+        _hosts.clear()
+
+
+class _Hosts:
+    """Each virtual host's last encoding by name (its routes and their bytes), least recently
+    used dropped first; bounded by count and by the routes' bytes. The bytes are mostly the
+    very objects ``routes`` keeps. Names carry their gateway; a route's bytes are reused only
+    for an equal route, so a name seen twice costs time, never correctness."""
+
+    MAX_ENTRIES = 10_000
+    MAX_BYTES = 64 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str | None, tuple[list, list, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, name: str | None) -> tuple[list, list]:
+        with self._lock:
+            found = self._entries.get(name)
+            if found is None:
+                return [], []
+            self._entries.move_to_end(name)
+            return found[0], found[1]
+
+    def put(self, name: str | None, items: list, bodies: list) -> None:
+        size = sum(map(len, bodies))
+        with self._lock:
+            old = self._entries.pop(name, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._entries[name] = (items, bodies, size)
+            self._bytes += size
+            while len(self._entries) > self.MAX_ENTRIES or self._bytes > self.MAX_BYTES:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
 
 
 routes = _RouteBytes()
+_hosts = _Hosts()
 
 
 def virtual_host(vhost: dict) -> bytes:
@@ -111,12 +158,19 @@ def virtual_host(vhost: dict) -> bytes:
     head = {k: v for k, v in vhost.items() if k not in ("@type", "routes")}
     name = f"virtual host {vhost.get('name')!r}"
     parts = [_parsed(head, route_components_pb2.VirtualHost(), name)]
-    for route in vhost.get("routes", ()):
+    items = list(vhost.get("routes", ()))
+    last_items, last_bodies = _hosts.get(vhost.get("name"))
+    bodies = []
+    for index, route in enumerate(items):
+        if index < len(last_items) and (last_items[index] is route or last_items[index] == route):
+            bodies.append(last_bodies[index])
+            continue
         try:
-            parts.append(_record(_ROUTE_TAG, routes.get(route)))
+            bodies.append(routes.get(route))
         except ParseError as error:
             raise ParseError(f"{name}: {error}") from error
-    return b"".join(parts)
+    _hosts.put(vhost.get("name"), items, bodies)
+    return b"".join([*parts, *(_record(_ROUTE_TAG, body) for body in bodies)])
 
 
 def route_configuration(config: dict) -> bytes:

@@ -128,3 +128,38 @@ def test_kept_routes_are_bounded(monkeypatch):
     assert route_bytes.routes._bytes == sum(
         len(text) + len(body) for text, body in route_bytes.routes._entries.items()
     )
+
+
+def test_a_changed_host_writes_out_only_the_routes_not_as_they_were_at_their_place(monkeypatch):
+    """A virtual host encoded before: routes equal to the ones at their place last time take
+    their bytes without their JSON being written; moved, added and changed ones are written
+    (and looked up by it). Every encoding decodes to what a whole parse gives."""
+    vhost = _busiest_vhost()
+    route_bytes.routes.clear()
+    written = []
+    real = route_bytes._canonical
+    monkeypatch.setattr(route_bytes, "_canonical", lambda value: written.append(1) or real(value))
+    assert _decoded(vhost) == to_message(vhost)
+    assert len(written) == len(vhost["routes"])  # the first time, every route
+    written.clear()
+    changed = copy.deepcopy(vhost)  # equal routes, other objects
+    changed["routes"][1]["request_headers_to_add"] = [{"header": {"key": "x-c", "value": "1"}}]
+    assert _decoded(changed) == to_message(changed)
+    assert len(written) == 1
+    written.clear()
+    added = {**changed, "routes": [changed["routes"][-1], *changed["routes"]]}  # all move down
+    assert _decoded(added) == to_message(added)
+    assert len(written) == len(added["routes"])
+    assert _decoded(vhost) == to_message(vhost)  # and back: bytes by JSON, none parsed again
+
+
+def test_kept_hosts_are_bounded(monkeypatch):
+    monkeypatch.setattr(route_bytes._Hosts, "MAX_ENTRIES", 2)
+    route_bytes.routes.clear()
+    vhost = _busiest_vhost()
+    for index in range(4):
+        renamed = {**vhost, "name": f"host-{index}"}
+        assert _decoded(renamed) == to_message(renamed)
+    kept = route_bytes._hosts._entries
+    assert list(kept) == ["host-2", "host-3"]
+    assert route_bytes._hosts._bytes == sum(size for _, _, size in kept.values())
