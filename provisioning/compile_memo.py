@@ -44,9 +44,9 @@ class CompileMemo:
         self.context = None
         self._old: dict = {}
         self._new: dict = {}
-        # listener → (the last compile's placements, the indices placed anew by this one),
-        # when ``routes`` compared position by position (else None)
-        self._moved: dict[str, tuple | None] = {}
+        # listener → the indices ``routes`` placed anew in this compile, when it compared
+        # position by position with the last one (else None)
+        self._moved: dict[str, list[int] | None] = {}
         self._texts: dict[int, tuple[dict, str]] = {}  # id(virtual host) → (it, its JSON)
         # (id, parts) of the last revision stored from this memo's compile: while it is the
         # gateway's latest compiled revision (never pruned), those parts are in the database
@@ -85,7 +85,7 @@ class CompileMemo:
                 if routes[index] != old_routes[index]:
                     result[index] = _place(routes[index], index, place, build)
                     placed_anew.append(index)
-            self._moved[listener] = (old_placed, placed_anew)
+            self._moved[listener] = placed_anew
         else:
             self._moved[listener] = None
             by_name = {}
@@ -112,7 +112,8 @@ class CompileMemo:
         found, moved = self._old.get(key), self._moved.get(listener)
         groups = None
         if found is not None and moved is not None:
-            groups = _patched(found, *moved, placed)
+            old_placed = self._old["routes", listener][1]  # what ``found`` grouped
+            groups = _patched(found, old_placed, moved, placed)
         if groups is None:
             groups = _grouped(placed)
         self._new[key] = groups

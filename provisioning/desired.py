@@ -205,7 +205,8 @@ def _route_loads(gateway: Gateway) -> _Routes:
     rows = _ROUTE_ROWS.rows(gateway=gateway.pk)  # plain tuples: a tenth of the ORM's cost per row
     last = _loaded.get(gateway.pk)
     last_rows, last_loads = (last.rows, last.loads) if last is not None else ((), ())
-    if len(rows) == len(last_rows):
+    same_length = len(rows) == len(last_rows)
+    if same_length:
         loads = list(last_loads)
         differ = list(compress(count(), map(ne, rows, last_rows)))
     else:
@@ -232,7 +233,6 @@ def _route_loads(gateway: Gateway) -> _Routes:
         spec, backends = specs[pk]
         stored = StoredRoute(pk, name, kind, spec, bool(flagged), backends)
         loads[index] = _Loaded(stored, {"name": name, "spec": spec, "kind": kind})
-    same_length = last is not None and len(rows) == len(last_rows)
     changed = [i for i in differ if loads[i] is not last_loads[i]] if same_length else None
     routes = _Routes(rows, loads, _backend_counts(loads, last, changed))
     _loaded.put(gateway.pk, routes)
